@@ -1,0 +1,50 @@
+# icapdlp developer entry points. Run `bash tools/bootstrap.sh` first on a new
+# machine (it installs make itself and the Debian packages).
+#
+#   make run    install the pinned environment and serve on 127.0.0.1:1344
+#   make test   install the pinned environment and run the whole test suite
+#   make lock   recompile requirements/*.txt (hash-pinned) from requirements/*.in
+#   make table  regenerate the PS3.15 table module from tools/reference/
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STATE ?= var
+KEY ?= $(STATE)/icapdlp.key
+PYTEST_ARGS ?=
+
+.PHONY: run test lock table table-check venv venv-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-installed: requirements/runtime.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/runtime.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.dev-installed: requirements/dev.txt $(VENV)/.runtime-installed
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	touch $@
+
+venv: $(VENV)/.runtime-installed
+venv-dev: $(VENV)/.dev-installed
+
+$(KEY):
+	mkdir -p $(STATE)
+	$(BIN)/icapdlp genkey $(KEY)
+
+run: venv $(KEY)
+	ICAPDLP_KEY__FILE=$(KEY) $(BIN)/icapdlp serve
+
+test: venv-dev
+	$(BIN)/python tools/gen_ps315_table.py --check
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet "uv==0.13.9"
+	cd requirements && ../$(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes runtime.in -o runtime.txt
+	cd requirements && ../$(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes dev.in -o dev.txt
+
+table: venv
+	$(BIN)/python tools/gen_ps315_table.py

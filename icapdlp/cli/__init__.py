@@ -1,0 +1,1 @@
+"""Command-line entry points. Each sub-command is one module with ``add_parser`` and ``run``."""

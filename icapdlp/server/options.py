@@ -1,0 +1,81 @@
+"""Settings of the ICAP listener: address, TLS, limits and the worker pool.
+
+Every limit has a safe default and a comment on why that number: the server
+reads bytes from a network it does not control, so each reader is bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Where and how the ICAP listener runs."""
+
+    host: str = "127.0.0.1"  # loopback by default: exposing ICAP is an explicit choice
+    port: int = field(default=1344, metadata={"min": 0, "max": 65535})
+    #: ISTag stays stable per version + policy; this adds an operator-chosen suffix
+    istag_salt: str = ""
+    options_ttl: int = field(default=3600, metadata={"min": 0})
+    preview_size: int = field(default=4096, metadata={"min": 0, "max": 65536})
+    #: client addresses (exact IPs or CIDR networks) allowed to connect; empty = any
+    allowed_clients: tuple[str, ...] = ()
+    #: seconds to finish in-flight requests after SIGTERM before exiting
+    shutdown_grace: float = field(default=30.0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """ICAPS listener (TLS to the ICAP server). Off unless ``enabled``."""
+
+    enabled: bool = False
+    port: int = field(default=11344, metadata={"min": 0, "max": 65535})
+    cert_file: str | None = None
+    key_file: str | None = None
+    #: when set, clients must present a certificate signed by this CA
+    client_ca_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.enabled and not (self.cert_file and self.key_file):
+            raise ValueError("tls.enabled needs tls.cert_file and tls.key_file")
+
+
+@dataclass(frozen=True)
+class LimitsOptions:
+    """Hard limits on what one client may make the server read or hold."""
+
+    #: RFC 3507 gives no maximum; 64 KiB holds any real ICAP header block
+    icap_header_bytes: int = field(default=64 * KiB, metadata={"min": 1024})
+    #: encapsulated HTTP header blocks (req-hdr + res-hdr); Squid's own default is 64 KiB
+    http_header_bytes: int = field(default=64 * KiB, metadata={"min": 1024})
+    #: one chunk; Squid sends at most 64 KiB, so 16 MiB only rejects nonsense sizes
+    chunk_bytes: int = field(default=16 * MiB, metadata={"min": 1024})
+    #: whole encapsulated body; larger uploads are blocked with limit-exceeded
+    body_bytes: int = field(default=2 * GiB, metadata={"min": 1024})
+    #: bodies above this are spooled to a temporary file instead of memory
+    spool_memory_bytes: int = field(default=8 * MiB, metadata={"min": 0})
+    spool_dir: str | None = None
+    max_connections: int = field(default=1000, metadata={"min": 1})
+    #: seconds a persistent connection may sit idle between requests
+    idle_timeout: float = field(default=60.0, metadata={"min": 0.1})
+    #: seconds to receive a complete ICAP header block (slowloris defence)
+    header_timeout: float = field(default=10.0, metadata={"min": 0.1})
+    #: seconds for one whole transaction, body and adaptation included
+    request_timeout: float = field(default=300.0, metadata={"min": 0.1})
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """The process pool that runs parsing, OCR and NER off the event loop."""
+
+    #: 0 means one per CPU core
+    processes: int = field(default=0, metadata={"min": 0, "max": 256})
+    #: seconds one object may take in a worker before it is killed and blocked
+    task_deadline: float = field(default=120.0, metadata={"min": 0.1})
+    #: requests waiting for a worker beyond this answer 503 (overload)
+    max_queue: int = field(default=256, metadata={"min": 1})

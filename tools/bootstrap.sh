@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install the Debian 12 system packages icapdlp needs, as root, idempotently.
+# Used by the README's two commands and by .ci/run; it installs nothing from
+# outside Debian's archive. When every package is already present it returns
+# at once without touching apt.
+set -euo pipefail
+
+PACKAGES=(
+  make                    # the Makefile drives setup, run and test
+  python3 python3-venv python3-dev
+  tesseract-ocr tesseract-ocr-eng   # burned-in text OCR
+  fonts-dejavu-core fonts-liberation  # fonts for the synthetic test images
+  squid-openssl           # Squid 5.7 built with OpenSSL: ICAPS and ssl_bump work
+  c-icap                  # c-icap-client for conformance tests, c-icap for the benchmark
+  dicom3tools             # dciodvfy validates rebuilt objects in tests
+  prometheus              # promtool checks the alert rules
+  curl openssl ca-certificates
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "bootstrap: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+echo "bootstrap: installing ${missing[*]}" >&2
+# Package installs must not start daemons that would hold the test ports.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  created_policy=1
+fi
+trap '[ "$created_policy" = 1 ] && $SUDO rm -f "$policy"' EXIT
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
