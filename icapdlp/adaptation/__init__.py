@@ -1,0 +1,1 @@
+"""Joins the ICAP server to the payload and DICOM layers (the Adapter the server calls)."""

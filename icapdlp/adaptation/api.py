@@ -1,0 +1,221 @@
+"""The contract between the ICAP server and whatever adapts messages.
+
+The server (``icapdlp.server``) owns sockets, ICAP framing, previews, 204/206
+negotiation and body spooling. An :class:`Adapter` owns the decision: it sees
+the encapsulated HTTP heads, the preview and, if it asks, the whole body, and
+answers with one of the decision types below. Neither side knows the other's
+internals, so the protocol layer is tested with a trivial adapter and the
+payload layer is tested without sockets.
+
+Rules both sides rely on:
+
+- ``on_preview`` is always called exactly once per REQMOD/RESPMOD, even when the
+  client sent no preview (then ``preview`` is ``b""`` and ``complete`` says
+  whether there is no body at all). It must be cheap or offload its work.
+- :class:`NeedBody` makes the server read the whole body (spooled past the
+  memory threshold) and call ``on_body`` once.
+- :class:`PartialReplace` is only valid from ``on_preview`` and only when
+  ``tx.allow_206``; the server otherwise turns it into a full read.
+- Any exception out of an adapter is a bug; the server blocks the message with
+  ``internal-error`` (fail closed) and keeps serving.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Literal, Protocol, Union
+
+from icapdlp.report import ObjectReport
+from icapdlp.verdict import BlockReason
+
+
+class HttpHeaders:
+    """An ordered, case-preserving list of HTTP header fields.
+
+    Order and spelling are kept because a rewritten message should differ from
+    the original only where the rewrite requires it.
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
+        self._fields: list[tuple[str, str]] = list(fields)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HttpHeaders) and self._fields == other._fields
+
+    def __repr__(self) -> str:  # names only: values may hold PHI (filenames, cookies)
+        return f"HttpHeaders({[name for name, _ in self._fields]!r})"
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        lowered = name.lower()
+        for key, value in self._fields:
+            if key.lower() == lowered:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        lowered = name.lower()
+        return [value for key, value in self._fields if key.lower() == lowered]
+
+    def without(self, *names: str) -> "HttpHeaders":
+        drop = {n.lower() for n in names}
+        return HttpHeaders((k, v) for k, v in self._fields if k.lower() not in drop)
+
+    def replaced(self, name: str, value: str) -> "HttpHeaders":
+        """A copy with ``name`` set to ``value`` in place of its first occurrence (or appended)."""
+        lowered = name.lower()
+        out: list[tuple[str, str]] = []
+        done = False
+        for key, old in self._fields:
+            if key.lower() == lowered:
+                if not done:
+                    out.append((key, value))
+                    done = True
+                continue
+            out.append((key, old))
+        if not done:
+            out.append((name, value))
+        return HttpHeaders(out)
+
+
+@dataclass(frozen=True)
+class HttpRequestHead:
+    method: str
+    target: str
+    version: str
+    headers: HttpHeaders
+
+
+@dataclass(frozen=True)
+class HttpResponseHead:
+    version: str
+    status: int
+    reason: str
+    headers: HttpHeaders
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One ICAP REQMOD/RESPMOD as the adapter sees it."""
+
+    id: str  # random, PHI-free; shown on block pages and in the audit log
+    service: str  # the configured service name (URL path without "/")
+    icap_method: Literal["REQMOD", "RESPMOD"]
+    request: HttpRequestHead | None  # absent in some RESPMODs
+    response: HttpResponseHead | None  # RESPMOD only
+    has_body: bool
+    allow_204: bool  # the client sent "Allow: 204"
+    allow_206: bool  # the client sent "Allow: 206"
+    preview_size: int | None  # the client's "Preview:" value, None without preview
+
+
+class Body:
+    """The whole encapsulated body, in memory or spooled to a temporary file.
+
+    Workers in other processes read a spooled body through ``path`` instead of
+    having hundreds of megabytes pickled to them.
+    """
+
+    def __init__(self, data: bytes | None = None, path: str | None = None, size: int | None = None) -> None:
+        if (data is None) == (path is None):
+            raise ValueError("a Body is either in memory or in a file")
+        self.data = data
+        self.path = path
+        self.size = len(data) if data is not None else (size if size is not None else os.path.getsize(path))
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")
+
+    def read_all(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        with open(self.path, "rb") as handle:
+            return handle.read()
+
+
+@dataclass
+class TransactionReport:
+    """What the adapter found and did, for metrics and audit (counts only, no values)."""
+
+    #: wrapping label -> DICOM objects found ("raw", "form", "stow", "wado", "json", "zip")
+    objects_by_wrapping: dict[str, int] = field(default_factory=dict)
+    totals: ObjectReport = field(default_factory=ObjectReport)
+    #: keyed hashes of original Study / SOP Instance UIDs, for tracing without revealing
+    study_refs: list[str] = field(default_factory=list)
+    instance_refs: list[str] = field(default_factory=list)
+    wrapping: str = "none"  # the outermost wrapping label, "none" for non-DICOM
+
+
+@dataclass
+class NoChange:
+    """Pass the message unchanged (204 when allowed, else an echo)."""
+
+    report: TransactionReport | None = None
+
+
+@dataclass
+class NeedBody:
+    """Read the whole body and call ``on_body``."""
+
+
+@dataclass
+class Block:
+    """Refuse the message; the server sends the adapter's block page as the HTTP response."""
+
+    reason: BlockReason
+    detail: str = ""  # PHI-free, for operators
+    report: TransactionReport | None = None
+
+
+@dataclass
+class Replace:
+    """Send a modified message.
+
+    For REQMOD, set ``request`` (a modified request, forwarded to the origin) or
+    ``response`` (answered to the client instead). For RESPMOD set ``response``.
+    ``body`` is the complete new body (``None`` for no body).
+    """
+
+    request: HttpRequestHead | None = None
+    response: HttpResponseHead | None = None
+    body: bytes | Body | None = None
+    report: TransactionReport | None = None
+
+
+@dataclass
+class PartialReplace:
+    """ICAP 206: new heads, a new body prefix, then the original body from ``original_offset``."""
+
+    request: HttpRequestHead | None
+    response: HttpResponseHead | None
+    prefix: bytes
+    original_offset: int
+    report: TransactionReport | None = None
+
+
+PreviewDecision = Union[NoChange, NeedBody, Block, Replace, PartialReplace]
+BodyDecision = Union[NoChange, Block, Replace]
+
+
+class Adapter(Protocol):
+    """What the server calls for every REQMOD/RESPMOD."""
+
+    async def on_preview(self, tx: Transaction, preview: bytes, complete: bool) -> PreviewDecision:
+        ...
+
+    async def on_body(self, tx: Transaction, body: Body) -> BodyDecision:
+        ...
+
+    def block_response(self, tx: Transaction, reason: BlockReason) -> tuple[HttpResponseHead, bytes]:
+        """The HTTP response (403 page) shown for a block: reason code and tx id, never PHI."""
+        ...

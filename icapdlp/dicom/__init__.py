@@ -1,0 +1,1 @@
+"""The pure DICOM pipeline: pre-parse limits, PS3.15 Annex E de-identification, clean rebuild."""

@@ -1,0 +1,1 @@
+"""HTTP payloads <-> DICOM objects: raw, multipart, DICOMweb, JSON, zip, gzip."""

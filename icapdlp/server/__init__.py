@@ -1,0 +1,1 @@
+"""asyncio ICAP server: sockets, TLS, worker pool, lifecycle. Drives the sans-IO codec."""
