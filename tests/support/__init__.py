@@ -1,0 +1,1 @@
+"""Helpers shared by test areas: synthetic data generators and process fixtures."""
