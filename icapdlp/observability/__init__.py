@@ -1,1 +1,85 @@
-"""Metrics, health endpoints and the PHI-free audit log."""
+"""Metrics, health endpoints and the PHI-free audit log.
+
+The server needs two things from this package:
+
+- :func:`build_observer` once at start-up, then the observer's four calls per
+  connection / request (see :mod:`icapdlp.observability.events`);
+- :func:`start_health_server` for ``/metrics``, ``/healthz`` and ``/readyz``,
+  with readiness checks registered on a :class:`Readiness`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from prometheus_client import CollectorRegistry
+
+from icapdlp.observability.audit import AuditLog
+from icapdlp.observability.health import HealthServer, Readiness, serve_health
+from icapdlp.observability.metrics import UNKNOWN, Metrics
+from icapdlp.observability.observer import RecordingObserver
+from icapdlp.observability.options import MetricsOptions
+
+__all__ = [
+    "HealthServer", "Metrics", "Readiness", "RecordingObserver",
+    "build_observer", "start_health_server",
+]
+
+
+def build_observer(
+    settings,
+    registry: CollectorRegistry | None = None,
+    *,
+    table_edition: str | None = None,
+    policy_digest: str | None = None,
+    process_collector: bool = True,
+) -> RecordingObserver:
+    """The observer for a server built from ``settings``.
+
+    ``registry`` defaults to a new :class:`CollectorRegistry` (never the global
+    one); read it back as ``observer.registry``. ``policy_digest`` should be
+    ``settings.behaviour_digest(key_fingerprint)`` when the key is loaded; without
+    it the digest of the settings alone is shown. ``table_edition`` defaults to
+    the edition the DICOM layer's generated table declares, if it declares one.
+    """
+    registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+    metrics = Metrics(
+        registry,
+        table_edition=table_edition or _table_edition(),
+        policy_digest=policy_digest or settings.behaviour_digest(),
+        process_collector=process_collector,
+    )
+    workers = settings.workers.processes or os.cpu_count() or 1
+    metrics.set_worker_capacity(workers, settings.workers.max_queue)
+    audit = AuditLog(settings.audit, services=settings.services.keys(), on_error=metrics.audit_errors.inc)
+    return RecordingObserver(metrics, audit)
+
+
+async def start_health_server(settings, metrics: Metrics | RecordingObserver | CollectorRegistry,
+                              readiness: Readiness | None = None) -> HealthServer | None:
+    """Start the ``/metrics`` + ``/healthz`` + ``/readyz`` listener, or ``None`` if disabled.
+
+    ``settings`` is the whole :class:`~icapdlp.config.Settings` or just its
+    :class:`MetricsOptions`. Stop it with ``await server.close()``.
+    """
+    options = settings if isinstance(settings, MetricsOptions) else settings.metrics
+    if not options.enabled:
+        return None
+    registry = metrics if isinstance(metrics, CollectorRegistry) else metrics.registry
+    return await serve_health(registry, readiness or Readiness(), options.host, options.port)
+
+
+#: where the generated PS3.15 table may declare its edition (first match wins)
+_EDITION_SOURCES = (("icapdlp.dicom.table", "EDITION"), ("icapdlp.dicom", "TABLE_EDITION"))
+
+
+def _table_edition() -> str:
+    for module_name, attribute in _EDITION_SOURCES:
+        try:
+            value = getattr(importlib.import_module(module_name), attribute, None)
+        except ImportError:
+            continue
+        if isinstance(value, str):
+            return value
+    return UNKNOWN
