@@ -71,7 +71,7 @@ async def start_health_server(settings, metrics: Metrics | RecordingObserver | C
 
 
 #: where the generated PS3.15 table may declare its edition (first match wins)
-_EDITION_SOURCES = (("icapdlp.dicom.table", "EDITION"), ("icapdlp.dicom", "TABLE_EDITION"))
+_EDITION_SOURCES = (("icapdlp.dicom.ps315_table", "EDITION"),)
 
 
 def _table_edition() -> str:

@@ -16,6 +16,7 @@ dropped and counted instead of written.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -39,6 +40,8 @@ _TX_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_REFS_PER_LINE = 1000
 
 UNKNOWN = "unknown"
+
+log = logging.getLogger(__name__)
 
 
 def audit_entry(record: TransactionRecord, services: Collection[str] | None = None,
@@ -185,8 +188,9 @@ class RotatingLineFile:
 class AuditLog:
     """Writes :func:`audit_entry` lines to the destination in :class:`AuditOptions`.
 
-    A failed write (disk full, closed stderr) is counted through ``on_error``
-    and never raised: the audit must not take the proxy down with it.
+    A lost line (disk full, closed stderr, a malformed record) is counted
+    through ``on_error`` and never raised: the audit must not take the proxy
+    down with it. Only the exception type is logged, never its message.
     """
 
     def __init__(self, options: AuditOptions, services: Collection[str] | None = None,
@@ -206,7 +210,12 @@ class AuditLog:
         """Write the line for one transaction (OPTIONS requests are not transactions)."""
         if not self.enabled or record.icap_method == "OPTIONS":
             return
-        line = json.dumps(audit_entry(record, self.services), separators=(",", ":"), ensure_ascii=True)
+        try:
+            line = json.dumps(audit_entry(record, self.services), separators=(",", ":"), ensure_ascii=True)
+        except Exception as exc:  # noqa: BLE001 - a malformed record (a bug upstream) loses one line only
+            log.error("audit line for a transaction could not be built: %s", type(exc).__name__)
+            self._on_error()
+            return
         try:
             if self._file is not None:
                 self._file.write_line(line)

@@ -38,6 +38,13 @@ CHECK_TIMEOUT = 2.0
 #: Prometheus, a load balancer and an orchestrator probe; 64 is plenty
 MAX_CONNECTIONS = 64
 
+_HEAD_END = b"\r\n\r\n"
+#: after an error answer, unread request bytes are drained (up to this much, for
+#: at most LINGER seconds) so closing does not reset the connection and destroy
+#: the answer before the client reads it
+LINGER_BYTES = 64 * 1024
+LINGER = 1.0
+
 _CHECK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 ReadinessCheck = Callable[[], "bool | Awaitable[bool]"]
@@ -109,7 +116,10 @@ class HealthServer:
         return self._server.sockets[0].getsockname()[1]
 
     async def start(self, host: str, port: int) -> "HealthServer":
-        self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_REQUEST_BYTES)
+        # StreamReader refuses a separator that *starts* past its limit, so the
+        # limit excludes the final CRLFCRLF: a head of MAX_REQUEST_BYTES fits exactly
+        self._server = await asyncio.start_server(
+            self._serve, host, port, limit=MAX_REQUEST_BYTES - len(_HEAD_END))
         return self
 
     async def close(self) -> None:
@@ -133,6 +143,8 @@ class HealthServer:
             head_only, response = await self._answer(reader)
             if response is not None:
                 await asyncio.wait_for(self._send(writer, response, head_only), WRITE_TIMEOUT)
+                if response.status >= 400 and response.status != 408:  # 408: nothing more is coming
+                    await _linger(reader, writer)
         except (OSError, asyncio.TimeoutError, asyncio.CancelledError):
             pass
         finally:
@@ -142,7 +154,7 @@ class HealthServer:
 
     async def _answer(self, reader: asyncio.StreamReader) -> tuple[bool, _Response | None]:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
+            head = await asyncio.wait_for(reader.readuntil(_HEAD_END), READ_TIMEOUT)
         except asyncio.TimeoutError:
             return False, _Response(408, b"request head not received in time\n")
         except asyncio.LimitOverrunError:
@@ -180,6 +192,21 @@ class HealthServer:
         ).encode("ascii")
         writer.write(head if head_only else head + response.body)
         await writer.drain()
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    if writer.can_write_eof():
+        writer.write_eof()
+    drained = 0
+    try:
+        async with asyncio.timeout(LINGER):
+            while drained < LINGER_BYTES:
+                chunk = await reader.read(LINGER_BYTES - drained)
+                if not chunk:
+                    return
+                drained += len(chunk)
+    except (TimeoutError, asyncio.LimitOverrunError, ValueError):
+        return
 
 
 async def serve_health(registry: CollectorRegistry, readiness: Readiness, host: str, port: int) -> HealthServer:

@@ -94,7 +94,8 @@ class Metrics:
         self.connections = Counter(
             "icapdlp_connections", "ICAP connections accepted.", registry=r)
         self.audit_errors = Counter(
-            "icapdlp_audit_write_errors", "Audit lines that could not be written.", registry=r)
+            "icapdlp_audit_errors", "Audit lines lost (the write failed or the record was malformed).",
+            registry=r)
         self.observer_errors = Counter(
             "icapdlp_observer_errors", "Transactions whose metrics or audit line failed to record (a bug).",
             registry=r)
