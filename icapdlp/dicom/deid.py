@@ -1,0 +1,299 @@
+"""Apply the PS3.15 actions to a pydicom Dataset, at every depth, in place.
+
+Why one walker for every depth: peers that process only the top level leak
+names from nested sequences and leave nested Referenced SOP Instance UIDs
+unmapped, which both leaks and breaks references. Here every item of every
+sequence is walked with the same rules, and a sequence's own action decides
+how its contents are treated:
+
+- K, U* (X/Z/U*): contents processed with the normal rules;
+- D: contents processed in "dummy" mode (free text, names and dates not
+  listed in the table are replaced by dummies; codes and numbers stay);
+- C: contents processed in "clean" mode (text cleaned, dates shifted);
+- Z: emptied; X: removed.
+
+Attributes the table does not list are kept, except instance UIDs (every
+non-structural UI value is replaced so references stay consistent), private
+elements, curves/overlays, and the always-removed sequences.
+"""
+
+from __future__ import annotations
+
+from pydicom import Dataset, Sequence
+from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR
+
+from icapdlp.dicom import keyed
+from icapdlp.dicom.options import ProfileOptions
+from icapdlp.dicom.profile import STANDARD_UID_PREFIX, STRUCTURAL_UID_TAGS, action_table
+from icapdlp.dicom.values import (
+    DATE_VRS,
+    TEXT_VRS,
+    TextCleaner,
+    dummy,
+    shift_da,
+    shift_dt,
+    tokens_of,
+)
+from icapdlp.report import ObjectReport
+
+#: removed whatever the table says: signatures, MACs, encrypted and original
+#: attributes, icons, padding, command and meta groups misplaced in the body
+ALWAYS_REMOVE = frozenset({
+    0xFFFAFFFA,  # Digital Signatures Sequence
+    0x4FFE0001,  # MAC Parameters Sequence
+    0x04000500,  # Encrypted Attributes Sequence
+    0x04000561,  # Original Attributes Sequence
+    0x00880200,  # Icon Image Sequence
+    0xFFFCFFFC,  # Data Set Trailing Padding
+    0x00080001,  # Length to End (retired; would be wrong after rewriting)
+})
+PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID = 0x00100010, 0x00100020, 0x00100021
+STUDY_UID = 0x0020000D
+OVERLAY_DATA_ELEMENT = 0x3000
+#: elements that carry codes, not free text; kept inside D / C sequences
+CODE_TAGS = frozenset(
+    {0x0008_0000 | e for e in range(0x0100, 0x0123)}
+    | {0x0040A010, 0x0040A040, 0x0040A050, 0x0040A043, 0x0040A168, 0x004008EA, 0x0040A30A})
+#: attributes whose values feed the deny-list of the text cleaner
+IDENTITY_KEYWORDS = (
+    "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthName",
+    "PatientMotherBirthName", "PatientAddress", "PatientTelephoneNumbers", "AccessionNumber",
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
+    "ReferringPhysicianName", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
+    "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician", "DeviceSerialNumber", "StudyID",
+    "MilitaryRank", "BranchOfService", "MedicalRecordLocator", "RegionOfResidence",
+    "CountryOfResidence", "PatientBirthDate", "IssuerOfPatientID",
+)
+
+
+class HeaderDeidentifier:
+    """Runs the profile over one dataset; counts what it did into ``report``."""
+
+    def __init__(self, profile: ProfileOptions, key: bytes, report: ObjectReport) -> None:
+        self.profile = profile
+        self.key = key
+        self.report = report
+        self.table = action_table(profile)
+        self.date_offset = 0
+        self._cleaner: TextCleaner | None = None
+        self._deny: set[str] = set()
+
+    # -- set-up -------------------------------------------------------------
+
+    def prepare(self, ds: Dataset) -> None:
+        """Read what must be known before anything changes: date offset, deny-list."""
+        if self.profile.longitudinal_dates == "modified":
+            identity = _text(ds.get(PATIENT_ID)) + "\0" + _text(ds.get(ISSUER_OF_PATIENT_ID))
+            if not identity.strip("\0"):
+                identity = _text(ds.get(PATIENT_NAME)) or _text(ds.get(STUDY_UID))
+            self.date_offset = keyed.date_offset_days(self.key, identity,
+                                                      self.profile.date_shift_max_days)
+        self._collect_identity(ds, 0)
+        self._cleaner = TextCleaner(self._deny)
+
+    def _collect_identity(self, ds: Dataset, depth: int) -> None:
+        for keyword in IDENTITY_KEYWORDS:
+            elem = ds.data_element(keyword) if keyword in ds else None
+            if elem is None:
+                continue
+            for value in _values(elem):
+                self._deny |= tokens_of(str(value))
+        for elem in ds:
+            if elem.tag.is_private:
+                continue
+            if elem.VR == "PN":
+                for value in _values(elem):
+                    self._deny |= tokens_of(str(value))
+            elif elem.VR in ("DA", "DT"):
+                for value in _values(elem):
+                    self._deny.add(str(value)[:8])
+            elif elem.VR == "SQ" and elem.value:
+                for item in elem.value:
+                    self._collect_identity(item, depth + 1)
+
+    # -- walk ---------------------------------------------------------------
+
+    def walk(self, ds: Dataset, mode: str | None = None) -> None:
+        """Apply the actions to every element of ``ds`` (and recursively its items)."""
+        for tag in list(ds.keys()):
+            tag = int(tag)
+            group, element = tag >> 16, tag & 0xFFFF
+            if group % 2 or group in (0x0001, 0x0003, 0x0005, 0x0007):
+                self._private(ds, tag, group, element)
+            elif element == 0x0000 or group in (0x0000, 0x0002) or tag in ALWAYS_REMOVE:
+                self._remove(ds, tag)
+            elif (group & 0xFFE1) in (0x5000, 0x6000):
+                self._graphics(ds, tag, group, element)
+            else:
+                action = self.table.action(tag)
+                if action is None:
+                    self._unlisted(ds, ds[tag], mode)
+                else:
+                    self.apply(ds, ds[tag], action, mode)
+
+    def apply(self, ds: Dataset, elem: DataElement, action: str, mode: str | None) -> None:
+        """Apply one concrete action (D, Z, X, K, C, U, U*) to ``elem`` of ``ds``."""
+        vr = elem.VR
+        if self.profile.pseudonymize_patient and elem.tag in (PATIENT_ID, PATIENT_NAME) and elem.value:
+            self._pseudonymize(elem)
+            return
+        if action == "X":
+            self._remove(ds, elem.tag)
+            return
+        self.report.actions[action] += 1
+        if action == "Z":
+            elem.value = Sequence() if vr == "SQ" else None
+        elif vr == "SQ":
+            self._items(elem, {"D": "dummy", "C": "clean"}.get(action, mode))
+        elif action in ("U", "U*") or (action == "D" and vr == "UI"):
+            self._replace_uids(elem)
+        elif action == "D":
+            elem.value = dummy(vr)
+        elif action == "C":
+            self._clean(elem)
+        # K: keep as is
+
+    def _unlisted(self, ds: Dataset, elem: DataElement, mode: str | None) -> None:
+        vr = elem.VR
+        if vr == "SQ":
+            self._items(elem, mode)
+        elif vr == "UI":
+            if not self.profile.retain_uids and elem.tag not in STRUCTURAL_UID_TAGS:
+                self._replace_uids(elem)
+        elif mode is None or elem.tag in CODE_TAGS or not (vr in TEXT_VRS or vr in DATE_VRS):
+            return
+        elif mode == "dummy":
+            self.report.actions["D"] += 1
+            elem.value = dummy(vr)
+        else:
+            self.report.actions["C"] += 1
+            self._clean(elem)
+
+    def _items(self, elem: DataElement, mode: str | None) -> None:
+        for item in elem.value or ():
+            self.walk(item, mode)
+
+    def _remove(self, ds: Dataset, tag: int) -> None:
+        del ds[tag]
+        self.report.actions["X"] += 1
+
+    # -- special groups -----------------------------------------------------
+
+    def _private(self, ds: Dataset, tag: int, group: int, element: int) -> None:
+        """Keep a private element only if its block's creator is on the safe list."""
+        creator_tag = tag if 0x0010 <= element <= 0x00FF else (group << 16) | (element >> 8)
+        safe = (self.profile.retain_safe_private and element >= 0x0010
+                and self.table.private == "C" and _creator(ds, creator_tag) in self._safe_creators())
+        if not safe:
+            self._remove(ds, tag)
+            return
+        self.report.actions["C"] += 1
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            self._items(elem, None)
+        elif elem.VR == "UI" and not self.profile.retain_uids:
+            self._replace_uids(elem)
+
+    def _safe_creators(self) -> frozenset[str]:
+        return frozenset(c.strip() for c in self.profile.safe_private_creators)
+
+    def _graphics(self, ds: Dataset, tag: int, group: int, element: int) -> None:
+        """Curves (50xx) and overlays (60xx): removed, or cleaned under Clean Graphics."""
+        if not self.profile.clean_graphics:
+            self._remove(ds, tag)
+            return
+        elem = ds[tag]
+        self.report.actions["C"] += 1
+        if group & 0xFF00 == 0x6000 and element == OVERLAY_DATA_ELEMENT:
+            # Overlay bitmaps can hold burned-in text we cannot verify: blank them.
+            elem.value = bytes(len(elem.value or b""))
+        elif elem.VR in TEXT_VRS:
+            self._clean(elem)
+
+    # -- value rewriting -------------------------------------------------------
+
+    def _pseudonymize(self, elem: DataElement) -> None:
+        self.report.actions["C"] += 1
+        if elem.tag == PATIENT_ID:
+            elem.value = "PID-" + keyed.pseudonym(self.key, "patient-id", _text(elem))
+        else:
+            elem.value = "ANON^" + keyed.pseudonym(self.key, "patient-name", _text(elem), 12)
+
+    def _replace_uids(self, elem: DataElement) -> None:
+        if elem.VR != "UI":
+            elem.value = dummy(elem.VR)
+            return
+        values = _values(elem)
+        mapped = []
+        for value in values:
+            uid = str(value).strip("\0 ")
+            if not uid or uid.startswith(STANDARD_UID_PREFIX):
+                mapped.append(uid)
+            else:
+                mapped.append(keyed.keyed_uid(self.key, uid))
+                self.report.uids_replaced += 1
+        elem.value = mapped if elem.VM > 1 else (mapped[0] if mapped else elem.value)
+
+    def _clean(self, elem: DataElement) -> None:
+        """C: keep meaning, drop identity (dates shifted, text deny-listed, AE keyed)."""
+        vr = elem.VR
+        if vr in DATE_VRS:
+            self._dates(elem)
+        elif vr == "AE":
+            elem.value = [("AE" + keyed.pseudonym(self.key, "ae", str(v), 14)) for v in _values(elem)] or None
+        elif vr == "PN":
+            elem.value = dummy(vr)
+        elif vr in TEXT_VRS:
+            assert self._cleaner is not None
+            cleaned = [self._cleaner.clean(str(v)) for v in _values(elem)]
+            elem.value = cleaned if len(cleaned) > 1 else (cleaned[0] if cleaned else None)
+        elif vr in ("OB", "OW", "UN", "OD", "OF", "OL", "OV"):
+            elem.value = dummy(vr)
+        # CS, numbers: coded or measured values, kept
+
+    def _dates(self, elem: DataElement) -> None:
+        mode = self.profile.longitudinal_dates
+        if mode == "full" or elem.VR == "TM" and mode == "modified":
+            return  # whole-day shifts keep the time of day
+        values = [str(v) for v in _values(elem)]
+        if mode != "modified":
+            shifted = [dummy(elem.VR) for _ in values]
+        elif elem.VR == "DA":
+            shifted = [shift_da(v, self.date_offset) for v in values]
+        else:
+            shifted = [shift_dt(v, self.date_offset) for v in values]
+        elem.value = shifted if len(shifted) > 1 else (shifted[0] if shifted else None)
+
+
+def _values(elem: DataElement) -> list:
+    value = elem.value
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return list(value)
+    return [value]
+
+
+def _text(elem: DataElement | None) -> str:
+    if elem is None or elem.value is None:
+        return ""
+    return str(elem.value).strip()
+
+
+def _creator(ds: Dataset, creator_tag: int) -> str:
+    elem = ds.get(creator_tag)
+    if elem is None or elem.value is None:
+        return ""
+    value = elem.value
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return str(value).strip("\0 ")
+
+
+def element_vr(tag: int) -> str:
+    """Dictionary VR for ``tag`` (first choice for ambiguous VRs), or UN."""
+    try:
+        return dictionary_VR(tag).split(" or ")[0]
+    except KeyError:
+        return "UN"

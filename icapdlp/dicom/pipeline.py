@@ -1,0 +1,224 @@
+"""The DICOM pipeline: bytes + policy + key -> de-identified bytes + report, or Blocked.
+
+Stages: bounded pre-scan (limits, where the dataset ends) -> pydicom parse of
+only the scanned bytes -> optional pixel cleaning on the ORIGINAL dataset ->
+header de-identification at every depth -> markers -> clean rebuild. It never
+sees ICAP or HTTP types, so the server, the CLI and the tests all drive it
+the same way. Every failure leaves as ``Blocked(reason, PHI-free detail)``;
+no exception text from a parser is ever passed on, since it may quote values.
+Output is deterministic for the same input, policy and key.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import time
+import warnings
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.filereader import read_dataset
+from pydicom.uid import UID
+
+from icapdlp.dicom import keyed
+from icapdlp.dicom.deid import HeaderDeidentifier
+from icapdlp.dicom.options import DicomLimits, ProfileOptions
+from icapdlp.dicom.pixel_hook import PixelCleaner
+from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, UNDEFINED, scan
+from icapdlp.dicom.rebuild import (
+    add_markers,
+    encode,
+    new_file_meta,
+    output_transfer_syntax,
+    swap_to_little_endian,
+    zero_bits_above_high_bit,
+)
+from icapdlp.report import ObjectReport
+from icapdlp.verdict import Blocked, BlockReason
+
+# pydicom's log and warning messages can quote element values (PHI): silence them.
+logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+
+#: Encapsulated PDF, CDA, STL, OBJ, MTL: whole documents inside DICOM
+ENCAPSULATED_DOCUMENT_CLASSES = frozenset(
+    f"1.2.840.10008.5.1.4.1.1.104.{n}" for n in range(1, 6))
+#: Basic Voice Audio and General Audio Waveform: recorded speech
+AUDIO_WAVEFORM_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.9.4.1", "1.2.840.10008.5.1.4.1.1.9.4.2"})
+WAVEFORM_SEQUENCE, WAVEFORM_DATA = 0x54000100, 0x54001010
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline needs: the profile, the parser limits and the key."""
+
+    profile: ProfileOptions
+    limits: DicomLimits
+    key: bytes
+    mode: Literal["deidentify", "report-only"] = "deidentify"
+
+
+@dataclass
+class DeidResult:
+    """The rebuilt object (or the original in report-only mode) and what was done."""
+
+    data: bytes
+    report: ObjectReport
+
+
+def deidentify_bytes(data: bytes, config: PipelineConfig,
+                     pixel_cleaner: PixelCleaner | None = None) -> DeidResult:
+    """De-identify one DICOM object (Part-10 or bare dataset); raise Blocked if impossible."""
+    report = ObjectReport()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds, ts = _guarded("parse", _parse, data, config.limits, report)
+        _guarded("deid", _process, ds, config, pixel_cleaner, report)
+        out_ts = output_transfer_syntax(str(ds.file_meta.TransferSyntaxUID))
+        encoded = _guarded("encode", _encode, ds, out_ts, report)
+    return DeidResult(data if config.mode == "report-only" else encoded, report)
+
+
+def deidentify_dataset(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | None = None
+                       ) -> ObjectReport:
+    """De-identify a Dataset in place (DICOM JSON from the payload layer); raise Blocked."""
+    report = ObjectReport()
+    if not hasattr(ds, "file_meta") or "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_LE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _guarded("deid", _process, ds, config, pixel_cleaner, report)
+        ts = str(ds.file_meta.TransferSyntaxUID)
+        if zero_bits_above_high_bit(ds, UID(ts).is_encapsulated):
+            report.cdr_findings["pixel-high-bits"] += 1
+        ds.file_meta = new_file_meta(ds, ts)
+    return report
+
+
+def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
+                        pixel_cleaner: PixelCleaner | None = None) -> tuple[bytes, int] | None:
+    """For ICAP 206: rewrite only the header of a large object whose pixels can pass as is.
+
+    Returns ``(new_prefix, offset)``: ``new_prefix`` ends with a Pixel Data
+    element header, and the original bytes from ``offset`` (the Pixel Data
+    value) to the end complete the object. Returns None whenever the full
+    path is needed: header not wholly in ``prefix``, pixels that need
+    cleaning, encapsulated / Big Endian / Deflated data, unused high bits
+    (they cannot be zeroed here), or anything after the Pixel Data.
+    """
+    limits = config.limits
+    if total_size > limits.max_object_bytes or config.mode != "deidentify":
+        return None
+    report = ObjectReport()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scanned = scan(prefix, limits, allow_truncated_pixels=True)
+            pixel = scanned.pixel
+            if (pixel is None or pixel.length == UNDEFINED or scanned.dataset_offset is None
+                    or scanned.transfer_syntax not in (IMPLICIT_LE, EXPLICIT_LE)):
+                return None
+            value_offset = scanned.dataset_offset + pixel.value_offset
+            if value_offset + pixel.length != total_size:
+                return None  # trailing bytes after the pixels must be dropped: full path
+            ds = _read(scanned.dataset[:pixel.header_offset], scanned.implicit, scanned.little_endian,
+                       scanned.transfer_syntax)
+            if int(ds.get("BitsStored", 0) or 0) != int(ds.get("BitsAllocated", 0) or 0):
+                return None
+            if _sop_class(ds) in ENCAPSULATED_DOCUMENT_CLASSES | AUDIO_WAVEFORM_CLASSES:
+                return None
+            if (config.profile.clean_pixel_data and pixel_cleaner is not None
+                    and pixel_cleaner.needs_cleaning(ds)):
+                return None
+            _process(ds, replace(config, profile=replace(config.profile, clean_pixel_data=False)),
+                     None, report)
+            header = encode(ds, scanned.transfer_syntax)
+    except (Blocked, Exception):  # noqa: BLE001 - any doubt means "use the full path"
+        return None
+    if scanned.implicit:
+        element = struct.pack("<HHI", 0x7FE0, 0x0010, pixel.length)
+    else:
+        element = struct.pack("<HH2sHI", 0x7FE0, 0x0010, pixel.vr, 0, pixel.length)
+    return header + element, value_offset
+
+
+# -- stages -------------------------------------------------------------------
+
+def _guarded(stage: str, func, *args):
+    """Run a stage; time it; turn any non-Blocked failure into a PHI-free Blocked."""
+    report: ObjectReport = args[-1]
+    started = time.perf_counter()
+    try:
+        return func(*args)
+    except Blocked:
+        raise
+    except RecursionError:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, f"{stage}: nesting too deep") from None
+    except MemoryError:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, f"{stage}: out of memory") from None
+    except Exception as exc:  # noqa: BLE001 - parser errors may quote values; keep only the type
+        raise Blocked(BlockReason.UNPARSEABLE_DICOM, f"{stage} failed ({type(exc).__name__})") from None
+    finally:
+        report.stage_seconds[stage] += time.perf_counter() - started
+
+
+def _parse(data: bytes, limits: DicomLimits, report: ObjectReport) -> tuple[Dataset, str]:
+    scanned = scan(data, limits)
+    report.cdr_findings.update(scanned.findings)
+    ds = _read(scanned.dataset, scanned.implicit, scanned.little_endian, scanned.transfer_syntax)
+    if scanned.transfer_syntax == EXPLICIT_BE:
+        ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_BE)
+    return ds, scanned.transfer_syntax
+
+
+def _read(raw: bytes, implicit: bool, little: bool, ts: str) -> Dataset:
+    ds = read_dataset(io.BytesIO(raw), implicit, little)
+    ds.file_meta = FileMetaDataset()
+    # Deflated input was inflated by the scanner: from here on it is Explicit VR LE.
+    ds.file_meta.TransferSyntaxUID = UID(ts if ts != "1.2.840.10008.1.2.1.99" else EXPLICIT_LE)
+    for elem in ds.iterall():  # decode every value now, inside the guarded parse stage
+        pass
+    return ds
+
+
+def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | None,
+             report: ObjectReport) -> None:
+    """Policy checks, pixel cleaning (on the original), header de-identification, markers."""
+    profile = config.profile
+    sop_class = _sop_class(ds)
+    report.study_ref = keyed.trace_ref(config.key, str(ds.get("StudyInstanceUID", "") or ""))
+    report.instance_ref = keyed.trace_ref(config.key, str(ds.get("SOPInstanceUID", "") or ""))
+    if sop_class in ENCAPSULATED_DOCUMENT_CLASSES | AUDIO_WAVEFORM_CLASSES:
+        if profile.encapsulated_documents == "block":
+            raise Blocked(BlockReason.ENCAPSULATED_DOCUMENT, "encapsulated document or audio refused by policy")
+        _silence_audio(ds, report)
+    if profile.clean_pixel_data and pixel_cleaner is not None and pixel_cleaner.needs_cleaning(ds):
+        pixel_cleaner.clean(ds, report)
+    deid = HeaderDeidentifier(profile, config.key, report)
+    deid.prepare(ds)
+    deid.walk(ds)
+    add_markers(ds, profile, pixels_cleaned=report.pixels_cleaned)
+
+
+def _silence_audio(ds: Dataset, report: ObjectReport) -> None:
+    """Audio waveforms are replaced by silence of the same length (D)."""
+    for item in ds.get(WAVEFORM_SEQUENCE, None) and ds[WAVEFORM_SEQUENCE].value or ():
+        if WAVEFORM_DATA in item and item[WAVEFORM_DATA].value:
+            item[WAVEFORM_DATA].value = bytes(len(item[WAVEFORM_DATA].value))
+            report.actions["D"] += 1
+
+
+def _encode(ds: Dataset, out_ts: str, report: ObjectReport) -> bytes:
+    if str(ds.file_meta.TransferSyntaxUID) == EXPLICIT_BE:
+        swap_to_little_endian(ds)
+    if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated):
+        report.cdr_findings["pixel-high-bits"] += 1
+    return encode(ds, out_ts)
+
+
+def _sop_class(ds: Dataset) -> str:
+    return str(ds.get("SOPClassUID", "") or "").strip("\0 ")

@@ -1,0 +1,113 @@
+"""Clean rebuild (CDR): markers, pixel high bits, new File Meta, zero preamble, encode.
+
+Why rebuild instead of patching: anything we copy from the input can carry a
+payload (an executable preamble, private meta elements, bytes after the
+dataset). The output is written from the de-identified Dataset alone: a
+zeroed 128-byte preamble, a File Meta Information group built from scratch
+with only the attributes PS3.10 requires, and nothing after the dataset.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from pydicom import Dataset, Sequence
+from pydicom.dataset import FileMetaDataset
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import UID
+
+from icapdlp import PRODUCT, __version__
+from icapdlp.dicom import ps315_table
+from icapdlp.dicom.options import ProfileOptions
+from icapdlp.dicom.prescan import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE
+from icapdlp.dicom.profile import OPTION_CODES, applied_option_keys
+
+#: our Implementation Class UID: 2.25 + a fixed 128-bit number chosen for icapdlp
+IMPLEMENTATION_CLASS_UID = "2.25.253384740195381846127093271618436066473"
+IMPLEMENTATION_VERSION = f"ICAPDLP_{__version__}"[:16]
+#: byte widths of the "other" VRs whose raw bytes follow the transfer syntax's endianness
+_SWAP_WIDTHS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def add_markers(ds: Dataset, profile: ProfileOptions, *, pixels_cleaned: bool) -> None:
+    """PS3.15 E.1.1 markers: what was done, naming only options actually applied."""
+    keys = applied_option_keys(profile, pixels_cleaned=pixels_cleaned)
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = [f"{PRODUCT} {__version__}", f"PS3.15 {ps315_table.EDITION} Table E.1-1"] + [
+        OPTION_CODES[k][1][:64] for k in keys]
+    items = []
+    for k in keys:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator = OPTION_CODES[k][0], "DCM"
+        item.CodeMeaning = OPTION_CODES[k][1]
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = Sequence(items)
+    ds.LongitudinalTemporalInformationModified = {
+        "remove": "REMOVED", "full": "UNMODIFIED", "modified": "MODIFIED"}[profile.longitudinal_dates]
+    if pixels_cleaned:
+        ds.BurnedInAnnotation = "NO"
+
+
+def swap_to_little_endian(ds: Dataset) -> None:
+    """After reading Explicit VR Big Endian: swap raw OW/OF/OL/OD/OV values to LE.
+
+    Numeric VRs (US, FL, ...) are decoded by pydicom and re-encoded correctly;
+    only these byte-string VRs keep the input's byte order.
+    """
+    for elem in ds.iterall():
+        width = _SWAP_WIDTHS.get(elem.VR)
+        if width and isinstance(elem.value, (bytes, bytearray)) and len(elem.value) % width == 0:
+            elem.value = np.frombuffer(elem.value, dtype=f">u{width}").astype(f"<u{width}").tobytes()
+
+
+def zero_bits_above_high_bit(ds: Dataset, encapsulated: bool) -> bool:
+    """Zero the unused bits of native Pixel Data (overlays hide there); True if any changed."""
+    if encapsulated or "PixelData" not in ds:
+        return False
+    allocated, stored = int(ds.get("BitsAllocated", 0) or 0), int(ds.get("BitsStored", 0) or 0)
+    high = int(ds.get("HighBit", stored - 1) if ds.get("HighBit") is not None else stored - 1)
+    if allocated not in (8, 16, 32) or not 0 < stored < allocated:
+        return False
+    low = high + 1 - stored
+    mask = ((1 << stored) - 1) << max(low, 0)
+    raw = ds.PixelData
+    dtype = {8: "<u1", 16: "<u2", 32: "<u4"}[allocated]
+    usable = len(raw) - len(raw) % (allocated // 8)
+    pixels = np.frombuffer(raw, dtype=dtype, count=usable // (allocated // 8))
+    if not np.any(pixels & ~np.array(mask, dtype=dtype)):
+        return False
+    cleaned = (pixels & np.array(mask, dtype=dtype)).tobytes()
+    ds.PixelData = cleaned + bytes(raw[usable:])
+    return True
+
+
+def output_transfer_syntax(input_ts: str) -> str:
+    """Big Endian and Deflated inputs are written as Explicit VR Little Endian."""
+    return EXPLICIT_LE if input_ts in (EXPLICIT_BE, DEFLATED_LE) else input_ts
+
+
+def new_file_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
+    """File Meta Information from scratch: only what PS3.10 7.1 requires."""
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "") or ""
+    meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID", "") or ""
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    return meta
+
+
+def encode(ds: Dataset, transfer_syntax: str) -> bytes:
+    """Write ``ds`` as Part-10 with a zero preamble and a rebuilt File Meta."""
+    ds.file_meta = new_file_meta(ds, transfer_syntax)
+    ds.preamble = bytes(128)
+    buffer = io.BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def encode_header(ds: Dataset, transfer_syntax: str) -> bytes:
+    """Like :func:`encode` for a dataset that stops before Pixel Data (ICAP 206 path)."""
+    return encode(ds, transfer_syntax)
