@@ -1,0 +1,129 @@
+"""The pixel cleaner the DICOM pipeline calls: decode, OCR, decide, fill, write back.
+
+One instance per worker process. It is called with the ORIGINAL dataset, before
+header de-identification, because the header values are the deny-list.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from icapdlp.pixels import frames as frames_mod
+from icapdlp.pixels import ocr
+from icapdlp.pixels.denylist import build_deny_list, normalize
+from icapdlp.pixels.detect import DetectionPolicy, NerFunction, Span, find_redactions
+from icapdlp.pixels.encode import write_back
+from icapdlp.pixels.geometry import Redaction
+from icapdlp.pixels.options import PixelOptions
+from icapdlp.pixels.policy import frame_count, needs_ocr, redact_all_text
+from icapdlp.pixels.redact import fill_boxes, fill_value
+from icapdlp.report import ObjectReport
+from icapdlp.verdict import Blocked, BlockReason
+
+WordReader = Callable[[np.ndarray, str], list[ocr.OcrWord]]
+
+
+@dataclass
+class CleanResult:
+    """What one clean() did, per distinct frame, for tests, review and benchmarks."""
+
+    redactions: dict[int, list[Redaction]] = field(default_factory=dict)  # frame index -> boxes
+    originals: dict[int, np.ndarray] = field(default_factory=dict)  # first frame of each kind, for review
+    photometric: str = ""
+
+
+class BurnedInTextCleaner:
+    """Implements the pipeline's ``PixelCleaner`` protocol (needs_cleaning / clean)."""
+
+    def __init__(self, options: PixelOptions, max_pixel_bytes: int, *, ner: NerFunction,
+                 read_words: WordReader | None = None, review_dir: str | None = None,
+                 clean_graphics: bool = False) -> None:
+        self.options = options
+        self.max_pixel_bytes = max_pixel_bytes
+        self.ner = ner
+        self.read_words = read_words or ocr.read_words
+        self.review_dir = review_dir
+        self.clean_graphics = clean_graphics
+        self.allow = frozenset(normalize(w) for w in options.allow_words)
+        self.last_result: CleanResult | None = None
+
+    def needs_cleaning(self, ds: Dataset) -> bool:
+        return needs_ocr(ds, self.options)
+
+    def skipped_frames(self, ds: Dataset) -> int:
+        """Frames the policy leaves unexamined (the pipeline adds them to frames_skipped)."""
+        return 0 if "PixelData" not in ds or self.needs_cleaning(ds) else frame_count(ds)
+
+    def clean(self, ds: Dataset, report: ObjectReport) -> None:
+        """Redact burned-in PHI in every frame of ``ds`` in place; Blocked when that is impossible."""
+        try:
+            self._clean(ds, report)
+        except Blocked:
+            raise
+        except ocr.OcrUnavailable:
+            raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, "OCR failed or Tesseract missing") from None
+        except LookupError:
+            raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, "NER model unavailable") from None
+        except Exception as exc:  # fail closed, with no value from the object in the message
+            raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, f"pixel cleaning failed ({type(exc).__name__})") \
+                from None
+
+    def _timed_ner(self, report: ObjectReport) -> NerFunction:
+        def run(text: str) -> list[Span]:
+            t0 = time.perf_counter()
+            try:
+                return self.ner(text)
+            finally:
+                report.stage_seconds["ner"] += time.perf_counter() - t0
+        return run
+
+    def _clean(self, ds: Dataset, report: ObjectReport) -> None:
+        deny = build_deny_list(ds)
+        decoded = frames_mod.decode(ds, self.max_pixel_bytes)
+        arr = decoded.frames
+        rows, cols = arr.shape[1], arr.shape[2]
+        policy = DetectionPolicy(self.allow, redact_all_text(ds, self.options), self.options.ocr_min_confidence,
+                                 self.options.ner_min_score, self.options.box_padding)
+        ner = self._timed_ner(report)
+        result = CleanResult(photometric=decoded.photometric)
+        by_digest: dict[bytes, list[Redaction]] = {}
+        for i in range(arr.shape[0]):
+            digest = frames_mod.frame_digest(arr[i])
+            if digest not in by_digest:
+                t0 = time.perf_counter()
+                grey = frames_mod.grey8(arr[i], decoded.photometric, ds)
+                words = self.read_words(grey, self.options.ocr_language)
+                ner_before = report.stage_seconds["ner"]
+                by_digest[digest] = find_redactions(words, ner, deny, policy, rows, cols)
+                report.stage_seconds["ocr"] += time.perf_counter() - t0 - (report.stage_seconds["ner"] - ner_before)
+                report.frames_ocr += 1
+                if by_digest[digest] and self.review_dir:
+                    result.originals[i] = arr[i].copy()
+            result.redactions[i] = by_digest[digest]
+        t0 = time.perf_counter()
+        if any(result.redactions.values()):
+            value = fill_value(arr, decoded.photometric, ds)
+            for i, boxes in result.redactions.items():
+                fill_boxes(arr[i], (r.box for r in boxes), value)
+            for boxes in by_digest.values():
+                for r in boxes:
+                    report.boxes_by_source[r.source] += 1
+            write_back(ds, decoded)
+        elif not decoded.encapsulated:
+            write_back(ds, decoded)  # native: cheap, and clears data hidden above Bits Stored
+        if self.clean_graphics:
+            from icapdlp.pixels.overlays import clean_overlays
+
+            clean_overlays(ds, report, self)
+        report.stage_seconds["encode"] += time.perf_counter() - t0
+        report.pixels_cleaned = True
+        self.last_result = result
+        if self.review_dir and result.originals:
+            from icapdlp.pixels.review import write_review
+
+            write_review(self.review_dir, ds, result, arr)

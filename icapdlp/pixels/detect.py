@@ -1,0 +1,167 @@
+"""From OCR words to padded redaction boxes: lines, NER spans, header matches, allow-list.
+
+Pure functions, no Tesseract and no model: the NER is passed in as a callable
+from text to spans, so the mapping is tested with canned OCR output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from icapdlp.pixels.denylist import DenyList, normalize
+from icapdlp.pixels.geometry import SOURCE_ALL_TEXT, SOURCE_HEADER, SOURCE_NER, Box, Redaction
+from icapdlp.pixels.ocr import OcrWord
+
+#: a word joins a line when it overlaps the line vertically by this fraction of its height
+LINE_OVERLAP = 0.5
+#: ... and starts at most this many word heights after the line's last word
+LINE_GAP_HEIGHTS = 2.0
+#: the same word read in both polarities: boxes overlapping this much are one word
+DUPLICATE_IOU = 0.5
+#: consecutive words joined when matching split renderings of IDs and dates
+MAX_JOINED_WORDS = 5
+
+
+@dataclass(frozen=True)
+class Span:
+    """An entity the NER found: character offsets into the analysed text."""
+
+    start: int
+    end: int
+    entity: str
+    score: float
+
+
+NerFunction = Callable[[str], list[Span]]
+
+
+@dataclass(frozen=True)
+class DetectionPolicy:
+    """What counts as text to redact in one object."""
+
+    allow_words: frozenset[str]
+    all_text: bool
+    min_conf: float
+    min_score: float
+    padding: int
+
+
+def _iou(a: Box, b: Box) -> float:
+    ix = max(0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    iy = max(0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    inter = ix * iy
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union else 0.0
+
+
+def dedupe(words: Iterable[OcrWord]) -> list[OcrWord]:
+    """Drop a word read twice (both polarity halves), keeping the more confident reading."""
+    kept: list[OcrWord] = []
+    for w in sorted(words, key=lambda w: -w.conf):
+        if not any(_iou(w.box, k.box) >= DUPLICATE_IOU for k in kept):
+            kept.append(w)
+    return kept
+
+
+def group_lines(words: Iterable[OcrWord]) -> list[list[OcrWord]]:
+    """Words in reading order, grouped into lines by geometry (PSM 11 splits lines freely)."""
+    lines: list[list[OcrWord]] = []
+    for w in sorted(words, key=lambda w: (w.box.x0, w.box.y0)):
+        h = max(1, w.box.height)
+        for line in lines:
+            last = line[-1]
+            overlap = min(last.box.y1, w.box.y1) - max(last.box.y0, w.box.y0)
+            gap = w.box.x0 - last.box.x1
+            if overlap >= LINE_OVERLAP * min(h, max(1, last.box.height)) and -h <= gap <= LINE_GAP_HEIGHTS * h:
+                line.append(w)
+                break
+        else:
+            lines.append([w])
+    lines.sort(key=lambda line: (line[0].box.y0, line[0].box.x0))
+    return lines
+
+
+def _is_allowed(word: OcrWord, allow: frozenset[str]) -> bool:
+    return normalize(word.text) in allow
+
+
+def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction, policy: DetectionPolicy) -> dict[int, str]:
+    """id(word) -> entity type, for words any NER span touches."""
+    parts: list[str] = []
+    offsets: list[tuple[int, int, OcrWord]] = []
+    pos = 0
+    for line in lines:
+        for w in line:
+            if w.conf < policy.min_conf:
+                continue
+            offsets.append((pos, pos + len(w.text), w))
+            parts.append(w.text + " ")
+            pos += len(w.text) + 1
+        parts.append("\n")
+        pos += 1
+    text = "".join(parts)
+    hits: dict[int, str] = {}
+    if not text.strip():
+        return hits
+    for span in ner(text):
+        if span.score < policy.min_score:
+            continue
+        for start, end, w in offsets:
+            if start < span.end and span.start < end:
+                hits.setdefault(id(w), span.entity)
+    return hits
+
+
+def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, policy: DetectionPolicy,
+                    rows: int, cols: int) -> list[Redaction]:
+    """Padded boxes to fill in a frame of ``rows`` x ``cols``, each with its reason.
+
+    Order of precedence per word: a header match always redacts (even an
+    allow-listed word: "L" is kept, but not if it is the patient's ID);
+    otherwise allow-listed words are kept; otherwise NER entities, or every
+    confident word in all-text mode, are redacted. Adjacent words of one line
+    with the same reason become one box so the gap between them goes too.
+    """
+    lines = group_lines(dedupe(words))
+    ner_hits = _ner_hits(lines, ner, policy) if not policy.all_text else {}
+    reasons: dict[int, tuple[str, str]] = {}
+    for line in lines:
+        for i, w in enumerate(line):
+            group = deny.match(w.text) if deny else None
+            if group:
+                reasons[id(w)] = (SOURCE_HEADER, group)
+        if deny:
+            for size in range(2, MAX_JOINED_WORDS + 1):
+                for i in range(len(line) - size + 1):
+                    window = line[i:i + size]
+                    group = deny.match_joined([w.text for w in window])
+                    if group:
+                        for w in window:
+                            reasons.setdefault(id(w), (SOURCE_HEADER, group))
+        for w in line:
+            if id(w) in reasons or _is_allowed(w, policy.allow_words):
+                continue
+            if policy.all_text and w.conf >= policy.min_conf:
+                reasons[id(w)] = (SOURCE_ALL_TEXT, "text")
+            elif id(w) in ner_hits:
+                reasons[id(w)] = (SOURCE_NER, ner_hits[id(w)])
+    out: list[Redaction] = []
+    for line in lines:
+        current: Redaction | None = None
+        for w in line:
+            why = reasons.get(id(w))
+            if why is None:
+                if current:
+                    out.append(current)
+                current = None
+                continue
+            if current and (current.source, current.label) == why:
+                current = Redaction(current.box.union(w.box), *why)
+            else:
+                if current:
+                    out.append(current)
+                current = Redaction(w.box, *why)
+        if current:
+            out.append(current)
+    return [Redaction(r.box.padded(policy.padding, rows, cols), r.source, r.label) for r in out]

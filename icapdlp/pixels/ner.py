@@ -1,0 +1,75 @@
+"""The Presidio analyzer, configured explicitly and created once per process.
+
+Presidio's defaults load ``en_core_web_lg`` (downloaded at run time) and a
+registry of regex recognizers some of which fetch public-suffix data. Neither
+may happen here: we build the spaCy NLP engine on the configured, pip-installed
+model and a registry holding only the spaCy recognizer for the entities we use.
+Loading the model takes about a second, so engines are cached per model name
+for the life of the (worker) process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from typing import Any
+
+from icapdlp.pixels.detect import Span
+
+_ENGINES: dict[tuple[str, tuple[str, ...]], Any] = {}
+_LOCK = threading.Lock()
+LANGUAGE = "en"
+
+
+def model_installed(model_name: str) -> bool:
+    """True when the spaCy model package can be imported (no loading, no network)."""
+    try:
+        return importlib.util.find_spec(model_name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def analyzer(model_name: str, entities: tuple[str, ...]) -> Any:
+    """The cached ``AnalyzerEngine`` for this model; built on first use."""
+    key = (model_name, entities)
+    engine = _ENGINES.get(key)
+    if engine is not None:
+        return engine
+    with _LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _build(model_name, entities)
+            _ENGINES[key] = engine
+    return engine
+
+
+def _build(model_name: str, entities: tuple[str, ...]) -> Any:
+    if not model_installed(model_name):
+        raise LookupError("NER model package is not installed")
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+    nlp = SpacyNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": model_name}],
+                         ner_model_configuration=NerModelConfiguration())
+    nlp.load()
+    registry = RecognizerRegistry(recognizers=[SpacyRecognizer(supported_language=LANGUAGE,
+                                                               supported_entities=list(entities))],
+                                  supported_languages=[LANGUAGE])
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=[LANGUAGE])
+
+
+class PresidioNer:
+    """Callable text -> spans over the cached analyzer (loaded lazily on first call)."""
+
+    def __init__(self, model_name: str, entities: tuple[str, ...]) -> None:
+        self.model_name = model_name
+        self.entities = tuple(entities)
+
+    def load(self) -> None:
+        analyzer(self.model_name, self.entities)
+
+    def __call__(self, text: str) -> list[Span]:
+        results = analyzer(self.model_name, self.entities).analyze(
+            text=text, language=LANGUAGE, entities=list(self.entities))
+        return [Span(r.start, r.end, r.entity_type, float(r.score)) for r in results]

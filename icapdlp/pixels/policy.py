@@ -1,0 +1,44 @@
+"""Which objects get OCR, and which get every word redacted."""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+
+from icapdlp.pixels.options import PixelOptions
+
+
+def frame_count(ds: Dataset) -> int:
+    """Frames in an image object (1 when Number of Frames is absent or broken)."""
+    try:
+        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _listed(ds: Dataset, options: PixelOptions) -> bool:
+    modality = str(ds.get("Modality", "")).strip().upper()
+    if modality and modality in {m.upper() for m in options.modalities}:
+        return True
+    if str(ds.get("SOPClassUID", "")) in set(options.sop_classes):
+        return True
+    image_type = ds.get("ImageType", [])
+    values = [image_type] if isinstance(image_type, str) else list(image_type or [])
+    wanted = {t.upper() for t in options.image_types}
+    return any(str(v).strip().upper() in wanted for v in values)
+
+
+def needs_ocr(ds: Dataset, options: PixelOptions) -> bool:
+    """True when this object's pixels must be examined for burned-in text."""
+    if "PixelData" not in ds:
+        return False
+    if options.ocr_when == "always":
+        return True
+    if options.ocr_when == "unless-burned-in-no":
+        return str(ds.get("BurnedInAnnotation", "")).strip().upper() != "NO"
+    return _listed(ds, options)
+
+
+def redact_all_text(ds: Dataset, options: PixelOptions) -> bool:
+    """High-risk classes: every word found is redacted, not only PHI."""
+    modality = str(ds.get("Modality", "")).strip().upper()
+    return bool(modality) and modality in {m.upper() for m in options.redact_all_text_modalities}
