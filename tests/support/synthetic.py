@@ -124,12 +124,14 @@ def make_ct(
     bare: bool = False,
     bits_stored: int = 12,
     sop_class: str = CTImageStorage,
+    signatures: bool = True,
 ) -> Synthetic:
     """A CT-like image with PHI planted everywhere.
 
     ``transfer_syntax``: one of TRANSFER_SYNTAXES; ``bare`` writes the dataset
     without preamble and File Meta Information (as DIMSE tools do).
     ``referenced_uids``: SOP Instance UIDs of other objects this one references.
+    ``signatures``: add a Digital Signatures Sequence (it follows Pixel Data in the file).
     """
     patient = patient or Patient(seed)
     planted_strings: list[str] = [patient.name.split("^")[0], patient.name.split("^")[1],
@@ -309,9 +311,10 @@ def make_ct(
     signature.CertificateType = "X509_1993_SIG"
     signature.CertificateOfSigner = _phi(seed, "certsigner").encode().ljust(32, b"\0")
     signature.Signature = b"\x01" * 32
-    ds.DigitalSignaturesSequence = Sequence([signature])
-    planted_strings.append(_phi(seed, "certsigner"))
-    uids.append(signature.DigitalSignatureUID)
+    if signatures:
+        ds.DigitalSignaturesSequence = Sequence([signature])
+        planted_strings.append(_phi(seed, "certsigner"))
+        uids.append(signature.DigitalSignatureUID)
 
     # Pixels: 12 of 16 bits used; some pixels carry a bit above High Bit.
     ds.SamplesPerPixel = 1
