@@ -135,6 +135,10 @@ def render(raw: bytes) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
@@ -144,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = TARGET.read_text() if TARGET.exists() else ""
         if current != text:
-            print(f"{TARGET.relative_to(ROOT)} is stale: run tools/gen_ps315_table.py", file=sys.stderr)
+            print(f"{_shown(TARGET)} is stale: run tools/gen_ps315_table.py", file=sys.stderr)
             return 1
-        print(f"{TARGET.relative_to(ROOT)} is up to date (PS3.15 {EDITION})")
+        print(f"{_shown(TARGET)} is up to date (PS3.15 {EDITION})")
         return 0
     TARGET.write_text(text)
-    print(f"wrote {TARGET.relative_to(ROOT)} (PS3.15 {EDITION})")
+    print(f"wrote {_shown(TARGET)} (PS3.15 {EDITION})")
     return 0
 
 
