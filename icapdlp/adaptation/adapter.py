@@ -1,0 +1,129 @@
+"""The Adapter the ICAP server calls: triage on the preview, rewrite in the worker pool.
+
+``on_preview`` runs on the event loop and only looks at heads and at most a
+preview's bytes (:mod:`icapdlp.payload.triage`), so the common "not DICOM"
+answer costs microseconds. Everything that parses content is sent to the
+worker pool; a spooled body travels there as a path. Any ``Blocked`` raised on
+the way (by the pipeline, the payload parsers, or the pool's deadline and
+crash handling) becomes a :class:`Block` decision with the same reason.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Any, Literal
+
+from icapdlp.adaptation import blockpage, worker_tasks
+from icapdlp.adaptation.api import (
+    Block,
+    Body,
+    BodyDecision,
+    HttpResponseHead,
+    NeedBody,
+    NoChange,
+    PartialReplace,
+    PreviewDecision,
+    Replace,
+    Transaction,
+    TransactionReport,
+)
+from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
+from icapdlp.payload.triage import Triage, Verdict, triage
+from icapdlp.verdict import BlockReason, Blocked
+
+
+class DlpAdapter:
+    """One per server; stateless between transactions."""
+
+    def __init__(self, settings: Any, pool: Any, token: str) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._token = token
+
+    # -- Adapter protocol -------------------------------------------------
+
+    async def on_preview(self, tx: Transaction, preview: bytes, complete: bool) -> PreviewDecision:
+        head = body_head(tx)
+        if not tx.has_body or head is None:
+            return NoChange(TransactionReport())
+        if tx.service not in self._settings.services:
+            return Block(BlockReason.INTERNAL_ERROR, "unknown service", TransactionReport())
+        seen = triage(head.headers.get("Content-Type"), head.headers.get_all("Content-Encoding"), preview, complete)
+        if seen.verdict is Verdict.PASS:
+            return NoChange(TransactionReport())
+        if seen.verdict is Verdict.UNSUPPORTED_ENCODING:
+            return Block(BlockReason.UNSUPPORTED_ENCODING, "candidate body under an unsupported content coding",
+                         TransactionReport())
+        if seen.verdict is Verdict.RAW_DICOM and self._mode(tx) == "block":
+            return Block(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects",
+                         TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw"))
+        if complete:
+            return await self.on_body(tx, Body(data=preview))
+        if seen.verdict is Verdict.RAW_DICOM and self._may_use_206(tx, seen):
+            partial = await self._header_only(tx, preview)
+            if partial is not None:
+                return partial
+        return NeedBody()
+
+    async def on_body(self, tx: Transaction, body: Body) -> BodyDecision:
+        head = body_head(tx)
+        if head is None:
+            return NoChange(TransactionReport())
+        direction: Literal["request", "response"] = "request" if tx.icap_method == "REQMOD" else "response"
+        try:
+            result = await self._pool.run(
+                worker_tasks.rewrite_body, self._token, tx.service, direction, head.headers.get("Content-Type"),
+                head.headers.get_all("Content-Encoding"), body.data, body.path)
+        except Blocked as blocked:
+            return Block(blocked.reason, blocked.detail, TransactionReport())
+        if not result.changed:
+            return NoChange(result.report)
+        new_body: bytes | Body = result.data if result.data is not None else _owned_file(result.path, result.size)
+        request, response = with_new_body_length(tx, result.size)
+        return Replace(request=request, response=response, body=new_body, report=result.report)
+
+    def block_response(self, tx: Transaction, reason: BlockReason) -> tuple[HttpResponseHead, bytes]:
+        return blockpage.block_response(tx, reason)
+
+    # -- helpers ----------------------------------------------------------
+
+    def _mode(self, tx: Transaction) -> str:
+        return self._settings.services[tx.service].mode
+
+    def _may_use_206(self, tx: Transaction, seen: Triage) -> bool:
+        head = body_head(tx)
+        return (tx.allow_206 and self._settings.payload.use_206 and self._mode(tx) == "deidentify"
+                and not seen.codings and head is not None and declared_length(head.headers) is not None)
+
+    async def _header_only(self, tx: Transaction, preview: bytes) -> PartialReplace | Block | None:
+        head = body_head(tx)
+        total = declared_length(head.headers)
+        if total is None or total <= len(preview):
+            return None
+        try:
+            answer = await self._pool.run(worker_tasks.header_only, self._token, tx.service, preview, total)
+        except Blocked as blocked:
+            return Block(blocked.reason, blocked.detail, TransactionReport(objects_by_wrapping={"raw": 1},
+                                                                           wrapping="raw"))
+        if answer is None:
+            return None
+        prefix, offset = answer
+        request, response = with_new_body_length(tx, len(prefix) + total - offset)
+        report = TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw")
+        return PartialReplace(request, response, prefix, offset, report)
+
+
+def _owned_file(path: str | None, size: int) -> Body:
+    """A Body over a worker's output file, deleted once the server drops the Body."""
+    assert path is not None
+    body = Body(path=path, size=size)
+    weakref.finalize(body, _unlink_quietly, path)
+    return body
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

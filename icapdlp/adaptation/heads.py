@@ -1,0 +1,52 @@
+"""The HTTP head that goes with a rewritten body.
+
+Only what the new body makes false is changed: the length, and validators and
+digests computed over the old bytes (a cache or client checking them would
+reject or, worse, mix up the two versions). Everything else, including the
+Content-Encoding (the body is re-encoded with it), stays as received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead, Transaction
+
+#: fields that describe the old body's bytes (RFC 9530 digests, RFC 1864, RFC 3230, validators)
+STALE_BODY_FIELDS = ("Content-MD5", "Digest", "Repr-Digest", "Content-Digest", "Want-Digest",
+                     "ETag", "Last-Modified")
+
+
+def body_head(tx: Transaction) -> HttpRequestHead | HttpResponseHead | None:
+    """The head of the message whose body is being adapted."""
+    return tx.request if tx.icap_method == "REQMOD" else tx.response
+
+
+def declared_length(headers: HttpHeaders) -> int | None:
+    values = headers.get_all("Content-Length")
+    if not values or headers.get("Transfer-Encoding") is not None:
+        return None
+    lengths = {v.strip() for v in values}  # c-icap-client sends Content-Length twice
+    if len(lengths) != 1:
+        return None
+    text = lengths.pop()
+    return int(text) if text.isdigit() else None
+
+
+def rewritten_headers(headers: HttpHeaders, new_length: int) -> HttpHeaders:
+    headers = headers.without(*STALE_BODY_FIELDS)
+    if headers.get("Transfer-Encoding") is not None:
+        return headers.without("Content-Length")  # the client frames the body itself
+    if len(headers.get_all("Content-Length")) > 1:
+        headers = headers.without("Content-Length")
+    return headers.replaced("Content-Length", str(new_length))
+
+
+def with_new_body_length(tx: Transaction, new_length: int) -> tuple[HttpRequestHead | None, HttpResponseHead | None]:
+    """(request, response) heads for a Replace/PartialReplace of the adapted message."""
+    head = body_head(tx)
+    assert head is not None, "a body without a head is rejected by the codec"
+    new = replace(head, headers=rewritten_headers(head.headers, new_length))
+    if tx.icap_method == "REQMOD":
+        return new, None  # type: ignore[return-value]
+    return None, new  # type: ignore[return-value]

@@ -1,0 +1,181 @@
+"""What runs inside a worker process: parse, de-identify and rebuild one message body.
+
+The event loop only moves bytes; everything that parses untrusted content
+runs here, in a process the pool can kill at the deadline. Per-process state
+(the settings, the key, the pixel cleaner with its OCR and NER engines) is
+built once by :func:`init_worker` and found again by a token, so a task
+pickles only a few small arguments and a file path, never a spooled body.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from icapdlp.adaptation.api import TransactionReport
+from icapdlp.payload.walker import Findings, PayloadWalker
+from icapdlp.report import ObjectReport
+from icapdlp.verdict import BlockReason, Blocked
+
+Mode = Literal["deidentify", "block", "report-only"]
+
+
+@dataclass
+class WorkerState:
+    settings: Any
+    key: bytes
+    pixel_cleaner: Any
+    _configs: dict
+
+    def config(self, service: str) -> Any:
+        """The pipeline configuration of one service (built once per process)."""
+        if service not in self._configs:
+            from icapdlp.dicom.pipeline import PipelineConfig
+
+            options = self.settings.services[service]
+            self._configs[service] = PipelineConfig(
+                profile=self.settings.profile_for(service), limits=self.settings.dicom_limits,
+                key=self.key, mode=options.mode)
+        return self._configs[service]
+
+
+_STATES: dict[str, WorkerState] = {}
+
+
+def init_worker(token: str, settings: Any, key: bytes) -> None:
+    """Per-process initializer: build the pixel cleaner (OCR, NER model) once."""
+    _STATES[token] = WorkerState(settings, key, _build_cleaner(settings), {})
+
+
+def _build_cleaner(settings: Any) -> Any:
+    """The pixel cleaner, or None when the policy never cleans pixels.
+
+    With no cleaner and a policy that needs one, the pipeline blocks the object
+    (pixel-cleaning-impossible): a missing engine never means "skip".
+    """
+    needs = settings.profile.clean_pixel_data or any(
+        svc.profile is not None and svc.profile.clean_pixel_data for svc in settings.services.values())
+    if not needs:
+        return None
+    from icapdlp.pixels import build_cleaner
+
+    return build_cleaner(settings)
+
+
+def state(token: str) -> WorkerState:
+    try:
+        return _STATES[token]
+    except KeyError:
+        raise Blocked(BlockReason.INTERNAL_ERROR, "worker was not initialised for this policy") from None
+
+
+class PipelineRewriter:
+    """The ObjectRewriter of one service: de-identify, block, or report only."""
+
+    def __init__(self, worker: WorkerState, service: str) -> None:
+        self._worker = worker
+        self._config = worker.config(service)
+        self._mode: Mode = worker.settings.services[service].mode
+
+    def rewrite_dicom(self, data: bytes) -> tuple[bytes, ObjectReport]:
+        if self._mode == "block":
+            raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
+        from icapdlp.dicom.pipeline import deidentify_bytes
+
+        result = deidentify_bytes(data, self._config, pixel_cleaner=self._worker.pixel_cleaner)
+        return (data if self._mode == "report-only" else result.data), result.report
+
+    def rewrite_json(self, dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
+        if self._mode == "block":
+            raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
+        from pydicom import Dataset
+
+        from icapdlp.dicom.pipeline import deidentify_dataset
+
+        try:
+            ds = Dataset.from_json(dataset)
+        except RecursionError:
+            raise Blocked(BlockReason.LIMIT_EXCEEDED, "DICOM JSON nested too deeply") from None
+        except Exception:  # pydicom raises many types on malformed JSON values
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON dataset does not decode") from None
+        report = deidentify_dataset(ds, self._config, pixel_cleaner=self._worker.pixel_cleaner)
+        if self._mode == "report-only":
+            return dataset, report
+        try:
+            return ds.to_json_dict(bulk_data_threshold=2**31), report
+        except Exception:
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "de-identified dataset does not encode as JSON") from None
+
+
+@dataclass
+class BodyResult:
+    """A rewritten body (in memory or in a temp file) and the report."""
+
+    changed: bool
+    report: TransactionReport
+    data: bytes | None = None
+    path: str | None = None
+    size: int = 0
+
+
+def rewrite_body(token: str, service: str, direction: Literal["request", "response"],
+                 content_type: str | None, content_encodings: list[str],
+                 data: bytes | None, path: str | None) -> BodyResult:
+    """Worker task: find, rewrite and rebuild; Blocked propagates to the adapter."""
+    worker = state(token)
+    if data is None:
+        data = _read_spooled(path, worker.settings.limits.body_bytes)
+    walker = PayloadWalker(PipelineRewriter(worker, service), worker.settings.payload, direction,
+                           max_inflated_bytes=worker.settings.limits.body_bytes)
+    try:
+        result = walker.rewrite_message(content_type, content_encodings, data)
+    except RecursionError:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, "structure nested too deeply") from None
+    except MemoryError:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, "body too large to process in memory") from None
+    report = to_transaction_report(result.findings)
+    if not result.changed:
+        return BodyResult(False, report)
+    limits = worker.settings.limits
+    if len(result.body) > limits.spool_memory_bytes:
+        return BodyResult(True, report, path=_write_temp(result.body, limits.spool_dir), size=len(result.body))
+    return BodyResult(True, report, data=result.body, size=len(result.body))
+
+
+def header_only(token: str, service: str, prefix: bytes, total_size: int) -> tuple[bytes, int] | None:
+    """Worker task for ICAP 206: (new prefix, offset into the original body) or None."""
+    worker = state(token)
+    from icapdlp.dicom.pipeline import header_only_rewrite
+
+    return header_only_rewrite(prefix, total_size, worker.config(service), pixel_cleaner=worker.pixel_cleaner)
+
+
+def to_transaction_report(findings: Findings) -> TransactionReport:
+    return TransactionReport(objects_by_wrapping=dict(findings.objects_by_wrapping), totals=findings.totals,
+                             study_refs=list(findings.study_refs), instance_refs=list(findings.instance_refs),
+                             wrapping=findings.wrapping)
+
+
+def _read_spooled(path: str | None, limit: int) -> bytes:
+    if path is None:
+        raise Blocked(BlockReason.INTERNAL_ERROR, "body has neither data nor path")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise Blocked(BlockReason.SPOOL_FAILED, f"cannot read spooled body ({exc.strerror})") from None
+    if len(data) > limit:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, f"body exceeds {limit} bytes")
+    return data
+
+
+def _write_temp(data: bytes, directory: str | None) -> str:
+    try:
+        fd, path = tempfile.mkstemp(prefix="icapdlp-out-", dir=directory)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise Blocked(BlockReason.SPOOL_FAILED, f"cannot write rewritten body ({exc.strerror})") from None
+    return path

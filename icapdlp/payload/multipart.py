@@ -1,0 +1,172 @@
+"""multipart/* bodies (RFC 2046 §5.1) split into parts and joined back byte for byte.
+
+A rewrite may change part *contents* only. Everything else - the preamble,
+each delimiter line (with any transport padding), each part's header block,
+the close delimiter and the epilogue - is kept as the exact bytes received,
+so a rebuilt body differs from the original only inside rewritten parts and
+an unchanged body rebuilds to identical bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from icapdlp.payload.media import MediaType, parse_media_type
+from icapdlp.verdict import BlockReason, Blocked
+
+#: RFC 2046 caps boundaries at 70 characters; we accept a little more from lax clients
+MAX_BOUNDARY_CHARS = 200
+#: one part's header block; real ones are a few hundred bytes
+MAX_PART_HEADER_BYTES = 16 * 1024
+
+CRLF = b"\r\n"
+
+
+@dataclass
+class Part:
+    """One body part: raw header block (ending with the blank line) and content."""
+
+    delimiter: bytes  # CRLF (absent for the first part) + "--boundary" + padding + CRLF
+    header_block: bytes
+    content: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+    @property
+    def media_type(self) -> MediaType:
+        return parse_media_type(self.header("Content-Type"))
+
+    @property
+    def filename(self) -> str | None:
+        disposition = self.header("Content-Disposition")
+        if disposition is None or ";" not in disposition:
+            return None
+        # the disposition parameters have Content-Type's syntax: reuse that parser
+        return parse_media_type("x/y;" + disposition.split(";", 1)[1]).param("filename")
+
+
+@dataclass
+class Multipart:
+    preamble: bytes
+    parts: list[Part]
+    close_delimiter: bytes  # CRLF + "--boundary--"
+    epilogue: bytes
+
+    def to_bytes(self) -> bytes:
+        pieces = [self.preamble]
+        for part in self.parts:
+            pieces += [part.delimiter, part.header_block, part.content]
+        pieces += [self.close_delimiter, self.epilogue]
+        return b"".join(pieces)
+
+
+def _malformed(detail: str) -> Blocked:
+    # A multipart body we cannot split may still carry DICOM: fail closed.
+    return Blocked(BlockReason.UNPARSEABLE_DICOM, f"multipart body: {detail}")
+
+
+def parse_multipart(body: bytes, boundary: str, max_parts: int) -> Multipart:
+    """Split ``body``; raise Blocked for malformed framing or more than ``max_parts`` parts."""
+    if not boundary or len(boundary) > MAX_BOUNDARY_CHARS:
+        raise _malformed("boundary missing or too long")
+    try:
+        dash_boundary = b"--" + boundary.encode("ascii")
+    except UnicodeEncodeError:
+        raise _malformed("boundary is not ASCII") from None
+    first = _find_delimiter(body, dash_boundary, 0, first=True)
+    if first is None:
+        raise _malformed("no delimiter line")
+    start, after, is_close = first
+    preamble = body[:start]
+    parts: list[Part] = []
+    while not is_close:
+        line_start = start
+        header_end = body.find(CRLF + CRLF, after, after + MAX_PART_HEADER_BYTES + 4)
+        if after + 2 <= len(body) and body[after:after + 2] == CRLF:
+            header_end = after - 2  # no header fields at all: the blank line follows at once
+        if header_end < 0:
+            raise _malformed("part header block missing or too long")
+        header_block = body[after:header_end + 4]
+        found = _find_delimiter(body, dash_boundary, header_end + 4, first=False)
+        if found is None:
+            raise _malformed("no close delimiter")
+        start, next_after, is_close = found
+        if len(parts) >= max_parts:
+            raise Blocked(BlockReason.LIMIT_EXCEEDED, f"more than {max_parts} multipart parts")
+        parts.append(Part(body[line_start:after], header_block, body[header_end + 4:start],
+                          _parse_headers(header_block)))
+        after = next_after
+    close_end = after
+    return Multipart(preamble, parts, body[start:close_end], body[close_end:])
+
+
+def _find_delimiter(body: bytes, dash_boundary: bytes, pos: int, first: bool) -> tuple[int, int, bool] | None:
+    """Next delimiter line at or after ``pos``: (start, end of line, is-close)."""
+    while True:
+        if first and pos == 0 and body.startswith(dash_boundary):
+            hit, start = 0, 0
+        else:
+            hit = body.find(CRLF + dash_boundary, pos)
+            if hit < 0:
+                return None
+            start = hit
+            hit += 2
+        cursor = hit + len(dash_boundary)
+        if body[cursor:cursor + 2] == b"--":
+            return start, cursor + 2, True
+        line_end = cursor
+        while line_end < len(body) and body[line_end] in b" \t":
+            line_end += 1  # transport padding (RFC 2046 §5.1.1)
+        if body[line_end:line_end + 2] == CRLF:
+            return start, line_end + 2, False
+        pos = hit  # the boundary was a prefix of something longer: keep looking
+        first = False
+
+
+def _parse_headers(block: bytes) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for line in block.split(CRLF):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t") and headers:
+            name, value = headers[-1]
+            headers[-1] = (name, value + " " + line.strip().decode("latin-1"))
+            continue
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers.append((name.strip().decode("latin-1"), value.strip().decode("latin-1")))
+    return headers
+
+
+def replace_content(part: Part, content: bytes, dash_boundary: bytes) -> Part:
+    """A copy of ``part`` with new content; part Content-Length fixed, Content-MD5 dropped.
+
+    Raises Blocked if the new content would contain the delimiter (it would
+    split the part on the way out).
+    """
+    # the header block ends in CRLF, so content starting with the dash-boundary collides too
+    if CRLF + dash_boundary in content or content.startswith(dash_boundary):
+        raise Blocked(BlockReason.INTERNAL_ERROR, "rewritten part contains the multipart boundary")
+    header_block = part.header_block
+    if part.header("Content-Length") is not None or part.header("Content-MD5") is not None:
+        header_block = _fix_part_headers(header_block, len(content))
+    return Part(part.delimiter, header_block, content, _parse_headers(header_block))
+
+
+def _fix_part_headers(block: bytes, length: int) -> bytes:
+    lines = block[:-4].split(CRLF) if block.endswith(CRLF + CRLF) else block.split(CRLF)
+    out: list[bytes] = []
+    for line in lines:
+        name = line.partition(b":")[0].strip().lower()
+        if name == b"content-md5":
+            continue
+        if name == b"content-length":
+            line = line.partition(b":")[0] + b": " + str(length).encode()
+        out.append(line)
+    return CRLF.join(out) + CRLF + CRLF

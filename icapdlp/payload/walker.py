@@ -1,0 +1,234 @@
+"""Find every DICOM object in an HTTP body, whatever it is wrapped in, and rebuild the body.
+
+The walker is the payload layer's core. It knows wrappings (content codings,
+multipart, DICOMweb, the JSON model, zip, gzip files) and nothing about ICAP
+or about how an object is de-identified: that is the ``ObjectRewriter`` it is
+given, so it runs offline, in a worker process, or in a unit test alike.
+
+Contract with the rewriter: returning the *same* object it was given means
+"unchanged" (report-only mode); anything else is the new content. A body in
+which nothing changed is returned as the original bytes object, so callers
+can answer "no change" without comparing megabytes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from icapdlp.payload import archive, dicomjson, encoding, multipart
+from icapdlp.payload.media import (
+    MediaType,
+    is_dicom_json_type,
+    is_dicom_type,
+    is_gzip_type,
+    is_multipart,
+    is_zip_type,
+    parse_encodings,
+    parse_media_type,
+)
+from icapdlp.payload.options import PayloadOptions
+from icapdlp.payload.sniff import Sniff, looks_like_gzip, looks_like_zip, sniff_dicom
+from icapdlp.report import ObjectReport
+from icapdlp.verdict import BlockReason, Blocked
+
+Direction = Literal["request", "response"]
+
+#: DICOMweb media types of bulk data and frames (PS3.18 §8.7.3): pixels with no header to check
+BULK_DATA_TYPES = frozenset({
+    "application/octet-stream", "image/jpeg", "image/jls", "image/jp2", "image/jpx", "image/j2c",
+    "image/jphc", "image/dicom-rle", "image/x-dicom-rle", "video/mpeg", "video/mp4", "video/h265",
+    "image/png", "image/gif", "video/mpeg2", "image/jxl",
+})
+#: declared types whose body may be the DICOM JSON model
+JSON_TYPES = frozenset({"application/dicom+json", "application/json", "text/json", ""})
+#: bytes inflated from a gzip file just to see whether its content is a candidate
+GZIP_SNIFF_BYTES = 64 * 1024
+
+
+class ObjectRewriter(Protocol):
+    """De-identifies one object; returns its argument itself to mean "unchanged"."""
+
+    def rewrite_dicom(self, data: bytes) -> tuple[bytes, ObjectReport]: ...
+
+    def rewrite_json(self, dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]: ...
+
+
+@dataclass
+class Findings:
+    """Counts gathered while walking; becomes the TransactionReport."""
+
+    objects_by_wrapping: Counter = field(default_factory=Counter)
+    totals: ObjectReport = field(default_factory=ObjectReport)
+    study_refs: list[str] = field(default_factory=list)
+    instance_refs: list[str] = field(default_factory=list)
+    wrapping: str = "none"
+
+    def add(self, label: str, report: ObjectReport) -> None:
+        self.objects_by_wrapping[label] += 1
+        report.merge_into(self.totals)
+        if report.study_ref and report.study_ref not in self.study_refs:
+            self.study_refs.append(report.study_ref)
+        if report.instance_ref:
+            self.instance_refs.append(report.instance_ref)
+
+    @property
+    def objects(self) -> int:
+        return sum(self.objects_by_wrapping.values())
+
+
+@dataclass
+class Rewritten:
+    body: bytes
+    changed: bool
+    findings: Findings
+
+
+class PayloadWalker:
+    """One walk over one message body (not thread-safe; make one per message)."""
+
+    def __init__(self, rewriter: ObjectRewriter, options: PayloadOptions, direction: Direction,
+                 max_inflated_bytes: int) -> None:
+        self._rewriter = rewriter
+        self._options = options
+        self._direction = direction
+        #: inflate limit for content codings and gzip files (the archive limit is the options')
+        self._max_inflated = min(max_inflated_bytes, options.max_inflated_bytes)
+        self.findings = Findings()
+
+    def rewrite_message(self, content_type: str | None, codings: list[str], body: bytes) -> Rewritten:
+        """Rewrite a whole HTTP body given its Content-Type and Content-Encoding codings."""
+        new = self._entity(parse_media_type(content_type), list(codings), body, 0, "raw", top=True)
+        return Rewritten(new, new is not body, self.findings)
+
+    # -- one entity -------------------------------------------------------
+
+    def _entity(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
+                *, top: bool = False, bulk_context: bool = False) -> bytes:
+        if depth > self._options.max_nesting:
+            raise Blocked(BlockReason.LIMIT_EXCEEDED, f"wrappings nested deeper than {self._options.max_nesting}")
+        if codings:
+            return self._coded(media, codings, body, depth, label, top)
+        if is_multipart(media):
+            return self._multipart(media, body, depth, top)
+        if is_dicom_type(media):
+            return self._dicom(body, label, top)
+        if is_dicom_json_type(media) or (media.essence in JSON_TYPES and dicomjson.looks_like_dicom_json(body)):
+            return self._json(body, top)
+        if is_zip_type(media) or looks_like_zip(body):
+            return self._zip(body, depth, top)
+        if is_gzip_type(media) or looks_like_gzip(body):
+            return self._gzip_file(body, depth, label, top)
+        if sniff_dicom(body, complete=True) is Sniff.DICOM:
+            return self._dicom(body, label, top)
+        if bulk_context and media.essence in BULK_DATA_TYPES and self._options.bulk_data == "block":
+            raise Blocked(BlockReason.UNCHECKABLE_BULK_DATA,
+                          "DICOMweb bulk data or frames without a header cannot be checked")
+        if media.essence == "application/dicom+xml":
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model is not supported")
+        return body
+
+    def _mark(self, label: str, top: bool) -> None:
+        if top and self.findings.wrapping == "none":
+            self.findings.wrapping = label
+
+    def _dicom(self, body: bytes, label: str, top: bool) -> bytes:
+        new, report = self._rewriter.rewrite_dicom(body)
+        self.findings.add(label, report)
+        self._mark(label, top)
+        return body if new is body else new
+
+    def _json(self, body: bytes, top: bool) -> bytes:
+        changed = False
+
+        def rewrite(dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
+            nonlocal changed
+            new, report = self._rewriter.rewrite_json(dataset)
+            changed = changed or new is not dataset
+            return new, report
+
+        new_body = dicomjson.rewrite_json_body(body, rewrite, lambda report: self.findings.add("json", report))
+        self._mark("json", top)
+        return new_body if changed else body
+
+    def _coded(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str, top: bool) -> bytes:
+        coding = codings[-1]
+        if coding not in ("gzip", "deflate"):
+            raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding!r} is not supported")
+        inner = encoding.inflate(body, coding, self._max_inflated)
+        new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top)
+        if new_inner is inner:
+            return body
+        return encoding.encode(new_inner, coding)
+
+    def _gzip_file(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
+        head = encoding.inflate_prefix(body, "gzip", GZIP_SNIFF_BYTES)
+        if not _may_hold_dicom(head):
+            return body  # a .tar.gz or .txt.gz: nothing we rewrite is inside
+        inner = encoding.inflate(body, "gzip", self._max_inflated)
+        new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
+        return body if new_inner is inner else encoding.encode(new_inner, "gzip")
+
+    def _multipart(self, media: MediaType, body: bytes, depth: int, top: bool) -> bytes:
+        boundary = media.param("boundary") or ""
+        parsed = multipart.parse_multipart(body, boundary, self._options.max_multipart_parts)
+        related = media.essence == "multipart/related"
+        if related:
+            label = "stow" if self._direction == "request" else "wado"
+            default_type = parse_media_type(media.param("type") or "")
+        else:
+            label, default_type = "form", MediaType()
+        dash_boundary = b"--" + boundary.encode("ascii")
+        changed = False
+        before = self.findings.objects
+        new_parts = []
+        for part in parsed.parts:
+            part_media = part.media_type if part.header("Content-Type") else default_type
+            part_codings = _part_codings(part)
+            new_content = self._entity(part_media, part_codings, part.content, depth + 1, label,
+                                       bulk_context=related)
+            if new_content is part.content:
+                new_parts.append(part)
+            else:
+                changed = True
+                new_parts.append(multipart.replace_content(part, new_content, dash_boundary))
+        if top and self.findings.objects > before:
+            self.findings.wrapping = label
+        if not changed:
+            return body
+        parsed.parts = new_parts
+        return parsed.to_bytes()
+
+    def _zip(self, body: bytes, depth: int, top: bool) -> bytes:
+        limits = archive.ArchiveLimits(self._options.max_archive_members, self._options.max_compression_ratio,
+                                       self._options.max_inflated_bytes)
+        members, comment = archive.read_archive(body, limits)
+        before = self.findings.objects
+        replacements: dict[str, bytes | None] = {}
+        for member in members:
+            if member.info.is_dir():
+                continue
+            if member.is_dicomdir:
+                # DICOMDIR lists names, IDs and UIDs of every patient in the archive; it is not regenerated
+                replacements[member.name] = None
+                continue
+            new = self._entity(MediaType(), [], member.data, depth + 1, "zip")
+            if new is not member.data:
+                replacements[member.name] = new
+        if top and self.findings.objects > before:
+            self.findings.wrapping = "zip"
+        if not replacements:
+            return body
+        rebuilt, _ = archive.rebuild_archive(members, comment, lambda m: replacements.get(m.name, m.data))
+        return rebuilt
+
+
+def _part_codings(part: multipart.Part) -> list[str]:
+    return parse_encodings([v for k, v in part.headers if k.lower() == "content-encoding"])
+
+
+def _may_hold_dicom(head: bytes) -> bool:
+    """Whether inflated leading bytes could start something the walker rewrites."""
+    return (sniff_dicom(head, complete=len(head) < GZIP_SNIFF_BYTES) is not Sniff.NOT_DICOM
+            or looks_like_zip(head) or looks_like_gzip(head) or dicomjson.looks_like_dicom_json(head))

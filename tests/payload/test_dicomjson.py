@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from icapdlp.payload.dicomjson import looks_like_dicom_json, parse_datasets, strip_bulk_data_uris
+from icapdlp.verdict import BlockReason, Blocked
+
+
+def test_sniffing_the_json_model():
+    assert looks_like_dicom_json(b' [ {"00080005": {"vr": "CS"}}]')
+    assert looks_like_dicom_json(b'{"7FE00010":{"vr":"OW"}}')
+    assert not looks_like_dicom_json(b'{"name": "x"}')
+    assert not looks_like_dicom_json(b'[1, 2]')
+
+
+def test_bulk_data_uris_are_removed_at_every_depth():
+    data = {"7FE00010": {"vr": "OW", "BulkDataURI": "u1"},
+            "00081115": {"vr": "SQ", "Value": [{"00420011": {"vr": "OB", "BulkDataURI": "u2"}}]}}
+    assert strip_bulk_data_uris(data) == 2
+    assert "BulkDataURI" not in json.dumps(data)
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"not json", BlockReason.UNPARSEABLE_DICOM),
+    (b'[{"name": 1}]', BlockReason.UNPARSEABLE_DICOM),
+    (b"[1]", BlockReason.UNPARSEABLE_DICOM),
+    (b"[" * 100_000 + b"]" * 100_000, BlockReason.LIMIT_EXCEEDED),
+])
+def test_bad_json_is_blocked(body, reason):
+    with pytest.raises(Blocked) as info:
+        parse_datasets(body)
+    assert info.value.reason is reason
+
+
+def test_depth_limit_at_limit_and_one_past():
+    def nested(depth: int) -> bytes:
+        # outer list (1) > dataset (2) > element (3) > Value lists (4 .. depth)
+        value = "[" * (depth - 3) + "]" * (depth - 3)
+        return ('[{"00100010": {"vr": "PN", "Value": ' + value + "}}]").encode()
+
+    assert parse_datasets(nested(200))
+    with pytest.raises(Blocked) as info:
+        parse_datasets(nested(201))
+    assert info.value.reason is BlockReason.LIMIT_EXCEEDED

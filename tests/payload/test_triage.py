@@ -1,0 +1,65 @@
+"""The preview decision: clear non-DICOM early, read everything that may hold DICOM."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from icapdlp.payload.triage import Verdict, triage
+from tests.payload.test_archive import make_zip
+from tests.support.synthetic import make_ct
+
+DCM = make_ct(4).data
+BARE = make_ct(4, bare=True).data
+PREVIEW = 4096
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("text/html; charset=utf-8", b"<!doctype html><html>" + b"x" * 10000),
+    ("application/javascript", b"function f(){}" * 1000),
+    ("image/png", b"\x89PNG\r\n\x1a\n" + b"\0" * 10000),
+    ("application/octet-stream", b"MZ\x90\x00" + b"\x01" * 10000),  # an ordinary download
+    ("application/json", b'{"user": "someone", "items": [' + b"1," * 5000 + b"1]}"),
+    (None, b"%PDF-1.7" + b"\0" * 10000),
+])
+def test_everyday_traffic_passes_from_the_preview(content_type, body):
+    assert triage(content_type, [], body[:PREVIEW], False).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize("content_type, body, verdict", [
+    ("application/dicom", DCM, Verdict.RAW_DICOM),
+    ("application/octet-stream", DCM, Verdict.RAW_DICOM),
+    ("text/plain", BARE, Verdict.RAW_DICOM),  # lying type: found by structure
+    ("image/jpeg", DCM, Verdict.RAW_DICOM),
+    ("multipart/form-data; boundary=x", b"--x\r\n...", Verdict.NEED_BODY),
+    ('multipart/related; type="application/dicom"; boundary=x', b"--x\r\n...", Verdict.NEED_BODY),
+    ("application/dicom+json", b"[]", Verdict.NEED_BODY),
+    ("application/json", json.dumps([{"00100010": {"vr": "PN"}}]).encode() + b" " * 5000, Verdict.NEED_BODY),
+    ("application/zip", b"PK\x03\x04", Verdict.NEED_BODY),
+    ("application/octet-stream", make_zip({"a": b"b"}), Verdict.NEED_BODY),
+    ("application/gzip", gzip.compress(DCM), Verdict.NEED_BODY),
+])
+def test_candidates_are_recognised(content_type, body, verdict):
+    assert triage(content_type, [], body[:PREVIEW], len(body) <= PREVIEW and False).verdict is verdict
+
+
+def test_gzip_content_coding_is_looked_into():
+    assert triage("text/html", ["gzip"], gzip.compress(b"<html>" * 5000)[:PREVIEW], False).verdict is Verdict.PASS
+    assert triage("text/html", ["gzip"], gzip.compress(DCM)[:PREVIEW], False).verdict is Verdict.NEED_BODY
+    assert triage("application/gzip", [], gzip.compress(b"text " * 9000)[:PREVIEW], False).verdict is Verdict.PASS
+
+
+def test_unknown_codings_block_candidates_only():
+    assert triage("application/dicom", ["br"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
+    assert triage("application/octet-stream", ["zstd"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
+    assert triage("text/html", ["br"], b"x", False).verdict is Verdict.PASS
+    assert triage("text/html", ["identity"], b"<html>" * 100, True).verdict is Verdict.PASS
+
+
+def test_without_enough_preview_the_body_is_read():
+    assert triage("text/html", [], b"", False).verdict is Verdict.NEED_BODY  # -nopreview
+    assert triage("text/html", [], DCM[:100], False).verdict is Verdict.NEED_BODY
+    assert triage("text/html", [], b"", True).verdict is Verdict.PASS  # no body at all
+    assert triage("text/html", [], b"<html>", True).verdict is Verdict.PASS  # small complete body
