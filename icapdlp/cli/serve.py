@@ -1,0 +1,82 @@
+"""``icapdlp serve [--config FILE]``: run the ICAP server until SIGTERM.
+
+Exit codes: 0 after a clean stop, 2 for an invalid configuration or key,
+3 when the DICOM adaptation layer is missing (the server refuses to run
+rather than pass DICOM through unchanged), 1 when start-up fails otherwise
+(for example the port is taken).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from icapdlp import __version__
+from icapdlp.config import ConfigError, load_settings
+from icapdlp.config.keys import fingerprint, load_key
+
+EXIT_CONFIG = 2
+EXIT_NO_ADAPTER = 3
+EXIT_STARTUP = 1
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "serve", help="run the ICAP server",
+        description="Serve ICAP (REQMOD/RESPMOD) with the configured policy until SIGTERM; "
+        "SIGHUP reloads the configuration file.")
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration (default: ICAPDLP_CONFIG "
+                        "or the built-in default policy)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from icapdlp.server import app as app_module, lifecycle
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("icapdlp.server")
+    try:
+        settings = load_settings(args.config)
+        key = load_key(settings.key)
+    except ConfigError as exc:
+        print(f"icapdlp serve: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    factory = app_module.find_adapter_factory()
+    if factory is None:
+        print("icapdlp serve: refusing to start: the DICOM adaptation layer "
+              f"({app_module.ADAPTER_FACTORY[0]}) is not installed, and serving without it would "
+              "pass DICOM through unchanged", file=sys.stderr)
+        return EXIT_NO_ADAPTER
+    app = app_module.App(settings, key, factory, config_path=args.config)
+
+    def started() -> None:
+        server = app.server
+        services = ", ".join(f"/{name} ({svc.method})" for name, svc in sorted(settings.services.items()))
+        tls = f", icaps port {server.tls_port}" if server.tls_port else ""
+        log.info("icapdlp %s serving icap://%s:%d%s services %s ISTag %s workers %d key %s",
+                 __version__, settings.server.host, server.port, tls, services, app.istag,
+                 app.pool.size if app.pool else 0, fingerprint(key))
+
+    try:
+        lifecycle.run(app, on_started=started, reload=app.reload)
+    except ConfigError as exc:
+        print(f"icapdlp serve: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (OSError, RuntimeError) as exc:
+        print(f"icapdlp serve: start-up failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``serve`` alone (used by the test helper, independent of the other sub-commands)."""
+    parser = argparse.ArgumentParser(prog="icapdlp serve")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_parser(subparsers)
+    return run(parser.parse_args(["serve", *(argv if argv is not None else sys.argv[1:])]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Header blocks, start lines and the Encapsulated header.
+
+Text is decoded as Latin-1 so every byte survives a parse/serialise round
+trip unchanged. Parsing is strict where a lenient reading could make two
+parties disagree about where a message ends (header syntax, Encapsulated
+offsets) and lenient only where Squid and c-icap-client are known to differ
+from the letter of RFC 3507 (see FIELD-NOTES).
+"""
+
+from __future__ import annotations
+
+import re
+
+from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead
+from icapdlp.icap.errors import ProtocolError
+
+# RFC 7230 token characters: what a header name or method may contain
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# control characters other than horizontal tab are never valid in a value
+_BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: offsets in Encapsulated are decimal; 12 digits is far beyond any header limit
+_MAX_OFFSET_DIGITS = 12
+
+HEADER_ENTITIES = ("req-hdr", "res-hdr")
+BODY_ENTITIES = ("req-body", "res-body", "opt-body", "null-body")
+
+#: the Encapsulated shapes each method may carry (RFC 3507 section 4.4.1)
+_ALLOWED_SHAPES: dict[str, frozenset[tuple[str, ...]]] = {
+    "REQMOD": frozenset({("req-hdr", "req-body"), ("req-hdr", "null-body"), ("req-body",), ("null-body",)}),
+    "RESPMOD": frozenset({
+        ("req-hdr", "res-hdr", "res-body"), ("req-hdr", "res-hdr", "null-body"),
+        ("res-hdr", "res-body"), ("res-hdr", "null-body"),
+        ("req-hdr", "res-body"), ("req-hdr", "null-body"),
+        ("res-body",), ("null-body",),
+    }),
+    "OPTIONS": frozenset({("opt-body",), ("null-body",)}),
+}
+
+
+def parse_fields(block: str, where: str) -> list[tuple[str, str]]:
+    """Parse ``Name: value`` lines (CRLF separated, no terminating blank line)."""
+    fields: list[tuple[str, str]] = []
+    if not block:
+        return fields
+    for line in block.split("\r\n"):
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise ProtocolError(f"{where}: header line without ':'")
+        if not _TOKEN.fullmatch(name):
+            # also rejects obsolete line folding (a line starting with whitespace)
+            raise ProtocolError(f"{where}: invalid header name")
+        value = value.strip(" \t")
+        if _BAD_VALUE_CHAR.search(value):
+            raise ProtocolError(f"{where}: control character in header value")
+        fields.append((name, value))
+    return fields
+
+
+def parse_request_line(line: str, where: str) -> tuple[str, str, str]:
+    """``METHOD SP TARGET SP VERSION`` -> (method, target, version)."""
+    parts = line.split(" ")
+    if len(parts) != 3 or not parts[1]:
+        raise ProtocolError(f"{where}: malformed request line")
+    method, target, version = parts
+    if not _TOKEN.fullmatch(method):
+        raise ProtocolError(f"{where}: invalid method")
+    if _BAD_VALUE_CHAR.search(target):
+        raise ProtocolError(f"{where}: control character in request target")
+    return method, target, version
+
+
+def parse_http_request_head(block: str) -> HttpRequestHead:
+    line, _, rest = block.partition("\r\n")
+    method, target, version = parse_request_line(line, "req-hdr")
+    if not version.startswith("HTTP/"):
+        raise ProtocolError("req-hdr: not an HTTP request line")
+    return HttpRequestHead(method, target, version, HttpHeaders(parse_fields(rest, "req-hdr")))
+
+
+def parse_http_response_head(block: str) -> HttpResponseHead:
+    line, _, rest = block.partition("\r\n")
+    version, _, after = line.partition(" ")
+    code, _, reason = after.partition(" ")
+    if not version.startswith("HTTP/") or len(code) != 3 or not code.isdigit() or not code.isascii():
+        raise ProtocolError("res-hdr: malformed status line")
+    if _BAD_VALUE_CHAR.search(reason):
+        raise ProtocolError("res-hdr: control character in reason phrase")
+    return HttpResponseHead(version, int(code), reason, HttpHeaders(parse_fields(rest, "res-hdr")))
+
+
+def parse_encapsulated(value: str, method: str) -> list[tuple[str, int]]:
+    """Parse and validate ``Encapsulated`` for ``method``; offsets must start at 0 and grow."""
+    entities: list[tuple[str, int]] = []
+    for item in value.split(","):
+        name, eq, number = item.strip().partition("=")
+        number = number.strip()
+        name = name.strip().lower()
+        if (not eq or name not in HEADER_ENTITIES + BODY_ENTITIES or not number.isdigit()
+                or not number.isascii() or len(number) > _MAX_OFFSET_DIGITS):
+            raise ProtocolError("Encapsulated: malformed entry")
+        entities.append((name, int(number)))
+    shape = tuple(name for name, _ in entities)
+    allowed = _ALLOWED_SHAPES.get(method)
+    if allowed is not None and shape not in allowed:
+        raise ProtocolError(f"Encapsulated: {', '.join(shape)} is not valid for {method}")
+    if allowed is None and (shape[-1] not in BODY_ENTITIES
+                            or any(name not in HEADER_ENTITIES for name in shape[:-1])
+                            or len(set(shape)) != len(shape)):
+        raise ProtocolError("Encapsulated: malformed entity list")
+    if entities[0][1] != 0:
+        raise ProtocolError("Encapsulated: first offset is not 0")
+    for (_, previous), (_, current) in zip(entities, entities[1:]):
+        if current <= previous:
+            raise ProtocolError("Encapsulated: offsets do not increase")
+    return entities
+
+
+def serialize_fields(fields) -> str:
+    return "".join(f"{name}: {value}\r\n" for name, value in fields)
+
+
+def serialize_request_head(head: HttpRequestHead) -> bytes:
+    text = f"{head.method} {head.target} {head.version}\r\n{serialize_fields(head.headers)}\r\n"
+    return text.encode("latin-1")
+
+
+def serialize_response_head(head: HttpResponseHead) -> bytes:
+    text = f"{head.version} {head.status} {head.reason}\r\n{serialize_fields(head.headers)}\r\n"
+    return text.encode("latin-1")
+
+
+def token_set(value: str | None) -> frozenset[str]:
+    """Comma-separated tokens, lower-cased: ``"204, Trailers"`` -> {"204", "trailers"}."""
+    if not value:
+        return frozenset()
+    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())

@@ -1,0 +1,1 @@
+"""Tests of the asyncio ICAP server, worker pool and lifecycle."""
