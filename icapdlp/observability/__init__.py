@@ -23,7 +23,7 @@ from icapdlp.observability.options import MetricsOptions
 
 __all__ = [
     "HealthServer", "Metrics", "Readiness", "RecordingObserver",
-    "build_observer", "start_health_server",
+    "build_observer", "start_health_server", "watch_worker_pool",
 ]
 
 
@@ -54,6 +54,20 @@ def build_observer(
     metrics.set_worker_capacity(workers, settings.workers.max_queue)
     audit = AuditLog(settings.audit, services=settings.services.keys(), on_error=metrics.audit_errors.inc)
     return RecordingObserver(metrics, audit)
+
+
+def watch_worker_pool(metrics: Metrics | RecordingObserver, pool) -> None:
+    """Feed the worker gauges from a pool: queue depth, busy workers, size and queue limit.
+
+    Duck-typed so this package does not import the server: ``pool`` needs
+    ``queue_depth`` and ``size``; ``max_queue`` and ``busy`` are used when present
+    (without ``busy`` the busy gauge stays at 0).
+    """
+    metrics = metrics.metrics if isinstance(metrics, RecordingObserver) else metrics
+    metrics.set_queue_depth_source(lambda: pool.queue_depth)
+    if hasattr(pool, "busy"):
+        metrics.set_workers_busy_source(lambda: pool.busy)
+    metrics.set_worker_capacity(pool.size, getattr(pool, "max_queue", 0))
 
 
 async def start_health_server(settings, metrics: Metrics | RecordingObserver | CollectorRegistry,

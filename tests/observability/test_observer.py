@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from icapdlp import __version__
 from icapdlp.config import Settings
-from icapdlp.observability import build_observer
+from icapdlp.observability import build_observer, watch_worker_pool
 from icapdlp.observability.events import Observer
 from icapdlp.server.options import WorkerOptions
 from tests.observability import records as R
@@ -50,3 +50,37 @@ def test_a_recording_failure_is_counted_and_logged_by_type_never_raised(caplog):
     assert registry.get_sample_value("icapdlp_requests_total", {"method": "REQMOD", "outcome": "rewritten"}) == 1
     assert registry.get_sample_value("icapdlp_requests_in_flight") == 0
     assert [r.getMessage() for r in caplog.records if r.name.startswith("icapdlp")][0].endswith("AttributeError")
+
+
+class FakePool:
+    """The attributes of icapdlp.server.workers.WorkerPool that the gauges read."""
+
+    size = 4
+    max_queue = 64
+
+    def __init__(self) -> None:
+        self.queue_depth = 0
+        self.busy = 0
+
+
+def test_worker_gauges_follow_the_pool_at_every_scrape():
+    observer = build_observer(Settings(), CollectorRegistry(), process_collector=False)
+    pool = FakePool()
+    watch_worker_pool(observer, pool)
+    registry = observer.registry
+    assert registry.get_sample_value("icapdlp_workers") == 4
+    assert registry.get_sample_value("icapdlp_worker_queue_limit") == 64
+    pool.queue_depth, pool.busy = 9, 3
+    assert registry.get_sample_value("icapdlp_worker_queue_depth") == 9
+    assert registry.get_sample_value("icapdlp_workers_busy") == 3
+
+
+def test_the_real_worker_pool_has_what_the_gauges_read():
+    from icapdlp.server.workers import WorkerPool
+
+    pool = WorkerPool(2, max_queue=7)  # not started: no processes needed to read the attributes
+    observer = build_observer(Settings(), CollectorRegistry(), process_collector=False)
+    watch_worker_pool(observer, pool)
+    assert observer.registry.get_sample_value("icapdlp_workers") == 2
+    assert observer.registry.get_sample_value("icapdlp_worker_queue_limit") == 7
+    assert observer.registry.get_sample_value("icapdlp_worker_queue_depth") == 0
