@@ -21,6 +21,9 @@ LINE_GAP_HEIGHTS = 2.0
 DUPLICATE_IOU = 0.5
 #: consecutive words joined when matching split renderings of IDs and dates
 MAX_JOINED_WORDS = 5
+#: ends each OCR line in the NER text: as a sentence of its own spaCy tags "Seattle" alone,
+#: and no entity span runs from one overlay line into the next
+LINE_END = ".\n"
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,8 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction, policy: DetectionPol
             offsets.append((pos, pos + len(w.text), w))
             parts.append(w.text + " ")
             pos += len(w.text) + 1
-        parts.append("\n")
-        pos += 1
+        parts.append(LINE_END)
+        pos += len(LINE_END)
     text = "".join(parts)
     hits: dict[int, str] = {}
     if not text.strip():
@@ -149,8 +152,11 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
     out: list[Redaction] = []
     for line in lines:
         current: Redaction | None = None
+        redacted = [w.box for w in line if id(w) in reasons]
         for w in line:
             why = reasons.get(id(w))
+            if why is None and any(w.box.intersects(b) for b in redacted):
+                continue  # another reading of a redacted word (other polarity): not a kept word
             if why is None:
                 if current:
                     out.append(current)

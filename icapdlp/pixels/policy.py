@@ -28,8 +28,12 @@ def _listed(ds: Dataset, options: PixelOptions) -> bool:
 
 
 def needs_ocr(ds: Dataset, options: PixelOptions) -> bool:
-    """True when this object's pixels must be examined for burned-in text."""
-    if "PixelData" not in ds:
+    """True when this object's pixels must be examined for burned-in text.
+
+    Decided from header attributes only: the pipeline may ask with a dataset
+    that stops before Pixel Data, so an image is anything with Rows and Columns.
+    """
+    if "PixelData" not in ds and not ("Rows" in ds and "Columns" in ds):
         return False
     if options.ocr_when == "always":
         return True
