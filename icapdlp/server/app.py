@@ -1,8 +1,9 @@
 """Composition root: settings -> key -> worker pool -> adapter -> observer -> server.
 
-The two imports from other layers live in :func:`find_adapter_factory` and
-:func:`build_observer`, and nowhere else, so wiring a new adapter or
-observer is a change to this file only.
+Every import from another layer sits in one of three small functions below
+(:func:`find_adapter_factory`, :func:`build_observer`,
+:func:`start_observability`), so wiring a new adapter or observer is a change
+to this file only.
 
 Fail closed at start-up: when the real adapter (``icapdlp.adaptation.factory``)
 is not installed, :func:`find_adapter_factory` returns ``None`` and ``icapdlp
@@ -16,6 +17,7 @@ import importlib
 import inspect
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from icapdlp import __version__
@@ -29,35 +31,50 @@ from icapdlp.server.workers import WorkerPool
 
 log = logging.getLogger("icapdlp.server")
 
-#: module and function that build the real adapter: build_adapter(settings, key, pool) -> Adapter
-ADAPTER_FACTORY = ("icapdlp.adaptation.factory", "build_adapter")
-#: module and function that build the real observer: build_observer(settings) -> Observer
-OBSERVER_FACTORY = ("icapdlp.observability", "build_observer")
+#: the module that builds the real adapter: build_adapter(settings, key, pool) -> Adapter,
+#: and optionally worker_initializer(settings, key) -> (picklable fn, args) run in every worker
+ADAPTER_FACTORY_MODULE = "icapdlp.adaptation.factory"
 
-AdapterFactory = Callable[[Settings, bytes, "WorkerPool | None"], Any]
+
+@dataclass(frozen=True)
+class AdapterFactory:
+    build: Callable[[Settings, bytes, "WorkerPool | None"], Any]
+    worker_initializer: Callable[[Settings, bytes], tuple[Callable[..., Any], tuple]] | None = None
 
 
 def find_adapter_factory() -> AdapterFactory | None:
-    """The real adapter factory, or None when that module does not exist (yet).
+    """The real adapter factory, or None when that module does not exist.
 
     Only the absence of the module itself counts as "missing": an ImportError
     raised *inside* it is a bug and propagates.
     """
-    module_name, function = ADAPTER_FACTORY
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(ADAPTER_FACTORY_MODULE)
     except ModuleNotFoundError as exc:
-        if exc.name == module_name:
+        if exc.name == ADAPTER_FACTORY_MODULE:
             return None
         raise
-    return getattr(module, function)
+    return AdapterFactory(module.build_adapter, getattr(module, "worker_initializer", None))
 
 
-def build_observer(settings: Settings) -> Observer:
-    """The real observer when observability provides one, else a NullObserver."""
-    module_name, function = OBSERVER_FACTORY
-    factory = getattr(importlib.import_module(module_name), function, None)
-    return NullObserver() if factory is None else factory(settings)
+def build_observer(settings: Settings, key: bytes) -> Observer:
+    """Metrics + audit observer from the observability layer (NullObserver if it has none)."""
+    factory = getattr(importlib.import_module("icapdlp.observability"), "build_observer", None)
+    if factory is None:
+        return NullObserver()
+    return factory(settings, policy_digest=settings.behaviour_digest(fingerprint(key)))
+
+
+async def start_observability(settings: Settings, observer: Observer, pool: WorkerPool | None):
+    """Worker gauges and the /metrics, /healthz, /readyz listener; returns what to close, or None."""
+    observability = importlib.import_module("icapdlp.observability")
+    if not hasattr(observability, "start_health_server") or not hasattr(observer, "metrics"):
+        return None
+    readiness = observability.Readiness()
+    if pool is not None:
+        observability.watch_worker_pool(observer, pool)
+        readiness.add("workers", lambda: bool(pool.pids))
+    return await observability.start_health_server(settings, observer, readiness)
 
 
 def build_runtime(settings: Settings, key: bytes, adapter) -> Runtime:
@@ -70,8 +87,8 @@ def build_runtime(settings: Settings, key: bytes, adapter) -> Runtime:
     return Runtime(adapter=adapter, replies=replies)
 
 
-async def _call_factory(factory: AdapterFactory, settings: Settings, key: bytes, pool):
-    adapter = factory(settings, key, pool)
+async def _build_adapter(factory: AdapterFactory, settings: Settings, key: bytes, pool):
+    adapter = factory.build(settings, key, pool)
     return await adapter if inspect.isawaitable(adapter) else adapter
 
 
@@ -89,20 +106,25 @@ class App:
         self.config_path = config_path
         self.pool: WorkerPool | None = None
         self.server: IcapServer | None = None
+        self._health = None
 
     async def start(self) -> None:
-        settings = self.settings
-        if self.use_pool:
-            self.pool = WorkerPool.from_options(settings.workers)
-            await self.pool.start()
+        settings, key = self.settings, self.key
         try:
-            adapter = await _call_factory(self.factory, settings, self.key, self.pool)
-            observer = self.observer if self.observer is not None else build_observer(settings)
-            self.server = IcapServer(settings, build_runtime(settings, self.key, adapter), observer)
+            if self.use_pool:
+                initializer, initargs = None, ()
+                if self.factory.worker_initializer is not None:
+                    initializer, initargs = self.factory.worker_initializer(settings, key)
+                self.pool = WorkerPool.from_options(settings.workers, initializer=initializer, initargs=initargs)
+                await self.pool.start()
+            adapter = await _build_adapter(self.factory, settings, key, self.pool)
+            if self.observer is None:
+                self.observer = build_observer(settings, key)
+                self._health = await start_observability(settings, self.observer, self.pool)
+            self.server = IcapServer(settings, build_runtime(settings, key, adapter), self.observer)
             await self.server.start()
         except BaseException:
-            if self.pool is not None:
-                await self.pool.close()
+            await self.stop(0)
             raise
 
     @property
@@ -115,6 +137,8 @@ class App:
             await self.server.shutdown(grace)
         if self.pool is not None:
             await self.pool.close()
+        if self._health is not None:
+            await self._health.close()
 
     async def reload(self) -> bool:
         """Re-read the configuration and swap adapter + ISTag atomically; keep the old on any error.
@@ -125,7 +149,7 @@ class App:
         try:
             settings = load_settings(self.config_path)
             key = load_key(settings.key)
-            adapter = await _call_factory(self.factory, settings, key, self.pool)
+            adapter = await _build_adapter(self.factory, settings, key, self.pool)
         except ConfigError as exc:
             log.error("reload rejected, keeping the running policy: %s", exc)
             return False

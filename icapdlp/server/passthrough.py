@@ -29,3 +29,10 @@ class PassThroughAdapter:
 def build_passthrough_adapter(settings, key, pool) -> PassThroughAdapter:
     """Same signature as ``icapdlp.adaptation.factory.build_adapter``."""
     return PassThroughAdapter()
+
+
+def passthrough_factory():
+    """An ``AdapterFactory`` for the pass-through adapter (no worker initializer needed)."""
+    from icapdlp.server.app import AdapterFactory
+
+    return AdapterFactory(build_passthrough_adapter)

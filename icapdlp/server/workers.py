@@ -143,6 +143,7 @@ class WorkerPool:
         self._waiters: deque[asyncio.Future] = deque()
         self._respawns: set[asyncio.Task] = set()
         self._closed = False
+        self.busy = 0  # tasks running in a worker right now (for the busy gauge)
 
     @classmethod
     def from_options(cls, options, **kwargs) -> "WorkerPool":
@@ -195,6 +196,7 @@ class WorkerPool:
     async def run(self, fn: Callable[..., Any], *args: Any, deadline: float | None = None) -> Any:
         timeout = self.task_deadline if deadline is None else deadline
         worker = await self._acquire()
+        self.busy += 1
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._threads, _roundtrip, worker.conn, fn, args)
         timer = loop.call_later(timeout, _kill_for_deadline, worker, future)
@@ -249,6 +251,7 @@ class WorkerPool:
 
     def _task_ended(self, worker: _Worker, future: asyncio.Future, timer: asyncio.TimerHandle) -> None:
         timer.cancel()
+        self.busy -= 1
         error = None if future.cancelled() else future.exception()
         if worker.killed or isinstance(error, (EOFError, OSError)) or future.cancelled():
             self._replace(worker)

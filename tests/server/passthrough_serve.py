@@ -12,10 +12,10 @@ import sys
 
 from icapdlp.cli import serve
 from icapdlp.server import app
-from icapdlp.server.passthrough import build_passthrough_adapter
+from icapdlp.server.passthrough import passthrough_factory
 
 COMMAND = (sys.executable, "-m", "tests.server.passthrough_serve")
 
 if __name__ == "__main__":
-    app.find_adapter_factory = lambda: build_passthrough_adapter
+    app.find_adapter_factory = passthrough_factory
     sys.exit(serve.main())

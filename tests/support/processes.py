@@ -88,6 +88,7 @@ class ServerProcess:
     config_path: Path
     key_path: Path
     log_path: Path
+    metrics_port: int
     env: dict[str, str] = field(repr=False, default_factory=dict)
 
     @property
@@ -138,6 +139,7 @@ def start_icapdlp(
     workdir = Path(workdir) if workdir is not None else Path(_mkdtemp())
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    metrics_port = free_port()
     config_path = workdir / "icapdlp.toml"
     config_path.write_text(config_toml)
     key = Path(key_path) if key_path is not None else write_key(workdir)
@@ -146,6 +148,8 @@ def start_icapdlp(
     child_env.update({
         "ICAPDLP_SERVER__HOST": "127.0.0.1",
         "ICAPDLP_SERVER__PORT": str(port),
+        "ICAPDLP_METRICS__HOST": "127.0.0.1",
+        "ICAPDLP_METRICS__PORT": str(metrics_port),
         "ICAPDLP_KEY__FILE": str(key),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     })
@@ -153,7 +157,7 @@ def start_icapdlp(
     with open(log_path, "wb") as log:
         process = subprocess.Popen([*command, "--config", str(config_path)], stdout=log,
                                    stderr=subprocess.STDOUT, env=child_env, cwd=workdir)
-    server = ServerProcess(process, port, "127.0.0.1", config_path, key, log_path, child_env)
+    server = ServerProcess(process, port, "127.0.0.1", config_path, key, log_path, metrics_port, child_env)
     if not wait_for_port(port, timeout=timeout, process=process):
         server.stop()
         raise ServerStartError(f"icapdlp serve did not start on port {port} "
