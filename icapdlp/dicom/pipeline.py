@@ -190,6 +190,8 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
     """Policy checks, pixel cleaning (on the original), header de-identification, markers."""
     profile = config.profile
     sop_class = _sop_class(ds)
+    if not sop_class or not str(ds.get("SOPInstanceUID", "") or "").strip("\0 "):
+        raise Blocked(BlockReason.UNPARSEABLE_DICOM, "no SOP Class UID or SOP Instance UID")
     report.study_ref = keyed.trace_ref(config.key, str(ds.get("StudyInstanceUID", "") or ""))
     report.instance_ref = keyed.trace_ref(config.key, str(ds.get("SOPInstanceUID", "") or ""))
     if sop_class in ENCAPSULATED_DOCUMENT_CLASSES | AUDIO_WAVEFORM_CLASSES:
