@@ -42,6 +42,8 @@ MAX_REFS_PER_LINE = 1000
 UNKNOWN = "unknown"
 
 log = logging.getLogger(__name__)
+#: one encoder for every line (json.dumps with options builds a new one per call)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, check_circular=False)
 
 
 def audit_entry(record: TransactionRecord, services: Collection[str] | None = None,
@@ -118,9 +120,15 @@ def _service(name: object, services: Collection[str] | None) -> str:
     return name if _TX_ID.match(name) else UNKNOWN
 
 
+_second: list = [None, ""]  # the last whole second formatted, and its text
+
+
 def _utc(ts: float) -> str:
+    """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
     whole = int(ts)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((ts - whole) * 1000):03d}Z"
+    if _second[0] != whole:
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{int((ts - whole) * 1000):03d}Z"
 
 
 def _is_count(value: object) -> bool:
@@ -211,7 +219,7 @@ class AuditLog:
         if not self.enabled or record.icap_method == "OPTIONS":
             return
         try:
-            line = json.dumps(audit_entry(record, self.services), separators=(",", ":"), ensure_ascii=True)
+            line = _ENCODER.encode(audit_entry(record, self.services))
         except Exception as exc:  # noqa: BLE001 - a malformed record (a bug upstream) loses one line only
             log.error("audit line for a transaction could not be built: %s", type(exc).__name__)
             self._on_error()

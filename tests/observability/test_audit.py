@@ -156,3 +156,9 @@ def test_the_file_destination_appends_across_restarts_and_rotates_audit_lines(tm
     entries = [json.loads(line) for f in files for line in _lines(f)]
     assert len(entries) == 13 and all(e["tx"] == "tx-42" for e in entries)
     assert all(os.path.getsize(f) <= options.max_bytes for f in files)
+
+
+def test_time_is_utc_with_milliseconds_across_second_boundaries():
+    times = [audit_entry(R.record(), SERVICES, now=lambda t=t: t)["time"]
+             for t in (1_800_000_000.999, 1_800_000_001.0, 1_800_000_000.5)]
+    assert times == ["2027-01-15T08:00:00.999Z", "2027-01-15T08:00:01.000Z", "2027-01-15T08:00:00.500Z"]
