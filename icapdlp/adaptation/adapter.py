@@ -36,10 +36,10 @@ from icapdlp.verdict import BlockReason, Blocked
 class DlpAdapter:
     """One per server; stateless between transactions."""
 
-    def __init__(self, settings: Any, pool: Any, token: str) -> None:
+    def __init__(self, settings: Any, pool: Any, policy: worker_tasks.Policy) -> None:
         self._settings = settings
         self._pool = pool
-        self._token = token
+        self._policy = policy
 
     # -- Adapter protocol -------------------------------------------------
 
@@ -73,7 +73,7 @@ class DlpAdapter:
         direction: Literal["request", "response"] = "request" if tx.icap_method == "REQMOD" else "response"
         try:
             result = await self._pool.run(
-                worker_tasks.rewrite_body, self._token, tx.service, direction, head.headers.get("Content-Type"),
+                worker_tasks.rewrite_body, self._policy, tx.service, direction, head.headers.get("Content-Type"),
                 head.headers.get_all("Content-Encoding"), body.data, body.path)
         except Blocked as blocked:
             return Block(blocked.reason, blocked.detail, TransactionReport())
@@ -102,7 +102,7 @@ class DlpAdapter:
         if total is None or total <= len(preview):
             return None
         try:
-            answer = await self._pool.run(worker_tasks.header_only, self._token, tx.service, preview, total)
+            answer = await self._pool.run(worker_tasks.header_only, self._policy, tx.service, preview, total)
         except Blocked as blocked:
             return Block(blocked.reason, blocked.detail, TransactionReport(objects_by_wrapping={"raw": 1},
                                                                            wrapping="raw"))

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from icapdlp.adaptation import worker_tasks
 from icapdlp.adaptation.adapter import DlpAdapter
+from icapdlp.adaptation.inline import InlinePool
 from icapdlp.config.keys import fingerprint
 
 
-def policy_token(settings: Any, key: bytes) -> str:
-    """Names one (settings, key) pair in worker processes without sending the key per task."""
-    return settings.behaviour_digest(fingerprint(key))
+def policy(settings: Any, key: bytes) -> worker_tasks.Policy:
+    """The policy handed to worker tasks; its token names one (settings, key) pair."""
+    # every setting counts here (limits too), not only those that change outputs
+    digest = hashlib.sha256(repr(settings).encode() + fingerprint(key).encode()).hexdigest()
+    return worker_tasks.Policy(digest, settings, key)
 
 
 def build_adapter(settings: Any, key: bytes, pool: Any) -> DlpAdapter:
-    """The adapter for ``settings``; ``pool`` must run :func:`worker_initializer` in each process."""
-    return DlpAdapter(settings, pool, policy_token(settings, key))
+    """The adapter for ``settings``; without a pool, tasks run in threads of this process."""
+    if pool is None:
+        pool = InlinePool()
+    return DlpAdapter(settings, pool, policy(settings, key))
 
 
 def worker_initializer(settings: Any, key: bytes) -> tuple[Callable[..., None], tuple]:
     """A picklable initializer and its arguments, run once in every worker process."""
-    return worker_tasks.init_worker, (policy_token(settings, key), settings, key)
+    return worker_tasks.init_worker, (policy(settings, key),)

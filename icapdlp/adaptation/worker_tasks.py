@@ -3,8 +3,9 @@
 The event loop only moves bytes; everything that parses untrusted content
 runs here, in a process the pool can kill at the deadline. Per-process state
 (the settings, the key, the pixel cleaner with its OCR and NER engines) is
-built once by :func:`init_worker` and found again by a token, so a task
-pickles only a few small arguments and a file path, never a spooled body.
+built once (by :func:`init_worker`, or by the first task) and found again by
+the policy token; a task carries small arguments and a file path, never a
+spooled body.
 """
 
 from __future__ import annotations
@@ -34,19 +35,46 @@ class WorkerState:
         if service not in self._configs:
             from icapdlp.dicom.pipeline import PipelineConfig
 
-            options = self.settings.services[service]
+            mode = self.settings.services[service].mode
+            # "block" never reaches the pipeline (PipelineRewriter refuses first)
             self._configs[service] = PipelineConfig(
                 profile=self.settings.profile_for(service), limits=self.settings.dicom_limits,
-                key=self.key, mode=options.mode)
+                key=self.key, mode="report-only" if mode == "report-only" else "deidentify")
         return self._configs[service]
 
 
+@dataclass(frozen=True)
+class Policy:
+    """What a task needs to find (or build) its process state: sent with every task.
+
+    Sending settings and key along (a few kilobytes through a local pipe)
+    means a worker started before a configuration reload, or by a pool that
+    ran no initializer, still serves the current policy instead of failing.
+    """
+
+    token: str
+    settings: Any
+    key: bytes
+
+
+#: states kept per process: the current policy and a few recent ones during a reload
+MAX_STATES = 4
 _STATES: dict[str, WorkerState] = {}
 
 
-def init_worker(token: str, settings: Any, key: bytes) -> None:
+def init_worker(policy: Policy) -> None:
     """Per-process initializer: build the pixel cleaner (OCR, NER model) once."""
-    _STATES[token] = WorkerState(settings, key, _build_cleaner(settings), {})
+    state(policy)
+
+
+def state(policy: Policy) -> WorkerState:
+    found = _STATES.get(policy.token)
+    if found is None:
+        while len(_STATES) >= MAX_STATES:
+            _STATES.pop(next(iter(_STATES)))
+        found = _STATES[policy.token] = WorkerState(policy.settings, policy.key,
+                                                    _build_cleaner(policy.settings), {})
+    return found
 
 
 def _build_cleaner(settings: Any) -> Any:
@@ -62,13 +90,6 @@ def _build_cleaner(settings: Any) -> Any:
     from icapdlp.pixels import build_cleaner
 
     return build_cleaner(settings)
-
-
-def state(token: str) -> WorkerState:
-    try:
-        return _STATES[token]
-    except KeyError:
-        raise Blocked(BlockReason.INTERNAL_ERROR, "worker was not initialised for this policy") from None
 
 
 class PipelineRewriter:
@@ -120,11 +141,11 @@ class BodyResult:
     size: int = 0
 
 
-def rewrite_body(token: str, service: str, direction: Literal["request", "response"],
+def rewrite_body(policy: Policy, service: str, direction: Literal["request", "response"],
                  content_type: str | None, content_encodings: list[str],
                  data: bytes | None, path: str | None) -> BodyResult:
     """Worker task: find, rewrite and rebuild; Blocked propagates to the adapter."""
-    worker = state(token)
+    worker = state(policy)
     if data is None:
         data = _read_spooled(path, worker.settings.limits.body_bytes)
     walker = PayloadWalker(PipelineRewriter(worker, service), worker.settings.payload, direction,
@@ -144,9 +165,9 @@ def rewrite_body(token: str, service: str, direction: Literal["request", "respon
     return BodyResult(True, report, data=result.body, size=len(result.body))
 
 
-def header_only(token: str, service: str, prefix: bytes, total_size: int) -> tuple[bytes, int] | None:
+def header_only(policy: Policy, service: str, prefix: bytes, total_size: int) -> tuple[bytes, int] | None:
     """Worker task for ICAP 206: (new prefix, offset into the original body) or None."""
-    worker = state(token)
+    worker = state(policy)
     from icapdlp.dicom.pipeline import header_only_rewrite
 
     return header_only_rewrite(prefix, total_size, worker.config(service), pixel_cleaner=worker.pixel_cleaner)

@@ -1,0 +1,233 @@
+"""The adapter end to end without sockets: triage, real pipeline, rebuilt heads, blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+
+import pydicom
+import pytest
+from pydicom.filebase import DicomBytesIO
+
+from icapdlp.adaptation.api import Block, Body, NeedBody, NoChange, PartialReplace, Replace
+from icapdlp.verdict import BlockReason
+from tests.adaptation.helpers import make_adapter, make_settings, request_tx, response_tx
+from tests.payload.helpers import form_body
+from tests.support.synthetic import make_ct
+
+ADAPTER = make_adapter()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def decide(tx, body: bytes, preview_size: int = 4096):
+    """What a server would do: preview first, then the whole body when asked."""
+    complete = len(body) <= preview_size
+    decision = run(ADAPTER.on_preview(tx, body[:preview_size], complete))
+    if isinstance(decision, NeedBody):
+        decision = run(ADAPTER.on_body(tx, Body(data=body)))
+    return decision
+
+
+def body_bytes(decision: Replace) -> bytes:
+    return decision.body.read_all() if isinstance(decision.body, Body) else decision.body
+
+
+def assert_clean_dicom(data: bytes, synthetic) -> None:
+    assert synthetic.surviving(data) == []
+    ds = pydicom.dcmread(DicomBytesIO(data))
+    assert ds.PatientIdentityRemoved == "YES"
+    assert data[:128] == b"\0" * 128
+
+
+def test_raw_upload_is_rewritten_and_heads_fixed():
+    obj = make_ct(11)
+    tx = request_tx("application/dicom", len(obj.data))
+    decision = decide(tx, obj.data)
+    assert isinstance(decision, Replace) and decision.response is None
+    out = body_bytes(decision)
+    assert_clean_dicom(out, obj)
+    headers = decision.request.headers
+    assert headers.get("Content-Length") == str(len(out))
+    for stale in ("ETag", "Content-MD5", "Digest"):
+        assert headers.get(stale) is None
+    assert headers.get("X-Keep") == "1" and headers.get("Host") == "pacs.example"
+    assert decision.report.objects_by_wrapping == {"raw": 1} and decision.report.wrapping == "raw"
+    assert decision.report.instance_refs and decision.report.totals.uids_replaced > 0
+
+
+def test_non_dicom_passes_from_the_preview_without_reading_the_body():
+    body = b"<html>" + b"x" * 200_000
+    tx = response_tx("text/html", len(body))
+    decision = run(ADAPTER.on_preview(tx, body[:4096], False))
+    assert isinstance(decision, NoChange) and decision.report.wrapping == "none"
+
+
+def test_lying_content_type_is_still_found_and_rewritten():
+    obj = make_ct(12, bare=True)
+    decision = decide(response_tx("image/png", len(obj.data)), obj.data)
+    assert isinstance(decision, Replace) and decision.request is None
+    assert obj.surviving(body_bytes(decision)) == []
+    assert decision.response.headers.get("ETag") is None and decision.response.headers.get("Last-Modified") is None
+
+
+def test_form_upload_keeps_other_fields_byte_identical():
+    obj = make_ct(13)
+    b = "formBoundary123"
+    note = (b'Content-Disposition: form-data; name="note"', b"hello")
+    body = form_body(b, [note, (b'Content-Disposition: form-data; name="f"; filename="a.dcm"\r\n'
+                                b"Content-Type: application/dicom", obj.data)])
+    decision = decide(request_tx(f"multipart/form-data; boundary={b}", len(body)), body)
+    out = body_bytes(decision)
+    assert out.startswith(form_body(b, [note, (b"X", b"")])[:len(b"--" + b.encode() + b"\r\n") + len(note[0]) + 9])
+    assert obj.surviving(out) == []
+    assert decision.report.objects_by_wrapping == {"form": 1}
+
+
+def test_stow_body_with_several_instances_keeps_uid_references_consistent():
+    study = [make_ct(20, instance_number=i + 1) for i in range(3)]
+    body = form_body("stow", [(b"Content-Type: application/dicom", s.data) for s in study])
+    decision = decide(request_tx('multipart/related; type="application/dicom"; boundary=stow', len(body)), body)
+    out = body_bytes(decision)
+    for s in study:
+        assert s.surviving(out) == []
+    assert decision.report.objects_by_wrapping == {"stow": 3}
+
+
+def test_dicom_json_uids_match_the_rewritten_instance():
+    obj = make_ct(21)
+    as_json = json.dumps([obj.dataset.to_json_dict()]).encode()
+    json_decision = decide(response_tx("application/dicom+json", len(as_json)), as_json)
+    raw_decision = decide(response_tx("application/dicom", len(obj.data)), obj.data)
+    new_json = json.loads(body_bytes(json_decision))[0]
+    new_ds = pydicom.dcmread(DicomBytesIO(body_bytes(raw_decision)))
+    assert new_json["0020000D"]["Value"][0] == new_ds.StudyInstanceUID != obj.dataset.StudyInstanceUID
+    assert new_json["00080018"]["Value"][0] == new_ds.SOPInstanceUID
+    assert obj.surviving(body_bytes(json_decision)) == []
+    assert json_decision.report.objects_by_wrapping == {"json": 1}
+
+
+def test_gzip_encoded_upload_is_reencoded():
+    obj = make_ct(22)
+    coded = gzip.compress(obj.data)
+    tx = request_tx("application/dicom", len(coded), extra=[("Content-Encoding", "gzip")])
+    decision = decide(tx, coded)
+    out = gzip.decompress(body_bytes(decision))
+    assert_clean_dicom(out, obj)
+    assert decision.request.headers.get("Content-Encoding") == "gzip"
+    assert decision.request.headers.get("Content-Length") == str(len(body_bytes(decision)))
+
+
+def test_block_mode_blocks_from_the_preview():
+    obj = make_ct(23)
+    tx = request_tx("application/dicom", len(obj.data), service="block-req")
+    decision = run(ADAPTER.on_preview(tx, obj.data[:4096], False))
+    assert isinstance(decision, Block) and decision.reason is BlockReason.POLICY_BLOCKS_DICOM
+
+
+def test_block_mode_finds_dicom_inside_a_form():
+    obj = make_ct(24)
+    body = form_body("x", [(b"Content-Type: application/octet-stream", obj.data)])
+    decision = decide(request_tx("multipart/form-data; boundary=x", len(body), service="block-req"), body)
+    assert isinstance(decision, Block) and decision.reason is BlockReason.POLICY_BLOCKS_DICOM
+
+
+def test_report_only_passes_unchanged_but_reports():
+    obj = make_ct(25)
+    decision = decide(request_tx("application/dicom", len(obj.data), service="audit-req"), obj.data)
+    assert isinstance(decision, NoChange)
+    assert decision.report.objects_by_wrapping == {"raw": 1} and decision.report.totals.actions
+
+
+def test_unparseable_dicom_is_blocked():
+    junk = b"\0" * 128 + b"DICM" + b"\xff" * 500
+    decision = decide(request_tx("application/dicom", len(junk)), junk)
+    assert isinstance(decision, Block) and decision.reason is BlockReason.UNPARSEABLE_DICOM
+
+
+def test_unsupported_encoding_is_blocked_from_the_preview():
+    tx = request_tx("application/dicom", 100, extra=[("Content-Encoding", "br")])
+    decision = run(ADAPTER.on_preview(tx, b"\x1b" * 100, True))
+    assert isinstance(decision, Block) and decision.reason is BlockReason.UNSUPPORTED_ENCODING
+
+
+def test_spooled_body_is_read_by_path_and_large_results_come_back_as_files(tmp_path):
+    from icapdlp.server.options import LimitsOptions
+
+    adapter = make_adapter(make_settings(limits=LimitsOptions(spool_memory_bytes=1024)))
+    obj = make_ct(26, rows=64, columns=64)
+    spooled = tmp_path / "body"
+    spooled.write_bytes(obj.data)
+    tx = request_tx("application/dicom", len(obj.data))
+    decision = run(adapter.on_body(tx, Body(path=str(spooled))))
+    assert isinstance(decision.body, Body) and decision.body.path is not None
+    out_path = decision.body.path
+    assert obj.surviving(decision.body.read_all()) == []
+    import gc
+    import os
+
+    del decision
+    gc.collect()
+    assert not os.path.exists(out_path)  # the output file goes away with its Body
+
+
+def test_206_header_only_rewrite_for_a_large_raw_object():
+    obj = make_ct(27, rows=256, columns=256, bits_stored=16, signatures=False)
+    tx = request_tx("application/dicom", len(obj.data), allow_206=True)
+    preview = obj.data[:16384]
+    decision = run(ADAPTER.on_preview(tx, preview, False))
+    assert isinstance(decision, PartialReplace)
+    rebuilt = decision.prefix + obj.data[decision.original_offset:]
+    assert obj.surviving(rebuilt) == []
+    assert decision.request.headers.get("Content-Length") == str(len(rebuilt))
+    ds = pydicom.dcmread(DicomBytesIO(rebuilt))
+    assert ds.PixelData == obj.dataset.PixelData
+    assert decision.report.objects_by_wrapping == {"raw": 1}
+
+
+def test_206_falls_back_to_a_full_read_when_not_allowed_or_header_not_in_preview():
+    obj = make_ct(28, rows=256, columns=256, bits_stored=16, signatures=False)
+    no_206 = request_tx("application/dicom", len(obj.data), allow_206=False)
+    assert isinstance(run(ADAPTER.on_preview(no_206, obj.data[:16384], False)), NeedBody)
+    short = request_tx("application/dicom", len(obj.data), allow_206=True)
+    assert isinstance(run(ADAPTER.on_preview(short, obj.data[:1024], False)), NeedBody)
+    chunked = request_tx("application/dicom", None, allow_206=True, extra=[("Transfer-Encoding", "chunked")])
+    assert isinstance(run(ADAPTER.on_preview(chunked, obj.data[:16384], False)), NeedBody)
+    # bytes after the Pixel Data (a signature sequence) must be dropped: only a full rewrite can
+    signed = make_ct(28, rows=256, columns=256, bits_stored=16, signatures=True)
+    tx = request_tx("application/dicom", len(signed.data), allow_206=True)
+    assert isinstance(run(ADAPTER.on_preview(tx, signed.data[:16384], False)), NeedBody)
+
+
+def test_206_is_not_used_when_the_policy_cleans_these_pixels():
+    from icapdlp.dicom.options import ProfileOptions
+
+    adapter = make_adapter(make_settings(profile=ProfileOptions(clean_pixel_data=True)))
+    obj = make_ct(30, rows=256, columns=256, bits_stored=16, signatures=False)
+    tx = request_tx("application/dicom", len(obj.data), allow_206=True)
+    assert isinstance(run(adapter.on_preview(tx, obj.data[:16384], False)), NeedBody)
+
+
+@pytest.mark.parametrize("accept, kind", [(None, "text/html"), ("application/json", "application/json"),
+                                          ("text/html,application/json;q=0.9", "text/html")])
+def test_block_page_names_reason_and_transaction_only(accept, kind):
+    tx = response_tx("application/dicom", 10, accept=accept)
+    head, body = ADAPTER.block_response(tx, BlockReason.UNSAFE_ARCHIVE)
+    assert head.status == 403 and head.headers.get("Cache-Control") == "no-store"
+    assert head.headers.get("Content-Type").startswith(kind)
+    assert head.headers.get("Content-Length") == str(len(body))
+    assert b"unsafe-archive" in body and b"tx-test-2" in body
+    assert b"/studies/1" not in body and b"pacs.example" not in body
+    if kind == "application/json":
+        assert json.loads(body)["reason"] == "unsafe-archive"
+
+
+def test_output_is_deterministic_for_the_same_key():
+    obj = make_ct(29)
+    first = body_bytes(decide(request_tx("application/dicom", len(obj.data)), obj.data))
+    second = body_bytes(decide(request_tx("application/dicom", len(obj.data)), obj.data))
+    assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest()
