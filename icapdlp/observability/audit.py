@@ -65,7 +65,8 @@ def audit_entry(record: TransactionRecord, services: Collection[str] | None = No
         "method": L.closed(record.icap_method, L.ICAP_METHODS),
         "status": record.icap_status if _is_count(record.icap_status) else 0,
         "outcome": outcome,
-        "reason": block_label(record.reason) if outcome == "blocked" else None,
+        # a block always names a reason; an error names one when the server gave one
+        "reason": block_label(record.reason) if outcome == "blocked" or record.reason is not None else None,
         "bytes_in": _int(record.bytes_in),
         "bytes_out": _int(record.bytes_out),
         "duration_ms": _ms(record.duration_seconds),

@@ -194,9 +194,9 @@ class Metrics:
         duration = record.duration_seconds
         if isinstance(duration, (int, float)) and math.isfinite(duration) and duration >= 0:
             self._duration[method].observe(duration)
-        if record.bytes_in > 0:
+        if _count(record.bytes_in):
             self._bytes_in.inc(record.bytes_in)
-        if record.bytes_out > 0:
+        if _count(record.bytes_out):
             self._bytes_out.inc(record.bytes_out)
         if outcome == "blocked":
             self._blocks[block_label(record.reason)].inc()

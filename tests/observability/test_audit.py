@@ -52,6 +52,9 @@ def test_a_blocked_transaction_names_its_reason_and_a_plain_one_has_no_report_fi
     assert blocked["service"] == "deid-resp" and blocked["wrapping"] == "none"
     assert "actions" not in blocked and "study_refs" not in blocked
     assert audit_entry(R.record(outcome="blocked"), SERVICES)["reason"] == "internal-error"
+    timed_out = R.record(status=500, outcome="error", reason=BlockReason.DEADLINE_EXCEEDED)
+    assert audit_entry(timed_out, SERVICES)["reason"] == "deadline-exceeded"
+    assert audit_entry(R.record(status=500, outcome="error"), SERVICES)["reason"] is None
 
 
 def test_only_well_formed_keyed_hashes_are_written_as_references():
