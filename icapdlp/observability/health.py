@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ WRITE_TIMEOUT = 10.0
 CHECK_TIMEOUT = 2.0
 #: Prometheus, a load balancer and an orchestrator probe; 64 is plenty
 MAX_CONNECTIONS = 64
+
+log = logging.getLogger(__name__)
 
 _HEAD_END = b"\r\n\r\n"
 #: after an error answer, unread request bytes are drained (up to this much, for
@@ -97,7 +100,8 @@ class _Response:
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+            408: "Request Timeout", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            503: "Service Unavailable"}
 
 
 class HealthServer:
@@ -170,7 +174,11 @@ class HealthServer:
             return False, _Response(404, b"not found; try /metrics, /healthz or /readyz\n")
         if method not in (b"GET", b"HEAD"):
             return False, _Response(405, b"only GET and HEAD\n")
-        return method == b"HEAD", await self._route(path)
+        try:
+            return method == b"HEAD", await self._route(path)
+        except Exception as exc:  # noqa: BLE001 - e.g. a broken custom collector; answer, never crash
+            log.error("health endpoint %s failed: %s", path.decode("ascii", "replace"), type(exc).__name__)
+            return False, _Response(500, b"internal error\n")
 
     async def _route(self, path: bytes) -> _Response:
         if path == b"/healthz":

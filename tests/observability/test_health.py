@@ -204,3 +204,22 @@ def test_connections_past_the_limit_are_closed_unanswered(monkeypatch):
 
 def test_disabled_metrics_start_no_listener():
     assert run(start_health_server(MetricsOptions(enabled=False), CollectorRegistry())) is None
+
+
+def test_a_failing_collector_answers_500_and_the_listener_keeps_serving():
+    class Broken:
+        def collect(self):
+            raise RuntimeError("collector broke")
+
+    registry = CollectorRegistry()
+    registry.register(Broken())
+
+    async def main():
+        server = await serve(registry=registry)
+        try:
+            return await get(server.port, "/metrics"), await get(server.port, "/healthz")
+        finally:
+            await server.close()
+
+    metrics, healthz = run(main())
+    assert metrics[0] == 500 and healthz[0] == 200
