@@ -1,0 +1,100 @@
+"""Box mapping: canned OCR words -> entity spans / header matches -> padded, merged boxes."""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+
+from icapdlp.pixels.denylist import DenyList, build_deny_list, normalize
+from icapdlp.pixels.detect import DetectionPolicy, find_redactions, group_lines
+from icapdlp.pixels.geometry import Box
+from icapdlp.pixels.ocr import OcrWord
+from icapdlp.pixels.options import PixelOptions
+from tests.pixels.conftest import KeywordNer
+
+ALLOW = frozenset(normalize(w) for w in PixelOptions().allow_words)
+
+
+def word(text, x0, y0, x1, y1, conf=95.0):
+    return OcrWord(text, Box(x0, y0, x1, y1), conf, (0, 0, 0, 0))
+
+
+def policy(all_text=False, padding=2):
+    return DetectionPolicy(ALLOW, all_text, min_conf=30.0, min_score=0.5, padding=padding)
+
+
+def header(**values) -> DenyList:
+    ds = Dataset()
+    for k, v in values.items():
+        setattr(ds, k, v)
+    return build_deny_list(ds)
+
+
+def no_ner(text):
+    return []
+
+
+def test_header_name_words_become_one_padded_box_across_the_gap():
+    words = [word("SMITH,", 100, 50, 160, 70), word("JOHN", 170, 50, 220, 70), word("AP", 400, 50, 420, 70)]
+    out = find_redactions(words, no_ner, header(PatientName="SMITH^JOHN"), policy(padding=2), 480, 640)
+    assert [(r.box, r.source, r.label) for r in out] == [(Box(98, 48, 222, 72), "header-match", "person-name")]
+
+
+def test_ner_span_maps_to_the_words_it_touches_with_entity_label():
+    ner = KeywordNer({"Maria Garcia": "PERSON"})
+    words = [word("Dr", 10, 10, 30, 30), word("Maria", 40, 10, 90, 30), word("Garcia", 100, 10, 160, 30)]
+    out = find_redactions(words, ner, DenyList({}), policy(padding=0), 480, 640)
+    assert [(r.box, r.source, r.label) for r in out] == [(Box(40, 10, 160, 30), "ner", "PERSON")]
+    assert ner.calls == ["Dr Maria Garcia .\n"]
+
+
+def test_allow_listed_word_is_kept_even_when_ner_flags_it_but_not_when_it_is_a_header_value():
+    ner = KeywordNer({"LEFT": "PERSON", "LAT": "PERSON"})
+    words = [word("LEFT", 10, 10, 60, 30), word("LAT", 300, 10, 340, 30)]
+    assert find_redactions(words, ner, DenyList({}), policy(), 480, 640) == []
+    out = find_redactions(words, ner, header(PatientID="LAT"), policy(), 480, 640)
+    assert [r.source for r in out] == ["header-match"] and out[0].box.x0 < 300 < out[0].box.x1
+
+
+def test_all_text_mode_redacts_confident_words_except_allow_list():
+    words = [word("ABDOMEN", 10, 10, 90, 30), word("R", 200, 10, 210, 30), word("zz", 300, 300, 320, 320, conf=5)]
+    out = find_redactions(words, no_ner, DenyList({}), policy(all_text=True, padding=0), 480, 640)
+    assert [(r.box, r.source) for r in out] == [(Box(10, 10, 90, 30), "all-text")]
+
+
+def test_other_polarity_reading_does_not_split_a_redacted_name():
+    words = [word("Saint", 104, 404, 178, 427), word("Anne", 188, 405, 264, 427),
+             word("Conete)", 170, 400, 200, 430, conf=3), word("Hospital", 278, 404, 395, 433)]
+    out = find_redactions(words, no_ner, header(InstitutionName="Saint Anne Hospital"), policy(padding=0),
+                          480, 640)
+    assert [r.box for r in out] == [Box(104, 404, 395, 433)]
+
+
+def test_a_kept_word_between_two_matches_splits_the_box():
+    words = [word("JOHN", 10, 10, 60, 30), word("kVp", 70, 10, 100, 30), word("SMITH", 110, 10, 170, 30)]
+    out = find_redactions(words, no_ner, header(PatientName="SMITH^JOHN"), policy(padding=0), 480, 640)
+    assert [r.box for r in out] == [Box(10, 10, 60, 30), Box(110, 10, 170, 30)]
+
+
+def test_date_read_as_several_words_is_matched_as_a_whole():
+    words = [word("04", 10, 10, 30, 30), word("/", 32, 10, 38, 30), word("03", 40, 10, 60, 30),
+             word("/", 62, 10, 68, 30), word("1961", 70, 10, 120, 30)]
+    out = find_redactions(words, no_ner, header(PatientBirthDate="19610304"), policy(padding=0), 480, 640)
+    assert [(r.box, r.label) for r in out] == [(Box(10, 10, 120, 30), "date")]
+
+
+def test_padding_is_clipped_to_the_image():
+    words = [word("SMITH", 0, 0, 50, 12)]
+    out = find_redactions(words, no_ner, header(PatientName="SMITH"), policy(padding=5), 40, 52)
+    assert out[0].box == Box(0, 0, 52, 17)
+
+
+def test_words_on_different_rows_are_not_one_line():
+    lines = group_lines([word("A", 10, 10, 20, 30), word("B", 25, 100, 35, 120), word("C", 30, 12, 40, 30)])
+    assert [[w.text for w in line] for line in lines] == [["A", "C"], ["B"]]
+
+
+def test_ner_never_sees_low_confidence_garbage():
+    ner = KeywordNer({})
+    find_redactions([word("Boston", 10, 10, 60, 30), word("x#", 70, 10, 80, 30, conf=10)], ner, DenyList({}),
+                    policy(), 480, 640)
+    assert ner.calls == ["Boston .\n"]
