@@ -415,4 +415,4 @@ def _pixels(rows: int, columns: int, frames: int, bits_stored: int, *, big_endia
 
 
 def _unique(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(v for v in values if v))
+    return list(dict.fromkeys(str(v) for v in values if v))
