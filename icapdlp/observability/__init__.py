@@ -56,18 +56,23 @@ def build_observer(
     return RecordingObserver(metrics, audit)
 
 
-def watch_worker_pool(metrics: Metrics | RecordingObserver, pool) -> None:
-    """Feed the worker gauges from a pool: queue depth, busy workers, size and queue limit.
+def watch_worker_pool(metrics: Metrics | RecordingObserver, pool, readiness: Readiness | None = None) -> None:
+    """Feed the worker gauges from a pool, and with ``readiness`` add its "workers" check.
 
     Duck-typed so this package does not import the server: ``pool`` needs
-    ``queue_depth`` and ``size``; ``max_queue`` and ``busy`` are used when present
-    (without ``busy`` the busy gauge stays at 0).
+    ``queue_depth``, ``size`` and ``pids``; ``max_queue`` and ``busy`` are used
+    when present (without ``busy`` the busy gauge stays at 0). The check passes
+    while at least one worker process runs: workers report ready only after
+    their initializer loaded the NER model and checked Tesseract, so this is
+    also the "engines loaded" signal.
     """
     metrics = metrics.metrics if isinstance(metrics, RecordingObserver) else metrics
     metrics.set_queue_depth_source(lambda: pool.queue_depth)
     if hasattr(pool, "busy"):
         metrics.set_workers_busy_source(lambda: pool.busy)
     metrics.set_worker_capacity(pool.size, getattr(pool, "max_queue", 0))
+    if readiness is not None:
+        readiness.add("workers", lambda: len(pool.pids) > 0)
 
 
 async def start_health_server(settings, metrics: Metrics | RecordingObserver | CollectorRegistry,

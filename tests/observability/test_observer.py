@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 
@@ -9,7 +10,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from icapdlp import __version__
 from icapdlp.config import Settings
-from icapdlp.observability import build_observer, watch_worker_pool
+from icapdlp.observability import Readiness, build_observer, watch_worker_pool
 from icapdlp.observability.events import Observer
 from icapdlp.server.options import WorkerOptions
 from tests.observability import records as R
@@ -66,7 +67,7 @@ class FakePool:
 def test_worker_gauges_follow_the_pool_at_every_scrape():
     observer = build_observer(Settings(), CollectorRegistry(), process_collector=False)
     pool = FakePool()
-    watch_worker_pool(observer, pool)
+    watch_worker_pool(observer, pool)  # no readiness given: gauges only
     registry = observer.registry
     assert registry.get_sample_value("icapdlp_workers") == 4
     assert registry.get_sample_value("icapdlp_worker_queue_limit") == 64
@@ -75,12 +76,27 @@ def test_worker_gauges_follow_the_pool_at_every_scrape():
     assert registry.get_sample_value("icapdlp_workers_busy") == 3
 
 
-def test_the_real_worker_pool_has_what_the_gauges_read():
+def test_the_real_worker_pool_feeds_the_gauges_and_the_workers_readiness_check():
     from icapdlp.server.workers import WorkerPool
 
-    pool = WorkerPool(2, max_queue=7)  # not started: no processes needed to read the attributes
-    observer = build_observer(Settings(), CollectorRegistry(), process_collector=False)
-    watch_worker_pool(observer, pool)
-    assert observer.registry.get_sample_value("icapdlp_workers") == 2
-    assert observer.registry.get_sample_value("icapdlp_worker_queue_limit") == 7
-    assert observer.registry.get_sample_value("icapdlp_worker_queue_depth") == 0
+    async def main():
+        pool = WorkerPool(1, max_queue=7)
+        observer = build_observer(Settings(), CollectorRegistry(), process_collector=False)
+        readiness = Readiness()
+        watch_worker_pool(observer, pool, readiness)
+        before = await readiness.evaluate()
+        await pool.start()
+        try:
+            started = await readiness.evaluate()
+            gauges = [observer.registry.get_sample_value(name) for name in
+                      ("icapdlp_workers", "icapdlp_worker_queue_limit", "icapdlp_worker_queue_depth")]
+        finally:
+            await pool.close()
+        closed = await readiness.evaluate()
+        return before, started, gauges, closed
+
+    before, started, gauges, closed = asyncio.run(main())
+    assert before == (False, {"workers": {"ok": False}})
+    assert started == (True, {"workers": {"ok": True}})
+    assert gauges == [1, 7, 0]
+    assert closed[0] is False
