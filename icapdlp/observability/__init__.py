@@ -1,104 +1,34 @@
 """Metrics, health endpoints and the PHI-free audit log.
 
-The server needs two things from this package:
-
-- :func:`build_observer` once at start-up, then the observer's four calls per
-  connection / request (see :mod:`icapdlp.observability.events`);
-- :func:`start_health_server` for ``/metrics``, ``/healthz`` and ``/readyz``,
-  with readiness checks registered on a :class:`Readiness`.
+The server imports :func:`build_observer`, :func:`start_health_server`,
+:class:`Readiness` and :func:`watch_worker_pool` from here (see
+:mod:`icapdlp.observability.wiring`). They are loaded on first use, so that
+importing ``icapdlp.observability.options`` (which the settings schema does)
+stays light and cannot form an import cycle with ``icapdlp.config``.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
+from typing import Any
 
-from prometheus_client import CollectorRegistry
+_EXPORTS = {
+    "build_observer": "icapdlp.observability.wiring",
+    "start_health_server": "icapdlp.observability.wiring",
+    "watch_worker_pool": "icapdlp.observability.wiring",
+    "Readiness": "icapdlp.observability.health",
+    "HealthServer": "icapdlp.observability.health",
+    "Metrics": "icapdlp.observability.metrics",
+    "RecordingObserver": "icapdlp.observability.observer",
+}
 
-from icapdlp.observability.audit import AuditLog
-from icapdlp.observability.health import HealthServer, Readiness, serve_health
-from icapdlp.observability.metrics import UNKNOWN, Metrics
-from icapdlp.observability.observer import RecordingObserver
-from icapdlp.observability.options import MetricsOptions
-
-__all__ = [
-    "HealthServer", "Metrics", "Readiness", "RecordingObserver",
-    "build_observer", "start_health_server", "watch_worker_pool",
-]
-
-
-def build_observer(
-    settings,
-    registry: CollectorRegistry | None = None,
-    *,
-    table_edition: str | None = None,
-    policy_digest: str | None = None,
-    process_collector: bool = True,
-) -> RecordingObserver:
-    """The observer for a server built from ``settings``.
-
-    ``registry`` defaults to a new :class:`CollectorRegistry` (never the global
-    one); read it back as ``observer.registry``. ``policy_digest`` should be
-    ``settings.behaviour_digest(key_fingerprint)`` when the key is loaded; without
-    it the digest of the settings alone is shown. ``table_edition`` defaults to
-    the edition the DICOM layer's generated table declares, if it declares one.
-    """
-    registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
-    metrics = Metrics(
-        registry,
-        table_edition=table_edition or _table_edition(),
-        policy_digest=policy_digest or settings.behaviour_digest(),
-        process_collector=process_collector,
-    )
-    workers = settings.workers.processes or os.cpu_count() or 1
-    metrics.set_worker_capacity(workers, settings.workers.max_queue)
-    audit = AuditLog(settings.audit, services=settings.services.keys(), on_error=metrics.audit_errors.inc)
-    return RecordingObserver(metrics, audit)
+__all__ = sorted(_EXPORTS)
 
 
-def watch_worker_pool(metrics: Metrics | RecordingObserver, pool, readiness: Readiness | None = None) -> None:
-    """Feed the worker gauges from a pool, and with ``readiness`` add its "workers" check.
-
-    Duck-typed so this package does not import the server: ``pool`` needs
-    ``queue_depth``, ``size`` and ``pids``; ``max_queue`` and ``busy`` are used
-    when present (without ``busy`` the busy gauge stays at 0). The check passes
-    while at least one worker process runs: workers report ready only after
-    their initializer loaded the NER model and checked Tesseract, so this is
-    also the "engines loaded" signal.
-    """
-    metrics = metrics.metrics if isinstance(metrics, RecordingObserver) else metrics
-    metrics.set_queue_depth_source(lambda: pool.queue_depth)
-    if hasattr(pool, "busy"):
-        metrics.set_workers_busy_source(lambda: pool.busy)
-    metrics.set_worker_capacity(pool.size, getattr(pool, "max_queue", 0))
-    if readiness is not None:
-        readiness.add("workers", lambda: len(pool.pids) > 0)
-
-
-async def start_health_server(settings, metrics: Metrics | RecordingObserver | CollectorRegistry,
-                              readiness: Readiness | None = None) -> HealthServer | None:
-    """Start the ``/metrics`` + ``/healthz`` + ``/readyz`` listener, or ``None`` if disabled.
-
-    ``settings`` is the whole :class:`~icapdlp.config.Settings` or just its
-    :class:`MetricsOptions`. Stop it with ``await server.close()``.
-    """
-    options = settings if isinstance(settings, MetricsOptions) else settings.metrics
-    if not options.enabled:
-        return None
-    registry = metrics if isinstance(metrics, CollectorRegistry) else metrics.registry
-    return await serve_health(registry, readiness or Readiness(), options.host, options.port)
-
-
-#: where the generated PS3.15 table may declare its edition (first match wins)
-_EDITION_SOURCES = (("icapdlp.dicom.ps315_table", "EDITION"),)
-
-
-def _table_edition() -> str:
-    for module_name, attribute in _EDITION_SOURCES:
-        try:
-            value = getattr(importlib.import_module(module_name), attribute, None)
-        except ImportError:
-            continue
-        if isinstance(value, str):
-            return value
-    return UNKNOWN
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any, TextIO
 
+from icapdlp.config.loader import ConfigError
 from icapdlp.observability import labels as L
 from icapdlp.observability.events import TransactionRecord
 from icapdlp.observability.metrics import block_label
@@ -208,8 +209,12 @@ class AuditLog:
         self.services = frozenset(services) if services is not None else None
         self._on_error = on_error or (lambda: None)
         self._stream = stream
-        self._file = (RotatingLineFile(options.file, options.max_bytes, options.backups)
-                      if options.destination == "file" else None)
+        self._file = None
+        if options.destination == "file":
+            try:
+                self._file = RotatingLineFile(options.file, options.max_bytes, options.backups)
+            except OSError as exc:  # refuse to start without the audit the operator asked for
+                raise ConfigError([f"audit.file: cannot open {options.file} ({exc.strerror})"]) from None
 
     @property
     def enabled(self) -> bool:

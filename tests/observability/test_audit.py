@@ -165,3 +165,11 @@ def test_time_is_utc_with_milliseconds_across_second_boundaries():
     times = [audit_entry(R.record(), SERVICES, now=lambda t=t: t)["time"]
              for t in (1_800_000_000.999, 1_800_000_001.0, 1_800_000_000.5)]
     assert times == ["2027-01-15T08:00:00.999Z", "2027-01-15T08:00:01.000Z", "2027-01-15T08:00:00.500Z"]
+
+
+def test_an_unwritable_audit_file_stops_start_up_with_a_config_error(tmp_path):
+    from icapdlp.config import ConfigError
+
+    missing = tmp_path / "no-such-dir" / "audit.log"
+    with pytest.raises(ConfigError, match="audit.file: cannot open"):
+        AuditLog(AuditOptions(destination="file", file=str(missing)), SERVICES)
