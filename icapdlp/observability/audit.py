@@ -73,8 +73,9 @@ def audit_entry(record: TransactionRecord, services: Collection[str] | None = No
         "duration_ms": _ms(record.duration_seconds),
     }
     report = record.report
-    if report is None:
-        entry["wrapping"] = L.NO_WRAPPING
+    if report is None or (report.wrapping == L.NO_WRAPPING and not report.objects_by_wrapping
+                          and not report.study_refs and not report.instance_refs):
+        entry["wrapping"] = L.NO_WRAPPING  # not DICOM: keep the line of pass-through traffic short
         return entry
     wrapping = report.wrapping
     entry["wrapping"] = wrapping if wrapping == L.NO_WRAPPING else L.closed(wrapping, L.WRAPPINGS)

@@ -52,6 +52,10 @@ def test_a_blocked_transaction_names_its_reason_and_a_plain_one_has_no_report_fi
     assert blocked["service"] == "deid-resp" and blocked["wrapping"] == "none"
     assert "actions" not in blocked and "study_refs" not in blocked
     assert audit_entry(R.record(outcome="blocked"), SERVICES)["reason"] == "internal-error"
+    not_dicom = audit_entry(R.record("REQMOD", 204, "no-change", report=TransactionReport()), SERVICES)
+    assert not_dicom["wrapping"] == "none" and "actions" not in not_dicom and "objects" not in not_dicom
+    empty_zip = audit_entry(R.record(report=TransactionReport(wrapping="zip")), SERVICES)
+    assert empty_zip["wrapping"] == "zip" and empty_zip["objects"] == {}
     timed_out = R.record(status=500, outcome="error", reason=BlockReason.DEADLINE_EXCEEDED)
     assert audit_entry(timed_out, SERVICES)["reason"] == "deadline-exceeded"
     assert audit_entry(R.record(status=500, outcome="error"), SERVICES)["reason"] is None

@@ -75,7 +75,8 @@ def planted_records() -> list:
         R.record("REQMOD", 200, "rewritten", tx=tx, report=report, bytes_in=100, bytes_out=90),
         R.record("RESPMOD", 200, "blocked", reason=BlockReason.ENCAPSULATED_DOCUMENT, report=report,
                  tx=R.transaction(NAME, f"{PATIENT_ID}-svc", method="RESPMOD", request=request)),
-        R.record("REQMOD", 200, "rewritten", tx=tx, report=TransactionReport(totals=exploding)),
+        R.record("REQMOD", 200, "rewritten", tx=tx, report=TransactionReport(
+            objects_by_wrapping={"raw": 1}, totals=exploding, wrapping="raw")),
     ]
 
 
