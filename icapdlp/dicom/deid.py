@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pydicom import Dataset, Sequence
 from pydicom.dataelem import DataElement
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from icapdlp.dicom import keyed
 from icapdlp.dicom.options import ProfileOptions
@@ -66,6 +66,8 @@ IDENTITY_KEYWORDS = (
     "CountryOfResidence", "PatientBirthDate", "IssuerOfPatientID",
 )
 
+IDENTITY_TAGS = frozenset(int(tag_for_keyword(k)) for k in IDENTITY_KEYWORDS)
+
 
 class HeaderDeidentifier:
     """Runs the profile over one dataset; counts what it did into ``report``."""
@@ -89,20 +91,17 @@ class HeaderDeidentifier:
                 identity = _text(ds.get(PATIENT_NAME)) or _text(ds.get(STUDY_UID))
             self.date_offset = keyed.date_offset_days(self.key, identity,
                                                       self.profile.date_shift_max_days)
-        self._collect_identity(ds, 0)
+        profile = self.profile
+        if (profile.clean_descriptors or profile.clean_structured_content or profile.clean_graphics
+                or profile.retain_patient_characteristics):
+            self._collect_identity(ds, 0)  # only options with C on text need the deny-list
         self._cleaner = TextCleaner(self._deny)
 
     def _collect_identity(self, ds: Dataset, depth: int) -> None:
-        for keyword in IDENTITY_KEYWORDS:
-            elem = ds.data_element(keyword) if keyword in ds else None
-            if elem is None:
-                continue
-            for value in _values(elem):
-                self._deny |= tokens_of(str(value))
         for elem in ds:
             if elem.tag.is_private:
                 continue
-            if elem.VR == "PN":
+            if elem.VR == "PN" or elem.tag in IDENTITY_TAGS:
                 for value in _values(elem):
                     self._deny |= tokens_of(str(value))
             elif elem.VR in ("DA", "DT"):
