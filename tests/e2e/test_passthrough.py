@@ -1,0 +1,113 @@
+"""Non-DICOM traffic through real Squid + icapdlp arrives byte-identical.
+
+Candidate uploads and downloads go through icapdlp and must come back as an
+ICAP 204 (icap.log ``ICAP_ECHO/204``) with every byte unchanged; types the
+Squid example does not route to ICAP must not appear in icap.log at all.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+
+import pytest
+
+from tests.e2e.client import form_data, via_proxy, zip_of
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_binary_upload_larger_than_the_preview_passes_untouched(squid, origin, icap_watch):
+    data = os.urandom(300_000)  # > 64 KiB: no Allow: 204, verdict from the preview
+    origin.clear()
+    reply = via_proxy(squid.port, "POST", origin.url("/raw/blob.bin"), data,
+                      {"Content-Type": "application/octet-stream"})
+    assert reply.status == 200
+    [got] = origin.wait_received(1)
+    assert got.body == data
+    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
+
+
+def test_small_upload_without_content_type_passes_untouched(squid, origin, icap_watch):
+    data = b"plain notes, not an image\n" * 100
+    origin.clear()
+    reply = via_proxy(squid.port, "PUT", origin.url("/raw/notes"), data, {})
+    assert reply.status == 200
+    [got] = origin.wait_received(1)
+    assert got.body == data
+    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
+
+
+def test_form_upload_of_a_text_file_passes_untouched(squid, origin, icap_watch):
+    document = os.urandom(2000) + b"PDF-ish"
+    body, content_type = form_data([("comment", None, "text/plain", b"hello"),
+                                    ("file", "report.pdf", "application/pdf", document)])
+    origin.clear()
+    reply = via_proxy(squid.port, "POST", origin.url("/form"), body, {"Content-Type": content_type})
+    assert reply.status == 200
+    [got] = origin.wait_received(1)
+    assert got.body == body
+    assert [p.data for p in got.parts] == [b"hello", document]
+    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
+
+
+def test_gzip_encoded_upload_of_text_passes_untouched(squid, origin, icap_watch):
+    data = gzip.compress(b"log line without any image\n" * 5000, mtime=0)
+    origin.clear()
+    reply = via_proxy(squid.port, "POST", origin.url("/raw/log.gz"), data,
+                      {"Content-Type": "text/plain", "Content-Encoding": "gzip"})
+    assert reply.status == 200
+    [got] = origin.wait_received(1)
+    assert got.body == data and got.headers["content-encoding"] == "gzip"
+    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
+
+
+def test_zip_without_dicom_passes_untouched(squid, origin, icap_watch):
+    data = zip_of({"readme.txt": b"no images here\n", "data.csv": b"a,b\n1,2\n" * 1000})
+    origin.clear()
+    reply = via_proxy(squid.port, "POST", origin.url("/raw/archive.zip"), data, {"Content-Type": "application/zip"})
+    assert reply.status == 200
+    [got] = origin.wait_received(1)
+    assert got.body == data
+    [(method, outcome, status)] = icap_watch.outcomes(1)
+    assert method == "REQMOD" and status in (200, 204)  # an unchanged echo is allowed after a full read
+
+
+def test_non_candidate_type_never_reaches_icap(squid, origin, icap_watch):
+    data = b'{"note": "json is not a DICOM carrier in the example"}'
+    origin.clear()
+    reply = via_proxy(squid.port, "POST", origin.url("/raw/data.json"), data, {"Content-Type": "application/json"})
+    assert reply.status == 200
+    [got] = origin.wait_received(1)
+    assert got.body == data
+    assert icap_watch.outcomes(0) == []
+
+
+def test_binary_download_passes_untouched(squid, origin, icap_watch):
+    data = os.urandom(200_000)
+    path = origin.add_blob("firmware.bin", data, "application/octet-stream")
+    reply = via_proxy(squid.port, "GET", origin.url(path))
+    assert reply.status == 200 and reply.body == data
+    assert icap_watch.outcomes(1) == [("RESPMOD", "ICAP_ECHO", 204)]
+
+
+def test_image_download_is_not_a_candidate(squid, origin, icap_watch):
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(5000)
+    path = origin.add_blob("logo.png", data, "image/png")
+    reply = via_proxy(squid.port, "GET", origin.url(path))
+    assert reply.status == 200 and reply.body == data
+    assert icap_watch.outcomes(0) == []
+
+
+def test_large_non_dicom_upload_streams_through(squid, origin, icap_watch):
+    """80 MiB of non-DICOM: released from the preview, Squid streams the rest itself."""
+    data = os.urandom(80 * 1024 * 1024)
+    origin.clear()
+    reply = via_proxy(squid.port, "POST", origin.url("/raw/big.bin"), data,
+                      {"Content-Type": "application/octet-stream"})
+    assert reply.status == 200
+    [got] = origin.wait_received(1)
+    assert len(got.body) == len(data)
+    assert hashlib.sha256(got.body).digest() == hashlib.sha256(data).digest()
+    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
