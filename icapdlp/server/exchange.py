@@ -247,7 +247,7 @@ class Exchange:
         self.report = getattr(decision, "report", None)
         if isinstance(decision, NoChange):
             if may_204:
-                self.send_head(self.replies.no_content(), 204, "no-change")
+                self.send_head(self.replies.no_content(close=self.request.close), 204, "no-change")
             else:
                 await self.send_echo(body)
         elif isinstance(decision, Block):
@@ -273,14 +273,14 @@ class Exchange:
     async def send_echo(self, body: Body | None) -> None:
         """200 with the unchanged message: the client did not allow 204 here."""
         heads = self.echo_heads()
-        self.send_head(self.replies.message(200, **heads), 200, "no-change")
+        self.send_head(self.replies.message(200, close=self.request.close, **heads), 200, "no-change")
         if heads["body_entity"] is not None:
             await self.write_body(body if body is not None else Body(data=b""))
 
     async def stream_echo(self) -> None:
         """Echo a body that is still arriving, chunk by chunk, without holding it."""
         conn = self.conn
-        self.send_head(self.replies.message(200, **self.echo_heads()), 200, "no-change")
+        self.send_head(self.replies.message(200, close=self.request.close, **self.echo_heads()), 200, "no-change")
         while True:
             event = await conn.next_event()
             if isinstance(event, BodyData):
@@ -303,7 +303,8 @@ class Exchange:
             log.error("block_response raised %s in transaction %s", type(exc).__name__, tx.id)
             head, page = minimal_block_response(tx, reason)
         head = _with_length(head, len(page))
-        self.conn.write(self.replies.message(200, http_response=head, body_entity="res-body", close=close))
+        self.conn.write(self.replies.message(200, http_response=head, body_entity="res-body",
+                                             close=close or self.request.close))
         self.status = 200
         self.outcome = "blocked"
         await self.write_body(Body(data=page))
@@ -319,7 +320,8 @@ class Exchange:
         if body is not None:
             heads = {k: _with_length(v, body.size) for k, v in heads.items()}
         entity = None if body is None else ("req-body" if "http_request" in heads else "res-body")
-        self.send_head(self.replies.message(200, body_entity=entity, **heads), 200, "rewritten")
+        self.send_head(self.replies.message(200, body_entity=entity, close=self.request.close, **heads),
+                       200, "rewritten")
         if body is not None:
             await self.write_body(body)
 
@@ -329,7 +331,8 @@ class Exchange:
             await self.send_block(BlockReason.INTERNAL_ERROR, "invalid partial replacement")
             return
         entity = "req-body" if "http_request" in heads else "res-body"
-        self.send_head(self.replies.message(206, body_entity=entity, **heads), 206, "rewritten")
+        self.send_head(self.replies.message(206, body_entity=entity, close=self.request.close, **heads),
+                       206, "rewritten")
         if decision.prefix:
             self.conn.write(encode_chunk(decision.prefix))
             self.bytes_out += len(decision.prefix)
