@@ -41,8 +41,9 @@ WRAPPINGS = ("raw", "form", "stow", "wado", "json", "zip", "gzip", OTHER)
 #: the outermost wrapping of a message that carried no DICOM at all
 NO_WRAPPING = "none"
 
-#: PS3.15 Table E.1-1 action codes (``ObjectReport.actions`` keys)
-ACTION_CODES = ("D", "Z", "X", "K", "C", "U", "Z/D", "X/Z", "X/D", "X/Z/D", "X/Z/U*", OTHER)
+#: PS3.15 Table E.1-1 action codes (``ObjectReport.actions`` keys); "U*" is the
+#: resolved form of X/Z/U* (a kept sequence whose instance UIDs were replaced)
+ACTION_CODES = ("D", "Z", "X", "K", "C", "U", "U*", "Z/D", "X/Z", "X/D", "X/Z/D", "X/Z/U*", OTHER)
 
 #: where a burned-in text redaction box came from (``ObjectReport.boxes_by_source`` keys)
 BOX_SOURCES = ("header-match", "ner", "all-text", OTHER)
@@ -69,6 +70,7 @@ CDR_FINDING_KINDS = (
     "icon-removed",  # the Icon Image Sequence was dropped
     "signature-removed",  # digital signatures were dropped (they no longer verify)
     "encapsulated-document",  # an encapsulated PDF/CDA/STL was found
+    "pixel-high-bits",  # pixel values carried bits above High Bit (a hiding place); cleared
     OTHER,
 )
 

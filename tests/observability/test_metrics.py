@@ -57,7 +57,7 @@ def test_every_label_combination_is_exported_at_zero_from_the_start(metrics):
 
 def test_label_values_are_the_closed_sets_and_block_reasons_are_all_of_them():
     assert set(L.BLOCK_REASONS) == {r.value for r in BlockReason}
-    assert L.ACTION_CODES == ("D", "Z", "X", "K", "C", "U", "Z/D", "X/Z", "X/D", "X/Z/D", "X/Z/U*", "other")
+    assert L.ACTION_CODES == ("D", "Z", "X", "K", "C", "U", "U*", "Z/D", "X/Z", "X/D", "X/Z/D", "X/Z/U*", "other")
     assert set(L.WRAPPINGS) >= {"raw", "form", "stow", "wado", "json", "zip", "other"}
     assert set(L.STAGES) >= {"detect", "parse", "deid", "ocr", "ner", "encode"}
     assert set(L.BOX_SOURCES) >= {"header-match", "ner", "all-text"}
@@ -274,3 +274,11 @@ def test_build_info_labels_are_checked_not_trusted():
 def test_process_memory_is_exported_for_the_dashboard():
     m = Metrics(CollectorRegistry())
     assert value(m, "process_resident_memory_bytes") > 0
+
+
+def test_the_vocabularies_other_layers_report_are_inside_the_closed_sets():
+    """Drift guard: a new box source or stage in another layer must be added here, not land in "other"."""
+    from icapdlp.pixels import geometry
+
+    assert set(geometry.SOURCES) <= set(L.BOX_SOURCES)
+    assert {"parse", "deid", "encode", "ocr", "ner"} <= set(L.STAGES)
