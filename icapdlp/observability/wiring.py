@@ -6,6 +6,15 @@ The server needs two things from this package:
   connection / request (see :mod:`icapdlp.observability.events`);
 - :func:`start_health_server` for ``/metrics``, ``/healthz`` and ``/readyz``,
   with readiness checks registered on a :class:`Readiness`.
+
+Typical start-up::
+
+    observer = build_observer(settings, policy_digest=settings.behaviour_digest(fingerprint(key)))
+    readiness = Readiness()
+    watch_worker_pool(observer, pool, readiness)   # worker gauges + the "workers" check
+    health = await start_health_server(settings, observer, readiness)
+    ...
+    await health.close(); observer.close()
 """
 
 from __future__ import annotations
