@@ -50,6 +50,7 @@ class IcapServer:
         self._servers: list[asyncio.base_events.Server] = []
         self._sweeper: asyncio.Task | None = None
         self._tls_context = tls_context(settings.tls) if settings.tls.enabled else None
+        self.addresses: list[tuple[str, int]] = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -64,11 +65,8 @@ class IcapServer:
                 lambda: IcapConnection(self), server_opts.host, self.settings.tls.port,
                 backlog=LISTEN_BACKLOG, reuse_address=True, ssl=self._tls_context))
         self._sweeper = loop.create_task(self._sweep())
-
-    @property
-    def addresses(self) -> list[tuple[str, int]]:
-        """(host, port) of each listener, plain first; ports are real even when 0 was configured."""
-        return [s.sockets[0].getsockname()[:2] for s in self._servers]
+        #: (host, port) of each listener, plain first; real ports even when 0 was configured
+        self.addresses = [s.sockets[0].getsockname()[:2] for s in self._servers]
 
     @property
     def port(self) -> int:
