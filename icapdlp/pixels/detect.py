@@ -72,15 +72,19 @@ def group_lines(words: Iterable[OcrWord]) -> list[list[OcrWord]]:
     lines: list[list[OcrWord]] = []
     for w in sorted(words, key=lambda w: (w.box.x0, w.box.y0)):
         h = max(1, w.box.height)
-        for line in lines:
+        best: list[OcrWord] | None = None
+        best_gap = 0
+        for line in lines:  # the nearest fitting line: a tall garbage reading must not capture the word
             last = line[-1]
             overlap = min(last.box.y1, w.box.y1) - max(last.box.y0, w.box.y0)
             gap = w.box.x0 - last.box.x1
             if overlap >= LINE_OVERLAP * min(h, max(1, last.box.height)) and -h <= gap <= LINE_GAP_HEIGHTS * h:
-                line.append(w)
-                break
-        else:
+                if best is None or abs(gap) < best_gap:
+                    best, best_gap = line, abs(gap)
+        if best is None:
             lines.append([w])
+        else:
+            best.append(w)
     lines.sort(key=lambda line: (line[0].box.y0, line[0].box.x0))
     return lines
 
@@ -155,8 +159,8 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
         redacted = [w.box for w in line if id(w) in reasons]
         for w in line:
             why = reasons.get(id(w))
-            if why is None and any(w.box.intersects(b) for b in redacted):
-                continue  # another reading of a redacted word (other polarity): not a kept word
+            if why is None and (w.conf < policy.min_conf or any(w.box.intersects(b) for b in redacted)):
+                continue  # a garbage or other-polarity reading between redacted words: not a kept word
             if why is None:
                 if current:
                     out.append(current)

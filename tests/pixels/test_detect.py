@@ -98,3 +98,11 @@ def test_ner_never_sees_low_confidence_garbage():
     find_redactions([word("Boston", 10, 10, 60, 30), word("x#", 70, 10, 80, 30, conf=10)], ner, DenyList({}),
                     policy(), 480, 640)
     assert ner.calls == ["Boston .\n"]
+
+
+def test_low_confidence_garbage_in_a_gap_does_not_split_the_box():
+    words = [word("Imaging", 367, 203, 475, 229), word("mm", 479, 196, 492, 233, conf=0),
+             word("Center", 495, 204, 588, 223)]
+    out = find_redactions(words, no_ner, header(InstitutionName="Lakeside Imaging Center"), policy(padding=0),
+                          480, 640)
+    assert [r.box for r in out] == [Box(367, 203, 588, 229)]
