@@ -20,6 +20,8 @@ Runs in threads of the test process on 127.0.0.1 (optionally TLS), port 0.
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import ssl
 import threading
@@ -84,6 +86,28 @@ def split_multipart(body: bytes, boundary: str) -> list[Part]:
                 headers[name.strip().lower()] = value.strip()
         parts.append(Part(headers, data))
     return parts
+
+
+def stow_response(parts: tuple[Part, ...], retrieve_url: str) -> bytes:
+    """A STOW-RS Store Instances Response (PS3.18 10.5.3) as DICOM JSON.
+
+    Lists the SOP Class / Instance UIDs of the stored parts, as a real
+    DICOMweb server answers; that response is itself DICOM (application/dicom+json)
+    and so crosses icapdlp's RESPMOD service on its way back.
+    """
+    import pydicom  # test dependency; imported here so the module loads without it
+
+    referenced = []
+    for part in parts:
+        try:
+            ds = pydicom.dcmread(io.BytesIO(part.data), stop_before_pixels=True)
+            referenced.append({"00081150": {"vr": "UI", "Value": [str(ds.SOPClassUID)]},
+                               "00081155": {"vr": "UI", "Value": [str(ds.SOPInstanceUID)]}})
+        except Exception:  # noqa: BLE001 - a part the origin cannot read is simply not listed
+            continue
+    answer = {"00081190": {"vr": "UR", "Value": [retrieve_url]},
+              "00081199": {"vr": "SQ", "Value": referenced}}
+    return json.dumps(answer).encode()
 
 
 def build_multipart(parts: list[tuple[str, bytes]], boundary: str) -> bytes:
@@ -212,7 +236,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _store(self, body: bytes, multipart: bool) -> None:
+    def _store(self, body: bytes, multipart: bool) -> tuple[Part, ...]:
         headers = {k.lower(): v for k, v in self.headers.items()}
         parts: tuple[Part, ...] = ()
         if multipart:
@@ -220,13 +244,14 @@ class _OriginHandler(BaseHTTPRequestHandler):
             if boundary:
                 parts = tuple(split_multipart(body, boundary))
         self.server_origin._record(Received(self.command, self.path, headers, body, parts))
+        return parts
 
     def _upload(self) -> None:
         body = self._read_body()
         path = self.path.split("?", 1)[0]
         if path == "/studies":
-            self._store(body, multipart=True)
-            self._send(200, b"{}", "application/dicom+json")
+            parts = self._store(body, multipart=True)
+            self._send(200, stow_response(parts, self.server_origin.url("/studies")), "application/dicom+json")
         elif path == "/form":
             self._store(body, multipart=True)
             self._send(200, b"stored\n")
