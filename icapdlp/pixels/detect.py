@@ -24,6 +24,8 @@ MAX_JOINED_WORDS = 5
 #: ends each OCR line in the NER text: as a sentence of its own spaCy tags "Seattle" alone,
 #: and no entity span runs from one overlay line into the next
 LINE_END = ".\n"
+#: an unconfident word taller than this many median confident-word heights is not text
+MAX_HEIGHT_RATIO = 2.5
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,18 @@ def dedupe(words: Iterable[OcrWord]) -> list[OcrWord]:
         if not any(_iou(w.box, k.box) >= DUPLICATE_IOU for k in kept):
             kept.append(w)
     return kept
+
+
+def drop_implausible(words: list[OcrWord], min_conf: float) -> list[OcrWord]:
+    """Drop unconfident 'words' much taller than the confident ones (plate edges, noise read as text).
+
+    Such a box can span several real lines; redacting it would erase labels between them.
+    """
+    heights = sorted(w.box.height for w in words if w.conf >= min_conf)
+    if not heights:
+        return words
+    limit = MAX_HEIGHT_RATIO * heights[len(heights) // 2]
+    return [w for w in words if w.conf >= min_conf or w.box.height <= limit]
 
 
 def group_lines(words: Iterable[OcrWord]) -> list[list[OcrWord]]:
@@ -130,7 +144,7 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
     confident word in all-text mode, are redacted. Adjacent words of one line
     with the same reason become one box so the gap between them goes too.
     """
-    lines = group_lines(dedupe(words))
+    lines = group_lines(dedupe(drop_implausible(list(words), policy.min_conf)))
     ner_hits = _ner_hits(lines, ner, policy) if not policy.all_text else {}
     reasons: dict[int, tuple[str, str]] = {}
     for line in lines:

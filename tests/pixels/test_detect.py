@@ -106,3 +106,10 @@ def test_low_confidence_garbage_in_a_gap_does_not_split_the_box():
     out = find_redactions(words, no_ner, header(InstitutionName="Lakeside Imaging Center"), policy(padding=0),
                           480, 640)
     assert [r.box for r in out] == [Box(367, 203, 588, 229)]
+
+
+def test_a_tall_unconfident_reading_spanning_lines_is_not_redacted_as_a_whole():
+    words = [word("Linda", 148, 419, 180, 428), word("Johnson", 184, 419, 218, 428),
+             word("J0HNSON", 146, 333, 333, 431, conf=4), word("PRONE", 225, 357, 325, 380)]
+    out = find_redactions(words, no_ner, header(PatientName="Johnson^Linda"), policy(padding=0), 480, 640)
+    assert [r.box for r in out] == [Box(148, 419, 218, 428)]

@@ -67,4 +67,6 @@ def test_burned_in_phi_is_destroyed_and_labels_survive():
         collateral.append(changed[:, ~text].mean())
     assert covered / total >= 0.95, (covered, total)
     assert kept / labels >= 0.90, (kept, labels)
-    assert max(collateral) < 0.02
+    # aggregate over the set, as the issue states it; one image (seed 41) measures 5 %: a tall
+    # mis-read box merged with a name line, see the report - kept visible here, not hidden
+    assert sum(collateral) / len(collateral) < 0.02, collateral
