@@ -268,16 +268,18 @@ def start_squid_from_example(
     replace_lines: dict[str, list[str]] | None = None,
     substitutions: Iterable[tuple[str, str]] = (),
     append: Iterable[str] = (),
+    http_port_options: str = "",
 ) -> SquidProxy:
     """Render ``squid-examples/<name>`` for this machine and start Squid on a free port.
 
-    ``icap_port`` replaces the examples' ``127.0.0.1:1344``. The failure limit
+    ``icap_port`` replaces the examples' ``127.0.0.1:1344``; ``http_port_options``
+    follow the address on the ``http_port`` line (ssl-bump and its CA files). The failure limit
     is disabled so a restarted icapdlp is used at once (the example's own
     settings would keep the service down for its 30 s revival delay).
     """
     workdir = make_shared_dir("icapdlp-squid-")
     port = free_port()
-    lines = {"http_port": [f"http_port 127.0.0.1:{port}"],
+    lines = {"http_port": [f"http_port 127.0.0.1:{port} {http_port_options}".rstrip()],
              "icap_service_failure_limit": ["icap_service_failure_limit -1"]}
     lines.update(replace_lines or {})
     subs = example_log_substitutions(workdir) + list(substitutions)
