@@ -47,6 +47,7 @@ class IcapConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future | None = None
         self._write_paused = False
         self._read_paused = False
+        self._out: list[bytes] = []
         self._task: asyncio.Task | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------
@@ -122,16 +123,31 @@ class IcapConnection(asyncio.Protocol):
             await waiter
 
     def write(self, data: bytes) -> None:
+        """Queue response bytes; they leave in one send at the next ``flush``/``drain``.
+
+        One send per response matters twice: fewer syscalls on the 204 hot
+        path, and clients such as c-icap-client that read a preview answer
+        with a single recv see the whole response.
+        """
         if data and not self.lost:
             self.response_started = True
-            self.transport.write(data)
+            self._out.append(data)
+
+    def flush(self) -> None:
+        out = self._out
+        if out:
+            if not self.lost:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
 
     def write_interim(self, data: bytes) -> None:
         """An interim answer (100 Continue): does not count as the start of the final response."""
         if not self.lost:
+            self.flush()
             self.transport.write(data)
 
     async def drain(self) -> None:
+        self.flush()
         if self.lost:
             raise ConnectionLost()
         if self._write_paused:
@@ -140,6 +156,7 @@ class IcapConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self.phase = CLOSING
+        self.flush()
         if self.transport is not None:
             self.transport.close()
 
@@ -190,6 +207,7 @@ class IcapConnection(asyncio.Protocol):
                 started = self.request_began
                 self.phase, self.deadline = REQUEST, started + limits.request_timeout
                 keep_alive = await serve_request(self, event, server.runtime, started)
+                self.flush()
                 if not keep_alive or self.lost:
                     return
         except asyncio.CancelledError:

@@ -68,6 +68,7 @@ async def serve_request(conn, request: Request, runtime, started: float) -> bool
     except ConnectionLost:
         exchange.outcome = "error"
     finally:
+        conn.flush()
         observer.request_finished(exchange.record())
     return keep_alive and not request.close
 
@@ -367,12 +368,17 @@ class Exchange:
         return not self.request.close
 
     async def refuse_unread(self, status: int) -> bool:
-        """An error answer before the body: with a body we close rather than read it."""
-        if self.request.has_body:
-            self.send_head(self.replies.error(status, close=True), status, "error")
-            return False
+        """An error answer before adaptation: consume the request, answer, then close.
+
+        Closing with unread bytes in the socket makes the kernel send a reset
+        that can destroy our answer before the client reads it, so the preview
+        or body is consumed first (bounded by the body limit and the request
+        timeout). The connection is closed afterwards: c-icap-client, for one,
+        waits for the close after an error answer.
+        """
         await self.skip_body()
-        return self.refuse(status)
+        self.send_head(self.replies.error(status, close=True), status, "error")
+        return False
 
     def fail(self, status: int) -> None:
         """A request that cannot be finished: answer if nothing was sent yet; the caller closes."""

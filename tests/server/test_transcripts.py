@@ -208,18 +208,22 @@ def test_replace_in_respmod(icap_server, connect):
     m.reqmod_get_preview0(b"deid-resp"),  # REQMOD on a RESPMOD service
     b"FOO icap://127.0.0.1/deid-req ICAP/1.0\r\nHost: h\r\n\r\n",  # no such method
 ])
-def test_unsupported_method_is_405(icap_server, connect, request_bytes):
+def test_unsupported_method_is_405_and_closed(icap_server, connect, request_bytes):
     client = connect(icap_server().port)
     client.send(request_bytes)
-    assert client.read_response().normalized() == error(b"405 Method Not Allowed For Service", close=False)
+    assert client.read_response().normalized() == error(b"405 Method Not Allowed For Service")
+    assert client.is_closed()
 
 
-def test_wrong_service_with_body_is_404_and_closed(icap_server, connect):
-    client = connect(icap_server().port)
-    data, _ = m.reqmod_post(BODY, service=b"unknown")
-    client.send(data)
+@pytest.mark.parametrize("preview", [None, 100])
+def test_wrong_service_with_body_is_404_after_the_body_is_read(icap_server, connect, preview):
+    thread = icap_server()
+    client = connect(thread.port)
+    first, _ = m.reqmod_post(BODY, service=b"unknown", preview=preview)
+    client.send(first)  # with a preview, the client now waits: nothing more is coming
     assert client.read_response().normalized() == error(b"404 ICAP Service Not Found")
     assert client.is_closed()
+    assert thread.observer.records[-1].bytes_in == (100 if preview else len(BODY))
 
 
 def test_malformed_request_is_400_and_closed(icap_server, connect):
