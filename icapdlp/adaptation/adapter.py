@@ -33,6 +33,10 @@ from icapdlp.payload.triage import Triage, Verdict, triage
 from icapdlp.verdict import BlockReason, Blocked
 
 
+#: leading bytes of a whole body looked at on the event loop (the size of Squid's largest preview)
+BODY_TRIAGE_BYTES = 64 * 1024
+
+
 class DlpAdapter:
     """One per server; stateless between transactions."""
 
@@ -70,6 +74,9 @@ class DlpAdapter:
         head = body_head(tx)
         if head is None:
             return NoChange(TransactionReport())
+        early = self._triage_body(tx, head, body)
+        if early is not None:
+            return early
         direction: Literal["request", "response"] = "request" if tx.icap_method == "REQMOD" else "response"
         try:
             result = await self._pool.run(
@@ -87,6 +94,25 @@ class DlpAdapter:
         return blockpage.block_response(tx, reason)
 
     # -- helpers ----------------------------------------------------------
+
+    def _triage_body(self, tx: Transaction, head: Any, body: Body) -> BodyDecision | None:
+        """Without a preview the body arrives whole: clear non-DICOM here, not in a worker."""
+        try:
+            with body.open() as handle:
+                prefix = handle.read(BODY_TRIAGE_BYTES)
+        except OSError:
+            return None  # let the worker report the spool problem
+        seen = triage(head.headers.get("Content-Type"), head.headers.get_all("Content-Encoding"), prefix,
+                      body.size <= len(prefix))
+        if seen.verdict is Verdict.PASS:
+            return NoChange(TransactionReport())
+        if seen.verdict is Verdict.UNSUPPORTED_ENCODING:
+            return Block(BlockReason.UNSUPPORTED_ENCODING, "candidate body under an unsupported content coding",
+                         TransactionReport())
+        if seen.verdict is Verdict.RAW_DICOM and self._mode(tx) == "block":
+            return Block(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects",
+                         TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw"))
+        return None
 
     def _mode(self, tx: Transaction) -> str:
         return self._settings.services[tx.service].mode

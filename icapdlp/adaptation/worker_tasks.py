@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from icapdlp.adaptation.api import TransactionReport
+from icapdlp.adaptation.splice import try_splice
 from icapdlp.payload.walker import Findings, PayloadWalker
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
@@ -147,6 +148,9 @@ def rewrite_body(policy: Policy, service: str, direction: Literal["request", "re
     """Worker task: find, rewrite and rebuild; Blocked propagates to the adapter."""
     worker = state(policy)
     if data is None:
+        spliced = _splice(worker, service, path, content_type, content_encodings)
+        if spliced is not None:
+            return spliced
         data = _read_spooled(path, worker.settings.limits.body_bytes)
     walker = PayloadWalker(PipelineRewriter(worker, service), worker.settings.payload, direction,
                            max_inflated_bytes=worker.settings.limits.body_bytes)
@@ -163,6 +167,20 @@ def rewrite_body(policy: Policy, service: str, direction: Literal["request", "re
     if len(result.body) > limits.spool_memory_bytes:
         return BodyResult(True, report, path=_write_temp(result.body, limits.spool_dir), size=len(result.body))
     return BodyResult(True, report, data=result.body, size=len(result.body))
+
+
+def _splice(worker: WorkerState, service: str, path: str | None, content_type: str | None,
+            content_encodings: list[str]) -> BodyResult | None:
+    """Large raw objects whose pixels pass as they are: new header + streamed pixels."""
+    if path is None or worker.settings.services[service].mode != "deidentify":
+        return None
+    size = os.path.getsize(path)
+    out = try_splice(path, size, content_type, content_encodings, worker.config(service), worker.pixel_cleaner,
+                     worker.settings.limits.spool_dir)
+    if out is None:
+        return None
+    report = TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw")
+    return BodyResult(True, report, path=out, size=os.path.getsize(out))
 
 
 def header_only(policy: Policy, service: str, prefix: bytes, total_size: int) -> tuple[bytes, int] | None:

@@ -231,3 +231,51 @@ def test_output_is_deterministic_for_the_same_key():
     first = body_bytes(decide(request_tx("application/dicom", len(obj.data)), obj.data))
     second = body_bytes(decide(request_tx("application/dicom", len(obj.data)), obj.data))
     assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest()
+
+
+def test_large_spooled_raw_object_is_spliced_header_plus_original_pixels(tmp_path, monkeypatch):
+    from icapdlp.adaptation import splice
+
+    monkeypatch.setattr(splice, "SPLICE_MIN_BYTES", 1024)
+    obj = make_ct(31, rows=128, columns=128, frames=4, bits_stored=16, signatures=False)
+    spooled = tmp_path / "body"
+    spooled.write_bytes(obj.data)
+    decision = run(ADAPTER.on_body(request_tx("application/dicom", len(obj.data)), Body(path=str(spooled))))
+    out = body_bytes(decision)
+    partial = run(ADAPTER.on_preview(request_tx("application/dicom", len(obj.data), allow_206=True),
+                                     obj.data[:16384], False))
+    assert out == partial.prefix + obj.data[partial.original_offset:]  # same bytes as the 206 path
+    assert obj.surviving(out) == []
+    assert out.endswith(obj.dataset.PixelData)
+    assert decision.request.headers.get("Content-Length") == str(len(out))
+
+
+def test_spooled_object_the_splice_declines_goes_through_the_whole_pipeline(tmp_path, monkeypatch):
+    from icapdlp.adaptation import splice
+
+    monkeypatch.setattr(splice, "SPLICE_MIN_BYTES", 1024)
+    obj = make_ct(32, rows=128, columns=128, frames=4, bits_stored=12)  # unused high bits must be zeroed
+    spooled = tmp_path / "body"
+    spooled.write_bytes(obj.data)
+    out = body_bytes(run(ADAPTER.on_body(request_tx("application/dicom", len(obj.data)), Body(path=str(spooled)))))
+    assert_clean_dicom(out, obj)
+    import numpy as np
+
+    planted = np.frombuffer(obj.dataset.PixelData, "<u2")
+    stored = np.frombuffer(pydicom.dcmread(DicomBytesIO(out)).PixelData, "<u2")
+    assert (planted & 0xF000).any() and not (stored & 0xF000).any()  # the splice would have kept them
+
+
+class RefusingPool:
+    async def run(self, fn, *args, deadline=None):
+        raise AssertionError("non-DICOM must not reach a worker")
+
+
+def test_whole_body_without_preview_is_triaged_on_the_loop():
+    from icapdlp.adaptation.factory import build_adapter
+    from tests.adaptation.helpers import KEY
+
+    adapter = build_adapter(make_settings(), KEY, RefusingPool())
+    body = b"<html>" + b"x" * 300_000
+    decision = run(adapter.on_body(response_tx("text/html", len(body)), Body(data=body)))
+    assert isinstance(decision, NoChange)

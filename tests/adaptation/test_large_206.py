@@ -8,6 +8,8 @@ client ever sending the other 50 MiB, and without its memory growing.
 
 from __future__ import annotations
 
+import os
+
 import pydicom
 import pytest
 from pydicom.filebase import DicomBytesIO
@@ -39,8 +41,12 @@ def peak_rss(pid: int) -> int:
 
 
 def children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as handle:
-        return [int(p) for p in handle.read().split()]
+    """Child processes of ``pid`` (the pool starts workers from helper threads: read every thread)."""
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            found += [int(p) for p in handle.read().split()]
+    return found
 
 
 def io_written(pid: int) -> int:
@@ -55,6 +61,7 @@ def test_fifty_mib_object_with_phi_only_in_its_header(tmp_path):
     server = start_icapdlp(CONFIG, tmp_path / "srv")
     try:
         workers = children(server.pid)
+        assert workers, "the worker process must be measured too"
         fields = [("Host", "pacs.example"), ("Content-Type", "application/dicom"),
                   ("Content-Length", str(len(obj.data)))]
         # warm the worker (imports) so the measurement below is about this object only
