@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     factory = app_module.find_adapter_factory()
     if factory is None:
         print("icapdlp serve: refusing to start: the DICOM adaptation layer "
-              f"({app_module.ADAPTER_FACTORY[0]}) is not installed, and serving without it would "
+              f"({app_module.ADAPTER_FACTORY_MODULE}) is not installed, and serving without it would "
               "pass DICOM through unchanged", file=sys.stderr)
         return EXIT_NO_ADAPTER
     app = app_module.App(settings, key, factory, config_path=args.config)
