@@ -147,7 +147,7 @@ def main() -> int:
     largest = len(big) / MiB
     print(f"\nicapdlp payload benchmark: {len(big) / MiB:.0f} MiB multi-frame object ({frames} frames 512x512x16), "
           f"STOW-RS {args.instances} x {len(study[0]) / 1024:.0f} KiB; 1 worker, Clean Pixel Data off\n")
-    header = (f"{"case":38} {'ICAP':>4} {'in MiB':>8} {'out MiB':>8} {'seconds':>8} {'MiB/s':>8} {'obj/s':>7} "
+    header = (f"{'case':38} {'ICAP':>4} {'in MiB':>8} {'out MiB':>8} {'seconds':>8} {'MiB/s':>8} {'obj/s':>7} "
               f"{'server pk':>9} {'worker pk':>9} {'growth':>7}")
     print(header)
     print("-" * len(header))
