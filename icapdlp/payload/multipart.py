@@ -17,7 +17,7 @@ from icapdlp.verdict import BlockReason, Blocked
 #: RFC 2046 caps boundaries at 70 characters; we accept a little more from lax clients
 MAX_BOUNDARY_CHARS = 200
 #: one part's header block; real ones are a few hundred bytes
-MAX_PART_HEADER_BYTES = 16 * 1024
+MAX_PART_HEADER_BYTES = 16 * 1024  # including the blank line that ends it
 
 CRLF = b"\r\n"
 
@@ -87,7 +87,7 @@ def parse_multipart(body: bytes, boundary: str, max_parts: int) -> Multipart:
     parts: list[Part] = []
     while not is_close:
         line_start = start
-        header_end = body.find(CRLF + CRLF, after, after + MAX_PART_HEADER_BYTES + 4)
+        header_end = body.find(CRLF + CRLF, after, after + MAX_PART_HEADER_BYTES)  # block incl. blank line
         if after + 2 <= len(body) and body[after:after + 2] == CRLF:
             header_end = after - 2  # no header fields at all: the blank line follows at once
         if header_end < 0:

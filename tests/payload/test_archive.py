@@ -126,3 +126,22 @@ def test_corrupted_real_archives_read_or_block(position, value):
     except Blocked as blocked:
         assert blocked.reason in (BlockReason.UNSAFE_ARCHIVE, BlockReason.ENCRYPTED_ARCHIVE,
                                   BlockReason.LIMIT_EXCEEDED)
+
+
+def test_compression_ratio_at_limit_and_one_past():
+    from icapdlp.payload.archive import RATIO_FLOOR_BYTES
+
+    member = b"\0" * (RATIO_FLOOR_BYTES * 4)
+    data = make_zip({"m": member})
+    compressed = zipfile.ZipFile(io.BytesIO(data)).getinfo("m").compress_size
+    ratio_at_limit = len(member) // compressed  # this archive's ratio, rounded down
+    assert read_archive(data, ArchiveLimits(10, ratio_at_limit + 1, 1 << 30))
+    with pytest.raises(Blocked) as info:
+        read_archive(data, ArchiveLimits(10, ratio_at_limit, 1 << 30))
+    assert info.value.reason is BlockReason.UNSAFE_ARCHIVE
+
+
+def test_small_members_are_never_ratio_bombs():
+    from icapdlp.payload.archive import RATIO_FLOOR_BYTES
+
+    assert read_archive(make_zip({"m": b"\0" * RATIO_FLOOR_BYTES}), ArchiveLimits(10, 2, 1 << 30))

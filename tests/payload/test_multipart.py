@@ -104,3 +104,16 @@ def test_well_formed_bodies_roundtrip(contents, preamble, epilogue):
             b"--" + B.encode() in preamble
         return
     assert parsed.to_bytes() == body
+
+
+def test_part_header_block_limit_at_limit_and_one_past():
+    from icapdlp.payload.multipart import MAX_PART_HEADER_BYTES
+
+    def body_with_header(size: int) -> bytes:
+        line = b"X-Pad: " + b"a" * (size - len(b"X-Pad: ") - 4)  # + CRLF CRLF = size bytes
+        return form_body(B, [(line, b"content")])
+
+    assert parse_multipart(body_with_header(MAX_PART_HEADER_BYTES), B, 1).parts[0].content == b"content"
+    with pytest.raises(Blocked) as info:
+        parse_multipart(body_with_header(MAX_PART_HEADER_BYTES + 1), B, 1)
+    assert "header block" in info.value.detail
