@@ -337,3 +337,14 @@ def test_systemd_analyze_verify_reports_a_misspelt_option(tmp_path):
                     .replace("PrivateTmp=yes", "PrivateTmp=yes\nProtectSystm=strict"))
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert "ProtectSystm" in result.stderr
+
+
+def test_compose_prometheus_scrapes_the_icapdlp_service(compose):
+    """The observability layer's prometheus.yml is mounted as is; its target must be our service."""
+    prometheus = yaml.safe_load((DEPLOY / "monitoring" / "prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert f"icapdlp:{METRICS_PORT}" in targets
+    mounts = dict(v.split(":")[:2] for v in compose["services"]["prometheus"]["volumes"])
+    config_dir = Path(mounts["../monitoring/prometheus.yml"]).parent
+    for rule_file in prometheus["rule_files"]:
+        assert str(config_dir / rule_file) in mounts.values(), rule_file
