@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Long fuzz campaign over every target of tests/fuzz, for a fixed time.
+
+    .venv/bin/python benchmarks/fuzz/run.py --minutes 30            # all targets
+    .venv/bin/python benchmarks/fuzz/run.py --minutes 5 --targets pipeline,payload
+
+Same targets, seeds, mutations and invariants as the CI tests (tests/fuzz/),
+but random (``--seed``), unbounded in count and with one more oracle the CI
+budget cannot afford to assert: for DICOM that comes out of the pipeline or
+the worker task, no planted PHI string of any seed may survive ("phi-survived").
+
+Findings are de-duplicated by signature (outcome, exception type, innermost
+frames) and written to ``benchmarks/results/fuzz/findings.json`` with the
+(seed index, ops) that reproduce each one: mutations are deterministic, so no
+mutated binary is ever stored. ``--replay FILE`` re-runs stored findings.
+Exit code 1 when there is a finding, 0 otherwise. A Markdown summary goes to
+stdout (and ``summary.md``) for benchmarks/report.
+
+Hypothesis drives the CI budget; this loop uses plain random mutation, so it
+needs nothing outside the pinned virtualenv (atheris is not in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from icapdlp.verdict import Blocked  # noqa: E402
+from tests.fuzz import mutations, seeds  # noqa: E402
+from tests.fuzz.harness import peak_bound, run_case  # noqa: E402
+from tests.fuzz.targets import TARGETS, payload_body  # noqa: E402
+
+#: a long run can afford a slower machine than CI: double the CI per-case deadline
+CASE_SECONDS = 10.0
+#: how often a codec/heads case is arbitrary bytes instead of a mutated seed
+RANDOM_BYTES_SHARE = 0.15
+#: RSS of the fuzzing process may grow at most this much over a campaign (leak check)
+RSS_GROWTH_BOUND_MB = 256
+RESULTS = REPO / "benchmarks" / "results" / "fuzz"
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def planted_strings() -> list[bytes]:
+    return sorted({p.encode() for values in seeds.dicom_planted().values() for p in values})
+
+
+class Campaign:
+    def __init__(self, names: list[str], rng: random.Random) -> None:
+        self.names = names
+        self.rng = rng
+        self.seeds = {name: (TARGETS[name].seeds() if name != "payload" else
+                             [p[3] for p in seeds.payload_seeds()]) for name in names}
+        self.planted = planted_strings()
+        self.cases: Counter[str] = Counter()
+        self.kinds: dict[str, Counter[str]] = {name: Counter() for name in names}
+        self.findings: dict[str, dict] = {}
+
+    def case(self, name: str, index: int, ops: list[tuple], raw: bytes | None = None) -> None:
+        pool = self.seeds[name]
+        data = raw if raw is not None else mutations.apply(pool[index], ops, pool)
+        holder: dict[str, object] = {}
+        if name == "payload":
+            _, content_type, codings, _ = seeds.payload_seeds()[index]
+
+            def call():
+                holder["out"] = payload_body(content_type, codings, data)
+            allowed, entry = (Blocked,), True
+        else:
+            target = TARGETS[name]
+
+            def call():
+                holder["out"] = target.run(data)
+            allowed, entry = target.allowed, target.entry_point
+        outcome = run_case(call, allowed, seconds=CASE_SECONDS, max_peak_bytes=peak_bound(len(data)),
+                           forbid_warnings=entry)
+        kind, signature = outcome.kind, outcome.signature()
+        if kind == "ok" and name in ("pipeline", "payload"):
+            out = holder.get("out")
+            body = out if isinstance(out, bytes) else getattr(out, "data", None)
+            survived = [p.decode() for p in self.planted if body and p in body]
+            if survived:
+                kind, signature = "phi-survived", f"phi-survived:{name}:{len(survived)} planted strings"
+        self.cases[name] += 1
+        self.kinds[name][kind] += 1
+        if kind in ("crash", "timeout", "memory", "warning", "phi-survived"):
+            found = self.findings.setdefault(signature, {
+                "target": name, "kind": kind, "signature": signature, "count": 0,
+                "seed_index": index, "ops": [list(map(_jsonable, op)) for op in ops],
+                "raw_hex": raw.hex() if raw is not None else None,
+                "trace_tail": outcome.trace[-1500:], "input_bytes": len(data)})
+            found["count"] += 1
+
+    def one(self) -> None:
+        name = self.rng.choice(self.names)
+        pool = self.seeds[name]
+        index = self.rng.randrange(len(pool))
+        if name in ("icap-codec", "http-heads") and self.rng.random() < RANDOM_BYTES_SHARE:
+            raw = self.rng.randbytes(self.rng.randrange(1, 2048))
+            self.case(name, index, [], raw)
+            return
+        self.case(name, index, mutations.random_ops(self.rng, len(pool[index])))
+
+
+def _jsonable(value):
+    return {"hex": value.hex()} if isinstance(value, bytes) else value
+
+
+def _op_from_json(op: list) -> tuple:
+    return tuple(bytes.fromhex(v["hex"]) if isinstance(v, dict) else v for v in op)
+
+
+def summary(campaign: Campaign, minutes: float, elapsed: float, rss: tuple[float, float], seed: int) -> str:
+    lines = [f"Fuzz campaign: {sum(campaign.cases.values())} cases in {elapsed / 60:.1f} min "
+             f"(asked {minutes} min), seed {seed}; RSS {rss[0]:.0f} -> {rss[1]:.0f} MB "
+             f"(bound +{RSS_GROWTH_BOUND_MB} MB)", "",
+             "| target | cases | ok | refused | findings |", "|---|---:|---:|---:|---:|"]
+    for name in campaign.names:
+        k = campaign.kinds[name]
+        bad = sum(v for key, v in k.items() if key not in ("ok", "refused"))
+        lines.append(f"| {name} | {campaign.cases[name]} | {k['ok']} | {k['refused']} | {bad} |")
+    lines.append("")
+    if campaign.findings:
+        lines.append("| finding | target | times |")
+        lines.append("|---|---|---:|")
+        for f in campaign.findings.values():
+            lines.append(f"| `{f['signature']}` | {f['target']} | {f['count']} |")
+    else:
+        lines.append("No findings.")
+    return "\n".join(lines) + "\n"
+
+
+def replay(path: Path) -> int:
+    stored = json.loads(path.read_text())
+    campaign = Campaign(sorted({f["target"] for f in stored}), random.Random(0))
+    for f in stored:
+        raw = bytes.fromhex(f["raw_hex"]) if f.get("raw_hex") else None
+        campaign.case(f["target"], f["seed_index"], [_op_from_json(op) for op in f["ops"]], raw)
+        print(f["signature"], "->", "reproduced" if f["signature"] in campaign.findings else "NOT reproduced")
+    return 1 if campaign.findings else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--max-cases", type=int, default=0, help="stop after this many cases (0: no cap)")
+    parser.add_argument("--targets", default=",".join([*TARGETS, "payload"]))
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--replay", type=Path)
+    args = parser.parse_args(argv)
+    if args.replay:
+        return replay(args.replay)
+    names = [n.strip() for n in args.targets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TARGETS and n != "payload"]
+    if unknown:
+        parser.error(f"unknown targets: {unknown}; known: {[*TARGETS, 'payload']}")
+    import warnings
+    warnings.simplefilter("ignore")  # outside cases; each case records its own warnings
+    rng = random.Random(args.seed)
+    campaign = Campaign(names, rng)
+    rss_start = rss_mb()
+    started = time.monotonic()
+    deadline = started + args.minutes * 60
+    last_note = started
+    while time.monotonic() < deadline and (not args.max_cases or sum(campaign.cases.values()) < args.max_cases):
+        campaign.one()
+        if time.monotonic() - last_note > 60:
+            last_note = time.monotonic()
+            print(f"  {sum(campaign.cases.values())} cases, {len(campaign.findings)} findings, "
+                  f"RSS {rss_mb():.0f} MB", file=sys.stderr, flush=True)
+    elapsed = time.monotonic() - started
+    rss_end = rss_mb()
+    text = summary(campaign, args.minutes, elapsed, (rss_start, rss_end), args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "findings.json").write_text(json.dumps(list(campaign.findings.values()), indent=1))
+    (args.out / "summary.md").write_text(text)
+    print(text)
+    rss_ok = rss_end - rss_start <= RSS_GROWTH_BOUND_MB
+    if not rss_ok:
+        print(f"RSS grew {rss_end - rss_start:.0f} MB, above the {RSS_GROWTH_BOUND_MB} MB bound")
+    return 0 if not campaign.findings and rss_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
