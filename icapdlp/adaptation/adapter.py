@@ -51,19 +51,11 @@ class DlpAdapter:
         head = body_head(tx)
         if not tx.has_body or head is None:
             return NoChange(TransactionReport())
-        if tx.service not in self._settings.services:
-            return Block(BlockReason.INTERNAL_ERROR, "unknown service", TransactionReport())
-        seen = triage(head.headers.get("Content-Type"), head.headers.get_all("Content-Encoding"), preview, complete)
-        if seen.verdict is Verdict.PASS:
-            return NoChange(TransactionReport())
-        if seen.verdict is Verdict.UNSUPPORTED_ENCODING:
-            return Block(BlockReason.UNSUPPORTED_ENCODING, "candidate body under an unsupported content coding",
-                         TransactionReport())
-        if seen.verdict is Verdict.RAW_DICOM and self._mode(tx) == "block":
-            return Block(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects",
-                         TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw"))
+        seen, early = self._first_look(tx, head, preview, complete)
+        if early is not None:
+            return early
         if complete:
-            return await self.on_body(tx, Body(data=preview))
+            return await self._rewrite(tx, head, Body(data=preview))
         if seen.verdict is Verdict.RAW_DICOM and self._may_use_206(tx, seen):
             partial = await self._header_only(tx, preview)
             if partial is not None:
@@ -74,45 +66,53 @@ class DlpAdapter:
         head = body_head(tx)
         if head is None:
             return NoChange(TransactionReport())
-        early = self._triage_body(tx, head, body)
+        try:  # without a preview the body arrives whole: clear non-DICOM here, not in a worker
+            with body.open() as handle:
+                prefix = handle.read(BODY_TRIAGE_BYTES)
+        except OSError:
+            return Block(BlockReason.SPOOL_FAILED, "cannot read the spooled body", TransactionReport())
+        _, early = self._first_look(tx, head, prefix, body.size <= len(prefix))
         if early is not None:
             return early
-        direction: Literal["request", "response"] = "request" if tx.icap_method == "REQMOD" else "response"
-        try:
-            result = await self._pool.run(
-                worker_tasks.rewrite_body, self._policy, tx.service, direction, head.headers.get("Content-Type"),
-                head.headers.get_all("Content-Encoding"), body.data, body.path)
-        except Blocked as blocked:
-            return Block(blocked.reason, blocked.detail, TransactionReport())
-        if not result.changed:
-            return NoChange(result.report)
-        new_body: bytes | Body = result.data if result.data is not None else _owned_file(result.path, result.size)
-        request, response = with_new_body_length(tx, result.size)
-        return Replace(request=request, response=response, body=new_body, report=result.report)
+        return await self._rewrite(tx, head, body)
 
     def block_response(self, tx: Transaction, reason: BlockReason) -> tuple[HttpResponseHead, bytes]:
         return blockpage.block_response(tx, reason)
 
     # -- helpers ----------------------------------------------------------
 
-    def _triage_body(self, tx: Transaction, head: Any, body: Body) -> BodyDecision | None:
-        """Without a preview the body arrives whole: clear non-DICOM here, not in a worker."""
-        try:
-            with body.open() as handle:
-                prefix = handle.read(BODY_TRIAGE_BYTES)
-        except OSError:
-            return None  # let the worker report the spool problem
-        seen = triage(head.headers.get("Content-Type"), head.headers.get_all("Content-Encoding"), prefix,
-                      body.size <= len(prefix))
+    def _first_look(self, tx: Transaction, head: Any, prefix: bytes,
+                    complete: bool) -> tuple[Triage, NoChange | Block | None]:
+        """Triage plus the decisions it settles on its own (pass, refuse, block-mode DICOM)."""
+        headers = head.headers
+        seen = triage(headers.get("Content-Type"), headers.get_all("Content-Encoding"), prefix, complete)
+        if tx.service not in self._settings.services:
+            return seen, Block(BlockReason.INTERNAL_ERROR, "unknown service", TransactionReport())
         if seen.verdict is Verdict.PASS:
-            return NoChange(TransactionReport())
+            return seen, NoChange(TransactionReport())
         if seen.verdict is Verdict.UNSUPPORTED_ENCODING:
-            return Block(BlockReason.UNSUPPORTED_ENCODING, "candidate body under an unsupported content coding",
-                         TransactionReport())
+            return seen, Block(BlockReason.UNSUPPORTED_ENCODING, "candidate body under an unsupported coding",
+                               TransactionReport())
         if seen.verdict is Verdict.RAW_DICOM and self._mode(tx) == "block":
-            return Block(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects",
-                         TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw"))
-        return None
+            return seen, Block(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects",
+                               _raw_report())
+        return seen, None
+
+    async def _rewrite(self, tx: Transaction, head: Any, body: Body) -> BodyDecision:
+        """The whole body through the worker pool: rewritten, unchanged, or blocked."""
+        direction: Literal["request", "response"] = "request" if tx.icap_method == "REQMOD" else "response"
+        content_type, codings = head.headers.get("Content-Type"), head.headers.get_all("Content-Encoding")
+        try:
+            result = await self._pool.run(worker_tasks.rewrite_body, self._policy, tx.service, direction,
+                                          content_type, codings, body.data, body.path)
+        except Blocked as blocked:
+            return Block(blocked.reason, blocked.detail, TransactionReport())
+        if not result.changed:
+            return NoChange(result.report)
+        new_body: bytes | Body
+        new_body = result.data if result.data is not None else _owned_file(result.path, result.size)
+        request, response = with_new_body_length(tx, result.size)
+        return Replace(request=request, response=response, body=new_body, report=result.report)
 
     def _mode(self, tx: Transaction) -> str:
         return self._settings.services[tx.service].mode
@@ -130,14 +130,17 @@ class DlpAdapter:
         try:
             answer = await self._pool.run(worker_tasks.header_only, self._policy, tx.service, preview, total)
         except Blocked as blocked:
-            return Block(blocked.reason, blocked.detail, TransactionReport(objects_by_wrapping={"raw": 1},
-                                                                           wrapping="raw"))
+            return Block(blocked.reason, blocked.detail, _raw_report())
         if answer is None:
             return None
         prefix, offset = answer
         request, response = with_new_body_length(tx, len(prefix) + total - offset)
-        report = TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw")
-        return PartialReplace(request, response, prefix, offset, report)
+        return PartialReplace(request, response, prefix, offset, _raw_report())
+
+
+def _raw_report() -> TransactionReport:
+    """One raw object, counted before (or without) running the pipeline on it."""
+    return TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw")
 
 
 def _owned_file(path: str | None, size: int) -> Body:

@@ -42,7 +42,8 @@ def rewritten_headers(headers: HttpHeaders, new_length: int) -> HttpHeaders:
     return headers.replaced("Content-Length", str(new_length))
 
 
-def with_new_body_length(tx: Transaction, new_length: int) -> tuple[HttpRequestHead | None, HttpResponseHead | None]:
+def with_new_body_length(tx: Transaction,
+                         new_length: int) -> tuple[HttpRequestHead | None, HttpResponseHead | None]:
     """(request, response) heads for a Replace/PartialReplace of the adapted message."""
     head = body_head(tx)
     assert head is not None, "a body without a head is rejected by the codec"

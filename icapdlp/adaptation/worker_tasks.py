@@ -128,7 +128,7 @@ class PipelineRewriter:
         try:
             return ds.to_json_dict(bulk_data_threshold=2**31), report
         except Exception:
-            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "de-identified dataset does not encode as JSON") from None
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "dataset does not encode as JSON") from None
 
 
 @dataclass
@@ -165,7 +165,8 @@ def rewrite_body(policy: Policy, service: str, direction: Literal["request", "re
         return BodyResult(False, report)
     limits = worker.settings.limits
     if len(result.body) > limits.spool_memory_bytes:
-        return BodyResult(True, report, path=_write_temp(result.body, limits.spool_dir), size=len(result.body))
+        out_path = _write_temp(result.body, limits.spool_dir)
+        return BodyResult(True, report, path=out_path, size=len(result.body))
     return BodyResult(True, report, data=result.body, size=len(result.body))
 
 
@@ -175,8 +176,8 @@ def _splice(worker: WorkerState, service: str, path: str | None, content_type: s
     if path is None or worker.settings.services[service].mode != "deidentify":
         return None
     size = os.path.getsize(path)
-    out = try_splice(path, size, content_type, content_encodings, worker.config(service), worker.pixel_cleaner,
-                     worker.settings.limits.spool_dir)
+    out = try_splice(path, size, content_type, content_encodings, worker.config(service),
+                     worker.pixel_cleaner, worker.settings.limits.spool_dir)
     if out is None:
         return None
     report = TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw")

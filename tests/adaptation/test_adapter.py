@@ -83,7 +83,7 @@ def test_form_upload_keeps_other_fields_byte_identical():
                                 b"Content-Type: application/dicom", obj.data)])
     decision = decide(request_tx(f"multipart/form-data; boundary={b}", len(body)), body)
     out = body_bytes(decision)
-    assert out.startswith(form_body(b, [note, (b"X", b"")])[:len(b"--" + b.encode() + b"\r\n") + len(note[0]) + 9])
+    assert out.startswith(body[:body.index(b"a.dcm")])  # the text field and the part head, byte for byte
     assert obj.surviving(out) == []
     assert decision.report.objects_by_wrapping == {"form": 1}
 
