@@ -279,3 +279,30 @@ def test_whole_body_without_preview_is_triaged_on_the_loop():
     body = b"<html>" + b"x" * 300_000
     decision = run(adapter.on_body(response_tx("text/html", len(body)), Body(data=body)))
     assert isinstance(decision, NoChange)
+
+
+def test_per_service_profile_overrides_the_global_one():
+    from icapdlp.config.schema import ServiceOptions
+    from icapdlp.dicom.options import ProfileOptions
+
+    settings = make_settings(services={
+        "deid-req": ServiceOptions(method="REQMOD"),
+        "research-req": ServiceOptions(method="REQMOD",
+                                       profile=ProfileOptions(clean_pixel_data=False, retain_uids=True)),
+    })
+    adapter = make_adapter(settings)
+    obj = make_ct(33)
+    outputs = {}
+    for service in ("deid-req", "research-req"):
+        tx = request_tx("application/dicom", len(obj.data), service=service)
+        outputs[service] = body_bytes(run(adapter.on_body(tx, Body(data=obj.data))))
+    study_uid = obj.dataset.StudyInstanceUID.encode()
+    assert study_uid not in outputs["deid-req"]
+    assert study_uid in outputs["research-req"]
+    assert obj.dataset.PatientName.family_name.encode() not in outputs["research-req"]
+
+
+def test_unknown_service_is_refused_not_crashed():
+    tx = request_tx("application/dicom", 10, service="nope")
+    decision = run(ADAPTER.on_preview(tx, b"x" * 10, True))
+    assert isinstance(decision, Block) and decision.reason is BlockReason.INTERNAL_ERROR
