@@ -53,6 +53,8 @@ def parse_media_type(value: str | None) -> MediaType:
 
 def _split_params(value: str) -> list[str]:
     """Split on ``;`` outside double quotes."""
+    if '"' not in value:
+        return value.split(";")  # the common case, without the per-character walk
     out: list[str] = []
     current: list[str] = []
     quoted = escaped = False

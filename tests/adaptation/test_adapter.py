@@ -306,3 +306,13 @@ def test_unknown_service_is_refused_not_crashed():
     tx = request_tx("application/dicom", 10, service="nope")
     decision = run(ADAPTER.on_preview(tx, b"x" * 10, True))
     assert isinstance(decision, Block) and decision.reason is BlockReason.INTERNAL_ERROR
+
+
+def test_output_that_cannot_be_written_is_blocked_as_spool_failed(tmp_path):
+    from icapdlp.server.options import LimitsOptions
+
+    missing = tmp_path / "gone"  # the spool folder vanished (disk unmounted, cleaned up)
+    adapter = make_adapter(make_settings(limits=LimitsOptions(spool_memory_bytes=1024, spool_dir=str(missing))))
+    obj = make_ct(34, rows=64, columns=64)
+    decision = run(adapter.on_body(request_tx("application/dicom", len(obj.data)), Body(data=obj.data)))
+    assert isinstance(decision, Block) and decision.reason is BlockReason.SPOOL_FAILED

@@ -63,3 +63,14 @@ def test_without_enough_preview_the_body_is_read():
     assert triage("text/html", [], DCM[:100], False).verdict is Verdict.NEED_BODY
     assert triage("text/html", [], b"", True).verdict is Verdict.PASS  # no body at all
     assert triage("text/html", [], b"<html>", True).verdict is Verdict.PASS  # small complete body
+
+
+def test_media_type_parameters_quoted_and_plain():
+    from icapdlp.payload.media import parse_media_type
+
+    quoted = parse_media_type('multipart/related; type="application/dicom"; boundary="a;b=c"')
+    assert quoted.essence == "multipart/related" and quoted.param("boundary") == "a;b=c"
+    assert quoted.param("TYPE") == "application/dicom"
+    plain = parse_media_type("Text/HTML; Charset=UTF-8")
+    assert plain.essence == "text/html" and plain.param("charset") == "UTF-8"
+    assert parse_media_type("not a type").essence == "" and parse_media_type(None).essence == ""
