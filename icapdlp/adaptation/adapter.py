@@ -29,6 +29,7 @@ from icapdlp.adaptation.api import (
     TransactionReport,
 )
 from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
+from icapdlp.payload.media import is_dicom_type
 from icapdlp.payload.triage import Triage, Verdict, triage
 from icapdlp.verdict import BlockReason, Blocked
 
@@ -96,6 +97,9 @@ class DlpAdapter:
         if seen.verdict is Verdict.RAW_DICOM and self._mode(tx) == "block":
             return seen, Block(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects",
                                _raw_report())
+        if _is_byte_range(tx) and (seen.verdict is Verdict.RAW_DICOM or is_dicom_type(seen.media)):
+            # a slice of an object cannot be parsed, and the next slice would carry its header
+            return seen, Block(BlockReason.UNPARSEABLE_DICOM, "byte range of a DICOM object", _raw_report())
         return seen, None
 
     async def _rewrite(self, tx: Transaction, head: Any, body: Body) -> BodyDecision:
@@ -136,6 +140,11 @@ class DlpAdapter:
         prefix, offset = answer
         request, response = with_new_body_length(tx, len(prefix) + total - offset)
         return PartialReplace(request, response, prefix, offset, _raw_report())
+
+
+def _is_byte_range(tx: Transaction) -> bool:
+    """A 206 HTTP response: the body is a slice of a representation, not the whole of it."""
+    return tx.response is not None and tx.response.status == 206
 
 
 def _raw_report() -> TransactionReport:

@@ -107,14 +107,16 @@ class PayloadWalker:
     def _entity(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
                 *, top: bool = False, bulk_context: bool = False) -> bytes:
         if depth > self._options.max_nesting:
-            raise Blocked(BlockReason.LIMIT_EXCEEDED, f"wrappings nested deeper than {self._options.max_nesting}")
+            raise Blocked(BlockReason.LIMIT_EXCEEDED,
+                          f"wrappings nested deeper than {self._options.max_nesting}")
         if codings:
             return self._coded(media, codings, body, depth, label, top)
         if is_multipart(media):
             return self._multipart(media, body, depth, top)
         if is_dicom_type(media):
             return self._dicom(body, label, top)
-        if is_dicom_json_type(media) or (media.essence in JSON_TYPES and dicomjson.looks_like_dicom_json(body)):
+        if is_dicom_json_type(media) or (media.essence in JSON_TYPES
+                                         and dicomjson.looks_like_dicom_json(body)):
             return self._json(body, top)
         if is_zip_type(media) or looks_like_zip(body):
             return self._zip(body, depth, top)
@@ -148,11 +150,13 @@ class PayloadWalker:
             changed = changed or new is not dataset
             return new, report
 
-        new_body = dicomjson.rewrite_json_body(body, rewrite, lambda report: self.findings.add("json", report))
+        new_body = dicomjson.rewrite_json_body(body, rewrite,
+                                               lambda report: self.findings.add("json", report))
         self._mark("json", top)
         return new_body if changed else body
 
-    def _coded(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str, top: bool) -> bytes:
+    def _coded(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
+               top: bool) -> bytes:
         coding = codings[-1]
         if coding not in ("gzip", "deflate"):
             raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding!r} is not supported")
@@ -185,6 +189,9 @@ class PayloadWalker:
         new_parts = []
         for part in parsed.parts:
             part_media = part.media_type if part.header("Content-Type") else default_type
+            if media.essence == "multipart/byteranges" and (
+                    is_dicom_type(part_media) or sniff_dicom(part.content, complete=True) is Sniff.DICOM):
+                raise Blocked(BlockReason.UNPARSEABLE_DICOM, "byte ranges of a DICOM object")
             part_codings = _part_codings(part)
             new_content = self._entity(part_media, part_codings, part.content, depth + 1, label,
                                        bulk_context=related)

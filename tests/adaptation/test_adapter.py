@@ -316,3 +316,19 @@ def test_output_that_cannot_be_written_is_blocked_as_spool_failed(tmp_path):
     obj = make_ct(34, rows=64, columns=64)
     decision = run(adapter.on_body(request_tx("application/dicom", len(obj.data)), Body(data=obj.data)))
     assert isinstance(decision, Block) and decision.reason is BlockReason.SPOOL_FAILED
+
+
+def test_byte_ranges_of_dicom_are_blocked_and_other_ranges_pass():
+    import dataclasses
+
+    from icapdlp.adaptation.api import HttpHeaders, HttpResponseHead
+
+    obj = make_ct(35)
+    base = response_tx("application/dicom", 5000, extra=[("Content-Range", f"bytes 1000-5999/{len(obj.data)}")])
+    ranged = dataclasses.replace(base, response=HttpResponseHead("HTTP/1.1", 206, "Partial Content",
+                                                                 base.response.headers))
+    decision = run(ADAPTER.on_preview(ranged, obj.data[1000:5096], False))
+    assert isinstance(decision, Block) and decision.reason is BlockReason.UNPARSEABLE_DICOM
+    page = dataclasses.replace(ranged, response=HttpResponseHead(
+        "HTTP/1.1", 206, "Partial Content", HttpHeaders([("Content-Type", "text/html")])))
+    assert isinstance(run(ADAPTER.on_preview(page, b"<html>" * 1000, False)), NoChange)

@@ -196,3 +196,12 @@ def test_arbitrary_bodies_give_a_result_or_a_block(data, content_type, codings):
         assert blocked.reason in BlockReason
     else:
         assert result.body is data or MARK in result.body or result.changed
+
+
+def test_multipart_byteranges_of_dicom_are_refused():
+    body = form_body("r", [(b"Content-Type: application/dicom\r\nContent-Range: bytes 0-99/5000", DCM[:100])])
+    with pytest.raises(Blocked) as info:
+        walk("multipart/byteranges; boundary=r", body, direction="response")
+    assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
+    text = form_body("r", [(b"Content-Type: text/plain\r\nContent-Range: bytes 0-3/10", b"abcd")])
+    assert walk("multipart/byteranges; boundary=r", text, direction="response")[0].body is text
