@@ -64,8 +64,17 @@ _STATES: dict[str, WorkerState] = {}
 
 
 def init_worker(policy: Policy) -> None:
-    """Per-process initializer: build the pixel cleaner (OCR, NER model) once."""
-    state(policy)
+    """Per-process initializer: build the pixel cleaner and load the NER model once.
+
+    Loading the model here (about a second) keeps it out of the first image's
+    task deadline. A model that fails to load is not fatal here: the cleaner
+    then blocks each image that needs it (pixel-cleaning-impossible).
+    """
+    worker = state(policy)
+    if worker.pixel_cleaner is not None:
+        from icapdlp.pixels import warm_up
+
+        warm_up(policy.settings)
 
 
 def state(policy: Policy) -> WorkerState:
