@@ -89,7 +89,8 @@ def _check_directory(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> Non
         seen.add(info.filename)
         claimed += info.file_size
         if claimed > limits.max_inflated_bytes:
-            raise Blocked(BlockReason.LIMIT_EXCEEDED, f"archive inflates beyond {limits.max_inflated_bytes} bytes")
+            raise Blocked(BlockReason.LIMIT_EXCEEDED,
+                          f"archive inflates beyond {limits.max_inflated_bytes} bytes")
         if _ratio_too_high(info.file_size, info.compress_size, limits.max_ratio):
             raise Blocked(BlockReason.UNSAFE_ARCHIVE, f"member compression ratio above {limits.max_ratio}")
 

@@ -87,7 +87,7 @@ def _inflate_members(data: bytes, wbits: int, limit: int, single: bool = False) 
         rest = inflater.unused_data
         if not rest or single:
             if rest:
-                raise Blocked(BlockReason.UNSUPPORTED_ENCODING, "bytes after the end of the compressed stream")
+                raise Blocked(BlockReason.UNSUPPORTED_ENCODING, "bytes after the compressed stream")
             return bytes(out)
         if rest.strip(b"\0") == b"":
             return bytes(out)  # zero padding after the last gzip member (seen from some servers)

@@ -29,7 +29,8 @@ BARE_FIRST_GROUPS = frozenset({0x0000, 0x0002, 0x0004, 0x0008})
 #: never look further than this into a buffer when sniffing (keeps sniffing O(1))
 SNIFF_WINDOW = 64 * 1024
 
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
+                       b"UV"})
 _SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
                         b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})
 _UNDEFINED = 0xFFFFFFFF
@@ -42,7 +43,8 @@ class Sniff(enum.Enum):
 
 
 def is_part10(data: bytes) -> bool:
-    return len(data) >= PART10_MAGIC_OFFSET + 4 and data[PART10_MAGIC_OFFSET:PART10_MAGIC_OFFSET + 4] == PART10_MAGIC
+    magic = data[PART10_MAGIC_OFFSET:PART10_MAGIC_OFFSET + 4]
+    return len(data) >= PART10_MAGIC_OFFSET + 4 and magic == PART10_MAGIC
 
 
 def looks_like_zip(data: bytes) -> bool:
