@@ -6,6 +6,7 @@ would; nothing reaches into the server's memory.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -85,3 +86,14 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> bool
 
 def readyz(server: ServerProcess) -> tuple[int, str]:
     return http_get(server, "/readyz")
+
+
+@functools.lru_cache(maxsize=4)
+def slow_dicom(seed: int, items: int = 30_000) -> bytes:
+    """An object with ``items`` sequence items: about 2 s of work in one worker process.
+
+    Built once per test session (building it costs about as much as processing it).
+    """
+    from tests.support import synthetic
+
+    return synthetic.make_large_sequences(seed, items=items).data

@@ -46,3 +46,21 @@ def test_an_ner_model_that_cannot_load_blocks_objects_with_text(icapdlp_server):
     assert reply.http_status == 403 and reply.block_reason == "pixel-cleaning-impossible"
     assert "NER model unavailable" in server.output()
     assert client.upload(server.port, b"plain" * 2000, "text/plain").status == 204
+
+
+@pytest.mark.e2e
+def test_a_crashing_tesseract_blocks_ocr_objects(icapdlp_server, tmp_path):
+    """A `tesseract` on PATH that dies of SIGSEGV, as a broken install or a hostile image might make it."""
+    import os
+
+    fake = tmp_path / "crashing-bin"
+    fake.mkdir()
+    script = fake / "tesseract"
+    script.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    script.chmod(0o755)
+    server = icapdlp_server(OCR_POLICY, env={"PATH": f"{fake}{os.pathsep}/usr/bin{os.pathsep}/bin"})
+    reply = client.upload(server.port, burned_in_upload())
+    assert reply.http_status == 403 and reply.block_reason == "pixel-cleaning-impossible"
+    after = client.upload(server.port, burned_in_upload())  # the worker survived the crash of its child
+    assert after.block_reason == "pixel-cleaning-impossible"
+    assert server.process.poll() is None

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.faults import icap_client as client
-from tests.faults.serverctl import metric, readyz, wait_until, worker_pids
+from tests.faults.serverctl import metric, readyz, slow_dicom, wait_until, worker_pids
 from tests.support import synthetic
 
 ONE_WORKER = """
@@ -29,7 +29,7 @@ SLOW_ITEMS = 30_000
 def test_killing_the_busy_worker_blocks_that_request_and_the_pool_recovers(icapdlp_server):
     server = icapdlp_server(ONE_WORKER)
     (worker,) = worker_pids(server)
-    slow = synthetic.make_large_sequences(3, items=SLOW_ITEMS).data
+    slow = slow_dicom(31, SLOW_ITEMS)
     replies: list = []
     thread = threading.Thread(target=lambda: replies.append(client.upload(server.port, slow)))
     thread.start()
@@ -55,7 +55,7 @@ def test_a_task_past_its_deadline_is_blocked_and_its_worker_replaced(icapdlp_ser
     server = icapdlp_server(ONE_WORKER, env={"ICAPDLP_WORKERS__TASK_DEADLINE": "0.3"})
     (worker,) = worker_pids(server)
     started = time.monotonic()
-    reply = client.upload(server.port, synthetic.make_large_sequences(5, items=SLOW_ITEMS).data)
+    reply = client.upload(server.port, slow_dicom(31, SLOW_ITEMS))
     assert reply.block_reason == "deadline-exceeded"
     assert time.monotonic() - started < 15
     assert wait_until(lambda: len(worker_pids(server)) == 1 and worker_pids(server) != [worker], timeout=60)
