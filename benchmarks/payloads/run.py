@@ -138,16 +138,19 @@ def main() -> int:
                      preview=65536, allow="204", objects=0),
             run_case(workdir, "non-DICOM, full echo", "application/octet-stream", not_dicom,
                      preview=None, allow="", objects=0),
-            run_case(workdir, f"STOW-RS {args.instances} instances", 'multipart/related; type="application/dicom"; '
-                     "boundary=stowBoundary", stow, preview=4096, allow="204", objects=args.instances),
+            run_case(workdir, f"STOW-RS {args.instances} instances",
+                     'multipart/related; type="application/dicom"; boundary=stowBoundary', stow,
+                     preview=4096, allow="204", objects=args.instances),
         ]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     largest = len(big) / MiB
-    print(f"\nicapdlp payload benchmark: {len(big) / MiB:.0f} MiB multi-frame object ({frames} frames 512x512x16), "
+    print(f"\nicapdlp payload benchmark: {len(big) / MiB:.0f} MiB multi-frame object "
+          f"({frames} frames 512x512x16), "
           f"STOW-RS {args.instances} x {len(study[0]) / 1024:.0f} KiB; 1 worker, Clean Pixel Data off\n")
-    header = (f"{'case':38} {'ICAP':>4} {'in MiB':>8} {'out MiB':>8} {'seconds':>8} {'MiB/s':>8} {'obj/s':>7} "
+    header = (f"{'case':38} {'ICAP':>4} {'in MiB':>8} {'out MiB':>8} {'seconds':>8} {'MiB/s':>8} "
+              f"{'obj/s':>7} "
               f"{'server pk':>9} {'worker pk':>9} {'growth':>7}")
     print(header)
     print("-" * len(header))
@@ -158,11 +161,13 @@ def main() -> int:
               f"{rate:8.1f} {objs:>7} {r['server_peak']:9.0f} {r['worker_peak']:9.0f} {r['growth']:7.0f}")
     print("\n(peaks and growth in MiB; growth = peak minus idle RSS, server + worker)")
     partial = rows[0]
-    print(f"target 206: growth {partial['growth']:.0f} MiB < 64 MiB: {'MET' if partial['growth'] < 64 else 'MISSED'}")
+    verdict = "MET" if partial["growth"] < 64 else "MISSED"
+    print(f"target 206: growth {partial['growth']:.0f} MiB < 64 MiB: {verdict}")
     for full in rows[1:3]:
         peak = full["server_peak"] + full["worker_peak"]
         print(f"target {full['case']}: growth {full['growth']:.0f} MiB < 2 x {largest:.0f} MiB: "
-              f"{'MET' if full['growth'] < 2 * largest else 'MISSED'}; absolute server+worker peak {peak:.0f} MiB "
+              f"{'MET' if full['growth'] < 2 * largest else 'MISSED'}; "
+              f"absolute server+worker peak {peak:.0f} MiB "
               f"({'MET' if peak < 2 * largest else 'MISSED'})")
     return 0
 

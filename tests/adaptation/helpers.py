@@ -47,7 +47,8 @@ def request_tx(content_type: str | None, length: int | None, *, service: str = "
 
 
 def response_tx(content_type: str | None, length: int | None, *, service: str = "deid-resp",
-                extra: list[tuple[str, str]] = (), allow_206: bool = False, accept: str | None = None) -> Transaction:
+                extra: list[tuple[str, str]] = (), allow_206: bool = False,
+                accept: str | None = None) -> Transaction:
     req_fields = [("Host", "pacs.example")] + ([("Accept", accept)] if accept else [])
     request = HttpRequestHead("GET", "/studies/1", "HTTP/1.1", HttpHeaders(req_fields))
     fields = [("ETag", '"v1"'), ("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"), ("X-Keep", "1")]

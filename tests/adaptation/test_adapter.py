@@ -72,7 +72,8 @@ def test_lying_content_type_is_still_found_and_rewritten():
     decision = decide(response_tx("image/png", len(obj.data)), obj.data)
     assert isinstance(decision, Replace) and decision.request is None
     assert obj.surviving(body_bytes(decision)) == []
-    assert decision.response.headers.get("ETag") is None and decision.response.headers.get("Last-Modified") is None
+    headers = decision.response.headers
+    assert headers.get("ETag") is None and headers.get("Last-Modified") is None
 
 
 def test_form_upload_keeps_other_fields_byte_identical():
@@ -91,7 +92,8 @@ def test_form_upload_keeps_other_fields_byte_identical():
 def test_stow_body_with_several_instances_keeps_uid_references_consistent():
     study = [make_ct(20, instance_number=i + 1) for i in range(3)]
     body = form_body("stow", [(b"Content-Type: application/dicom", s.data) for s in study])
-    decision = decide(request_tx('multipart/related; type="application/dicom"; boundary=stow', len(body)), body)
+    ctype = 'multipart/related; type="application/dicom"; boundary=stow'
+    decision = decide(request_tx(ctype, len(body)), body)
     out = body_bytes(decision)
     for s in study:
         assert s.surviving(out) == []
@@ -257,7 +259,8 @@ def test_spooled_object_the_splice_declines_goes_through_the_whole_pipeline(tmp_
     obj = make_ct(32, rows=128, columns=128, frames=4, bits_stored=12)  # unused high bits must be zeroed
     spooled = tmp_path / "body"
     spooled.write_bytes(obj.data)
-    out = body_bytes(run(ADAPTER.on_body(request_tx("application/dicom", len(obj.data)), Body(path=str(spooled)))))
+    tx = request_tx("application/dicom", len(obj.data))
+    out = body_bytes(run(ADAPTER.on_body(tx, Body(path=str(spooled)))))
     assert_clean_dicom(out, obj)
     import numpy as np
 
@@ -312,7 +315,8 @@ def test_output_that_cannot_be_written_is_blocked_as_spool_failed(tmp_path):
     from icapdlp.server.options import LimitsOptions
 
     missing = tmp_path / "gone"  # the spool folder vanished (disk unmounted, cleaned up)
-    adapter = make_adapter(make_settings(limits=LimitsOptions(spool_memory_bytes=1024, spool_dir=str(missing))))
+    limits = LimitsOptions(spool_memory_bytes=1024, spool_dir=str(missing))
+    adapter = make_adapter(make_settings(limits=limits))
     obj = make_ct(34, rows=64, columns=64)
     decision = run(adapter.on_body(request_tx("application/dicom", len(obj.data)), Body(data=obj.data)))
     assert isinstance(decision, Block) and decision.reason is BlockReason.SPOOL_FAILED
@@ -324,7 +328,8 @@ def test_byte_ranges_of_dicom_are_blocked_and_other_ranges_pass():
     from icapdlp.adaptation.api import HttpHeaders, HttpResponseHead
 
     obj = make_ct(35)
-    base = response_tx("application/dicom", 5000, extra=[("Content-Range", f"bytes 1000-5999/{len(obj.data)}")])
+    content_range = ("Content-Range", f"bytes 1000-5999/{len(obj.data)}")
+    base = response_tx("application/dicom", 5000, extra=[content_range])
     ranged = dataclasses.replace(base, response=HttpResponseHead("HTTP/1.1", 206, "Partial Content",
                                                                  base.response.headers))
     decision = run(ADAPTER.on_preview(ranged, obj.data[1000:5096], False))

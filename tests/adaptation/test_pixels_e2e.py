@@ -37,7 +37,8 @@ def server(tmp_path_factory):
 
 
 def upload(server, data: bytes):
-    fields = [("Host", "pacs.example"), ("Content-Type", "application/dicom"), ("Content-Length", str(len(data)))]
+    fields = [("Host", "pacs.example"), ("Content-Type", "application/dicom"),
+              ("Content-Length", str(len(data)))]
     return send(server.port, "REQMOD", "deid-req", req_head=http_request_head("POST", "/up", fields),
                 body=data, preview=4096, timeout=60)
 

@@ -155,7 +155,8 @@ BLOCKS = {
     "unparseable-dicom": ("application/dicom", [], b"\0" * 128 + b"DICM" + b"\xff" * 300, "deid-req"),
     "limit-exceeded": ("multipart/form-data; boundary=b", [],
                        form_body("b", [(b"X-N: 1", b"x")] * 21), "deid-req"),
-    "unsupported-encoding": ("application/dicom", [("Content-Encoding", "br")], b"\x1b\x00" * 100, "deid-req"),
+    "unsupported-encoding": ("application/dicom", [("Content-Encoding", "br")], b"\x1b\x00" * 100,
+                             "deid-req"),
     "encrypted-archive": ("application/zip", [], _bad_zip(True), "deid-req"),
     "unsafe-archive": ("application/zip", [], _bad_zip(False), "deid-req"),
     "uncheckable-bulk-data": ('multipart/related; type="application/octet-stream"; boundary=b', [],
@@ -185,7 +186,8 @@ CICAP = shutil.which("c-icap-client")
 
 
 @pytest.mark.skipif(CICAP is None, reason="c-icap-client is installed by tools/bootstrap.sh")
-@pytest.mark.parametrize("options", [[], ["-nopreview"], ["-w", "1024"]], ids=["preview", "nopreview", "w1024"])
+@pytest.mark.parametrize("options", [[], ["-nopreview"], ["-w", "1024"]],
+                         ids=["preview", "nopreview", "w1024"])
 @pytest.mark.parametrize("mode", ["-req", "-resp"])
 @pytest.mark.parametrize("name", sorted(WRAPPINGS))
 def test_real_c_icap_client(server, tmp_path, name, mode, options):
@@ -197,14 +199,16 @@ def test_real_c_icap_client(server, tmp_path, name, mode, options):
     header_flag = "-hx" if mode == "-req" else "-rhx"
     service = "deid-req" if mode == "-req" else "deid-resp"
     result = subprocess.run(
-        [CICAP, "-i", "127.0.0.1", "-p", str(server.port), "-s", service, "-f", str(source), "-o", str(output),
+        [CICAP, "-i", "127.0.0.1", "-p", str(server.port), "-s", service, "-f", str(source),
+         "-o", str(output),
          mode, "http://pacs.example/upload", header_flag, f"Content-Type: {content_type}", *extra_flags, "-v",
          *options], capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert b"ICAP/1.0 200 OK" in result.stdout + result.stderr
     out = output.read_bytes()
     assert out and sha(out) != sha(body)
-    payload = all_member_bytes(content_type, plain_body(out, content_type, dict(extra).get("Content-Encoding")))
+    plain = plain_body(out, content_type, dict(extra).get("Content-Encoding"))
+    payload = all_member_bytes(content_type, plain)
     for obj in objs:
         assert obj.surviving(payload) == []
 
@@ -217,7 +221,8 @@ def test_real_c_icap_client_non_dicom_is_identical(server, tmp_path, options, ex
     source.write_bytes(body)
     output = tmp_path / "out.txt"
     result = subprocess.run(
-        [CICAP, "-i", "127.0.0.1", "-p", str(server.port), "-s", "deid-resp", "-f", str(source), "-o", str(output),
+        [CICAP, "-i", "127.0.0.1", "-p", str(server.port), "-s", "deid-resp", "-f", str(source),
+         "-o", str(output),
          "-resp", "http://pacs.example/notes.txt", "-rhx", "Content-Type: text/plain", "-v", *options],
         capture_output=True, timeout=60)
     assert result.returncode == 0
@@ -235,8 +240,9 @@ def test_real_c_icap_client_accepts_206(server, tmp_path):
     source.write_bytes(obj.data)
     output = tmp_path / "out.dcm"
     result = subprocess.run(
-        [CICAP, "-i", "127.0.0.1", "-p", str(server.port), "-s", "deid-req", "-f", str(source), "-o", str(output),
-         "-req", "http://pacs.example/up", "-hx", "Content-Type: application/dicom", "-206", "-w", "65536", "-v"],
+        [CICAP, "-i", "127.0.0.1", "-p", str(server.port), "-s", "deid-req", "-f", str(source),
+         "-o", str(output), "-req", "http://pacs.example/up", "-hx", "Content-Type: application/dicom",
+         "-206", "-w", "65536", "-v"],
         capture_output=True, timeout=60)
     assert result.returncode == 0
     assert b"ICAP/1.0 206" in result.stdout + result.stderr

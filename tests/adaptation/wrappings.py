@@ -24,8 +24,8 @@ def form(seed: int = 2):
     obj = make_ct(seed)
     body = form_body("icapdlpFormB0undary", [
         (b'Content-Disposition: form-data; name="comment"', b"free text field"),
-        (b'Content-Disposition: form-data; name="file"; filename="scan.dcm"\r\nContent-Type: application/octet-stream',
-         obj.data),
+        (b'Content-Disposition: form-data; name="file"; filename="scan.dcm"\r\n'
+         b"Content-Type: application/octet-stream", obj.data),
         (b'Content-Disposition: form-data; name="other"; filename="notes.txt"\r\nContent-Type: text/plain',
          b"not dicom at all\r\n"),
     ])

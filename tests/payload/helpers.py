@@ -59,7 +59,8 @@ def walk(content_type: str | None, body: bytes, *, codings: list[str] | None = N
     return walker.rewrite_message(content_type, codings or [], body), rewriter
 
 
-def form_body(boundary: str, parts: list[tuple[bytes, bytes]], preamble: bytes = b"", epilogue: bytes = b"") -> bytes:
+def form_body(boundary: str, parts: list[tuple[bytes, bytes]], preamble: bytes = b"",
+              epilogue: bytes = b"") -> bytes:
     """parts: (raw header lines without the blank line, content)."""
     out = [preamble]
     for index, (headers, content) in enumerate(parts):

@@ -19,7 +19,8 @@ def make_zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED, comm
     with zipfile.ZipFile(out, "w", method) as archive:
         archive.comment = comment
         for name, data in members.items():
-            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 2, 3, 4, 6)), data, compress_type=method)
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 2, 3, 4, 6))
+            archive.writestr(info, data, compress_type=method)
     return out.getvalue()
 
 

@@ -43,7 +43,8 @@ def test_bomb_stops_near_the_limit():
     assert info.value.reason is BlockReason.LIMIT_EXCEEDED
 
 
-@pytest.mark.parametrize("bad", [gzip.compress(DATA)[:-12], b"not compressed at all", gzip.compress(DATA) + b"junk"])
+@pytest.mark.parametrize("bad", [gzip.compress(DATA)[:-12], b"not compressed at all",
+                                 gzip.compress(DATA) + b"junk"])
 def test_corrupt_or_truncated_is_unsupported_encoding(bad):
     with pytest.raises(Blocked) as info:
         inflate(bad, "gzip", 1 << 24)

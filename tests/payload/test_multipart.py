@@ -33,7 +33,8 @@ def test_boundary_prefix_inside_content_does_not_split_the_part():
 
 
 def test_part_without_headers_and_empty_part():
-    body = b"--" + B.encode() + b"\r\n\r\nbare\r\n--" + B.encode() + b"\r\nX-A: 1\r\n\r\n\r\n--" + B.encode() + b"--"
+    d = b"--" + B.encode()
+    body = d + b"\r\n\r\nbare\r\n" + d + b"\r\nX-A: 1\r\n\r\n\r\n" + d + b"--"
     parsed = parse_multipart(body, B, 10)
     assert [p.content for p in parsed.parts] == [b"bare", b""]
     assert parsed.to_bytes() == body
@@ -68,7 +69,8 @@ def test_boundary_length_limit():
 
 
 def test_replace_content_fixes_length_drops_md5_and_refuses_boundary_collisions():
-    body = form_body(B, [(b"Content-Length: 5\r\nContent-MD5: abc\r\nContent-Type: application/dicom", b"hello")])
+    headers = b"Content-Length: 5\r\nContent-MD5: abc\r\nContent-Type: application/dicom"
+    body = form_body(B, [(headers, b"hello")])
     part = parse_multipart(body, B, 10).parts[0]
     new = replace_content(part, b"longer content", b"--" + B.encode())
     assert new.header("Content-Length") == "14"
@@ -92,7 +94,8 @@ def test_arbitrary_bytes_parse_or_block(data, boundary):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.binary(max_size=60), min_size=1, max_size=5), st.binary(max_size=20), st.binary(max_size=20))
+@given(st.lists(st.binary(max_size=60), min_size=1, max_size=5), st.binary(max_size=20),
+       st.binary(max_size=20))
 def test_well_formed_bodies_roundtrip(contents, preamble, epilogue):
     parts = [(b"Content-Type: application/octet-stream", c) for c in contents]
     body = form_body(B, parts, preamble=(preamble.replace(b"\r", b"") + b"\r\n") if preamble else b"",

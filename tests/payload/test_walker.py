@@ -27,7 +27,8 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.parametrize("content_type", ["application/dicom", "application/octet-stream", "text/plain", None])
+@pytest.mark.parametrize("content_type", ["application/dicom", "application/octet-stream", "text/plain",
+                                          None])
 @pytest.mark.parametrize("data", [DCM, BARE], ids=["part10", "bare"])
 def test_raw_body_of_any_declared_type(content_type, data):
     result, rewriter = walk(content_type, data)
@@ -46,11 +47,12 @@ def test_non_dicom_body_is_returned_as_the_same_object():
 
 def test_form_upload_rewrites_only_dicom_parts_and_keeps_the_rest_byte_identical():
     text_field = (b'Content-Disposition: form-data; name="comment"', b"see attached")
-    other_file = (b'Content-Disposition: form-data; name="f1"; filename="r.pdf"\r\nContent-Type: application/pdf',
-                  b"%PDF-1.4 not dicom")
+    other_file = (b'Content-Disposition: form-data; name="f1"; filename="r.pdf"\r\n'
+                  b"Content-Type: application/pdf", b"%PDF-1.4 not dicom")
     dicom_file = (b'Content-Disposition: form-data; name="f2"; filename="a.dcm"\r\n'
                   b"Content-Type: application/octet-stream", DCM)
-    sneaky = (b'Content-Disposition: form-data; name="f3"; filename="x.txt"\r\nContent-Type: text/plain', BARE)
+    sneaky = (b'Content-Disposition: form-data; name="f3"; filename="x.txt"\r\nContent-Type: text/plain',
+              BARE)
     body = form_body(B, [text_field, other_file, dicom_file, sneaky], preamble=b"pre\r\n", epilogue=b"\r\n")
     result, rewriter = walk(f"multipart/form-data; boundary={B}", body)
     expected = form_body(B, [text_field, other_file, (dicom_file[0], marker(DCM)), (sneaky[0], marker(BARE))],
@@ -70,7 +72,8 @@ def test_form_without_dicom_is_unchanged():
 def test_dicomweb_multipart_related(direction, label):
     parts = [(b"Content-Type: application/dicom", DCM), (b"", BARE)]  # second part inherits type=
     body = form_body("rel", parts)
-    result, rewriter = walk('multipart/related; type="application/dicom"; boundary=rel', body, direction=direction)
+    ctype = 'multipart/related; type="application/dicom"; boundary=rel'
+    result, rewriter = walk(ctype, body, direction=direction)
     assert result.body == form_body("rel", [(parts[0][0], marker(DCM)), (b"", marker(BARE))])
     assert result.findings.objects_by_wrapping == {label: 2}
     assert result.findings.wrapping == label
@@ -186,7 +189,8 @@ def test_dicom_xml_model_is_refused():
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=500), st.sampled_from([
-    "application/dicom", "multipart/form-data; boundary=x", 'multipart/related; type="application/dicom"; boundary=x',
+    "application/dicom", "multipart/form-data; boundary=x",
+    'multipart/related; type="application/dicom"; boundary=x',
     "application/zip", "application/gzip", "application/dicom+json", "application/octet-stream", None]),
     st.sampled_from([[], ["gzip"], ["deflate"]]))
 def test_arbitrary_bodies_give_a_result_or_a_block(data, content_type, codings):
