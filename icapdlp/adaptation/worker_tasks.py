@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -125,19 +126,22 @@ class PipelineRewriter:
 
         from icapdlp.dicom.pipeline import deidentify_dataset
 
-        try:
-            ds = Dataset.from_json(dataset)
-        except RecursionError:
-            raise Blocked(BlockReason.LIMIT_EXCEEDED, "DICOM JSON nested too deeply") from None
-        except Exception:  # pydicom raises many types on malformed JSON values
-            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON dataset does not decode") from None
-        report = deidentify_dataset(ds, self._config, pixel_cleaner=self._worker.pixel_cleaner)
-        if self._mode == "report-only":
-            return dataset, report
-        try:
-            return ds.to_json_dict(bulk_data_threshold=2**31), report
-        except Exception:
-            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "dataset does not encode as JSON") from None
+        # pydicom's warnings quote element values: never let them reach a log
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ds = Dataset.from_json(dataset)
+            except RecursionError:
+                raise Blocked(BlockReason.LIMIT_EXCEEDED, "DICOM JSON nested too deeply") from None
+            except Exception:  # pydicom raises many types on malformed JSON values
+                raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON dataset does not decode") from None
+            report = deidentify_dataset(ds, self._config, pixel_cleaner=self._worker.pixel_cleaner)
+            if self._mode == "report-only":
+                return dataset, report
+            try:
+                return ds.to_json_dict(bulk_data_threshold=2**31), report
+            except Exception:
+                raise Blocked(BlockReason.UNPARSEABLE_DICOM, "dataset does not encode as JSON") from None
 
 
 @dataclass
