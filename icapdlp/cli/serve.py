@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         server = app.server
         services = ", ".join(f"/{name} ({svc.method})" for name, svc in sorted(settings.services.items()))
         tls = f", icaps port {server.tls_port}" if server.tls_port else ""
-        log.info("icapdlp %s serving icap://%s:%d%s services %s ISTag %s workers %d key %s",
-                 __version__, settings.server.host, server.port, tls, services, app.istag,
+        log.info("icapdlp %s serving icap://%s:%d%s services %s ISTag %s acceptors %d workers %d key %s",
+                 __version__, settings.server.host, server.port, tls, services, app.istag, app.acceptors,
                  app.pool.size if app.pool else 0, fingerprint(key))
 
     try:

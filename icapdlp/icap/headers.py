@@ -21,6 +21,9 @@ _BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 #: offsets in Encapsulated are decimal; 12 digits is far beyond any header limit
 _MAX_OFFSET_DIGITS = 12
 
+_KNOWN_METHODS = frozenset({"OPTIONS", "REQMOD", "RESPMOD", "GET", "POST", "PUT", "HEAD", "DELETE", "PATCH",
+                            "CONNECT"})
+
 HEADER_ENTITIES = ("req-hdr", "res-hdr")
 BODY_ENTITIES = ("req-body", "res-body", "opt-body", "null-body")
 
@@ -37,11 +40,26 @@ _ALLOWED_SHAPES: dict[str, frozenset[tuple[str, ...]]] = {
 }
 
 
+# a whole header block in one match: lines of "token: value" with no control characters;
+# one regex call per block instead of two per line is most of the hot path's parsing cost
+_VALID_BLOCK = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*(?:\r\n(?!$)|$))*")
+
+
 def parse_fields(block: str, where: str) -> list[tuple[str, str]]:
     """Parse ``Name: value`` lines (CRLF separated, no terminating blank line)."""
-    fields: list[tuple[str, str]] = []
     if not block:
-        return fields
+        return []
+    if _VALID_BLOCK.fullmatch(block) is None:
+        _explain_invalid(block, where)
+    fields = []
+    for line in block.split("\r\n"):
+        name, _, value = line.partition(":")
+        fields.append((name, value.strip(" \t")))
+    return fields
+
+
+def _explain_invalid(block: str, where: str) -> None:
+    """Raise the precise error for a block the fast check rejected."""
     for line in block.split("\r\n"):
         name, colon, value = line.partition(":")
         if not colon:
@@ -49,11 +67,9 @@ def parse_fields(block: str, where: str) -> list[tuple[str, str]]:
         if not _TOKEN.fullmatch(name):
             # also rejects obsolete line folding (a line starting with whitespace)
             raise ProtocolError(f"{where}: invalid header name")
-        value = value.strip(" \t")
         if _BAD_VALUE_CHAR.search(value):
             raise ProtocolError(f"{where}: control character in header value")
-        fields.append((name, value))
-    return fields
+    raise ProtocolError(f"{where}: malformed header block")
 
 
 def parse_request_line(line: str, where: str) -> tuple[str, str, str]:
@@ -62,7 +78,7 @@ def parse_request_line(line: str, where: str) -> tuple[str, str, str]:
     if len(parts) != 3 or not parts[1]:
         raise ProtocolError(f"{where}: malformed request line")
     method, target, version = parts
-    if not _TOKEN.fullmatch(method):
+    if method not in _KNOWN_METHODS and not _TOKEN.fullmatch(method):
         raise ProtocolError(f"{where}: invalid method")
     if _BAD_VALUE_CHAR.search(target):
         raise ProtocolError(f"{where}: control character in request target")
@@ -88,8 +104,26 @@ def parse_http_response_head(block: str) -> HttpResponseHead:
     return HttpResponseHead(version, int(code), reason, HttpHeaders(parse_fields(rest, "res-hdr")))
 
 
+#: clients repeat the same few Encapsulated and Allow values; remembering a bounded
+#: number of parses saves most of their cost on the hot path
+_CACHE_LIMIT = 512
+_encapsulated_cache: dict[tuple[str, str], tuple[tuple[str, int], ...]] = {}
+_token_cache: dict[str, frozenset[str]] = {}
+
+
 def parse_encapsulated(value: str, method: str) -> list[tuple[str, int]]:
     """Parse and validate ``Encapsulated`` for ``method``; offsets must start at 0 and grow."""
+    key = (value, method)
+    cached = _encapsulated_cache.get(key)
+    if cached is None:
+        cached = tuple(_parse_encapsulated(value, method))
+        if len(_encapsulated_cache) >= _CACHE_LIMIT:
+            _encapsulated_cache.clear()
+        _encapsulated_cache[key] = cached
+    return list(cached)
+
+
+def _parse_encapsulated(value: str, method: str) -> list[tuple[str, int]]:
     entities: list[tuple[str, int]] = []
     for item in value.split(","):
         name, eq, number = item.strip().partition("=")
@@ -133,4 +167,10 @@ def token_set(value: str | None) -> frozenset[str]:
     """Comma-separated tokens, lower-cased: ``"204, Trailers"`` -> {"204", "trailers"}."""
     if not value:
         return frozenset()
-    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+    cached = _token_cache.get(value)
+    if cached is None:
+        cached = frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+        if len(_token_cache) >= _CACHE_LIMIT:
+            _token_cache.clear()
+        _token_cache[value] = cached
+    return cached

@@ -28,6 +28,9 @@ from icapdlp.icap.events import (
 )
 
 ICAP_VERSION = "ICAP/1.0"
+#: the ICAP headers that change how a request is framed or answered (lower-case name -> role)
+_FRAMING_FIELDS = {"encapsulated": "encapsulated", "preview": "preview", "allow": "allow",
+                   "connection": "connection"}
 
 # parser states
 _HEAD, _HTTP_HEADS, _END_PENDING, _CHUNK_LINE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _PAUSED, _BROKEN = range(9)
@@ -151,7 +154,9 @@ class RequestParser:
 
     def _read_icap_head(self):
         buf = self._buf
-        while buf[:2] == b"\r\n":  # RFC 7230 3.5: ignore empty lines before a request line
+        if not buf:  # the common case between requests on a persistent connection
+            return CONNECTION_CLOSED if self._eof else NEED_DATA
+        while buf.startswith(b"\r\n"):  # RFC 7230 3.5: ignore empty lines before a request line
             del buf[:2]
         limit = self.limits.icap_header_bytes
         end = buf.find(b"\r\n\r\n", 0, limit)
@@ -171,18 +176,20 @@ class RequestParser:
         encapsulated = preview = allow = None
         close = False
         for name, value in fields:
-            lname = name.lower()
-            if lname == "encapsulated":
+            kind = _FRAMING_FIELDS.get(name.lower())
+            if kind is None:
+                continue
+            if kind == "encapsulated":
                 if encapsulated is not None:
                     raise ProtocolError("Encapsulated given twice")
                 encapsulated = value
-            elif lname == "preview":
+            elif kind == "preview":
                 if preview is not None or not value.isdigit() or not value.isascii() or len(value) > 10:
                     raise ProtocolError("malformed Preview")
                 preview = int(value)
-            elif lname == "allow":
+            elif kind == "allow":
                 allow = hdr.token_set(value) if allow is None else allow | hdr.token_set(value)
-            elif lname == "connection":
+            else:
                 close = close or "close" in hdr.token_set(value)
         if encapsulated is None:
             if method in ("REQMOD", "RESPMOD"):

@@ -13,9 +13,12 @@ explicitly, by protocol tests and the benchmark.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
+import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +80,12 @@ async def start_observability(settings: Settings, observer: Observer, pool: Work
     return await observability.start_health_server(settings, observer, readiness)
 
 
+def worker_share(processes: int, acceptors: int, index: int) -> int:
+    """Worker processes for acceptor ``index``: the configured total split between acceptors."""
+    total = processes or os.cpu_count() or 1
+    return max(1, total // acceptors + (1 if index < total % acceptors else 0))
+
+
 def build_runtime(settings: Settings, key: bytes, adapter) -> Runtime:
     """Adapter plus the replies (ISTag) that belong to exactly this settings generation."""
     istag = make_istag(__version__, settings.behaviour_digest(fingerprint(key)))
@@ -97,8 +106,12 @@ class App:
 
     def __init__(self, settings: Settings, key: bytes, factory: AdapterFactory, *,
                  observer: Observer | None = None, use_pool: bool = True,
-                 config_path: str | None = None) -> None:
+                 config_path: str | None = None, port: int | None = None, acceptor_index: int = 0) -> None:
         self.settings = settings
+        self.port = port
+        self.acceptor_index = acceptor_index
+        self.acceptors = settings.server.acceptors or os.cpu_count() or 1
+        self.group = None
         self.key = key
         self.factory = factory
         self.observer = observer
@@ -115,14 +128,23 @@ class App:
                 initializer, initargs = None, ()
                 if self.factory.worker_initializer is not None:
                     initializer, initargs = self.factory.worker_initializer(settings, key)
-                self.pool = WorkerPool.from_options(settings.workers, initializer=initializer, initargs=initargs)
+                self.pool = WorkerPool(
+                    worker_share(settings.workers.processes, self.acceptors, self.acceptor_index),
+                    task_deadline=settings.workers.task_deadline, max_queue=settings.workers.max_queue,
+                    initializer=initializer, initargs=initargs)
                 await self.pool.start()
             adapter = await _build_adapter(self.factory, settings, key, self.pool)
             if self.observer is None:
                 self.observer = build_observer(settings, key)
                 self._health = await start_observability(settings, self.observer, self.pool)
-            self.server = IcapServer(settings, build_runtime(settings, key, adapter), self.observer)
+            self.server = IcapServer(settings, build_runtime(settings, key, adapter), self.observer,
+                                     port=self.port, reuse_port=self.acceptors > 1)
             await self.server.start()
+            if self.acceptors > 1 and self.acceptor_index == 0:
+                from icapdlp.server.acceptors import AcceptorGroup
+
+                self.group = AcceptorGroup(self.acceptors, self.config_path, self.server.port, self.observer)
+                self.group.start()
         except BaseException:
             await self.stop(0)
             raise
@@ -133,12 +155,19 @@ class App:
 
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.server.shutdown_grace if grace is None else grace
+        stopping = []
         if self.server is not None:
-            await self.server.shutdown(grace)
+            stopping.append(self.server.shutdown(grace))
+        if self.group is not None:
+            stopping.append(self.group.stop(grace))
+        await asyncio.gather(*stopping)
         if self.pool is not None:
             await self.pool.close()
         if self._health is not None:
             await self._health.close()
+        close = getattr(self.observer, "close", None)
+        if close is not None:
+            close()
 
     async def reload(self) -> bool:
         """Re-read the configuration and swap adapter + ISTag atomically; keep the old on any error.
@@ -156,6 +185,8 @@ class App:
         except Exception as exc:  # the text may name files, never payload; keep it short
             log.error("reload rejected, keeping the running policy: %s", type(exc).__name__)
             return False
+        if self.group is not None:
+            self.group.signal(signal.SIGHUP)  # every acceptor re-reads the same file itself
         runtime = build_runtime(settings, key, adapter)
         old = self.istag
         self.server.swap_runtime(runtime)

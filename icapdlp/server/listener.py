@@ -38,8 +38,11 @@ class Runtime:
 
 
 class IcapServer:
-    def __init__(self, settings, runtime: Runtime, observer: Observer | None = None) -> None:
+    def __init__(self, settings, runtime: Runtime, observer: Observer | None = None, *,
+                 port: int | None = None, reuse_port: bool = False) -> None:
         self.settings = settings
+        self._port = settings.server.port if port is None else port
+        self._reuse_port = reuse_port
         self.limits = settings.limits
         self.codec_limits = CodecLimits.from_options(settings.limits)
         self.runtime = runtime
@@ -58,12 +61,13 @@ class IcapServer:
         loop = asyncio.get_running_loop()
         server_opts = self.settings.server
         self._servers.append(await loop.create_server(
-            lambda: IcapConnection(self), server_opts.host, server_opts.port,
-            backlog=LISTEN_BACKLOG, reuse_address=True))
+            lambda: IcapConnection(self), server_opts.host, self._port,
+            backlog=LISTEN_BACKLOG, reuse_address=True, reuse_port=self._reuse_port or None))
         if self._tls_context is not None:
             self._servers.append(await loop.create_server(
                 lambda: IcapConnection(self), server_opts.host, self.settings.tls.port,
-                backlog=LISTEN_BACKLOG, reuse_address=True, ssl=self._tls_context))
+                backlog=LISTEN_BACKLOG, reuse_address=True, reuse_port=self._reuse_port or None,
+                ssl=self._tls_context))
         self._sweeper = loop.create_task(self._sweep())
         #: (host, port) of each listener, plain first; real ports even when 0 was configured
         self.addresses = [s.sockets[0].getsockname()[:2] for s in self._servers]

@@ -27,6 +27,10 @@ class ServerOptions:
     allowed_clients: tuple[str, ...] = ()
     #: seconds to finish in-flight requests after SIGTERM before exiting
     shutdown_grace: float = field(default=30.0, metadata={"min": 0})
+    #: processes accepting ICAP connections on the same port (SO_REUSEPORT); one event
+    #: loop uses one core, so a busy multi-core host wants one per core (0 = one per core).
+    #: The worker processes are divided between them; metrics and audit stay in the first.
+    acceptors: int = field(default=1, metadata={"min": 0, "max": 64})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""icapdlp vs c-icap (srv_echo) on loopback: no-change requests/s and latency, side by side.
+
+Starts both servers on free 127.0.0.1 ports, drives each with the same load
+generator (``loadgen.py``: uvloop, persistent connections) and prints one
+table with the ratio icapdlp / c-icap. Cases:
+
+  a  get-preview0     REQMOD GET, Preview: 0, null-body (Squid's shape for a GET)
+  b  1k-preview-204   REQMOD POST with a 1 KiB body inside a 4 KiB preview (ieof)
+  c  1m-body          RESPMOD with a 1 MiB non-DICOM body, 4 KiB preview, no Allow: 204
+
+c-icap's echo service answers every other previewed request with 100 Continue
+and a full echo (see srv_echo.c); icapdlp answers "not DICOM" with 204 from the
+preview. The table shows which status codes each server produced.
+
+Usage: .venv/bin/python benchmarks/icap_passthrough/run.py [--duration 5] [--adapter auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+CICAP_MODULES = Path("/usr/lib/x86_64-linux-gnu/c_icap")
+CASES = {"a": "get-preview0", "b": "1k-preview-204", "c": "1m-body"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_cicap(work: Path, port: int) -> subprocess.Popen:
+    binary = shutil.which("c-icap")
+    if binary is None:
+        sys.exit("c-icap not found: apt-get install c-icap")
+    conf = work / "c-icap.conf"
+    conf.write_text(f"""PidFile {work}/c-icap.pid
+CommandsSocket {work}/c-icap.ctl
+Timeout 300
+MaxKeepAliveRequests 0
+KeepAliveTimeout 600
+StartServers 2
+MaxServers 4
+MinSpareThreads 10
+MaxSpareThreads 40
+ThreadsPerChild 40
+MaxRequestsPerChild 0
+Port 127.0.0.1:{port}
+TmpDir {work}
+MaxMemObject 131072
+DebugLevel 0
+Pipelining on
+ModulesDir {CICAP_MODULES}
+ServicesDir {CICAP_MODULES}
+ServerLog {work}/c-icap-server.log
+Service echo srv_echo.so
+""")
+    process = subprocess.Popen([binary, "-N", "-f", str(conf)], stdout=subprocess.DEVNULL,
+                               stderr=open(work / "c-icap.stderr", "wb"))
+    wait_for_port(port, process)
+    return process
+
+
+def real_adapter_available() -> bool:
+    sys.path.insert(0, str(ROOT))
+    from icapdlp.server.app import find_adapter_factory
+
+    return find_adapter_factory() is not None
+
+
+def start_icapdlp(work: Path, port: int, adapter: str, acceptors: int) -> subprocess.Popen:
+    key = work / "bench.key"
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, (secrets.token_hex(32) + "\n").encode())
+    os.close(fd)
+    config = work / "icapdlp.toml"
+    config.write_text(f"""[server]
+host = "127.0.0.1"
+port = {port}
+{"" if acceptors is None else f"acceptors = {acceptors}"}
+[limits]
+max_connections = 2000
+[workers]
+processes = 1
+[audit]
+destination = "off"
+[metrics]
+port = {free_port()}
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ICAPDLP_")}
+    env.update({"ICAPDLP_KEY__FILE": str(key), "PYTHONPATH": str(ROOT)})
+    entry = ["-m", "icapdlp.cli.serve"] if adapter == "real" else [str(HERE / "passthrough_serve.py")]
+    process = subprocess.Popen([sys.executable, *entry, "--config", str(config)], env=env, cwd=work,
+                               stdout=subprocess.DEVNULL, stderr=open(work / "icapdlp.stderr", "wb"))
+    wait_for_port(port, process)
+    return process
+
+
+def measure(port: int, case: str, service_req: str, service_resp: str, args) -> dict:
+    per_proc = max(1, args.connections // args.loadgen_procs)
+    procs = [subprocess.Popen(
+        [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--case", case,
+         "--service-req", service_req, "--service-resp", service_resp, "--connections", str(per_proc),
+         "--warmup", str(args.warmup), "--duration", str(args.duration)],
+        stdout=subprocess.PIPE, text=True) for _ in range(args.loadgen_procs)]
+    results = [json.loads(p.communicate()[0]) for p in procs]
+    latencies = sorted(x for r in results for x in r["latencies"])
+    statuses: dict[str, int] = {}
+    for r in results:
+        for code, n in r["statuses"].items():
+            statuses[code] = statuses.get(code, 0) + n
+    seconds = statistics.mean(r["seconds"] for r in results)
+    return {
+        "rps": len(latencies) / seconds if seconds else 0.0,
+        "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else float("nan"),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
+        "statuses": statuses,
+        "errors": sum(r["errors"] for r in results),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per case and server")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--loadgen-procs", type=int, default=1)
+    parser.add_argument("--cases", default="abc", help="subset of a, b, c")
+    parser.add_argument("--adapter", choices=("auto", "real", "passthrough"), default="auto",
+                        help="icapdlp's adapter: the real DICOM one when installed (auto) or pass-through")
+    parser.add_argument("--acceptors", type=int, default=None,
+                        help="icapdlp acceptor processes (SO_REUSEPORT); 0 = one per core")
+    args = parser.parse_args()
+    adapter = args.adapter
+    if adapter == "auto":
+        adapter = "real" if real_adapter_available() else "passthrough"
+    work = Path(tempfile.mkdtemp(prefix="icap-bench-"))
+    icap_port, cicap_port = free_port(), free_port()
+    servers = []
+    try:
+        servers.append(start_icapdlp(work, icap_port, adapter, args.acceptors))
+        servers.append(start_cicap(work, cicap_port))
+        rows = []
+        for letter in args.cases:
+            case = CASES[letter]
+            ours = measure(icap_port, case, "deid-req", "deid-resp", args)
+            theirs = measure(cicap_port, case, "echo", "echo", args)
+            rows.append((letter, case, ours, theirs))
+    finally:
+        for process in servers:
+            stop(process)
+    print(f"\nicapdlp ({adapter} adapter, acceptors={args.acceptors or 'default'}) vs c-icap "
+          f"{_cicap_version()} srv_echo; {args.connections} persistent connections, "
+          f"{args.loadgen_procs} load process(es), {args.duration:g} s per cell, {os.cpu_count()} cores\n")
+    header = (f"{'case':<20} {'icapdlp req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'c-icap req/s':>13} "
+              f"{'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}  statuses icapdlp | c-icap")
+    print(header)
+    print("-" * len(header))
+    for letter, case, ours, theirs in rows:
+        ratio = ours["rps"] / theirs["rps"] if theirs["rps"] else float("nan")
+        print(f"{letter + ') ' + case:<20} {ours['rps']:>13,.0f} {ours['p50_ms']:>7.2f} {ours['p99_ms']:>7.2f} "
+              f"{theirs['rps']:>13,.0f} {theirs['p50_ms']:>7.2f} {theirs['p99_ms']:>7.2f} {ratio:>6.2f}  "
+              f"{_codes(ours)} | {_codes(theirs)}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _codes(result: dict) -> str:
+    codes = ",".join(f"{k}:{v}" for k, v in sorted(result["statuses"].items()))
+    return codes + (f" errors:{result['errors']}" if result["errors"] else "")
+
+
+def _cicap_version() -> str:
+    try:
+        out = subprocess.run(["c-icap", "-V"], capture_output=True, text=True, timeout=5)
+        return (out.stdout or out.stderr).strip().split()[-1]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

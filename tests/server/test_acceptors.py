@@ -1,0 +1,82 @@
+"""server.acceptors > 1: several processes on one port, one set of metrics, restarts, clean stop."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from icapdlp.server.app import worker_share
+from tests.icap import messages as m
+from tests.server.harness import IcapClient
+from tests.server.passthrough_serve import COMMAND as PASSTHROUGH_SERVE
+from tests.support.processes import start_icapdlp
+
+pytestmark = pytest.mark.e2e
+
+
+def test_worker_processes_are_divided_between_acceptors():
+    assert [worker_share(5, 2, i) for i in range(2)] == [3, 2]
+    assert [worker_share(2, 2, i) for i in range(2)] == [1, 1]
+    assert [worker_share(1, 3, i) for i in range(3)] == [1, 1, 1]  # every acceptor needs one
+
+
+def _serving_pids(port: int, state: str = "established") -> set[int]:
+    out = subprocess.run(["ss", "-tnpH", "state", state, f"( sport = :{port} )"],
+                         capture_output=True, text=True, timeout=10).stdout
+    return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+
+
+def _requests_total(metrics_port: int) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    return sum(float(v) for v in re.findall(r'^icapdlp_requests_total\{method="REQMOD"[^}]*\} (\S+)', text, re.M))
+
+
+def _wait(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_two_acceptors_share_the_port_and_report_into_one_registry(tmp_path):
+    server = start_icapdlp("[server]\nacceptors = 2\n[workers]\nprocesses = 2\n", tmp_path, command=PASSTHROUGH_SERVE)
+    clients: list[IcapClient] = []
+    try:
+        assert _wait(lambda: len(_serving_pids(server.port, "listening")) == 2)  # bound after its own start-up
+        clients = [IcapClient(server.port) for _ in range(40)]
+        for client in clients:
+            for _ in range(3):
+                client.send(m.reqmod_get_preview0())
+                assert client.read_response().status == 204
+        assert len(_serving_pids(server.port)) == 2, "the kernel gave every connection to one process"
+        assert _wait(lambda: _requests_total(server.metrics_port) == 120)
+        victim = _child_acceptors(server.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        assert _wait(lambda: "acceptor 1 exited" in server.output())
+        assert _wait(lambda: len(_child_acceptors(server.pid)) == 1 and victim not in _child_acceptors(server.pid))
+    finally:
+        for client in clients:
+            client.close()
+        assert server.stop() == 0
+    assert _child_acceptors(server.pid) == []
+
+
+def _child_acceptors(parent: int) -> list[int]:
+    """PIDs of the extra acceptor processes (spawned children that have children of their own: workers)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True).stdout
+    children = [int(p) for p in out.split()]
+    acceptors = []
+    for pid in children:
+        grand = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read() if os.path.exists(f"/proc/{pid}/cmdline") else b""
+        if b"spawn_main" in cmdline and grand.split():
+            acceptors.append(pid)
+    return acceptors
