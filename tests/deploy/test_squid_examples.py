@@ -157,3 +157,11 @@ def test_many_instances_example_fails_over_between_essential_services():
 def test_ssl_bump_example_splices_everything_not_listed():
     rules = [d[1:] for d in directives("ssl-bump.conf") if d[0] == "ssl_bump"]
     assert rules == [["peek", "step1"], ["bump", "bump_hosts"], ["splice", "all"]]
+
+
+@pytest.mark.parametrize("name", CONFS)
+def test_request_buffer_is_raised_against_squid_bug_5405(name):
+    """Squid 5.7 cuts off large uploads that fill a 512 KB request buffer (see README)."""
+    [value] = [d[1:] for d in directives(name) if d[0] == "client_request_buffer_max_size"]
+    amount, unit = int(value[0]), value[1]
+    assert unit == "MB" and amount >= 8
