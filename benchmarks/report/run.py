@@ -122,9 +122,13 @@ def run_one(name: str, extra: str, timeout: float) -> Outcome:
 def headline(outcome: Outcome) -> str:
     """The last short line that reads like a conclusion (speed-up, target, PASS/FAIL, campaign size)."""
     keys = ("speed-up", "target", "PASS", "FAIL", "Fuzz campaign", "ratio")
-    for line in reversed(outcome.output.split("--- stderr ---")[0].splitlines()):
-        if any(k in line for k in keys) and len(line) < 220:
-            return line.strip().replace("|", "/")
+    lines = [line.strip() for line in outcome.output.split("--- stderr ---")[0].splitlines()
+             if line.strip() and not line.lstrip().startswith(("|", "**", "-"))]
+    if lines and any(k in lines[0] for k in ("PASS", "FAIL", "Fuzz campaign")):
+        return lines[0].replace("|", "/")[:220]
+    for line in reversed(lines):
+        if any(k in line for k in keys):
+            return line.replace("|", "/")[:220]
     return ""
 
 
