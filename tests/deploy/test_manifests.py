@@ -348,3 +348,18 @@ def test_compose_prometheus_scrapes_the_icapdlp_service(compose):
     config_dir = Path(mounts["../monitoring/prometheus.yml"]).parent
     for rule_file in prometheus["rule_files"]:
         assert str(config_dir / rule_file) in mounts.values(), rule_file
+
+
+def test_dockerfile_checks_the_configured_ner_model_and_ocr_language_at_build_time():
+    from icapdlp.pixels.options import PixelOptions
+
+    runs = " ".join(rest for word, rest in final_stage(dockerfile_instructions(DOCKERFILE)) if word == "RUN")
+    assert f"spacy.load('{PixelOptions().ner_model}')" in runs
+    assert f"grep -qx {PixelOptions().ocr_language}" in runs
+
+
+def test_compose_build_files_exist(compose):
+    for name, service in compose["services"].items():
+        if "build" in service:
+            context = COMPOSE / service["build"]["context"]
+            assert (context / service["build"]["dockerfile"]).exists(), name
