@@ -187,7 +187,7 @@ def main() -> int:
     finally:
         for process in servers:
             stop(process)
-    print(f"\nicapdlp ({adapter} adapter, acceptors={args.acceptors or 'default'}) vs c-icap "
+    print(f"\nicapdlp ({adapter} adapter, acceptors={args.acceptors if args.acceptors is not None else '1 (default)'}) vs c-icap "
           f"{_cicap_version()} srv_echo; {args.connections} persistent connections, "
           f"{args.loadgen_procs} load process(es), {args.duration:g} s per cell, {os.cpu_count()} cores\n")
     header = (f"{'case':<20} {'icapdlp req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'c-icap req/s':>13} "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import time
 import urllib.request
 
@@ -27,9 +26,43 @@ def test_worker_processes_are_divided_between_acceptors():
 
 
 def _serving_pids(port: int, state: str = "established") -> set[int]:
-    out = subprocess.run(["ss", "-tnpH", "state", state, f"( sport = :{port} )"],
-                         capture_output=True, text=True, timeout=10).stdout
-    return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+    """PIDs holding TCP sockets on local ``port`` in ``state`` (from /proc: no ss/ps needed)."""
+    wanted = {"established": "01", "listening": "0A"}[state]
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in list(handle)[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == wanted:
+                    inodes.add(fields[9])
+    pids = set()
+    for pid in _all_pids():
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    pids.add(pid)
+                    break
+        except OSError:
+            continue
+    return pids
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for pid in _all_pids():
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(pid)
+    return found
 
 
 def _requests_total(metrics_port: int) -> float:
@@ -70,13 +103,13 @@ def test_two_acceptors_share_the_port_and_report_into_one_registry(tmp_path):
 
 
 def _child_acceptors(parent: int) -> list[int]:
-    """PIDs of the extra acceptor processes (spawned children that have children of their own: workers)."""
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True).stdout
-    children = [int(p) for p in out.split()]
+    """PIDs of the extra acceptor processes: spawned children that listen on a socket."""
     acceptors = []
-    for pid in children:
-        grand = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-        cmdline = open(f"/proc/{pid}/cmdline", "rb").read() if os.path.exists(f"/proc/{pid}/cmdline") else b""
-        if b"spawn_main" in cmdline and grand.split():
+    for pid in _children(parent):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline and _children(pid):  # acceptors have worker children; workers do not
             acceptors.append(pid)
     return acceptors
