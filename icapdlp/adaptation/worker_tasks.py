@@ -135,13 +135,42 @@ class PipelineRewriter:
                 raise Blocked(BlockReason.LIMIT_EXCEEDED, "DICOM JSON nested too deeply") from None
             except Exception:  # pydicom raises many types on malformed JSON values
                 raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON dataset does not decode") from None
+            lent = _lend_instance_uids(ds)
             report = deidentify_dataset(ds, self._config, pixel_cleaner=self._worker.pixel_cleaner)
+            for keyword in lent:
+                delattr(ds, keyword)
+            if lent:
+                report.instance_ref = ""  # the lent UID identifies nothing
             if self._mode == "report-only":
                 return dataset, report
             try:
                 return ds.to_json_dict(bulk_data_threshold=2**31), report
             except Exception:
                 raise Blocked(BlockReason.UNPARSEABLE_DICOM, "dataset does not encode as JSON") from None
+
+
+#: neutral SOP Class lent to JSON documents that are not instances (Secondary Capture Image Storage)
+LENT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
+#: a syntactically valid UID that names nothing (its keyed replacement is removed again)
+LENT_SOP_INSTANCE = "2.25.0"
+
+
+def _lend_instance_uids(ds: Any) -> list[str]:
+    """Give a non-instance JSON document the SOP UIDs the pipeline identifies objects by.
+
+    QIDO-RS study and series matches, STOW-RS Store Instances Responses and
+    similar DICOM JSON documents carry patient and study attributes but no
+    SOP Class / SOP Instance UID, and the pipeline refuses a dataset without
+    them. They are lent for the de-identification and removed afterwards, so
+    the document is de-identified with the same profile and key as instances.
+    Returns the keywords that were lent.
+    """
+    lent = []
+    for keyword, value in (("SOPClassUID", LENT_SOP_CLASS), ("SOPInstanceUID", LENT_SOP_INSTANCE)):
+        if not str(ds.get(keyword, "") or "").strip("\0 "):
+            setattr(ds, keyword, value)
+            lent.append(keyword)
+    return lent
 
 
 @dataclass

@@ -3,7 +3,8 @@
 The body is an array of datasets. Each is handed to the same de-identification
 as binary instances (same profile, same key), so pseudonymised UIDs in a
 QIDO/WADO metadata answer match the instances fetched next to it.
-``BulkDataURI`` values are dropped: they are URLs on the origin that embed the
+``BulkDataURI`` values and URL attributes (VR UR, e.g. Retrieve URL in QIDO
+and STOW-RS answers) are dropped: they are URLs on the origin that embed the
 original Study/Series/Instance UIDs, and a client following one would fetch
 an object outside this proxy's view anyway.
 """
@@ -52,6 +53,7 @@ def rewrite_json_body(body: bytes, rewrite: JsonRewriter, on_object: Callable[[O
     out: list[dict[str, Any]] = []
     for dataset in datasets:
         strip_bulk_data_uris(dataset)
+        strip_url_attributes(dataset)
         new, report = rewrite(dataset)
         on_object(report)
         out.append(new)
@@ -71,6 +73,21 @@ def strip_bulk_data_uris(node: Any) -> int:
     elif isinstance(node, list):
         for value in node:
             removed += strip_bulk_data_uris(value)
+    return removed
+
+
+def strip_url_attributes(node: Any) -> int:
+    """Remove every attribute of VR UR (at any depth) in place; returns how many were removed."""
+    removed = 0
+    if isinstance(node, dict):
+        for tag in [k for k, v in node.items() if isinstance(v, dict) and v.get("vr") == "UR"]:
+            del node[tag]
+            removed += 1
+        for value in node.values():
+            removed += strip_url_attributes(value)
+    elif isinstance(node, list):
+        for value in node:
+            removed += strip_url_attributes(value)
     return removed
 
 

@@ -337,3 +337,24 @@ def test_byte_ranges_of_dicom_are_blocked_and_other_ranges_pass():
     page = dataclasses.replace(ranged, response=HttpResponseHead(
         "HTTP/1.1", 206, "Partial Content", HttpHeaders([("Content-Type", "text/html")])))
     assert isinstance(run(ADAPTER.on_preview(page, b"<html>" * 1000, False)), NoChange)
+
+
+def test_json_documents_that_are_not_instances_are_deidentified_not_blocked():
+    # a STOW-RS Store Instances Response and a QIDO-RS study match: no SOP UIDs of their own
+    referenced = {"00081150": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
+                  "00081155": {"vr": "UI", "Value": ["1.2.3.4.5"]}}
+    stow_answer = {"00081190": {"vr": "UR", "Value": ["http://pacs.example/studies/1.2.3.4"]},
+                   "00081199": {"vr": "SQ", "Value": [referenced]}}
+    study_match = {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "QUIXOTEPHI^ALONSO"}]},
+                   "0020000D": {"vr": "UI", "Value": ["1.2.3.4"]},
+                   "00100020": {"vr": "LO", "Value": ["PIDPHI00042X"]}}
+    for document in (stow_answer, [study_match]):
+        body = json.dumps(document).encode()
+        decision = decide(response_tx("application/dicom+json", len(body)), body)
+        assert isinstance(decision, Replace), decision
+        out = body_bytes(decision)
+        parsed = json.loads(out)
+        first = parsed[0] if isinstance(parsed, list) else parsed
+        assert "00080016" not in first and "00080018" not in first  # the lent UIDs are gone again
+        for value in (b"QUIXOTEPHI", b"PIDPHI00042X", b"1.2.3.4"):  # 1.2.3.4 is in the URL too
+            assert value not in out

@@ -44,3 +44,13 @@ def test_depth_limit_at_limit_and_one_past():
     with pytest.raises(Blocked) as info:
         parse_datasets(nested(201))
     assert info.value.reason is BlockReason.LIMIT_EXCEEDED
+
+
+def test_url_attributes_are_removed_at_every_depth():
+    from icapdlp.payload.dicomjson import strip_url_attributes
+
+    data = {"00081190": {"vr": "UR", "Value": ["http://pacs/studies/1.2.3"]},
+            "00081199": {"vr": "SQ", "Value": [{"00081190": {"vr": "UR", "Value": ["http://pacs/x/1.2.3.4"]},
+                                                "00081155": {"vr": "UI", "Value": ["1.2.3.4"]}}]}}
+    assert strip_url_attributes(data) == 2
+    assert "http" not in json.dumps(data) and data["00081199"]["Value"][0]["00081155"]
