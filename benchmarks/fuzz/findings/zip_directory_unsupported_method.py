@@ -24,12 +24,13 @@ from _common import verdict
 
 from icapdlp.verdict import Blocked
 from tests.fuzz import targets
+from tests.support import synthetic
 
 
 def archive_with_bad_directory_method() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("a.txt", b"text " * 100)
+        archive.writestr("a.dcm", synthetic.make_ct(1).data)  # a DICOM member: the archive is rebuilt
         archive.writestr("dir/", b"")
     data = bytearray(buf.getvalue())
     central = data.rfind(b"PK\x01\x02")  # the directory entry is the last central record
