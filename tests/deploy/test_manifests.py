@@ -81,7 +81,8 @@ def _port_number(container: dict, name_or_number) -> int:
 def test_probes_point_at_real_endpoints_on_the_metrics_port(k8s):
     container = _container(k8s)
     paths = served_paths()
-    probes = {kind: container[kind]["httpGet"] for kind in ("readinessProbe", "livenessProbe", "startupProbe")}
+    kinds = ("readinessProbe", "livenessProbe", "startupProbe")
+    probes = {kind: container[kind]["httpGet"] for kind in kinds}
     assert probes["readinessProbe"]["path"] == "/readyz"
     assert probes["livenessProbe"]["path"] == "/healthz"
     for probe in probes.values():
@@ -91,7 +92,8 @@ def test_probes_point_at_real_endpoints_on_the_metrics_port(k8s):
 
 def test_ports_match_the_defaults_everywhere(k8s):
     container = _container(k8s)
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"icap": ICAP_PORT, "metrics": METRICS_PORT}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"icap": ICAP_PORT, "metrics": METRICS_PORT}
     service_ports = {p["name"]: (p["port"], p["targetPort"]) for p in k8s["Service"]["spec"]["ports"]}
     assert service_ports == {"icap": (ICAP_PORT, "icap"), "metrics": (METRICS_PORT, "metrics")}
     endpoint = k8s["ServiceMonitor"]["spec"]["endpoints"][0]
@@ -117,8 +119,10 @@ def test_policy_configmap_loads_with_the_real_settings_loader(k8s, tmp_path):
     settings = load_settings(str(policy), environ={})
     assert isinstance(settings, Settings)
     assert settings.server.port == ICAP_PORT and settings.metrics.port == METRICS_PORT
-    assert settings.server.host == "0.0.0.0" and settings.metrics.host == "0.0.0.0"  # probes come from the kubelet
-    assert {n: s.method for n, s in settings.services.items()} == {"deid-req": "REQMOD", "deid-resp": "RESPMOD"}
+    # probes come from the kubelet, Squid from other pods
+    assert settings.server.host == "0.0.0.0" and settings.metrics.host == "0.0.0.0"
+    methods = {n: s.method for n, s in settings.services.items()}
+    assert methods == {"deid-req": "REQMOD", "deid-resp": "RESPMOD"}
     env = {e["name"]: e["value"] for e in _container(k8s)["env"]}
     mounts = {m["name"]: m["mountPath"] for m in _container(k8s)["volumeMounts"]}
     assert env["ICAPDLP_CONFIG"] == f"{mounts['policy']}/icapdlp.toml"
@@ -134,7 +138,8 @@ def test_key_secret_reaches_the_server_as_a_private_file(k8s):
     assert k8s["Secret"]["data"] == {"icapdlp.key": ""}
     init = next(c for c in pod["initContainers"] if c["name"] == "key-permissions")
     script = " ".join(init["args"])
-    assert "chmod 0400 /key/icapdlp.key" in script and f"chown {IMAGE_UID}:{IMAGE_UID} /key/icapdlp.key" in script
+    assert "chmod 0400 /key/icapdlp.key" in script
+    assert f"chown {IMAGE_UID}:{IMAGE_UID} /key/icapdlp.key" in script
     assert init["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
     container = _container(k8s)
     env = {e["name"]: e["value"] for e in container["env"]}
@@ -176,7 +181,8 @@ def test_compose_wires_squid_icapdlp_prometheus_grafana(compose):
     assert "ports" not in services["icapdlp"], "ICAP is reachable only from Squid's network"
     assert {str(p) for p in services["icapdlp"]["expose"]} == {str(ICAP_PORT), str(METRICS_PORT)}
     mounted = [v.split(":")[0] for s in ("prometheus", "grafana") for v in services[s]["volumes"]]
-    for path in ("../monitoring/prometheus.yml", "../monitoring/alerts.yml", "../monitoring/grafana-dashboard.json",
+    for path in ("../monitoring/prometheus.yml", "../monitoring/alerts.yml",
+                 "../monitoring/grafana-dashboard.json",
                  "./grafana/datasource.yml", "./grafana/dashboards.yml", "./squid.conf"):
         assert path in mounted or path in [v.split(":")[0] for v in services["squid"]["volumes"]], path
     for local in ("./grafana/datasource.yml", "./grafana/dashboards.yml", "./squid.conf", "./icapdlp.toml"):
@@ -270,7 +276,8 @@ def test_dockerfile_installs_hash_pinned_requirements_and_tesseract():
     instructions = dockerfile_instructions(DOCKERFILE)
     runs = [rest for word, rest in instructions if word == "RUN"]
     pip_installs = [r for r in runs if "pip install" in r and "-r requirements/" in r]
-    assert pip_installs and all("--require-hashes" in r and "requirements/runtime.txt" in r for r in pip_installs)
+    assert pip_installs
+    assert all("--require-hashes" in r and "requirements/runtime.txt" in r for r in pip_installs)
     assert all("--require-hashes" in r or "--no-deps" in r for r in runs if "pip install" in r)
     apt = " ".join(r for r in runs if "apt-get install" in r)
     assert "tesseract-ocr" in apt and "tesseract-ocr-eng" in apt
@@ -323,7 +330,8 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path):
         pytest.skip("the icapdlp entry point is not installed in this virtualenv")
     unit = tmp_path / "icapdlp.service"
     unit.write_text(UNIT.read_text().replace("/opt/icapdlp/bin/icapdlp", str(entry)))
-    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)],
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "" and result.stdout.strip() == ""
 
@@ -335,14 +343,16 @@ def test_systemd_analyze_verify_reports_a_misspelt_option(tmp_path):
     unit = tmp_path / "icapdlp.service"
     unit.write_text(UNIT.read_text().replace("/opt/icapdlp/bin/icapdlp", str(entry))
                     .replace("PrivateTmp=yes", "PrivateTmp=yes\nProtectSystm=strict"))
-    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)],
+                            capture_output=True, text=True, timeout=60)
     assert "ProtectSystm" in result.stderr
 
 
 def test_compose_prometheus_scrapes_the_icapdlp_service(compose):
     """The observability layer's prometheus.yml is mounted as is; its target must be our service."""
     prometheus = yaml.safe_load((DEPLOY / "monitoring" / "prometheus.yml").read_text())
-    targets = [t for job in prometheus["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    targets = [target for job in prometheus["scrape_configs"]
+               for static in job["static_configs"] for target in static["targets"]]
     assert f"icapdlp:{METRICS_PORT}" in targets
     mounts = dict(v.split(":")[:2] for v in compose["services"]["prometheus"]["volumes"])
     config_dir = Path(mounts["../monitoring/prometheus.yml"]).parent

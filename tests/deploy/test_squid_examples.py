@@ -75,7 +75,8 @@ def test_ssl_bump_example_parses_with_its_ca_files(bump_ca_dir):
 def test_ssl_bump_example_without_its_ca_is_refused(tmp_path):
     """The README says Squid refuses the file until the CA exists; hold it to that."""
     conf = tmp_path / "ssl-bump.conf"
-    conf.write_text((EXAMPLES / "ssl-bump.conf").read_text().replace("/etc/squid/ssl/", f"{tmp_path}/missing/"))
+    text = (EXAMPLES / "ssl-bump.conf").read_text()
+    conf.write_text(text.replace("/etc/squid/ssl/", f"{tmp_path}/missing/"))
     rc, problems = parse(conf)
     assert rc != 0
     assert any("FATAL" in p for p in problems)

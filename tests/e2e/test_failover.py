@@ -64,7 +64,8 @@ def test_service_set_fails_over_to_the_second_member(set_squid, pair, origin):
     first.stop()
     origin.clear()
     start = len(set_squid.icap_log())
-    reply = via_proxy(set_squid.port, "POST", origin.url("/raw/b"), original.data, {"Content-Type": "application/dicom"})
+    reply = via_proxy(set_squid.port, "POST", origin.url("/raw/b"), original.data,
+                      {"Content-Type": "application/dicom"})
     assert reply.status == 200
     [got] = origin.wait_received(1)
     assert original.surviving(got.body) == [] and got.body[128:132] == b"DICM"
@@ -73,6 +74,7 @@ def test_service_set_fails_over_to_the_second_member(set_squid, pair, origin):
 
     second.stop()
     origin.clear()
-    reply = via_proxy(set_squid.port, "POST", origin.url("/raw/c"), original.data, {"Content-Type": "application/dicom"})
+    reply = via_proxy(set_squid.port, "POST", origin.url("/raw/c"), original.data,
+                      {"Content-Type": "application/dicom"})
     assert reply.status == 500
     assert origin.wait_received(1, timeout=1.0) == []

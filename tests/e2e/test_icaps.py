@@ -39,7 +39,8 @@ def pki():
     hosts = directory / "hosts"
     hosts.write_text(f"127.0.0.1 {ICAP_NAME}\n")
     hosts.chmod(0o644)
-    yield {"dir": directory, "ca": ca, "server": server, "client": client, "stranger": stranger, "hosts": hosts}
+    yield {"dir": directory, "ca": ca, "server": server, "client": client,
+           "stranger": stranger, "hosts": hosts}
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -105,7 +106,8 @@ def _options_over_tls(port: int, ca, client=None) -> bytes:
         context.load_cert_chain(client.cert, client.key)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname=ICAP_NAME) as tls:
-            tls.sendall(f"OPTIONS icaps://{ICAP_NAME}/deid-req ICAP/1.0\r\nHost: {ICAP_NAME}\r\n\r\n".encode())
+            request = f"OPTIONS icaps://{ICAP_NAME}/deid-req ICAP/1.0\r\nHost: {ICAP_NAME}\r\n\r\n"
+            tls.sendall(request.encode())
             return tls.recv(4096)
 
 

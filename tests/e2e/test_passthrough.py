@@ -66,7 +66,8 @@ def test_gzip_encoded_upload_of_text_passes_untouched(squid, origin, icap_watch)
 def test_zip_without_dicom_passes_untouched(squid, origin, icap_watch):
     data = zip_of({"readme.txt": b"no images here\n", "data.csv": b"a,b\n1,2\n" * 1000})
     origin.clear()
-    reply = via_proxy(squid.port, "POST", origin.url("/raw/archive.zip"), data, {"Content-Type": "application/zip"})
+    reply = via_proxy(squid.port, "POST", origin.url("/raw/archive.zip"), data,
+                      {"Content-Type": "application/zip"})
     assert reply.status == 200
     [got] = origin.wait_received(1)
     assert got.body == data
@@ -77,7 +78,8 @@ def test_zip_without_dicom_passes_untouched(squid, origin, icap_watch):
 def test_non_candidate_type_never_reaches_icap(squid, origin, icap_watch):
     data = b'{"note": "json is not a DICOM carrier in the example"}'
     origin.clear()
-    reply = via_proxy(squid.port, "POST", origin.url("/raw/data.json"), data, {"Content-Type": "application/json"})
+    reply = via_proxy(squid.port, "POST", origin.url("/raw/data.json"), data,
+                      {"Content-Type": "application/json"})
     assert reply.status == 200
     [got] = origin.wait_received(1)
     assert got.body == data

@@ -92,7 +92,8 @@ def test_https_dicom_upload_to_a_bumped_host_is_deidentified(bump_squid, https_o
     original = synthetic.make_ct(31)
     https_origin.clear()
     watch = IcapLogWatch(bump_squid)
-    status, _, _ = curl(bump_squid, https_origin.url("/raw/ct.dcm", host=BUMPED), pki["bump_ca"].cert, tmp_path,
+    status, _, _ = curl(bump_squid, https_origin.url("/raw/ct.dcm", host=BUMPED), pki["bump_ca"].cert,
+                        tmp_path,
                         data=original.data, content_type="application/dicom")
     assert status == 200
     [got] = https_origin.wait_received(1)
@@ -116,7 +117,8 @@ def test_https_binary_upload_to_a_bumped_host_is_untouched(bump_squid, https_ori
 def test_https_wado_download_from_a_bumped_host_is_deidentified(bump_squid, https_origin, pki, tmp_path):
     study = synthetic.make_study(n_series=1, n_instances=2, seed=32)
     path = https_origin.add_study([obj.data for obj in study])
-    status, body, content_type = curl(bump_squid, https_origin.url(path, host=BUMPED), pki["bump_ca"].cert, tmp_path)
+    status, body, content_type = curl(bump_squid, https_origin.url(path, host=BUMPED), pki["bump_ca"].cert,
+                                      tmp_path)
     assert status == 200
     parts = split_multipart(body, boundary_of(content_type))
     assert len(parts) == 2
@@ -130,7 +132,8 @@ def test_spliced_host_is_tunnelled_untouched_and_never_inspected(bump_squid, htt
     https_origin.clear()
     watch = IcapLogWatch(bump_squid)
     # trusting only the origin's CA succeeds only if Squid did not re-sign the connection
-    status, _, _ = curl(bump_squid, https_origin.url("/raw/other", host=SPLICED), pki["origin_ca"].cert, tmp_path,
+    status, _, _ = curl(bump_squid, https_origin.url("/raw/other", host=SPLICED), pki["origin_ca"].cert,
+                        tmp_path,
                         data=data, content_type="application/octet-stream")
     assert status == 200
     assert https_origin.wait_received(1)[0].body == data
@@ -141,5 +144,6 @@ def test_bumped_host_is_signed_by_the_interception_ca(bump_squid, https_origin, 
     """The other side of the splice proof: the origin CA alone does not verify a bumped host."""
     result = subprocess.run(["curl", "-sS", "--max-time", "30", "-x", bump_squid.proxy_url,
                              "--cacert", str(pki["origin_ca"].cert),
-                             https_origin.url("/blob/none", host=BUMPED)], capture_output=True, text=True, timeout=60)
+                             https_origin.url("/blob/none", host=BUMPED)],
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 60, result.stderr  # curl: peer certificate cannot be authenticated

@@ -27,7 +27,7 @@ import ssl
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 #: a test origin never needs more; a runaway client cannot exhaust memory
@@ -251,7 +251,8 @@ class _OriginHandler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/studies":
             parts = self._store(body, multipart=True)
-            self._send(200, stow_response(parts, self.server_origin.url("/studies")), "application/dicom+json")
+            answer = stow_response(parts, self.server_origin.url("/studies"))
+            self._send(200, answer, "application/dicom+json")
         elif path == "/form":
             self._store(body, multipart=True)
             self._send(200, b"stored\n")

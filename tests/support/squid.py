@@ -173,7 +173,8 @@ class SquidProxy:
         for name in ("squid.stderr", "cache.log"):
             path = self.workdir / name
             if path.exists():
-                text += f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                text += f"--- {name}\n" + "\n".join(tail) + "\n"
         return text
 
     def _remember_helpers(self) -> None:
@@ -229,7 +230,9 @@ class SquidProxy:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-ICAP_LOG_LINE = re.compile(r"^\S+\s+\d+\s+(?P<outcome>\S+)/(?P<status>\d+)\s+\S+\s+(?P<method>\S+)\s+(?P<uri>\S+)")
+#: a line of the examples' icapdlp_icap format: time, duration, outcome/status, size, method, URI
+ICAP_LOG_LINE = re.compile(
+    r"^\S+\s+\d+\s+(?P<outcome>\S+)/(?P<status>\d+)\s+\S+\s+(?P<method>\S+)\s+(?P<uri>\S+)")
 
 
 def icap_outcomes(lines: Iterable[str], service_path: str | None = None) -> list[tuple[str, str, int]]:
