@@ -21,6 +21,8 @@ from icapdlp.verdict import BlockReason, Blocked
 FLAG_ENCRYPTED = 0x1
 #: compression method 99: WinZip AES encryption
 METHOD_AES = 99
+#: compression methods zipfile reads and writes; anything else cannot be inspected or rebuilt
+SUPPORTED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
 #: members this small cannot be bombs however high their ratio looks
 RATIO_FLOOR_BYTES = 64 * 1024
 #: read members in slices of this size so a lying header cannot force one huge read
@@ -83,6 +85,8 @@ def _check_directory(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> Non
     for info in infos:
         if info.flag_bits & FLAG_ENCRYPTED or info.compress_type == METHOD_AES:
             raise Blocked(BlockReason.ENCRYPTED_ARCHIVE, "archive member is encrypted")
+        if info.compress_type not in SUPPORTED_METHODS:  # directories too: they are rewritten as well
+            raise Blocked(BlockReason.UNSAFE_ARCHIVE, "unsupported zip compression method")
         _check_name(info.filename)
         if info.filename in seen:
             raise Blocked(BlockReason.UNSAFE_ARCHIVE, "archive has duplicate member names")
@@ -154,6 +158,16 @@ def rebuild_archive(members: list[Member], comment: bytes,
     Names, timestamps, comments, permissions and compression methods are kept;
     only contents change. Returns (archive bytes, whether anything changed).
     """
+    try:
+        return _rebuild(members, comment, replace)
+    except Blocked:
+        raise
+    except Exception:  # zipfile refusing a name, time or method it accepted on read
+        raise Blocked(BlockReason.UNSAFE_ARCHIVE, "archive cannot be rebuilt") from None
+
+
+def _rebuild(members: list[Member], comment: bytes,
+             replace: Callable[[Member], bytes | None]) -> tuple[bytes, bool]:
     out = io.BytesIO()
     changed = False
     with zipfile.ZipFile(out, "w", allowZip64=True) as writer:

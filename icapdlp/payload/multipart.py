@@ -9,6 +9,7 @@ an unchanged body rebuilds to identical bytes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from icapdlp.payload.media import MediaType, parse_media_type
@@ -92,6 +93,10 @@ def parse_multipart(body: bytes, boundary: str, max_parts: int) -> Multipart:
             header_end = after - 2  # no header fields at all: the blank line follows at once
         if header_end < 0:
             raise _malformed("part header block missing or too long")
+        next_line = body.find(CRLF + dash_boundary, after - 2 if after >= 2 else 0)
+        if 0 <= next_line <= header_end + 2:
+            # the blank line is missing: the "header block" would swallow content and delimiters
+            raise _malformed("part header block runs into a delimiter line")
         header_block = body[after:header_end + 4]
         found = _find_delimiter(body, dash_boundary, header_end + 4, first=False)
         if found is None:
@@ -100,7 +105,7 @@ def parse_multipart(body: bytes, boundary: str, max_parts: int) -> Multipart:
         if len(parts) >= max_parts:
             raise Blocked(BlockReason.LIMIT_EXCEEDED, f"more than {max_parts} multipart parts")
         parts.append(Part(body[line_start:after], header_block, body[header_end + 4:start],
-                          _parse_headers(header_block)))
+                          _parse_headers(header_block, strict=True)))
         after = next_after
     close_end = after
     return Multipart(preamble, parts, body[start:close_end], body[close_end:])
@@ -129,7 +134,12 @@ def _find_delimiter(body: bytes, dash_boundary: bytes, pos: int, first: bool) ->
         first = False
 
 
-def _parse_headers(block: bytes) -> list[tuple[str, str]]:
+def _parse_headers(block: bytes, strict: bool = False) -> list[tuple[str, str]]:
+    """Header fields of a part; with ``strict``, any line that is not a field is malformed.
+
+    Strictness matters: a line that is silently skipped is a place where
+    content (a whole DICOM object) could ride past inspection.
+    """
     headers: list[tuple[str, str]] = []
     for line in block.split(CRLF):
         if not line:
@@ -139,9 +149,15 @@ def _parse_headers(block: bytes) -> list[tuple[str, str]]:
             headers[-1] = (name, value + " " + line.strip().decode("latin-1"))
             continue
         name, sep, value = line.partition(b":")
-        if sep:
+        if sep and _TOKEN.fullmatch(name.strip()):
             headers.append((name.strip().decode("latin-1"), value.strip().decode("latin-1")))
+        elif strict:
+            raise _malformed("part header block holds a line that is not a header field")
     return headers
+
+
+#: RFC 9110 token: what a header field name may consist of
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def replace_content(part: Part, content: bytes, dash_boundary: bytes) -> Part:

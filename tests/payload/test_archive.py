@@ -146,3 +146,14 @@ def test_small_members_are_never_ratio_bombs():
     from icapdlp.payload.archive import RATIO_FLOOR_BYTES
 
     assert read_archive(make_zip({"m": b"\0" * RATIO_FLOOR_BYTES}), ArchiveLimits(10, 2, 1 << 30))
+
+
+def test_unknown_compression_method_even_on_a_directory_entry_is_unsafe():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.dcm", b"x" * 100)
+        archive.writestr("dir/", b"")
+    data = bytearray(out.getvalue())
+    central = data.rfind(b"PK\x01\x02")  # the directory entry's central record
+    struct.pack_into("<H", data, central + 10, 264)  # a compression method zipfile cannot handle
+    assert _blocked(bytes(data)) is BlockReason.UNSAFE_ARCHIVE

@@ -120,3 +120,24 @@ def test_part_header_block_limit_at_limit_and_one_past():
     with pytest.raises(Blocked) as info:
         parse_multipart(body_with_header(MAX_PART_HEADER_BYTES + 1), B, 1)
     assert "header block" in info.value.detail
+
+
+@pytest.mark.parametrize("body", [
+    # the blank line after the first part's headers is missing: its "header block" would run over
+    # its content and the next delimiter (fuzz finding: a whole DICOM object rode through there)
+    b"--" + B.encode() + b"\r\nX-Note: 1\r\nhidden content\r\n--" + B.encode() + b"\r\nA: b\r\n\r\nx\r\n--"
+    + B.encode() + b"--",
+    # a line in the header block that is not a header field
+    b"--" + B.encode() + b"\r\nContent-Type: text/plain\r\nnot a header\r\n\r\nx\r\n--" + B.encode() + b"--",
+    # the blank line that ends the headers doubles as the delimiter's CRLF
+    b"--" + B.encode() + b"\r\nA: b\r\n\r\n--" + B.encode() + b"--",
+])
+def test_header_blocks_that_could_hide_content_are_malformed(body):
+    with pytest.raises(Blocked) as info:
+        parse_multipart(body, B, 10)
+    assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
+
+
+def test_folded_header_lines_are_fields_not_hidden_content():
+    body = form_body(B, [(b"Content-Disposition: form-data;\r\n name=\"a\"", b"x")])
+    assert parse_multipart(body, B, 10).parts[0].header("Content-Disposition") == 'form-data; name="a"'
