@@ -116,6 +116,7 @@ def acceptor_main(config_path: str | None, port: int, index: int, conn, parent_p
         sys.exit(2)
     factory = app_module.find_adapter_factory()
     if factory is None:
+        log.error("acceptor %d cannot start: the DICOM adaptation layer is not installed", index)
         sys.exit(3)
     app = app_module.App(settings, key, factory, observer=ForwardingObserver(conn), config_path=config_path,
                          port=port, acceptor_index=index)

@@ -128,9 +128,8 @@ class App:
                 initializer, initargs = None, ()
                 if self.factory.worker_initializer is not None:
                     initializer, initargs = self.factory.worker_initializer(settings, key)
-                self.pool = WorkerPool(
-                    worker_share(settings.workers.processes, self.acceptors, self.acceptor_index),
-                    task_deadline=settings.workers.task_deadline, max_queue=settings.workers.max_queue,
+                self.pool = WorkerPool.from_options(
+                    settings.workers, worker_share(settings.workers.processes, self.acceptors, self.acceptor_index),
                     initializer=initializer, initargs=initargs)
                 await self.pool.start()
             adapter = await _build_adapter(self.factory, settings, key, self.pool)

@@ -15,6 +15,7 @@ import time
 
 from icapdlp.icap import CONNECTION_CLOSED, NEED_DATA, ProtocolError, Request, RequestParser
 from icapdlp.observability.events import TransactionRecord
+from icapdlp.server.exchange import ConnectionLost, serve_request
 
 log = logging.getLogger("icapdlp.server")
 
@@ -24,10 +25,6 @@ READ_HIGH_WATER = 256 * 1024
 
 # what the connection is waiting for; each phase has its own timeout
 IDLE, HEAD, REQUEST, CLOSING = "idle", "head", "request", "closing"
-
-
-class ConnectionLost(Exception):
-    """The peer went away while we were writing."""
 
 
 class IcapConnection(asyncio.Protocol):
@@ -184,8 +181,6 @@ class IcapConnection(asyncio.Protocol):
     # -- the connection's task ------------------------------------------------------
 
     async def _run(self) -> None:
-        from icapdlp.server.exchange import serve_request  # the exchange imports this module
-
         server = self.server
         limits = server.limits
         try:

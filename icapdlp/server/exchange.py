@@ -25,12 +25,15 @@ from icapdlp.icap import BodyData, EndOfMessage, LimitExceeded, PreviewEnd, Prot
 from icapdlp.icap.chunked import LAST_CHUNK, encode_chunk, last_chunk
 from icapdlp.observability.events import TransactionRecord
 from icapdlp.server.blockpage import minimal_block_response
-from icapdlp.server.connection import ConnectionLost
 from icapdlp.server.spool import Spool
 from icapdlp.server.workers import Overloaded
 from icapdlp.verdict import BlockReason, Blocked
 
 log = logging.getLogger("icapdlp.server")
+
+
+class ConnectionLost(Exception):
+    """The peer went away while we were writing."""
 
 _PREVIEW_DECISIONS = (NoChange, NeedBody, Block, Replace, PartialReplace)
 _BODY_DECISIONS = (NoChange, Block, Replace)

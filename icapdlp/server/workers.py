@@ -146,8 +146,10 @@ class WorkerPool:
         self.busy = 0  # tasks running in a worker right now (for the busy gauge)
 
     @classmethod
-    def from_options(cls, options, **kwargs) -> "WorkerPool":
-        return cls(options.processes, task_deadline=options.task_deadline, max_queue=options.max_queue, **kwargs)
+    def from_options(cls, options, processes: int | None = None, **kwargs) -> "WorkerPool":
+        """A pool per ``WorkerOptions``; ``processes`` overrides the count (an acceptor's share)."""
+        return cls(options.processes if processes is None else processes, task_deadline=options.task_deadline,
+                   max_queue=options.max_queue, **kwargs)
 
     # -- lifecycle ------------------------------------------------------------------
 

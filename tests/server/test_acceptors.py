@@ -70,7 +70,7 @@ def _requests_total(metrics_port: int) -> float:
     return sum(float(v) for v in re.findall(r'^icapdlp_requests_total\{method="REQMOD"[^}]*\} (\S+)', text, re.M))
 
 
-def _wait(predicate, timeout: float = 15.0) -> bool:
+def _wait(predicate, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
