@@ -289,3 +289,26 @@ def test_observer_sees_every_request(icap_server, connect):
     assert [r.icap_status for r in observer.records] == [200, 204]
     assert observer.started == 2 and observer.opened == observer.closed == 1
     assert observer.records[1].tx.service == "deid-req"
+
+
+def test_worker_queue_overload_is_503(icap_server, connect):
+    from icapdlp.server.workers import Overloaded
+
+    thread = icap_server(ScriptedAdapter(preview=Overloaded("queue full")))
+    client = connect(thread.port)
+    client.send(m.reqmod_get_preview0())
+    assert client.read_response().normalized() == error(b"503 Service Overloaded")
+    assert client.is_closed() and thread.observer.records[-1].icap_status == 503
+
+
+def test_spool_file_is_removed_when_the_adapter_fails(icap_server, connect, tmp_path):
+    adapter = ScriptedAdapter(preview=NeedBody(), body=RuntimeError("boom"))
+    client = connect(icap_server(adapter, limits={"spool_memory_bytes": 1024, "spool_dir": str(tmp_path)}).port)
+    data, _ = m.reqmod_post(BODY)
+    client.send(data)
+    response = client.read_response()
+    assert response.status == 200 and b"internal-error" in response.body
+    assert adapter.calls[-1][4]  # the spool file existed while the adapter ran
+    client.send(m.SQUID_OPTIONS)
+    client.read_response()
+    assert os.listdir(tmp_path) == []
