@@ -102,8 +102,7 @@ def test_ports_match_the_defaults_everywhere(k8s):
 
 def test_selectors_match_the_pod_labels(k8s):
     labels = k8s["Deployment"]["spec"]["template"]["metadata"]["labels"]
-    for kind in ("Service",):
-        assert k8s[kind]["spec"]["selector"].items() <= labels.items()
+    assert k8s["Service"]["spec"]["selector"].items() <= labels.items()
     for kind in ("PodDisruptionBudget", "ServiceMonitor"):
         assert k8s[kind]["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert k8s["Deployment"]["spec"]["selector"]["matchLabels"].items() <= labels.items()

@@ -10,6 +10,9 @@ drops to the ``proxy`` user, so that directory is made accessible to it.
 Stopping is by PID only: Squid itself, then any helper process it started
 (pinger, certificate generator) that outlived it, identified as a recorded
 descendant whose command line still names the same program.
+
+The test PKI helpers at the end (CAs and leaf certificates made with the
+openssl CLI) serve the ssl_bump and ICAPS configurations.
 """
 
 from __future__ import annotations
