@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import sys
 import time
 from collections import Counter
@@ -183,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     deadline = started + args.minutes * 60
     last_note = started
-    while time.monotonic() < deadline and (not args.max_cases or sum(campaign.cases.values()) < args.max_cases):
+    def more() -> bool:
+        return not args.max_cases or sum(campaign.cases.values()) < args.max_cases
+    while time.monotonic() < deadline and more():
         campaign.one()
         if time.monotonic() - last_note > 60:
             last_note = time.monotonic()

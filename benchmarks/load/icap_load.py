@@ -59,8 +59,9 @@ async def _connection_loop(port: int, pools, weights, stop_at: float, rng: rando
         try:
             if conn is None:
                 conn = await IcapConnection.open(port)
-            reply = await conn.send(item.method, item.service, item.http_head, item.body, res_head=item.res_head,
-                                    preview=4096, allow="204", timeout=REQUEST_TIMEOUT)
+            reply = await conn.send(item.method, item.service, item.http_head, item.body,
+                                    res_head=item.res_head, preview=4096, allow="204",
+                                    timeout=REQUEST_TIMEOUT)
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             stats.errors[item.cls] += 1
             stats.error_kinds[f"{item.cls}: {type(exc).__name__}"] += 1
@@ -89,8 +90,8 @@ async def run_phase(port: int, pools, weights: dict[str, int], seconds: float, c
     stats = PhaseStats()
     stop_at = time.monotonic() + seconds
     started = time.monotonic()
-    await asyncio.gather(*(_connection_loop(port, pools, weights, stop_at, random.Random(seed * 1000 + i), stats)
-                           for i in range(connections)))
+    await asyncio.gather(*(_connection_loop(port, pools, weights, stop_at, random.Random(seed * 1000 + i),
+                                            stats) for i in range(connections)))
     stats.seconds = time.monotonic() - started
     return stats
 

@@ -73,14 +73,16 @@ def build_pools(seed: int = 0) -> dict[str, list[Item]]:
     nd = pools["non-dicom"]
     nd += [_req("non-dicom", f"page{i}", "text/html", html[: 2000 + 3000 * i]) for i in range(4)]
     nd += [_req("non-dicom", "api", "application/json", b'{"k": "v", "n": [1, 2, 3]}' * 40)]
-    nd += [_req("non-dicom", f"photo{i}", "image/jpeg", b"\xff\xd8\xff\xe0" + rng.randbytes(50_000)) for i in range(2)]
+    nd += [_req("non-dicom", f"photo{i}", "image/jpeg", b"\xff\xd8\xff\xe0" + rng.randbytes(50_000))
+           for i in range(2)]
     nd += [_req("non-dicom", "blob", "application/octet-stream", rng.randbytes(200_000))]
     nd += [_resp("non-dicom", f"r{i}", "text/html", html[: 1000 + 5000 * i]) for i in range(3)]
     nd += [_resp("non-dicom", "rbin", "application/octet-stream", rng.randbytes(100_000))]
 
     objs = [synthetic.make_ct(100 + i, rows=64, columns=64) for i in range(6)]
     dc = pools["dicom"]
-    dc += [_req("dicom", f"ct{i}", "application/dicom", o.data, o.phi_strings) for i, o in enumerate(objs[:4])]
+    dc += [_req("dicom", f"ct{i}", "application/dicom", o.data, o.phi_strings)
+           for i, o in enumerate(objs[:4])]
     dc += [_req("dicom", "stow", f'multipart/related; type="application/dicom"; boundary={BOUNDARY}',
                 _stow([objs[4].data, objs[5].data]), objs[4].phi_strings + objs[5].phi_strings)]
     dc += [_req("dicom", "zip", "application/zip", _zip([objs[0].data, objs[5].data]),
@@ -88,8 +90,9 @@ def build_pools(seed: int = 0) -> dict[str, list[Item]]:
 
     for i in range(3):
         case = burned_in.make_case(200 + i)
-        header_values = [case.header[k] for k in ("PatientName", "PatientID", "AccessionNumber",
-                                                  "InstitutionName", "ReferringPhysicianName", "PatientBirthDate")]
+        header_values = [case.header[k] for k in (
+            "PatientName", "PatientID", "AccessionNumber", "InstitutionName", "ReferringPhysicianName",
+            "PatientBirthDate")]
         pools["burned-in"].append(_req("burned-in", f"sc{i}", "application/dicom",
                                        burned_in.to_bytes(case.dataset), header_values))
 
@@ -98,8 +101,8 @@ def build_pools(seed: int = 0) -> dict[str, list[Item]]:
     ml += [_req("malformed", "truncated", "application/dicom", good[: len(good) // 2])]
     ml += [_req("malformed", "garbage", "application/dicom", bytes(128) + b"DICM" + rng.randbytes(6000))]
     ml += [_req("malformed", "notzip", "application/zip", b"PK\x03\x04" + rng.randbytes(3000))]
-    ml += [_req("malformed", "openpart", f"multipart/related; type=\"application/dicom\"; boundary={BOUNDARY}",
-                _stow([good])[:-(len(BOUNDARY) + 8)])]
+    stow_type = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
+    ml += [_req("malformed", "openpart", stow_type, _stow([good])[:-(len(BOUNDARY) + 8)])]
     return pools
 
 

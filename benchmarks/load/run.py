@@ -87,8 +87,8 @@ def table(title: str, stats: PhaseStats) -> list[str]:
         lat = stats.latencies.get(cls, [])
         if not lat and not stats.errors.get(cls):
             continue
-        lines.append(f"| {cls} | {len(lat)} | {stats.errors.get(cls, 0)} | {percentile(lat, 50) * 1000:.1f} | "
-                     f"{percentile(lat, 99) * 1000:.1f} |")
+        lines.append(f"| {cls} | {len(lat)} | {stats.errors.get(cls, 0)} | "
+                     f"{percentile(lat, 50) * 1000:.1f} | {percentile(lat, 99) * 1000:.1f} |")
     if stats.error_kinds:
         lines += ["", "Errors: " + "; ".join(f"{k} x{v}" for k, v in sorted(stats.error_kinds.items()))]
     if stats.blocked_reasons:
@@ -126,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         rss_end = rss_kb_tree(server.pid) / 1024
         report += table(f"A. Mixed load, raw ICAP, {args.connections} connections", a)
         growth = rss_end - rss_start
-        report += [f"Server RSS (main + {workers} workers): {rss_start:.0f} MB after warm-up, {rss_end:.0f} MB "
-                   f"at the end of phase A (growth {growth:+.0f} MB, bound {RSS_GROWTH_BOUND_MB} MB)", ""]
+        report += [f"Server RSS (main + {workers} workers): {rss_start:.0f} MB after warm-up, "
+                   f"{rss_end:.0f} MB at the end of phase A (growth {growth:+.0f} MB, "
+                   f"bound {RSS_GROWTH_BOUND_MB} MB)", ""]
         if growth > RSS_GROWTH_BOUND_MB:
             failures.append(f"RSS grew {growth:.0f} MB")
         if well_formed_errors(a) or a.errors.get("malformed"):
@@ -135,14 +136,18 @@ def main(argv: list[str] | None = None) -> int:
 
         only_plain = {"non-dicom": 1}
         only_ocr = {"burned-in": 1}
-        (base,) = asyncio.run(run_phases(server.port, pools, [(only_plain, 4)], args.ocr_seconds, args.seed + 10))
+        (base,) = asyncio.run(run_phases(server.port, pools, [(only_plain, 4)], args.ocr_seconds,
+                                         args.seed + 10))
         loaded, ocr = asyncio.run(run_phases(server.port, pools, [(only_plain, 4), (only_ocr, 2 * workers)],
                                              args.ocr_seconds, args.seed + 20))
-        b_lines = ["**B. Pass-through latency (non-DICOM, 4 connections) with and without OCR saturation**", "",
+        b_lines = ["**B. Pass-through latency (non-DICOM, 4 connections) with and without OCR "
+                   "saturation**", "",
                    "| condition | non-DICOM requests | p50 ms | p99 ms | OCR uploads done |",
                    "|---|---:|---:|---:|---:|"]
-        for label, st, extra in (("no other load", base, 0), (f"{2 * workers} connections of burned-in uploads",
-                                                                loaded, len(ocr.latencies.get("burned-in", [])))):
+        conditions = (("no other load", base, 0),
+                      (f"{2 * workers} connections of burned-in uploads", loaded,
+                       len(ocr.latencies.get("burned-in", []))))
+        for label, st, extra in conditions:
             lat = st.latencies.get("non-dicom", [])
             b_lines.append(f"| {label} | {len(lat)} | {percentile(lat, 50) * 1000:.2f} | "
                            f"{percentile(lat, 99) * 1000:.2f} | {extra} |")
@@ -161,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                                         args.seed + 30)
             report += table(f"C. Mixed load through Squid 5.7 -> origin, {args.squid_clients} clients", c)
             report += [f"Origin check: {origin['dicom_checked']} DICOM uploads received, "
-                       f"{origin['dicom_with_phi']} with planted PHI; {origin['malformed_arrived']} malformed "
-                       "uploads reached the origin.", ""]
+                       f"{origin['dicom_with_phi']} with planted PHI; "
+                       f"{origin['malformed_arrived']} malformed uploads reached the origin.", ""]
             results["C"] = {"requests": c.requests, "errors": dict(c.errors), "origin": origin}
             if well_formed_errors(c) or c.errors.get("malformed"):
                 failures.append("phase C errors")

@@ -112,7 +112,8 @@ def run_one(name: str, extra: str, timeout: float) -> Outcome:
         output = done.stdout + ("\n--- stderr ---\n" + done.stderr[-4000:] if done.stderr.strip() else "")
         status = "passed" if done.returncode == 0 else f"failed (exit {done.returncode})"
     except subprocess.TimeoutExpired as exc:
-        output = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        partial = exc.stdout or ""
+        output = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
         status = f"timeout ({timeout:.0f} s)"
     except OSError as exc:
         output, status = f"{type(exc).__name__}: {exc}", "failed (could not start)"
@@ -133,7 +134,8 @@ def headline(outcome: Outcome) -> str:
 
 
 def section(outcome: Outcome) -> list[str]:
-    lines = [f"## {outcome.name}", "", f"`{outcome.command}` — {outcome.status}, {outcome.seconds:.0f} s", ""]
+    lines = [f"## {outcome.name}", "",
+             f"`{outcome.command}` — {outcome.status}, {outcome.seconds:.0f} s", ""]
     body = outcome.output.split("--- stderr ---")[0]
     for table in extract_tables(body):
         lines += [to_markdown(table), ""]

@@ -101,7 +101,8 @@ def ratios(table: list[list[str]]) -> list[list[str]] | None:
     file), so each peer is compared with icapdlp's row of the same group.
     """
     header, *rows = table
-    tool_col = next((c for row in rows for c, cell in enumerate(row) if cell.lower().startswith("icapdlp")), None)
+    tool_col = next((c for row in rows for c, cell in enumerate(row)
+                     if cell.lower().startswith("icapdlp")), None)
     if tool_col is None:
         return None
     groups: dict[tuple[str, ...], list[list[str]]] = {}

@@ -42,7 +42,8 @@ def _chunked(body: bytes, size: int = 0xFBFF) -> bytes:
 
 
 def build_request(method: str, service: str, http_head: bytes, body: bytes | None, *, preview: int | None,
-                  allow: str = "204", res_head: bytes | None = None, host: str = "127.0.0.1") -> tuple[bytes, bytes, bytes]:
+                  allow: str = "204", res_head: bytes | None = None,
+                  host: str = "127.0.0.1") -> tuple[bytes, bytes, bytes]:
     """(head + preview part, the rest after 100 Continue or b"", whether the preview holds all: b"1"/b"")."""
     entities, offset, heads = [], 0, b""
     if method == "REQMOD":
@@ -114,7 +115,8 @@ async def _read_chunks(reader: asyncio.StreamReader) -> tuple[bytes, int | None]
 async def read_reply(reader: asyncio.StreamReader, status: int, headers: dict[str, str]) -> IcapReply:
     reply = IcapReply(status, headers)
     encapsulated = headers.get("encapsulated", "")
-    parts = [(name.strip(), int(off)) for name, _, off in (p.partition("=") for p in encapsulated.split(",")) if off]
+    pieces = (p.partition("=") for p in encapsulated.split(","))
+    parts = [(name.strip(), int(off)) for name, _, off in pieces if off]
     for (name, start), (_, end) in zip(parts, parts[1:]):
         block = (await reader.readexactly(end - start)).decode("latin-1")
         if name == "res-hdr":
@@ -187,8 +189,8 @@ async def one_request(port: int, method: str, service: str, http_head: bytes, bo
 def upload(port: int, body: bytes, content_type: str = "application/dicom", *, service: str = "deid-req",
            preview: int | None = 4096, timeout: float = READ_TIMEOUT) -> IcapReply:
     """Blocking helper for tests: one REQMOD POST of ``body`` on a new connection."""
-    return asyncio.run(one_request(port, "REQMOD", service, http_post("/upload", content_type, len(body)), body,
-                                   preview=preview, timeout=timeout))
+    head = http_post("/upload", content_type, len(body))
+    return asyncio.run(one_request(port, "REQMOD", service, head, body, preview=preview, timeout=timeout))
 
 
 def options(port: int, service: str = "deid-req") -> IcapReply:

@@ -36,8 +36,8 @@ clean_pixel_data = false
 
 
 async def _disconnect(port: int, body: bytes, where: str) -> None:
-    first, rest, _ = client.build_request("REQMOD", "deid-req", client.http_post("/u", "application/dicom", len(body)),
-                                          body, preview=4096)
+    head = client.http_post("/u", "application/dicom", len(body))
+    first, rest, _ = client.build_request("REQMOD", "deid-req", head, body, preview=4096)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         if where == "mid-preview":
@@ -82,8 +82,8 @@ def test_disconnects_leave_no_connections_requests_files_fds_or_memory(icapdlp_s
 
     async def held_mid_body() -> list[str]:
         """Proof the test is not vacuous: a half-sent body really sits in the spool dir."""
-        first, rest, _ = client.build_request("REQMOD", "deid-req", client.http_post("/u", "application/dicom",
-                                              len(body)), body, preview=4096)
+        head = client.http_post("/u", "application/dicom", len(body))
+        first, rest, _ = client.build_request("REQMOD", "deid-req", head, body, preview=4096)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(first)
         assert (await client.read_head(reader))[0] == 100

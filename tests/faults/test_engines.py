@@ -11,7 +11,7 @@ import pytest
 
 from tests.faults import icap_client as client
 from tests.faults.serverctl import metric
-from tests.support import burned_in, synthetic
+from tests.support import burned_in
 
 OCR_POLICY = """
 [workers]
@@ -29,7 +29,8 @@ def burned_in_upload() -> bytes:
 def test_without_tesseract_on_path_ocr_objects_are_blocked(icapdlp_server, tmp_path):
     empty = tmp_path / "empty-bin"
     empty.mkdir()
-    server = icapdlp_server(OCR_POLICY, env={"PATH": str(empty)})  # the venv python is started by absolute path
+    # the venv python is started by its absolute path, so an empty PATH only hides tesseract
+    server = icapdlp_server(OCR_POLICY, env={"PATH": str(empty)})
     reply = client.upload(server.port, burned_in_upload())
     assert reply.http_status == 403 and reply.block_reason == "pixel-cleaning-impossible"
     assert metric(server, "icapdlp_blocks_total", 'reason="pixel-cleaning-impossible"') == 1

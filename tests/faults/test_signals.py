@@ -94,7 +94,8 @@ def test_sighup_swaps_policy_and_istag_together_and_rejects_a_bad_file(icapdlp_s
     server.signal(signal.SIGHUP)
     assert wait_until(lambda: istag(server.port) != before_tag, timeout=20), "ISTag did not change on reload"
     new_tag = istag(server.port)
-    assert station.encode() in client.upload(server.port, obj.data).body, "new policy not applied with new ISTag"
+    after = client.upload(server.port, obj.data).body
+    assert station.encode() in after, "new policy not applied with the new ISTag"
 
     for bad in ("[profile\nbroken toml", BASE + "no_such_option = 1\n", BASE + "[limits]\nbody_bytes = -5\n"):
         server.config_path.write_text(bad)

@@ -33,7 +33,8 @@ def test_killing_the_busy_worker_blocks_that_request_and_the_pool_recovers(icapd
     replies: list = []
     thread = threading.Thread(target=lambda: replies.append(client.upload(server.port, slow)))
     thread.start()
-    assert wait_until(lambda: metric(server, "icapdlp_workers_busy") >= 1, timeout=30), "task never reached a worker"
+    busy = wait_until(lambda: metric(server, "icapdlp_workers_busy") >= 1, timeout=30)
+    assert busy, "the task never reached a worker"
     os.kill(worker, signal.SIGKILL)
     thread.join(60)
     (reply,) = replies

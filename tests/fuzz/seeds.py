@@ -44,7 +44,8 @@ def dicom_planted() -> dict[str, list[str]]:
 @lru_cache(maxsize=1)
 def _planted() -> dict[str, list[str]]:
     objs = {
-        "ct-explicit": synthetic.make_ct(1), "ct-implicit": synthetic.make_ct(2, transfer_syntax="implicit-le"),
+        "ct-explicit": synthetic.make_ct(1),
+        "ct-implicit": synthetic.make_ct(2, transfer_syntax="implicit-le"),
         "ct-big-endian": synthetic.make_ct(3, transfer_syntax="explicit-be"),
         "ct-deflated": synthetic.make_ct(4, transfer_syntax="deflated"),
         "ct-bare": synthetic.make_ct(5, bare=True),
@@ -157,7 +158,8 @@ def icap_request(method: str, http_req: bytes | None, http_res: bytes | None, bo
     body_name = "res-body" if method == "RESPMOD" else "req-body"
     entities.append(f"{body_name}={offset}" if body is not None else f"null-body={offset}")
     head = (f"{method} icap://127.0.0.1:1344/deid-{'resp' if method == 'RESPMOD' else 'req'} ICAP/1.0\r\n"
-            f"Host: 127.0.0.1:1344\r\nAllow: 204, trailers\r\nEncapsulated: {', '.join(entities)}\r\n").encode()
+            f"Host: 127.0.0.1:1344\r\nAllow: 204, trailers\r\n"
+            f"Encapsulated: {', '.join(entities)}\r\n").encode()
     if preview is not None:
         head += b"Preview: %d\r\n" % preview
     head += extra + b"\r\n" + heads

@@ -45,7 +45,8 @@ class Target:
 
 # -- ICAP codec ---------------------------------------------------------------------------
 
-def drive_parser(data: bytes, piece_sizes: tuple[int, ...] = (0,), *, continue_after_preview: bool = True) -> list:
+def drive_parser(data: bytes, piece_sizes: tuple[int, ...] = (0,), *,
+                 continue_after_preview: bool = True) -> list:
     """Feed ``data`` in pieces (0 = all at once), then EOF; return a normalised event list.
 
     Checks while driving: progress (no endless NEED_DATA after EOF), event
@@ -130,7 +131,8 @@ def http_heads(data: bytes) -> None:
     text = data.decode("latin-1")
     for call in (lambda: hdr.parse_fields(text, "fuzz"), lambda: hdr.parse_http_request_head(text),
                  lambda: hdr.parse_http_response_head(text),
-                 lambda: hdr.parse_encapsulated(text, "REQMOD"), lambda: hdr.parse_encapsulated(text, "RESPMOD"),
+                 lambda: hdr.parse_encapsulated(text, "REQMOD"),
+                 lambda: hdr.parse_encapsulated(text, "RESPMOD"),
                  lambda: parse_chunk_line(data, 1 << 20)):
         try:
             call()
@@ -297,7 +299,8 @@ def _seeds(name: str) -> Callable[[], list[bytes]]:
         if name == "compressed":
             return [body for _, body in seeds.compressed_seeds()]
         if name == "heads":
-            return [s.split(b"\r\n\r\n")[0] for s in seeds.icap_seeds()] + [b"3fa; ieof", b"0; use-original-body=12"]
+            heads = [s.split(b"\r\n\r\n")[0] for s in seeds.icap_seeds()]
+            return heads + [b"3fa; ieof", b"0; use-original-body=12"]
         raise KeyError(name)
     return load
 

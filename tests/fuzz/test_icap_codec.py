@@ -52,8 +52,8 @@ def test_any_body_comes_out_exactly_as_it_went_in(body, preview, sizes):
     head = b"POST /u HTTP/1.1\r\nHost: h\r\n\r\n"
     transcript = seeds.icap_request("REQMOD", head, None, body, preview=preview)
     if preview is None:  # re-chunk with the drawn sizes instead of the default ones
-        transcript = transcript[:transcript.index(b"\r\n\r\n", transcript.index(b"Host: h")) + 4] + seeds.chunked(
-            body, tuple(sizes))
+        heads_end = transcript.index(b"\r\n\r\n", transcript.index(b"Host: h")) + 4
+        transcript = transcript[:heads_end] + seeds.chunked(body, tuple(sizes))
     events = drive_parser(transcript, tuple(sizes))
     got = b"".join(e[1] for e in events if e[0] == "body")
     assert got == body
