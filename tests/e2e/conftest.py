@@ -20,9 +20,9 @@ from tests.support.processes import ServerProcess, start_icapdlp
 from tests.support.squid import SquidProxy, icap_outcomes, start_squid_from_example
 
 #: one worker process: the CI machine has two cores and other areas run too.
-#: OCR only for the modalities listed by default (the synthetic CT is not one),
-#: so de-identification here exercises headers, UIDs and rebuild at full speed;
-#: burned-in text has its own tests with the real engines.
+#: OCR only for the modalities listed by default: the synthetic CTs skip it, so
+#: the wrapping tests run at full speed, while the ultrasound image of the
+#: burned-in text test goes through real Tesseract and NER.
 E2E_POLICY = """\
 [workers]
 processes = 1

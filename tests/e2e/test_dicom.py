@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.client import decoded_body, form_data, stow_body, unzip, via_proxy, zip_of
 from tests.e2e.conftest import IcapLogWatch
-from tests.support import synthetic
+from tests.support import burned_in, synthetic
 from tests.support.origin import boundary_of, split_multipart
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -153,6 +153,32 @@ def test_wado_rs_download_is_deidentified(squid, origin, icap_watch):
         assert_deidentified(obj, part.data)
     assert all(obj.surviving(reply.body) == [] for obj in study)
     assert icap_watch.outcomes(1) == [("RESPMOD", "ICAP_MOD", 200)]
+
+
+def test_burned_in_text_is_redacted_on_the_way_through(squid, origin, icap_watch):
+    """Real Tesseract and NER behind a real Squid: an ultrasound frame with burned-in PHI.
+
+    Every box the synthetic generator drew PHI into must have changed; the
+    technical labels it drew must be untouched; the header values are gone.
+    """
+    case = burned_in.make_case(3)
+    data = burned_in.to_bytes(case.dataset)
+    origin.clear()
+    reply = via_proxy(squid.port, "POST", origin.url("/raw/us.dcm"), data, {"Content-Type": "application/dicom"})
+    assert reply.status == 200
+    [got] = origin.wait_received(1)
+    before, after = case.dataset.pixel_array, pydicom.dcmread(io.BytesIO(got.body)).pixel_array
+    assert before.shape == after.shape
+
+    def changed(box: tuple[int, int, int, int]) -> bool:
+        x0, y0, x1, y1 = box
+        return bool((before[y0:y1, x0:x1] != after[y0:y1, x0:x1]).any())
+
+    assert case.phi and all(changed(t.box) for t in case.phi)
+    assert case.labels and not any(changed(t.box) for t in case.labels)
+    for key in ("PatientName", "PatientID", "AccessionNumber"):
+        assert case.header[key].encode() not in got.body
+    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_MOD", 200)]
 
 
 def test_upload_larger_than_64_mib_is_deidentified(squid, origin, icap_watch):
