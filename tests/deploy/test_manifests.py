@@ -171,6 +171,24 @@ def compose() -> dict:
     return yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
 
 
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+
+
+@pytest.mark.skipif(not CHECK_JSONSCHEMA.exists(), reason="check-jsonschema is not installed in this virtualenv")
+def test_compose_file_matches_the_compose_specification(tmp_path):
+    """check-jsonschema (pinned in requirements/dev.txt) ships the Compose Specification schema offline."""
+    def validate(path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.compose-spec", str(path)],
+                              capture_output=True, text=True, timeout=60)
+
+    result = validate(COMPOSE / "docker-compose.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text((COMPOSE / "docker-compose.yml").read_text().replace("    restart: unless-stopped\n",
+                                                                         "    restrat: unless-stopped\n", 1))
+    assert validate(broken).returncode != 0, "the validator must notice a misspelt key"
+
+
 def test_compose_wires_squid_icapdlp_prometheus_grafana(compose):
     services = compose["services"]
     assert set(services) == {"squid", "icapdlp", "prometheus", "grafana"}
