@@ -17,6 +17,10 @@ from icapdlp.verdict import BlockReason, Blocked
 
 #: RFC 2046 caps boundaries at 70 characters; we accept a little more from lax clients
 MAX_BOUNDARY_CHARS = 200
+#: text before the first and after the last delimiter, which receivers ignore; clients send
+#: none or one line ("This is a multi-part message in MIME format."), so more is refused
+#: rather than passed uninspected (a lost delimiter turns a whole part into preamble)
+MAX_PREAMBLE_BYTES = 1024
 #: one part's header block; real ones are a few hundred bytes
 MAX_PART_HEADER_BYTES = 16 * 1024  # including the blank line that ends it
 
@@ -108,7 +112,11 @@ def parse_multipart(body: bytes, boundary: str, max_parts: int) -> Multipart:
                           _parse_headers(header_block, strict=True)))
         after = next_after
     close_end = after
-    return Multipart(preamble, parts, body[start:close_end], body[close_end:])
+    epilogue = body[close_end:]
+    if len(preamble) > MAX_PREAMBLE_BYTES or len(epilogue) > MAX_PREAMBLE_BYTES:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED,
+                      f"multipart preamble or epilogue above {MAX_PREAMBLE_BYTES} bytes")
+    return Multipart(preamble, parts, body[start:close_end], epilogue)
 
 
 def _find_delimiter(body: bytes, dash_boundary: bytes, pos: int, first: bool) -> tuple[int, int, bool] | None:

@@ -26,7 +26,7 @@ from icapdlp.payload.media import (
     parse_encodings,
     parse_media_type,
 )
-from icapdlp.payload.sniff import Sniff, looks_like_gzip, looks_like_zip, sniff_dicom
+from icapdlp.payload.sniff import Sniff, embedded_part10_offset, looks_like_gzip, looks_like_zip, sniff_dicom
 from icapdlp.payload.walker import JSON_TYPES
 
 #: inflate at most this much of a compressed preview just to look inside
@@ -86,8 +86,8 @@ def _verdict(media: MediaType, codings: tuple[str, ...], preview: bytes, complet
     sniffed = sniff_dicom(preview, complete)
     if sniffed is Sniff.DICOM:
         return Verdict.RAW_DICOM
-    if sniffed is Sniff.UNDECIDED:
-        return Verdict.NEED_BODY
+    if sniffed is Sniff.UNDECIDED or embedded_part10_offset(preview) is not None:
+        return Verdict.NEED_BODY  # (a DICOM file further in, e.g. in a tar: the worker refuses it)
     if media.essence in JSON_TYPES:
         if dicomjson.looks_like_dicom_json(preview):
             return Verdict.NEED_BODY

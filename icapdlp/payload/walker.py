@@ -29,7 +29,7 @@ from icapdlp.payload.media import (
     parse_media_type,
 )
 from icapdlp.payload.options import PayloadOptions
-from icapdlp.payload.sniff import Sniff, looks_like_gzip, looks_like_zip, sniff_dicom
+from icapdlp.payload.sniff import Sniff, embedded_part10_offset, looks_like_gzip, looks_like_zip, sniff_dicom
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
@@ -129,6 +129,8 @@ class PayloadWalker:
                           "DICOMweb bulk data or frames without a header cannot be checked")
         if media.essence == "application/dicom+xml":
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model is not supported")
+        if embedded_part10_offset(body) is not None:
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM file inside content that is not unpacked")
         return body
 
     def _mark(self, label: str, top: bool) -> None:
@@ -168,8 +170,8 @@ class PayloadWalker:
 
     def _gzip_file(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
         head = encoding.inflate_prefix(body, "gzip", GZIP_SNIFF_BYTES)
-        if not _may_hold_dicom(head):
-            return body  # a .tar.gz or .txt.gz: nothing we rewrite is inside
+        if not _may_hold_dicom(head) and embedded_part10_offset(head) is None:
+            return body  # a .txt.gz or a .tar.gz of other files: nothing we rewrite is inside
         inner = encoding.inflate(body, "gzip", self._max_inflated)
         new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
         return body if new_inner is inner else encoding.encode(new_inner, "gzip")

@@ -141,3 +141,16 @@ def test_header_blocks_that_could_hide_content_are_malformed(body):
 def test_folded_header_lines_are_fields_not_hidden_content():
     body = form_body(B, [(b"Content-Disposition: form-data;\r\n name=\"a\"", b"x")])
     assert parse_multipart(body, B, 10).parts[0].header("Content-Disposition") == 'form-data; name="a"'
+
+
+def test_preamble_and_epilogue_limit_at_limit_and_one_past():
+    from icapdlp.payload.multipart import MAX_PREAMBLE_BYTES
+
+    def body(preamble: int, epilogue: int) -> bytes:
+        return form_body(B, [(b"A: 1", b"x")], preamble=b"p" * (preamble - 2) + b"\r\n", epilogue=b"e" * epilogue)
+
+    assert parse_multipart(body(MAX_PREAMBLE_BYTES, MAX_PREAMBLE_BYTES), B, 1).parts[0].content == b"x"
+    for preamble, epilogue in ((MAX_PREAMBLE_BYTES + 1, 0), (2, MAX_PREAMBLE_BYTES + 1)):
+        with pytest.raises(Blocked) as info:
+            parse_multipart(body(preamble, epilogue), B, 1)
+        assert info.value.reason is BlockReason.LIMIT_EXCEEDED

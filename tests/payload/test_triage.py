@@ -76,3 +76,8 @@ def test_media_type_parameters_quoted_and_plain():
     plain = parse_media_type("Text/HTML; Charset=UTF-8")
     assert plain.essence == "text/html" and plain.param("charset") == "UTF-8"
     assert parse_media_type("not a type").essence == "" and parse_media_type(None).essence == ""
+
+
+def test_preview_with_a_dicom_file_further_in_reads_the_body():
+    tar_like = b"\0" * 512 + DCM
+    assert triage("application/x-tar", [], tar_like[:PREVIEW], False).verdict is Verdict.NEED_BODY

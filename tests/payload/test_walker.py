@@ -209,3 +209,22 @@ def test_multipart_byteranges_of_dicom_are_refused():
     assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
     text = form_body("r", [(b"Content-Type: text/plain\r\nContent-Range: bytes 0-3/10", b"abcd")])
     assert walk("multipart/byteranges; boundary=r", text, direction="response")[0].body is text
+
+
+def test_dicom_hidden_inside_unpacked_content_is_refused_not_passed():
+    tar_like = b"\0" * 512 + DCM + b"\0" * 512  # a tar member header, then the file
+    with pytest.raises(Blocked) as info:
+        walk("application/x-tar", tar_like)
+    assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
+    text_field = form_body(B, [(b'Content-Disposition: form-data; name="note"', b"see: " + DCM)])
+    with pytest.raises(Blocked):
+        walk(f"multipart/form-data; boundary={B}", text_field)
+    # the word alone is not a file: a text about DICOM passes
+    prose = b"x" * 200 + b"a Part-10 file has DICM at offset 128" + b"x" * 200
+    assert walk("text/plain", prose)[0].body is prose
+
+
+def test_gzip_file_with_dicom_further_in_is_looked_at():
+    tgz = gzip.compress(b"\0" * 512 + DCM)
+    with pytest.raises(Blocked):
+        walk("application/gzip", tgz)
