@@ -19,6 +19,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 
 log = logging.getLogger("icapdlp.server")
 
@@ -144,44 +145,49 @@ class AcceptorGroup:
     def _spawn(self, index: int) -> None:
         loop = asyncio.get_running_loop()
         parent, child = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=acceptor_main, args=(self.config_path, self.port, index, child, os.getpid()),
+        process = self._context.Process(target=acceptor_main, args=(self.config_path, self.port, index, child,
+                                                                  os.getpid()),
                                         name=f"icapdlp-acceptor-{index}")
         process.start()
         child.close()
-        loop.add_reader(parent.fileno(), self._receive, parent)
-        self._children[index] = (process, parent)
+        # a blocking reader thread, not loop.add_reader: the loop makes the fd non-blocking, and
+        # recv_bytes() on a non-blocking pipe fails half-way through a large batch
+        pump = threading.Thread(target=self._pump, args=(parent, loop), name=f"icapdlp-events-{index}",
+                                daemon=True)
+        pump.start()
+        self._children[index] = (process, parent, pump)
 
-    def _receive(self, conn) -> None:
-        try:
-            events = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(conn.fileno())
-            return
-        replay(events, self.observer)
+    def _pump(self, conn, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            try:
+                data = conn.recv_bytes()
+            except (EOFError, OSError):
+                return
+            try:
+                loop.call_soon_threadsafe(self._replay, data)
+            except RuntimeError:  # the loop is closed: we are shutting down
+                return
+
+    def _replay(self, data: bytes) -> None:
+        replay(pickle.loads(data), self.observer)
 
     @property
     def pids(self) -> list[int]:
-        return [process.pid for process, _ in self._children.values()]
+        return [process.pid for process, _, _ in self._children.values()]
 
     async def _watch(self) -> None:
         """Restart an acceptor that died (not during shutdown)."""
         while not self._stopping:
             await asyncio.sleep(RESTART_BACKOFF)
-            for index, (process, conn) in list(self._children.items()):
+            for index, (process, conn, pump) in list(self._children.items()):
                 if not process.is_alive() and not self._stopping:
                     log.error("acceptor %d exited with %s; restarting it", index, process.exitcode)
-                    self._close_pipe(conn)
+                    pump.join(1.0)  # the dead child's pipe is at EOF
+                    conn.close()
                     self._spawn(index)
 
-    def _close_pipe(self, conn) -> None:
-        try:
-            asyncio.get_running_loop().remove_reader(conn.fileno())
-        except (OSError, ValueError):
-            pass
-        conn.close()
-
     def signal(self, signum: int) -> None:
-        for process, _ in self._children.values():
+        for process, _, _ in self._children.values():
             if process.is_alive():
                 os.kill(process.pid, signum)
 
@@ -191,16 +197,11 @@ class AcceptorGroup:
             self._watcher.cancel()
         self.signal(signal.SIGTERM)
         loop = asyncio.get_running_loop()
-        for process, conn in self._children.values():
+        for process, conn, pump in self._children.values():
             await loop.run_in_executor(None, process.join, grace + 5)
             if process.is_alive():
                 process.kill()
                 await loop.run_in_executor(None, process.join)
-            while True:  # the last batch of events arrives just before exit
-                try:
-                    if not conn.poll():
-                        break
-                    replay(pickle.loads(conn.recv_bytes()), self.observer)
-                except (EOFError, OSError):
-                    break
-            self._close_pipe(conn)
+            await loop.run_in_executor(None, pump.join, 5.0)  # the last batch arrives just before exit
+            conn.close()
+        await asyncio.sleep(0)  # run the replays the pumps scheduled
