@@ -28,7 +28,7 @@ from icapdlp.config import ConfigError, Settings, load_settings
 from icapdlp.config.keys import fingerprint, load_key
 from icapdlp.observability.events import NullObserver, Observer
 from icapdlp.server.istag import make_istag
-from icapdlp.server.listener import IcapServer, Runtime
+from icapdlp.server.listener import IcapServer, Runtime, ensure_port_free
 from icapdlp.server.replies import Replies
 from icapdlp.server.workers import WorkerPool
 
@@ -136,6 +136,10 @@ class App:
             if self.observer is None:
                 self.observer = build_observer(settings, key)
                 self._health = await start_observability(settings, self.observer, self.pool)
+            if self.acceptors > 1 and self.acceptor_index == 0:
+                ensure_port_free(settings.server.host, settings.server.port if self.port is None else self.port)
+                if settings.tls.enabled:
+                    ensure_port_free(settings.server.host, settings.tls.port)
             self.server = IcapServer(settings, build_runtime(settings, key, adapter), self.observer,
                                      port=self.port, reuse_port=self.acceptors > 1)
             await self.server.start()

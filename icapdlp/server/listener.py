@@ -29,6 +29,20 @@ LISTEN_BACKLOG = 1024
 MAX_SWEEP_INTERVAL = 0.5
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail like a plain bind would if ``port`` is taken.
+
+    With SO_REUSEPORT a second icapdlp configured onto the same port would
+    silently share its traffic instead of failing; the first acceptor checks
+    with an ordinary bind before it opens the shared listener.
+    """
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, port))  # raises OSError(EADDRINUSE) when anything listens there
+
+
 @dataclass(frozen=True)
 class Runtime:
     """What one configuration generation decides with: the adapter and its replies (ISTag)."""

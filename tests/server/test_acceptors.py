@@ -113,3 +113,17 @@ def _child_acceptors(parent: int) -> list[int]:
         if b"spawn_main" in cmdline and _children(pid):  # acceptors have worker children; workers do not
             acceptors.append(pid)
     return acceptors
+
+
+def test_a_taken_port_stops_a_multi_acceptor_start(tmp_path):
+    import socket
+
+    from tests.support.processes import ServerStartError, free_port
+
+    port = free_port()
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # as another icapdlp would
+        other.bind(("127.0.0.1", port))  # bound, not listening: our probe must still see it
+        with pytest.raises(ServerStartError, match="Address already in use"):
+            start_icapdlp("[server]\nacceptors = 2\n[workers]\nprocesses = 1\n", tmp_path,
+                          command=PASSTHROUGH_SERVE, port=port, timeout=20)
