@@ -37,9 +37,8 @@ from pathlib import Path
 
 import pytest
 
-#: how ``icapdlp serve`` is run: the serve module itself, so the helper works
-#: regardless of which other sub-commands exist
-SERVE_COMMAND: tuple[str, ...] = (sys.executable, "-m", "icapdlp.cli.serve")
+#: how ``icapdlp serve`` is run: exactly the console command, through this interpreter
+SERVE_COMMAND: tuple[str, ...] = (sys.executable, "-m", "icapdlp", "serve")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
