@@ -152,6 +152,8 @@ def _parse_headers(block: bytes, strict: bool = False) -> list[tuple[str, str]]:
     for line in block.split(CRLF):
         if not line:
             continue
+        if strict and _CONTROL.search(line):
+            raise _malformed("control character in a part header")
         if line[:1] in (b" ", b"\t") and headers:
             name, value = headers[-1]
             headers[-1] = (name, value + " " + line.strip().decode("latin-1"))
@@ -164,6 +166,8 @@ def _parse_headers(block: bytes, strict: bool = False) -> list[tuple[str, str]]:
     return headers
 
 
+#: bytes no client puts in a header line (HT is allowed); binary there is content in disguise
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 #: RFC 9110 token: what a header field name may consist of
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 

@@ -131,6 +131,9 @@ def test_part_header_block_limit_at_limit_and_one_past():
     b"--" + B.encode() + b"\r\nContent-Type: text/plain\r\nnot a header\r\n\r\nx\r\n--" + B.encode() + b"--",
     # the blank line that ends the headers doubles as the delimiter's CRLF
     b"--" + B.encode() + b"\r\nA: b\r\n\r\n--" + B.encode() + b"--",
+    # binary in a header value (fuzz finding: dataset bytes spliced into a name="..." parameter)
+    b"--" + B.encode() + b'\r\nContent-Disposition: form-data; name="x\x08\x00\x10\x10SH"\r\n\r\nv\r\n--'
+    + B.encode() + b"--",
 ])
 def test_header_blocks_that_could_hide_content_are_malformed(body):
     with pytest.raises(Blocked) as info:
