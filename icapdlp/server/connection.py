@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 
 from icapdlp.icap import CONNECTION_CLOSED, NEED_DATA, ProtocolError, Request, RequestParser
 from icapdlp.observability.events import TransactionRecord
@@ -212,8 +213,9 @@ class IcapConnection(asyncio.Protocol):
                 self._refuse(408)
         except ConnectionLost:
             pass
-        except Exception:  # a bug in the exchange: log without payload, drop the connection
-            log.exception("connection handler failed")
+        except Exception as exc:  # a bug: log where, never the message (it could quote payload bytes)
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("connection handler failed with %s\n%s", type(exc).__name__, frames)
         finally:
             self.close()
 
