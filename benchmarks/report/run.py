@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/report/run.py --quick    # smaller sizes (about 10 minutes)
     .venv/bin/python benchmarks/report/run.py --only load,fuzz
 
-Writes ``benchmarks/results/REPORT.md`` (git-ignored) with the machine it ran
+Writes ``benchmarks/results/REPORT.md`` (git-ignored; raw outputs in
+``benchmarks/results/report-logs/``) with the machine it ran
 on (CPU model, cores, RAM, OS, Python, Tesseract, Squid), a summary table
 (status, wall time, headline) and, per benchmark, its tables as Markdown
 plus derived icapdlp ÷ peer ratios, and its full output in a folded block.
@@ -163,9 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         names = [n for n in wanted]  # a name without a script is reported as missing
     overrides = dict(item.split("=", 1) for item in args.args)
     outcomes = []
+    logs = args.out.parent / "report-logs"
+    logs.mkdir(parents=True, exist_ok=True)
     for name in names:
         extra = overrides.get(name, QUICK_ARGS.get(name, "") if args.quick else DEFAULT_ARGS.get(name, ""))
-        outcomes.append(run_one(name, extra, args.timeout))
+        outcome = run_one(name, extra, args.timeout)
+        (logs / f"{name}.log").write_text(f"$ {outcome.command}\n{outcome.status}\n\n{outcome.output}")
+        outcomes.append(outcome)
 
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"# icapdlp benchmark report ({stamp})", "", "Measured on:", "", *machine(), "",

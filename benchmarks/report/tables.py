@@ -36,6 +36,7 @@ def _merge_header_words(rows: list[list[str]]) -> list[list[str]]:
     A column with a header word and no data in any row is a piece of the next
     column's header (numbers are right-aligned under their header).
     """
+    rows = _merge_unnamed_columns(rows)
     header, data = rows[0], rows[1:]
     keep: list[int] = []
     carry = ""
@@ -47,6 +48,25 @@ def _merge_header_words(rows: list[list[str]]) -> list[list[str]]:
         carry = ""
         keep.append(c)
     return [[row[c] for c in keep] for row in rows]
+
+
+def _merge_unnamed_columns(rows: list[list[str]]) -> list[list[str]]:
+    """A left-aligned name with spaces ("whole pipeline (12-bit)") overhangs into a column of
+    its own with no header; it belongs to the column on its left."""
+    header = rows[0]
+    merged = [[row[0]] if row else [] for row in rows]
+    for c in range(1, len(header)):
+        if not header[c] and header[c - 1]:
+            for out, row in zip(merged, rows):
+                out[-1] = f"{out[-1]} {row[c]}".strip()
+        else:
+            for out, row in zip(merged, rows):
+                out.append(row[c])
+    return merged
+
+
+def _looks_fixed_width(line: str) -> bool:
+    return bool(line.strip()) and not line.lstrip().startswith("|") and line.count("  ") >= 2
 
 
 def extract_tables(text: str) -> list[list[list[str]]]:
@@ -73,6 +93,15 @@ def extract_tables(text: str) -> list[list[list[str]]]:
                 j += 1
             if len(block_lines) > 1:
                 tables.append(_split_fixed(block_lines))
+            i = j
+            continue
+        if _looks_fixed_width(line) and i + 1 < len(lines) and _looks_fixed_width(lines[i + 1]):
+            j = i
+            while j < len(lines) and _looks_fixed_width(lines[j]):
+                j += 1
+            table = _split_fixed(lines[i:j])
+            if len(table[0]) >= 3:  # a real table, not two indented sentences
+                tables.append(table)
             i = j
             continue
         i += 1
