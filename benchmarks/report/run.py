@@ -125,7 +125,8 @@ def headline(outcome: Outcome) -> str:
     """The last short line that reads like a conclusion (speed-up, target, PASS/FAIL, campaign size)."""
     keys = ("speed-up", "target", "PASS", "FAIL", "Fuzz campaign", "ratio")
     lines = [line.strip() for line in outcome.output.split("--- stderr ---")[0].splitlines()
-             if line.strip() and not line.lstrip().startswith(("|", "**", "-"))]
+             if line.strip() and not line.lstrip().startswith(("|", "**", "-"))
+             and line.count("  ") < 2]  # not a row of a fixed-width table
     if lines and any(k in lines[0] for k in ("PASS", "FAIL", "Fuzz campaign")):
         return lines[0].replace("|", "/")[:220]
     for line in reversed(lines):
