@@ -105,12 +105,15 @@ class PayloadWalker:
     # -- one entity -------------------------------------------------------
 
     def _entity(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
-                *, top: bool = False, bulk_context: bool = False) -> bytes:
+                *, top: bool = False, bulk_context: bool = False, dicom_declared: bool = False) -> bytes:
+        """``dicom_declared``: a part of a multipart/related whose root type is application/dicom."""
         if depth > self._options.max_nesting:
             raise Blocked(BlockReason.LIMIT_EXCEEDED,
                           f"wrappings nested deeper than {self._options.max_nesting}")
         if codings:
-            return self._coded(media, codings, body, depth, label, top)
+            return self._coded(media, codings, body, depth, label, top, bulk_context, dicom_declared)
+        if dicom_declared:
+            self._check_dicom_declared_part(media, body)
         if is_multipart(media):
             return self._multipart(media, body, depth, top)
         if is_dicom_type(media):
@@ -158,12 +161,13 @@ class PayloadWalker:
         return new_body if changed else body
 
     def _coded(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
-               top: bool) -> bytes:
+               top: bool, bulk_context: bool = False, dicom_declared: bool = False) -> bytes:
         coding = codings[-1]
         if coding not in ("gzip", "deflate"):
             raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding!r} is not supported")
         inner = encoding.inflate(body, coding, self._max_inflated)
-        new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top)
+        new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top,
+                                 bulk_context=bulk_context, dicom_declared=dicom_declared)
         if new_inner is inner:
             return body
         return encoding.encode(new_inner, coding)
@@ -185,6 +189,7 @@ class PayloadWalker:
             default_type = parse_media_type(media.param("type") or "")
         else:
             label, default_type = "form", MediaType()
+        dicom_declared = related and is_dicom_type(default_type)
         dash_boundary = b"--" + boundary.encode("ascii")
         changed = False
         before = self.findings.objects
@@ -196,7 +201,7 @@ class PayloadWalker:
                 raise Blocked(BlockReason.UNPARSEABLE_DICOM, "byte ranges of a DICOM object")
             part_codings = _part_codings(part)
             new_content = self._entity(part_media, part_codings, part.content, depth + 1, label,
-                                       bulk_context=related)
+                                       bulk_context=related, dicom_declared=dicom_declared)
             if new_content is part.content:
                 new_parts.append(part)
             else:
@@ -208,6 +213,25 @@ class PayloadWalker:
             return body
         parsed.parts = new_parts
         return parsed.to_bytes()
+
+    def _check_dicom_declared_part(self, part_media: MediaType, content: bytes) -> None:
+        """Fail closed on a part of a DICOM-declared multipart/related we would not rewrite.
+
+        In ``multipart/related; type="application/dicom"`` (STOW-RS, WADO-RS)
+        every part is DICOM by declaration. A part that is neither declared nor
+        sniffed as DICOM, nor the JSON model, nor bulk data the policy lets
+        through, is most likely a DICOM object whose Content-Type or magic got
+        damaged: passing it as opaque data would pass its PHI.
+        """
+        if is_dicom_type(part_media) or sniff_dicom(content, complete=True) is Sniff.DICOM:
+            return  # rewritten; a part that does not parse is blocked by the rewriter
+        if is_dicom_json_type(part_media) or (part_media.essence in JSON_TYPES - {""}
+                                              and dicomjson.looks_like_dicom_json(content)):
+            return  # metadata in the DICOM JSON model: rewritten as JSON
+        if part_media.essence in BULK_DATA_TYPES:
+            return  # bulk data / frames: the policy (bulk_data) decides in _entity
+        raise Blocked(BlockReason.UNPARSEABLE_DICOM,
+                      "a part of a DICOM multipart/related body is not recognisable as DICOM")
 
     def _zip(self, body: bytes, depth: int, top: bool) -> bytes:
         limits = archive.ArchiveLimits(self._options.max_archive_members, self._options.max_compression_ratio,

@@ -80,3 +80,16 @@ def test_a_zip_entry_with_an_unknown_compression_method_is_an_unsafe_archive():
     with pytest.raises(Blocked) as info:
         targets.payload_body("application/zip", (), bytes(data))
     assert info.value.reason is BlockReason.UNSAFE_ARCHIVE
+
+
+def test_an_unrecognised_part_of_a_stow_rs_body_is_blocked_not_passed():
+    """Found by the campaign: a garbled part Content-Type and missing DICM magic passed the part's PHI."""
+    hidden, normal = synthetic.make_ct(31), synthetic.make_ct(32)
+    without_magic = hidden.data[:128] + hidden.data[132:]
+    b = BOUNDARY.encode()
+    body = (b"--" + b + b"\r\nContent-Type: applicat\xe9on/dicom\r\n\r\n" + without_magic
+            + b"\r\n--" + b + b"\r\nContent-Type: application/dicom\r\n\r\n" + normal.data
+            + b"\r\n--" + b + b"--\r\n")
+    with pytest.raises(Blocked) as info:
+        targets.payload_body(STOW, (), body)
+    assert info.value.reason is BlockReason.UNPARSEABLE_DICOM

@@ -228,3 +228,46 @@ def test_gzip_file_with_dicom_further_in_is_looked_at():
     tgz = gzip.compress(b"\0" * 512 + DCM)
     with pytest.raises(Blocked):
         walk("application/gzip", tgz)
+
+
+STOW_RELATED = 'multipart/related; type="application/dicom"; boundary=rel'
+
+
+@pytest.mark.parametrize("part_header", [
+    b"Content-Type: applicat\xe9on/dicom",  # one flipped bit in the declared type
+    b"Content-Type: text/plain",
+    b"Content-Type: application/json",  # JSON that is not the DICOM model
+])
+def test_a_part_of_a_dicom_related_body_that_is_not_dicom_is_blocked(part_header):
+    """type="application/dicom" declares every part DICOM: one we would not rewrite must not pass."""
+    without_magic = DCM[:128] + DCM[132:]
+    content = b'{"note": "x"}' if b"json" in part_header else without_magic
+    body = form_body("rel", [(part_header, content), (b"Content-Type: application/dicom", DCM)])
+    with pytest.raises(Blocked) as info:
+        walk(STOW_RELATED, body)
+    assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
+    # the same part in a form upload is an ordinary file and passes
+    result, _ = walk(f"multipart/form-data; boundary={B}", form_body(B, [(part_header, content)]))
+    assert result.body is not None and MARK not in result.body
+
+
+def test_a_content_coded_unrecognised_part_of_a_dicom_related_body_is_blocked():
+    without_magic = gzip.compress(DCM[:128] + DCM[132:])
+    body = form_body("rel", [(b"Content-Type: text/plain\r\nContent-Encoding: gzip", without_magic)])
+    with pytest.raises(Blocked) as info:
+        walk(STOW_RELATED, body)
+    assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
+
+
+def test_a_dicom_related_body_may_carry_json_metadata_and_allowed_bulk_data():
+    metadata = json.dumps([{"00100010": {"vr": "PN", "Value": [{"Alphabetic": "DOE^JANE"}]}}]).encode()
+    parts = [(b"Content-Type: application/dicom", DCM), (b"Content-Type: application/dicom+json", metadata),
+             (b"Content-Type: application/octet-stream", b"\x01\x02" * 64)]
+    body = form_body("rel", parts)
+    with pytest.raises(Blocked) as info:
+        walk(STOW_RELATED, body)  # bulk data is blocked by default policy
+    assert info.value.reason is BlockReason.UNCHECKABLE_BULK_DATA
+    result, rewriter = walk(STOW_RELATED, body, options=PayloadOptions(bulk_data="allow"))
+    assert result.findings.objects_by_wrapping == {"stow": 1, "json": 1}
+    assert rewriter.json_seen and b"DOE^JANE" not in result.body
+    assert b"\x01\x02" * 64 in result.body
