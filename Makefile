@@ -48,3 +48,15 @@ lock: | $(BIN)/python
 
 table: venv
 	$(BIN)/python tools/gen_ps315_table.py
+
+.PHONY: bench fuzz audit
+bench: venv-dev
+	$(BIN)/python benchmarks/report/run.py
+
+fuzz: venv-dev
+	$(BIN)/python benchmarks/fuzz/run.py --minutes 30
+
+# pip-audit needs PyPI's vulnerability data for the pinned versions; run it
+# where that is reachable (it could not audit anything on our build machines).
+audit: venv-dev
+	$(BIN)/pip-audit --no-deps --disable-pip -r requirements/runtime.txt -r requirements/dev.txt
