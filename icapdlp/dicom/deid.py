@@ -14,14 +14,19 @@ how its contents are treated:
 
 Attributes the table does not list are kept, except instance UIDs (every
 non-structural UI value is replaced so references stay consistent), private
-elements, curves/overlays, and the always-removed sequences.
+elements, curves/overlays, and the always-removed sequences. A standard-group
+element whose tag is in neither the data dictionary nor the table is removed
+(fail closed): nothing is known about what it holds, and one flipped tag bit
+is enough to move Institution Name to such a tag and past the table.
 """
 
 from __future__ import annotations
 
 from pydicom import Dataset, Sequence
 from pydicom.dataelem import DataElement
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from functools import lru_cache
+
+from pydicom.datadict import dictionary_VR, get_entry, tag_for_keyword
 
 from icapdlp.dicom import keyed
 from icapdlp.dicom.options import ProfileOptions
@@ -51,6 +56,8 @@ ALWAYS_REMOVE = frozenset({
 PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID = 0x00100010, 0x00100020, 0x00100021
 STUDY_UID = 0x0020000D
 OVERLAY_DATA_ELEMENT = 0x3000
+#: CDR finding kind for an undefined standard tag (labels.py has no closer kind)
+UNKNOWN_TAG_FINDING = "other"
 #: elements that carry codes, not free text; kept inside D / C sequences
 CODE_TAGS = frozenset(
     {0x0008_0000 | e for e in range(0x0100, 0x0123)}
@@ -126,7 +133,10 @@ class HeaderDeidentifier:
                 self._graphics(ds, tag, group, element)
             else:
                 action = self.table.action(tag)
-                if action is None:
+                if action is None and not known_tag(tag):
+                    self._remove(ds, tag)
+                    self.report.cdr_findings[UNKNOWN_TAG_FINDING] += 1
+                elif action is None:
                     self._unlisted(ds, ds[tag], mode)
                 else:
                     self.apply(ds, ds[tag], action, mode)
@@ -288,6 +298,16 @@ def _creator(ds: Dataset, creator_tag: int) -> str:
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     return str(value).strip("\0 ")
+
+
+@lru_cache(maxsize=4096)
+def known_tag(tag: int) -> bool:
+    """Whether pydicom's data dictionary defines ``tag`` (repeating groups included)."""
+    try:
+        get_entry(tag)
+    except KeyError:
+        return False
+    return True
 
 
 def element_vr(tag: int) -> str:
