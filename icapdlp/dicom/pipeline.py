@@ -25,6 +25,11 @@ from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
 from icapdlp.dicom import keyed
+from icapdlp.dicom.conformance import (
+    enforce_pixel_geometry,
+    enforce_value_conformance,
+    expected_pixel_bytes,
+)
 from icapdlp.dicom.deid import HeaderDeidentifier
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
 from icapdlp.dicom.pixel_hook import PixelCleaner
@@ -129,6 +134,8 @@ def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
                        scanned.transfer_syntax)
             if int(ds.get("BitsStored", 0) or 0) != int(ds.get("BitsAllocated", 0) or 0):
                 return None
+            if pixel.length != expected_pixel_bytes(ds):
+                return None  # pixels that do not match the geometry are cut or blocked: full path
             if _sop_class(ds) in ENCAPSULATED_DOCUMENT_CLASSES | AUDIO_WAVEFORM_CLASSES:
                 return None
             if (config.profile.clean_pixel_data and pixel_cleaner is not None
@@ -194,6 +201,8 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
         raise Blocked(BlockReason.UNPARSEABLE_DICOM, "no SOP Class UID or SOP Instance UID")
     report.study_ref = keyed.trace_ref(config.key, str(ds.get("StudyInstanceUID", "") or ""))
     report.instance_ref = keyed.trace_ref(config.key, str(ds.get("SOPInstanceUID", "") or ""))
+    enforce_value_conformance(ds, report)
+    enforce_pixel_geometry(ds, UID(str(ds.file_meta.TransferSyntaxUID)).is_encapsulated, report)
     if sop_class in ENCAPSULATED_DOCUMENT_CLASSES | AUDIO_WAVEFORM_CLASSES:
         if profile.encapsulated_documents == "block":
             raise Blocked(BlockReason.ENCAPSULATED_DOCUMENT, "encapsulated document or audio refused by policy")

@@ -93,3 +93,41 @@ def test_an_unrecognised_part_of_a_stow_rs_body_is_blocked_not_passed():
     with pytest.raises(Blocked) as info:
         targets.payload_body(STOW, (), body)
     assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
+
+
+def _ct_with_meta_end(seed: int) -> tuple[synthetic.Synthetic, bytearray, int]:
+    obj = synthetic.make_ct(seed)
+    data = bytearray(obj.data)
+    return obj, data, 132 + 12 + struct.unpack_from("<I", data, 132 + 8)[0]
+
+
+def _deidentify(data: bytes) -> bytes:
+    from icapdlp.dicom.options import DicomLimits, ProfileOptions
+    from icapdlp.dicom.pipeline import PipelineConfig, deidentify_bytes
+
+    config = PipelineConfig(profile=ProfileOptions(clean_pixel_data=False), limits=DicomLimits(),
+                            key=bytes(range(32)))
+    return deidentify_bytes(data, config).data
+
+
+def test_a_value_under_an_undefined_even_group_tag_is_removed():
+    """Found by the campaign: one flipped tag bit, (0008,0080) -> (0008,0880), kept Institution Name."""
+    obj, data, _ = _ct_with_meta_end(1)
+    hospital = str(obj.dataset.InstitutionName).encode()
+    at = data.find(struct.pack("<HH", 0x0008, 0x0080) + b"LO")
+    data[at + 3] ^= 0x08
+    assert hospital not in _deidentify(bytes(data))
+
+
+def test_a_kept_element_that_swallowed_its_neighbours_is_not_written_out():
+    """Found by the campaign: Manufacturer (LO) widened to cover Institution Name ... Patient's Name."""
+    from pydicom.filereader import data_element_generator
+
+    obj, data, meta_end = _ct_with_meta_end(1)
+    elements = {e.tag: e for e in data_element_generator(io.BytesIO(bytes(data[meta_end:])), False, True)}
+    value_at = meta_end + elements[0x00080070].value_tell
+    swallow = meta_end + elements[0x00100020].value_tell - 8 - value_at
+    struct.pack_into("<H", data, value_at - 2, swallow)
+    out = _deidentify(bytes(data))
+    planted = str(obj.dataset.PatientName).split("^") + obj.phi_strings
+    assert [p for p in planted if p.encode() in out] == []
