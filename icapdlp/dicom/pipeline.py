@@ -207,12 +207,21 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
         if profile.encapsulated_documents == "block":
             raise Blocked(BlockReason.ENCAPSULATED_DOCUMENT, "encapsulated document or audio refused by policy")
         _silence_audio(ds, report)
-    if profile.clean_pixel_data and pixel_cleaner is not None and pixel_cleaner.needs_cleaning(ds):
-        pixel_cleaner.clean(ds, report)
+    if profile.clean_pixel_data and pixel_cleaner is not None:
+        if pixel_cleaner.needs_cleaning(ds):
+            pixel_cleaner.clean(ds, report)
+        else:
+            report.frames_skipped += _skipped_frames(pixel_cleaner, ds)
     deid = HeaderDeidentifier(profile, config.key, report)
     deid.prepare(ds)
     deid.walk(ds)
     add_markers(ds, profile, pixels_cleaned=report.pixels_cleaned)
+
+
+def _skipped_frames(pixel_cleaner: PixelCleaner, ds: Dataset) -> int:
+    """Frames the cleaner's policy leaves unexamined (0 if the cleaner cannot say)."""
+    skipped = getattr(pixel_cleaner, "skipped_frames", None)
+    return int(skipped(ds)) if callable(skipped) else 0
 
 
 def _silence_audio(ds: Dataset, report: ObjectReport) -> None:
