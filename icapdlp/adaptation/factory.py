@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from icapdlp.adaptation import worker_tasks
+from icapdlp.adaptation import engines, worker_tasks
 from icapdlp.adaptation.adapter import DlpAdapter
 from icapdlp.adaptation.inline import InlinePool
 from icapdlp.config.keys import fingerprint
@@ -27,5 +27,9 @@ def build_adapter(settings: Any, key: bytes, pool: Any) -> DlpAdapter:
 
 
 def worker_initializer(settings: Any, key: bytes) -> tuple[Callable[..., None], tuple]:
-    """A picklable initializer and its arguments, run once in every worker process."""
-    return worker_tasks.init_worker, (policy(settings, key),)
+    """A picklable initializer and its arguments, run once in every worker process.
+
+    Workers record their engine warm-up in this process's status directory (see
+    :mod:`icapdlp.adaptation.engines`), which /readyz reads.
+    """
+    return worker_tasks.init_worker, (policy(settings, key), engines.status_dir())

@@ -64,18 +64,28 @@ MAX_STATES = 4
 _STATES: dict[str, WorkerState] = {}
 
 
-def init_worker(policy: Policy) -> None:
+def init_worker(policy: Policy, status_directory: str | None = None) -> None:
     """Per-process initializer: build the pixel cleaner and load the NER model once.
 
     Loading the model here (about a second) keeps it out of the first image's
-    task deadline. A model that fails to load is not fatal here: the cleaner
-    then blocks each image that needs it (pixel-cleaning-impossible).
+    task deadline. An engine that fails (Tesseract missing, a model that does
+    not load) is not fatal here - raising would make the pool restart workers
+    in a loop: the cleaner then blocks each image that needs it
+    (pixel-cleaning-impossible), and the result is recorded in
+    ``status_directory`` for the server's /readyz.
     """
     worker = state(policy)
-    if worker.pixel_cleaner is not None:
+    if worker.pixel_cleaner is None:
+        return
+    from icapdlp.adaptation import engines
+
+    try:
         from icapdlp.pixels import warm_up
 
-        warm_up(policy.settings)
+        status = warm_up(policy.settings)
+    except Exception:  # noqa: BLE001 - an engine failing to start must not crash-loop the pool
+        status = dict.fromkeys(engines.ENGINES, False)
+    engines.record_worker_status(status_directory, status)
 
 
 def state(policy: Policy) -> WorkerState:
@@ -94,9 +104,9 @@ def _build_cleaner(settings: Any) -> Any:
     With no cleaner and a policy that needs one, the pipeline blocks the object
     (pixel-cleaning-impossible): a missing engine never means "skip".
     """
-    needs = settings.profile.clean_pixel_data or any(
-        svc.profile is not None and svc.profile.clean_pixel_data for svc in settings.services.values())
-    if not needs:
+    from icapdlp.adaptation.engines import needs_pixel_engines
+
+    if not needs_pixel_engines(settings):
         return None
     from icapdlp.pixels import build_cleaner
 

@@ -1,8 +1,8 @@
 """Composition root: settings -> key -> worker pool -> adapter -> observer -> server.
 
-Every import from another layer sits in one of three small functions below
+Every import from another layer sits in one of four small functions below
 (:func:`find_adapter_factory`, :func:`build_observer`,
-:func:`start_observability`), so wiring a new adapter or observer is a change
+:func:`start_observability`, :func:`engine_checks`), so wiring a new adapter or observer is a change
 to this file only.
 
 Fail closed at start-up: when the real adapter (``icapdlp.adaptation.factory``)
@@ -68,16 +68,39 @@ def build_observer(settings: Settings, key: bytes) -> Observer:
     return factory(settings, policy_digest=settings.behaviour_digest(fingerprint(key)))
 
 
-async def start_observability(settings: Settings, observer: Observer, pool: WorkerPool | None):
-    """Worker gauges and the /metrics, /healthz, /readyz listener; returns what to close, or None."""
+async def start_observability(settings: Settings, observer: Observer, pool: WorkerPool | None,
+                              current_settings: Callable[[], Settings] | None = None):
+    """Worker gauges and the /metrics, /healthz, /readyz listener; returns what to close, or None.
+
+    Readiness checks: "workers" (a worker process runs), "config" (a policy is
+    loaded), "tesseract" and "ner_model" (the pixel engines the policy needs;
+    see :func:`engine_checks`). ``current_settings`` follows reloads.
+    """
     observability = importlib.import_module("icapdlp.observability")
     if not hasattr(observability, "start_health_server") or not hasattr(observer, "metrics"):
         return None
+    current_settings = current_settings or (lambda: settings)
     readiness = observability.Readiness()
     if pool is not None:
         observability.watch_worker_pool(observer, pool)
         readiness.add("workers", lambda: bool(pool.pids))
+    readiness.add("config", lambda: current_settings() is not None)
+    for name, check in engine_checks(current_settings, pool).items():
+        readiness.add(name, check)
     return await observability.start_health_server(settings, observer, readiness)
+
+
+def engine_checks(current_settings: Callable[[], Settings], pool: WorkerPool | None) -> dict[str, Callable]:
+    """The "tesseract" and "ner_model" checks: cheap lookups here plus what workers recorded."""
+    engines = importlib.import_module("icapdlp.adaptation.engines")
+    readiness = engines.EngineReadiness(current_settings, lambda: pool.pids if pool is not None else (),
+                                        engines.status_dir() if pool is not None else None)
+    return {name: readiness.check(name) for name in engines.ENGINES}
+
+
+def startup_problems(settings: Settings) -> list[str]:
+    """Problems the loader cannot see (a configured model package that is not installed)."""
+    return importlib.import_module("icapdlp.adaptation.engines").startup_problems(settings)
 
 
 def worker_share(processes: int, acceptors: int, index: int) -> int:
@@ -135,7 +158,8 @@ class App:
             adapter = await _build_adapter(self.factory, settings, key, self.pool)
             if self.observer is None:
                 self.observer = build_observer(settings, key)
-                self._health = await start_observability(settings, self.observer, self.pool)
+                self._health = await start_observability(settings, self.observer, self.pool,
+                                                         lambda: self.settings)
             if self.acceptors > 1 and self.acceptor_index == 0:
                 ensure_port_free(settings.server.host, settings.server.port if self.port is None else self.port)
                 if settings.tls.enabled:
@@ -180,6 +204,9 @@ class App:
         """
         try:
             settings = load_settings(self.config_path)
+            problems = startup_problems(settings)
+            if problems:
+                raise ConfigError(problems)
             key = load_key(settings.key)
             adapter = await _build_adapter(self.factory, settings, key, self.pool)
         except ConfigError as exc:
