@@ -1,10 +1,17 @@
 """One ICAP connection: an asyncio Protocol feeding the sans-IO parser.
 
-``data_received`` only appends bytes to the parser and wakes the
-connection's task; the task pulls events and runs one request at a time
+The connection's task pulls events and runs one request at a time
 (:mod:`icapdlp.server.exchange`), so request handling reads as straight-line
 code while the socket side stays a few dozen lines. Deadlines are plain
 numbers checked by the server's sweeper, which costs nothing per request.
+
+Fast path: while the task waits for the next request, ``data_received``
+starts the request's coroutine itself (``coro.send(None)``). No-change
+traffic (a 204 decided from the head or the preview) usually finishes in
+that first step, so it costs no future, no task wake-up and no extra loop
+iteration. When the coroutine does suspend (more bytes needed, an adapter
+awaiting a worker) it is handed to the task, which resumes it exactly where
+it stopped: same code, same bytes on the wire, same timeouts.
 """
 
 from __future__ import annotations
@@ -28,6 +35,48 @@ READ_HIGH_WATER = 256 * 1024
 IDLE, HEAD, REQUEST, CLOSING = "idle", "head", "request", "closing"
 
 
+class _Handover:
+    """A request coroutine started in ``data_received`` that the task must finish.
+
+    Awaiting it resumes the coroutine at the await where it suspended,
+    forwarding the task's wake-ups and cancellations to it unchanged; with
+    ``error`` set it re-raises a failure of the first step inside the task,
+    so the task's error handling sees it as if it had run it.
+    """
+
+    __slots__ = ("coro", "pending", "error", "throw_first")
+
+    def __init__(self, coro=None, pending=None, error: BaseException | None = None) -> None:
+        self.coro = coro
+        self.pending = pending
+        self.error = error
+        #: a cancellation that reached the task before it resumed the request
+        self.throw_first: BaseException | None = None
+
+    def __await__(self):
+        if self.error is not None:
+            raise self.error
+        coro, pending = self.coro, self.pending
+        if self.throw_first is not None:
+            try:
+                pending = coro.throw(self.throw_first)
+            except StopIteration as stop:
+                return stop.value
+        while True:
+            try:
+                sent = yield pending
+            except BaseException as exc:  # cancellation (timeouts) goes to the request, as before
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
 class IcapConnection(asyncio.Protocol):
     """Socket side of one ICAP connection."""
 
@@ -47,6 +96,10 @@ class IcapConnection(asyncio.Protocol):
         self._read_paused = False
         self._out: list[bytes] = []
         self._task: asyncio.Task | None = None
+        self._park_waiter: asyncio.Future | None = None
+        self._parked = False  # the task waits for the next request: data_received may serve it
+        #: for the task: a _Handover, CONNECTION_CLOSED (stop) or a ProtocolError met in data_received
+        self._stash = None
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -67,9 +120,63 @@ class IcapConnection(asyncio.Protocol):
             self.deadline = now + self.server.limits.header_timeout
         parser = self.parser
         parser.receive_data(data)
+        if self._parked and self._stash is None:
+            self._serve_inline()
+            return  # parked: the parser holds at most one bounded head, no back-pressure needed
         if parser.buffered > READ_HIGH_WATER and not self._read_paused:
             self._read_paused = True
             self.transport.pause_reading()
+        self._wake()
+
+    def _serve_inline(self) -> None:
+        """Serve the buffered requests without the task while each finishes in one step.
+
+        Mirrors one turn of :meth:`_run` per request; whatever does not finish
+        here (a suspended request, a protocol error, the end of the
+        connection) is stashed for the task, which is then woken.
+        """
+        server = self.server
+        parser = self.parser
+        limits = server.limits
+        while not server.stopping and not self.lost:
+            try:
+                event = parser.next_event()
+            except ProtocolError as exc:
+                self._hand_to_task(exc)
+                return
+            if event is NEED_DATA:
+                return
+            if event is CONNECTION_CLOSED:
+                self._hand_to_task(event)
+                return
+            started = self.request_began
+            self.phase, self.deadline = REQUEST, started + limits.request_timeout
+            coro = serve_request(self, event, server.runtime, started)
+            try:
+                pending = coro.send(None)
+            except StopIteration as stop:
+                keep_alive = stop.value
+            except Exception as exc:  # a bug: the task logs it and closes, as if it had run the request
+                self._hand_to_task(_Handover(error=exc))
+                return
+            else:
+                self.flush()
+                self._hand_to_task(_Handover(coro, pending))
+                return
+            self.flush()
+            if not keep_alive or self.lost:
+                self._hand_to_task(CONNECTION_CLOSED)
+                return
+            self.response_started = False
+            now = time.monotonic()
+            if parser.buffered:
+                self.phase, self.deadline, self.request_began = HEAD, now + limits.header_timeout, now
+            else:
+                self.phase, self.deadline = IDLE, now + limits.idle_timeout
+        self._hand_to_task(CONNECTION_CLOSED)  # stopping: the task closes the connection
+
+    def _hand_to_task(self, item) -> None:
+        self._stash = item
         self._wake()
 
     def eof_received(self) -> bool:
@@ -101,11 +208,49 @@ class IcapConnection(asyncio.Protocol):
     # -- primitives for the exchange ---------------------------------------------
 
     def _wake(self) -> None:
+        """Resolve whatever waits for bytes: a request's ``next_event`` and/or the parked task."""
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        waiter = self._park_waiter
+        if waiter is not None:
+            self._park_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def next_request(self):
+        """The next request, or what ``data_received`` left for the task to finish."""
+        parser = self.parser
+        while True:
+            stash = self._stash
+            if stash is not None:
+                self._stash = None
+                if isinstance(stash, ProtocolError):
+                    raise stash
+                return stash
+            event = parser.next_event()
+            if event is not NEED_DATA:
+                return event
+            if self._read_paused:
+                self._read_paused = False
+                self.transport.resume_reading()
+            # its own slot: a request started in data_received may set _waiter before the task runs
+            self._park_waiter = waiter = asyncio.get_running_loop().create_future()
+            self._parked = True
+            try:
+                await waiter
+            except asyncio.CancelledError as exc:
+                stash = self._stash
+                if isinstance(stash, _Handover) and stash.error is None:
+                    # a timeout while the request waited for the task: it belongs to the request
+                    self._stash = None
+                    stash.throw_first = exc
+                    return stash
+                raise
+            finally:
+                self._parked = False
 
     async def next_event(self):
         """The next parser event, waiting for bytes as needed (never NEED_DATA)."""
@@ -185,24 +330,28 @@ class IcapConnection(asyncio.Protocol):
         server = self.server
         limits = server.limits
         try:
-            while not server.stopping:
-                self.response_started = False
-                now = time.monotonic()
-                if self.parser.buffered:
-                    self.phase, self.deadline, self.request_began = HEAD, now + limits.header_timeout, now
-                else:
-                    self.phase, self.deadline = IDLE, now + limits.idle_timeout
+            while self._stash is not None or not server.stopping:
+                if self._stash is None:  # else data_received already set up the next step
+                    self.response_started = False
+                    now = time.monotonic()
+                    if self.parser.buffered:
+                        self.phase, self.deadline, self.request_began = HEAD, now + limits.header_timeout, now
+                    else:
+                        self.phase, self.deadline = IDLE, now + limits.idle_timeout
                 try:
-                    event = await self.next_event()
+                    event = await self.next_request()
                 except ProtocolError as exc:
                     self._refuse(exc.status_hint)
                     return
                 if event is CONNECTION_CLOSED:
                     return
-                assert isinstance(event, Request)
-                started = self.request_began
-                self.phase, self.deadline = REQUEST, started + limits.request_timeout
-                keep_alive = await serve_request(self, event, server.runtime, started)
+                if isinstance(event, _Handover):  # a request data_received started (phase already set)
+                    keep_alive = await event
+                else:
+                    assert isinstance(event, Request)
+                    started = self.request_began
+                    self.phase, self.deadline = REQUEST, started + limits.request_timeout
+                    keep_alive = await serve_request(self, event, server.runtime, started)
                 self.flush()
                 if not keep_alive or self.lost:
                     return
