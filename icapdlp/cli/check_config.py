@@ -13,6 +13,7 @@ import sys
 from icapdlp.config import ConfigError, load_settings
 from icapdlp.config.keys import fingerprint, load_key
 from icapdlp.config.loader import as_dict
+from icapdlp.server.app import startup_problems
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.file)
+        problems = startup_problems(settings)  # what `serve` would also refuse
+        if problems:
+            raise ConfigError(problems)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2

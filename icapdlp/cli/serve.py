@@ -1,6 +1,7 @@
 """``icapdlp serve [--config FILE]``: run the ICAP server until SIGTERM.
 
-Exit codes: 0 after a clean stop, 2 for an invalid configuration or key,
+Exit codes: 0 after a clean stop, 2 for an invalid configuration or key (or a
+configured ``pixels.ner_model`` that is not installed while a profile cleans pixels),
 3 when the DICOM adaptation layer is missing (the server refuses to run
 rather than pass DICOM through unchanged), 1 when start-up fails otherwise
 (for example the port is taken).
@@ -39,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("icapdlp.server")
     try:
         settings = load_settings(args.config)
+        problems = app_module.startup_problems(settings)
+        if problems:  # e.g. a pixels.ner_model that is not installed: refuse now, not per image
+            raise ConfigError(problems)
         key = load_key(settings.key)
     except ConfigError as exc:
         print(f"icapdlp serve: {exc}", file=sys.stderr)
