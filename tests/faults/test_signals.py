@@ -106,3 +106,17 @@ def test_sighup_swaps_policy_and_istag_together_and_rejects_a_bad_file(icapdlp_s
         assert station.encode() in client.upload(server.port, obj.data).body, "old policy not kept"
     assert server.process.poll() is None
     assert os.path.exists(server.config_path)
+
+
+@pytest.mark.e2e
+def test_sighup_rejects_a_policy_whose_ner_model_is_not_installed(icapdlp_server):
+    """serve refuses it at start-up; a reload to it is refused the same way, the old policy stays."""
+    server = icapdlp_server(BASE)
+    before_tag = istag(server.port)
+    server.config_path.write_text(BASE.replace("clean_pixel_data = false", "clean_pixel_data = true")
+                                  + '[pixels]\nner_model = "no_such_ner_model_pkg"\n')
+    server.signal(signal.SIGHUP)
+    assert wait_until(lambda: "reload rejected" in server.output(), timeout=20)
+    assert "pixels.ner_model" in server.output()
+    assert istag(server.port) == before_tag
+    assert server.process.poll() is None
