@@ -12,6 +12,7 @@ Typical start-up::
     observer = build_observer(settings, policy_digest=settings.behaviour_digest(fingerprint(key)))
     readiness = Readiness()
     watch_worker_pool(observer, pool, readiness)   # worker gauges + the "workers" check
+    readiness.add("tesseract", check)              # more checks: any sync or async callable
     health = await start_health_server(settings, observer, readiness)
     ...
     await health.close(); observer.close()
@@ -66,9 +67,11 @@ def watch_worker_pool(metrics: Metrics | RecordingObserver, pool, readiness: Rea
     Duck-typed so this package does not import the server: ``pool`` needs
     ``queue_depth``, ``size`` and ``pids``; ``max_queue`` and ``busy`` are used
     when present (without ``busy`` the busy gauge stays at 0). The check passes
-    while at least one worker process runs: workers report ready only after
-    their initializer loaded the NER model and checked Tesseract, so this is
-    also the "engines loaded" signal.
+    while at least one worker process runs (a worker counts once its initializer
+    has finished). It is not the "engines usable" signal: a worker whose NER
+    model or Tesseract fails still starts (and blocks images that need them), so
+    the server registers separate "tesseract" and "ner_model" checks
+    (``icapdlp.server.app.engine_checks``).
     """
     metrics = metrics.metrics if isinstance(metrics, RecordingObserver) else metrics
     metrics.set_queue_depth_source(lambda: pool.queue_depth)
