@@ -106,19 +106,30 @@ def deidentify_dataset(ds: Dataset, config: PipelineConfig, pixel_cleaner: Pixel
 
 def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
                         pixel_cleaner: PixelCleaner | None = None) -> tuple[bytes, int] | None:
+    """For ICAP 206: :func:`header_only_rewrite_with_report` without the report (older callers)."""
+    answer = header_only_rewrite_with_report(prefix, total_size, config, pixel_cleaner)
+    return None if answer is None else (answer[0], answer[1])
+
+
+def header_only_rewrite_with_report(prefix: bytes, total_size: int, config: PipelineConfig,
+                                    pixel_cleaner: PixelCleaner | None = None
+                                    ) -> tuple[bytes, int, ObjectReport] | None:
     """For ICAP 206: rewrite only the header of a large object whose pixels can pass as is.
 
-    Returns ``(new_prefix, offset)``: ``new_prefix`` ends with a Pixel Data
-    element header, and the original bytes from ``offset`` (the Pixel Data
-    value) to the end complete the object. Returns None whenever the full
-    path is needed: header not wholly in ``prefix``, pixels that need
-    cleaning, encapsulated / Big Endian / Deflated data, unused high bits
-    (they cannot be zeroed here), or anything after the Pixel Data.
+    Returns ``(new_prefix, offset, report)``: ``new_prefix`` ends with a Pixel
+    Data element header, and the original bytes from ``offset`` (the Pixel
+    Data value) to the end complete the object; ``report`` counts what the
+    header rewrite did, like the full path's report, so metrics and audit see
+    these objects too. Returns None whenever the full path is needed: header
+    not wholly in ``prefix``, pixels that need cleaning, encapsulated / Big
+    Endian / Deflated data, unused high bits (they cannot be zeroed here),
+    Pixel Data whose length is not its geometry, or anything after the Pixel Data.
     """
     limits = config.limits
     if total_size > limits.max_object_bytes or config.mode != "deidentify":
         return None
     report = ObjectReport()
+    started = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -138,19 +149,21 @@ def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
                 return None  # pixels that do not match the geometry are cut or blocked: full path
             if _sop_class(ds) in ENCAPSULATED_DOCUMENT_CLASSES | AUDIO_WAVEFORM_CLASSES:
                 return None
-            if (config.profile.clean_pixel_data and pixel_cleaner is not None
-                    and pixel_cleaner.needs_cleaning(ds)):
-                return None
+            if config.profile.clean_pixel_data and pixel_cleaner is not None:
+                if pixel_cleaner.needs_cleaning(ds):
+                    return None
+                report.frames_skipped += _frames(ds)
             _process(ds, replace(config, profile=replace(config.profile, clean_pixel_data=False)),
                      None, report)
             header = encode(ds, scanned.transfer_syntax)
     except (Blocked, Exception):  # noqa: BLE001 - any doubt means "use the full path"
         return None
+    report.stage_seconds["deid"] += time.perf_counter() - started
     if scanned.implicit:
         element = struct.pack("<HHI", 0x7FE0, 0x0010, pixel.length)
     else:
         element = struct.pack("<HH2sHI", 0x7FE0, 0x0010, pixel.vr, 0, pixel.length)
-    return header + element, value_offset
+    return header + element, value_offset, report
 
 
 # -- stages -------------------------------------------------------------------
@@ -218,10 +231,20 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
     add_markers(ds, profile, pixels_cleaned=report.pixels_cleaned)
 
 
+def _frames(ds: Dataset) -> int:
+    """Number of Frames (1 when absent or broken), from the header alone."""
+    try:
+        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
 def _skipped_frames(pixel_cleaner: PixelCleaner, ds: Dataset) -> int:
-    """Frames the cleaner's policy leaves unexamined (0 if the cleaner cannot say)."""
+    """Frames the cleaner's policy leaves unexamined (every frame if the cleaner cannot say)."""
     skipped = getattr(pixel_cleaner, "skipped_frames", None)
-    return int(skipped(ds)) if callable(skipped) else 0
+    if callable(skipped):
+        return int(skipped(ds))
+    return _frames(ds) if "PixelData" in ds else 0
 
 
 def _silence_audio(ds: Dataset, report: ObjectReport) -> None:

@@ -14,12 +14,17 @@ import pytest
 from pydicom import Dataset
 
 from icapdlp.dicom.keyed import keyed_uid
-from icapdlp.dicom.pipeline import deidentify_bytes, deidentify_dataset, header_only_rewrite
+from icapdlp.dicom.pipeline import (
+    deidentify_bytes,
+    deidentify_dataset,
+    header_only_rewrite,
+    header_only_rewrite_with_report,
+)
 from icapdlp.dicom.pixel_hook import PixelCleaner
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import Blocked, BlockReason
 from tests.dicom.helpers import OTHER_KEY, TEST_KEY, config, run
-from tests.support.synthetic import make_ct, make_study
+from tests.support.synthetic import make_ct, make_study, to_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 UID_SHAPE = re.compile(r"2\.25\.(0|[1-9][0-9]*)")
@@ -239,3 +244,26 @@ def test_dciodvfy_reports_no_new_errors(maker, tmp_path):
     before = _dciodvfy_errors(data, tmp_path, "in.dcm")
     after = _dciodvfy_errors(deidentify_bytes(data, config()).data, tmp_path, "out.dcm")
     assert after - before == set()
+
+
+def test_header_only_rewrite_reports_what_the_full_path_reports():
+    obj = make_ct(15, rows=256, columns=256, bits_stored=16, signatures=False, frames=2)
+    full = deidentify_bytes(obj.data, config(clean_pixel_data=True), RecordingCleaner(needs=False))
+    answer = header_only_rewrite_with_report(obj.data[:65536], len(obj.data), config(clean_pixel_data=True),
+                                             RecordingCleaner(needs=False))
+    assert answer is not None
+    prefix, offset, report = answer
+    assert prefix + obj.data[offset:] == full.data
+    assert report.actions == full.report.actions and report.actions["X"] > 0
+    assert report.uids_replaced == full.report.uids_replaced > 0
+    assert report.frames_skipped == full.report.frames_skipped == 2
+    assert report.instance_ref == full.report.instance_ref != ""
+
+
+def test_header_only_rewrite_declines_pixels_longer_than_their_geometry():
+    obj = make_ct(15, rows=256, columns=256, bits_stored=16, signatures=False)
+    ds = obj.dataset
+    ds.PixelData = ds.PixelData + bytes(64)
+    data = to_bytes(ds)
+    assert header_only_rewrite_with_report(data[:65536], len(data), config()) is None
+    assert header_only_rewrite(data[:65536], len(data), config()) is None
