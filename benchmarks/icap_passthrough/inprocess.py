@@ -7,7 +7,7 @@ observer, and prints microseconds per request; ``--profile`` adds a cProfile
 listing. This is the tool for finding where the time goes: the socket
 benchmark (``run.py``) only says how much.
 
-Usage: .venv/bin/python benchmarks/icap_passthrough/inprocess.py [--case a] [--n 50000] [--profile]
+Usage: .venv/bin/python benchmarks/icap_passthrough/inprocess.py [--case a] [--n 20000] [--repeat 5] [--profile]
 """
 
 from __future__ import annotations
@@ -94,10 +94,11 @@ async def drive(args) -> None:
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
         profiler.enable()
-    us = await run(args.n)
+    # the machine is shared: the best of several rounds is the cost, the rest is other load
+    us = min([await run(args.n) for _ in range(args.repeat)])
     if profiler:
         profiler.disable()
-    print(f"case {args.case} ({CASES[args.case]}), adapter={type(adapter).__name__}, "
+    print(f"case {args.case} ({CASES[args.case]}), best of {args.repeat}, adapter={type(adapter).__name__}, "
           f"observer={type(observer).__name__}, pipeline={batch}: {us:.2f} us/request")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
@@ -107,10 +108,11 @@ async def drive(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES), default="a")
-    parser.add_argument("--n", type=int, default=50000)
+    parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--pipeline", type=int, default=1, help="requests per data_received")
     parser.add_argument("--adapter", choices=("auto", "passthrough"), default="auto")
     parser.add_argument("--observer", choices=("real", "null"), default="real")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of --n requests; the best is printed")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     uvloop.run(drive(args))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from icapdlp.adaptation.api import HttpHeaders
 from icapdlp.icap import headers as hdr
-from icapdlp.icap.chunked import MAX_CHUNK_LINE_BYTES, parse_chunk_line
+from icapdlp.icap.chunked import MAX_CHUNK_LINE_BYTES, ChunkHeader, parse_chunk_line
 from icapdlp.icap.errors import LimitExceeded, ProtocolError
 from icapdlp.icap.events import (
     CONNECTION_CLOSED, NEED_DATA, PAUSED, BodyData, EndOfMessage, PreviewEnd, Request,
@@ -56,6 +56,28 @@ def service_from_uri(uri: str) -> str:
     scheme, sep, rest = uri.partition("://")
     path = rest[rest.find("/"):] if sep and "/" in rest else ("" if sep else scheme)
     return path.partition("?")[0].strip("/")
+
+
+#: a client sends the same few ICAP request lines (one per service) over and over;
+#: a bounded memo of validated lines skips their parse on the hot path
+_LINE_CACHE_LIMIT = 256
+_line_cache: dict[str, tuple[str, str, str]] = {}
+#: chunk-size lines repeat too ("1000", "0; ieof", "0"); a ChunkHeader is immutable, so shareable
+_chunk_cache: dict[bytes, ChunkHeader] = {}
+
+
+def _request_line(line: str) -> tuple[str, str, str]:
+    """A valid ICAP/1.0 request line -> (method, uri, service); ProtocolError otherwise."""
+    parsed = _line_cache.get(line)
+    if parsed is None:
+        method, uri, version = hdr.parse_request_line(line, "ICAP request line")
+        if version != ICAP_VERSION:
+            raise ProtocolError("unsupported ICAP version", 505 if version.startswith("ICAP/") else 400)
+        parsed = (method, uri, service_from_uri(uri))
+        if len(_line_cache) >= _LINE_CACHE_LIMIT:
+            _line_cache.clear()
+        _line_cache[line] = parsed
+    return parsed
 
 
 class RequestParser:
@@ -169,9 +191,7 @@ class RequestParser:
         head = buf[:end].decode("latin-1")
         del buf[:end + 4]
         line, _, rest = head.partition("\r\n")
-        method, uri, version = hdr.parse_request_line(line, "ICAP request line")
-        if version != ICAP_VERSION:
-            raise ProtocolError("unsupported ICAP version", 505 if version.startswith("ICAP/") else 400)
+        method, uri, service = _request_line(line)
         fields = hdr.parse_fields(rest, "ICAP header")
         encapsulated = preview = allow = None
         close = False
@@ -201,7 +221,7 @@ class RequestParser:
         if heads_length > self.limits.http_header_bytes:
             raise LimitExceeded("http_header_bytes", self.limits.http_header_bytes, 431)
         self._pending = Request(
-            method=method, uri=uri, service=service_from_uri(uri), headers=HttpHeaders(fields),
+            method=method, uri=uri, service=service, headers=HttpHeaders(fields),
             encapsulated=entities, body_entity=None if body_name == "null-body" else body_name,
             preview=preview, allow=allow or frozenset(), close=close,
         )
@@ -243,7 +263,15 @@ class RequestParser:
             if len(buf) > MAX_CHUNK_LINE_BYTES:
                 raise ProtocolError("chunk-size line too long")
             return self._need_more("a chunk-size line")
-        chunk = parse_chunk_line(bytes(buf[:end]), self.limits.chunk_bytes)
+        line = bytes(buf[:end])
+        chunk = _chunk_cache.get(line)
+        if chunk is None:
+            chunk = parse_chunk_line(line, self.limits.chunk_bytes)
+            if len(_chunk_cache) >= _LINE_CACHE_LIMIT:
+                _chunk_cache.clear()
+            _chunk_cache[line] = chunk
+        elif chunk.size > self.limits.chunk_bytes:  # the memo is shared by parsers with other limits
+            raise LimitExceeded("chunk_bytes", self.limits.chunk_bytes, 413)
         del buf[:end + 2]
         if chunk.size == 0:
             self._ieof = chunk.ieof and self._in_preview

@@ -269,3 +269,41 @@ def test_errors_never_quote_header_values():
     with pytest.raises(ProtocolError) as info:
         drain(RequestParser(), data)
     assert "SMITH" not in str(info.value)
+
+
+def test_memoised_chunk_line_still_obeys_each_parsers_chunk_limit():
+    """Chunk-size lines are memoised across parsers; the limit is per parser and checked on every hit."""
+    data, _ = m.reqmod_post(b"a" * 600, preview=None)
+    assert parse(data, "whole", CodecLimits(chunk_bytes=600))[1] == BodyData(b"a" * 600)
+    parser = RequestParser(CodecLimits(chunk_bytes=599))
+    parser.receive_data(data)
+    parser.next_event()
+    with pytest.raises(LimitExceeded) as raised:
+        parser.next_event()
+    assert raised.value.limit == "chunk_bytes" and raised.value.status_hint == 413
+    assert parse(data, "whole", CodecLimits(chunk_bytes=600))[1] == BodyData(b"a" * 600)  # and back
+
+
+def test_memoised_request_line_does_not_memoise_a_refusal():
+    bad = b"REQMOD icap://127.0.0.1:1344/deid-req ICAP/1.1\r\nEncapsulated: null-body=0\r\n\r\n"
+    for _ in range(2):
+        parser = RequestParser()
+        parser.receive_data(bad)
+        with pytest.raises(ProtocolError) as raised:
+            parser.next_event()
+        assert raised.value.status_hint == 505
+    request = parse(m.reqmod_get_preview0(), "whole")[0]
+    again = parse(m.reqmod_get_preview0(), "whole")[0]
+    assert (request.method, request.uri, request.service) == (again.method, again.uri, again.service) == (
+        "REQMOD", "icap://127.0.0.1:1344/deid-req", "deid-req")
+
+
+def test_memos_stay_bounded_under_ever_new_lines():
+    from icapdlp.icap import parser as parser_module
+
+    for i in range(3 * parser_module._LINE_CACHE_LIMIT):
+        parse(m.reqmod_get_preview0(b"svc-%d" % i), "whole")
+        data, _ = m.reqmod_post(b"b" * (1 + i % 700))
+        parse(data, "whole")
+    assert len(parser_module._line_cache) <= parser_module._LINE_CACHE_LIMIT
+    assert len(parser_module._chunk_cache) <= parser_module._LINE_CACHE_LIMIT
