@@ -141,8 +141,8 @@ def header_only_rewrite_with_report(prefix: bytes, total_size: int, config: Pipe
             value_offset = scanned.dataset_offset + pixel.value_offset
             if value_offset + pixel.length != total_size:
                 return None  # trailing bytes after the pixels must be dropped: full path
-            ds = _read(scanned.dataset[:pixel.header_offset], scanned.implicit, scanned.little_endian,
-                       scanned.transfer_syntax)
+            ds = _read(io.BytesIO(bytes(scanned.dataset[:pixel.header_offset])), scanned.implicit,
+                       scanned.little_endian, scanned.transfer_syntax, pixel.header_offset)
             if int(ds.get("BitsStored", 0) or 0) != int(ds.get("BitsAllocated", 0) or 0):
                 return None
             if pixel.length != expected_pixel_bytes(ds):
@@ -189,14 +189,22 @@ def _guarded(stage: str, func, *args):
 def _parse(data: bytes, limits: DicomLimits, report: ObjectReport) -> tuple[Dataset, str]:
     scanned = scan(data, limits)
     report.cdr_findings.update(scanned.findings)
-    ds = _read(scanned.dataset, scanned.implicit, scanned.little_endian, scanned.transfer_syntax)
+    if scanned.dataset_offset is not None and isinstance(data, bytes):
+        # read in place from the input: BytesIO over bytes shares them, a slice would copy the pixels
+        source = io.BytesIO(data)
+        source.seek(scanned.dataset_offset)
+    else:
+        source = io.BytesIO(scanned.dataset)
+    ds = _read(source, scanned.implicit, scanned.little_endian, scanned.transfer_syntax,
+               len(scanned.dataset))
     if scanned.transfer_syntax == EXPLICIT_BE:
         ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_BE)
     return ds, scanned.transfer_syntax
 
 
-def _read(raw: bytes, implicit: bool, little: bool, ts: str) -> Dataset:
-    ds = read_dataset(io.BytesIO(raw), implicit, little)
+def _read(source: io.BytesIO, implicit: bool, little: bool, ts: str, length: int) -> Dataset:
+    """Parse ``length`` bytes of dataset from ``source``'s position (already checked by the scan)."""
+    ds = read_dataset(source, implicit, little, bytelength=length)
     ds.file_meta = FileMetaDataset()
     # Deflated input was inflated by the scanner: from here on it is Explicit VR LE.
     ds.file_meta.TransferSyntaxUID = UID(ts if ts != "1.2.840.10008.1.2.1.99" else EXPLICIT_LE)
@@ -258,7 +266,7 @@ def _silence_audio(ds: Dataset, report: ObjectReport) -> None:
 def _encode(ds: Dataset, out_ts: str, report: ObjectReport) -> bytes:
     if str(ds.file_meta.TransferSyntaxUID) == EXPLICIT_BE:
         swap_to_little_endian(ds)
-    if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated):
+    if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated, in_place=True):
         report.cdr_findings["pixel-high-bits"] += 1
     return encode(ds, out_ts)
 

@@ -68,7 +68,7 @@ class ScannedInput:
     transfer_syntax: str
     implicit: bool
     little_endian: bool
-    dataset: bytes
+    dataset: bytes | memoryview  # a view into the input unless it was inflated
     #: offset of ``dataset`` in the original input (None when it was inflated)
     dataset_offset: int | None
     has_file_meta: bool
@@ -107,7 +107,8 @@ def scan(data: bytes, limits: DicomLimits, *, allow_truncated_pixels: bool = Fal
         raw, offset = _bounded_inflate(data[start:], limits, findings), None
         implicit, little = False, True
     elif ts in (IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE) or (uid.is_transfer_syntax and uid.is_encapsulated):
-        raw, offset = data[start:], start
+        # a view, not a copy: the dataset is most of the object (the pixels)
+        raw, offset = memoryview(data)[start:], start
         implicit, little = ts == IMPLICIT_LE, ts != EXPLICIT_BE
     else:
         raise Blocked(BlockReason.UNSUPPORTED_ENCODING, "transfer syntax not supported")
@@ -278,7 +279,7 @@ class _Walker:
             length = self.u32(buf, pos + 4)[0]
             head = 8
         else:
-            vr = buf[pos + 4:pos + 6]
+            vr = bytes(buf[pos + 4:pos + 6])
             if vr not in VALID_VRS:
                 if top and self.pixel is not None:
                     return None

@@ -10,6 +10,7 @@ with only the attributes PS3.10 requires, and nothing after the dataset.
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 from pydicom import Dataset, Sequence
@@ -28,6 +29,9 @@ IMPLEMENTATION_CLASS_UID = "2.25.253384740195381846127093271618436066473"
 IMPLEMENTATION_VERSION = f"ICAPDLP_{__version__}"[:16]
 #: byte widths of the "other" VRs whose raw bytes follow the transfer syntax's endianness
 _SWAP_WIDTHS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+#: pixels checked per step for high bits: a 1 Mi-pixel temporary instead of a full-size one
+_CHECK_CHUNK = 1 << 20
+PIXEL_DATA = 0x7FE00010
 
 
 def add_markers(ds: Dataset, profile: ProfileOptions, *, pixels_cleaned: bool) -> None:
@@ -61,8 +65,16 @@ def swap_to_little_endian(ds: Dataset) -> None:
             elem.value = np.frombuffer(elem.value, dtype=f">u{width}").astype(f"<u{width}").tobytes()
 
 
-def zero_bits_above_high_bit(ds: Dataset, encapsulated: bool) -> bool:
-    """Zero the unused bits of native Pixel Data (overlays hide there); True if any changed."""
+def zero_bits_above_high_bit(ds: Dataset, encapsulated: bool, *, in_place: bool = False) -> bool:
+    """Zero the unused bits of native Pixel Data (overlays hide there); True if any changed.
+
+    Why the care with memory: Pixel Data is the one large value (hundreds of
+    MiB for a long multi-frame), and each full-size temporary costs its size in
+    page faults. The check runs over fixed-size chunks, so a clean image costs
+    no copy at all; a dirty one costs one copy, masked in place. With
+    ``in_place`` the new value is that bytearray (the encoder only writes it);
+    without, it is converted back to bytes for callers that keep the dataset.
+    """
     if encapsulated or "PixelData" not in ds:
         return False
     allocated, stored = int(ds.get("BitsAllocated", 0) or 0), int(ds.get("BitsStored", 0) or 0)
@@ -70,15 +82,21 @@ def zero_bits_above_high_bit(ds: Dataset, encapsulated: bool) -> bool:
     if allocated not in (8, 16, 32) or not 0 < stored < allocated:
         return False
     low = high + 1 - stored
-    mask = ((1 << stored) - 1) << max(low, 0)
+    dtype = np.dtype({8: "<u1", 16: "<u2", 32: "<u4"}[allocated])
+    mask = np.array(((1 << stored) - 1) << max(low, 0), dtype=dtype)
     raw = ds.PixelData
-    dtype = {8: "<u1", 16: "<u2", 32: "<u4"}[allocated]
-    usable = len(raw) - len(raw) % (allocated // 8)
-    pixels = np.frombuffer(raw, dtype=dtype, count=usable // (allocated // 8))
-    if not np.any(pixels & ~np.array(mask, dtype=dtype)):
+    count = len(raw) // dtype.itemsize
+    pixels = np.frombuffer(raw, dtype=dtype, count=count)
+    if not any(np.any(pixels[i:i + _CHECK_CHUNK] & ~mask) for i in range(0, count, _CHECK_CHUNK)):
         return False
-    cleaned = (pixels & np.array(mask, dtype=dtype)).tobytes()
-    ds.PixelData = cleaned + bytes(raw[usable:])
+    cleaned = bytearray(raw)
+    view = np.frombuffer(cleaned, dtype=dtype, count=count)
+    np.bitwise_and(view, mask, out=view)
+    del view, pixels  # release the buffer exports before the value is replaced
+    if in_place:
+        ds[PIXEL_DATA]._value = cleaned  # the value setter would turn a bytearray into a list of ints
+    else:
+        ds.PixelData = bytes(cleaned)
     return True
 
 
@@ -100,9 +118,36 @@ def new_file_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
 
 
 def encode(ds: Dataset, transfer_syntax: str) -> bytes:
-    """Write ``ds`` as Part-10 with a zero preamble and a rebuilt File Meta."""
+    """Write ``ds`` as Part-10 with a zero preamble and a rebuilt File Meta.
+
+    When native Pixel Data is the last element (nearly always), the rest is
+    written by pydicom and the pixel value is appended once with its element
+    header: writing it through BytesIO would copy it two or three times as the
+    buffer grows. The bytes are the same as pydicom writing the whole dataset.
+    """
     ds.file_meta = new_file_meta(ds, transfer_syntax)
     ds.preamble = bytes(128)
+    uid = UID(transfer_syntax)
+    pixel = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
+    value = None if pixel is None else getattr(pixel, "value", None)
+    if (pixel is None or uid.is_encapsulated or not uid.is_little_endian
+            or not isinstance(value, (bytes, bytearray)) or len(value) % 2
+            or max(int(tag) for tag in ds.keys()) != PIXEL_DATA):
+        return _write(ds)
+    vr = ds[PIXEL_DATA].VR if ds[PIXEL_DATA].VR in ("OB", "OW") else "OW"
+    del ds[PIXEL_DATA]
+    try:
+        head = _write(ds)
+    finally:
+        ds[PIXEL_DATA] = pixel
+    if uid.is_implicit_VR:
+        element = struct.pack("<HHI", 0x7FE0, 0x0010, len(value))
+    else:
+        element = struct.pack("<HH2sHI", 0x7FE0, 0x0010, vr.encode(), 0, len(value))
+    return b"".join((head, element, value))
+
+
+def _write(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     dcmwrite(buffer, ds, enforce_file_format=True)
     return buffer.getvalue()
