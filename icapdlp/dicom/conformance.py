@@ -127,8 +127,10 @@ def _violates(tag: int, elem: DataElement) -> bool:
     if limit is None:
         return False
     for v in values:
-        text = str(v.original_string if hasattr(v, "original_string") and v.original_string is not None
-                   else v)
+        original = getattr(v, "original_string", None)
+        if original is None and isinstance(v, (int, float)):
+            continue  # a number from DICOM JSON, not bytes from the stream: nothing can hide in it
+        text = str(original if original is not None else v)
         parts = text.split("=") if vr == "PN" else [text]
         if any(len(p.rstrip(" \0")) > limit for p in parts):
             return True

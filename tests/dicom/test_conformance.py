@@ -98,3 +98,15 @@ def test_decimal_string_holding_text_is_removed(value, kept):
     result, out = run(_with(change)[0])
     assert (0x00101022 in out) is kept
     assert PLANT.encode() not in result.data
+
+
+def test_numbers_from_dicom_json_are_not_judged_by_their_float_repr():
+    """DICOM JSON gives DS as numbers; str(0.30000000000000004) is 19 characters, not a swallow."""
+    from icapdlp.dicom.conformance import enforce_value_conformance
+    from icapdlp.report import ObjectReport
+
+    ds = Dataset.from_json({"00101022": {"vr": "DS", "Value": [0.30000000000000004]},
+                            "00280030": {"vr": "DS", "Value": [0.1234567890123456789, 2]}})
+    report = ObjectReport()
+    enforce_value_conformance(ds, report)
+    assert 0x00101022 in ds and 0x00280030 in ds and not report.cdr_findings
