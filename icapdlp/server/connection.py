@@ -122,7 +122,8 @@ class IcapConnection(asyncio.Protocol):
         parser.receive_data(data)
         if self._parked and self._stash is None:
             self._serve_inline()
-            return  # parked: the parser holds at most one bounded head, no back-pressure needed
+            if self._stash is None:
+                return  # still parked: the parser holds less than one (size-limited) head
         if parser.buffered > READ_HIGH_WATER and not self._read_paused:
             self._read_paused = True
             self.transport.pause_reading()
