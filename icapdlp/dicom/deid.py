@@ -15,9 +15,10 @@ how its contents are treated:
 Attributes the table does not list are kept, except instance UIDs (every
 non-structural UI value is replaced so references stay consistent), private
 elements, curves/overlays, and the always-removed sequences. A standard-group
-element whose tag is in neither the data dictionary nor the table is removed
-(fail closed): nothing is known about what it holds, and one flipped tag bit
-is enough to move Institution Name to such a tag and past the table.
+element whose tag is in neither the current data dictionary (retired entries
+excluded) nor the table is removed (fail closed): nothing is known about what
+it holds, and one flipped tag bit is enough to move Institution Name to such
+a tag and past the table.
 """
 
 from __future__ import annotations
@@ -302,12 +303,19 @@ def _creator(ds: Dataset, creator_tag: int) -> str:
 
 @lru_cache(maxsize=4096)
 def known_tag(tag: int) -> bool:
-    """Whether pydicom's data dictionary defines ``tag`` (repeating groups included)."""
+    """Whether the current data dictionary defines ``tag``; retired entries do not count.
+
+    Why retired entries are refused (when the table does not list them): no
+    current object may contain them, and their repeating groups are wide
+    nets. The fuzzer flipped Patient's Name (0010,0010) to (1010,0010), which
+    matches the retired Zonal Map group (1010,xxxx) as US 1-n, so in Implicit
+    VR the name's bytes were read as numbers and written back unchanged.
+    """
     try:
-        get_entry(tag)
+        entry = get_entry(tag)
     except KeyError:
         return False
-    return True
+    return entry[3] != "Retired"
 
 
 def element_vr(tag: int) -> str:
