@@ -17,61 +17,51 @@ from tests.e2e.client import form_data, via_proxy, zip_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+ECHO_204 = [("REQMOD", "ICAP_ECHO", 204)]
 
-def test_binary_upload_larger_than_the_preview_passes_untouched(squid, origin, icap_watch):
-    data = os.urandom(300_000)  # > 64 KiB: no Allow: 204, verdict from the preview
+
+def _upload_arrives_unchanged(squid, origin, icap_watch, method, path, data, headers, outcomes=ECHO_204):
+    """Send ``data`` through Squid; the origin must receive it byte for byte, with ``outcomes`` in icap.log."""
     origin.clear()
-    reply = via_proxy(squid.port, "POST", origin.url("/raw/blob.bin"), data,
-                      {"Content-Type": "application/octet-stream"})
+    reply = via_proxy(squid.port, method, origin.url(path), data, headers)
     assert reply.status == 200
     [got] = origin.wait_received(1)
     assert got.body == data
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
+    assert icap_watch.outcomes(len(outcomes)) == outcomes
+    return got
+
+
+def test_binary_upload_larger_than_the_preview_passes_untouched(squid, origin, icap_watch):
+    data = os.urandom(300_000)  # > 64 KiB: no Allow: 204, verdict from the preview
+    _upload_arrives_unchanged(squid, origin, icap_watch, "POST", "/raw/blob.bin", data,
+                              {"Content-Type": "application/octet-stream"})
 
 
 def test_small_upload_without_content_type_passes_untouched(squid, origin, icap_watch):
     data = b"plain notes, not an image\n" * 100
-    origin.clear()
-    reply = via_proxy(squid.port, "PUT", origin.url("/raw/notes"), data, {})
-    assert reply.status == 200
-    [got] = origin.wait_received(1)
-    assert got.body == data
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
+    _upload_arrives_unchanged(squid, origin, icap_watch, "PUT", "/raw/notes", data, {})
 
 
 def test_form_upload_of_a_text_file_passes_untouched(squid, origin, icap_watch):
     document = os.urandom(2000) + b"PDF-ish"
     body, content_type = form_data([("comment", None, "text/plain", b"hello"),
                                     ("file", "report.pdf", "application/pdf", document)])
-    origin.clear()
-    reply = via_proxy(squid.port, "POST", origin.url("/form"), body, {"Content-Type": content_type})
-    assert reply.status == 200
-    [got] = origin.wait_received(1)
-    assert got.body == body
+    got = _upload_arrives_unchanged(squid, origin, icap_watch, "POST", "/form", body,
+                                    {"Content-Type": content_type})
     assert [p.data for p in got.parts] == [b"hello", document]
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
 
 
 def test_gzip_encoded_upload_of_text_passes_untouched(squid, origin, icap_watch):
     data = gzip.compress(b"log line without any image\n" * 5000, mtime=0)
-    origin.clear()
-    reply = via_proxy(squid.port, "POST", origin.url("/raw/log.gz"), data,
-                      {"Content-Type": "text/plain", "Content-Encoding": "gzip"})
-    assert reply.status == 200
-    [got] = origin.wait_received(1)
-    assert got.body == data and got.headers["content-encoding"] == "gzip"
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
+    got = _upload_arrives_unchanged(squid, origin, icap_watch, "POST", "/raw/log.gz", data,
+                                    {"Content-Type": "text/plain", "Content-Encoding": "gzip"})
+    assert got.headers["content-encoding"] == "gzip"
 
 
 def test_small_zip_without_dicom_passes_untouched(squid, origin, icap_watch):
     data = zip_of({"readme.txt": b"no images here\n", "data.csv": b"a,b\n1,2\n" * 1000})
-    origin.clear()
-    reply = via_proxy(squid.port, "POST", origin.url("/raw/archive.zip"), data,
-                      {"Content-Type": "application/zip"})
-    assert reply.status == 200
-    [got] = origin.wait_received(1)
-    assert got.body == data
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
+    _upload_arrives_unchanged(squid, origin, icap_watch, "POST", "/raw/archive.zip", data,
+                              {"Content-Type": "application/zip"})
 
 
 def test_large_zip_without_dicom_is_echoed_unchanged(squid, origin, icap_watch):
@@ -81,23 +71,14 @@ def test_large_zip_without_dicom_is_echoed_unchanged(squid, origin, icap_watch):
     table warns that 200 means "answered with a body", not "rewritten".
     """
     data = zip_of({"random.bin": os.urandom(200_000), "notes.txt": b"no images\n"})
-    origin.clear()
-    reply = via_proxy(squid.port, "POST", origin.url("/raw/big.zip"), data, {"Content-Type": "application/zip"})
-    assert reply.status == 200
-    [got] = origin.wait_received(1)
-    assert got.body == data
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_MOD", 200)]
+    _upload_arrives_unchanged(squid, origin, icap_watch, "POST", "/raw/big.zip", data,
+                              {"Content-Type": "application/zip"}, [("REQMOD", "ICAP_MOD", 200)])
 
 
 def test_non_candidate_type_never_reaches_icap(squid, origin, icap_watch):
     data = b'{"note": "json is not a DICOM carrier in the example"}'
-    origin.clear()
-    reply = via_proxy(squid.port, "POST", origin.url("/raw/data.json"), data,
-                      {"Content-Type": "application/json"})
-    assert reply.status == 200
-    [got] = origin.wait_received(1)
-    assert got.body == data
-    assert icap_watch.outcomes(0) == []
+    _upload_arrives_unchanged(squid, origin, icap_watch, "POST", "/raw/data.json", data,
+                              {"Content-Type": "application/json"}, [])
 
 
 def test_binary_download_passes_untouched(squid, origin, icap_watch):
