@@ -46,13 +46,22 @@ def start_slow_upload(port: int, seed: int) -> tuple[threading.Thread, list]:
     return thread, outcome
 
 
-@pytest.mark.e2e
-def test_sigterm_finishes_the_in_flight_request_refuses_new_ones_and_exits_0(icapdlp_server):
-    server = icapdlp_server(BASE + "[server]\nshutdown_grace = 20\n")
+def sigterm_during_slow_upload(icapdlp_server, grace: float):
+    """Start a server with ``grace``, wait until a slow upload occupies a worker, send SIGTERM.
+
+    Returns the server, the upload thread, its outcome list and when the signal was sent.
+    """
+    server = icapdlp_server(BASE + f"[server]\nshutdown_grace = {grace}\n")
     thread, outcome = start_slow_upload(server.port, 31)
     assert wait_until(lambda: metric(server, "icapdlp_workers_busy") >= 1, timeout=30)
     sent = time.monotonic()
     server.signal(signal.SIGTERM)
+    return server, thread, outcome, sent
+
+
+@pytest.mark.e2e
+def test_sigterm_finishes_the_in_flight_request_refuses_new_ones_and_exits_0(icapdlp_server):
+    server, thread, outcome, sent = sigterm_during_slow_upload(icapdlp_server, 20)
     assert wait_until(lambda: refuses_connections(server.port), timeout=5), "still accepting after SIGTERM"
     thread.join(30)
     (reply,) = outcome
@@ -64,11 +73,7 @@ def test_sigterm_finishes_the_in_flight_request_refuses_new_ones_and_exits_0(ica
 
 @pytest.mark.e2e
 def test_sigterm_with_work_longer_than_the_grace_exits_without_passing_it(icapdlp_server):
-    server = icapdlp_server(BASE + "[server]\nshutdown_grace = 0.5\n")
-    thread, outcome = start_slow_upload(server.port, 31)
-    assert wait_until(lambda: metric(server, "icapdlp_workers_busy") >= 1, timeout=30)
-    sent = time.monotonic()
-    server.signal(signal.SIGTERM)
+    server, thread, outcome, sent = sigterm_during_slow_upload(icapdlp_server, 0.5)
     code = server.process.wait(15)
     assert time.monotonic() - sent < 10, "the grace was not enforced"
     assert code == 0
