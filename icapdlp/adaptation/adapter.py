@@ -137,9 +137,9 @@ class DlpAdapter:
             return Block(blocked.reason, blocked.detail, _raw_report())
         if answer is None:
             return None
-        prefix, offset = answer
+        prefix, offset, report = answer
         request, response = with_new_body_length(tx, len(prefix) + total - offset)
-        return PartialReplace(request, response, prefix, offset, _raw_report())
+        return PartialReplace(request, response, prefix, offset, report)
 
 
 def _is_byte_range(tx: Transaction) -> bool:

@@ -17,6 +17,7 @@ import tempfile
 from typing import Any
 
 from icapdlp.payload.triage import Verdict, triage
+from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
 #: bodies smaller than this go through the whole pipeline: copying them is cheap
@@ -29,21 +30,21 @@ COPY_STEP = 1024 * 1024
 
 
 def try_splice(path: str, size: int, content_type: str | None, content_encodings: list[str],
-               config: Any, pixel_cleaner: Any, spool_dir: str | None) -> str | None:
-    """The path of the rewritten body, or None when the whole pipeline is needed."""
+               config: Any, pixel_cleaner: Any, spool_dir: str | None) -> tuple[str, ObjectReport] | None:
+    """(path of the rewritten body, what the header rewrite did), or None for the whole pipeline."""
     if size < SPLICE_MIN_BYTES or config.mode != "deidentify":
         return None
     with open(path, "rb") as source:
         prefix = source.read(SPLICE_HEADER_BYTES)
     if triage(content_type, content_encodings, prefix[:65536], False).verdict is not Verdict.RAW_DICOM:
         return None
-    from icapdlp.dicom.pipeline import header_only_rewrite
+    from icapdlp.dicom.pipeline import header_only_rewrite_with_report
 
-    answer = header_only_rewrite(prefix, size, config, pixel_cleaner=pixel_cleaner)
+    answer = header_only_rewrite_with_report(prefix, size, config, pixel_cleaner=pixel_cleaner)
     if answer is None:
         return None
-    new_prefix, offset = answer
-    return _write_spliced(path, new_prefix, offset, spool_dir)
+    new_prefix, offset, report = answer
+    return _write_spliced(path, new_prefix, offset, spool_dir), report
 
 
 def _write_spliced(path: str, new_prefix: bytes, offset: int, spool_dir: str | None) -> str:

@@ -18,11 +18,14 @@ from typing import Any, Literal
 
 from icapdlp.adaptation.api import TransactionReport
 from icapdlp.adaptation.splice import try_splice
+from icapdlp.payload.triage import Verdict, triage
 from icapdlp.payload.walker import Findings, PayloadWalker
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
 Mode = Literal["deidentify", "block", "report-only"]
+#: leading bytes of a spooled body the raw-object triage looks at (Squid's largest preview)
+RAW_TRIAGE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -129,6 +132,20 @@ class PipelineRewriter:
         result = deidentify_bytes(data, self._config, pixel_cleaner=self._worker.pixel_cleaner)
         return (data if self._mode == "report-only" else result.data), result.report
 
+    def rewrite_owned_dicom(self, data: bytearray) -> tuple[Any, bool]:
+        """:meth:`rewrite_dicom` for a buffer the caller gives away: (pieces, changed).
+
+        The pipeline may zero high bits in ``data`` itself and answers with
+        pieces (``DeidOutput``) that are written out without being joined, so
+        a large object is held once, not three or four times.
+        """
+        if self._mode == "block":
+            raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
+        from icapdlp.dicom.pipeline import deidentify_buffer
+
+        output = deidentify_buffer(data, self._config, pixel_cleaner=self._worker.pixel_cleaner, owned=True)
+        return output, self._mode != "report-only"
+
     def rewrite_json(self, dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
         if self._mode == "block":
             raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
@@ -203,6 +220,9 @@ def rewrite_body(policy: Policy, service: str, direction: Literal["request", "re
         spliced = _splice(worker, service, path, content_type, content_encodings)
         if spliced is not None:
             return spliced
+        if _raw_dicom_file(path, content_type, content_encodings):
+            return _rewrite_raw(worker, service, _read_spooled(path, worker.settings.limits.body_bytes,
+                                                               owned=True))
         data = _read_spooled(path, worker.settings.limits.body_bytes)
     walker = PayloadWalker(PipelineRewriter(worker, service), worker.settings.payload, direction,
                            max_inflated_bytes=worker.settings.limits.body_bytes)
@@ -222,26 +242,81 @@ def rewrite_body(policy: Policy, service: str, direction: Literal["request", "re
     return BodyResult(True, report, data=result.body, size=len(result.body))
 
 
+def _raw_dicom_file(path: str | None, content_type: str | None, content_encodings: list[str]) -> bool:
+    """Whether a spooled body is one raw DICOM object (the triage the 206 and splice paths use)."""
+    if path is None:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            prefix = handle.read(RAW_TRIAGE_BYTES)
+    except OSError as exc:
+        raise Blocked(BlockReason.SPOOL_FAILED, f"cannot read spooled body ({exc.strerror})") from None
+    complete = len(prefix) < RAW_TRIAGE_BYTES
+    return triage(content_type, content_encodings, prefix, complete).verdict is Verdict.RAW_DICOM
+
+
+def _rewrite_raw(worker: WorkerState, service: str, data: bytearray) -> BodyResult:
+    """One raw object from a spooled body, held once: masked in place, written out in pieces.
+
+    The walker would give the same bytes and report (one "raw" object) but
+    needs one bytes object per level: the parsed pixels, a masked copy and
+    the joined output each cost the object's size again.
+    """
+    try:
+        output, changed = PipelineRewriter(worker, service).rewrite_owned_dicom(data)
+    except RecursionError:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, "structure nested too deeply") from None
+    except MemoryError:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, "body too large to process in memory") from None
+    report = raw_transaction_report(output.report)
+    if not changed:
+        return BodyResult(False, report)
+    limits = worker.settings.limits
+    size = output.size
+    if size > limits.spool_memory_bytes:
+        return BodyResult(True, report, path=_write_temp_chunks(output.chunks, limits.spool_dir), size=size)
+    return BodyResult(True, report, data=output.data, size=size)
+
+
+def raw_transaction_report(report: ObjectReport) -> TransactionReport:
+    """The report of a body that is one raw DICOM object, as the walker would give it."""
+    findings = Findings()
+    findings.add("raw", report)
+    findings.wrapping = "raw"
+    return to_transaction_report(findings)
+
+
 def _splice(worker: WorkerState, service: str, path: str | None, content_type: str | None,
             content_encodings: list[str]) -> BodyResult | None:
     """Large raw objects whose pixels pass as they are: new header + streamed pixels."""
     if path is None or worker.settings.services[service].mode != "deidentify":
         return None
     size = os.path.getsize(path)
-    out = try_splice(path, size, content_type, content_encodings, worker.config(service),
-                     worker.pixel_cleaner, worker.settings.limits.spool_dir)
-    if out is None:
+    answer = try_splice(path, size, content_type, content_encodings, worker.config(service),
+                        worker.pixel_cleaner, worker.settings.limits.spool_dir)
+    if answer is None:
         return None
-    report = TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw")
-    return BodyResult(True, report, path=out, size=os.path.getsize(out))
+    out, object_report = answer
+    return BodyResult(True, raw_transaction_report(object_report), path=out, size=os.path.getsize(out))
 
 
-def header_only(policy: Policy, service: str, prefix: bytes, total_size: int) -> tuple[bytes, int] | None:
-    """Worker task for ICAP 206: (new prefix, offset into the original body) or None."""
+def header_only(policy: Policy, service: str, prefix: bytes, total_size: int
+                ) -> tuple[bytes, int, TransactionReport] | None:
+    """Worker task for ICAP 206: (new prefix, offset into the original body, report) or None.
+
+    The report counts the header rewrite like a full rewrite's (actions,
+    UIDs, findings, skipped frames, trace refs), so objects answered with 206
+    are in the metrics and the audit log like any other.
+    """
     worker = state(policy)
-    from icapdlp.dicom.pipeline import header_only_rewrite
+    from icapdlp.dicom.pipeline import header_only_rewrite_with_report
 
-    return header_only_rewrite(prefix, total_size, worker.config(service), pixel_cleaner=worker.pixel_cleaner)
+    answer = header_only_rewrite_with_report(prefix, total_size, worker.config(service),
+                                             pixel_cleaner=worker.pixel_cleaner)
+    if answer is None:
+        return None
+    new_prefix, offset, report = answer
+    return new_prefix, offset, raw_transaction_report(report)
 
 
 def to_transaction_report(findings: Findings) -> TransactionReport:
@@ -250,12 +325,21 @@ def to_transaction_report(findings: Findings) -> TransactionReport:
                              wrapping=findings.wrapping)
 
 
-def _read_spooled(path: str | None, limit: int) -> bytes:
+def _read_spooled(path: str | None, limit: int, *, owned: bool = False) -> bytes | bytearray:
+    """The spooled body; ``owned``: as a bytearray read in place (no second copy), for in-place work."""
     if path is None:
         raise Blocked(BlockReason.INTERNAL_ERROR, "body has neither data nor path")
     try:
         with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
+            if not owned:
+                data = handle.read(limit + 1)
+            else:
+                size = os.fstat(handle.fileno()).st_size
+                if size > limit:
+                    raise Blocked(BlockReason.LIMIT_EXCEEDED, f"body exceeds {limit} bytes")
+                data = bytearray(size)
+                if handle.readinto(data) != size:
+                    raise Blocked(BlockReason.SPOOL_FAILED, "spooled body changed while read")
     except OSError as exc:
         raise Blocked(BlockReason.SPOOL_FAILED, f"cannot read spooled body ({exc.strerror})") from None
     if len(data) > limit:
@@ -264,10 +348,26 @@ def _read_spooled(path: str | None, limit: int) -> bytes:
 
 
 def _write_temp(data: bytes, directory: str | None) -> str:
+    return _write_temp_chunks([data], directory)
+
+
+def _write_temp_chunks(chunks: list, directory: str | None) -> str:
+    """A new temp file holding the pieces in order (the server streams it, then deletes it)."""
+    path = None
     try:
         fd, path = tempfile.mkstemp(prefix="icapdlp-out-", dir=directory)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
     except OSError as exc:
+        if path is not None:
+            _unlink_quietly(path)
         raise Blocked(BlockReason.SPOOL_FAILED, f"cannot write rewritten body ({exc.strerror})") from None
     return path
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

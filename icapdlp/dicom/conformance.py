@@ -169,5 +169,8 @@ def enforce_pixel_geometry(ds: Dataset, encapsulated: bool, report: ObjectReport
         raise Blocked(BlockReason.UNPARSEABLE_DICOM,
                       f"Pixel Data of {len(raw)} bytes is shorter than its geometry ({expected})")
     if len(raw) > expected:
-        ds[PIXEL_DATA].value = raw[:expected]
+        if isinstance(raw, memoryview):
+            ds[PIXEL_DATA]._value = raw[:expected]  # a view of the input stays a view: no copy
+        else:
+            ds[PIXEL_DATA].value = raw[:expected]
         report.cdr_findings[TRAILING_FINDING] += 1

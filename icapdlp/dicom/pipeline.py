@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydicom import Dataset
+from pydicom.dataelem import DataElement
 from pydicom.dataset import FileMetaDataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
@@ -37,6 +38,7 @@ from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, UNDEFIN
 from icapdlp.dicom.rebuild import (
     add_markers,
     encode,
+    encode_chunks,
     new_file_meta,
     output_transfer_syntax,
     swap_to_little_endian,
@@ -54,6 +56,7 @@ ENCAPSULATED_DOCUMENT_CLASSES = frozenset(
 #: Basic Voice Audio and General Audio Waveform: recorded speech
 AUDIO_WAVEFORM_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.9.4.1", "1.2.840.10008.5.1.4.1.1.9.4.2"})
 WAVEFORM_SEQUENCE, WAVEFORM_DATA = 0x54000100, 0x54001010
+PIXEL_DATA = 0x7FE00010
 
 
 @dataclass(frozen=True)
@@ -74,17 +77,60 @@ class DeidResult:
     report: ObjectReport
 
 
+@dataclass
+class DeidOutput:
+    """The rebuilt object as pieces (header, Pixel Data element header, pixel value) and the report.
+
+    Why pieces: the pixel value is most of a large object, and joining the
+    pieces into one bytes object is a full-size copy. A caller that writes
+    the object to a file uses :meth:`write_to` and never makes it; ``data``
+    joins them for callers that need one bytes object. In report-only mode
+    the single piece is the original input.
+    """
+
+    chunks: list
+    report: ObjectReport
+
+    @property
+    def size(self) -> int:
+        return sum(memoryview(chunk).nbytes for chunk in self.chunks)
+
+    @property
+    def data(self) -> bytes:
+        if len(self.chunks) == 1 and isinstance(self.chunks[0], bytes):
+            return self.chunks[0]
+        return b"".join(self.chunks)
+
+    def write_to(self, handle) -> None:
+        for chunk in self.chunks:
+            handle.write(chunk)
+
+
 def deidentify_bytes(data: bytes, config: PipelineConfig,
                      pixel_cleaner: PixelCleaner | None = None) -> DeidResult:
     """De-identify one DICOM object (Part-10 or bare dataset); raise Blocked if impossible."""
+    output = deidentify_buffer(data, config, pixel_cleaner)
+    return DeidResult(data if config.mode == "report-only" else output.data, output.report)
+
+
+def deidentify_buffer(data: bytes | bytearray, config: PipelineConfig,
+                      pixel_cleaner: PixelCleaner | None = None, *, owned: bool = False) -> DeidOutput:
+    """:func:`deidentify_bytes` without a full-size join; raise Blocked if impossible.
+
+    ``owned``: the caller gives ``data`` away (a bytearray it will not use
+    again, e.g. the worker's copy of a spooled body), so bits above High Bit
+    are zeroed in that buffer instead of in a new one. Never in report-only
+    mode, which answers with the input itself.
+    """
     report = ObjectReport()
+    owned = owned and config.mode == "deidentify"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds, ts = _guarded("parse", _parse, data, config.limits, report)
         _guarded("deid", _process, ds, config, pixel_cleaner, report)
         out_ts = output_transfer_syntax(str(ds.file_meta.TransferSyntaxUID))
-        encoded = _guarded("encode", _encode, ds, out_ts, report)
-    return DeidResult(data if config.mode == "report-only" else encoded, report)
+        chunks = _guarded("encode", _encode, ds, out_ts, owned, report)
+    return DeidOutput([data] if config.mode == "report-only" else chunks, report)
 
 
 def deidentify_dataset(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | None = None
@@ -186,20 +232,54 @@ def _guarded(stage: str, func, *args):
         report.stage_seconds[stage] += time.perf_counter() - started
 
 
-def _parse(data: bytes, limits: DicomLimits, report: ObjectReport) -> tuple[Dataset, str]:
+def _parse(data: bytes | bytearray, limits: DicomLimits, report: ObjectReport) -> tuple[Dataset, str]:
     scanned = scan(data, limits)
     report.cdr_findings.update(scanned.findings)
-    if scanned.dataset_offset is not None and isinstance(data, bytes):
+    pixel = scanned.pixel
+    if (scanned.dataset_offset is not None and pixel is not None and pixel.length != UNDEFINED
+            and scanned.little_endian and pixel.value_offset + pixel.length == len(scanned.dataset)):
+        # the usual layout; elements after the pixels (signatures) take the plain parse below
+        ds = _read_around_pixels(data, scanned, pixel)
+    elif scanned.dataset_offset is not None and isinstance(data, bytes):
         # read in place from the input: BytesIO over bytes shares them, a slice would copy the pixels
         source = io.BytesIO(data)
         source.seek(scanned.dataset_offset)
+        ds = _read(source, scanned.implicit, scanned.little_endian, scanned.transfer_syntax,
+                   len(scanned.dataset))
     else:
-        source = io.BytesIO(scanned.dataset)
-    ds = _read(source, scanned.implicit, scanned.little_endian, scanned.transfer_syntax,
-               len(scanned.dataset))
+        ds = _read(io.BytesIO(scanned.dataset), scanned.implicit, scanned.little_endian,
+                   scanned.transfer_syntax, len(scanned.dataset))
     if scanned.transfer_syntax == EXPLICIT_BE:
         ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_BE)
     return ds, scanned.transfer_syntax
+
+
+def _read_around_pixels(data: bytes | bytearray, scanned, pixel) -> Dataset:
+    """Parse the elements before native Pixel Data; its value stays a view into ``data``.
+
+    pydicom would read the value into a new bytes object: a full-size copy
+    of the largest value. The scan already checked where it starts and ends
+    and that it is the last element, so the elements before it are parsed and
+    the value is a memoryview of the input (the checks and the encoder take it).
+    """
+    view = memoryview(data)[scanned.dataset_offset:scanned.dataset_offset + len(scanned.dataset)]
+    ds = _read(_source(data, view, scanned.dataset_offset, pixel.header_offset), scanned.implicit,
+               scanned.little_endian, scanned.transfer_syntax, pixel.header_offset)
+    end = pixel.value_offset + pixel.length
+    vr = pixel.vr.decode("ascii") if pixel.vr else "OB or OW"
+    elem = DataElement(PIXEL_DATA, vr, b"")
+    elem._value = view[pixel.value_offset:end]  # the setter would validate a buffer as a list
+    ds[PIXEL_DATA] = elem
+    return ds
+
+
+def _source(data: bytes | bytearray, view: memoryview, offset: int, length: int) -> io.BytesIO:
+    """A reader of ``length`` dataset bytes: shares ``data`` if it is bytes, else copies only those."""
+    if isinstance(data, bytes):
+        source = io.BytesIO(data)
+        source.seek(offset)
+        return source
+    return io.BytesIO(bytes(view[:length]))
 
 
 def _read(source: io.BytesIO, implicit: bool, little: bool, ts: str, length: int) -> Dataset:
@@ -230,6 +310,8 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
         _silence_audio(ds, report)
     if profile.clean_pixel_data and pixel_cleaner is not None:
         if pixel_cleaner.needs_cleaning(ds):
+            if isinstance(ds.get_item(PIXEL_DATA).value if PIXEL_DATA in ds else None, memoryview):
+                ds[PIXEL_DATA]._value = bytes(ds[PIXEL_DATA].value)  # the cleaner decodes bytes
             pixel_cleaner.clean(ds, report)
         else:
             report.frames_skipped += _skipped_frames(pixel_cleaner, ds)
@@ -263,12 +345,12 @@ def _silence_audio(ds: Dataset, report: ObjectReport) -> None:
             report.actions["D"] += 1
 
 
-def _encode(ds: Dataset, out_ts: str, report: ObjectReport) -> bytes:
+def _encode(ds: Dataset, out_ts: str, owned: bool, report: ObjectReport) -> list:
     if str(ds.file_meta.TransferSyntaxUID) == EXPLICIT_BE:
         swap_to_little_endian(ds)
-    if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated, in_place=True):
+    if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated, in_place=True, owned=owned):
         report.cdr_findings["pixel-high-bits"] += 1
-    return encode(ds, out_ts)
+    return encode_chunks(ds, out_ts)
 
 
 def _sop_class(ds: Dataset) -> str:

@@ -78,7 +78,7 @@ class ScannedInput:
     pixel: PixelLocation | None = None
 
 
-def scan(data: bytes, limits: DicomLimits, *, allow_truncated_pixels: bool = False) -> ScannedInput:
+def scan(data: bytes | bytearray, limits: DicomLimits, *, allow_truncated_pixels: bool = False) -> ScannedInput:
     """Check ``data`` against ``limits``; raise :class:`Blocked` or return the dataset bounds.
 
     ``allow_truncated_pixels`` is for the ICAP preview path: the buffer is a
@@ -132,7 +132,7 @@ def _read_meta(data: bytes, pos: int) -> tuple[str, int]:
         group, elem = struct.unpack_from("<HH", data, pos)
         if group != 0x0002:
             break
-        vr = data[pos + 4:pos + 6]
+        vr = bytes(data[pos + 4:pos + 6])  # bytes: a bytearray slice cannot be looked up in a set
         if vr not in VALID_VRS:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, f"invalid VR in file meta at offset {pos}")
         if vr in LONG_VRS:
@@ -159,7 +159,7 @@ def _guess_bare(data: bytes) -> str:
     group = struct.unpack_from("<H", data, 0)[0]
     if group > 0x0010 or group % 2:  # real bare datasets start with groups 0000-0010
         raise Blocked(BlockReason.UNPARSEABLE_DICOM, "does not start like a DICOM dataset")
-    return EXPLICIT_LE if data[4:6] in VALID_VRS else IMPLICIT_LE
+    return EXPLICIT_LE if bytes(data[4:6]) in VALID_VRS else IMPLICIT_LE
 
 
 def _bounded_inflate(compressed: bytes, limits: DicomLimits, findings: dict[str, int]) -> bytes:

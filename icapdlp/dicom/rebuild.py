@@ -20,6 +20,7 @@ from pydicom.uid import UID
 
 from icapdlp import PRODUCT, __version__
 from icapdlp.dicom import ps315_table
+from icapdlp.dicom.highbits import mask_high_bits, unused_bits_mask
 from icapdlp.dicom.options import ProfileOptions
 from icapdlp.dicom.prescan import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE
 from icapdlp.dicom.profile import OPTION_CODES, applied_option_keys
@@ -29,8 +30,6 @@ IMPLEMENTATION_CLASS_UID = "2.25.253384740195381846127093271618436066473"
 IMPLEMENTATION_VERSION = f"ICAPDLP_{__version__}"[:16]
 #: byte widths of the "other" VRs whose raw bytes follow the transfer syntax's endianness
 _SWAP_WIDTHS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
-#: pixels checked per step for high bits: a 1 Mi-pixel temporary instead of a full-size one
-_CHECK_CHUNK = 1 << 20
 PIXEL_DATA = 0x7FE00010
 
 
@@ -65,36 +64,30 @@ def swap_to_little_endian(ds: Dataset) -> None:
             elem.value = np.frombuffer(elem.value, dtype=f">u{width}").astype(f"<u{width}").tobytes()
 
 
-def zero_bits_above_high_bit(ds: Dataset, encapsulated: bool, *, in_place: bool = False) -> bool:
+def zero_bits_above_high_bit(ds: Dataset, encapsulated: bool, *, in_place: bool = False,
+                             owned: bool = False) -> bool:
     """Zero the unused bits of native Pixel Data (overlays hide there); True if any changed.
 
-    Why the care with memory: Pixel Data is the one large value (hundreds of
-    MiB for a long multi-frame), and each full-size temporary costs its size in
-    page faults. The check runs over fixed-size chunks, so a clean image costs
-    no copy at all; a dirty one costs one copy, masked in place. With
-    ``in_place`` the new value is that bytearray (the encoder only writes it);
-    without, it is converted back to bytes for callers that keep the dataset.
+    The work is :func:`icapdlp.dicom.highbits.mask_high_bits`: a clean image
+    costs one read pass and no copy. With ``in_place`` the new value may be a
+    buffer (bytearray or memoryview) that only the encoder writes; with
+    ``owned`` too, a writable value is masked where it lies (the caller gave
+    its buffer away). Without ``in_place`` the value is set back as bytes for
+    callers that keep the dataset.
     """
-    if encapsulated or "PixelData" not in ds:
+    if encapsulated or PIXEL_DATA not in ds:
         return False
     allocated, stored = int(ds.get("BitsAllocated", 0) or 0), int(ds.get("BitsStored", 0) or 0)
     high = int(ds.get("HighBit", stored - 1) if ds.get("HighBit") is not None else stored - 1)
-    if allocated not in (8, 16, 32) or not 0 < stored < allocated:
+    layout = unused_bits_mask(allocated, stored, high)
+    raw = ds[PIXEL_DATA].value
+    if layout is None or not isinstance(raw, (bytes, bytearray, memoryview)) or not raw:
         return False
-    low = high + 1 - stored
-    dtype = np.dtype({8: "<u1", 16: "<u2", 32: "<u4"}[allocated])
-    mask = np.array(((1 << stored) - 1) << max(low, 0), dtype=dtype)
-    raw = ds.PixelData
-    count = len(raw) // dtype.itemsize
-    pixels = np.frombuffer(raw, dtype=dtype, count=count)
-    if not any(np.any(pixels[i:i + _CHECK_CHUNK] & ~mask) for i in range(0, count, _CHECK_CHUNK)):
-        return False
-    cleaned = bytearray(raw)
-    view = np.frombuffer(cleaned, dtype=dtype, count=count)
-    np.bitwise_and(view, mask, out=view)
-    del view, pixels  # release the buffer exports before the value is replaced
+    cleaned, changed = mask_high_bits(raw, *layout, in_place=in_place and owned)
+    if not changed or cleaned is raw:
+        return changed
     if in_place:
-        ds[PIXEL_DATA]._value = cleaned  # the value setter would turn a bytearray into a list of ints
+        ds[PIXEL_DATA]._value = cleaned  # the value setter would turn a buffer into a list of ints
     else:
         ds.PixelData = bytes(cleaned)
     return True
@@ -118,22 +111,32 @@ def new_file_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
 
 
 def encode(ds: Dataset, transfer_syntax: str) -> bytes:
-    """Write ``ds`` as Part-10 with a zero preamble and a rebuilt File Meta.
+    """Write ``ds`` as Part-10 with a zero preamble and a rebuilt File Meta."""
+    return b"".join(encode_chunks(ds, transfer_syntax))
+
+
+def encode_chunks(ds: Dataset, transfer_syntax: str) -> list:
+    """:func:`encode` as pieces whose concatenation is the object: no full-size join.
 
     When native Pixel Data is the last element (nearly always), the rest is
-    written by pydicom and the pixel value is appended once with its element
-    header: writing it through BytesIO would copy it two or three times as the
-    buffer grows. The bytes are the same as pydicom writing the whole dataset.
+    written by pydicom and the pixel value is returned as its own piece after
+    its element header, so a caller that writes to a file never copies it
+    (writing it through BytesIO would copy it two or three times as the
+    buffer grows). The bytes are the same as pydicom writing the whole dataset.
     """
     ds.file_meta = new_file_meta(ds, transfer_syntax)
     ds.preamble = bytes(128)
     uid = UID(transfer_syntax)
     pixel = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
     value = None if pixel is None else getattr(pixel, "value", None)
+    if isinstance(value, memoryview):
+        value = value.cast("B")
     if (pixel is None or uid.is_encapsulated or not uid.is_little_endian
-            or not isinstance(value, (bytes, bytearray)) or len(value) % 2
+            or not isinstance(value, (bytes, bytearray, memoryview)) or len(value) % 2
             or max(int(tag) for tag in ds.keys()) != PIXEL_DATA):
-        return _write(ds)
+        if isinstance(value, (bytearray, memoryview)):
+            ds[PIXEL_DATA]._value = bytes(value)  # pydicom writes bytes; rare: not the last element
+        return [_write(ds)]
     vr = ds[PIXEL_DATA].VR if ds[PIXEL_DATA].VR in ("OB", "OW") else "OW"
     del ds[PIXEL_DATA]
     try:
@@ -144,7 +147,7 @@ def encode(ds: Dataset, transfer_syntax: str) -> bytes:
         element = struct.pack("<HHI", 0x7FE0, 0x0010, len(value))
     else:
         element = struct.pack("<HH2sHI", 0x7FE0, 0x0010, vr.encode(), 0, len(value))
-    return b"".join((head, element, value))
+    return [head, element, value]
 
 
 def _write(ds: Dataset) -> bytes:
