@@ -11,7 +11,13 @@ PyPI, generates a synthetic set (single-frame CT 512x512, multi-frame
 then runs each tool file-to-file in its own single process, one tool after
 the other, and prints files/s and peak RSS per tool and per kind of file.
 icapdlp runs with Clean Pixel Data off (this is a header benchmark) but with
-its full CDR: pre-scan, rebuild, high-bit zeroing.
+its full CDR: pre-scan, value checks, rebuild, high-bit zeroing. It reads each
+file into its own buffer and writes the rebuilt pieces to the output file
+(``deidentify_buffer`` + ``write_to``), as the server's worker does with a
+spooled body; the peers read with pydicom and write with ``save_as``.
+
+Target (issue #3): icapdlp faster per file than each peer on every set; a
+verdict line per set compares icapdlp's ms/file with each peer's.
 """
 
 from __future__ import annotations
@@ -40,10 +46,15 @@ files = sorted(src.glob("*.dcm"))
 dst.mkdir(parents=True, exist_ok=True)
 if tool == "icapdlp":
     from icapdlp.dicom.options import DicomLimits, ProfileOptions
-    from icapdlp.dicom.pipeline import PipelineConfig, deidentify_bytes
+    from icapdlp.dicom.pipeline import PipelineConfig, deidentify_buffer
     cfg = PipelineConfig(ProfileOptions(clean_pixel_data=False), DicomLimits(), bytes(range(32)))
-    def one(path, out):
-        out.write_bytes(deidentify_bytes(path.read_bytes(), cfg).data)
+    def one(path, out):  # as the server's worker does with a spooled body: read once, write the pieces
+        data = bytearray(path.stat().st_size)
+        with open(path, "rb") as handle:
+            handle.readinto(data)
+        result = deidentify_buffer(data, cfg, owned=True)
+        with open(out, "wb") as handle:
+            result.write_to(handle)
 elif tool == "dicognito":
     import pydicom
     from dicognito.anonymizer import Anonymizer
@@ -128,7 +139,9 @@ def main() -> int:
     header = f"{'set':<20}{'tool':<18}{'files':>6}{'errors':>8}{'files/s':>10}{'ms/file':>10}{'peak MiB':>10}"
     print(header)
     print("-" * len(header))
+    verdicts = []
     for kind, folder in folders.items():
+        per_tool = {}
         for tool in TOOLS:
             python = Path(sys.executable) if tool == "icapdlp" else peer_python
             r = measure(python, tool, folder, kind)
@@ -137,8 +150,22 @@ def main() -> int:
             per = 1000 * r["seconds"] / r["files"] if r["files"] else 0.0
             errors = "FAIL" if r["errors"] < 0 else str(r["errors"])
             print(f"{kind:<20}{tool:<18}{r['files']:>6}{errors:>8}{rate:>10.1f}{per:>10.1f}{r['peak_mib']:>10.1f}")
-            del ok
+            per_tool[tool] = per if ok == r["files"] and r["files"] else None
+        verdicts.append(_verdict(kind, per_tool))
+    print()
+    print("\n".join(verdicts))
     return 0
+
+
+def _verdict(kind: str, per_tool: dict[str, float | None]) -> str:
+    """Whether icapdlp is faster per file than each peer that ran this set without errors."""
+    ours = per_tool.get("icapdlp")
+    peers = {t: v for t, v in per_tool.items() if t != "icapdlp" and v}
+    if not ours or not peers:
+        return f"target {kind}: not measured (a tool failed)"
+    ratios = ", ".join(f"{t} {v / ours:.2f}x" for t, v in peers.items())
+    met = all(ours < v for v in peers.values())
+    return f"target {kind}: peer ms/file / icapdlp ms/file = {ratios}: {'MET' if met else 'MISSED'}"
 
 
 if __name__ == "__main__":

@@ -331,19 +331,19 @@ def _read_spooled(path: str | None, limit: int, *, owned: bool = False) -> bytes
         raise Blocked(BlockReason.INTERNAL_ERROR, "body has neither data nor path")
     try:
         with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise Blocked(BlockReason.LIMIT_EXCEEDED, f"body exceeds {limit} bytes")
             if not owned:
-                data = handle.read(limit + 1)
+                data = handle.read(size + 1)  # sized by the file, not by the (2 GiB) limit
             else:
-                size = os.fstat(handle.fileno()).st_size
-                if size > limit:
-                    raise Blocked(BlockReason.LIMIT_EXCEEDED, f"body exceeds {limit} bytes")
                 data = bytearray(size)
                 if handle.readinto(data) != size:
                     raise Blocked(BlockReason.SPOOL_FAILED, "spooled body changed while read")
     except OSError as exc:
         raise Blocked(BlockReason.SPOOL_FAILED, f"cannot read spooled body ({exc.strerror})") from None
-    if len(data) > limit:
-        raise Blocked(BlockReason.LIMIT_EXCEEDED, f"body exceeds {limit} bytes")
+    if len(data) != size:
+        raise Blocked(BlockReason.SPOOL_FAILED, "spooled body changed while read")
     return data
 
 

@@ -1,0 +1,126 @@
+"""Pixel Data is held once: a view of the input, masked in place only when the caller gives it away.
+
+Why: the pixel value is most of a large object. ``deidentify_buffer`` keeps
+it as a view of the input (no parse copy), zeroes bits above High Bit in one
+pass (in the caller's buffer only with ``owned=True``) and answers with
+pieces that are written without a join. These tests pin both halves: the
+bytes are exactly those of ``deidentify_bytes`` on an untouched copy, and a
+buffer the caller did not give away is never written to.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from icapdlp.dicom.highbits import CHUNK_PIXELS, mask_high_bits, unused_bits_mask
+from icapdlp.dicom.options import DicomLimits, ProfileOptions
+from icapdlp.dicom.pipeline import PipelineConfig, deidentify_buffer, deidentify_bytes
+from tests.support.synthetic import TRANSFER_SYNTAXES, make_ct, make_multiframe
+
+KEY = bytes(range(32))
+
+
+def config(mode: str = "deidentify") -> PipelineConfig:
+    return PipelineConfig(ProfileOptions(clean_pixel_data=False), DicomLimits(), KEY, mode)
+
+
+def _pixel_piece(output) -> memoryview:
+    return memoryview(output.chunks[-1])
+
+
+@pytest.mark.parametrize("ts", sorted(TRANSFER_SYNTAXES))
+@pytest.mark.parametrize("bits_stored", [12, 16])
+def test_owned_buffer_gives_the_bytes_of_the_plain_path(ts, bits_stored):
+    data = make_ct(41, rows=32, columns=32, frames=2, transfer_syntax=ts, bits_stored=bits_stored,
+                   signatures=False).data
+    expected = deidentify_bytes(data, config())
+    output = deidentify_buffer(bytearray(data), config(), owned=True)
+    assert output.data == expected.data
+    assert output.size == len(expected.data)
+    assert output.report.cdr_findings == expected.report.cdr_findings
+    assert output.report.actions == expected.report.actions
+
+
+def test_owned_dirty_pixels_are_masked_in_the_callers_buffer():
+    obj = make_multiframe(42, frames=4, rows=64, columns=64, bits_stored=12, signatures=False)
+    data = bytearray(obj.data)
+    expected = deidentify_bytes(bytes(data), config()).data
+    output = deidentify_buffer(data, config(), owned=True)
+    piece = _pixel_piece(output)
+    assert piece.obj is data  # the value written out is the input buffer itself, not a copy
+    assert output.report.cdr_findings["pixel-high-bits"] == 1
+    buffer = io.BytesIO()
+    output.write_to(buffer)
+    assert buffer.getvalue() == expected
+
+
+def test_clean_pixels_are_written_from_the_input_without_a_copy():
+    data = make_multiframe(43, frames=4, rows=64, columns=64, bits_stored=16, signatures=False).data
+    output = deidentify_buffer(data, config())
+    assert _pixel_piece(output).obj is data
+    assert "pixel-high-bits" not in output.report.cdr_findings
+    assert output.data == deidentify_bytes(data, config()).data
+
+
+def test_a_buffer_not_given_away_is_never_written():
+    original = make_multiframe(44, frames=2, rows=64, columns=64, bits_stored=12, signatures=False).data
+    data = bytearray(original)
+    output = deidentify_buffer(data, config())  # owned defaults to False
+    assert bytes(data) == original
+    assert _pixel_piece(output).obj is not data
+    assert output.data == deidentify_bytes(original, config()).data
+
+
+def test_report_only_never_writes_an_owned_buffer_and_answers_with_it():
+    original = make_ct(45, rows=32, columns=32, bits_stored=12, signatures=False).data
+    data = bytearray(original)
+    output = deidentify_buffer(data, config("report-only"), owned=True)
+    assert bytes(data) == original
+    assert output.chunks == [data]
+    assert output.report.cdr_findings["pixel-high-bits"] == 1  # counted, not applied
+
+
+def test_pixels_longer_than_their_geometry_are_cut_from_the_view():
+    obj = make_ct(46, rows=32, columns=32, bits_stored=12, signatures=False)
+    data = obj.data + b"\x00\xf0" * 8  # a longer Pixel Data value needs its length patched too
+    pos = data.rfind(b"\xe0\x7f\x10\x00OW")
+    length = int.from_bytes(data[pos + 8:pos + 12], "little")
+    patched = data[:pos + 8] + (length + 16).to_bytes(4, "little") + data[pos + 12:]
+    expected = deidentify_bytes(patched, config())
+    output = deidentify_buffer(bytearray(patched), config(), owned=True)
+    assert output.data == expected.data
+    assert output.report.cdr_findings["trailing-bytes"] == 1
+    assert len(_pixel_piece(output)) == length
+
+
+@pytest.mark.parametrize("bits, dtype", [(8, "<u1"), (16, "<u2"), (32, "<u4")])
+@pytest.mark.parametrize("dirty_at", [None, 0, CHUNK_PIXELS + 3, 3 * CHUNK_PIXELS - 1])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_mask_high_bits_equals_a_whole_array_mask(bits, dtype, dirty_at, in_place):
+    stored = bits - 3
+    layout = unused_bits_mask(bits, stored, stored - 1)
+    assert layout is not None
+    rng = np.random.default_rng(bits)
+    pixels = rng.integers(0, 1 << stored, 3 * CHUNK_PIXELS, dtype=np.uint64).astype(dtype)
+    if dirty_at is not None:
+        pixels[dirty_at] |= np.array(1 << (bits - 1), dtype=dtype)
+    tail = b"\x7f" * (pixels.itemsize - 1)  # bytes that do not make a whole sample are kept as they are
+    raw = pixels.tobytes() + tail
+    buffer = bytearray(raw)
+    new, changed = mask_high_bits(buffer if in_place else raw, *layout, in_place=in_place)
+    assert changed is (dirty_at is not None)
+    expected = (pixels & np.array(layout[1], dtype=dtype)).tobytes() + tail
+    assert bytes(new) == expected
+    if in_place:
+        assert new is buffer and bytes(buffer) == expected
+    elif dirty_at is None:
+        assert new is raw  # clean: the value itself, no copy
+
+
+def test_no_mask_when_every_allocated_bit_is_stored():
+    assert unused_bits_mask(16, 16, 15) is None
+    assert unused_bits_mask(12, 8, 7) is None  # not a native sample size
+    assert unused_bits_mask(16, 12, 15) == (np.dtype("<u2"), 0xFFF0)  # high-aligned 12 bits
