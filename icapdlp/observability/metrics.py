@@ -11,15 +11,23 @@ with their counts; the main process hands the finished transaction here once.
 That is the whole multi-process story: one registry, one writer, no
 ``multiprocess`` directory, nothing lost or counted twice.
 
-The hot path (an OPTIONS or a 204 for non-DICOM traffic) costs a handful of
-dictionary look-ups of pre-bound children, so observability does not eat the
-wire-speed budget.
+The hot path (an OPTIONS or a 204 for non-DICOM traffic) must not eat the
+wire-speed budget: a prometheus_client ``inc``/``observe`` takes a lock and a
+few Python calls each, six of them per request cost more than parsing the
+request. So a finished transaction without findings only adds 1 to a plain
+``int`` keyed by (method, outcome, status, duration bucket); a collector
+registered ahead of the metrics folds those into the prometheus children
+when the registry is collected (a scrape, ``get_sample_value``), and the
+in-flight and open-connection gauges are read from plain counters at scrape
+time. Everything runs on the event loop, scrapes included, so there is no
+race between adding and folding. Names, labels and values are unchanged.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -41,6 +49,28 @@ _EDITION = re.compile(r"^[0-9]{4}[a-e]$")
 _DIGEST = re.compile(r"^[0-9a-f]{8,64}$")
 _VERSION = re.compile(r"^[0-9A-Za-z.+_-]{1,40}$")
 UNKNOWN = "unknown"
+#: upper bounds of the duration buckets as prometheus_client orders them (+Inf last)
+_BOUNDS = (*DURATION_BUCKETS, math.inf)
+#: a duration that was not observed (not a finite non-negative number)
+_NOT_OBSERVED = -1
+
+
+class _FoldPending:
+    """A collector that exports nothing: collecting it folds the pending counts into the metrics.
+
+    It is registered before any metric, and a registry collects in
+    registration order, so every scrape sees the counts folded first.
+    """
+
+    def __init__(self, metrics: "Metrics") -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> list:
+        self._metrics.fold_pending()
+        return []
 
 
 class Metrics:
@@ -57,6 +87,11 @@ class Metrics:
     ) -> None:
         self.registry = registry
         r = registry
+        #: counts of plain finished requests not yet folded: (method, outcome, status label, bucket) -> n
+        self._pending: dict[tuple[str, str, str, int], int] = {}
+        self._pending_seconds = dict.fromkeys(L.ICAP_METHODS, 0.0)
+        self._pending_bytes_in = 0
+        registry.register(_FoldPending(self))  # first: see _FoldPending
 
         self.requests = Counter(
             "icapdlp_requests", "ICAP requests finished, by ICAP method and outcome.",
@@ -129,13 +164,19 @@ class Metrics:
         self.set_workers_busy_source(None)
         self._open = 0
         self._running = 0
+        self.open_connections.set_function(lambda: self._open)
+        self.in_flight.set_function(lambda: self._running)
 
     def _init_children(self) -> None:
         """Create every labelled child now: zeros on dashboards, and cheap look-ups later."""
         self._requests = {k: self.requests.labels(*k) for k in L.all_values(L.ICAP_METHODS, L.OUTCOMES)}
         self._responses = {s: self.responses.labels(s) for s in L.ICAP_STATUSES}
         self._status = {int(s): child for s, child in self._responses.items() if s.isdigit()}
+        self._status_label = {int(s): s for s in L.ICAP_STATUSES if s.isdigit()}
         self._duration = {m: self.request_duration.labels(m) for m in L.ICAP_METHODS}
+        for child in self._duration.values():  # fold_pending adds to these directly
+            if len(getattr(child, "_buckets", ())) != len(_BOUNDS) or not hasattr(child, "_sum"):
+                raise RuntimeError("prometheus_client Histogram internals changed: update Metrics.fold_pending")
         self._stage = {s: self.stage_duration.labels(s) for s in L.STAGES}
         self._bytes_in = self.body_bytes.labels("in")
         self._bytes_out = self.body_bytes.labels("out")
@@ -165,21 +206,18 @@ class Metrics:
 
     def connection_opened(self) -> None:
         self._open += 1
-        self.open_connections.set(self._open)
         self.connections.inc()
 
     def connection_closed(self) -> None:
         self._open = max(0, self._open - 1)  # a stray close must not drive the gauge negative
-        self.open_connections.set(self._open)
 
     def request_started(self) -> None:
         self._running += 1
-        self.in_flight.set(self._running)
 
     def request_finished(self, record: TransactionRecord) -> None:
         """Count one finished transaction: the request, its bytes, and its report's totals."""
-        self._running = max(0, self._running - 1)
-        self.in_flight.set(self._running)
+        if self._running > 0:  # a stray finish must not drive the gauge negative
+            self._running -= 1
 
         method = record.icap_method
         if method not in self._duration:
@@ -187,21 +225,49 @@ class Metrics:
         outcome = record.outcome
         if outcome not in L.OUTCOME_SET:
             outcome = "error"  # an outcome outside the contract is a server bug: count it as one
-        self._requests[(method, outcome)].inc()
         status = record.icap_status
-        child = self._status.get(status) if type(status) is int else None
-        (self._responses[L.OTHER] if child is None else child).inc()
+        status = self._status_label.get(status, L.OTHER) if type(status) is int else L.OTHER
         duration = record.duration_seconds
-        if isinstance(duration, (int, float)) and math.isfinite(duration) and duration >= 0:
-            self._duration[method].observe(duration)
-        if _count(record.bytes_in):
-            self._bytes_in.inc(record.bytes_in)
-        if _count(record.bytes_out):
+        if type(duration) is float and 0.0 <= duration < math.inf:  # NaN fails both comparisons
+            bucket = bisect_left(_BOUNDS, duration)  # the first bound >= duration, as Histogram.observe
+            self._pending_seconds[method] += duration
+        else:
+            bucket = _NOT_OBSERVED
+            if isinstance(duration, (int, float)) and math.isfinite(duration) and duration >= 0:
+                self._duration[method].observe(duration)  # an int (or bool) duration: rare, direct
+        key = (method, outcome, status, bucket)
+        pending = self._pending
+        pending[key] = pending.get(key, 0) + 1
+        bytes_in = record.bytes_in
+        if type(bytes_in) is int:
+            if bytes_in > 0:
+                self._pending_bytes_in += bytes_in
+        elif _count(bytes_in):
+            self._bytes_in.inc(bytes_in)
+        if record.bytes_out and _count(record.bytes_out):
             self._bytes_out.inc(record.bytes_out)
         if outcome == "blocked":
             self._blocks[block_label(record.reason)].inc()
-        if record.report is not None:
-            self._count_report(record.report, outcome)
+        report = record.report
+        if report is not None and (report.objects_by_wrapping or not _no_totals(report.totals)):
+            self._count_report(report, outcome)
+
+    def fold_pending(self) -> None:
+        """Add the pending plain counts to the prometheus children (called when the registry is collected)."""
+        pending, self._pending = self._pending, {}
+        for (method, outcome, status, bucket), n in pending.items():
+            self._requests[(method, outcome)].inc(n)
+            self._responses[status].inc(n)
+            if bucket != _NOT_OBSERVED:
+                self._duration[method]._buckets[bucket].inc(n)
+        seconds = self._pending_seconds
+        for method, total in seconds.items():
+            if total:
+                self._duration[method]._sum.inc(total)
+                seconds[method] = 0.0
+        if self._pending_bytes_in:
+            self._bytes_in.inc(self._pending_bytes_in)
+            self._pending_bytes_in = 0
 
     def _count_report(self, report, outcome: str) -> None:
         for wrapping, n in L.fold_counts(report.objects_by_wrapping, L.WRAPPINGS).items():
@@ -229,6 +295,13 @@ def block_label(reason: object) -> str:
     """The reason label of a block; a block without a valid reason is a server bug, still a block."""
     value = getattr(reason, "value", None)
     return value if isinstance(value, str) and value in L.BLOCK_REASONS else "internal-error"
+
+
+def _no_totals(totals) -> bool:
+    """An ObjectReport (or None) whose counters are all empty: counting it would add nothing."""
+    return totals is None or not (
+        totals.actions or totals.uids_replaced or totals.boxes_by_source or totals.frames_ocr
+        or totals.frames_skipped or totals.cdr_findings or totals.stage_seconds)
 
 
 def _count(value: object) -> bool:

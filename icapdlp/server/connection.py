@@ -23,7 +23,9 @@ import traceback
 
 from icapdlp.icap import CONNECTION_CLOSED, NEED_DATA, ProtocolError, Request, RequestParser
 from icapdlp.observability.events import TransactionRecord
-from icapdlp.server.exchange import ConnectionLost, serve_request
+from icapdlp.server.exchange import ConnectionLost
+from icapdlp.server.fastlane import answer_at_once
+from icapdlp.server.resume import Resume
 
 log = logging.getLogger("icapdlp.server")
 
@@ -33,48 +35,6 @@ READ_HIGH_WATER = 256 * 1024
 
 # what the connection is waiting for; each phase has its own timeout
 IDLE, HEAD, REQUEST, CLOSING = "idle", "head", "request", "closing"
-
-
-class _Handover:
-    """A request coroutine started in ``data_received`` that the task must finish.
-
-    Awaiting it resumes the coroutine at the await where it suspended,
-    forwarding the task's wake-ups and cancellations to it unchanged; with
-    ``error`` set it re-raises a failure of the first step inside the task,
-    so the task's error handling sees it as if it had run it.
-    """
-
-    __slots__ = ("coro", "pending", "error", "throw_first")
-
-    def __init__(self, coro=None, pending=None, error: BaseException | None = None) -> None:
-        self.coro = coro
-        self.pending = pending
-        self.error = error
-        #: a cancellation that reached the task before it resumed the request
-        self.throw_first: BaseException | None = None
-
-    def __await__(self):
-        if self.error is not None:
-            raise self.error
-        coro, pending = self.coro, self.pending
-        if self.throw_first is not None:
-            try:
-                pending = coro.throw(self.throw_first)
-            except StopIteration as stop:
-                return stop.value
-        while True:
-            try:
-                sent = yield pending
-            except BaseException as exc:  # cancellation (timeouts) goes to the request, as before
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
 
 
 class IcapConnection(asyncio.Protocol):
@@ -98,7 +58,7 @@ class IcapConnection(asyncio.Protocol):
         self._task: asyncio.Task | None = None
         self._park_waiter: asyncio.Future | None = None
         self._parked = False  # the task waits for the next request: data_received may serve it
-        #: for the task: a _Handover, CONNECTION_CLOSED (stop) or a ProtocolError met in data_received
+        #: for the task: a Resume, CONNECTION_CLOSED (stop) or a ProtocolError met in data_received
         self._stash = None
 
     # -- asyncio.Protocol ------------------------------------------------------
@@ -138,7 +98,6 @@ class IcapConnection(asyncio.Protocol):
         """
         server = self.server
         parser = self.parser
-        limits = server.limits
         while not server.stopping and not self.lost:
             try:
                 event = parser.next_event()
@@ -150,31 +109,35 @@ class IcapConnection(asyncio.Protocol):
             if event is CONNECTION_CLOSED:
                 self._hand_to_task(event)
                 return
-            started = self.request_began
-            self.phase, self.deadline = REQUEST, started + limits.request_timeout
-            coro = serve_request(self, event, server.runtime, started)
-            try:
-                pending = coro.send(None)
-            except StopIteration as stop:
-                keep_alive = stop.value
-            except Exception as exc:  # a bug: the task logs it and closes, as if it had run the request
-                self._hand_to_task(_Handover(error=exc))
-                return
-            else:
-                self.flush()
-                self._hand_to_task(_Handover(coro, pending))
-                return
+            outcome = self._begin_request(event)
+            if outcome.__class__ is not bool:  # the general path: run its first step here
+                first = Resume.first_step(outcome)
+                if not first.finished:  # it awaits, or failed: the task finishes it
+                    self.flush()
+                    self._hand_to_task(first)
+                    return
+                outcome = first.value
             self.flush()
-            if not keep_alive or self.lost:
+            if not outcome or self.lost:
                 self._hand_to_task(CONNECTION_CLOSED)
                 return
-            self.response_started = False
-            now = time.monotonic()
-            if parser.buffered:
-                self.phase, self.deadline, self.request_began = HEAD, now + limits.header_timeout, now
-            else:
-                self.phase, self.deadline = IDLE, now + limits.idle_timeout
+            self._await_next_request()
         self._hand_to_task(CONNECTION_CLOSED)  # stopping: the task closes the connection
+
+    def _begin_request(self, request: Request):
+        """Start serving ``request``: keep-alive if answered at once, else the coroutine that answers it."""
+        started = self.request_began
+        self.phase, self.deadline = REQUEST, started + self.server.limits.request_timeout
+        return answer_at_once(self, request, self.server.runtime, started)
+
+    def _await_next_request(self) -> None:
+        """A response is complete: the header deadline runs if bytes of the next request are here, else idle."""
+        self.response_started = False
+        now = time.monotonic()
+        if self.parser.buffered:
+            self.phase, self.deadline, self.request_began = HEAD, now + self.server.limits.header_timeout, now
+        else:
+            self.phase, self.deadline = IDLE, now + self.server.limits.idle_timeout
 
     def _hand_to_task(self, item) -> None:
         self._stash = item
@@ -244,7 +207,7 @@ class IcapConnection(asyncio.Protocol):
                 await waiter
             except asyncio.CancelledError as exc:
                 stash = self._stash
-                if isinstance(stash, _Handover) and stash.error is None:
+                if isinstance(stash, Resume) and stash.error is None:
                     # a timeout while the request waited for the task: it belongs to the request
                     self._stash = None
                     stash.throw_first = exc
@@ -329,16 +292,10 @@ class IcapConnection(asyncio.Protocol):
 
     async def _run(self) -> None:
         server = self.server
-        limits = server.limits
         try:
             while self._stash is not None or not server.stopping:
                 if self._stash is None:  # else data_received already set up the next step
-                    self.response_started = False
-                    now = time.monotonic()
-                    if self.parser.buffered:
-                        self.phase, self.deadline, self.request_began = HEAD, now + limits.header_timeout, now
-                    else:
-                        self.phase, self.deadline = IDLE, now + limits.idle_timeout
+                    self._await_next_request()
                 try:
                     event = await self.next_request()
                 except ProtocolError as exc:
@@ -346,13 +303,13 @@ class IcapConnection(asyncio.Protocol):
                     return
                 if event is CONNECTION_CLOSED:
                     return
-                if isinstance(event, _Handover):  # a request data_received started (phase already set)
+                if isinstance(event, Resume):  # a request data_received started (phase already set)
                     keep_alive = await event
                 else:
                     assert isinstance(event, Request)
-                    started = self.request_began
-                    self.phase, self.deadline = REQUEST, started + limits.request_timeout
-                    keep_alive = await serve_request(self, event, server.runtime, started)
+                    keep_alive = self._begin_request(event)
+                    if keep_alive.__class__ is not bool:
+                        keep_alive = await keep_alive
                 self.flush()
                 if not keep_alive or self.lost:
                     return

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import os
 import time
 
 from icapdlp.adaptation.api import (
@@ -25,6 +25,7 @@ from icapdlp.icap import BodyData, EndOfMessage, LimitExceeded, PreviewEnd, Prot
 from icapdlp.icap.chunked import LAST_CHUNK, encode_chunk, last_chunk
 from icapdlp.observability.events import TransactionRecord
 from icapdlp.server.blockpage import minimal_block_response
+from icapdlp.server.resume import Resume
 from icapdlp.server.spool import Spool
 from icapdlp.server.workers import Overloaded
 from icapdlp.verdict import BlockReason, Blocked
@@ -44,36 +45,46 @@ FILE_PIECE_BYTES = 256 * 1024
 
 async def serve_request(conn, request: Request, runtime, started: float) -> bool:
     """Handle one request; return whether the connection may carry another."""
-    observer = conn.server.observer
-    observer.request_started()
+    conn.server.observer.request_started()
     exchange = Exchange(conn, request, runtime, started)
-    keep_alive = False
-    try:
-        keep_alive = await exchange.run()
-    except asyncio.CancelledError:
-        if conn.timed_out is None:
-            raise
-        exchange.fail(408)
-    except LimitExceeded as exc:
-        if exc.limit == "body_bytes" and exchange.tx is not None and not conn.response_started:
-            await exchange.send_block(BlockReason.LIMIT_EXCEEDED, "body larger than limits.body_bytes", close=True)
-        else:
-            exchange.fail(exc.status_hint)
-    except ProtocolError as exc:
-        exchange.fail(exc.status_hint)
-    except Blocked as exc:  # from spooling: the rest of the body is unread, so close afterwards
-        if conn.response_started:
-            exchange.fail(500)
-        else:
-            await exchange.send_block(exc.reason, exc.detail, close=True)
-    except Overloaded:
-        exchange.fail(503)
-    except ConnectionLost:
-        exchange.outcome = "error"
-    finally:
-        conn.flush()
-        observer.request_finished(exchange.record())
-    return keep_alive and not request.close
+    return await exchange.guarded(exchange.run())
+
+
+def new_transaction(request: Request) -> Transaction:
+    """The adapter's view of a REQMOD/RESPMOD whose method and service were checked."""
+    return Transaction(
+        id=transaction_id(), service=request.service, icap_method=request.method,
+        request=request.http_request, response=request.http_response, has_body=request.body_entity is not None,
+        allow_204="204" in request.allow, allow_206="206" in request.allow, preview_size=request.preview)
+
+
+class _TransactionIds:
+    """Random 64-bit hex ids drawn from the OS CSPRNG a few hundred at a time.
+
+    Same randomness as ``secrets.token_hex(8)`` per id, without a system call
+    per request; a forked acceptor starts a fresh pool so no two processes
+    hand out ids from the same bytes.
+    """
+
+    POOL_BYTES = 4096  # 512 ids per refill
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._pool, self._at = b"", 0
+
+    def __call__(self) -> str:
+        at = self._at
+        if at >= len(self._pool):
+            self._pool, at = os.urandom(self.POOL_BYTES), 0
+        self._at = at + 8
+        return self._pool[at:at + 8].hex()
+
+
+transaction_id = _TransactionIds()
 
 
 class Exchange:
@@ -93,12 +104,49 @@ class Exchange:
         self.bytes_in = 0
         self.bytes_out = 0
         self.icap_method = request.method if request.method in ("OPTIONS", "REQMOD", "RESPMOD") else "OTHER"
+        #: the first adapter answer, when the fast lane already asked (see ``ask``)
+        self.first_answer: Resume | None = None
 
     def record(self) -> TransactionRecord:
         return TransactionRecord(
             icap_method=self.icap_method, icap_status=self.status, outcome=self.outcome,
             duration_seconds=time.monotonic() - self.started, bytes_in=self.bytes_in,
             bytes_out=self.bytes_out, tx=self.tx, reason=self.reason, report=self.report)
+
+    async def guarded(self, step) -> bool:
+        """Await ``step`` (the request's handling from some point on) with every failure answered.
+
+        The caller has already told the observer the request started; this
+        tells it the request finished, whatever happened.
+        """
+        conn = self.conn
+        keep_alive = False
+        try:
+            keep_alive = await step
+        except asyncio.CancelledError:
+            if conn.timed_out is None:
+                raise
+            self.fail(408)
+        except LimitExceeded as exc:
+            if exc.limit == "body_bytes" and self.tx is not None and not conn.response_started:
+                await self.send_block(BlockReason.LIMIT_EXCEEDED, "body larger than limits.body_bytes", close=True)
+            else:
+                self.fail(exc.status_hint)
+        except ProtocolError as exc:
+            self.fail(exc.status_hint)
+        except Blocked as exc:  # from spooling: the rest of the body is unread, so close afterwards
+            if conn.response_started:
+                self.fail(500)
+            else:
+                await self.send_block(exc.reason, exc.detail, close=True)
+        except Overloaded:
+            self.fail(503)
+        except ConnectionLost:
+            self.outcome = "error"
+        finally:
+            conn.flush()
+            conn.server.observer.request_finished(self.record())
+        return keep_alive and not self.request.close
 
     # -- top level -------------------------------------------------------------------
 
@@ -117,10 +165,7 @@ class Exchange:
             return await self.refuse_unread(404)
         if services[request.service] != request.method:
             return await self.refuse_unread(405)
-        self.tx = Transaction(
-            id=secrets.token_hex(8), service=request.service, icap_method=request.method,
-            request=request.http_request, response=request.http_response, has_body=request.has_body,
-            allow_204="204" in request.allow, allow_206="206" in request.allow, preview_size=request.preview)
+        self.tx = new_transaction(request)
         if not request.has_body:
             return await self.adapt_bodiless()
         if request.preview is not None:
@@ -138,7 +183,6 @@ class Exchange:
         return True
 
     async def adapt_with_preview(self) -> bool:
-        tx = self.tx
         conn = self.conn
         preview = bytearray()
         while True:
@@ -149,8 +193,13 @@ class Exchange:
                 complete = isinstance(event, EndOfMessage)
                 break
         self.bytes_in = len(preview)
-        decision = await self.ask(self.runtime.adapter.on_preview, (tx, bytes(preview), complete),
-                                  _PREVIEW_DECISIONS)
+        return await self.decide_preview(bytes(preview), complete)
+
+    async def decide_preview(self, preview: bytes, complete: bool) -> bool:
+        """The preview is read (``complete``: it held the whole body); ask and answer."""
+        tx = self.tx
+        conn = self.conn
+        decision = await self.ask(self.runtime.adapter.on_preview, (tx, preview, complete), _PREVIEW_DECISIONS)
         if isinstance(decision, PartialReplace) and not tx.allow_206:
             decision = NeedBody()
         if not isinstance(decision, NeedBody):
@@ -231,8 +280,9 @@ class Exchange:
     async def ask(self, method, args, allowed):
         """Call the adapter; turn every failure into a block (fail closed)."""
         tx = self.tx
+        first, self.first_answer = self.first_answer, None
         try:
-            decision = await method(*args)
+            decision = await (method(*args) if first is None else first)
         except Blocked as exc:
             return Block(exc.reason, exc.detail)
         except (Overloaded, asyncio.CancelledError):
