@@ -18,7 +18,8 @@ elements, curves/overlays, and the always-removed sequences. A standard-group
 element whose tag is in neither the current data dictionary (retired entries
 excluded) nor the table is removed (fail closed): nothing is known about what
 it holds, and one flipped tag bit is enough to move Institution Name to such
-a tag and past the table.
+a tag and past the table. Identifier-bearing attributes the table does not
+list follow the project rules of ``profile`` (see ACTIONS.md).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydicom.datadict import dictionary_VR, get_entry, tag_for_keyword
 
 from icapdlp.dicom import keyed
 from icapdlp.dicom.options import ProfileOptions
-from icapdlp.dicom.profile import STANDARD_UID_PREFIX, STRUCTURAL_UID_TAGS, action_table
+from icapdlp.dicom.profile import SEQUENCE_ONLY_TAGS, STANDARD_UID_PREFIX, STRUCTURAL_UID_TAGS, action_table
 from icapdlp.dicom.values import (
     DATE_VRS,
     TEXT_VRS,
@@ -57,8 +58,10 @@ ALWAYS_REMOVE = frozenset({
 PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID = 0x00100010, 0x00100020, 0x00100021
 STUDY_UID = 0x0020000D
 OVERLAY_DATA_ELEMENT = 0x3000
-#: CDR finding kind for an undefined standard tag (labels.py has no closer kind)
-UNKNOWN_TAG_FINDING = "other"
+#: CDR finding kinds (labels.CDR_FINDING_KINDS): an undefined or retired standard tag, and an
+#: attribute the Standard defines only inside sequence items found at the top level
+UNKNOWN_TAG_FINDING = "undefined-tag"
+MISPLACED_FINDING = "misplaced-attribute"
 #: elements that carry codes, not free text; kept inside D / C sequences
 CODE_TAGS = frozenset(
     {0x0008_0000 | e for e in range(0x0100, 0x0123)}
@@ -92,7 +95,14 @@ class HeaderDeidentifier:
     # -- set-up -------------------------------------------------------------
 
     def prepare(self, ds: Dataset) -> None:
-        """Read what must be known before anything changes: date offset, deny-list."""
+        """Set up before the walk: drop misplaced elements, then read date offset and deny-list.
+
+        Misplaced: top-level elements the Standard defines only inside sequence items
+        (profile.SEQUENCE_ONLY_TAGS); they come from a broken sequence or a crafted file.
+        """
+        for tag in SEQUENCE_ONLY_TAGS.intersection(ds.keys()):
+            self._remove(ds, tag)
+            self.report.cdr_findings[MISPLACED_FINDING] += 1
         if self.profile.longitudinal_dates == "modified":
             identity = _text(ds.get(PATIENT_ID)) + "\0" + _text(ds.get(ISSUER_OF_PATIENT_ID))
             if not identity.strip("\0"):

@@ -10,10 +10,32 @@ The table (``ps315_table``) is data; this module is the policy on top of it:
   the attribute's Type is in the IOD at hand (see ACTIONS.md):
   Z/D, X/D, X/Z/D -> D; X/Z -> Z; X/Z/U* -> U* (keep the sequence, replace
   every instance UID inside).
+
+Table E.1-1 does not list every attribute that can identify someone. Three
+project rules (ACTIONS.md, "Attributes the table does not list") cover the
+gap; the table's own row always wins over them:
+
+- ``PROJECT_ROWS``: a short reviewed list of identifier-bearing attributes
+  (HL7 v2 hierarchic designators and the issuer sequences that carry them,
+  contact details, instance and device identifiers, SR and presentation text
+  values), each with the action the table gives its closest listed relative
+  and the reason;
+- every standard attribute of VR PN that the table does not list is D: a
+  person's name identifies whatever attribute holds it;
+- every standard free-text attribute (LO, LT, ST, UT, UC) the table does not
+  list and whose keyword says it is a comment, note or reason is X, C under
+  Clean Descriptors: how the table treats 20 of its own 28 comment, note and
+  reason rows (the rest are Z or D where the attribute can be required).
+
+Other standard attributes the table does not list are kept (Manufacturer,
+Convolution Kernel, Code Meaning, coil names, segment labels...): radiology
+users need them, and the table's authors chose to keep them.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from pydicom.datadict import DicomDictionary
@@ -86,13 +108,114 @@ def resolve(basic: str, options: tuple[tuple[str, str], ...], active: frozenset[
     return COMPOUND.get(code, code)
 
 
+@dataclass(frozen=True)
+class ProjectRow:
+    """One project rule for an attribute Table E.1-1 does not list, in the table's own terms."""
+
+    tag: int
+    name: str
+    basic: str
+    options: tuple[tuple[str, str], ...]
+    #: why the attribute is not kept as the table's default for unlisted attributes would
+    reason: str
+    #: the Standard defines it only inside sequence items; at the top level it is a misplaced
+    #: element (a broken sequence or a crafted file), removed and counted as a CDR finding
+    sequence_only: bool = False
+
+
+_ISSUER = ("names the authority that issued an identifier (in practice the hospital or its "
+           "system); the table removes every issuer it lists (Issuer of Patient ID, Issuer of "
+           "Admission ID Sequence, the clinical-trial issuers), with no option that keeps them")
+_HD_MACRO = "HL7 v2 Hierarchic Designator macro (PS3.3 10-17): " + _ISSUER
+
+#: reviewed project rules, one reason each (ACTIONS.md repeats them for readers of the policy)
+PROJECT_ROWS = (
+    ProjectRow(0x00080051, "Issuer of Accession Number Sequence", "X", (), _ISSUER),
+    ProjectRow(0x00100024, "Issuer of Patient ID Qualifiers Sequence", "X", (), _ISSUER),
+    ProjectRow(0x00400026, "Order Placer Identifier Sequence", "X", (), _ISSUER),
+    ProjectRow(0x00400027, "Order Filler Identifier Sequence", "X", (), _ISSUER),
+    ProjectRow(0x00400031, "Local Namespace Entity ID", "X", (), _HD_MACRO, sequence_only=True),
+    ProjectRow(0x00400032, "Universal Entity ID", "X", (), _HD_MACRO, sequence_only=True),
+    ProjectRow(0x00400033, "Universal Entity ID Type", "X", (),
+               "says how to read a Universal Entity ID, which is removed; one flipped bit of "
+               "(0040,0032) lands here and a 16-character identifier is a valid CS", sequence_only=True),
+    ProjectRow(0x00400036, "Assigning Facility Sequence", "X", (), _HD_MACRO, sequence_only=True),
+    ProjectRow(0x00400039, "Assigning Jurisdiction Code Sequence", "X", (),
+               "the state or country that issued a patient identifier: a place, removed like "
+               "Country of Residence and Region of Residence", sequence_only=True),
+    ProjectRow(0x0040003A, "Assigning Agency or Department Code Sequence", "X", (), _ISSUER,
+               sequence_only=True),
+    ProjectRow(0x0040E001, "HL7 Instance Identifier", "X", (("rtnUIDsOpt", "K"),),
+               "identifies one HL7 CDA document about the patient in the hospital's repository, "
+               "as an instance UID does; kept only under Retain UIDs", sequence_only=True),
+    ProjectRow(0x0074100A, "Contact URI", "X", (),
+               "telephone, e-mail or web address of a person; the table removes Person Telephone "
+               "Numbers and Person Address", sequence_only=True),
+    ProjectRow(0x0074100C, "Contact Display Name", "X", (),
+               "a person's name held as LO; the table removes or replaces every name it lists",
+               sequence_only=True),
+    ProjectRow(0x00181003, "Device ID", "X", (("rtnDevIdOpt", "K"),),
+               "a site-assigned device identifier (asset tag), like Device Serial Number: X, kept "
+               "under Retain Device Identity", sequence_only=True),
+    ProjectRow(0x00181010, "Secondary Capture Device ID", "X", (("rtnDevIdOpt", "K"),),
+               "names the capturing workstation, like Station Name: kept under Retain Device Identity"),
+    ProjectRow(0x00181803, "NTP Source Address", "X", (("rtnDevIdOpt", "K"),),
+               "host name or IP address inside the site's network, like Network ID"),
+    ProjectRow(0x0040A160, "Text Value", "D", (("cleanStructContOpt", "C"),),
+               "free text of an SR content item; the table handles it through Content Sequence "
+               "(D, C under Clean Structured Content), so the value gets the same action wherever "
+               "it is found (a broken sequence can lift it to the top level)", sequence_only=True),
+    ProjectRow(0x00700006, "Unformatted Text Value", "D", (("cleanGraphOpt", "C"),),
+               "text annotation drawn on an image; the table handles it through Graphic "
+               "Annotation Sequence (D, C under Clean Graphics), so the value gets the same action "
+               "wherever it is found", sequence_only=True),
+    ProjectRow(0x4010101A, "Boarding Pass ID", "X", (),
+               "identifies the person screened (DICOS), as Patient ID does"),
+    ProjectRow(0x40101051, "Itinerary ID", "X", (), "identifies the person screened (DICOS) and their travel"),
+    ProjectRow(0x40101053, "Itinerary ID Assigning Authority", "X", (), _ISSUER),
+)
+#: free-text VRs the table's own comment, note and reason rows use
+NARRATIVE_VRS = frozenset({"LO", "LT", "ST", "UT", "UC"})
+_NARRATIVE_KEYWORD = re.compile(r"Comment|Notes|Reason")
+#: the action for unlisted person names and narratives (basic, option columns)
+PERSON_NAME_ACTION = ("D", ())
+NARRATIVE_ACTION = ("X", (("cleanDescOpt", "C"),))
+
+
+def _current_unlisted(vrs: frozenset[str], keyword: re.Pattern[str] | None = None) -> tuple[int, ...]:
+    """Current (not retired) dictionary tags of ``vrs`` that Table E.1-1 does not list."""
+    listed = {value for value, *_ in ps315_table.ROWS}
+    return tuple(sorted(
+        tag for tag, (vr, _vm, _name, retired, kw) in DicomDictionary.items()
+        if vr in vrs and retired != "Retired" and tag not in listed and tag >> 16 not in (0x0000, 0x0002)
+        and (keyword is None or keyword.search(kw))))
+
+
+#: generated from the data dictionary; tests/dicom/test_profile_unlisted.py pins both lists, so a
+#: pydicom upgrade that adds entries fails until someone reviews them
+UNLISTED_PERSON_NAMES = _current_unlisted(frozenset({"PN"}))
+UNLISTED_NARRATIVES = _current_unlisted(NARRATIVE_VRS, _NARRATIVE_KEYWORD)
+#: project-rule attributes that are never valid at the top level of a dataset
+SEQUENCE_ONLY_TAGS = frozenset(row.tag for row in PROJECT_ROWS if row.sequence_only)
+
+
+def project_rules() -> dict[int, tuple[str, tuple[tuple[str, str], ...]]]:
+    """Tag -> (basic, options) for every project rule; Table E.1-1 rows are never overridden."""
+    rules = {tag: PERSON_NAME_ACTION for tag in UNLISTED_PERSON_NAMES}
+    rules.update({tag: NARRATIVE_ACTION for tag in UNLISTED_NARRATIVES})
+    rules.update({row.tag: (row.basic, row.options) for row in PROJECT_ROWS})
+    listed = {value for value, *_ in ps315_table.ROWS}
+    return {tag: rule for tag, rule in rules.items() if tag not in listed}
+
+
 class ActionTable:
     """Tag -> concrete action for one profile; built once per profile and cached."""
 
     def __init__(self, profile: ProfileOptions) -> None:
         active = active_columns(profile)
-        self.exact = {value: resolve(basic, opts, active)
-                      for value, _mask, _name, basic, opts in ps315_table.ROWS}
+        self.exact = {tag: resolve(basic, opts, active) for tag, (basic, opts) in project_rules().items()}
+        self.exact.update({value: resolve(basic, opts, active)
+                           for value, _mask, _name, basic, opts in ps315_table.ROWS})
         self.patterns = tuple((value, mask, resolve(basic, opts, active))
                               for value, mask, _name, basic, opts in ps315_table.PATTERN_ROWS)
         _name, basic, opts = ps315_table.PRIVATE_ROW

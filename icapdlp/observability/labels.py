@@ -71,6 +71,8 @@ CDR_FINDING_KINDS = (
     "signature-removed",  # digital signatures were dropped (they no longer verify)
     "encapsulated-document",  # an encapsulated PDF/CDA/STL was found
     "pixel-high-bits",  # pixel values carried bits above High Bit (a hiding place); cleared
+    "undefined-tag",  # a standard-group tag the dictionary does not define (or only as retired); removed
+    "misplaced-attribute",  # an attribute valid only inside sequence items sat at the top level; removed
     OTHER,
 )
 

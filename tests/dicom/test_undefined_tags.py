@@ -28,7 +28,7 @@ def test_undefined_standard_tag_is_removed_and_counted():
     result, out = run(data)
     assert 0x00080880 not in out
     assert PLANT.encode() not in result.data
-    assert result.report.cdr_findings["other"] == 1
+    assert result.report.cdr_findings["undefined-tag"] == 1
 
 
 def test_undefined_tag_inside_a_sequence_is_removed():
@@ -45,7 +45,7 @@ def test_undefined_tag_inside_a_sequence_is_removed():
 def test_defined_untabled_tag_is_still_kept():
     """Only undefined tags go: a dictionary tag the table does not list (Rows) stays."""
     result, out = run(_with(lambda ds: None))
-    assert out.Rows == 16 and result.report.cdr_findings["other"] == 0
+    assert out.Rows == 16 and result.report.cdr_findings["undefined-tag"] == 0
 
 
 def test_a_name_moved_into_a_retired_repeating_group_is_removed_in_implicit_vr():
@@ -66,4 +66,4 @@ def test_a_name_moved_into_a_retired_repeating_group_is_removed_in_implicit_vr()
 def test_retired_attribute_the_table_does_not_list_is_removed():
     # Image Dimensions (0028,0005) is retired; no current object may carry it
     result, out = run(_with(lambda ds: ds.add_new(0x00280005, "US", 2)))
-    assert 0x00280005 not in out and result.report.cdr_findings["other"] == 1
+    assert 0x00280005 not in out and result.report.cdr_findings["undefined-tag"] == 1

@@ -131,3 +131,25 @@ def test_a_kept_element_that_swallowed_its_neighbours_is_not_written_out():
     out = _deidentify(bytes(data))
     planted = str(obj.dataset.PatientName).split("^") + obj.phi_strings
     assert [p for p in planted if p.encode() in out] == []
+
+
+@pytest.mark.parametrize("keyword", ["UniversalEntityID", "LocalNamespaceEntityID", "TextValue"])
+def test_a_nested_attribute_duplicated_to_the_top_level_is_removed(keyword):
+    """Found by the campaign: a ("dup", ...) op copied Universal Entity ID (0040,0032) out of Other
+    Patient IDs Sequence > Issuer of Patient ID Qualifiers Sequence to the top level, where Table
+    E.1-1 does not list it, and its planted value was kept. Same for the other nested values."""
+    from pydicom.datadict import tag_for_keyword
+
+    from tests.fuzz import mutations
+
+    obj, data, _ = _ct_with_meta_end(1)
+    tag = tag_for_keyword(keyword)
+    header = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + b"UT\0\0"
+    at = data.find(header)
+    length = struct.unpack_from("<I", data, at + 8)[0]
+    top = data.find(struct.pack("<HH", 0x0010, 0x1040))  # before Patient's Address, a top-level element
+    mutated = mutations.apply(bytes(data), [("dup", at, 12 + length, top)])
+    value = bytes(data[at + 12:at + 12 + length]).strip(b" \0")
+    assert mutated.count(value) == 2 and value.decode() in obj.phi_strings
+    out = _deidentify(mutated)
+    assert value not in out
