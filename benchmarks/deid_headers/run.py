@@ -17,13 +17,16 @@ file into its own buffer and writes the rebuilt pieces to the output file
 spooled body; the peers read with pydicom and write with ``save_as``.
 
 Target (issue #3): icapdlp faster per file than each peer on every set; a
-verdict line per set compares icapdlp's ms/file with each peer's.
+verdict line per set compares icapdlp's median ms/file with each peer's. The
+tools run ``--rounds`` times, interleaved, because the machine is shared:
+one tool's run should not be the one that met a busy minute.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import venv
@@ -133,24 +136,37 @@ def main() -> int:
     parser.add_argument("--ct", type=int, default=40)
     parser.add_argument("--multiframe", type=int, default=4)
     parser.add_argument("--sequences", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs of every tool per set, interleaved; the median is compared")
     args = parser.parse_args()
     peer_python = ensure_peer_venv()
     folders = generate(args.ct, args.multiframe, args.sequences)
-    header = f"{'set':<20}{'tool':<18}{'files':>6}{'errors':>8}{'files/s':>10}{'ms/file':>10}{'peak MiB':>10}"
+    header = (f"{'set':<20}{'tool':<18}{'files':>6}{'errors':>8}{'files/s':>10}{'ms/file':>10}"
+              f"{'min-max':>14}{'peak MiB':>10}")
+    print(f"median of {args.rounds} interleaved rounds per tool and set")
     print(header)
     print("-" * len(header))
     verdicts = []
     for kind, folder in folders.items():
+        runs: dict[str, list[dict]] = {tool: [] for tool in TOOLS}
+        for _ in range(args.rounds):  # interleaved, so a noisy minute hits every tool alike
+            for tool in TOOLS:
+                python = Path(sys.executable) if tool == "icapdlp" else peer_python
+                runs[tool].append(measure(python, tool, folder, kind))
         per_tool = {}
         for tool in TOOLS:
-            python = Path(sys.executable) if tool == "icapdlp" else peer_python
-            r = measure(python, tool, folder, kind)
-            ok = r["files"] - max(r["errors"], 0)
-            rate = r["files"] / r["seconds"] if r["seconds"] else 0.0
-            per = 1000 * r["seconds"] / r["files"] if r["files"] else 0.0
-            errors = "FAIL" if r["errors"] < 0 else str(r["errors"])
-            print(f"{kind:<20}{tool:<18}{r['files']:>6}{errors:>8}{rate:>10.1f}{per:>10.1f}{r['peak_mib']:>10.1f}")
-            per_tool[tool] = per if ok == r["files"] and r["files"] else None
+            rs = runs[tool]
+            failed = any(r["errors"] < 0 for r in rs)
+            errors = "FAIL" if failed else str(max(r["errors"] for r in rs))
+            pers = sorted(1000 * r["seconds"] / r["files"] for r in rs if r["files"])
+            per = statistics.median(pers) if pers else 0.0
+            rate = 1000 / per if per else 0.0
+            spread = f"{pers[0]:.1f}-{pers[-1]:.1f}" if pers else "-"
+            peak = max(r["peak_mib"] for r in rs)
+            print(f"{kind:<20}{tool:<18}{rs[0]['files']:>6}{errors:>8}{rate:>10.1f}{per:>10.1f}{spread:>14}"
+                  f"{peak:>10.1f}")
+            clean = not failed and all(r["errors"] == 0 for r in rs) and pers
+            per_tool[tool] = per if clean else None
         verdicts.append(_verdict(kind, per_tool))
     print()
     print("\n".join(verdicts))

@@ -16,10 +16,12 @@ import logging
 import struct
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydicom import Dataset
+from pydicom import config as pydicom_config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import FileMetaDataset
 from pydicom.filereader import read_dataset
@@ -288,9 +290,31 @@ def _read(source: io.BytesIO, implicit: bool, little: bool, ts: str, length: int
     ds.file_meta = FileMetaDataset()
     # Deflated input was inflated by the scanner: from here on it is Explicit VR LE.
     ds.file_meta.TransferSyntaxUID = UID(ts if ts != "1.2.840.10008.1.2.1.99" else EXPLICIT_LE)
-    for elem in ds.iterall():  # decode every value now, inside the guarded parse stage
-        pass
+    with _no_read_warnings():
+        for elem in ds.iterall():  # decode every value now, inside the guarded parse stage
+            pass
     return ds
+
+
+@contextmanager
+def _no_read_warnings():
+    """Decode values without pydicom's read-time checks, which can only warn.
+
+    pydicom matches every value it decodes against its VR (a regular
+    expression per UID, date, number...) only to emit a warning, and this
+    module silences pydicom's warnings (they may quote values). A 2000-item
+    sequence spends about a tenth of its time there. The checks that decide
+    something are :mod:`icapdlp.dicom.conformance`'s. Values set later are
+    still validated on write. (Concurrent threads may leave the mode at
+    IGNORE; it only ever suppresses warnings.)
+    """
+    settings = pydicom_config.settings
+    saved = settings._reading_validation_mode
+    settings.reading_validation_mode = pydicom_config.IGNORE
+    try:
+        yield
+    finally:
+        settings._reading_validation_mode = saved
 
 
 def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | None,
