@@ -90,12 +90,20 @@ class DenyList:
 
     def match_joined(self, words: list[str]) -> str | None:
         """Match consecutive words read apart ("04 / 03 / 1961") against whole tokens only."""
+        found = self.joined_distance(words)
+        return found[0] if found else None
+
+    def joined_distance(self, words: list[str]) -> tuple[str, int] | None:
+        """(group, edits) of the closest whole token the joined ``words`` match, or None."""
         w = normalize("".join(words))
+        best: tuple[str, int] | None = None
         for token, group in self.tokens.items():
-            if len(token) >= 5 and abs(len(w) - len(token)) <= allowed_errors(len(token)):
-                if _edit_distance(w, token) <= allowed_errors(len(token)):
-                    return group
-        return None
+            k = allowed_errors(len(token))
+            if len(token) >= 5 and abs(len(w) - len(token)) <= k:
+                d = _edit_distance(w, token)
+                if d <= k and (best is None or d < best[1]):
+                    best = (group, d)
+        return best
 
 
 def _edit_distance(a: str, b: str) -> int:

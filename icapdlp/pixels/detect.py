@@ -19,6 +19,8 @@ LINE_OVERLAP = 0.5
 LINE_GAP_HEIGHTS = 2.0
 #: the same word read in both polarities: boxes overlapping this much are one word
 DUPLICATE_IOU = 0.5
+#: an unconfident word this much covered by confident words is their other-polarity shadow
+SHADOW_COVERED = 0.5
 #: consecutive words joined when matching split renderings of IDs and dates
 MAX_JOINED_WORDS = 5
 #: ends each OCR line in the NER text: as a sentence of its own spaCy tags "Seattle" alone,
@@ -26,6 +28,9 @@ MAX_JOINED_WORDS = 5
 LINE_END = ".\n"
 #: an unconfident word taller than this many median confident-word heights is not text
 MAX_HEIGHT_RATIO = 2.5
+#: ... nor is one that tall read with less than this confidence: a wrong-polarity reading of a
+#: plate or of letter gaps ("OE", conf 46, 89 px over 9-30 px words) spans several real lines
+TALL_WORD_MIN_CONF = 60.0
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,29 @@ def _iou(a: Box, b: Box) -> float:
     return inter / union if union else 0.0
 
 
-def dedupe(words: Iterable[OcrWord]) -> list[OcrWord]:
-    """Drop a word read twice (both polarity halves), keeping the more confident reading."""
+def _covered_share(a: Box, b: Box) -> float:
+    """Share of ``a``'s area that ``b`` covers."""
+    ix = max(0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    iy = max(0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    return ix * iy / (a.width * a.height) if a.width * a.height else 0.0
+
+
+def dedupe(words: Iterable[OcrWord], min_conf: float = 100.0) -> list[OcrWord]:
+    """Drop a word read twice (both polarities), keeping the more confident reading.
+
+    An unconfident reading mostly lying on confident words is the other
+    polarity's view of the same text (the gaps between its strokes, "Sinise"
+    over "Springfield General"): dropped too, as it would otherwise split the
+    line it overlaps and feed garbage to NER.
+    """
     kept: list[OcrWord] = []
     for w in sorted(words, key=lambda w: -w.conf):
-        if not any(_iou(w.box, k.box) >= DUPLICATE_IOU for k in kept):
-            kept.append(w)
+        if any(_iou(w.box, k.box) >= DUPLICATE_IOU for k in kept):
+            continue
+        if w.conf < min_conf and sum(_covered_share(w.box, k.box) for k in kept if k.conf >= min_conf) \
+                >= SHADOW_COVERED:
+            continue
+        kept.append(w)
     return kept
 
 
@@ -78,7 +100,7 @@ def drop_implausible(words: list[OcrWord], min_conf: float) -> list[OcrWord]:
     if not heights:
         return words
     limit = MAX_HEIGHT_RATIO * heights[len(heights) // 2]
-    return [w for w in words if w.conf >= min_conf or w.box.height <= limit]
+    return [w for w in words if w.box.height <= limit or w.conf >= max(min_conf, TALL_WORD_MIN_CONF)]
 
 
 def group_lines(words: Iterable[OcrWord]) -> list[list[OcrWord]]:
@@ -134,6 +156,28 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction, policy: DetectionPol
     return hits
 
 
+def _joined_match(deny: DenyList, texts: list[str]) -> str | None:
+    """The group a run of words matches as one header value, when every word of the run is needed.
+
+    Tolerance lets a neighbour ride along: "Linda Johnson." plus an unrelated
+    garbage reading "OE" still lies within two edits of LINDAJOHNSON, and the
+    garbage box (which spanned a label line) was filled too. A run whose first
+    or last word can be dropped without a worse match is not a match; the
+    shorter run is tried on its own anyway. Punctuation-only words stay: they
+    add no letters, and they are often a split piece of the value's box.
+    """
+    found = deny.joined_distance(texts)
+    if found is None:
+        return None
+    for dropped, shorter in ((texts[0], texts[1:]), (texts[-1], texts[:-1])):
+        if not normalize(dropped):
+            continue  # punctuation ("/", a plate edge read as "|") belongs to the value's rendering
+        sub = deny.joined_distance(shorter)
+        if sub is not None and sub[1] <= found[1]:
+            return None
+    return found[0]
+
+
 def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, policy: DetectionPolicy,
                     rows: int, cols: int) -> list[Redaction]:
     """Padded boxes to fill in a frame of ``rows`` x ``cols``, each with its reason.
@@ -144,7 +188,7 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
     confident word in all-text mode, are redacted. Adjacent words of one line
     with the same reason become one box so the gap between them goes too.
     """
-    lines = group_lines(dedupe(drop_implausible(list(words), policy.min_conf)))
+    lines = group_lines(dedupe(drop_implausible(list(words), policy.min_conf), policy.min_conf))
     ner_hits = _ner_hits(lines, ner, policy) if not policy.all_text else {}
     reasons: dict[int, tuple[str, str]] = {}
     for line in lines:
@@ -156,7 +200,7 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
             for size in range(2, MAX_JOINED_WORDS + 1):
                 for i in range(len(line) - size + 1):
                     window = line[i:i + size]
-                    group = deny.match_joined([w.text for w in window])
+                    group = _joined_match(deny, [w.text for w in window])
                     if group:
                         for w in window:
                             reasons.setdefault(id(w), (SOURCE_HEADER, group))

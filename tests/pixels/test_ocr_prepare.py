@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icapdlp.pixels import ocr
+from icapdlp.pixels import ocr, regions
 from icapdlp.pixels.geometry import Box
 
 
 def _brute(a, size, reduce):
     half = size // 2
-    p = np.pad(a, half, mode="edge")
+    p = np.pad(a, ((half, size - 1 - half), (half, size - 1 - half)), mode="edge")
     out = np.empty_like(a)
     for y in range(a.shape[0]):
         for x in range(a.shape[1]):
@@ -19,30 +19,36 @@ def _brute(a, size, reduce):
     return out
 
 
-@pytest.mark.parametrize("size", [1, 3, 5, 21])
-def test_rank_filter_matches_brute_force(size):
-    a = np.random.default_rng(size).integers(0, 255, (23, 31)).astype(np.float32)
+@pytest.mark.parametrize("size", [1, 3, 5, 8, 21])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_rank_filter_matches_brute_force(size, dtype):
+    a = np.random.default_rng(size).integers(0, 255, (23, 31)).astype(dtype)
     assert np.array_equal(ocr._rank_filter(a, size, np.maximum), _brute(a, size, np.max))
     assert np.array_equal(ocr._rank_filter(a, size, np.minimum), _brute(a, size, np.min))
 
 
-def test_prepare_puts_light_text_on_top_and_dark_text_below_as_black_ink():
+@pytest.mark.parametrize("q", [0.1, 50.0, 99.9, 100.0])
+def test_histogram_percentile_matches_numpy(q):
+    values = np.random.default_rng(7).integers(0, 4096, 5001)
+    expected = float(np.percentile(values, q))
+    assert ocr.histogram_percentile(np.bincount(values), q) == pytest.approx(expected, abs=1e-9)
+
+
+def test_polarities_make_light_and_dark_text_black_ink():
     g = np.full((500, 600), 40, dtype=np.uint8)
     g[100:110, 100:200] = 230  # light stroke on dark
     g[300:420, 300:500] = 220  # light plate ...
     g[350:360, 350:450] = 20  # ... with a dark stroke
-    image, scale = ocr.prepare(g)
-    arr = np.asarray(image)
-    assert scale == 1 and arr.shape == (2 * 500 + ocr.SEPARATOR_ROWS, 600)
-    top, bottom = arr[:500], arr[500 + ocr.SEPARATOR_ROWS:]
-    assert top[105, 150] < 30 and top[50, 50] > 225  # light stroke became black ink, background white
-    assert bottom[355, 400] < 30 and bottom[50, 50] > 225
-    assert bottom[105, 150] > 225  # the light stroke is not ink in the dark-text half
+    light, dark, scale = ocr.polarities(g)
+    assert scale == 1 and light.shape == dark.shape == (500, 600) and light.dtype == np.uint8
+    assert light[105, 150] < 30 and light[50, 50] > 225  # light stroke became black ink, background white
+    assert dark[355, 400] < 30 and dark[50, 50] > 225
+    assert dark[105, 150] > 225  # the light stroke is not ink in the dark-text image
 
 
 def test_small_frames_are_upscaled():
-    _, scale = ocr.prepare(np.zeros((256, 256), dtype=np.uint8))
-    assert scale == 2
+    light, _, scale = ocr.polarities(np.zeros((256, 256), dtype=np.uint8))
+    assert scale == 2 and light.shape == (512, 512)
 
 
 def _data(*words):
@@ -50,14 +56,23 @@ def _data(*words):
     return {k: [w[i] for w in words] for i, k in enumerate(keys)}
 
 
-def test_words_from_the_bottom_half_and_upscaled_images_map_back():
-    rows, cols, scale = 200, 300, 2
-    half = rows * scale + ocr.SEPARATOR_ROWS
-    data = _data(("JOHN", 20, 40, 60, 20, 91, 1, 1, 1), ("SMITH", 100, half + 40, 80, 20, 88, 2, 1, 1),
-                 ("  ", 0, 0, 5, 5, -1, 0, 0, 0), ("edge", 590, 390, 30, 30, 50, 3, 1, 1))
-    words = ocr.words_from_data(data, rows, cols, scale)
+def test_words_in_the_composite_map_back_to_their_crop_in_the_frame():
+    m = regions.CROP_MARGIN
+    placements = [regions.Placement(100, 40, 80, 30, 24, 0), regions.Placement(300, 200, 120, 40, 78, 1)]
+    # composite x = m + (prepared x - src_x0); composite y = dst_y0 + (prepared y - src_y0); scale 2
+    data = _data(("JOHN", m + 10, 24 + 5, 40, 20, 91, 1, 1, 1),
+                 ("SMITH", m + 20, 78 + 10, 60, 20, 88, 2, 1, 1),
+                 ("  ", 0, 0, 5, 5, -1, 0, 0, 0),
+                 ("gap", m, 60, 10, 10, 50, 3, 1, 1))  # centre in the white gap between crops: dropped
+    words = ocr.words_from_composite(data, placements, 250, 300, 2)
     assert [(w.text, w.box, w.line[0]) for w in words] == [
-        ("JOHN", Box(10, 20, 40, 30), 0), ("SMITH", Box(50, 20, 90, 30), 1), ("edge", Box(295, 195, 300, 200), 0)]
+        ("JOHN", Box(55, 22, 75, 33), 0), ("SMITH", Box(160, 105, 190, 115), 1)]
+
+
+def test_a_word_box_reaching_past_its_crop_is_clipped_to_the_crop():
+    p = regions.Placement(10, 10, 50, 20, 24, 0)
+    index, box = regions.to_source([p], 0, 20, 500, 40)  # wider and taller than the crop
+    assert index == 0 and box == (10, 10, 60, 30)
 
 
 def test_missing_tesseract_raises_ocr_unavailable(monkeypatch):
@@ -65,5 +80,17 @@ def test_missing_tesseract_raises_ocr_unavailable(monkeypatch):
 
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
     assert not ocr.tesseract_available()
-    with pytest.raises(ocr.OcrUnavailable):
-        ocr.read_words(np.zeros((64, 64), dtype=np.uint8))
+    text = np.full((120, 200), 30, dtype=np.uint8)
+    text[40:60, 20:30] = text[40:60, 40:50] = text[40:44, 20:50] = 220
+    for frame in (text, np.zeros((64, 64), dtype=np.uint8)):  # with and without text candidates
+        with pytest.raises(ocr.OcrUnavailable):
+            ocr.read_words(frame)
+
+
+def test_a_frame_without_text_candidates_starts_no_tesseract(monkeypatch):
+    import pytesseract
+
+    calls = []
+    monkeypatch.setattr(pytesseract, "image_to_data", lambda *a, **k: calls.append(1))
+    flat = np.random.default_rng(5).normal(80, 2, (200, 300)).clip(0, 255).astype(np.uint8)
+    assert ocr.read_words(flat) == [] and calls == []

