@@ -13,7 +13,11 @@ c-icap's echo service answers every other previewed request with 100 Continue
 and a full echo (see srv_echo.c); icapdlp answers "not DICOM" with 204 from the
 preview. The table shows which status codes each server produced.
 
-Usage: .venv/bin/python benchmarks/icap_passthrough/run.py [--duration 5] [--adapter auto]
+``--floor`` adds a column for ``bare_responder.py``: a uvloop server that
+writes a fixed 204 per request and parses nothing, i.e. what one Python
+process can do here with zero work per request (cases a and b only).
+
+Usage: .venv/bin/python benchmarks/icap_passthrough/run.py [--duration 5] [--adapter auto] [--floor]
 """
 
 from __future__ import annotations
@@ -134,6 +138,13 @@ port = {free_port()}
     return process
 
 
+def start_bare(port: int) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, str(HERE / "bare_responder.py"), "--port", str(port)],
+                               stdout=subprocess.DEVNULL)
+    wait_for_port(port, process)
+    return process
+
+
 def measure(port: int, case: str, service_req: str, service_resp: str, args) -> dict:
     per_proc = max(1, args.connections // args.loadgen_procs)
     procs = [subprocess.Popen(
@@ -168,6 +179,8 @@ def main() -> int:
                         help="icapdlp's adapter: the real DICOM one when installed (auto) or pass-through")
     parser.add_argument("--acceptors", type=int, default=None,
                         help="icapdlp acceptor processes (SO_REUSEPORT); 0 = one per core")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure bare_responder.py (a fixed 204, no parsing) on cases a and b")
     args = parser.parse_args()
     adapter = args.adapter
     if adapter == "auto":
@@ -178,26 +191,32 @@ def main() -> int:
     try:
         servers.append(start_icapdlp(work, icap_port, adapter, args.acceptors))
         servers.append(start_cicap(work, cicap_port))
+        bare_port = free_port() if args.floor else None
+        if bare_port is not None:
+            servers.append(start_bare(bare_port))
         rows = []
         for letter in args.cases:
             case = CASES[letter]
             ours = measure(icap_port, case, "deid-req", "deid-resp", args)
             theirs = measure(cicap_port, case, "echo", "echo", args)
-            rows.append((letter, case, ours, theirs))
+            bare = measure(bare_port, case, "x", "x", args) if bare_port is not None and letter in "ab" else None
+            rows.append((letter, case, ours, theirs, bare))
     finally:
         for process in servers:
             stop(process)
     print(f"\nicapdlp ({adapter} adapter, acceptors={args.acceptors if args.acceptors is not None else '1 (default)'}) vs c-icap "
           f"{_cicap_version()} srv_echo; {args.connections} persistent connections, "
           f"{args.loadgen_procs} load process(es), {args.duration:g} s per cell, {os.cpu_count()} cores\n")
+    floor = f" {'bare req/s':>10}" if args.floor else ""
     header = (f"{'case':<20} {'icapdlp req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'c-icap req/s':>13} "
-              f"{'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}  statuses icapdlp | c-icap")
+              f"{'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}{floor}  statuses icapdlp | c-icap")
     print(header)
     print("-" * len(header))
-    for letter, case, ours, theirs in rows:
+    for letter, case, ours, theirs, bare in rows:
         ratio = ours["rps"] / theirs["rps"] if theirs["rps"] else float("nan")
+        floor = "" if not args.floor else f" {bare['rps']:>10,.0f}" if bare else f" {'-':>10}"
         print(f"{letter + ') ' + case:<20} {ours['rps']:>13,.0f} {ours['p50_ms']:>7.2f} {ours['p99_ms']:>7.2f} "
-              f"{theirs['rps']:>13,.0f} {theirs['p50_ms']:>7.2f} {theirs['p99_ms']:>7.2f} {ratio:>6.2f}  "
+              f"{theirs['rps']:>13,.0f} {theirs['p50_ms']:>7.2f} {theirs['p99_ms']:>7.2f} {ratio:>6.2f}{floor}  "
               f"{_codes(ours)} | {_codes(theirs)}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
