@@ -85,3 +85,30 @@ def test_only_the_entity_recogniser_runs_and_finds_what_the_full_pipeline_finds(
     mapped = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "NORP": "NRP",
               "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
     assert sorted(ours) == sorted((a, b, mapped[label]) for a, b, label in theirs if label in mapped)
+
+
+def test_a_burned_in_jpeg_lossless_image_comes_back_lossless_and_clean():
+    from pydicom.uid import ExplicitVRLittleEndian, JPEGLosslessSV1
+
+    case = make_case(48, bits_stored=12, transfer_syntax=JPEGLosslessSV1, font_px=(14, 30))
+    before = pixel_array(from_bytes(to_bytes(case.dataset)))
+    ds = from_bytes(to_bytes(case.dataset))
+    build_cleaner(Settings()).clean(ds, ObjectReport())
+    out = from_bytes(to_bytes(ds))
+    assert out.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian  # no JPEG Lossless encoder installed
+    assert str(out.get("LossyImageCompression", "00")) != "01"
+    after = pixel_array(out)
+    changed = after != before
+    fill = after.min()
+    covered = [bool((after[y0:y1, x0:x1] == fill).all()) for x0, y0, x1, y1 in (t.box for t in case.phi)]
+    assert all(covered), covered
+    for t in case.labels:
+        x0, y0, x1, y1 = t.box
+        assert np.array_equal(after[y0:y1, x0:x1], before[y0:y1, x0:x1]), t.text
+    # lossless: every changed pixel is a fill value, and nothing changed far from text
+    assert (after[changed] == fill).all()
+    near_text = np.zeros_like(changed)
+    for t in case.truth:
+        x0, y0, x1, y1 = t.box
+        near_text[max(0, y0 - 8):y1 + 8, max(0, x0 - 8):x1 + 8] = True
+    assert changed[~near_text].mean() < 0.02

@@ -14,6 +14,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     JPEGLSNearLossless,
     RLELossless,
@@ -42,6 +43,9 @@ CASES = [
     ("MONOCHROME2", 12, True, 1, 0, JPEG2000Lossless, JPEG2000Lossless, "MONOCHROME2", False),
     ("MONOCHROME2", 12, False, 1, 0, JPEG2000, ExplicitVRLittleEndian, "MONOCHROME2", True),
     ("RGB", 8, False, 1, 0, RLELossless, RLELossless, "RGB", False),
+    # JPEG Lossless has no installed encoder: written uncompressed, still lossless (no "01")
+    ("MONOCHROME2", 8, False, 1, 0, JPEGLosslessSV1, ExplicitVRLittleEndian, "MONOCHROME2", False),
+    ("MONOCHROME2", 12, False, 2, 0, JPEGLosslessSV1, ExplicitVRLittleEndian, "MONOCHROME2", False),
 ]
 PAD = 3
 
@@ -117,3 +121,16 @@ def test_identical_cine_frames_are_read_once_and_all_redacted():
     x0, y0, x1, y1 = case.phi[0].box
     for f in range(4):
         assert (after[f, y0:y1, x0:x1] == after.min()).all()
+
+
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_generated_jpeg_lossless_is_a_process_14_codestream_that_decodes_to_the_same_values(bits):
+    plain = make_case(12, bits_stored=bits, rows=60, cols=90, font_px=(10, 14))
+    jpeg = make_case(12, bits_stored=bits, rows=60, cols=90, font_px=(10, 14), transfer_syntax=JPEGLosslessSV1)
+    ds = from_bytes(to_bytes(jpeg.dataset))
+    assert ds.file_meta.TransferSyntaxUID == JPEGLosslessSV1
+    from pydicom.encaps import generate_frames
+
+    codestream = next(generate_frames(ds.PixelData, number_of_frames=1))
+    assert codestream[:4] == b"\xff\xd8\xff\xc3" and codestream[4 + 2] == bits  # SOI, SOF3, precision
+    assert np.array_equal(pixel_array(ds), pixel_array(plain.dataset))

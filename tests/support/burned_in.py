@@ -26,6 +26,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     JPEGLSNearLossless,
     RLELossless,
@@ -51,10 +52,16 @@ CITIES = ("Boston", "Chicago", "Denver", "Seattle", "Houston", "Phoenix", "Portl
 LABELS = ("AP", "PA", "LAT", "SUPINE", "LEFT", "RIGHT", "kVp", "mAs", "cm", "MHz", "TIS", "PRONE")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
-#: transfer syntaxes the generator can write (JPEG lossless / 12-bit extended need encoders
-#: that no pip package offers; those are exercised through decode of other generators' files)
-WRITABLE_SYNTAXES = (ExplicitVRLittleEndian, RLELossless, JPEGBaseline8Bit, JPEGLSLossless,
+#: transfer syntaxes the generator can write. No installed package encodes JPEG Lossless
+#: (pylibjpeg-libjpeg decodes only, Pillow writes 8-bit DCT only, pyjpegls is JPEG-LS), so
+#: JPEG Lossless SV1 (process 14, grey) is written by :func:`jpeg_lossless_sv1` below; 12-bit
+#: JPEG Extended (process 2 & 4, a DCT codec) is still not generated
+WRITABLE_SYNTAXES = (ExplicitVRLittleEndian, RLELossless, JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless,
                      JPEGLSNearLossless, JPEG2000Lossless, JPEG2000)
+
+#: JPEG Lossless Huffman table: the 17 difference categories (0-16), each a 5-bit code. Not
+#: optimal, but valid (no all-ones code), and the test only needs a decodable, lossless stream
+_SV1_CODE_BITS = 5
 
 
 @dataclass(frozen=True)
@@ -307,6 +314,50 @@ def make_case(seed: int, *, photometric: str = "MONOCHROME2", bits_stored: int =
     return SyntheticCase(ds, truth, p)
 
 
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def jpeg_lossless_sv1(frame: np.ndarray, precision: int) -> bytes:
+    """One grey frame as a JPEG Lossless, first-order prediction (process 14, SV1) codestream.
+
+    ITU-T T.81 Annex H: each sample is predicted by its left neighbour (the
+    first row by its left, the first column by the sample above, the first
+    sample by 2^(P-1)); the difference is coded as its bit-length category
+    (Huffman) followed by that many bits, ones' complement when negative.
+    """
+    x = frame.astype(np.int64)
+    rows, cols = x.shape
+    pred = np.empty_like(x)
+    pred[0, 0] = 1 << (precision - 1)
+    pred[0, 1:] = x[0, :-1]
+    pred[1:, 0] = x[:-1, 0]
+    pred[1:, 1:] = x[1:, :-1]
+    diff = ((x - pred + 32768) % 65536 - 32768).ravel()
+    magnitude = np.abs(diff)
+    ssss = np.ceil(np.log2(magnitude + 1)).astype(np.int64)
+    extra = np.where(diff >= 0, diff, diff + (1 << ssss) - 1) & ((1 << ssss) - 1)
+    extra = np.where(ssss == 16, 0, extra)  # category 16 (difference 32768) has no extra bits
+    lengths = _SV1_CODE_BITS + np.where(ssss == 16, 0, ssss)
+    values = (ssss << (lengths - _SV1_CODE_BITS)) | extra
+    width = _SV1_CODE_BITS + 16
+    bits = (values[:, None] >> np.arange(width - 1, -1, -1)) & 1
+    bits = bits[np.arange(width)[None, :] >= (width - lengths)[:, None]].astype(np.uint8)
+    bits = np.concatenate([bits, np.ones((-len(bits)) % 8, dtype=np.uint8)])  # pad with 1-bits
+    scan = np.packbits(bits)
+    scan = np.insert(scan, np.flatnonzero(scan == 0xFF) + 1, 0)  # byte stuffing
+    counts = [0] * 16
+    counts[_SV1_CODE_BITS - 1] = 17
+    return b"".join([
+        b"\xff\xd8",
+        _segment(0xC3, bytes([precision]) + rows.to_bytes(2, "big") + cols.to_bytes(2, "big") + bytes([1, 1, 0x11, 0])),
+        _segment(0xC4, bytes([0x00] + counts + list(range(17)))),
+        _segment(0xDA, bytes([1, 1, 0x00, 1, 0, 0])),  # 1 component, table 0, Ss=1 (predictor), Se=0, Pt=0
+        scan.tobytes(),
+        b"\xff\xd9",
+    ])
+
+
 def _encode(ds: Dataset, arr: np.ndarray, ts: str, photometric: str, rng: random.Random) -> None:
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     if ds.SamplesPerPixel == 3 and getattr(ds, "PlanarConfiguration", 0) == 1:
@@ -335,6 +386,13 @@ def _encode(ds: Dataset, arr: np.ndarray, ts: str, photometric: str, rng: random
         ds.LossyImageCompression = "01"
         ds.LossyImageCompressionRatio = 10.0
         ds.LossyImageCompressionMethod = "ISO_10918_1"
+        return
+    if ts == JPEGLosslessSV1:
+        if ds.SamplesPerPixel != 1 or ds.PixelRepresentation:
+            raise ValueError("the JPEG Lossless writer takes unsigned grey data")
+        ds.PixelData = encapsulate([jpeg_lossless_sv1(fr, int(ds.BitsStored)) for fr in frames])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
         return
     kwargs = {}
     if ts == JPEGLSNearLossless:
