@@ -1,12 +1,18 @@
 """Benchmark: icapdlp's burned-in text cleaner vs presidio-image-redactor, same images, one table.
 
-    .venv/bin/python benchmarks/burned_in/run.py [--images 24] [--seed 1000]
+    .venv/bin/python benchmarks/burned_in/run.py [--images 24] [--seed 1000] [--rounds 2]
 
 Creates benchmarks/.venv-presidio-image/ on first run (setup_peer.sh), renders
 synthetic DICOM images with burned-in PHI (tests/support/burned_in.py), runs
 both redactors on the same files and prints seconds per frame (median, p95),
 recall (PHI strings whose whole ink box is covered), precision (redaction boxes
 that touch PHI), and allow-listed labels left untouched.
+
+Each file is redacted ``--rounds`` times by each side and its best time kept:
+the machine is shared, and a frame's best of two is much less disturbed by
+other jobs than one sample. Wall time is what the issue's target is stated in;
+CPU time (the process plus its Tesseract children, all threads) is printed
+beside it because it hardly moves with load.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,35 +77,52 @@ def score(truth: dict, boxes_by_file: dict[str, list]) -> dict[str, float]:
     return {"recall": covered / total, "precision": hits / nboxes if nboxes else 1.0, "labels_kept": kept / labels}
 
 
-def run_ours(folder: Path) -> tuple[list[float], dict[str, list]]:
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (Tesseract runs as a child)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+Timings = dict[str, tuple[float, float]]  # file name -> (best wall seconds, best CPU seconds)
+
+
+def _keep_best(timings: Timings, name: str, wall: float, cpu: float) -> None:
+    old = timings.get(name)
+    timings[name] = (wall, cpu) if old is None else (min(old[0], wall), min(old[1], cpu))
+
+
+def run_ours(folder: Path, rounds: int) -> tuple[Timings, dict[str, list]]:
     import pydicom
 
     cleaner = build_cleaner(Settings())
     files = sorted(folder.glob("*.dcm"))
     cleaner.clean(pydicom.dcmread(files[0]), ObjectReport())  # warm-up: model load excluded, as for the peer
-    times, boxes = [], {}
-    for f in files:
-        ds = pydicom.dcmread(f)
-        t0 = time.perf_counter()
-        cleaner.clean(ds, ObjectReport())
-        times.append(time.perf_counter() - t0)
-        boxes[f.name] = [(r.box.x0, r.box.y0, r.box.x1, r.box.y1) for r in cleaner.last_result.redactions[0]]
-    return times, boxes
+    timings: Timings = {}
+    boxes = {}
+    for _ in range(rounds):
+        for f in files:
+            ds = pydicom.dcmread(f)
+            c0, t0 = cpu_seconds(), time.perf_counter()
+            cleaner.clean(ds, ObjectReport())
+            _keep_best(timings, f.name, time.perf_counter() - t0, cpu_seconds() - c0)
+            boxes[f.name] = [(r.box.x0, r.box.y0, r.box.x1, r.box.y1) for r in cleaner.last_result.redactions[0]]
+    return timings, boxes
 
 
-def run_peer(folder: Path, omp_one: bool) -> tuple[list[float], dict[str, list]]:
+def run_peer(folder: Path, rounds: int, omp_one: bool) -> tuple[Timings, dict[str, list]]:
     env = {k: v for k, v in os.environ.items() if k != "OMP_THREAD_LIMIT"}
     if omp_one:
         env["OMP_THREAD_LIMIT"] = "1"
-    proc = subprocess.run([str(PEER_PYTHON), str(HERE / "peer_worker.py"), str(folder)], env=env,
+    proc = subprocess.run([str(PEER_PYTHON), str(HERE / "peer_worker.py"), str(folder), str(rounds)], env=env,
                           capture_output=True, text=True, check=True)
-    times, boxes = [], {}
+    timings: Timings = {}
+    boxes = {}
     for line in proc.stdout.splitlines():
         if line.startswith("{"):
             rec = json.loads(line)
-            times.append(rec["seconds"])
+            _keep_best(timings, rec["name"], rec["seconds"], rec["cpu_seconds"])
             boxes[rec["name"]] = rec["boxes"]
-    return times, boxes
+    return timings, boxes
 
 
 def p95(values: list[float]) -> float:
@@ -109,6 +133,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--seed", type=int, default=1000, help="first generator seed (tests use < 100)")
+    parser.add_argument("--rounds", type=int, default=2, help="redactions of each file per side; best kept")
     parser.add_argument("--peer-omp1", action="store_true",
                         help="also run the peer with OMP_THREAD_LIMIT=1 (icapdlp's Tesseract setting)")
     args = parser.parse_args()
@@ -116,19 +141,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         truth = generate(folder, args.images, args.seed)
-        rows = [("icapdlp", *run_ours(folder))]
-        rows.append(("presidio-image-redactor", *run_peer(folder, omp_one=False)))
+        rows = [("icapdlp", *run_ours(folder, args.rounds))]
+        rows.append(("presidio-image-redactor", *run_peer(folder, args.rounds, omp_one=False)))
         if args.peer_omp1:
-            rows.append(("presidio (OMP_THREAD_LIMIT=1)", *run_peer(folder, omp_one=True)))
-    print(f"\n{args.images} synthetic single-frame images (480x640 / 600x800, MONOCHROME2 + RGB, 12-36 px text)\n")
-    print(f"{'redactor':32} {'median s/frame':>15} {'p95 s/frame':>12} {'recall':>8} {'precision':>10} "
-          f"{'labels kept':>12}")
-    for name, times, boxes in rows:
+            rows.append(("presidio (OMP_THREAD_LIMIT=1)", *run_peer(folder, args.rounds, omp_one=True)))
+    print(f"\n{args.images} synthetic single-frame images (480x640 / 600x800, MONOCHROME2 + RGB, 12-36 px text), "
+          f"best of {args.rounds} per file\n")
+    print(f"{'redactor':32} {'median s/frame':>15} {'p95 s/frame':>12} {'median CPU s':>13} {'p95 CPU s':>10} "
+          f"{'recall':>8} {'precision':>10} {'labels kept':>12}")
+    stats = {}
+    for name, timings, boxes in rows:
         s = score(truth, boxes)
-        print(f"{name:32} {statistics.median(times):15.3f} {p95(times):12.3f} {s['recall']:8.1%} "
-              f"{s['precision']:10.1%} {s['labels_kept']:12.1%}")
-    ours, peer = statistics.median(rows[0][1]), statistics.median(rows[1][1])
-    print(f"\nspeed-up (median per frame): {peer / ours:.1f}x")
+        wall = [w for w, _ in timings.values()]
+        cpu = [c for _, c in timings.values()]
+        stats[name] = (statistics.median(wall), p95(wall), statistics.median(cpu), p95(cpu))
+        print(f"{name:32} {stats[name][0]:15.3f} {stats[name][1]:12.3f} {stats[name][2]:13.3f} {stats[name][3]:10.3f} "
+              f"{s['recall']:8.1%} {s['precision']:10.1%} {s['labels_kept']:12.1%}")
+    ours, peer = stats[rows[0][0]], stats[rows[1][0]]
+    print(f"\nspeed-up (median per frame): {peer[0] / ours[0]:.1f}x")
+    print(f"speed-up (p95 per frame): {peer[1] / ours[1]:.1f}x")
+    print(f"CPU-time ratio (median / p95 per frame): {peer[2] / ours[2]:.1f}x / {peer[3] / ours[3]:.1f}x")
     return 0
 
 
