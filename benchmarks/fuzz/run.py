@@ -13,6 +13,8 @@ Findings are de-duplicated by signature (outcome, exception type, innermost
 frames) and written to ``benchmarks/results/fuzz/findings.json`` with the
 (seed index, ops) that reproduce each one: mutations are deterministic, so no
 mutated binary is ever stored. ``--replay FILE`` re-runs stored findings.
+A planted string that only reappears inside a plain form field passed byte-identical
+(by design; see ``only_in_plain_form_fields``) is counted in its own column, not as a finding.
 Exit code 1 when there is a finding, 0 otherwise. A Markdown summary goes to
 stdout (and ``summary.md``) for benchmarks/report.
 
@@ -71,7 +73,8 @@ class Campaign:
         self.kinds: dict[str, Counter[str]] = {name: Counter() for name in names}
         self.findings: dict[str, dict] = {}
 
-    def case(self, name: str, index: int, ops: list[tuple], raw: bytes | None = None) -> None:
+    def case(self, name: str, index: int, ops: list[tuple], raw: bytes | None = None) -> str:
+        """Run one case, count how it ended and keep it if it is a finding; return its kind."""
         pool = self.seeds[name]
         data = raw if raw is not None else mutations.apply(pool[index], ops, pool)
         holder: dict[str, object] = {}
@@ -93,8 +96,10 @@ class Campaign:
         if kind == "ok" and name in ("pipeline", "payload"):
             out = holder.get("out")
             body = out if isinstance(out, bytes) else getattr(out, "data", None)
-            survived = [p.decode() for p in self.planted if body and p in body]
-            if survived:
+            survived = [p for p in self.planted if body and p in body]
+            if survived and name == "payload" and only_in_plain_form_fields(index, data, body, survived):
+                kind = "plain-form-field"
+            elif survived:
                 kind, signature = "phi-survived", f"phi-survived:{name}:{len(survived)} planted strings"
         self.cases[name] += 1
         self.kinds[name][kind] += 1
@@ -105,6 +110,7 @@ class Campaign:
                 "raw_hex": raw.hex() if raw is not None else None,
                 "trace_tail": outcome.trace[-1500:], "input_bytes": len(data)})
             found["count"] += 1
+        return kind
 
     def one(self) -> None:
         name = self.rng.choice(self.names)
@@ -115,6 +121,40 @@ class Campaign:
             self.case(name, index, [], raw)
             return
         self.case(name, index, mutations.random_ops(self.rng, len(pool[index])))
+
+
+def only_in_plain_form_fields(index: int, data: bytes, body: bytes, survived: list[bytes]) -> bool:
+    """Whether every surviving planted string sits only in plain form fields passed byte-identical.
+
+    A plain field of ``multipart/form-data`` (no filename, no Content-Type) that the product does
+    not recognise as DICOM stays byte-identical by design (README "Payloads", THREAT-MODEL "Non-DICOM
+    PHI is not inspected"). A mutation that copies DICOM element bytes into the text of such a
+    field makes planted strings appear in the output without any DICOM object having leaked. Only
+    that exact shape is counted apart, as "plain-form-field"; a file part, a STOW-RS part or any
+    other wrapping that lets a planted string through stays a phi-survived finding.
+    """
+    from icapdlp.payload.media import parse_media_type
+    from icapdlp.payload.multipart import parse_multipart
+
+    content_type = seeds.payload_seeds()[index][1]
+    media = parse_media_type(content_type)
+    if media.essence != "multipart/form-data":
+        return False
+    try:
+        before = parse_multipart(data, media.param("boundary") or "", 1000)
+        after = parse_multipart(body, media.param("boundary") or "", 1000)
+    except Blocked:
+        return False
+    passed = {part.content for part in before.parts
+              if part.filename is None and part.header("Content-Type") is None}
+    for planted in survived:
+        holders = [part for part in after.parts if planted in part.header_block + part.content]
+        if not holders or body.count(planted) != sum(p.content.count(planted) for p in holders):
+            return False
+        if any(p.filename is not None or p.header("Content-Type") is not None or p.content not in passed
+               for p in holders):
+            return False
+    return True
 
 
 def _jsonable(value):
@@ -129,11 +169,13 @@ def summary(campaign: Campaign, minutes: float, elapsed: float, rss: tuple[float
     lines = [f"Fuzz campaign: {sum(campaign.cases.values())} cases in {elapsed / 60:.1f} min "
              f"(asked {minutes} min), seed {seed}; RSS {rss[0]:.0f} -> {rss[1]:.0f} MB "
              f"(bound +{RSS_GROWTH_BOUND_MB} MB)", "",
-             "| target | cases | ok | refused | findings |", "|---|---:|---:|---:|---:|"]
+             "| target | cases | ok | refused | plain form field | findings |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name in campaign.names:
         k = campaign.kinds[name]
-        bad = sum(v for key, v in k.items() if key not in ("ok", "refused"))
-        lines.append(f"| {name} | {campaign.cases[name]} | {k['ok']} | {k['refused']} | {bad} |")
+        bad = sum(v for key, v in k.items() if key not in ("ok", "refused", "plain-form-field"))
+        lines.append(f"| {name} | {campaign.cases[name]} | {k['ok']} | {k['refused']} | "
+                     f"{k['plain-form-field']} | {bad} |")
     lines.append("")
     if campaign.findings:
         lines.append("| finding | target | times |")
@@ -150,8 +192,9 @@ def replay(path: Path) -> int:
     campaign = Campaign(sorted({f["target"] for f in stored}), random.Random(0))
     for f in stored:
         raw = bytes.fromhex(f["raw_hex"]) if f.get("raw_hex") else None
-        campaign.case(f["target"], f["seed_index"], [_op_from_json(op) for op in f["ops"]], raw)
-        print(f["signature"], "->", "reproduced" if f["signature"] in campaign.findings else "NOT reproduced")
+        kind = campaign.case(f["target"], f["seed_index"], [_op_from_json(op) for op in f["ops"]], raw)
+        print(f["signature"], "->", "reproduced" if f["signature"] in campaign.findings
+              else f"NOT reproduced (now {kind})")
     return 1 if campaign.findings else 0
 
 
