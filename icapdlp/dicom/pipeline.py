@@ -16,15 +16,11 @@ import logging
 import struct
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydicom import Dataset
-from pydicom import config as pydicom_config
-from pydicom.dataelem import DataElement
 from pydicom.dataset import FileMetaDataset
-from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
 from icapdlp.dicom import keyed
@@ -37,6 +33,7 @@ from icapdlp.dicom.deid import HeaderDeidentifier
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
 from icapdlp.dicom.pixel_hook import PixelCleaner
 from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, UNDEFINED, scan
+from icapdlp.dicom.reader import parse, read
 from icapdlp.dicom.rebuild import (
     add_markers,
     encode,
@@ -128,7 +125,7 @@ def deidentify_buffer(data: bytes | bytearray, config: PipelineConfig,
     owned = owned and config.mode == "deidentify"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds, ts = _guarded("parse", _parse, data, config.limits, report)
+        ds, ts = _guarded("parse", parse, data, config.limits, report)
         _guarded("deid", _process, ds, config, pixel_cleaner, report)
         out_ts = output_transfer_syntax(str(ds.file_meta.TransferSyntaxUID))
         chunks = _guarded("encode", _encode, ds, out_ts, owned, report)
@@ -189,7 +186,7 @@ def header_only_rewrite_with_report(prefix: bytes, total_size: int, config: Pipe
             value_offset = scanned.dataset_offset + pixel.value_offset
             if value_offset + pixel.length != total_size:
                 return None  # trailing bytes after the pixels must be dropped: full path
-            ds = _read(io.BytesIO(bytes(scanned.dataset[:pixel.header_offset])), scanned.implicit,
+            ds = read(io.BytesIO(bytes(scanned.dataset[:pixel.header_offset])), scanned.implicit,
                        scanned.little_endian, scanned.transfer_syntax, pixel.header_offset)
             if int(ds.get("BitsStored", 0) or 0) != int(ds.get("BitsAllocated", 0) or 0):
                 return None
@@ -232,89 +229,6 @@ def _guarded(stage: str, func, *args):
         raise Blocked(BlockReason.UNPARSEABLE_DICOM, f"{stage} failed ({type(exc).__name__})") from None
     finally:
         report.stage_seconds[stage] += time.perf_counter() - started
-
-
-def _parse(data: bytes | bytearray, limits: DicomLimits, report: ObjectReport) -> tuple[Dataset, str]:
-    scanned = scan(data, limits)
-    report.cdr_findings.update(scanned.findings)
-    pixel = scanned.pixel
-    if (scanned.dataset_offset is not None and pixel is not None and pixel.length != UNDEFINED
-            and scanned.little_endian and pixel.value_offset + pixel.length == len(scanned.dataset)):
-        # the usual layout; elements after the pixels (signatures) take the plain parse below
-        ds = _read_around_pixels(data, scanned, pixel)
-    elif scanned.dataset_offset is not None and isinstance(data, bytes):
-        # read in place from the input: BytesIO over bytes shares them, a slice would copy the pixels
-        source = io.BytesIO(data)
-        source.seek(scanned.dataset_offset)
-        ds = _read(source, scanned.implicit, scanned.little_endian, scanned.transfer_syntax,
-                   len(scanned.dataset))
-    else:
-        ds = _read(io.BytesIO(scanned.dataset), scanned.implicit, scanned.little_endian,
-                   scanned.transfer_syntax, len(scanned.dataset))
-    if scanned.transfer_syntax == EXPLICIT_BE:
-        ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_BE)
-    return ds, scanned.transfer_syntax
-
-
-def _read_around_pixels(data: bytes | bytearray, scanned, pixel) -> Dataset:
-    """Parse the elements before native Pixel Data; its value stays a view into ``data``.
-
-    pydicom would read the value into a new bytes object: a full-size copy
-    of the largest value. The scan already checked where it starts and ends
-    and that it is the last element, so the elements before it are parsed and
-    the value is a memoryview of the input (the checks and the encoder take it).
-    """
-    view = memoryview(data)[scanned.dataset_offset:scanned.dataset_offset + len(scanned.dataset)]
-    ds = _read(_source(data, view, scanned.dataset_offset, pixel.header_offset), scanned.implicit,
-               scanned.little_endian, scanned.transfer_syntax, pixel.header_offset)
-    end = pixel.value_offset + pixel.length
-    vr = pixel.vr.decode("ascii") if pixel.vr else "OB or OW"
-    elem = DataElement(PIXEL_DATA, vr, b"")
-    elem._value = view[pixel.value_offset:end]  # the setter would validate a buffer as a list
-    ds[PIXEL_DATA] = elem
-    return ds
-
-
-def _source(data: bytes | bytearray, view: memoryview, offset: int, length: int) -> io.BytesIO:
-    """A reader of ``length`` dataset bytes: shares ``data`` if it is bytes, else copies only those."""
-    if isinstance(data, bytes):
-        source = io.BytesIO(data)
-        source.seek(offset)
-        return source
-    return io.BytesIO(bytes(view[:length]))
-
-
-def _read(source: io.BytesIO, implicit: bool, little: bool, ts: str, length: int) -> Dataset:
-    """Parse ``length`` bytes of dataset from ``source``'s position (already checked by the scan)."""
-    ds = read_dataset(source, implicit, little, bytelength=length)
-    ds.file_meta = FileMetaDataset()
-    # Deflated input was inflated by the scanner: from here on it is Explicit VR LE.
-    ds.file_meta.TransferSyntaxUID = UID(ts if ts != "1.2.840.10008.1.2.1.99" else EXPLICIT_LE)
-    with _no_read_warnings():
-        for elem in ds.iterall():  # decode every value now, inside the guarded parse stage
-            pass
-    return ds
-
-
-@contextmanager
-def _no_read_warnings():
-    """Decode values without pydicom's read-time checks, which can only warn.
-
-    pydicom matches every value it decodes against its VR (a regular
-    expression per UID, date, number...) only to emit a warning, and this
-    module silences pydicom's warnings (they may quote values). A 2000-item
-    sequence spends about a tenth of its time there. The checks that decide
-    something are :mod:`icapdlp.dicom.conformance`'s. Values set later are
-    still validated on write. (Concurrent threads may leave the mode at
-    IGNORE; it only ever suppresses warnings.)
-    """
-    settings = pydicom_config.settings
-    saved = settings._reading_validation_mode
-    settings.reading_validation_mode = pydicom_config.IGNORE
-    try:
-        yield
-    finally:
-        settings._reading_validation_mode = saved
 
 
 def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | None,
