@@ -10,6 +10,7 @@ buffer the caller did not give away is never written to.
 
 from __future__ import annotations
 
+import copy
 import io
 
 import numpy as np
@@ -18,6 +19,8 @@ import pytest
 from icapdlp.dicom.highbits import CHUNK_PIXELS, mask_high_bits, unused_bits_mask
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
 from icapdlp.dicom.pipeline import PipelineConfig, deidentify_buffer, deidentify_bytes
+from icapdlp.dicom.prescan import EXPLICIT_LE
+from icapdlp.dicom.rebuild import encode
 from tests.support.synthetic import TRANSFER_SYNTAXES, make_ct, make_multiframe
 
 KEY = bytes(range(32))
@@ -124,3 +127,32 @@ def test_no_mask_when_every_allocated_bit_is_stored():
     assert unused_bits_mask(16, 16, 15) is None
     assert unused_bits_mask(12, 8, 7) is None  # not a native sample size
     assert unused_bits_mask(16, 12, 15) == (np.dtype("<u2"), 0xFFF0)  # high-aligned 12 bits
+
+
+def test_a_view_that_is_not_the_last_element_is_written_by_pydicom_unchanged():
+    ds = copy.deepcopy(make_ct(47, rows=16, columns=16, signatures=False).dataset)
+    ds.add_new(0x7FE00020, "OW", b"\x01\x02")  # Coefficients SDVN (retired): after Pixel Data
+    expected = encode(copy.deepcopy(ds), EXPLICIT_LE)
+    ds["PixelData"]._value = memoryview(bytearray(ds.PixelData))
+    assert encode(ds, EXPLICIT_LE) == expected
+
+
+class _RecordingCleaner:
+    """A PixelCleaner that records what it was handed and changes nothing."""
+
+    def __init__(self) -> None:
+        self.seen: list[type] = []
+
+    def needs_cleaning(self, ds) -> bool:
+        return True
+
+    def clean(self, ds, report) -> None:
+        self.seen.append(type(ds.PixelData))
+
+
+def test_the_pixel_cleaner_is_handed_bytes_not_a_view_of_the_input():
+    data = bytearray(make_ct(48, rows=32, columns=32, bits_stored=16, signatures=False).data)
+    cleaner = _RecordingCleaner()
+    cfg = PipelineConfig(ProfileOptions(clean_pixel_data=True), DicomLimits(), KEY)
+    deidentify_buffer(data, cfg, cleaner, owned=True)
+    assert cleaner.seen == [bytes]
