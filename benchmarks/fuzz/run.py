@@ -13,8 +13,10 @@ Findings are de-duplicated by signature (outcome, exception type, innermost
 frames) and written to ``benchmarks/results/fuzz/findings.json`` with the
 (seed index, ops) that reproduce each one: mutations are deterministic, so no
 mutated binary is ever stored. ``--replay FILE`` re-runs stored findings.
-A planted string that only reappears inside a plain form field passed byte-identical
-(by design; see ``only_in_plain_form_fields``) is counted in its own column, not as a finding.
+Two shapes of surviving planted string that no de-identifier rule could remove (a plain
+form field passed byte-identical by design; a value whose tag a mutation turned into
+another, kept, descriptive attribute) are counted in their own columns, not as findings;
+``oracle.py`` says exactly which.
 Exit code 1 when there is a finding, 0 otherwise. A Markdown summary goes to
 stdout (and ``summary.md``) for benchmarks/report.
 
@@ -36,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.fuzz import oracle  # noqa: E402
 from icapdlp.verdict import Blocked  # noqa: E402
 from tests.fuzz import mutations, seeds  # noqa: E402
 from tests.fuzz.harness import peak_bound, run_case  # noqa: E402
@@ -50,6 +53,9 @@ RANDOM_BYTES_SHARE = 0.15
 #: 100k cases already exceeds it
 RSS_GROWTH_BOUND_MB = 64
 RESULTS = REPO / "benchmarks" / "results" / "fuzz"
+#: how a case may end without being a finding (see benchmarks/fuzz/oracle.py for the last two)
+NOT_FINDINGS = ("refused", "plain-form-field", "relabelled")
+FINDINGS = ("crash", "timeout", "memory", "warning", "phi-survived")
 
 
 def rss_mb() -> float:
@@ -72,6 +78,8 @@ class Campaign:
         self.cases: Counter[str] = Counter()
         self.kinds: dict[str, Counter[str]] = {name: Counter() for name in names}
         self.findings: dict[str, dict] = {}
+        #: cases set apart by the oracle (not findings), kept with their ops so they can be replayed
+        self.accepted: dict[str, dict] = {}
 
     def case(self, name: str, index: int, ops: list[tuple], raw: bytes | None = None) -> str:
         """Run one case, count how it ended and keep it if it is a finding; return its kind."""
@@ -97,14 +105,14 @@ class Campaign:
             out = holder.get("out")
             body = out if isinstance(out, bytes) else getattr(out, "data", None)
             survived = [p for p in self.planted if body and p in body]
-            if survived and name == "payload" and only_in_plain_form_fields(index, data, body, survived):
-                kind = "plain-form-field"
-            elif survived:
-                kind, signature = "phi-survived", f"phi-survived:{name}:{len(survived)} planted strings"
+            if survived:
+                kind = oracle.classify(name, index, data, body, survived)
+                signature = f"{kind}:{name}:{len(survived)} planted strings"
         self.cases[name] += 1
         self.kinds[name][kind] += 1
-        if kind in ("crash", "timeout", "memory", "warning", "phi-survived"):
-            found = self.findings.setdefault(signature, {
+        kept = self.findings if kind in FINDINGS else self.accepted if kind in NOT_FINDINGS[1:] else None
+        if kept is not None:
+            found = kept.setdefault(signature, {
                 "target": name, "kind": kind, "signature": signature, "count": 0,
                 "seed_index": index, "ops": [list(map(_jsonable, op)) for op in ops],
                 "raw_hex": raw.hex() if raw is not None else None,
@@ -123,40 +131,6 @@ class Campaign:
         self.case(name, index, mutations.random_ops(self.rng, len(pool[index])))
 
 
-def only_in_plain_form_fields(index: int, data: bytes, body: bytes, survived: list[bytes]) -> bool:
-    """Whether every surviving planted string sits only in plain form fields passed byte-identical.
-
-    A plain field of ``multipart/form-data`` (no filename, no Content-Type) that the product does
-    not recognise as DICOM stays byte-identical by design (README "Payloads", THREAT-MODEL "Non-DICOM
-    PHI is not inspected"). A mutation that copies DICOM element bytes into the text of such a
-    field makes planted strings appear in the output without any DICOM object having leaked. Only
-    that exact shape is counted apart, as "plain-form-field"; a file part, a STOW-RS part or any
-    other wrapping that lets a planted string through stays a phi-survived finding.
-    """
-    from icapdlp.payload.media import parse_media_type
-    from icapdlp.payload.multipart import parse_multipart
-
-    content_type = seeds.payload_seeds()[index][1]
-    media = parse_media_type(content_type)
-    if media.essence != "multipart/form-data":
-        return False
-    try:
-        before = parse_multipart(data, media.param("boundary") or "", 1000)
-        after = parse_multipart(body, media.param("boundary") or "", 1000)
-    except Blocked:
-        return False
-    passed = {part.content for part in before.parts
-              if part.filename is None and part.header("Content-Type") is None}
-    for planted in survived:
-        holders = [part for part in after.parts if planted in part.header_block + part.content]
-        if not holders or body.count(planted) != sum(p.content.count(planted) for p in holders):
-            return False
-        if any(p.filename is not None or p.header("Content-Type") is not None or p.content not in passed
-               for p in holders):
-            return False
-    return True
-
-
 def _jsonable(value):
     return {"hex": value.hex()} if isinstance(value, bytes) else value
 
@@ -169,13 +143,13 @@ def summary(campaign: Campaign, minutes: float, elapsed: float, rss: tuple[float
     lines = [f"Fuzz campaign: {sum(campaign.cases.values())} cases in {elapsed / 60:.1f} min "
              f"(asked {minutes} min), seed {seed}; RSS {rss[0]:.0f} -> {rss[1]:.0f} MB "
              f"(bound +{RSS_GROWTH_BOUND_MB} MB)", "",
-             "| target | cases | ok | refused | plain form field | findings |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| target | cases | ok | refused | plain form field | relabelled | findings |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name in campaign.names:
         k = campaign.kinds[name]
-        bad = sum(v for key, v in k.items() if key not in ("ok", "refused", "plain-form-field"))
+        bad = sum(v for key, v in k.items() if key not in ("ok", *NOT_FINDINGS))
         lines.append(f"| {name} | {campaign.cases[name]} | {k['ok']} | {k['refused']} | "
-                     f"{k['plain-form-field']} | {bad} |")
+                     f"{k['plain-form-field']} | {k['relabelled']} | {bad} |")
     lines.append("")
     if campaign.findings:
         lines.append("| finding | target | times |")
@@ -184,6 +158,9 @@ def summary(campaign: Campaign, minutes: float, elapsed: float, rss: tuple[float
             lines.append(f"| `{f['signature']}` | {f['target']} | {f['count']} |")
     else:
         lines.append("No findings.")
+    if campaign.accepted:
+        lines += ["", "Set apart by the oracle (not findings; benchmarks/fuzz/oracle.py): "
+                  + ", ".join(f"`{a['signature']}` x{a['count']}" for a in campaign.accepted.values())]
     return "\n".join(lines) + "\n"
 
 
@@ -193,8 +170,8 @@ def replay(path: Path) -> int:
     for f in stored:
         raw = bytes.fromhex(f["raw_hex"]) if f.get("raw_hex") else None
         kind = campaign.case(f["target"], f["seed_index"], [_op_from_json(op) for op in f["ops"]], raw)
-        print(f["signature"], "->", "reproduced" if f["signature"] in campaign.findings
-              else f"NOT reproduced (now {kind})")
+        again = f["signature"] in campaign.findings or f["signature"] in campaign.accepted
+        print(f["signature"], "->", "reproduced" if again else f"NOT reproduced (now {kind})")
     return 1 if campaign.findings else 0
 
 
@@ -238,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     text = summary(campaign, args.minutes, elapsed, (rss_start, rss_end), args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "findings.json").write_text(json.dumps(list(campaign.findings.values()), indent=1))
+    (args.out / "accepted.json").write_text(json.dumps(list(campaign.accepted.values()), indent=1))
     (args.out / "summary.md").write_text(text)
     print(text)
     rss_ok = rss_end - rss_start <= RSS_GROWTH_BOUND_MB

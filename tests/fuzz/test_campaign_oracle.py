@@ -1,17 +1,21 @@
-"""The campaign's PHI oracle sets apart exactly one by-design shape, and nothing else.
+"""The campaign's PHI oracle (benchmarks/fuzz/oracle.py) sets apart two shapes, and nothing else.
 
-``benchmarks/fuzz/run.py`` counts a planted string in the output of the payload
-target as a finding, except when it sits only in a plain form field (no filename,
-no Content-Type) that the product passed byte-identical: README "Payloads" says
-such fields stay byte-identical, and the campaign found mutations that copy DICOM
-element bytes into the text of the "note" field. These tests pin that the
-exception is that narrow: the same bytes in a file part or a STOW-RS part, or a
-real DICOM object left in a field, stay findings.
+``benchmarks/fuzz/run.py`` counts a planted string in the output of the pipeline
+or payload target as a finding, except (1) when it sits only in a plain form field
+(no filename, no Content-Type) that the product passed byte-identical, as README
+"Payloads" promises, and (2) when a mutation turned its tag into another current
+attribute that the profile keeps. Both shapes were found by the campaign. These
+tests pin that the exceptions are that narrow.
 """
 
 from __future__ import annotations
 
-from benchmarks.fuzz.run import only_in_plain_form_fields
+import struct
+
+from pydicom import Dataset
+
+from benchmarks.fuzz.oracle import classify, only_in_plain_form_fields
+from tests.fuzz import mutations, targets
 from tests.fuzz import seeds
 from tests.fuzz.targets import payload_body
 from tests.support import synthetic
@@ -60,3 +64,53 @@ def test_a_field_whose_bytes_changed_or_a_stow_part_stays_a_finding():
     out = _out(seeds.payload_seeds()[FORM_INDEX][1], body)
     assert not only_in_plain_form_fields(FORM_INDEX, body, out.replace(b"hello ", b"HELLO "), [planted])
     assert not only_in_plain_form_fields(STOW_INDEX, body, out, [planted])
+
+
+def _planted_operator(index: int) -> bytes:
+    return next(p for p in seeds.dicom_planted()[seeds.dicom_seeds()[index][0]]
+                if p.startswith("OPERATOR")).encode()
+
+
+def test_a_value_whose_tag_a_flip_turned_into_a_kept_attribute_is_relabelled():
+    """Found by the campaign: (0008,1070) Operators' Name -> (0018,1070) Radiopharmaceutical Route."""
+    index = 1  # ct-implicit: the VR comes from the (new) tag
+    seed = seeds.dicom_bytes()[index]
+    at = seed.find(struct.pack("<HH", 0x0008, 0x1070))
+    mutated = mutations.apply(seed, [("flip", at, 4)])  # group 0x0008 -> 0x0018
+    assert mutated[at:at + 4] == struct.pack("<HH", 0x0018, 0x1070)
+    out = targets.pipeline(mutated)
+    planted = _planted_operator(index)
+    assert planted in out and classify("pipeline", index, mutated, out, [planted]) == "relabelled"
+
+
+def test_a_value_under_its_planted_tag_or_a_listed_tag_stays_a_finding():
+    index = 0
+    seed = seeds.dicom_bytes()[index]
+    planted = _planted_operator(index)
+    assert classify("pipeline", index, seed, seed, [planted]) == "phi-survived"  # under (0008,1070)
+    # Table E.1-1 lists Institution Address and a project rule lists Universal Entity ID:
+    # a planted string kept under either would be a defect, whatever tag it came from
+    for keyword in ("InstitutionAddress", "UniversalEntityID"):
+        one = Dataset()
+        setattr(one, keyword, planted.decode())
+        one.preamble, one.file_meta = bytes(128), _meta()
+        assert classify("pipeline", index, seed, _bytes(one), [planted]) == "phi-survived", keyword
+
+
+def _meta():
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = "2.25.1"
+    return meta
+
+
+def _bytes(ds: Dataset) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()

@@ -1,0 +1,161 @@
+"""The campaign's PHI oracle: which surviving planted strings are findings, and which are not.
+
+A planted string found in the output of the pipeline or payload target is a
+``phi-survived`` finding, except in two shapes where no rule of a
+de-identifier could have removed it, each counted in its own column so every
+run shows how often it happens:
+
+- ``plain-form-field``: the string sits only in a plain field of
+  ``multipart/form-data`` (no filename, no Content-Type) that the product did
+  not recognise as DICOM and passed byte-identical, as README "Payloads"
+  promises. A mutation copied DICOM element bytes into the field's text.
+- ``relabelled``: every element that still holds the string carries a tag the
+  string was never planted under, and that tag is a current dictionary
+  attribute the profile keeps (Table E.1-1 does not list it and no project rule
+  covers it: Manufacturer, Radiopharmaceutical Route...). A flipped tag bit
+  turned, say, Operators' Name (0008,1070) into Radiopharmaceutical Route
+  (0018,1070): the input is then a well-formed object whose descriptive
+  attribute holds that text, exactly as if a user had typed it there. PS3.15
+  keeps such attributes; telling the two apart would need the original tag.
+
+Everything else stays a finding: a string under the tag it was planted under
+(a rule that fails to act, like the Universal Entity ID lifted to the top level
+by a "dup"), under a tag the table or a project rule lists, in raw bytes no
+parser can attribute, in a file part, a STOW-RS part or an archive member.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import warnings
+import zipfile
+from functools import lru_cache
+
+from icapdlp.verdict import Blocked
+from tests.fuzz import seeds
+
+
+def dicom_objects(body: bytes) -> list[bytes]:
+    """The DICOM objects inside ``body``: itself, or the members/parts of a wrapper."""
+    if body[:2] == b"PK":
+        try:
+            with zipfile.ZipFile(io.BytesIO(body)) as archive:
+                return [archive.read(n) for n in archive.namelist()]
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError):
+            return [body]
+    if body[:2] == b"\x1f\x8b":
+        try:
+            return [gzip.decompress(body)]
+        except (OSError, EOFError):
+            return [body]
+    found, start = [], 0
+    while (at := body.find(b"DICM", start)) >= 0:
+        found.append(body[max(at - 128, 0):])
+        start = at + 4
+    return found or [body]
+
+
+def holders(data: bytes, planted: bytes) -> list[tuple[int, str, str]] | None:
+    """(tag, VR, path) of every element whose value holds ``planted``; None if pydicom cannot read it."""
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            found: list[tuple[int, str, str]] = []
+            _search(ds, planted.decode(), "", found)
+            if getattr(ds, "file_meta", None) is not None:
+                _search(ds.file_meta, planted.decode(), "meta ", found)
+    except Exception:  # noqa: BLE001 - whatever pydicom cannot read, no element can be blamed
+        return None
+    return found
+
+
+def _search(ds, needle: str, where: str, found: list[tuple[int, str, str]]) -> None:
+    for elem in ds:
+        tag = f"({elem.tag.group:04X},{elem.tag.element:04X})"
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value or ()):
+                _search(item, needle, f"{where}{tag}[{i}] ", found)
+            continue
+        value = elem.value
+        text = value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
+        if needle in text:
+            found.append((int(elem.tag), elem.VR, where.strip() or "top level"))
+
+
+@lru_cache(maxsize=1)
+def planted_tags() -> dict[bytes, frozenset[int]]:
+    """Planted string -> the tags it was planted under in the DICOM seeds."""
+    tags: dict[bytes, set[int]] = {}
+    for (_name, data), planted in zip(seeds.dicom_seeds(), seeds.dicom_planted().values()):
+        for p in planted:
+            for tag, _vr, _path in holders(data, p.encode()) or ():
+                tags.setdefault(p.encode(), set()).add(tag)
+    return {p: frozenset(t) for p, t in tags.items()}
+
+
+def only_relabelled(body: bytes, survived: list[bytes]) -> bool:
+    """Whether every surviving string sits only in kept attributes it was never planted under."""
+    from icapdlp.dicom.deid import known_tag
+    from icapdlp.dicom.profile import action_table
+    from tests.fuzz.targets import pipeline_config
+
+    table = action_table(pipeline_config().profile)
+    objects = dicom_objects(body)
+    for planted in survived:
+        found = []
+        for obj in objects:
+            if planted in obj:
+                held = holders(obj, planted)
+                if held is None:
+                    return False
+                found += held
+        if not found or body.count(planted) > len(found):
+            return False  # some copy sits in bytes no element accounts for
+        original = planted_tags().get(planted, frozenset())
+        for tag, _vr, _path in found:
+            group = tag >> 16
+            if tag in original or group % 2 or not known_tag(tag) or table.action(tag) is not None:
+                return False
+    return True
+
+
+def only_in_plain_form_fields(index: int, data: bytes, body: bytes, survived: list[bytes]) -> bool:
+    """Whether every surviving planted string sits only in plain form fields passed byte-identical.
+
+    Only that exact shape is set apart; a file part, a STOW-RS part or any other wrapping that
+    lets a planted string through stays a phi-survived finding.
+    """
+    from icapdlp.payload.media import parse_media_type
+    from icapdlp.payload.multipart import parse_multipart
+
+    media = parse_media_type(seeds.payload_seeds()[index][1])
+    if media.essence != "multipart/form-data":
+        return False
+    try:
+        before = parse_multipart(data, media.param("boundary") or "", 1000)
+        after = parse_multipart(body, media.param("boundary") or "", 1000)
+    except Blocked:
+        return False
+    passed = {part.content for part in before.parts
+              if part.filename is None and part.header("Content-Type") is None}
+    for planted in survived:
+        held = [part for part in after.parts if planted in part.header_block + part.content]
+        if not held or body.count(planted) != sum(p.content.count(planted) for p in held):
+            return False
+        if any(p.filename is not None or p.header("Content-Type") is not None or p.content not in passed
+               for p in held):
+            return False
+    return True
+
+
+def classify(target: str, index: int, data: bytes, body: bytes, survived: list[bytes]) -> str:
+    """``plain-form-field``, ``relabelled`` or ``phi-survived`` for a case whose output holds ``survived``."""
+    if target == "payload" and only_in_plain_form_fields(index, data, body, survived):
+        return "plain-form-field"
+    if only_relabelled(body, survived):
+        return "relabelled"
+    return "phi-survived"
