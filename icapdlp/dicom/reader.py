@@ -26,6 +26,8 @@ from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, UNDEFINED, PixelLoca
 from icapdlp.report import ObjectReport
 
 PIXEL_DATA = 0x7FE00010
+#: explicit VRs of native Pixel Data (b"": Implicit VR); anything else is parsed the plain way
+NATIVE_PIXEL_VRS = frozenset({b"OB", b"OW", b""})
 
 
 def parse(data: bytes | bytearray, limits: DicomLimits, report: ObjectReport) -> tuple[Dataset, str]:
@@ -34,8 +36,9 @@ def parse(data: bytes | bytearray, limits: DicomLimits, report: ObjectReport) ->
     report.cdr_findings.update(scanned.findings)
     pixel = scanned.pixel
     if (scanned.dataset_offset is not None and pixel is not None and pixel.length != UNDEFINED
-            and scanned.little_endian and pixel.value_offset + pixel.length == len(scanned.dataset)):
-        # the usual layout; elements after the pixels (signatures) take the plain parse below
+            and scanned.little_endian and pixel.vr in NATIVE_PIXEL_VRS
+            and pixel.value_offset + pixel.length == len(scanned.dataset)):
+        # the usual layout; elements after the pixels (signatures), odd VRs take the plain parse
         ds = _read_around_pixels(data, scanned, pixel)
     elif scanned.dataset_offset is not None and isinstance(data, bytes):
         # read in place from the input: BytesIO over bytes shares them, a slice would copy the pixels

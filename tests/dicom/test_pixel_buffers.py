@@ -156,3 +156,13 @@ def test_the_pixel_cleaner_is_handed_bytes_not_a_view_of_the_input():
     cfg = PipelineConfig(ProfileOptions(clean_pixel_data=True), DicomLimits(), KEY)
     deidentify_buffer(data, cfg, cleaner, owned=True)
     assert cleaner.seen == [bytes]
+
+
+def test_pixel_data_with_an_odd_explicit_vr_takes_the_plain_parse():
+    data = make_ct(49, rows=16, columns=16, bits_stored=16, signatures=False).data
+    pos = data.rfind(b"\xe0\x7f\x10\x00OW")
+    as_un = data[:pos + 4] + b"UN" + data[pos + 6:]
+    output = deidentify_buffer(as_un, config())
+    piece = output.chunks[-1]
+    assert not (isinstance(piece, memoryview) and piece.obj is as_un)  # pydicom read it, not a view
+    assert output.data == deidentify_bytes(data, config()).data  # written back as OW, same object
