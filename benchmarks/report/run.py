@@ -5,8 +5,9 @@
     .venv/bin/python benchmarks/report/run.py --quick    # smaller sizes (about 10 minutes)
     .venv/bin/python benchmarks/report/run.py --only load,fuzz
 
-Writes ``benchmarks/results/REPORT.md`` (git-ignored; raw outputs in
-``benchmarks/results/report-logs/``) with the machine it ran
+Writes ``benchmarks/results/REPORT.md`` (committed, so the README can link
+the latest figures; raw outputs in ``benchmarks/results/report-logs/``,
+git-ignored) with the machine it ran
 on (CPU model, cores, RAM, OS, Python, Tesseract, Squid), a summary table
 (status, wall time, headline) and, per benchmark, its tables as Markdown
 plus derived icapdlp ÷ peer ratios, and its full output in a folded block.
