@@ -15,12 +15,16 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from icapdlp.dicom import reader
 from icapdlp.dicom.highbits import CHUNK_PIXELS, mask_high_bits, unused_bits_mask
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
 from icapdlp.dicom.pipeline import PipelineConfig, deidentify_buffer, deidentify_bytes
 from icapdlp.dicom.prescan import EXPLICIT_LE
 from icapdlp.dicom.rebuild import encode
+from icapdlp.verdict import Blocked
 from tests.support.synthetic import TRANSFER_SYNTAXES, make_ct, make_multiframe
 
 KEY = bytes(range(32))
@@ -166,3 +170,33 @@ def test_pixel_data_with_an_odd_explicit_vr_takes_the_plain_parse():
     piece = output.chunks[-1]
     assert not (isinstance(piece, memoryview) and piece.obj is as_un)  # pydicom read it, not a view
     assert output.data == deidentify_bytes(data, config()).data  # written back as OW, same object
+
+
+_MUTATION_SEEDS = [make_ct(50, rows=16, columns=16, frames=2, transfer_syntax=ts, bits_stored=bits,
+                           signatures=False).data
+                   for ts in ("explicit-le", "implicit-le") for bits in (12, 16)]
+
+
+def _outcome(data: bytes, *, owned: bool):
+    try:
+        return deidentify_buffer(bytearray(data) if owned else data, config(), owned=owned).data
+    except Blocked as blocked:
+        return blocked.reason
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, len(_MUTATION_SEEDS) - 1),
+       st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=6),
+       st.integers(-40, 40))
+def test_view_path_equals_the_plain_pydicom_parse_on_mutated_inputs(seed, mutations, resize):
+    """Differential: the pixel view (owned or not) against pydicom reading the pixels itself."""
+    data = bytearray(_MUTATION_SEEDS[seed])
+    for where, value in mutations:
+        data[int(where * len(data))] = value
+    data = bytes(data[:len(data) + resize] if resize < 0 else data + bytes(range(resize)))
+    viewed, owned = _outcome(data, owned=False), _outcome(data, owned=True)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(reader, "NATIVE_PIXEL_VRS", frozenset())
+        plain = _outcome(data, owned=False)
+    assert viewed == plain
+    assert owned == plain
