@@ -120,17 +120,29 @@ def histogram_percentile(counts: np.ndarray, q: float) -> float:
     return v_lo + (h - lo) * (v_hi - v_lo)
 
 
-def _dark_ink(contrast: np.ndarray) -> np.ndarray:
-    """Local contrast (uint8, > 0 where text is) as black ink on white, scaled to its own range."""
+def _dark_ink(contrast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Local contrast (uint8, > 0 where text is) as black ink on white, scaled to its own range,
+    and the pixels that are text candidates."""
     counts = np.bincount(contrast.ravel(), minlength=256)
     counts[0] = 0
     hi = max(histogram_percentile(counts, 99.9), MIN_CONTRAST) if counts.any() else MIN_CONTRAST
     levels = np.arange(256, dtype=np.float32)
     lut = (255.0 - np.clip(levels * (255.0 / hi), 0.0, 255.0)).astype(np.uint8)
-    return lut[contrast]
+    return lut[contrast], regions.candidates(contrast, hi)
 
 
-def polarities(grey8: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+@dataclass(frozen=True)
+class Prepared:
+    """Both polarities of a frame as black-ink images, their text candidates, and the upscale factor."""
+
+    light: np.ndarray  # light-on-dark text made dark ink (white top-hat)
+    dark: np.ndarray  # dark-on-light text (black top-hat)
+    light_mask: np.ndarray
+    dark_mask: np.ndarray
+    scale: int
+
+
+def polarities(grey8: np.ndarray) -> Prepared:
     """Light-text and dark-text ink images (black ink on white) of a grey frame, and the upscale factor.
 
     Light text: white top-hat (frame minus its morphological opening), i.e.
@@ -152,9 +164,9 @@ def polarities(grey8: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     closed = _rank_filter(_rank_filter(grey, size, np.maximum), size, np.minimum)
     # an even window (upscaled frames) is not centred, so the "opening" can exceed the frame by a
     # pixel's step: clip at 0 rather than let uint8 wrap (negative contrast is no text either way)
-    light_text = _dark_ink(grey - np.minimum(opened, grey))
-    dark_text = _dark_ink(np.maximum(closed, grey) - grey)
-    return light_text, dark_text, scale
+    light, light_mask = _dark_ink(grey - np.minimum(opened, grey))
+    dark, dark_mask = _dark_ink(np.maximum(closed, grey) - grey)
+    return Prepared(light, dark, light_mask, dark_mask, scale)
 
 
 def _ocr_image(arr: np.ndarray) -> Image.Image:
@@ -196,11 +208,11 @@ def _image_to_data(image: Image.Image, language: str) -> dict[str, list]:
 
 def read_words(grey8: np.ndarray, language: str = "eng") -> list[OcrWord]:
     """At most one Tesseract call for one frame; raises :class:`OcrUnavailable` on any failure."""
-    light, dark, scale = polarities(grey8)
-    composite, placements = regions.compose(light, dark)
+    p = polarities(grey8)
+    composite, placements = regions.compose(p.light, p.dark, p.light_mask, p.dark_mask)
     if composite is None:  # nothing text-like: no start-up to pay, but a missing engine still fails closed
         if not tesseract_available():
             raise OcrUnavailable("TesseractNotFoundError")
         return []
     data = _image_to_data(_ocr_image(composite), language)
-    return words_from_composite(data, placements, grey8.shape[0], grey8.shape[1], scale)
+    return words_from_composite(data, placements, grey8.shape[0], grey8.shape[1], p.scale)

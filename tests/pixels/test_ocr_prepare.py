@@ -39,16 +39,18 @@ def test_polarities_make_light_and_dark_text_black_ink():
     g[100:110, 100:200] = 230  # light stroke on dark
     g[300:420, 300:500] = 220  # light plate ...
     g[350:360, 350:450] = 20  # ... with a dark stroke
-    light, dark, scale = ocr.polarities(g)
-    assert scale == 1 and light.shape == dark.shape == (500, 600) and light.dtype == np.uint8
+    p = ocr.polarities(g)
+    light, dark = p.light, p.dark
+    assert p.scale == 1 and light.shape == dark.shape == (500, 600) and light.dtype == np.uint8
+    assert p.light_mask[105, 150] and not p.light_mask[50, 50] and p.dark_mask[355, 400]
     assert light[105, 150] < 30 and light[50, 50] > 225  # light stroke became black ink, background white
     assert dark[355, 400] < 30 and dark[50, 50] > 225
     assert dark[105, 150] > 225  # the light stroke is not ink in the dark-text image
 
 
 def test_small_frames_are_upscaled():
-    light, _, scale = ocr.polarities(np.zeros((256, 256), dtype=np.uint8))
-    assert scale == 2 and light.shape == (512, 512)
+    p = ocr.polarities(np.zeros((256, 256), dtype=np.uint8))
+    assert p.scale == 2 and p.light.shape == p.light_mask.shape == (512, 512)
 
 
 def _data(*words):

@@ -11,6 +11,11 @@ from tests.support.burned_in import render_text_image
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
+def _compose(grey: np.ndarray):
+    p = ocr.polarities(grey)
+    return p, regions.compose(p.light, p.dark, p.light_mask, p.dark_mask)
+
+
 def _draw(grey: np.ndarray, xy: tuple[int, int], text: str, value: int, size: int = 20) -> tuple[int, ...]:
     img = Image.fromarray(grey)
     draw = ImageDraw.Draw(img)
@@ -34,8 +39,8 @@ def test_light_text_is_read_as_light_and_text_on_a_light_plate_as_dark_only():
     light_box = _draw(g, (30, 40), "Springfield", 230)
     g[180:230, 200:460] = 215  # a light plate
     dark_box = _draw(g, (215, 190), "1961-04-03", 15)
-    light, dark, scale = ocr.polarities(g)
-    _, placements = regions.compose(light, dark)
+    p, (_, placements) = _compose(g)
+    scale = p.scale
     assert scale == 2
 
     def polarities_over(box):
@@ -51,8 +56,8 @@ def test_light_text_is_read_as_light_and_text_on_a_light_plate_as_dark_only():
 
 def test_composite_holds_every_drawn_string_in_far_fewer_pixels_than_two_frames():
     img, truth, _ = render_text_image(7, 480, 640, font_px=(12, 30))
-    light, dark, scale = ocr.polarities(np.round(img * 255).astype(np.uint8))
-    composite, placements = regions.compose(light, dark)
+    prepared, (composite, placements) = _compose(np.round(img * 255).astype(np.uint8))
+    light, dark, scale = prepared.light, prepared.dark, prepared.scale
     assert composite is not None and composite.dtype == np.uint8
     assert composite.size < 0.6 * 2 * light.size  # the old layout was both polarities of the whole frame
     for t in truth:
@@ -68,4 +73,18 @@ def test_composite_holds_every_drawn_string_in_far_fewer_pixels_than_two_frames(
 
 def test_blank_and_flat_frames_have_no_candidates():
     flat = np.full((200, 300), 90, dtype=np.uint8)
-    assert regions.compose(*ocr.polarities(flat)[:2]) == (None, [])
+    assert _compose(flat)[1] == (None, [])
+    noisy = np.random.default_rng(5).normal(80, 2, (200, 300)).clip(0, 255).astype(np.uint8)
+    assert _compose(noisy)[1] == (None, [])
+
+
+def test_text_much_fainter_than_the_brightest_text_is_still_a_candidate():
+    g = (np.random.default_rng(1).normal(38, 8, (480, 640))).clip(0, 255).astype(np.uint8)
+    _draw(g, (40, 40), "BRIGHT 12345", 250)
+    x0, y0, x1, y1 = _draw(g, (40, 200), "Faint Garcia 998877", 38 + 89)  # 40 % of the bright contrast
+    _, (_, placements) = _compose(g)
+    covered = np.zeros(x1 - x0, dtype=bool)
+    for p in placements:
+        if p.polarity == 0 and p.src_y0 <= y0 and p.src_y0 + p.height >= y1:
+            covered[max(0, p.src_x0 - x0):max(0, p.src_x0 + p.width - x0)] = True
+    assert covered.all()
