@@ -133,6 +133,11 @@ def compose(light: np.ndarray, dark: np.ndarray, light_mask: np.ndarray,
         placements.append(Placement(x0, y0, x1 - x0, y1 - y0, y, polarity))
         y += (y1 - y0) + GAP_ROWS
     width = max(p.width for p in placements) + 2 * CROP_MARGIN
+    if y * width > 2 * (rows + GAP_ROWS) * (cols + 2 * CROP_MARGIN):
+        # text everywhere (a scanned form) or noise read as regions: never more than both whole
+        # polarities, which is what Tesseract was given before regions existed
+        placements = [Placement(0, 0, cols, rows, GAP_ROWS, 0), Placement(0, 0, cols, rows, 2 * GAP_ROWS + rows, 1)]
+        y, width = 2 * (rows + GAP_ROWS) + GAP_ROWS, cols + 2 * CROP_MARGIN
     out = np.full((y, width), 255, dtype=np.uint8)
     for p in placements:
         src = light if p.polarity == 0 else dark

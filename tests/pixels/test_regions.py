@@ -88,3 +88,18 @@ def test_text_much_fainter_than_the_brightest_text_is_still_a_candidate():
         if p.polarity == 0 and p.src_y0 <= y0 and p.src_y0 + p.height >= y1:
             covered[max(0, p.src_x0 - x0):max(0, p.src_x0 + p.width - x0)] = True
     assert covered.all()
+
+
+def test_a_frame_full_of_text_is_never_given_to_tesseract_larger_than_both_whole_polarities():
+    g = np.full((400, 500), 30, dtype=np.uint8)
+    _draw(g, (5, 0), "A LONG HEADER LINE ACROSS THE WHOLE FRAME 0123456789", 220, size=14)  # a wide crop
+    for row in range(20, 390, 14):  # 27 lines of small text: many crops, each with margins and gaps
+        _draw(g, (10, row), "ID 12345 name", 220, size=10)
+        _draw(g, (260, row), "other 987", 220, size=10)
+    p, (composite, placements) = _compose(g)
+    rows, cols = p.light.shape
+    assert composite.size <= (2 * (rows + regions.GAP_ROWS) + regions.GAP_ROWS) * (cols + 2 * regions.CROP_MARGIN)
+    assert sorted(pl.polarity for pl in placements) == [0, 1]
+    assert all((pl.src_x0, pl.src_y0, pl.width, pl.height) == (0, 0, cols, rows) for pl in placements)
+    assert np.array_equal(composite[placements[1].dst_y0:placements[1].dst_y0 + rows,
+                                    regions.CROP_MARGIN:regions.CROP_MARGIN + cols], p.dark)
