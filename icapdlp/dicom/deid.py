@@ -172,6 +172,8 @@ class HeaderDeidentifier:
             elem.value = dummy(vr)
         elif action == "C":
             self._clean(elem)
+        elif vr == "UI" and not _uid_syntax(elem):
+            self._remove(ds, elem.tag)  # K keeps a UID as is, so it must be a UID
         # K: keep as is
 
     def _unlisted(self, ds: Dataset, elem: DataElement, mode: str | None) -> None:
@@ -181,6 +183,8 @@ class HeaderDeidentifier:
         elif vr == "UI":
             if not self.profile.retain_uids and elem.tag not in STRUCTURAL_UID_TAGS:
                 self._replace_uids(elem)
+            elif not _uid_syntax(elem):
+                self._remove(ds, elem.tag)  # kept as is, so it must be a UID (PS3.5 9.1: digits, dots)
         elif mode is None or elem.tag in CODE_TAGS or not (vr in TEXT_VRS or vr in DATE_VRS):
             return
         elif mode == "dummy":
@@ -309,6 +313,20 @@ def _creator(ds: Dataset, creator_tag: int) -> str:
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     return str(value).strip("\0 ")
+
+
+def _uid_syntax(elem: DataElement) -> bool:
+    """Whether every value of a kept UI element is a UID: digits and dots, at most 64 characters.
+
+    Why: structural UIDs (and every UID under Retain UIDs) are written out unchanged. A
+    value with letters is no UID; the fuzzer spliced a private element's text into
+    Referenced SOP Class UID, which would have carried it out verbatim.
+    """
+    return all(0 < len(uid := str(v).strip("\0 ")) <= 64 and _UID_CHARS.issuperset(uid)
+               for v in _values(elem))
+
+
+_UID_CHARS = frozenset("0123456789.")
 
 
 @lru_cache(maxsize=4096)

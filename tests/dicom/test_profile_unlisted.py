@@ -240,3 +240,30 @@ def test_a_misplaced_sequence_and_its_contents_are_removed():
     result, out = run(_with(change))
     assert FACILITY.encode() not in result.data and "AssigningFacilitySequence" not in out
     assert result.report.cdr_findings["misplaced-attribute"] == 1
+
+
+# -- kept UIDs must be UIDs ------------------------------------------------------------------------
+
+def test_a_structural_uid_holding_text_is_removed_not_kept():
+    def change(ds):
+        ds.ReferencedImageSequence[0].ReferencedSOPClassUID = "1.2.PRIVATEPHI71Q"
+    result, out = run(_with(change))
+    assert b"PRIVATEPHI71Q" not in result.data
+    assert "ReferencedSOPClassUID" not in out.ReferencedImageSequence[0]
+    assert out.ReferencedImageSequence[1].ReferencedSOPClassUID == make_ct(71).dataset.SOPClassUID
+
+
+def test_under_retain_uids_a_uid_holding_text_is_removed_and_real_uids_are_kept():
+    def change(ds):
+        ds.add_new(0x00209161, "UI", "CONCATPHI71Q")  # Concatenation UID, not in Table E.1-1
+    obj = make_ct(71)
+    result, out = run(_with(change), config(retain_uids=True))
+    assert b"CONCATPHI71Q" not in result.data and 0x00209161 not in out
+    assert out.StudyInstanceUID == obj.dataset.StudyInstanceUID
+
+
+def test_a_sop_class_uid_holding_text_blocks_the_object():
+    from icapdlp.verdict import Blocked
+
+    with pytest.raises(Blocked):
+        run(_with(lambda ds: setattr(ds, "SOPClassUID", "1.2.CLASSPHI71Q")))

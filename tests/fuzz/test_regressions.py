@@ -153,3 +153,17 @@ def test_a_nested_attribute_duplicated_to_the_top_level_is_removed(keyword):
     assert mutated.count(value) == 2 and value.decode() in obj.phi_strings
     out = _deidentify(mutated)
     assert value not in out
+
+
+def test_text_spliced_into_a_kept_class_uid_is_removed():
+    """Found by the campaign (seed 20261131): a splice moved a private value into Referenced SOP
+    Class UID, which structural-UID handling keeps unchanged; a kept UI must be a UID."""
+    from tests.fuzz import mutations, seeds
+
+    pool = seeds.dicom_bytes()
+    mutated = mutations.apply(pool[7], [("delete", 5330, 51), ("truncate", 4940), ("splice", 3236, 23, 3352)],
+                              pool)
+    planted = [p.encode() for p in seeds.dicom_planted()["sequences"] if p in ("PRIVATEPHI8Q", "METAPRIVATEPHI8Q")]
+    assert any(p in mutated for p in planted)
+    out = targets.pipeline(mutated)
+    assert [p for p in planted if p in out] == []
