@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
     path = Path(argv[1]) if len(argv) > 1 else RESULTS / "findings.json"
     planted = planted_strings()
     for finding in json.loads(path.read_text()):
-        if finding["kind"] not in ("phi-survived", "relabelled", "plain-form-field"):
+        if finding["kind"] not in ("phi-survived", "relabelled", "plain-form-field", "pixel-data"):
             print(f"{finding['signature']}: not a phi-survived finding; see its trace_tail")
             continue
         body = output_of(finding)

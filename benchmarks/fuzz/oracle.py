@@ -1,7 +1,7 @@
 """The campaign's PHI oracle: which surviving planted strings are findings, and which are not.
 
 A planted string found in the output of the pipeline or payload target is a
-``phi-survived`` finding, except in two shapes where no rule of a
+``phi-survived`` finding, except in three shapes where no header rule of a
 de-identifier could have removed it, each counted in its own column so every
 run shows how often it happens:
 
@@ -17,6 +17,13 @@ run shows how often it happens:
   (0018,1070): the input is then a well-formed object whose descriptive
   attribute holds that text, exactly as if a user had typed it there. PS3.15
   keeps such attributes; telling the two apart would need the original tag.
+
+- ``pixel-data``: the string sits only in the top-level Pixel Data of the output
+  while the fuzzing profile does not clean pixels (``clean_pixel_data`` is off:
+  OCR per case would cost seconds). A "dup" lifted the Icon Image Sequence's
+  items to the top level, where the parser then reads a valid 4x4 image whose
+  pixel bytes are the icon's; the rest of the object is trailing data and
+  dropped. Pixel values are the pixel cleaner's job, not the header profile's.
 
 Everything else stays a finding: a string under the tag it was planted under
 (a rule that fails to act, like the Universal Entity ID lifted to the top level
@@ -116,10 +123,36 @@ def only_relabelled(body: bytes, survived: list[bytes]) -> bool:
         if not found or body.count(planted) > len(found):
             return False  # some copy sits in bytes no element accounts for
         original = planted_tags().get(planted, frozenset())
-        for tag, _vr, _path in found:
+        for tag, vr, _path in found:
             group = tag >> 16
             if tag in original or group % 2 or not known_tag(tag) or table.action(tag) is not None:
                 return False
+            if vr == "UI":
+                return False  # a planted string is never a valid UID: a kept UI holding one is a defect
+    return True
+
+
+PIXEL_DATA = 0x7FE00010
+
+
+def only_in_pixel_data(body: bytes, survived: list[bytes]) -> bool:
+    """Whether every surviving string sits only in top-level Pixel Data that the profile leaves alone."""
+    from tests.fuzz.targets import pipeline_config
+
+    if pipeline_config().profile.clean_pixel_data:
+        return False
+    for planted in survived:
+        found = []
+        for obj in dicom_objects(body):
+            if planted in obj:
+                held = holders(obj, planted)
+                if held is None:
+                    return False
+                found += held
+        if not found or body.count(planted) > len(found):
+            return False
+        if any(tag != PIXEL_DATA or path != "top level" for tag, _vr, path in found):
+            return False
     return True
 
 
@@ -153,9 +186,12 @@ def only_in_plain_form_fields(index: int, data: bytes, body: bytes, survived: li
 
 
 def classify(target: str, index: int, data: bytes, body: bytes, survived: list[bytes]) -> str:
-    """``plain-form-field``, ``relabelled`` or ``phi-survived`` for a case whose output holds ``survived``."""
+    """``plain-form-field``, ``relabelled``, ``pixel-data`` or ``phi-survived`` for a case whose output
+    holds ``survived``."""
     if target == "payload" and only_in_plain_form_fields(index, data, body, survived):
         return "plain-form-field"
     if only_relabelled(body, survived):
         return "relabelled"
+    if only_in_pixel_data(body, survived):
+        return "pixel-data"
     return "phi-survived"

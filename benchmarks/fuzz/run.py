@@ -13,10 +13,10 @@ Findings are de-duplicated by signature (outcome, exception type, innermost
 frames) and written to ``benchmarks/results/fuzz/findings.json`` with the
 (seed index, ops) that reproduce each one: mutations are deterministic, so no
 mutated binary is ever stored. ``--replay FILE`` re-runs stored findings.
-Two shapes of surviving planted string that no de-identifier rule could remove (a plain
-form field passed byte-identical by design; a value whose tag a mutation turned into
-another, kept, descriptive attribute) are counted in their own columns, not as findings;
-``oracle.py`` says exactly which.
+Three shapes of surviving planted string that no header rule could remove (a plain form
+field passed byte-identical by design; a value whose tag a mutation turned into another,
+kept, descriptive attribute; pixel bytes while the fuzzing profile does not clean pixels)
+are counted in their own columns, not as findings; ``oracle.py`` says exactly which.
 Exit code 1 when there is a finding, 0 otherwise. A Markdown summary goes to
 stdout (and ``summary.md``) for benchmarks/report.
 
@@ -53,8 +53,8 @@ RANDOM_BYTES_SHARE = 0.15
 #: 100k cases already exceeds it
 RSS_GROWTH_BOUND_MB = 64
 RESULTS = REPO / "benchmarks" / "results" / "fuzz"
-#: how a case may end without being a finding (see benchmarks/fuzz/oracle.py for the last two)
-NOT_FINDINGS = ("refused", "plain-form-field", "relabelled")
+#: how a case may end without being a finding (see benchmarks/fuzz/oracle.py for the last three)
+NOT_FINDINGS = ("refused", "plain-form-field", "relabelled", "pixel-data")
 FINDINGS = ("crash", "timeout", "memory", "warning", "phi-survived")
 
 
@@ -143,13 +143,13 @@ def summary(campaign: Campaign, minutes: float, elapsed: float, rss: tuple[float
     lines = [f"Fuzz campaign: {sum(campaign.cases.values())} cases in {elapsed / 60:.1f} min "
              f"(asked {minutes} min), seed {seed}; RSS {rss[0]:.0f} -> {rss[1]:.0f} MB "
              f"(bound +{RSS_GROWTH_BOUND_MB} MB)", "",
-             "| target | cases | ok | refused | plain form field | relabelled | findings |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| target | cases | ok | refused | plain form field | relabelled | pixel data | findings |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name in campaign.names:
         k = campaign.kinds[name]
         bad = sum(v for key, v in k.items() if key not in ("ok", *NOT_FINDINGS))
         lines.append(f"| {name} | {campaign.cases[name]} | {k['ok']} | {k['refused']} | "
-                     f"{k['plain-form-field']} | {k['relabelled']} | {bad} |")
+                     f"{k['plain-form-field']} | {k['relabelled']} | {k['pixel-data']} | {bad} |")
     lines.append("")
     if campaign.findings:
         lines.append("| finding | target | times |")

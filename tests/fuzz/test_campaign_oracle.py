@@ -1,11 +1,12 @@
-"""The campaign's PHI oracle (benchmarks/fuzz/oracle.py) sets apart two shapes, and nothing else.
+"""The campaign's PHI oracle (benchmarks/fuzz/oracle.py) sets apart three shapes, and nothing else.
 
 ``benchmarks/fuzz/run.py`` counts a planted string in the output of the pipeline
 or payload target as a finding, except (1) when it sits only in a plain form field
 (no filename, no Content-Type) that the product passed byte-identical, as README
-"Payloads" promises, and (2) when a mutation turned its tag into another current
-attribute that the profile keeps. Both shapes were found by the campaign. These
-tests pin that the exceptions are that narrow.
+"Payloads" promises, (2) when a mutation turned its tag into another current
+attribute that the profile keeps, and (3) when it sits only in top-level Pixel
+Data while the fuzzing profile does not clean pixels. The campaign found all
+three. These tests pin that the exceptions are that narrow.
 """
 
 from __future__ import annotations
@@ -114,3 +115,21 @@ def _bytes(ds: Dataset) -> bytes:
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+def test_icon_pixels_lifted_to_the_top_level_are_pixel_data_not_a_header_leak():
+    """Found by the campaign (seed 20261130): a dup made the icon's 4x4 items the main image."""
+    index = 0
+    seed = seeds.dicom_bytes()[index]
+    mutated = mutations.apply(seed, [("dup", 2692, 234, 1336)])
+    out = targets.pipeline(mutated)
+    planted = next(p for p in seeds.dicom_planted()["ct-explicit"] if p.startswith("ICON")).encode()
+    assert planted in out and classify("pipeline", index, mutated, out, [planted]) == "pixel-data"
+
+
+def test_a_planted_string_in_nested_pixel_data_stays_a_finding():
+    """The icon left in place (its sequence not removed) would be a defect, not pixel data."""
+    index = 0
+    seed = seeds.dicom_bytes()[index]
+    planted = next(p for p in seeds.dicom_planted()["ct-explicit"] if p.startswith("ICON")).encode()
+    assert classify("pipeline", index, seed, seed, [planted]) == "phi-survived"
