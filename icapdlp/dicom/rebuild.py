@@ -9,13 +9,11 @@ with only the attributes PS3.10 requires, and nothing after the dataset.
 
 from __future__ import annotations
 
-import io
 import struct
 
 import numpy as np
 from pydicom import Dataset, Sequence
 from pydicom.dataset import FileMetaDataset
-from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID
 
 from icapdlp import PRODUCT, __version__
@@ -24,6 +22,7 @@ from icapdlp.dicom.highbits import mask_high_bits, unused_bits_mask
 from icapdlp.dicom.options import ProfileOptions
 from icapdlp.dicom.prescan import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE
 from icapdlp.dicom.profile import OPTION_CODES, applied_option_keys
+from icapdlp.dicom.writer import write_part10
 
 #: our Implementation Class UID: 2.25 + a fixed 128-bit number chosen for icapdlp
 IMPLEMENTATION_CLASS_UID = "2.25.253384740195381846127093271618436066473"
@@ -151,9 +150,7 @@ def encode_chunks(ds: Dataset, transfer_syntax: str) -> list:
 
 
 def _write(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue()
+    return write_part10(ds, str(ds.file_meta.TransferSyntaxUID))
 
 
 def encode_header(ds: Dataset, transfer_syntax: str) -> bytes:
