@@ -154,7 +154,7 @@ class RequestParser:
         buf = self._buf
         limits = self.limits
         pos = 0
-        pieces = []
+        pieces: list[bytes] = []
         total = 0
         left = self._preview_left
         while True:
