@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import io
 from contextlib import contextmanager
+from functools import lru_cache
 
 from pydicom import Dataset
 from pydicom import config as pydicom_config
-from pydicom.dataelem import DataElement
+from pydicom.charset import default_encoding
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.hooks import hooks, raw_element_value, raw_element_vr
 from pydicom.dataset import FileMetaDataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
@@ -89,9 +93,60 @@ def read(source: io.BytesIO, implicit: bool, little: bool, ts: str, length: int)
     # Deflated input was inflated by the scanner: from here on it is Explicit VR LE.
     ds.file_meta.TransferSyntaxUID = UID(ts if ts != "1.2.840.10008.1.2.1.99" else EXPLICIT_LE)
     with _no_read_warnings():
-        for elem in ds.iterall():  # decode every value now, inside the guarded parse stage
-            pass
+        decode_all(ds)  # every value now, inside the guarded parse stage
     return ds
+
+
+def decode_all(ds: Dataset) -> None:
+    """Decode every element at every depth, as ``for _ in ds.iterall(): pass`` does.
+
+    Why not iterall alone: a header with a 2000-item sequence of references
+    is mostly UI values, and pydicom's general conversion (hooks, tag
+    comparisons, item access) costs several times the decoding itself. A
+    plain UI value is decoded here the way pydicom's default hooks decode it
+    (latin-1, trailing NULs and spaces dropped, one UID); everything else,
+    and every UI value that is not plain, goes through pydicom. The result
+    is compared element by element with pydicom's in tests/dicom/test_reader_decode.py.
+    """
+    plain_ui = _default_conversion()
+    elements = ds._dict
+    for tag in sorted(elements):
+        raw = elements[tag]
+        if plain_ui and type(raw) is RawDataElement:
+            elem = _plain_ui(raw)
+            if elem is not None:
+                elements[tag] = elem
+                continue
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                decode_all(item)
+
+
+def _default_conversion() -> bool:
+    """Whether pydicom converts raw elements with its default hooks (no callback installed)."""
+    return (pydicom_config.data_element_callback is None and not hooks.raw_element_kwargs
+            and hooks.raw_element_vr is raw_element_vr and hooks.raw_element_value is raw_element_value)
+
+
+def _plain_ui(raw: RawDataElement) -> DataElement | None:
+    """pydicom's DataElement for a single-valued, non-private UI ``raw``; None for anything else."""
+    tag, value = raw.tag, raw.value
+    if (not isinstance(value, bytes) or not 0 < raw.length < UNDEFINED or tag & 0x10000
+            or (raw.VR or _dictionary_vr(tag)) != "UI"):
+        return None
+    text = value.decode(default_encoding).rstrip("\0 ")
+    if "\\" in text:
+        return None  # multi-valued: pydicom makes the MultiValue
+    return DataElement(tag, "UI", UID(text), raw.value_tell, False, already_converted=True)
+
+
+@lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str | None:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
 
 
 @contextmanager
