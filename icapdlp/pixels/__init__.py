@@ -6,11 +6,12 @@ model loads on first use (or in ``warm_up``), once per process.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
+from icapdlp.pixels import ocr
 from icapdlp.pixels.cleaner import BurnedInTextCleaner
 from icapdlp.pixels.ner import PresidioNer, model_installed
-from icapdlp.pixels.ocr import tesseract_available
 
 if TYPE_CHECKING:
     from icapdlp.config import Settings
@@ -25,14 +26,22 @@ def build_cleaner(settings: "Settings", review_dir: str | None = None) -> Burned
         opts,
         settings.dicom_limits.max_pixel_bytes,
         ner=PresidioNer(opts.ner_model, tuple(opts.ner_entities)),
+        read_words=partial(ocr.read_words, engine=opts.ocr_engine, library=opts.tesseract_library),
         review_dir=review_dir if review_dir is not None else opts.review_dir,
         clean_graphics=settings.profile.clean_graphics,
     )
 
 
 def warm_up(settings: "Settings") -> dict[str, bool]:
-    """Load the NER model and check Tesseract now (for readiness), instead of on the first image."""
+    """Load the NER model and start this process's Tesseract engine now (for readiness), not on the first image.
+
+    With the "library" engine this initialises the one Tesseract API object
+    the worker keeps for every image; its failure is reported, not raised.
+    """
     status = engine_status(settings)
+    opts = settings.pixels
+    status["tesseract"] = status["tesseract"] and ocr.warm_engine(opts.ocr_language, opts.ocr_engine,
+                                                                  opts.tesseract_library)
     if status["ner_model"]:
         try:
             PresidioNer(settings.pixels.ner_model, tuple(settings.pixels.ner_entities)).load()
@@ -42,8 +51,10 @@ def warm_up(settings: "Settings") -> dict[str, bool]:
 
 
 def engine_status(settings: "Settings | None" = None) -> dict[str, bool]:
-    """For /readyz: is Tesseract on PATH, is the configured NER model package installed."""
+    """For /readyz, cheaply: does the configured Tesseract engine load (library, or program on PATH),
+    is the configured NER model package installed."""
     from icapdlp.pixels.options import PixelOptions
 
-    model = settings.pixels.ner_model if settings is not None else PixelOptions().ner_model
-    return {"tesseract": tesseract_available(), "ner_model": model_installed(model)}
+    opts = settings.pixels if settings is not None else PixelOptions()
+    return {"tesseract": ocr.tesseract_available(opts.ocr_engine, opts.tesseract_library),
+            "ner_model": model_installed(opts.ner_model)}

@@ -3,11 +3,15 @@
 Burned-in text sits on anything from black to bright anatomy, light on dark
 or dark on a light plate. Tesseract binarises globally, so we give it a
 local-contrast image instead (morphological top-hats), one per polarity:
-light-on-dark text made dark ink, and dark-on-light text. pytesseract starts
-a process per call (about 60 ms of Tesseract start-up we cannot avoid), so
-everything goes into ONE image: the text-candidate regions of both polarities,
-cropped and stacked (:mod:`icapdlp.pixels.regions`). Word boxes are mapped
-back to frame coordinates.
+light-on-dark text made dark ink, and dark-on-light text. Everything goes
+into ONE image: the text-candidate regions of both polarities, cropped and
+stacked (:mod:`icapdlp.pixels.regions`), so Tesseract lays out and
+recognises one page per frame. Word boxes are mapped back to frame coordinates.
+
+Two engines read that image (``pixels.ocr_engine``): "library", a Tesseract
+engine initialised once per process (:mod:`icapdlp.pixels.tesseract_api`),
+and "pytesseract", a ``tesseract`` process per frame (about 70 ms of start-up
+each). Both give the same ``image_to_data`` dictionary.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from icapdlp.pixels import regions
+from icapdlp.pixels import regions, tesseract_api
 from icapdlp.pixels.geometry import Box
 
 #: side of the square structuring element of the top-hats; wider than the strokes of bold 40 px
@@ -33,6 +37,8 @@ UPSCALE_BELOW_PX = 400
 #: PSM 11 (sparse text) finds scattered overlay words; measured better than 3 and 12 here.
 #: Inverted-line retries are off: each region is given in the polarity it needs (saves ~35 ms/frame)
 TESSERACT_CONFIG = "--psm 11 --oem 1 -c tessedit_do_invert=0"
+#: ``pixels.ocr_engine`` values (see PixelOptions)
+LIBRARY, PYTESSERACT = "library", "pytesseract"
 #: how pytesseract hands the image to Tesseract: BMP is written in ~1 ms where PNG's deflate took
 #: 25-35 ms per frame, and Tesseract reads it as fast (same words, measured)
 OCR_IMAGE_FORMAT = "BMP"
@@ -56,13 +62,27 @@ class OcrWord:
     line: tuple[int, int, int, int]  # (crop, block, paragraph, line) from Tesseract
 
 
-def tesseract_available() -> bool:
+def tesseract_available(engine: str = LIBRARY, library: str = tesseract_api.DEFAULT_LIBRARY) -> bool:
+    """Cheap check (nothing initialised): the ``tesseract`` program is on PATH, or the library loads."""
+    if engine == LIBRARY:
+        return tesseract_api.library_loads(library)
     try:
         import pytesseract
 
         return shutil.which(pytesseract.pytesseract.tesseract_cmd) is not None
     except ImportError:  # pragma: no cover - pytesseract is a pinned dependency
         return False
+
+
+def warm_engine(language: str, engine: str = LIBRARY, library: str = tesseract_api.DEFAULT_LIBRARY) -> bool:
+    """Start this process's engine now (worker start-up); False when it cannot start."""
+    if engine != LIBRARY:
+        return tesseract_available(engine)
+    try:
+        tesseract_api.pool_for(language, TESSERACT_CONFIG, library).warm()
+    except (tesseract_api.TesseractApiError, OSError):
+        return False
+    return True
 
 
 def _running(a: np.ndarray, size: int, op, axis: int) -> np.ndarray:
@@ -206,13 +226,33 @@ def _image_to_data(image: Image.Image, language: str) -> dict[str, list]:
         raise OcrUnavailable(type(exc).__name__) from None
 
 
-def read_words(grey8: np.ndarray, language: str = "eng") -> list[OcrWord]:
+def _library_image_to_data(arr: np.ndarray, language: str, library: str) -> dict[str, list]:
+    """The same dictionary as ``_image_to_data``, from this process's persistent engine.
+
+    The TSV goes through pytesseract's own TSV-to-dict parser, so every
+    consumer of the dictionary sees the same types and quirks on both engines.
+    """
+    from pytesseract.pytesseract import file_to_dict
+
+    try:
+        with tesseract_api.pool_for(language, TESSERACT_CONFIG, library).engine() as api:
+            tsv = api.tsv(arr)
+    except (tesseract_api.TesseractApiError, OSError) as exc:
+        raise OcrUnavailable(type(exc).__name__) from None
+    return file_to_dict(tsv, "\t", -1)
+
+
+def read_words(grey8: np.ndarray, language: str = "eng", engine: str = LIBRARY,
+               library: str = tesseract_api.DEFAULT_LIBRARY) -> list[OcrWord]:
     """At most one Tesseract call for one frame; raises :class:`OcrUnavailable` on any failure."""
     p = polarities(grey8)
     composite, placements = regions.compose(p.light, p.dark, p.light_mask, p.dark_mask)
-    if composite is None:  # nothing text-like: no start-up to pay, but a missing engine still fails closed
-        if not tesseract_available():
+    if composite is None:  # nothing text-like: nothing to read, but a missing engine still fails closed
+        if not warm_engine(language, engine, library):
             raise OcrUnavailable("TesseractNotFoundError")
         return []
-    data = _image_to_data(_ocr_image(composite), language)
+    if engine == LIBRARY:
+        data = _library_image_to_data(composite, language, library)
+    else:
+        data = _image_to_data(_ocr_image(composite), language)
     return words_from_composite(data, placements, grey8.shape[0], grey8.shape[1], p.scale)

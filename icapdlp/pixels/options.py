@@ -23,6 +23,14 @@ class PixelOptions:
     ner_min_score: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
     ocr_min_confidence: float = field(default=30.0, metadata={"min": 0.0, "max": 100.0})
     ocr_language: str = "eng"
+    #: "library": one Tesseract engine per worker process through libtesseract's C API, initialised
+    #: once (the ``tesseract`` program's start-up, ~70 ms, was over half of each frame's time);
+    #: "pytesseract": a ``tesseract`` process per frame, as before. Same words either way
+    #: (tests/pixels/test_tesseract_api.py). Neither falls back to the other: an engine that
+    #: cannot start blocks the objects that need OCR.
+    ocr_engine: Literal["library", "pytesseract"] = "library"
+    #: the shared library the "library" engine loads (a soname, or a path to another build)
+    tesseract_library: str = "libtesseract.so.5"
     #: words never redacted unless they match a header value (laterality, units, ...)
     allow_words: tuple[str, ...] = (
         "L", "R", "A", "P", "H", "F", "AP", "PA", "LAT", "LATERAL", "SUPINE", "PRONE",

@@ -99,15 +99,25 @@ def test_unsupported_bits_and_photometric_block(case):
         cleaner(case).clean(ds, ObjectReport())
 
 
-def test_missing_tesseract_blocks(case, monkeypatch):
+def test_missing_tesseract_program_blocks_with_the_pytesseract_engine(case, monkeypatch):
     import pytesseract
 
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
-    c = BurnedInTextCleaner(PixelOptions(), 1 << 30, ner=KeywordNer({}))
+    settings = Settings(pixels=PixelOptions(ocr_engine="pytesseract"))
     with pytest.raises(Blocked) as info:
-        c.clean(copy.deepcopy(case.dataset), ObjectReport())
+        build_cleaner(settings).clean(copy.deepcopy(case.dataset), ObjectReport())
     assert info.value.reason is BlockReason.PIXEL_CLEANING_IMPOSSIBLE
-    assert engine_status()["tesseract"] is False
+    assert engine_status(settings)["tesseract"] is False
+    # the library engine does not need the program: it never falls back, nor is it blocked by it
+    assert engine_status(Settings())["tesseract"] is True
+
+
+def test_missing_tesseract_library_blocks_with_the_library_engine(case):
+    settings = Settings(pixels=PixelOptions(tesseract_library="/nonexistent/libtesseract.so.5"))
+    with pytest.raises(Blocked) as info:
+        build_cleaner(settings).clean(copy.deepcopy(case.dataset), ObjectReport())
+    assert info.value.reason is BlockReason.PIXEL_CLEANING_IMPOSSIBLE
+    assert engine_status(settings)["tesseract"] is False
 
 
 def test_missing_model_blocks_and_reports_not_ready(case):

@@ -77,16 +77,28 @@ def test_a_word_box_reaching_past_its_crop_is_clipped_to_the_crop():
     assert index == 0 and box == (10, 10, 60, 30)
 
 
+def _frames_with_and_without_text_candidates():
+    text = np.full((120, 200), 30, dtype=np.uint8)
+    text[40:60, 20:30] = text[40:60, 40:50] = text[40:44, 20:50] = 220
+    return text, np.zeros((64, 64), dtype=np.uint8)
+
+
 def test_missing_tesseract_raises_ocr_unavailable(monkeypatch):
     import pytesseract
 
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
-    assert not ocr.tesseract_available()
-    text = np.full((120, 200), 30, dtype=np.uint8)
-    text[40:60, 20:30] = text[40:60, 40:50] = text[40:44, 20:50] = 220
-    for frame in (text, np.zeros((64, 64), dtype=np.uint8)):  # with and without text candidates
+    assert not ocr.tesseract_available(ocr.PYTESSERACT)
+    for frame in _frames_with_and_without_text_candidates():
         with pytest.raises(ocr.OcrUnavailable):
-            ocr.read_words(frame)
+            ocr.read_words(frame, engine=ocr.PYTESSERACT)
+
+
+def test_missing_tesseract_library_raises_ocr_unavailable():
+    missing = "/nonexistent/libtesseract.so.5"
+    assert not ocr.tesseract_available(ocr.LIBRARY, missing)
+    for frame in _frames_with_and_without_text_candidates():
+        with pytest.raises(ocr.OcrUnavailable):
+            ocr.read_words(frame, engine=ocr.LIBRARY, library=missing)
 
 
 def test_a_frame_without_text_candidates_starts_no_tesseract(monkeypatch):
@@ -95,4 +107,4 @@ def test_a_frame_without_text_candidates_starts_no_tesseract(monkeypatch):
     calls = []
     monkeypatch.setattr(pytesseract, "image_to_data", lambda *a, **k: calls.append(1))
     flat = np.random.default_rng(5).normal(80, 2, (200, 300)).clip(0, 255).astype(np.uint8)
-    assert ocr.read_words(flat) == [] and calls == []
+    assert ocr.read_words(flat, engine=ocr.PYTESSERACT) == [] and calls == []
