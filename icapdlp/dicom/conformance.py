@@ -39,6 +39,7 @@ from pydicom import Dataset
 from pydicom.dataelem import DataElement
 from pydicom.datadict import get_entry
 
+from icapdlp.dicom.reader import decoded_element
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import Blocked, BlockReason
 
@@ -90,7 +91,7 @@ def enforce_value_conformance(ds: Dataset, report: ObjectReport) -> None:
 
 def _walk(ds: Dataset, report: ObjectReport, *, top: bool) -> None:
     for tag in list(ds.keys()):
-        elem = ds[tag]
+        elem = decoded_element(ds, tag)
         tag = int(tag)
         if elem.VR == "SQ":
             for item in elem.value or ():

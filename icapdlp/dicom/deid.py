@@ -32,6 +32,7 @@ from pydicom.datadict import dictionary_VR, get_entry, tag_for_keyword
 
 from icapdlp.dicom import keyed
 from icapdlp.dicom.options import ProfileOptions
+from icapdlp.dicom.reader import decoded_element
 from icapdlp.dicom.profile import SEQUENCE_ONLY_TAGS, STANDARD_UID_PREFIX, STRUCTURAL_UID_TAGS, action_table
 from icapdlp.dicom.values import (
     DATE_VRS,
@@ -148,9 +149,9 @@ class HeaderDeidentifier:
                     self._remove(ds, tag)
                     self.report.cdr_findings[UNKNOWN_TAG_FINDING] += 1
                 elif action is None:
-                    self._unlisted(ds, ds[tag], mode)
+                    self._unlisted(ds, decoded_element(ds, tag), mode)
                 else:
-                    self.apply(ds, ds[tag], action, mode)
+                    self.apply(ds, decoded_element(ds, tag), action, mode)
 
     def apply(self, ds: Dataset, elem: DataElement, action: str, mode: str | None) -> None:
         """Apply one concrete action (D, Z, X, K, C, U, U*) to ``elem`` of ``ds``."""

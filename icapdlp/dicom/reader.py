@@ -123,6 +123,17 @@ def decode_all(ds: Dataset) -> None:
                 decode_all(item)
 
 
+def decoded_element(ds: Dataset, tag: int) -> DataElement:
+    """``ds[tag]`` for a present ``tag``, without ``__getitem__``'s cost once the value is decoded.
+
+    The walks (value checks, the profile) look up every element of every
+    item; after :func:`decode_all` each is a DataElement already, which
+    ``ds[tag]`` would return unchanged. Anything still raw goes through ``ds[tag]``.
+    """
+    elem = ds._dict[tag]
+    return elem if type(elem) is DataElement else ds[tag]
+
+
 def _default_conversion() -> bool:
     """Whether pydicom converts raw elements with its default hooks (no callback installed)."""
     return (pydicom_config.data_element_callback is None and not hooks.raw_element_kwargs

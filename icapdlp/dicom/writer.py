@@ -33,6 +33,7 @@ from pydicom.uid import UID
 
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 PIXEL_DATA = 0x7FE00010
+SPECIFIC_CHARACTER_SET = 0x00080005
 ITEM_TAG = b"\xfe\xff\x00\xe0"
 ITEM_DELIMITER = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
 SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
@@ -90,7 +91,8 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, parent_encoding) -> None:
             or ds.original_character_set != ds._character_set):
         write_dataset(fp, ds, parent_encoding)  # pydicom re-encodes (new items, changed charset)
         return
-    encoding = ds.get("SpecificCharacterSet", parent_encoding)
+    charset = ds._dict.get(SPECIFIC_CHARACTER_SET)  # ds.get("SpecificCharacterSet", parent_encoding)
+    encoding = parent_encoding if charset is None else ds[SPECIFIC_CHARACTER_SET].value
     get_item = ds.get_item
     for tag in sorted(ds.keys()):
         if tag.element == 0 and tag.group > 6:
