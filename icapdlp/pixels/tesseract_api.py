@@ -43,6 +43,10 @@ SOURCE_DPI = 96
 TSV_HEADER = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n"
 #: the images we hand over: 8-bit grey, one byte per pixel
 BYTES_PER_PIXEL = 1
+#: Tesseract's per-image diagnostics ("guessing pitch as xheight...") go here, not into the
+#: worker's stderr and so the server log: pytesseract captured and dropped them on success.
+#: Set after initialisation, so an engine that cannot start still says why on stderr.
+QUIET_VARIABLES = {"debug_file": os.devnull}
 
 
 class TesseractApiError(RuntimeError):
@@ -125,7 +129,7 @@ class TesseractApi:
                                           language.encode(), oem) != 0:
                 raise TesseractApiError(f"Tesseract could not initialise language {language!r}")
             self._lib.TessBaseAPISetPageSegMode(self._handle, psm)
-            for name, value in variables.items():
+            for name, value in {**variables, **QUIET_VARIABLES}.items():
                 if not self._lib.TessBaseAPISetVariable(self._handle, name.encode(), value.encode()):
                     raise TesseractApiError(f"Tesseract has no variable {name!r}")
         except BaseException:
