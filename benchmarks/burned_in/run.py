@@ -140,7 +140,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1000, help="first generator seed (tests use < 100)")
     parser.add_argument("--rounds", type=int, default=2, help="redactions of each file per side; best kept")
     parser.add_argument("--no-pytesseract", action="store_true",
-                        help="skip the row of icapdlp with ocr_engine = \"pytesseract\" (a tesseract process per frame)")
+                        help='skip the row of icapdlp with ocr_engine = "pytesseract" (a process per frame)')
     parser.add_argument("--peer-omp1", action="store_true",
                         help="also run the peer with OMP_THREAD_LIMIT=1 (icapdlp's Tesseract setting)")
     args = parser.parse_args()

@@ -33,7 +33,7 @@ def build_cleaner(settings: "Settings", review_dir: str | None = None) -> Burned
 
 
 def warm_up(settings: "Settings") -> dict[str, bool]:
-    """Load the NER model and start this process's Tesseract engine now (for readiness), not on the first image.
+    """Load the NER model and start this process's Tesseract engine now (for readiness), not on first use.
 
     With the "library" engine this initialises the one Tesseract API object
     the worker keeps for every image; its failure is reported, not raised.

@@ -67,7 +67,8 @@ def test_readiness_combines_cheap_checks_and_worker_reports_and_caches(tmp_path,
 def test_engines_a_policy_does_not_use_are_ready(tmp_path, monkeypatch, engine):
     pixels = '[pixels]\nner_model = "nope_pkg"\n' + ENGINE_CASES[engine][0]
     unused = break_engine(engine, tmp_path, monkeypatch, "[profile]\nclean_pixel_data = false\n" + pixels)
-    assert engines.main_process_status(settings_with(tmp_path, unused)) == {"tesseract": True, "ner_model": True}
+    ready = {"tesseract": True, "ner_model": True}
+    assert engines.main_process_status(settings_with(tmp_path, unused)) == ready
     needed = break_engine(engine, tmp_path, monkeypatch, "[profile]\nclean_pixel_data = true\n" + pixels)
     assert engines.main_process_status(settings_with(tmp_path, needed)) == {"tesseract": False,
                                                                             "ner_model": False}
