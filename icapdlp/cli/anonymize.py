@@ -22,7 +22,7 @@ from pathlib import Path
 from icapdlp.config import ConfigError, load_settings
 from icapdlp.config.keys import load_key
 from icapdlp.config.schema import KeyOptions, Settings
-from icapdlp.dicom.pipeline import PipelineConfig, deidentify_bytes
+from icapdlp.dicom.pipeline import PipelineConfig, deidentify_buffer
 from icapdlp.verdict import Blocked, BlockReason
 
 #: files handed to a worker per task: amortises process round-trips on small files
@@ -73,8 +73,7 @@ def _init_worker(config: PipelineConfig, settings: Settings, use_pixels: bool) -
 def _process(pair: tuple[Path, Path]) -> tuple[str, str | None, dict]:
     source, destination = pair
     try:
-        data = source.read_bytes()
-        result = deidentify_bytes(data, _WORKER["config"], _WORKER["cleaner"])
+        result = deidentify_buffer(read_owned(source), _WORKER["config"], _WORKER["cleaner"], owned=True)
     except Blocked as blocked:
         return str(source), blocked.reason.value, {}
     except OSError:
@@ -82,8 +81,24 @@ def _process(pair: tuple[Path, Path]) -> tuple[str, str | None, dict]:
     except Exception:  # noqa: BLE001 - a worker bug must not stop the batch or print values
         return str(source), BlockReason.INTERNAL_ERROR.value, {}
     destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.write_bytes(result.data)
+    with open(destination, "wb") as handle:
+        result.write_to(handle)  # the rebuilt pieces, never joined into one more full-size copy
     return str(source), None, dict(result.report.actions)
+
+
+def read_owned(path: Path) -> bytearray:
+    """The whole file in a buffer of its own, read once.
+
+    Why a bytearray the pipeline may keep (``owned=True``): a large object is
+    then held once. Its pixels stay a view of this buffer and bits above High
+    Bit are zeroed in it, as the server's worker does with a spooled body.
+    Bytes the file gained after its size was taken are read too.
+    """
+    with open(path, "rb") as handle:
+        data = bytearray(os.fstat(handle.fileno()).st_size)
+        del data[handle.readinto(data):]
+        data += handle.read()
+    return data
 
 
 def build_config(args: argparse.Namespace) -> tuple[PipelineConfig, Settings, bool]:

@@ -62,3 +62,32 @@ def test_inspect_shows_actions_without_values(tmp_path, capsys):
     assert "ReferencedSOPInstanceUID" in text and "changed" in text
     assert not any(p in text for p in obj.planted)
     assert not (tmp_path / "out").exists()
+
+
+def test_anonymize_writes_what_the_pipeline_makes_and_leaves_the_input_alone(tmp_path):
+    """The CLI gives its own buffer away (high bits zeroed in place): same bytes, input untouched."""
+    import argparse
+
+    from icapdlp.cli.anonymize import build_config, read_owned
+    from icapdlp.dicom.pipeline import deidentify_bytes
+    from tests.support.synthetic import make_large_sequences, make_multiframe
+
+    _, key, policy, _ = _setup(tmp_path)
+    src = tmp_path / "planted"
+    src.mkdir()
+    objects = {"frames.dcm": make_multiframe(33, frames=3, rows=16, columns=16),  # bits above High Bit
+               "refs.dcm": make_large_sequences(34, items=50)}
+    for name, obj in objects.items():
+        (src / name).write_bytes(obj.data)
+    out = tmp_path / "out"
+    assert main(["anonymize", str(src), "-o", str(out), "--key-file", str(key), "--policy", str(policy),
+                 "--jobs", "1"]) == 0
+    cfg, _, _ = build_config(argparse.Namespace(policy=str(policy), review=None, key_file=str(key)))
+    for name, obj in objects.items():
+        assert (src / name).read_bytes() == obj.data  # the input file is never written
+        assert read_owned(src / name) == bytearray(obj.data)
+        written = (out / name).read_bytes()
+        assert written == deidentify_bytes(obj.data, cfg).data
+        assert obj.surviving(written) == []
+    ds = pydicom.dcmread(io.BytesIO((out / "frames.dcm").read_bytes()))
+    assert ds.BitsStored < 16 and not (ds.pixel_array >> ds.BitsStored).any()  # planted bits are gone
