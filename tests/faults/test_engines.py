@@ -25,6 +25,10 @@ clean_pixel_data = true
 """
 
 
+#: the tests of a missing or crashing `tesseract` program need the engine that runs it
+PYTESSERACT = '[pixels]\nocr_engine = "pytesseract"\n'
+
+
 def burned_in_upload() -> bytes:
     return burned_in.to_bytes(burned_in.make_case(1).dataset)
 
@@ -50,7 +54,7 @@ def test_without_tesseract_on_path_ocr_objects_are_blocked(icapdlp_server, tmp_p
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     # the venv python is started by its absolute path, so an empty PATH only hides tesseract
-    server = icapdlp_server(OCR_POLICY, env={"PATH": str(empty)})
+    server = icapdlp_server(OCR_POLICY + PYTESSERACT, env={"PATH": str(empty)})
     reply = client.upload(server.port, burned_in_upload())
     assert reply.http_status == 403 and reply.block_reason == "pixel-cleaning-impossible"
     assert metric(server, "icapdlp_blocks_total", 'reason="pixel-cleaning-impossible"') == 1
@@ -98,7 +102,7 @@ def test_a_crashing_tesseract_blocks_ocr_objects(icapdlp_server, tmp_path):
     script = fake / "tesseract"
     script.write_text("#!/bin/sh\nkill -SEGV $$\n")
     script.chmod(0o755)
-    server = icapdlp_server(OCR_POLICY, env={"PATH": f"{fake}{os.pathsep}/usr/bin{os.pathsep}/bin"})
+    server = icapdlp_server(OCR_POLICY + PYTESSERACT, env={"PATH": f"{fake}{os.pathsep}/usr/bin{os.pathsep}/bin"})
     reply = client.upload(server.port, burned_in_upload())
     assert reply.http_status == 403 and reply.block_reason == "pixel-cleaning-impossible"
     after = client.upload(server.port, burned_in_upload())  # the worker survived the crash of its child
