@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
   make                    # the Makefile drives setup, run and test
   python3 python3-venv python3-dev
-  tesseract-ocr tesseract-ocr-eng   # burned-in text OCR
+  tesseract-ocr tesseract-ocr-eng libtesseract5   # burned-in text OCR (libtesseract: the in-process engine)
   fonts-dejavu-core fonts-liberation  # fonts for the synthetic test images
   squid-openssl           # Squid 5.7 built with OpenSSL: ICAPS and ssl_bump work
   c-icap                  # c-icap-client for conformance tests, c-icap for the benchmark
