@@ -12,7 +12,7 @@ The table (``ps315_table``) is data; this module is the policy on top of it:
   every instance UID inside).
 
 Table E.1-1 does not list every attribute that can identify someone. Three
-project rules (ACTIONS.md, "Attributes the table does not list") cover the
+project rules (ACTIONS.md, "Project rules for identifying attributes") cover the
 gap; the table's own row always wins over them:
 
 - ``PROJECT_ROWS``: a short reviewed list of identifier-bearing attributes

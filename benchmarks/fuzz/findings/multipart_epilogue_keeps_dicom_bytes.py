@@ -2,7 +2,10 @@
 """Reproducer: DICOM element bytes after the close delimiter of a rewritten form pass unchanged.
 
 Found by benchmarks/fuzz/run.py (target "payload", oracle phi-survived; seed
-20261129, case ``[["dup", 4135, 225, 4083]]`` on the "form" seed). A "dup" op
+20261129, case ``[["dup", 4135, 225, 4083]]`` on the "form" seed; again in seed
+20261131, and for the preamble in seed 20261132, where a "dup" into the first
+delimiter line turned the start of the body into preamble holding file-meta
+bytes). A "dup" op
 copied the tail of the uploaded DICOM file (Certificate of Signer, whose value
 holds a planted string) past the close delimiter, into the multipart epilogue.
 The payload walker rewrites the DICOM part and writes the preamble and the
