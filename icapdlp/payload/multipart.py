@@ -1,10 +1,13 @@
 """multipart/* bodies (RFC 2046 §5.1) split into parts and joined back byte for byte.
 
-A rewrite may change part *contents* only. Everything else - the preamble,
-each delimiter line (with any transport padding), each part's header block,
-the close delimiter and the epilogue - is kept as the exact bytes received,
-so a rebuilt body differs from the original only inside rewritten parts and
-an unchanged body rebuilds to identical bytes.
+A rewrite may change part *contents* only. Each delimiter line (with any
+transport padding), each part's header block and the close delimiter are kept
+as the exact bytes received, and an unchanged body rebuilds to identical bytes.
+The preamble and the epilogue are the exception: receivers ignore them
+(RFC 2046 §5.1.1) and nothing inspects them, so a *rewritten* body drops them
+(the epilogue becomes one CRLF when there was one). Kept, they would let up to
+MAX_PREAMBLE_BYTES of unchecked bytes - a fuzzing campaign put DICOM element
+bytes with a planted name there - ride along with every de-identified upload.
 """
 
 from __future__ import annotations
@@ -64,10 +67,25 @@ class Multipart:
     epilogue: bytes
 
     def to_bytes(self) -> bytes:
-        pieces = [self.preamble]
-        for part in self.parts:
-            pieces += [part.delimiter, part.header_block, part.content]
-        pieces += [self.close_delimiter, self.epilogue]
+        """The body exactly as parsed (with any part contents replaced)."""
+        return self._join(self.preamble, self.epilogue)
+
+    def to_rewritten_bytes(self) -> bytes:
+        """The body after a rewrite: preamble and epilogue, which nobody inspected, are left out.
+
+        The body then starts with the first dash-boundary itself (the CRLF that
+        ended the preamble goes with it), as most clients send it.
+        """
+        return self._join(b"", CRLF if self.epilogue else b"", strip_first_crlf=True)
+
+    def _join(self, preamble: bytes, epilogue: bytes, strip_first_crlf: bool = False) -> bytes:
+        pieces = [preamble]
+        for index, part in enumerate(self.parts):
+            delimiter = part.delimiter
+            if index == 0 and strip_first_crlf and delimiter.startswith(CRLF):
+                delimiter = delimiter[len(CRLF):]
+            pieces += [delimiter, part.header_block, part.content]
+        pieces += [self.close_delimiter, epilogue]
         return b"".join(pieces)
 
 

@@ -212,7 +212,7 @@ class PayloadWalker:
         if not changed:
             return body
         parsed.parts = new_parts
-        return parsed.to_bytes()
+        return parsed.to_rewritten_bytes()
 
     def _check_dicom_declared_part(self, part_media: MediaType, content: bytes) -> None:
         """Fail closed on a part of a DICOM-declared multipart/related we would not rewrite.

@@ -167,3 +167,23 @@ def test_text_spliced_into_a_kept_class_uid_is_removed():
     assert any(p in mutated for p in planted)
     out = targets.pipeline(mutated)
     assert [p for p in planted if p in out] == []
+
+
+@pytest.mark.parametrize("where", ["epilogue", "preamble"])
+def test_element_bytes_outside_the_parts_of_a_rewritten_form_are_dropped(where):
+    """Found by the campaign (seeds 20261129-20261135, "form" seed): a `dup` copied DICOM element
+    bytes holding a planted value past the close delimiter (or before the first delimiter); the
+    rewritten body kept them byte-identical. A rewritten multipart body now drops both."""
+    from tests.fuzz import seeds
+
+    dicom = seeds.dicom_bytes()[0]
+    planted = next(p for p in synthetic.make_ct(1).phi_strings if p.startswith("CERTSIGNER")).encode()
+    at = dicom.find(planted)
+    fragment = dicom[at - 12:at + len(planted) + 20]  # Certificate of Signer: element header and value
+    body = seeds.form_data([(b'Content-Disposition: form-data; name="f"; filename="a.dcm"\r\n'
+                             b"Content-Type: application/dicom", dicom)])
+    body = body + fragment + b"\r\n" if where == "epilogue" else fragment + b"\r\n" + body
+    result = targets.payload_body(f"multipart/form-data; boundary={seeds.BOUNDARY}", (), body)
+    assert result.changed, "the DICOM part must have been rewritten"
+    assert planted not in result.data
+    assert result.data.startswith(b"--" + seeds.BOUNDARY.encode())

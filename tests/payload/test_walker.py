@@ -55,11 +55,34 @@ def test_form_upload_rewrites_only_dicom_parts_and_keeps_the_rest_byte_identical
               BARE)
     body = form_body(B, [text_field, other_file, dicom_file, sneaky], preamble=b"pre\r\n", epilogue=b"\r\n")
     result, rewriter = walk(f"multipart/form-data; boundary={B}", body)
+    # the parts keep every byte; the uninspected preamble is dropped from the rewritten body
     expected = form_body(B, [text_field, other_file, (dicom_file[0], marker(DCM)), (sneaky[0], marker(BARE))],
-                         preamble=b"pre\r\n", epilogue=b"\r\n")
+                         epilogue=b"\r\n")
     assert result.body == expected
     assert result.findings.objects_by_wrapping == {"form": 2}
     assert result.findings.wrapping == "form"
+
+
+@pytest.mark.parametrize("preamble, epilogue, kept_epilogue", [
+    (b"This is a multi-part message in MIME format.\r\n", b"\r\ntrailing words", b"\r\n"),
+    (b"", b"\r\n" + DCM[-60:], b"\r\n"),          # element bytes copied past the close delimiter
+    (DCM[128:200] + b"\r\n", b"", b""),             # element bytes before the first delimiter
+])
+def test_rewritten_form_drops_preamble_and_epilogue(preamble, epilogue, kept_epilogue):
+    """Nothing inspects the text outside the parts, so a rewritten body must not carry it (fuzz finding)."""
+    dicom_file = (b'Content-Disposition: form-data; name="f"; filename="a.dcm"\r\n'
+                  b"Content-Type: application/dicom", DCM)
+    body = form_body(B, [dicom_file], preamble=preamble, epilogue=epilogue)
+    result, _ = walk(f"multipart/form-data; boundary={B}", body)
+    assert result.body == form_body(B, [(dicom_file[0], marker(DCM))], epilogue=kept_epilogue)
+    assert result.body.startswith(b"--" + B.encode())
+
+
+def test_form_without_dicom_keeps_preamble_and_epilogue():
+    body = form_body(B, [(b'Content-Disposition: form-data; name="a"', b"1")], preamble=b"pre\r\n",
+                     epilogue=b"\r\nepilogue")
+    result, _ = walk(f"multipart/form-data; boundary={B}", body)
+    assert result.body is body
 
 
 def test_form_without_dicom_is_unchanged():
