@@ -25,7 +25,7 @@ CONFIG = """
 preview_size = 65536
 [workers]
 processes = 1
-task_deadline = 8
+task_deadline = 3
 """
 
 
@@ -64,6 +64,6 @@ def test_uncleanable_pixels_are_blocked(server):
 
 
 def test_ocr_past_the_deadline_is_blocked_not_hung(server):
-    case = burned_in.make_case(8, frames=80)  # far more OCR than the 8 s task deadline allows
+    case = burned_in.make_case(8, frames=120)  # far more OCR than the 3 s task deadline allows (~70 ms a frame)
     reply = upload(server, burned_in.to_bytes(case.dataset))
     assert reply.http_status == 403 and b"deadline-exceeded" in reply.body
