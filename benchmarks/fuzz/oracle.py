@@ -104,6 +104,21 @@ def planted_tags() -> dict[bytes, frozenset[int]]:
     return {p: frozenset(t) for p, t in tags.items()}
 
 
+def _every_holder(body: bytes, objects: list[bytes], planted: bytes) -> list | None:
+    """Every element holding ``planted`` in the output's DICOM objects, or None when some copy
+    sits in bytes no element accounts for (or an object cannot be read back)."""
+    found = []
+    for obj in objects:
+        if planted in obj:
+            held = holders(obj, planted)
+            if held is None:
+                return None
+            found += held
+    if not found or body.count(planted) > len(found):
+        return None
+    return found
+
+
 def only_relabelled(body: bytes, survived: list[bytes]) -> bool:
     """Whether every surviving string sits only in kept attributes it was never planted under."""
     from icapdlp.dicom.deid import known_tag
@@ -113,15 +128,9 @@ def only_relabelled(body: bytes, survived: list[bytes]) -> bool:
     table = action_table(pipeline_config().profile)
     objects = dicom_objects(body)
     for planted in survived:
-        found = []
-        for obj in objects:
-            if planted in obj:
-                held = holders(obj, planted)
-                if held is None:
-                    return False
-                found += held
-        if not found or body.count(planted) > len(found):
-            return False  # some copy sits in bytes no element accounts for
+        found = _every_holder(body, objects, planted)
+        if found is None:
+            return False
         original = planted_tags().get(planted, frozenset())
         for tag, vr, _path in found:
             group = tag >> 16
@@ -141,15 +150,10 @@ def only_in_pixel_data(body: bytes, survived: list[bytes]) -> bool:
 
     if pipeline_config().profile.clean_pixel_data:
         return False
+    objects = dicom_objects(body)
     for planted in survived:
-        found = []
-        for obj in dicom_objects(body):
-            if planted in obj:
-                held = holders(obj, planted)
-                if held is None:
-                    return False
-                found += held
-        if not found or body.count(planted) > len(found):
+        found = _every_holder(body, objects, planted)
+        if found is None:
             return False
         if any(tag != PIXEL_DATA or path != "top level" for tag, _vr, path in found):
             return False
