@@ -339,7 +339,14 @@ def known_tag(tag: int) -> bool:
     nets. The fuzzer flipped Patient's Name (0010,0010) to (1010,0010), which
     matches the retired Zonal Map group (1010,xxxx) as US 1-n, so in Implicit
     VR the name's bytes were read as numbers and written back unchanged.
+
+    The delimitation group (FFFE,xxxx: Item, Item and Sequence Delimitation)
+    is in the dictionary but is structure, never an attribute: an element with
+    such a tag is a broken or crafted file (a fuzzed Icon Image Sequence tag
+    turned into (FFFE,E000) carried the icon's pixels past the icon rule).
     """
+    if tag >> 16 == 0xFFFE:
+        return False
     try:
         entry = get_entry(tag)
     except KeyError:

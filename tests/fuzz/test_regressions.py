@@ -187,3 +187,19 @@ def test_element_bytes_outside_the_parts_of_a_rewritten_form_are_dropped(where):
     assert result.changed, "the DICOM part must have been rewritten"
     assert planted not in result.data
     assert result.data.startswith(b"--" + seeds.BOUNDARY.encode())
+
+
+def test_a_sequence_tagged_as_an_item_is_removed_with_its_contents():
+    """Found by the campaign (seed 20261136, "form" seed): a `set` turned the Icon Image Sequence's
+    tag into (FFFE,E000), the Item tag, which the dictionary defines; the element was kept and the
+    icon's Pixel Data (planted text) left with the upload. The FFFE group is never an attribute."""
+    from tests.fuzz import mutations, seeds
+
+    name, content_type, codings, body = seeds.payload_seeds()[2]
+    assert name == "form"
+    mutated = mutations.apply(body, [("set", 2889, bytes.fromhex("feff00e0"))])
+    assert b"\xfe\xff\x00\xe0SQ" in mutated and b"ICONPHI1Q" in mutated  # the crafted element is there
+    result = targets.payload_body(content_type, codings, mutated)
+    assert result.changed
+    assert b"ICONPHI1Q" not in result.data
+    assert b"\xfe\xff\x00\xe0SQ" not in result.data
