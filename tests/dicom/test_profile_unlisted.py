@@ -244,6 +244,7 @@ def test_a_misplaced_sequence_and_its_contents_are_removed():
 
 # -- kept UIDs must be UIDs ------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore::UserWarning:pydicom")  # the invalid value is the point of the test
 def test_a_structural_uid_holding_text_is_removed_not_kept():
     def change(ds):
         ds.ReferencedImageSequence[0].ReferencedSOPClassUID = "1.2.PRIVATEPHI71Q"
@@ -253,6 +254,7 @@ def test_a_structural_uid_holding_text_is_removed_not_kept():
     assert out.ReferencedImageSequence[1].ReferencedSOPClassUID == make_ct(71).dataset.SOPClassUID
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning:pydicom")  # the invalid value is the point of the test
 def test_under_retain_uids_a_uid_holding_text_is_removed_and_real_uids_are_kept():
     def change(ds):
         ds.add_new(0x00209161, "UI", "CONCATPHI71Q")  # Concatenation UID, not in Table E.1-1
@@ -262,6 +264,7 @@ def test_under_retain_uids_a_uid_holding_text_is_removed_and_real_uids_are_kept(
     assert out.StudyInstanceUID == obj.dataset.StudyInstanceUID
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning:pydicom")  # the invalid value is the point of the test
 def test_a_sop_class_uid_holding_text_blocks_the_object():
     from icapdlp.verdict import Blocked
 

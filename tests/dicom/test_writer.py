@@ -138,6 +138,7 @@ def test_changed_character_set_takes_pydicom_path():
     assert writer.write_part10(copy.deepcopy(ds), EXPLICIT_LE) == _pydicom_bytes(ds)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning:pydicom")  # the invalid value is the point of the test
 def test_non_ascii_uid_fails_as_pydicom_fails():
     ds = _dataset(EXPLICIT_LE)
     ds.StudyInstanceUID = "1.2.\u20ac"  # not in pydicom's default encoding
