@@ -31,7 +31,7 @@ from icapdlp.dicom.conformance import (
 )
 from icapdlp.dicom.deid import HeaderDeidentifier
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
-from icapdlp.dicom.pixel_hook import PixelCleaner
+from icapdlp.dicom.pixel_hook import PixelCleaner, frame_count
 from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, UNDEFINED, scan
 from icapdlp.dicom.reader import parse, read
 from icapdlp.dicom.rebuild import (
@@ -197,7 +197,7 @@ def header_only_rewrite_with_report(prefix: bytes, total_size: int, config: Pipe
             if config.profile.clean_pixel_data and pixel_cleaner is not None:
                 if pixel_cleaner.needs_cleaning(ds):
                     return None
-                report.frames_skipped += _frames(ds)
+                report.frames_skipped += frame_count(ds)
             _process(ds, replace(config, profile=replace(config.profile, clean_pixel_data=False)),
                      None, report)
             header = encode(ds, scanned.transfer_syntax)
@@ -259,20 +259,12 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
     add_markers(ds, profile, pixels_cleaned=report.pixels_cleaned)
 
 
-def _frames(ds: Dataset) -> int:
-    """Number of Frames (1 when absent or broken), from the header alone."""
-    try:
-        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
-    except (TypeError, ValueError):
-        return 1
-
-
 def _skipped_frames(pixel_cleaner: PixelCleaner, ds: Dataset) -> int:
     """Frames the cleaner's policy leaves unexamined (every frame if the cleaner cannot say)."""
     skipped = getattr(pixel_cleaner, "skipped_frames", None)
     if callable(skipped):
         return int(skipped(ds))
-    return _frames(ds) if "PixelData" in ds else 0
+    return frame_count(ds) if "PixelData" in ds else 0
 
 
 def _silence_audio(ds: Dataset, report: ObjectReport) -> None:

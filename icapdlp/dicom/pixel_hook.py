@@ -37,3 +37,16 @@ class PixelCleaner(Protocol):
         which is what allows the pipeline to set Burned In Annotation = NO.
         Raises :class:`icapdlp.verdict.Blocked` when cleaning is impossible.
         """
+
+
+def frame_count(ds: Dataset) -> int:
+    """Frames in an image object (1 when Number of Frames is absent or broken).
+
+    Here because both sides of the contract count frames the same way: the
+    pipeline for frames it reports skipped, the cleaner for the frames its
+    policy leaves unexamined.
+    """
+    try:
+        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydicom.dataset import Dataset
 
+from icapdlp.dicom.pixel_hook import frame_count
 from icapdlp.pixels import frames as frames_mod
 from icapdlp.pixels import ocr
 from icapdlp.pixels.denylist import build_deny_list, normalize
@@ -20,7 +21,7 @@ from icapdlp.pixels.detect import DetectionPolicy, NerFunction, Span, find_redac
 from icapdlp.pixels.encode import write_back
 from icapdlp.pixels.geometry import Redaction
 from icapdlp.pixels.options import PixelOptions
-from icapdlp.pixels.policy import frame_count, needs_ocr, redact_all_text
+from icapdlp.pixels.policy import needs_ocr, redact_all_text
 from icapdlp.pixels.redact import fill_boxes, fill_value
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import Blocked, BlockReason

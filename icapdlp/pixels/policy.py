@@ -7,14 +7,6 @@ from pydicom.dataset import Dataset
 from icapdlp.pixels.options import PixelOptions
 
 
-def frame_count(ds: Dataset) -> int:
-    """Frames in an image object (1 when Number of Frames is absent or broken)."""
-    try:
-        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
-    except (TypeError, ValueError):
-        return 1
-
-
 def _listed(ds: Dataset, options: PixelOptions) -> bool:
     modality = str(ds.get("Modality", "")).strip().upper()
     if modality and modality in {m.upper() for m in options.modalities}:
