@@ -184,6 +184,12 @@ class IcapConnection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
+    def _resume_reading(self) -> None:
+        """Undo ``data_received``'s back-pressure once the parser needs bytes again."""
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()
+
     async def next_request(self):
         """The next request, or what ``data_received`` left for the task to finish."""
         parser = self.parser
@@ -197,9 +203,7 @@ class IcapConnection(asyncio.Protocol):
             event = parser.next_event()
             if event is not NEED_DATA:
                 return event
-            if self._read_paused:
-                self._read_paused = False
-                self.transport.resume_reading()
+            self._resume_reading()
             # its own slot: a request started in data_received may set _waiter before the task runs
             self._park_waiter = waiter = asyncio.get_running_loop().create_future()
             self._parked = True
@@ -223,9 +227,7 @@ class IcapConnection(asyncio.Protocol):
             event = parser.next_event()
             if event is not NEED_DATA:
                 return event
-            if self._read_paused:
-                self._read_paused = False
-                self.transport.resume_reading()
+            self._resume_reading()
             self._waiter = waiter = asyncio.get_running_loop().create_future()
             await waiter
 
