@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pydicom.dataset import Dataset
 
 from icapdlp.pixels.denylist import DenyList, build_deny_list, normalize
@@ -75,11 +76,13 @@ def test_a_kept_word_between_two_matches_splits_the_box():
     assert [r.box for r in out] == [Box(10, 10, 60, 30), Box(110, 10, 170, 30)]
 
 
-def test_date_read_as_several_words_is_matched_as_a_whole():
-    words = [word("04", 10, 10, 30, 30), word("/", 32, 10, 38, 30), word("03", 40, 10, 60, 30),
-             word("/", 62, 10, 68, 30), word("1961", 70, 10, 120, 30)]
+@pytest.mark.parametrize("x, y, height, year_width", [(10, 10, 20, 50), (100, 50, 14, 40)])
+def test_date_read_as_several_words_is_matched_as_a_whole(x, y, height, year_width):
+    """"04 / 03 / 1961" read as five words (punctuation included) is one date, at any size."""
+    pieces = [("04", 0, 20), ("/", 22, 28), ("03", 30, 50), ("/", 52, 58), ("1961", 60, 60 + year_width)]
+    words = [word(text, x + x0, y, x + x1, y + height) for text, x0, x1 in pieces]
     out = find_redactions(words, no_ner, header(PatientBirthDate="19610304"), policy(padding=0), 480, 640)
-    assert [(r.box, r.label) for r in out] == [(Box(10, 10, 120, 30), "date")]
+    assert [(r.box, r.label) for r in out] == [(Box(x, y, x + 60 + year_width, y + height), "date")]
 
 
 def test_padding_is_clipped_to_the_image():
@@ -122,13 +125,6 @@ def test_a_garbage_word_riding_on_a_joined_name_match_is_not_filled():
              word("OE", 225, 419, 330, 430, conf=46)]
     out = find_redactions(words, no_ner, header(ReferringPhysicianName="Johnson^Linda"), policy(padding=0), 480, 640)
     assert [r.box for r in out] == [Box(149, 419, 218, 428)]
-
-
-def test_a_value_split_by_punctuation_words_is_still_matched_whole():
-    words = [word("04", 100, 50, 120, 64), word("/", 122, 50, 128, 64), word("03", 130, 50, 150, 64),
-             word("/", 152, 50, 158, 64), word("1961", 160, 50, 200, 64)]
-    out = find_redactions(words, no_ner, header(PatientBirthDate="19610304"), policy(padding=0), 480, 640)
-    assert [(r.box, r.label) for r in out] == [(Box(100, 50, 200, 64), "date")]
 
 
 def test_an_unconfident_shadow_over_confident_words_does_not_split_their_line():
