@@ -109,7 +109,11 @@ class IcapConnection(asyncio.Protocol):
             if event is CONNECTION_CLOSED:
                 self._hand_to_task(event)
                 return
-            outcome = self._begin_request(event)
+            try:
+                outcome = self._begin_request(event)
+            except Exception as exc:  # noqa: BLE001 - a bug: the task logs it as _run does (never the
+                self._hand_to_task(Resume(error=exc))  # message) and closes; from data_received asyncio
+                return  # would log str(exc), which could quote payload bytes
             if outcome.__class__ is not bool:  # the general path: run its first step here
                 first = Resume.first_step(outcome)
                 if not first.finished:  # it awaits, or failed: the task finishes it

@@ -94,3 +94,36 @@ def test_broken_head_after_a_good_request_is_refused_and_closed(icap_server, con
     assert client.is_closed()
     _wait_records(observer, 2)
     assert [r.icap_status for r in observer.records] == [204, 505]
+
+
+class _FailingObserver(ListObserver):
+    """An observer with a bug, from its second request on, whose message quotes payload-like text."""
+
+    #: built at run time, so only the message, never the source line of a traceback frame, can carry it
+    planted = "^".join(("PLANTED", "PATIENT", "NAME"))
+
+    def request_started(self) -> None:
+        super().request_started()
+        if self.started > 1:
+            raise RuntimeError(self.planted)
+
+
+def test_a_bug_while_starting_an_inline_request_closes_without_logging_its_message(icap_server, connect, caplog):
+    """The second request on a connection starts in data_received (the task is parked): a bug
+    there must reach the task's handler, which logs type and frames only, not asyncio's, which
+    would log the message."""
+    thread = icap_server(ScriptedAdapter(), observer=_FailingObserver())
+    client = connect(thread.port)
+    with caplog.at_level("DEBUG"):
+        client.send(m.reqmod_get_preview0())
+        assert client.read_response().status == 204
+        time.sleep(0.05)  # the task parks, waiting for the next request
+        client.send(m.reqmod_get_preview0())
+        client.sock.settimeout(5)
+        assert client.sock.recv(65536) == b""  # closed, nothing answered (no 204 for a request we failed)
+        deadline = time.monotonic() + 5
+        while "RuntimeError" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert "connection handler failed with RuntimeError" in caplog.text
+    assert "in _serve_inline" in caplog.text  # it was the inline path
+    assert _FailingObserver.planted not in caplog.text
