@@ -23,6 +23,7 @@ from icapdlp.dicom.options import ProfileOptions
 from icapdlp.dicom.prescan import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE
 from icapdlp.dicom.profile import OPTION_CODES, applied_option_keys
 from icapdlp.dicom.writer import write_part10
+from icapdlp.verdict import Blocked, BlockReason
 
 #: our Implementation Class UID: 2.25 + a fixed 128-bit number chosen for icapdlp
 IMPLEMENTATION_CLASS_UID = "2.25.253384740195381846127093271618436066473"
@@ -80,8 +81,11 @@ def zero_bits_above_high_bit(ds: Dataset, encapsulated: bool, *, in_place: bool 
     high = int(ds.get("HighBit", stored - 1) if ds.get("HighBit") is not None else stored - 1)
     layout = unused_bits_mask(allocated, stored, high)
     raw = ds[PIXEL_DATA].value
-    if layout is None or not isinstance(raw, (bytes, bytearray, memoryview)) or not raw:
+    if layout is None or not raw:
         return False
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        # native pixels read as numbers (a VR other than OB/OW): the bits cannot be checked, so block
+        raise Blocked(BlockReason.UNPARSEABLE_DICOM, "native Pixel Data is not a byte value")
     cleaned, changed = mask_high_bits(raw, *layout, in_place=in_place and owned)
     if not changed or cleaned is raw:
         return changed

@@ -15,6 +15,7 @@ import pytest
 from pydicom.filewriter import dcmwrite
 
 from icapdlp.dicom.rebuild import encode, new_file_meta, zero_bits_above_high_bit
+from icapdlp.verdict import Blocked, BlockReason
 from tests.support.synthetic import HIGH_BIT_PLANT, make_ct, make_multiframe
 
 TS = {"explicit-le": "1.2.840.10008.1.2.1", "implicit-le": "1.2.840.10008.1.2"}
@@ -51,3 +52,12 @@ def test_high_bits_zeroed_in_place_equal_a_mask(in_place):
     assert bytes(ds["PixelData"].value) == expected
     assert not zero_bits_above_high_bit(ds, False, in_place=in_place)  # clean now: nothing to do
     assert encode(ds, TS["explicit-le"]).endswith(expected)
+
+
+def test_pixel_data_read_as_numbers_is_blocked_not_left_unmasked():
+    """Pixel Data that a non-OB/OW VR turned into numbers cannot have its high bits checked: block."""
+    ds = copy.deepcopy(make_ct(4, rows=8, columns=8, bits_stored=12, signatures=False).dataset)
+    ds["PixelData"]._value = list(np.frombuffer(ds.PixelData, "<u2"))
+    with pytest.raises(Blocked) as info:
+        zero_bits_above_high_bit(ds, False)
+    assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
