@@ -171,7 +171,6 @@ class Metrics:
         """Create every labelled child now: zeros on dashboards, and cheap look-ups later."""
         self._requests = {k: self.requests.labels(*k) for k in L.all_values(L.ICAP_METHODS, L.OUTCOMES)}
         self._responses = {s: self.responses.labels(s) for s in L.ICAP_STATUSES}
-        self._status = {int(s): child for s, child in self._responses.items() if s.isdigit()}
         self._status_label = {int(s): s for s in L.ICAP_STATUSES if s.isdigit()}
         self._duration = {m: self.request_duration.labels(m) for m in L.ICAP_METHODS}
         for child in self._duration.values():  # fold_pending adds to these directly
