@@ -88,11 +88,6 @@ class DenyList:
                 return group
         return None
 
-    def match_joined(self, words: list[str]) -> str | None:
-        """Match consecutive words read apart ("04 / 03 / 1961") against whole tokens only."""
-        found = self.joined_distance(words)
-        return found[0] if found else None
-
     def joined_distance(self, words: list[str]) -> tuple[str, int] | None:
         """(group, edits) of the closest whole token the joined ``words`` match, or None."""
         w = normalize("".join(words))

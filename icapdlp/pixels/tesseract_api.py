@@ -116,17 +116,15 @@ def parse_config(config: str) -> tuple[int, int, dict[str, str]]:
 class TesseractApi:
     """One initialised TessBaseAPI: create once, read many images, close at exit."""
 
-    def __init__(self, language: str, config: str, library: str = DEFAULT_LIBRARY,
-                 datapath: str | None = None) -> None:
+    def __init__(self, language: str, config: str, library: str = DEFAULT_LIBRARY) -> None:
         psm, oem, variables = parse_config(config)
         self._lib = _bind(library)
         self._handle = self._lib.TessBaseAPICreate()
         if not self._handle:
             raise TesseractApiError("TessBaseAPICreate failed")
         try:
-            # datapath None: TESSDATA_PREFIX or the compiled-in path, exactly as the command line finds it
-            if self._lib.TessBaseAPIInit2(self._handle, datapath.encode() if datapath else None,
-                                          language.encode(), oem) != 0:
+            # no data path: TESSDATA_PREFIX or the compiled-in path, exactly as the command line finds it
+            if self._lib.TessBaseAPIInit2(self._handle, None, language.encode(), oem) != 0:
                 raise TesseractApiError(f"Tesseract could not initialise language {language!r}")
             self._lib.TessBaseAPISetPageSegMode(self._handle, psm)
             for name, value in {**variables, **QUIET_VARIABLES}.items():
@@ -136,10 +134,6 @@ class TesseractApi:
             self._lib.TessBaseAPIDelete(self._handle)
             self._handle = None
             raise
-
-    @property
-    def version(self) -> str:
-        return self._lib.TessVersion().decode()
 
     def tsv(self, image: np.ndarray, dpi: int = SOURCE_DPI) -> str:
         """The command line's TSV output (header line included) for an 8-bit grey image."""

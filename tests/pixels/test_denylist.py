@@ -61,9 +61,9 @@ def test_two_errors_allowed_only_for_long_tokens(deny):
 
 
 def test_split_words_are_joined_for_whole_token_matches(deny):
-    assert deny.match_joined(["04", "/", "03", "/", "1961"]) == "date"
-    assert deny.match_joined(["1234", "5678"]) == "identifier"
-    assert deny.match_joined(["kVp", "120"]) is None
+    assert deny.joined_distance(["04", "/", "03", "/", "1961"])[0] == "date"
+    assert deny.joined_distance(["1234", "5678"])[0] == "identifier"
+    assert deny.joined_distance(["kVp", "120"]) is None
 
 
 def test_empty_header_gives_empty_list():
