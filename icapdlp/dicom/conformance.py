@@ -39,6 +39,7 @@ from pydicom import Dataset
 from pydicom.dataelem import DataElement
 from pydicom.datadict import get_entry
 
+from icapdlp.dicom.prescan import PIXEL_DATA
 from icapdlp.dicom.reader import decoded_element
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import Blocked, BlockReason
@@ -60,7 +61,6 @@ STRUCTURAL = frozenset({
     0x00280008, 0x00280010, 0x00280011,  # Number of Frames, Rows, Columns
     0x00280100, 0x00280101, 0x00280102, 0x00280103,  # Bits Allocated/Stored, High Bit, Pixel Rep.
 })
-PIXEL_DATA = 0x7FE00010
 #: PS3.5 6.2 repertoires of the number strings (leading/trailing spaces allowed)
 NUMBER_STRING = {
     "DS": re.compile(r" *[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)? *"),

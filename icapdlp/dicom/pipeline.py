@@ -32,7 +32,7 @@ from icapdlp.dicom.conformance import (
 from icapdlp.dicom.deid import HeaderDeidentifier
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
 from icapdlp.dicom.pixel_hook import PixelCleaner, frame_count
-from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, UNDEFINED, scan
+from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, PIXEL_DATA, UNDEFINED, scan
 from icapdlp.dicom.reader import parse, read
 from icapdlp.dicom.rebuild import (
     add_markers,
@@ -55,7 +55,6 @@ ENCAPSULATED_DOCUMENT_CLASSES = frozenset(
 #: Basic Voice Audio and General Audio Waveform: recorded speech
 AUDIO_WAVEFORM_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.9.4.1", "1.2.840.10008.5.1.4.1.1.9.4.2"})
 WAVEFORM_SEQUENCE, WAVEFORM_DATA = 0x54000100, 0x54001010
-PIXEL_DATA = 0x7FE00010
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
 from icapdlp.dicom.options import DicomLimits
-from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, UNDEFINED, PixelLocation, ScannedInput, scan
+from icapdlp.dicom.prescan import (EXPLICIT_BE, EXPLICIT_LE, PIXEL_DATA, UNDEFINED, PixelLocation,
+                                   ScannedInput, scan)
 from icapdlp.report import ObjectReport
 
-PIXEL_DATA = 0x7FE00010
 #: explicit VRs of native Pixel Data (b"": Implicit VR); anything else is parsed the plain way
 NATIVE_PIXEL_VRS = frozenset({b"OB", b"OW", b""})
 

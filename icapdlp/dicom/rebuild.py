@@ -20,7 +20,7 @@ from icapdlp import PRODUCT, __version__
 from icapdlp.dicom import ps315_table
 from icapdlp.dicom.highbits import mask_high_bits, unused_bits_mask
 from icapdlp.dicom.options import ProfileOptions
-from icapdlp.dicom.prescan import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE
+from icapdlp.dicom.prescan import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, PIXEL_DATA
 from icapdlp.dicom.profile import OPTION_CODES, applied_option_keys
 from icapdlp.dicom.writer import write_part10
 from icapdlp.verdict import Blocked, BlockReason
@@ -30,7 +30,6 @@ IMPLEMENTATION_CLASS_UID = "2.25.253384740195381846127093271618436066473"
 IMPLEMENTATION_VERSION = f"ICAPDLP_{__version__}"[:16]
 #: byte widths of the "other" VRs whose raw bytes follow the transfer syntax's endianness
 _SWAP_WIDTHS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
-PIXEL_DATA = 0x7FE00010
 
 
 def add_markers(ds: Dataset, profile: ProfileOptions, *, pixels_cleaned: bool) -> None:

@@ -31,8 +31,8 @@ from pydicom.filewriter import dcmwrite, write_data_element, write_dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
-DEFLATED_LE = "1.2.840.10008.1.2.1.99"
-PIXEL_DATA = 0x7FE00010
+from icapdlp.dicom.prescan import DEFLATED_LE, PIXEL_DATA
+
 SPECIFIC_CHARACTER_SET = 0x00080005
 ITEM_TAG = b"\xfe\xff\x00\xe0"
 ITEM_DELIMITER = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
