@@ -38,9 +38,9 @@ def try_splice(path: str, size: int, content_type: str | None, content_encodings
         prefix = source.read(SPLICE_HEADER_BYTES)
     if triage(content_type, content_encodings, prefix[:65536], False).verdict is not Verdict.RAW_DICOM:
         return None
-    from icapdlp.dicom.pipeline import header_only_rewrite_with_report
+    from icapdlp.dicom.pipeline import header_only_rewrite
 
-    answer = header_only_rewrite_with_report(prefix, size, config, pixel_cleaner=pixel_cleaner)
+    answer = header_only_rewrite(prefix, size, config, pixel_cleaner=pixel_cleaner)
     if answer is None:
         return None
     new_prefix, offset, report = answer

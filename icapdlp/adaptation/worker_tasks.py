@@ -309,9 +309,9 @@ def header_only(policy: Policy, service: str, prefix: bytes, total_size: int
     are in the metrics and the audit log like any other.
     """
     worker = state(policy)
-    from icapdlp.dicom.pipeline import header_only_rewrite_with_report
+    from icapdlp.dicom.pipeline import header_only_rewrite
 
-    answer = header_only_rewrite_with_report(prefix, total_size, worker.config(service),
+    answer = header_only_rewrite(prefix, total_size, worker.config(service),
                                              pixel_cleaner=worker.pixel_cleaner)
     if answer is None:
         return None

@@ -149,15 +149,7 @@ def deidentify_dataset(ds: Dataset, config: PipelineConfig, pixel_cleaner: Pixel
 
 
 def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
-                        pixel_cleaner: PixelCleaner | None = None) -> tuple[bytes, int] | None:
-    """For ICAP 206: :func:`header_only_rewrite_with_report` without the report (older callers)."""
-    answer = header_only_rewrite_with_report(prefix, total_size, config, pixel_cleaner)
-    return None if answer is None else (answer[0], answer[1])
-
-
-def header_only_rewrite_with_report(prefix: bytes, total_size: int, config: PipelineConfig,
-                                    pixel_cleaner: PixelCleaner | None = None
-                                    ) -> tuple[bytes, int, ObjectReport] | None:
+                        pixel_cleaner: PixelCleaner | None = None) -> tuple[bytes, int, ObjectReport] | None:
     """For ICAP 206: rewrite only the header of a large object whose pixels can pass as is.
 
     Returns ``(new_prefix, offset, report)``: ``new_prefix`` ends with a Pixel

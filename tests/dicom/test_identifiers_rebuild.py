@@ -14,12 +14,7 @@ import pytest
 from pydicom import Dataset
 
 from icapdlp.dicom.keyed import keyed_uid
-from icapdlp.dicom.pipeline import (
-    deidentify_bytes,
-    deidentify_dataset,
-    header_only_rewrite,
-    header_only_rewrite_with_report,
-)
+from icapdlp.dicom.pipeline import deidentify_bytes, deidentify_dataset, header_only_rewrite
 from icapdlp.dicom.pixel_hook import PixelCleaner
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import Blocked, BlockReason
@@ -199,7 +194,7 @@ def test_header_only_rewrite_equals_the_full_path(ts):
     full = deidentify_bytes(obj.data, config()).data
     rewritten = header_only_rewrite(obj.data[:65536], len(obj.data), config())
     assert rewritten is not None
-    prefix, offset = rewritten
+    prefix, offset, _report = rewritten
     assert prefix + obj.data[offset:] == full
 
 
@@ -249,7 +244,7 @@ def test_dciodvfy_reports_no_new_errors(maker, tmp_path):
 def test_header_only_rewrite_reports_what_the_full_path_reports():
     obj = make_ct(15, rows=256, columns=256, bits_stored=16, signatures=False, frames=2)
     full = deidentify_bytes(obj.data, config(clean_pixel_data=True), RecordingCleaner(needs=False))
-    answer = header_only_rewrite_with_report(obj.data[:65536], len(obj.data), config(clean_pixel_data=True),
+    answer = header_only_rewrite(obj.data[:65536], len(obj.data), config(clean_pixel_data=True),
                                              RecordingCleaner(needs=False))
     assert answer is not None
     prefix, offset, report = answer
@@ -265,5 +260,4 @@ def test_header_only_rewrite_declines_pixels_longer_than_their_geometry():
     ds = obj.dataset
     ds.PixelData = ds.PixelData + bytes(64)
     data = to_bytes(ds)
-    assert header_only_rewrite_with_report(data[:65536], len(data), config()) is None
     assert header_only_rewrite(data[:65536], len(data), config()) is None

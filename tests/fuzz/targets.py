@@ -256,7 +256,7 @@ def header_only(data: bytes) -> None:
     cut = max(len(data) // 2, 1)
     found = header_only_rewrite(data[:cut], len(data), pipeline_config())
     if found is not None:
-        prefix, offset = found
+        prefix, offset, _report = found
         assert 0 <= offset <= len(data), "use-original-body offset outside the object"
 
 
