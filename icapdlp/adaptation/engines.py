@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import importlib.metadata
-import importlib.util
 import json
 import os
 import shutil
@@ -43,29 +41,14 @@ def needs_pixel_engines(settings: Any) -> bool:
     return any(settings.profile_for(name).clean_pixel_data for name in settings.services)
 
 
-def model_package_installed(model: str) -> bool:
-    """True when ``model`` is an importable, pip-installed package (what spacy.load needs).
-
-    Neither lookup imports the package: nothing is loaded.
-    """
-    try:
-        if importlib.util.find_spec(model) is None:
-            return False
-    except (ImportError, ValueError):
-        return False
-    try:
-        importlib.metadata.distribution(model)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def startup_problems(settings: Any) -> list[str]:
     """Configuration problems only visible against the installed system; [] when none."""
     if not needs_pixel_engines(settings):
         return []
+    from icapdlp.pixels.ner import model_installed
+
     model = settings.pixels.ner_model
-    if model_package_installed(model):
+    if model_installed(model):
         return []
     return [f"pixels.ner_model: the spaCy model package {model!r} is not installed, and a profile "
             "has clean_pixel_data on (install the model package or configure an installed one)"]
@@ -77,9 +60,7 @@ def main_process_status(settings: Any) -> dict[str, bool]:
         return dict.fromkeys(ENGINES, True)
     from icapdlp.pixels import engine_status
 
-    status = engine_status(settings)  # which(tesseract) + find_spec(model): nothing loaded
-    status["ner_model"] = status["ner_model"] and model_package_installed(settings.pixels.ner_model)
-    return status
+    return engine_status(settings)  # the OCR engine's presence + the model package lookup: nothing loaded
 
 
 # -- what workers recorded -------------------------------------------------

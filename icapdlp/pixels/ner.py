@@ -13,6 +13,7 @@ text is analysed in about half the time.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import threading
 from typing import Any
@@ -27,11 +28,21 @@ UNUSED_PIPES = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", 
 
 
 def model_installed(model_name: str) -> bool:
-    """True when the spaCy model package can be imported (no loading, no network)."""
+    """True when ``model_name`` is an importable, pip-installed package (what spacy.load needs).
+
+    Neither lookup imports the package: nothing is loaded, nothing downloaded.
+    Start-up, readiness and each worker's warm-up all ask this one question.
+    """
     try:
-        return importlib.util.find_spec(model_name) is not None
+        if importlib.util.find_spec(model_name) is None:
+            return False
     except (ImportError, ValueError):
         return False
+    try:
+        importlib.metadata.distribution(model_name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def analyzer(model_name: str, entities: tuple[str, ...]) -> Any:

@@ -11,21 +11,22 @@ import sys
 
 import pytest
 
-from icapdlp.adaptation.engines import model_package_installed, needs_pixel_engines, startup_problems
+from icapdlp.adaptation.engines import needs_pixel_engines, startup_problems
 from icapdlp.config import load_settings
+from icapdlp.pixels.ner import model_installed
 from tests.config.test_settings import run_cli, write
 
 MISSING = 'ner_model = "no_such_ner_model_pkg"\n'
 
 
 def test_installed_model_check_needs_an_importable_pip_package(tmp_path, monkeypatch):
-    assert model_package_installed(load_settings(None).pixels.ner_model)
-    assert not model_package_installed("no_such_ner_model_pkg")
-    assert not model_package_installed("not a module name")
+    assert model_installed(load_settings(None).pixels.ner_model)
+    assert not model_installed("no_such_ner_model_pkg")
+    assert not model_installed("not a module name")
     # importable but not pip-installed (what spacy.load refuses) is not "installed" either
     (tmp_path / "loose_model_module.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert not model_package_installed("loose_model_module")
+    assert not model_installed("loose_model_module")
 
 
 @pytest.mark.parametrize("toml, refused", [
