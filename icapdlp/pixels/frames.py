@@ -93,32 +93,34 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
 
 
-def _robust_window(values: np.ndarray) -> tuple[float, float]:
-    """The (low, high) stored values mapped to black and white for OCR."""
+def _robust_8bit(values: np.ndarray) -> np.ndarray:
+    """Stored values to 8 bits for OCR, the robust percentiles mapped to black and white."""
     if values.dtype.kind in "iu" and values.dtype.itemsize <= 2:
-        # one counting pass instead of np.percentile's sort (same numbers, 5-10x faster)
-        from icapdlp.pixels.ocr import histogram_percentile
-
-        base = int(values.min())
-        counts = np.bincount((values.ravel().astype(np.int32) - base))
-        lo, hi = (base + histogram_percentile(counts, q) for q in ROBUST_PERCENTILES)
-    else:
-        lo, hi = (float(v) for v in np.percentile(values, ROBUST_PERCENTILES))
+        return _robust_8bit_counted(values)
+    lo, hi = (float(v) for v in np.percentile(values, ROBUST_PERCENTILES))
     if hi <= lo:
         lo, hi = float(values.min()), float(values.max())
-    return lo, hi
-
-
-def _robust_8bit(values: np.ndarray) -> np.ndarray:
-    lo, hi = _robust_window(values)
     if hi <= lo:
         return np.zeros(values.shape, dtype=np.uint8)
-    if values.dtype.kind in "iu" and values.dtype.itemsize <= 2:
-        base = int(values.min())
-        levels = np.arange(base, int(values.max()) + 1).astype(np.float64)
-        lut = np.clip((levels - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
-        return lut[values.astype(np.int32) - base] if base else lut[values]
     return np.clip((values.astype(np.float64) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+
+
+def _robust_8bit_counted(values: np.ndarray) -> np.ndarray:
+    """The same for integers up to 16 bits: one counting pass instead of np.percentile's sort
+    (same numbers, 5-10x faster), and one shifted copy that serves the count and the lookup."""
+    from icapdlp.pixels.ocr import histogram_percentile
+
+    base = int(values.min())
+    shifted = values.astype(np.int32) - base
+    counts = np.bincount(shifted.ravel())
+    lo, hi = (base + histogram_percentile(counts, q) for q in ROBUST_PERCENTILES)
+    if hi <= lo:
+        lo, hi = float(base), float(base + len(counts) - 1)  # the minimum and the maximum
+    if hi <= lo:
+        return np.zeros(values.shape, dtype=np.uint8)
+    levels = np.arange(base, base + len(counts)).astype(np.float64)
+    lut = np.clip((levels - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    return lut[shifted]
 
 
 def grey8(frame: np.ndarray, photometric: str, ds: Dataset) -> np.ndarray:
