@@ -28,6 +28,13 @@ class BlockReason(str, enum.Enum):
     WORKER_CRASHED = "worker-crashed"
     SPOOL_FAILED = "spool-failed"
     INTERNAL_ERROR = "internal-error"
+    #: bytes the server cannot account for: a format, compression or encoding it cannot undo,
+    #: a container it cannot fully parse, or framing two real parsers would read differently
+    UNINSPECTABLE = "uninspectable"
+    #: a DICOMDIR (media directory): it lists every patient on the medium and is not rebuilt
+    DICOMDIR = "dicomdir"
+    #: an image object whose Pixel Data is missing, so its images cannot be checked
+    MISSING_PIXEL_DATA = "missing-pixel-data"
 
     def __str__(self) -> str:  # so f-strings print the wire value
         return self.value
