@@ -34,8 +34,9 @@ from icapdlp.payload.triage import Triage, Verdict, triage
 from icapdlp.verdict import BlockReason, Blocked
 
 
-#: leading bytes of a whole body looked at on the event loop (the size of Squid's largest preview)
-BODY_TRIAGE_BYTES = 64 * 1024
+#: a whole body held in memory up to this size is classified on the event loop (a scan costs
+#: well under a millisecond; a worker round trip costs more); larger ones go to a worker
+LOOP_CLASSIFY_BYTES = 1024 * 1024
 
 
 class DlpAdapter:
@@ -67,12 +68,9 @@ class DlpAdapter:
         head = body_head(tx)
         if head is None:
             return NoChange(TransactionReport())
-        try:  # without a preview the body arrives whole: clear non-DICOM here, not in a worker
-            with body.open() as handle:
-                prefix = handle.read(BODY_TRIAGE_BYTES)
-        except OSError:
-            return Block(BlockReason.SPOOL_FAILED, "cannot read the spooled body", TransactionReport())
-        _, early = self._first_look(tx, head, prefix, body.size <= len(prefix))
+        # the body is here whole: a small one in memory is cleared on the loop, not in a worker
+        at_hand = body.data is not None and body.size <= LOOP_CLASSIFY_BYTES
+        _, early = self._first_look(tx, head, body.data if at_hand else b"", at_hand)
         if early is not None:
             return early
         return await self._rewrite(tx, head, body)
@@ -86,7 +84,8 @@ class DlpAdapter:
                     complete: bool) -> tuple[Triage, NoChange | Block | None]:
         """Triage plus the decisions it settles on its own (pass, refuse, block-mode DICOM)."""
         headers = head.headers
-        seen = triage(headers.get("Content-Type"), headers.get_all("Content-Encoding"), prefix, complete)
+        seen = triage(headers.get("Content-Type"), headers.get_all("Content-Encoding"), prefix, complete,
+                      self._settings.payload)
         if tx.service not in self._settings.services:
             return seen, Block(BlockReason.INTERNAL_ERROR, "unknown service", TransactionReport())
         if seen.verdict is Verdict.PASS:

@@ -225,7 +225,8 @@ def rewrite_body(policy: Policy, service: str, direction: Literal["request", "re
                                                                owned=True))
         data = _read_spooled(path, worker.settings.limits.body_bytes)
     walker = PayloadWalker(PipelineRewriter(worker, service), worker.settings.payload, direction,
-                           max_inflated_bytes=worker.settings.limits.body_bytes)
+                           max_inflated_bytes=worker.settings.limits.body_bytes,
+                           pass_uninspectable=worker.settings.services[service].uninspectable == "pass")
     try:
         result = walker.rewrite_message(content_type, content_encodings, data)
     except RecursionError:

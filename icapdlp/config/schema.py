@@ -41,6 +41,9 @@ class ServiceOptions:
     method: Literal["REQMOD", "RESPMOD"] = "REQMOD"
     #: deidentify (default); block every DICOM object; report-only audits without changing
     mode: Literal["deidentify", "block", "report-only"] = "deidentify"
+    #: bytes icapdlp cannot account for (an unknown archive format, ambiguous multipart framing,
+    #: content it cannot unpack): "block" (default) or "pass" them through unchanged
+    uninspectable: Literal["block", "pass"] = "block"
     #: per-service profile; keys left out inherit the global [profile] table
     profile: ProfileOptions | None = None
 

@@ -12,6 +12,8 @@ import zlib
 
 from icapdlp.verdict import BlockReason, Blocked
 
+#: content codings icapdlp undoes and redoes; any other coding is refused (one table for all callers)
+SUPPORTED_CODINGS = frozenset({"gzip", "deflate"})
 #: bytes of output asked from zlib per step; bounds the overshoot past the limit
 INFLATE_STEP = 256 * 1024
 #: gzip level for re-encoding: zlib's default trades speed and size well

@@ -1,13 +1,13 @@
-"""The cheap first look: may this HTTP body hold DICOM at all?
+"""The cheap first look on the event loop: pass now, refuse now, or read the whole body.
 
-Called on the encapsulated HTTP head and the ICAP preview, before any body is
-read. Most traffic (pages, scripts, images, downloads) is cleared here, which
-matters twice: it keeps the proxy at wire speed, and Squid lets the server say
-"no change" outside the preview only for bodies under 64 KiB, so for larger
-bodies this is the only chance to avoid copying them through the server.
-
-The answer errs towards reading the body: anything that might be a candidate
-and cannot be ruled out from the bytes at hand is NEED_BODY.
+Called on the encapsulated HTTP head and the bytes at hand (an ICAP preview,
+or a small body), before any work is sent to a worker. A body passes here
+only when those bytes are *all* of it and a probing walk - the walker's own
+classification, stopped before anything is decoded or unpacked - accounts for
+every byte as not DICOM. A preview that is not the whole body never passes:
+a DICOM file can start after the first 64 KiB of a tar, a zip's directory is
+at its end, and text can hold an encoded object anywhere. Those bodies are
+read whole and classified in a worker.
 """
 
 from __future__ import annotations
@@ -15,31 +15,20 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from icapdlp.payload import dicomjson, encoding
-from icapdlp.payload.media import (
-    MediaType,
-    is_dicom_json_type,
-    is_dicom_type,
-    is_gzip_type,
-    is_multipart,
-    is_zip_type,
-    parse_encodings,
-    parse_media_type,
-)
-from icapdlp.payload.sniff import Sniff, embedded_part10_offset, looks_like_gzip, looks_like_zip, sniff_dicom
-from icapdlp.payload.walker import JSON_TYPES
+from icapdlp.payload import encoding
+from icapdlp.payload.media import MediaType, is_dicom_type, parse_encodings, parse_media_type
+from icapdlp.payload.options import PayloadOptions
+from icapdlp.payload.sniff import Sniff, sniff_dicom
+from icapdlp.payload.walker import passes_unopened
 
-#: inflate at most this much of a compressed preview just to look inside
-PREVIEW_INFLATE_BYTES = 64 * 1024
-#: leading bytes a JSON sniff needs before "not the DICOM JSON model" is believable
-JSON_SNIFF_BYTES = 64
+_DEFAULT_OPTIONS = PayloadOptions()
 
 
 class Verdict(enum.Enum):
-    PASS = "pass"  # cannot hold DICOM: no change
-    NEED_BODY = "need-body"  # may hold DICOM somewhere: read it all
+    PASS = "pass"  # all of the body is at hand and none of it can be DICOM: no change
+    NEED_BODY = "need-body"  # read it all and classify it in a worker
     RAW_DICOM = "raw-dicom"  # the body itself is one DICOM object (206 may apply)
-    UNSUPPORTED_ENCODING = "unsupported-encoding"  # a candidate under a coding we cannot undo
+    UNSUPPORTED_ENCODING = "unsupported-encoding"  # a content coding icapdlp cannot undo
 
 
 @dataclass(frozen=True)
@@ -49,56 +38,26 @@ class Triage:
     codings: tuple[str, ...]
 
 
-def triage(content_type: str | None, content_encodings: list[str], preview: bytes, complete: bool) -> Triage:
-    """Classify a body from its declared type, its codings and its first bytes."""
+def triage(content_type: str | None, content_encodings: list[str], preview: bytes, complete: bool,
+           options: PayloadOptions = _DEFAULT_OPTIONS) -> Triage:
+    """Classify a body from its declared type, its codings and the bytes at hand."""
     media = parse_media_type(content_type)
     codings = tuple(parse_encodings(content_encodings))
-    return Triage(_verdict(media, codings, preview, complete), media, codings)
+    return Triage(_verdict(content_type, media, codings, preview, complete, options), media, codings)
 
 
-def _declared_candidate(media: MediaType) -> bool:
-    return (is_dicom_type(media) or is_dicom_json_type(media) or is_zip_type(media) or is_gzip_type(media)
-            or is_multipart(media) or media.essence in ("", "application/octet-stream"))
-
-
-def _verdict(media: MediaType, codings: tuple[str, ...], preview: bytes, complete: bool) -> Verdict:
+def _verdict(content_type: str | None, media: MediaType, codings: tuple[str, ...], preview: bytes,
+             complete: bool, options: PayloadOptions) -> Verdict:
     if complete and not preview:
         return Verdict.PASS  # no body at all
     if codings:
-        if any(c not in ("gzip", "deflate") for c in codings):
-            return Verdict.UNSUPPORTED_ENCODING if _declared_candidate(media) else Verdict.PASS
-        if len(codings) > 1:
-            return Verdict.NEED_BODY  # stacked codings are rare: look at the whole thing
-        inner = encoding.inflate_prefix(preview, codings[0], PREVIEW_INFLATE_BYTES)
-        inner_complete = complete and len(inner) < PREVIEW_INFLATE_BYTES
-        if not inner and preview:
-            return Verdict.NEED_BODY  # let the full inflate report what is wrong with it
-        plain = _verdict(media, (), inner, inner_complete)
-        return Verdict.NEED_BODY if plain is Verdict.RAW_DICOM else plain
-    if is_multipart(media) or is_dicom_json_type(media) or is_zip_type(media):
+        if any(coding not in encoding.SUPPORTED_CODINGS for coding in codings):
+            return Verdict.UNSUPPORTED_ENCODING  # whatever the declared type: a receiver may undo it
         return Verdict.NEED_BODY
-    if is_dicom_type(media):
+    if is_dicom_type(media) or sniff_dicom(preview, complete) is Sniff.DICOM:
         return Verdict.RAW_DICOM
-    if is_gzip_type(media) or looks_like_gzip(preview):
-        return _inside_gzip(preview, complete)
-    if looks_like_zip(preview):
+    if not complete:
         return Verdict.NEED_BODY
-    sniffed = sniff_dicom(preview, complete)
-    if sniffed is Sniff.DICOM:
-        return Verdict.RAW_DICOM
-    if sniffed is Sniff.UNDECIDED or embedded_part10_offset(preview) is not None:
-        return Verdict.NEED_BODY  # (a DICOM file further in, e.g. in a tar: the worker refuses it)
-    if media.essence in JSON_TYPES:
-        if dicomjson.looks_like_dicom_json(preview):
-            return Verdict.NEED_BODY
-        if not complete and len(preview.lstrip()) < JSON_SNIFF_BYTES:
-            return Verdict.NEED_BODY
-    return Verdict.PASS
-
-
-def _inside_gzip(preview: bytes, complete: bool) -> Verdict:
-    inner = encoding.inflate_prefix(preview, "gzip", PREVIEW_INFLATE_BYTES)
-    if not inner:
-        return Verdict.NEED_BODY
-    plain = _verdict(MediaType(), (), inner, complete and len(inner) < PREVIEW_INFLATE_BYTES)
-    return Verdict.NEED_BODY if plain is not Verdict.PASS else Verdict.PASS
+    if passes_unopened(content_type, [], preview, options):
+        return Verdict.PASS
+    return Verdict.NEED_BODY

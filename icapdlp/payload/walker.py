@@ -17,7 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from icapdlp.payload import archive, dicomjson, encoding, multipart
+import re
+
+from icapdlp.payload import archive, dicomjson, encoding, lenient, multipart, signatures, urlencoded
 from icapdlp.payload.media import (
     MediaType,
     is_dicom_json_type,
@@ -47,6 +49,10 @@ JSON_TYPES = frozenset({"application/dicom+json", "application/json", "text/json
 GZIP_SNIFF_BYTES = 64 * 1024
 
 
+class NeedsWork(Exception):
+    """Raised by a probing walk where a real walk would decode, unpack or rewrite something."""
+
+
 class ObjectRewriter(Protocol):
     """De-identifies one object; returns its argument itself to mean "unchanged"."""
 
@@ -64,6 +70,8 @@ class Findings:
     study_refs: list[str] = field(default_factory=list)
     instance_refs: list[str] = field(default_factory=list)
     wrapping: str = "none"
+    #: entities refused as uninspectable that the service's policy let through unchanged
+    uninspectable_passed: int = 0
 
     def add(self, label: str, report: ObjectReport) -> None:
         self.objects_by_wrapping[label] += 1
@@ -89,10 +97,14 @@ class PayloadWalker:
     """One walk over one message body (not thread-safe; make one per message)."""
 
     def __init__(self, rewriter: ObjectRewriter, options: PayloadOptions, direction: Direction,
-                 max_inflated_bytes: int) -> None:
+                 max_inflated_bytes: int, *, pass_uninspectable: bool = False, probe: bool = False) -> None:
         self._rewriter = rewriter
         self._options = options
         self._direction = direction
+        #: a service's opt-out: bytes that cannot be accounted for pass as they are (off by default)
+        self._pass_uninspectable = pass_uninspectable
+        #: a probing walk (see :func:`passes_unopened`) stops with NeedsWork at the first heavy step
+        self._probe = probe
         #: inflate limit for content codings and gzip files (the archive limit is the options')
         self._max_inflated = min(max_inflated_bytes, options.max_inflated_bytes)
         self.findings = Findings()
@@ -106,7 +118,24 @@ class PayloadWalker:
 
     def _entity(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
                 *, top: bool = False, bulk_context: bool = False, dicom_declared: bool = False) -> bytes:
-        """``dicom_declared``: a part of a multipart/related whose root type is application/dicom."""
+        """One entity, classified on all of its bytes: rewritten, passed, or refused.
+
+        ``dicom_declared``: a part of a multipart/related whose root type is
+        application/dicom. With the service's ``uninspectable = "pass"`` an
+        entity that cannot be accounted for passes unchanged; the entities
+        around it are still rewritten.
+        """
+        try:
+            return self._classified(media, codings, body, depth, label, top=top, bulk_context=bulk_context,
+                                    dicom_declared=dicom_declared)
+        except Blocked as blocked:
+            if blocked.reason is BlockReason.UNINSPECTABLE and self._pass_uninspectable:
+                self.findings.uninspectable_passed += 1
+                return body
+            raise
+
+    def _classified(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
+                    *, top: bool, bulk_context: bool, dicom_declared: bool) -> bytes:
         if depth > self._options.max_nesting:
             raise Blocked(BlockReason.LIMIT_EXCEEDED,
                           f"wrappings nested deeper than {self._options.max_nesting}")
@@ -118,8 +147,7 @@ class PayloadWalker:
             return self._multipart(media, body, depth, top)
         if is_dicom_type(media):
             return self._dicom(body, label, top)
-        if is_dicom_json_type(media) or (media.essence in JSON_TYPES
-                                         and dicomjson.looks_like_dicom_json(body)):
+        if is_dicom_json_type(media):
             return self._json(body, top)
         if is_zip_type(media) or looks_like_zip(body):
             return self._zip(body, depth, top)
@@ -131,22 +159,80 @@ class PayloadWalker:
             raise Blocked(BlockReason.UNCHECKABLE_BULK_DATA,
                           "DICOMweb bulk data or frames without a header cannot be checked")
         if media.essence == "application/dicom+xml":
-            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model is not supported")
-        if embedded_part10_offset(body) is not None:
-            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM file inside content that is not unpacked")
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
+        if signatures.is_text(body):
+            return self._text(body, depth, label, top)
+        return self._binary(body, depth, label, top)
+
+    # -- bodies no wrapping claimed: accounted for, or refused --------------
+
+    def _binary(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
+        """Binary content of no recognised wrapping: passed only when nothing in it can be DICOM.
+
+        A lenient reader's dataset is DICOM; a format icapdlp cannot open, or a
+        DICOM marker at any offset, cannot be accounted for; zip records
+        anywhere mean an archive `unzip` would find.
+        """
+        if lenient.looks_like_dataset(body):
+            return self._dicom(body, label, top)
+        unopenable = signatures.uninspectable_format(body)
+        if unopenable is not None:
+            raise Blocked(BlockReason.UNINSPECTABLE, f"{unopenable}: a format icapdlp cannot open")
+        if signatures.zip_record_offset(body) is not None:
+            return self._zip(body, depth, top)
+        if signatures.dicom_marker_offset(body) is not None:
+            # DICOM by the marker (whatever the declared type), and not where a parser can take it
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM marker inside content that is not unpacked")
         return body
+
+    def _text(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
+        """Text: DICOM can only ride in it encoded (JSON model, XML model, url-encoded or base64)."""
+        if _DICOM_XML.search(body):
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
+        current = body
+        if dicomjson.looks_like_dicom_json(current):
+            current = self._embedded_json(current, top)
+        if urlencoded.looks_urlencoded(current):
+            self._heavy()
+            current = urlencoded.rewrite_values(
+                current, lambda value: self._entity(MediaType(), [], value, depth + 1, label))
+        return current
+
+    def _embedded_json(self, body: bytes, top: bool) -> bytes:
+        self._heavy()
+        changed = False
+
+        def rewrite(dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
+            nonlocal changed
+            new, report = self._rewriter.rewrite_json(dataset)
+            changed = changed or new is not dataset
+            return new, report
+
+        before = self.findings.objects
+        new_body = dicomjson.rewrite_embedded_datasets(body, rewrite,
+                                                       lambda report: self.findings.add("json", report))
+        if self.findings.objects > before:
+            self._mark("json", top)
+        return new_body if changed else body
+
+    def _heavy(self) -> None:
+        """Mark a step that decodes, unpacks or rewrites: a probing walk stops here."""
+        if self._probe:
+            raise NeedsWork
 
     def _mark(self, label: str, top: bool) -> None:
         if top and self.findings.wrapping == "none":
             self.findings.wrapping = label
 
     def _dicom(self, body: bytes, label: str, top: bool) -> bytes:
+        self._heavy()
         new, report = self._rewriter.rewrite_dicom(body)
         self.findings.add(label, report)
         self._mark(label, top)
         return body if new is body else new
 
     def _json(self, body: bytes, top: bool) -> bytes:
+        self._heavy()
         changed = False
 
         def rewrite(dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
@@ -162,6 +248,7 @@ class PayloadWalker:
 
     def _coded(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
                top: bool, bulk_context: bool = False, dicom_declared: bool = False) -> bytes:
+        self._heavy()
         coding = codings[-1]
         if coding not in ("gzip", "deflate"):
             raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding!r} is not supported")
@@ -173,6 +260,7 @@ class PayloadWalker:
         return encoding.encode(new_inner, coding)
 
     def _gzip_file(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
+        self._heavy()
         head = encoding.inflate_prefix(body, "gzip", GZIP_SNIFF_BYTES)
         if not _may_hold_dicom(head) and embedded_part10_offset(head) is None:
             return body  # a .txt.gz or a .tar.gz of other files: nothing we rewrite is inside
@@ -234,6 +322,7 @@ class PayloadWalker:
                       "a part of a DICOM multipart/related body is not recognisable as DICOM")
 
     def _zip(self, body: bytes, depth: int, top: bool) -> bytes:
+        self._heavy()
         limits = archive.ArchiveLimits(self._options.max_archive_members, self._options.max_compression_ratio,
                                        self._options.max_inflated_bytes)
         members, comment = archive.read_archive(body, limits)
@@ -255,6 +344,39 @@ class PayloadWalker:
             return body
         rebuilt, _ = archive.rebuild_archive(members, comment, lambda m: replacements.get(m.name, m.data))
         return rebuilt
+
+
+#: an element of the PS3.19 native DICOM model (optionally namespace-prefixed)
+_DICOM_XML = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:NativeDicomModel|DicomAttribute)\b")
+
+
+def passes_unopened(content_type: str | None, codings: list[str], body: bytes, options: PayloadOptions) -> bool:
+    """Whether a whole body passes without decoding, unpacking or rewriting anything.
+
+    The event loop asks this of bodies it holds entirely (a complete preview,
+    a small body): the walk is the real one - the same classification the
+    worker would make - stopped at the first step that costs more than a scan.
+    Anything that stops it, or that it would refuse, goes to a worker, which
+    walks it for real and gives the verdict with its report.
+    """
+    walker = PayloadWalker(_NO_REWRITER, options, "request", max_inflated_bytes=0, probe=True)
+    try:
+        return walker.rewrite_message(content_type, codings, body).body is body
+    except (NeedsWork, Blocked):
+        return False
+
+
+class _NoRewriter:
+    """The rewriter of a probing walk, which stops before any object reaches it."""
+
+    def rewrite_dicom(self, data: bytes) -> tuple[bytes, ObjectReport]:
+        raise NeedsWork
+
+    def rewrite_json(self, dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
+        raise NeedsWork
+
+
+_NO_REWRITER = _NoRewriter()
 
 
 def _part_codings(part: multipart.Part) -> list[str]:

@@ -60,11 +60,15 @@ def test_raw_upload_is_rewritten_and_heads_fixed():
     assert decision.report.instance_refs and decision.report.totals.uids_replaced > 0
 
 
-def test_non_dicom_passes_from_the_preview_without_reading_the_body():
+def test_non_dicom_passes_once_all_of_it_was_seen_never_from_a_partial_preview():
     body = b"<html>" + b"x" * 200_000
     tx = response_tx("text/html", len(body))
-    decision = run(ADAPTER.on_preview(tx, body[:4096], False))
+    assert isinstance(run(ADAPTER.on_preview(tx, body[:4096], False)), NeedBody)
+    decision = run(ADAPTER.on_body(tx, Body(data=body)))
     assert isinstance(decision, NoChange) and decision.report.wrapping == "none"
+    small = b"<html>" + b"x" * 2000
+    decision = run(ADAPTER.on_preview(response_tx("text/html", len(small)), small, True))
+    assert isinstance(decision, NoChange)
 
 
 def test_lying_content_type_is_still_found_and_rewritten():
@@ -336,7 +340,7 @@ def test_byte_ranges_of_dicom_are_blocked_and_other_ranges_pass():
     assert isinstance(decision, Block) and decision.reason is BlockReason.UNPARSEABLE_DICOM
     page = dataclasses.replace(ranged, response=HttpResponseHead(
         "HTTP/1.1", 206, "Partial Content", HttpHeaders([("Content-Type", "text/html")])))
-    assert isinstance(run(ADAPTER.on_preview(page, b"<html>" * 1000, False)), NoChange)
+    assert isinstance(run(ADAPTER.on_preview(page, b"<html>" * 1000, True)), NoChange)
 
 
 def test_json_documents_that_are_not_instances_are_deidentified_not_blocked():

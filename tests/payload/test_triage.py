@@ -1,4 +1,4 @@
-"""The preview decision: clear non-DICOM early, read everything that may hold DICOM."""
+"""The preview decision: pass only a body that is all at hand and accounted for; read the rest."""
 
 from __future__ import annotations
 
@@ -24,8 +24,15 @@ PREVIEW = 4096
     ("application/json", b'{"user": "someone", "items": [' + b"1," * 5000 + b"1]}"),
     (None, b"%PDF-1.7" + b"\0" * 10000),
 ])
-def test_everyday_traffic_passes_from_the_preview(content_type, body):
-    assert triage(content_type, [], body[:PREVIEW], False).verdict is Verdict.PASS
+def test_everyday_traffic_passes_when_the_preview_holds_all_of_it(content_type, body):
+    assert triage(content_type, [], body, True).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize("content_type", ["text/html", "application/octet-stream", "image/png", None])
+def test_a_preview_that_is_not_the_whole_body_never_passes(content_type):
+    """The rest may hold anything: a tar's second member, a zip's directory, an encoded file."""
+    assert triage(content_type, [], b"x" * PREVIEW, False).verdict is Verdict.NEED_BODY
+    assert triage(content_type, [], b"\x01" * PREVIEW, False).verdict is Verdict.NEED_BODY
 
 
 @pytest.mark.parametrize("content_type, body, verdict", [
@@ -45,18 +52,19 @@ def test_candidates_are_recognised(content_type, body, verdict):
     assert triage(content_type, [], body[:PREVIEW], len(body) <= PREVIEW and False).verdict is verdict
 
 
-def test_gzip_content_coding_is_looked_into():
-    page = gzip.compress(b"<html>" * 5000)[:PREVIEW]
-    assert triage("text/html", ["gzip"], page, False).verdict is Verdict.PASS
-    assert triage("text/html", ["gzip"], gzip.compress(DCM)[:PREVIEW], False).verdict is Verdict.NEED_BODY
-    text = gzip.compress(b"text " * 9000)[:PREVIEW]
-    assert triage("application/gzip", [], text, False).verdict is Verdict.PASS
+def test_compressed_bodies_are_always_read_whole():
+    """Decoding is a worker's job, and what a compressed prefix shows says nothing of the rest."""
+    page = gzip.compress(b"<html>" * 5000)
+    assert triage("text/html", ["gzip"], page, True).verdict is Verdict.NEED_BODY
+    assert triage("application/gzip", [], page, True).verdict is Verdict.NEED_BODY
+    assert triage("text/html", ["GZIP"], page[:PREVIEW], False).verdict is Verdict.NEED_BODY
 
 
-def test_unknown_codings_block_candidates_only():
-    assert triage("application/dicom", ["br"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
-    assert triage("application/octet-stream", ["zstd"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
-    assert triage("text/html", ["br"], b"x", False).verdict is Verdict.PASS
+def test_unknown_codings_are_refused_whatever_the_declared_type():
+    """A download labelled image/jpeg under br reached curl --compressed as DICOM (issue 12, item 4)."""
+    assert triage("application/dicom", ["x-unknown"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
+    assert triage("image/jpeg", ["x-unknown"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
+    assert triage("text/html", ["x-unknown"], b"x", True).verdict is Verdict.UNSUPPORTED_ENCODING
     assert triage("text/html", ["identity"], b"<html>" * 100, True).verdict is Verdict.PASS
 
 

@@ -1,0 +1,92 @@
+"""What the raw bytes of a body say about it, wherever in the body they stand.
+
+The walker passes a body as "not DICOM" only when it has accounted for all of
+it. These are the facts it needs beyond the declared type: is the body text,
+does a DICOM marker or a zip record stand anywhere in it, and does it start
+with the magic number of a format icapdlp cannot open (which is then blocked
+as uninspectable rather than passed as opaque bytes).
+
+Every test here reads the whole body with ``bytes.find`` (memchr speed), so it
+is cheap enough to run on every body, including on the event loop.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: the Part-10 magic; in a binary body at any offset it means a DICOM file rides inside
+DICM = b"DICM"
+#: zip records (local file header, central directory header, end of central directory,
+#: zip64 end record): `unzip` and Java find an archive by these wherever it starts
+ZIP_RECORDS = (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06")
+
+#: formats that hold other files in a way icapdlp does not undo: blocked, never passed
+UNINSPECTABLE_MAGICS: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
+    (0, b"Rar!\x1a\x07", "RAR archive"),
+    (0, b"MSCF\0\0\0\0", "CAB archive"),
+    (0, b"\x04\x22\x4d\x18", "LZ4 frame"),
+    (0, b"LZIP", "lzip stream"),
+    (0, b"\x1f\x9d", "compress (.Z) stream"),
+    (0, b"\x1f\xa0", "LZH stream"),
+    (0, b"!<arch>\n", "ar archive"),
+    (0, b"070701", "cpio archive"),
+    (0, b"070702", "cpio archive"),
+    (0, b"070707", "cpio archive"),
+    (0, b"\xc7\x71", "cpio archive"),
+    (0, b"xar!", "xar archive"),
+    (0x8001, b"CD001", "ISO 9660 image"),
+    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE compound file"),
+    (0, b"-----BEGIN PGP", "PGP message"),
+    (0, b"\x85\x02", "PGP message"),
+)
+
+#: control characters that never occur in text a client means as text
+_NON_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_BOMS = (b"\xef\xbb\xbf",)
+
+
+def is_text(body: bytes) -> bool:
+    """True when ``body`` is UTF-8 text (an optional BOM) without NULs or other control bytes.
+
+    Text cannot carry a binary DICOM file as it is: its element headers hold NUL
+    bytes. So text needs looking at for *encoded* DICOM (JSON, XML, base64,
+    url-encoded forms), and a "DICM" inside it is a word, not a file.
+    """
+    for bom in _BOMS:
+        if body.startswith(bom):
+            body = body[len(bom):]
+    if _NON_TEXT.search(body):
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def strip_bom(body: bytes) -> bytes:
+    for bom in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom):]
+    return body
+
+
+def dicom_marker_offset(body: bytes) -> int | None:
+    """Offset of the first "DICM" in ``body``, or None."""
+    found = body.find(DICM)
+    return None if found < 0 else found
+
+
+def zip_record_offset(body: bytes) -> int | None:
+    """Offset of the first zip record signature anywhere in ``body``, or None."""
+    offsets = [found for record in ZIP_RECORDS if (found := body.find(record)) >= 0]
+    return min(offsets) if offsets else None
+
+
+def uninspectable_format(body: bytes) -> str | None:
+    """The name of a format at the start of ``body`` that icapdlp cannot open, or None."""
+    for offset, magic, name in UNINSPECTABLE_MAGICS:
+        if body[offset:offset + len(magic)] == magic:
+            return name
+    return None
