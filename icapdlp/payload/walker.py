@@ -160,6 +160,9 @@ class PayloadWalker:
                           "DICOMweb bulk data or frames without a header cannot be checked")
         if media.essence == "application/dicom+xml":
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
+        boundary = _leading_boundary(body)
+        if boundary is not None:  # a MIME body with no declared type (a member, a decoded value)
+            return self._multipart(MediaType("multipart/mixed", {"boundary": boundary}), body, depth, top)
         if signatures.is_text(body):
             return self._text(body, depth, label, top)
         return self._binary(body, depth, label, top)
@@ -344,6 +347,24 @@ class PayloadWalker:
             return body
         rebuilt, _ = archive.rebuild_archive(members, comment, lambda m: replacements.get(m.name, m.data))
         return rebuilt
+
+
+#: a first line that is a multipart delimiter: ``--boundary`` (RFC 2046 bchars), then CRLF or LF
+_LEADING_DELIMITER = re.compile(rb"--([0-9A-Za-z'()+_,\-./:=? ]{1,70})\r?\n")
+
+
+def _leading_boundary(body: bytes) -> str | None:
+    """The boundary of a body that is a multipart body by its shape, or None.
+
+    A zip member, a decoded base64 value or a mislabelled upload can be a MIME
+    multipart body; a receiver that knows (or guesses) the boundary finds its
+    parts. The shape is strict: the body starts with a delimiter line and
+    holds the matching close delimiter.
+    """
+    match = _LEADING_DELIMITER.match(body)
+    if match is None or b"--" + match.group(1) + b"--" not in body:
+        return None
+    return match.group(1).decode("ascii")
 
 
 #: an element of the PS3.19 native DICOM model (optionally namespace-prefixed)

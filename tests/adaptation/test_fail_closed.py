@@ -201,3 +201,24 @@ def test_a_service_may_let_uninspectable_bytes_pass_but_still_rewrites_dicom():
 def test_plainly_non_dicom_bodies_pass_after_a_full_look(content_type, body):
     decision = decide(request_tx(content_type, len(body)), body)
     assert isinstance(decision, NoChange)
+
+
+def test_a_mime_body_without_a_declared_type_is_split_by_its_own_boundary():
+    """A zip member that is a multipart message: a receiver that reads its first line finds the part."""
+    import io
+    import zipfile
+
+    obj, ds = _dataset(530)
+    bare = _bare(ds)
+    message = (b"--inner7\r\nContent-Type: application/octet-stream\r\n\r\n" + bare + b"\r\n--inner7--\r\n")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("message.mime", message)
+    body = out.getvalue()
+    decision = decide(request_tx("application/zip", len(body)), body)
+
+    def members(data: bytes) -> bytes:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return b"".join(archive.read(info) for info in archive.infolist())
+
+    assert_blocked_or_clean(decision, obj, decode=members)
