@@ -87,7 +87,7 @@ def _check_directory(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> Non
             raise Blocked(BlockReason.ENCRYPTED_ARCHIVE, "archive member is encrypted")
         if info.compress_type not in SUPPORTED_METHODS:  # directories too: they are rewritten as well
             raise Blocked(BlockReason.UNSAFE_ARCHIVE, "unsupported zip compression method")
-        _check_name(info.filename)
+        check_member_name(info.filename)
         if info.filename in seen:
             raise Blocked(BlockReason.UNSAFE_ARCHIVE, "archive has duplicate member names")
         seen.add(info.filename)
@@ -105,7 +105,7 @@ def _ratio_too_high(inflated: int, compressed: int, max_ratio: int) -> bool:
     return inflated > max_ratio * max(compressed, 1)
 
 
-def _check_name(name: str) -> None:
+def check_member_name(name: str) -> None:
     """Refuse names that would land outside the extraction folder or confuse tools."""
     if not name or "\0" in name or "\\" in name:
         raise Blocked(BlockReason.UNSAFE_ARCHIVE, "archive member name is unsafe")

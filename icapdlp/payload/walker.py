@@ -17,13 +17,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from icapdlp.payload import archive, dicomjson, encoding, multipart
+from icapdlp.payload import archive, dicomjson, encoding, multipart, tarball
 from icapdlp.payload.media import (
     MediaType,
     is_dicom_json_type,
     is_dicom_type,
     is_gzip_type,
     is_multipart,
+    is_tar_type,
     is_zip_type,
     parse_encodings,
     parse_media_type,
@@ -125,6 +126,8 @@ class PayloadWalker:
             return self._zip(body, depth, top)
         if is_gzip_type(media) or looks_like_gzip(body):
             return self._gzip_file(body, depth, label, top)
+        if is_tar_type(media) or tarball.looks_like_tar(body):
+            return self._tar(body, depth, top)
         if sniff_dicom(body, complete=True) is Sniff.DICOM:
             return self._dicom(body, label, top)
         if bulk_context and media.essence in BULK_DATA_TYPES and self._options.bulk_data == "block":
@@ -233,10 +236,36 @@ class PayloadWalker:
         raise Blocked(BlockReason.UNPARSEABLE_DICOM,
                       "a part of a DICOM multipart/related body is not recognisable as DICOM")
 
+    def _archive_limits(self) -> archive.ArchiveLimits:
+        return archive.ArchiveLimits(self._options.max_archive_members, self._options.max_compression_ratio,
+                                     self._options.max_inflated_bytes)
+
+    def _tar(self, body: bytes, depth: int, top: bool) -> bytes:
+        parsed = tarball.read_tar(body, self._archive_limits())
+        before = self.findings.objects
+        changed = False
+        contents: list[bytes | None] = []
+        for member in parsed.members:
+            extras = member.extras
+            if extras and self._entity(MediaType(), [], extras, depth + 1, "tar") is not extras:
+                changed = True  # the rebuild does not carry these records over
+            if member.is_dicomdir and member.info.type in tarball.REGULAR_TYPES:
+                contents.append(None)  # as in zip: DICOMDIR names every patient and is not regenerated
+                changed = True
+                continue
+            new = self._entity(MediaType(), [], member.data, depth + 1, "tar") if member.data else member.data
+            changed = changed or new is not member.data
+            contents.append(new)
+        trailing = parsed.trailing
+        new_trailing = self._entity(MediaType(), [], trailing, depth + 1, "tar") if trailing else trailing
+        if top and self.findings.objects > before:
+            self.findings.wrapping = "tar"
+        if not changed and new_trailing is trailing:
+            return body
+        return tarball.rebuild_tar(parsed.members, contents) + new_trailing
+
     def _zip(self, body: bytes, depth: int, top: bool) -> bytes:
-        limits = archive.ArchiveLimits(self._options.max_archive_members, self._options.max_compression_ratio,
-                                       self._options.max_inflated_bytes)
-        members, comment = archive.read_archive(body, limits)
+        members, comment = archive.read_archive(body, self._archive_limits())
         before = self.findings.objects
         replacements: dict[str, bytes | None] = {}
         for member in members:
@@ -264,4 +293,5 @@ def _part_codings(part: multipart.Part) -> list[str]:
 def _may_hold_dicom(head: bytes) -> bool:
     """Whether inflated leading bytes could start something the walker rewrites."""
     return (sniff_dicom(head, complete=len(head) < GZIP_SNIFF_BYTES) is not Sniff.NOT_DICOM
-            or looks_like_zip(head) or looks_like_gzip(head) or dicomjson.looks_like_dicom_json(head))
+            or looks_like_zip(head) or looks_like_gzip(head) or tarball.looks_like_tar(head)
+            or dicomjson.looks_like_dicom_json(head))
