@@ -106,7 +106,8 @@ def read_tar(data: bytes, limits: ArchiveLimits) -> TarArchive:
             if info is None:
                 break
             if len(members) >= limits.max_members:
-                raise Blocked(BlockReason.LIMIT_EXCEEDED, f"archive has more than {limits.max_members} members")
+                raise Blocked(BlockReason.LIMIT_EXCEEDED,
+                              f"archive has more than {limits.max_members} members")
             if info.offset != position:
                 _check_global_headers(data, position, info.offset)
             member = _member(data, info)

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from icapdlp.payload import archive, dicomjson, encoding, multipart, tarball
+from icapdlp.payload import archive, dicomjson, encoding, multipart, tarball, zipscan
 from icapdlp.payload.media import (
     MediaType,
     is_dicom_json_type,
@@ -128,6 +128,8 @@ class PayloadWalker:
             return self._gzip_file(body, depth, label, top)
         if is_tar_type(media) or tarball.looks_like_tar(body):
             return self._tar(body, depth, top)
+        if zipscan.holds_zip(body):  # behind a prefix, or after another zip: unzip finds it from the end
+            return self._zip(body, depth, top)
         if sniff_dicom(body, complete=True) is Sniff.DICOM:
             return self._dicom(body, label, top)
         if bulk_context and media.essence in BULK_DATA_TYPES and self._options.bulk_data == "block":
@@ -265,25 +267,40 @@ class PayloadWalker:
         return tarball.rebuild_tar(parsed.members, contents) + new_trailing
 
     def _zip(self, body: bytes, depth: int, top: bool) -> bytes:
-        members, comment = archive.read_archive(body, self._archive_limits())
+        parsed = archive.read_archive(body, self._archive_limits())
         before = self.findings.objects
+        prefix, trailing = parsed.prefix, parsed.trailing
+        new_prefix = self._entity(MediaType(), [], prefix, depth + 1, "zip") if prefix else prefix
+        new_trailing = self._entity(MediaType(), [], trailing, depth + 1, "zip") if trailing else trailing
+        unlisted_changed = False
+        for member in parsed.unlisted:
+            data = member.data
+            if data and self._entity(MediaType(), [], data, depth + 1, "zip") is not data:
+                unlisted_changed = True
         replacements: dict[str, bytes | None] = {}
-        for member in members:
-            if member.info.is_dir():
-                continue
-            if member.is_dicomdir:
+        for member in parsed.members:
+            if member.is_dicomdir and not member.info.is_dir():
                 # DICOMDIR lists names, IDs and UIDs of every patient in the archive; it is not regenerated
                 replacements[member.name] = None
+                continue
+            if not member.data:
                 continue
             new = self._entity(MediaType(), [], member.data, depth + 1, "zip")
             if new is not member.data:
                 replacements[member.name] = new
         if top and self.findings.objects > before:
             self.findings.wrapping = "zip"
-        if not replacements:
+        if not (replacements or unlisted_changed or new_prefix is not prefix or new_trailing is not trailing):
             return body
-        rebuilt, _ = archive.rebuild_archive(members, comment, lambda m: replacements.get(m.name, m.data))
-        return rebuilt
+        if parsed.unlisted:
+            raise Blocked(BlockReason.UNINSPECTABLE,
+                          "a zip entry its central directory does not list (streaming readers return it) "
+                          "cannot be rebuilt faithfully")
+        middle = body[len(prefix):len(body) - len(trailing)]
+        if replacements:
+            middle, _ = archive.rebuild_archive(parsed.members, parsed.comment,
+                                                lambda m: replacements.get(m.name, m.data))
+        return new_prefix + middle + new_trailing
 
 
 def _part_codings(part: multipart.Part) -> list[str]:

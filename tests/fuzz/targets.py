@@ -188,11 +188,12 @@ def archive(data: bytes) -> None:
     from icapdlp.payload.archive import ArchiveLimits, read_archive, rebuild_archive
 
     limits = ArchiveLimits(max_members=20, max_ratio=200, max_inflated_bytes=256 * 1024)
-    members, comment = read_archive(data, limits)
+    parsed = read_archive(data, limits)
+    members, comment = parsed.members, parsed.comment
     assert len(members) <= limits.max_members
     assert sum(len(m.data) for m in members) <= limits.max_inflated_bytes
     rebuilt, _ = rebuild_archive(members, comment, lambda m: m.data)
-    again, _ = read_archive(rebuilt, limits)
+    again = read_archive(rebuilt, limits).members
     assert [(m.name, m.data) for m in again] == [(m.name, m.data) for m in members], "rebuild changed members"
 
 
