@@ -62,6 +62,16 @@ def test_zip_behind_a_prefix_is_found_and_rewritten(prefix, content_type, tmp_pa
     assert planted_in(readers) == []
 
 
+def test_self_extractor_whose_offsets_count_from_the_stub_is_rewritten(tmp_path):
+    """zip -A rewrites the offsets to count from byte 0 of the stub, not of the archive."""
+    ct, readme = zipcraft.pieces(zipcraft.make_zip({"ct.dcm": CT.data, "readme.txt": b"hello"}))
+    body = STUB_5K + zipcraft.assemble([(ct, True), (readme, True)], base=len(STUB_5K))
+    assert zipcraft.unzip_extract(body, tmp_path / "before")["ct.dcm"] == CT.data
+    result, _ = walk("application/octet-stream", body)
+    readers = every_reader(result.body, tmp_path)
+    assert readers["unzip"]["ct.dcm"] == marker(CT.data) and planted_in(readers) == []
+
+
 def test_a_dicom_file_in_front_of_a_zip_is_rewritten_too():
     """A polyglot: a DICOM reader reads the front, unzip the back."""
     body = OTHER.data + zipcraft.make_zip({"ct.dcm": CT.data})
@@ -112,6 +122,14 @@ def test_an_unlisted_entry_next_to_a_dicom_member_blocks_the_rebuild():
     ct, note = zipcraft.pieces(zipcraft.make_zip({"ct.dcm": CT.data, "note.txt": b"nothing here"}))
     assert _blocked("application/zip", zipcraft.assemble([(ct, True), (note, False)])).reason \
         is BlockReason.UNINSPECTABLE
+
+
+def test_local_entries_in_a_prefix_that_is_no_zip_are_uninspectable():
+    """A streaming reader that looks for the first local header (not at byte 0) would find the hidden one."""
+    hidden = zipcraft.pieces(zipcraft.make_zip({"ct.dcm": CT.data}))[0]
+    body = b"junk" + hidden.local + zipcraft.make_zip({"readme.txt": b"hello"})
+    blocked = _blocked("application/octet-stream", body)
+    assert blocked.reason is BlockReason.UNINSPECTABLE and "before the archive" in blocked.detail
 
 
 def test_bytes_between_entries_are_uninspectable():
@@ -177,6 +195,23 @@ def test_a_descriptor_member_whose_directory_size_differs_is_uninspectable(metho
     with pytest.raises(Blocked) as info:
         walk("application/zip", bytes(body))
     assert info.value.reason in (BlockReason.UNINSPECTABLE, BlockReason.UNSAFE_ARCHIVE)
+
+
+# -- nesting ---------------------------------------------------------------------------------------
+
+def test_a_zip_inside_a_tar_and_a_tar_inside_a_zip():
+    """A tar ending in a zip member must be read as a tar, not as a zip behind a prefix."""
+    from tests.payload.test_tarball import make_tar, tar_members
+
+    inner = zipcraft.make_zip({"ct.dcm": CT.data})
+    result, _ = walk(None, make_tar([("readme.txt", b"hello"), ("study.zip", inner)]))
+    assert result.findings.wrapping == "tar"
+    rebuilt_inner = tar_members(result.body)["study.zip"]
+    assert zipfile.ZipFile(io.BytesIO(rebuilt_inner)).read("ct.dcm") == marker(CT.data)
+    outer = zipcraft.make_zip({"study.tar": make_tar([("ct.dcm", CT.data)])})
+    result, _ = walk(None, outer)
+    inner_tar = zipfile.ZipFile(io.BytesIO(result.body)).read("study.tar")
+    assert tar_members(inner_tar) == {"ct.dcm": marker(CT.data)}
 
 
 # -- recognition -------------------------------------------------------------------------------------

@@ -86,11 +86,13 @@ def pieces(data: bytes) -> list[Piece]:
     return out
 
 
-def assemble(members: list[tuple[Piece, bool]], *, between: bytes = b"", zip64_end: bool = False) -> bytes:
+def assemble(members: list[tuple[Piece, bool]], *, between: bytes = b"", zip64_end: bool = False,
+             base: int = 0) -> bytes:
     """Lay the pieces out again; a member with False is left out of the central directory.
 
     ``between`` goes between consecutive local entries; ``zip64_end`` writes
-    zip64 end records (as zip -fz does) even though nothing needs them.
+    zip64 end records (as zip -fz does) even though nothing needs them;
+    ``base`` is added to every offset (as ``zip -A`` does for a stub of that size).
     """
     body = bytearray()
     central = bytearray()
@@ -102,13 +104,13 @@ def assemble(members: list[tuple[Piece, bool]], *, between: bytes = b"", zip64_e
         body += piece.local
         if is_listed:
             record = bytearray(piece.central)
-            struct.pack_into("<I", record, 42, offset)
+            struct.pack_into("<I", record, 42, base + offset)
             central += record
             listed += 1
-    cd_offset = len(body)
+    cd_offset = base + len(body)
     body += central
     if zip64_end:
-        record_offset = len(body)
+        record_offset = base + len(body)
         body += ZIP64_EOCD.pack(b"PK\x06\x06", ZIP64_EOCD.size - 12, 45, 45, 0, 0, listed, listed,
                                 len(central), cd_offset)
         body += ZIP64_LOCATOR.pack(b"PK\x06\x07", 0, record_offset, 1)
