@@ -197,6 +197,20 @@ def archive(data: bytes) -> None:
     assert [(m.name, m.data) for m in again] == [(m.name, m.data) for m in members], "rebuild changed members"
 
 
+def tar(data: bytes) -> None:
+    from icapdlp.payload.archive import ArchiveLimits
+    from icapdlp.payload.tarball import REGULAR_TYPES, read_tar, rebuild_tar
+
+    limits = ArchiveLimits(max_members=20, max_ratio=200, max_inflated_bytes=256 * 1024)
+    parsed = read_tar(data, limits)
+    assert len(parsed.members) <= limits.max_members
+    rebuilt = rebuild_tar(parsed.members, [m.data for m in parsed.members])
+    again = read_tar(rebuilt, limits)
+    assert again.trailing == b"", "a rebuilt tar has nothing after its end"
+    assert [(m.info.name, m.data) for m in again.members if m.info.type in REGULAR_TYPES] == [
+        (m.info.name, m.data) for m in parsed.members if m.info.type in REGULAR_TYPES], "rebuild changed members"
+
+
 # -- DICOM ----------------------------------------------------------------------------------------
 
 @lru_cache(maxsize=1)
@@ -297,6 +311,8 @@ def _seeds(name: str) -> Callable[[], list[bytes]]:
             return [body for _, ct, _, body in seeds.payload_seeds() if ct.startswith("multipart")]
         if name == "zip":
             return list(seeds.archive_seeds())
+        if name == "tar":
+            return list(seeds.tar_seeds())
         if name == "compressed":
             return [body for _, body in seeds.compressed_seeds()]
         if name == "heads":
@@ -314,6 +330,7 @@ TARGETS: dict[str, Target] = {
         Target("multipart", multipart, (Blocked,), _seeds("multipart")),
         Target("compressed", compressed, (), _seeds("compressed")),
         Target("zip", archive, (Blocked,), _seeds("zip")),
+        Target("tar", tar, (Blocked,), _seeds("tar")),
         Target("prescan", prescan, (), _seeds("dicom")),
         Target("pipeline", pipeline, (Blocked,), _seeds("dicom"), entry_point=True),
         Target("header-only", header_only, (Blocked,), _seeds("dicom"), entry_point=True),
