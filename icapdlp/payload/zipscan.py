@@ -102,23 +102,32 @@ def holds_zip(data: bytes) -> bool:
     Used to recognise zips that do not start at byte 0 (behind a prefix,
     after another zip); an empty archive behind other bytes holds nothing.
     """
-    position = find_eocd(data)
-    if position is None:
+    eocd = find_eocd(data)
+    if eocd is None:
         return False
-    *_, entries, cd_size, cd_offset, _ = EOCD.unpack_from(data, position)
-    if entries == 0:
+    try:
+        cd_end, entries, cd_size, _ = _directory(data, eocd)
+    except Blocked:
         return False
-    cd_start = position - cd_size
-    if cd_size == MAX32 or entries == 0xFFFF:
-        cd_start = position - ZIP64_LOCATOR.size - ZIP64_EOCD.size - _zip64_cd_size(data, position)
-    return cd_start >= 0 and data[cd_start:cd_start + 4] == CENTRAL_SIG
+    cd_start = cd_end - cd_size
+    return entries > 0 and cd_start >= 0 and data[cd_start:cd_start + 4] == CENTRAL_SIG
 
 
-def _zip64_cd_size(data: bytes, eocd: int) -> int:
-    record = eocd - ZIP64_LOCATOR.size - ZIP64_EOCD.size
-    if record < 0 or data[record:record + 4] != ZIP64_EOCD_SIG:
-        return len(data)  # no zip64 record: an impossible size, the caller finds no directory
-    return ZIP64_EOCD.unpack_from(data, record)[8]
+def _directory(data: bytes, eocd: int) -> tuple[int, int, int, int]:
+    """(end, entry count, size, declared offset) of the central directory, zip64 records included.
+
+    A zip64 locator before the EOCD is believed whatever the EOCD's own
+    fields say, as zipfile does; like zipfile, no extensible data is assumed.
+    """
+    _, disk, cd_disk, _, entries, cd_size, cd_offset, _ = EOCD.unpack_from(data, eocd)
+    locator = eocd - ZIP64_LOCATOR.size
+    if locator >= 0 and data[locator:locator + 4] == ZIP64_LOCATOR_SIG:
+        record = locator - ZIP64_EOCD.size
+        entries, cd_size, cd_offset = _zip64_end(data, record)
+        return record, entries, cd_size, cd_offset
+    if disk or cd_disk:
+        raise Blocked(BlockReason.UNSAFE_ARCHIVE, "multi-disk zip archives are not supported")
+    return eocd, entries, cd_size, cd_offset
 
 
 def scan(data: bytes, max_members: int, max_inflated_bytes: int, max_ratio: int) -> Layout:
@@ -126,17 +135,10 @@ def scan(data: bytes, max_members: int, max_inflated_bytes: int, max_ratio: int)
     eocd = find_eocd(data)
     if eocd is None:
         raise Blocked(BlockReason.UNSAFE_ARCHIVE, "no end of central directory: not a readable zip archive")
-    _, disk, cd_disk, _, entries, cd_size, cd_offset, comment_size = EOCD.unpack_from(data, eocd)
-    end = eocd + EOCD.size + comment_size
+    end = eocd + EOCD.size + EOCD.unpack_from(data, eocd)[7]
     if end > len(data):
         raise Blocked(BlockReason.UNSAFE_ARCHIVE, "zip comment runs past the end")
-    cd_end = eocd
-    locator = eocd - ZIP64_LOCATOR.size
-    if locator >= 0 and data[locator:locator + 4] == ZIP64_LOCATOR_SIG:
-        cd_end = eocd - ZIP64_LOCATOR.size - ZIP64_EOCD.size  # zipfile assumes no extensible data: so do we
-        entries, cd_size, cd_offset = _zip64_end(data, cd_end)
-    elif disk or cd_disk:
-        raise Blocked(BlockReason.UNSAFE_ARCHIVE, "multi-disk zip archives are not supported")
+    cd_end, entries, cd_size, cd_offset = _directory(data, eocd)
     if entries > max_members:
         raise Blocked(BlockReason.LIMIT_EXCEEDED, f"archive has more than {max_members} members")
     cd_start = cd_end - cd_size

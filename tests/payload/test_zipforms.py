@@ -8,6 +8,7 @@ and a ZipInputStream mimic (local headers from byte 0).
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 
 import pytest
@@ -154,10 +155,16 @@ def test_a_directory_entry_holding_dicom_is_rewritten(tmp_path):
 
 # -- (e) zip64, and data descriptors ---------------------------------------------------------------
 
+@pytest.mark.parametrize("eocd_fields", ["ffff", "real"])
 @pytest.mark.parametrize("prefix", [b"", STUB_64], ids=["plain", "prefixed"])
-def test_zip64_end_records_are_read(prefix, tmp_path):
+def test_zip64_end_records_are_read(prefix, eocd_fields, tmp_path):
+    """zipfile and unzip believe a zip64 locator whether or not the EOCD's own fields say 0xFFFF."""
     ct, readme = zipcraft.pieces(zipcraft.make_zip({"ct.dcm": CT.data, "readme.txt": b"hello"}))
-    body = prefix + zipcraft.assemble([(ct, True), (readme, True)], zip64_end=True)
+    body = bytearray(prefix + zipcraft.assemble([(ct, True), (readme, True)], zip64_end=True))
+    if eocd_fields == "real":
+        cd_size = len(ct.central) + len(readme.central)
+        struct.pack_into("<HHII", body, len(body) - 14, 2, 2, cd_size, len(ct.local) + len(readme.local))
+    body = bytes(body)
     assert zipcraft.unzip_extract(body, tmp_path / "before")["ct.dcm"] == CT.data
     result, _ = walk("application/octet-stream", body)
     readers = every_reader(result.body, tmp_path)
