@@ -76,6 +76,16 @@ class Layout:
     def unlisted(self) -> list[Entry]:
         return [entry for entry in self.entries if not entry.listed]
 
+    def metadata(self, data: bytes) -> list[bytes]:
+        """The archive's bytes that are no member's data: headers, extra fields, descriptors,
+        the central directory, end records and comments (no reader extracts them as a file)."""
+        regions, position = [], self.prefix_end
+        for entry in self.entries:
+            regions.append(data[position:entry.data_offset])
+            position = entry.data_offset + entry.compressed_size
+        regions.append(data[position:self.end])
+        return regions
+
 
 @dataclass(frozen=True)
 class _Central:

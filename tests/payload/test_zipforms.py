@@ -204,6 +204,22 @@ def test_a_descriptor_member_whose_directory_size_differs_is_uninspectable(metho
     assert info.value.reason in (BlockReason.UNINSPECTABLE, BlockReason.UNSAFE_ARCHIVE)
 
 
+@pytest.mark.parametrize("where", ["archive comment", "member comment", "extra field"])
+def test_a_dicom_file_in_zip_metadata_is_uninspectable(where):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo("readme.txt", date_time=zipcraft.DATE)
+        small = make_ct(53, rows=2, columns=2, signatures=False).data[:60000]
+        if where == "member comment":
+            info.comment = small
+        if where == "extra field":
+            info.extra = struct.pack("<HH", 0xCAFE, len(small)) + small
+        archive.writestr(info, b"hello")
+        if where == "archive comment":
+            archive.comment = small
+    assert _blocked("application/zip", out.getvalue()).reason is BlockReason.UNINSPECTABLE
+
+
 # -- nesting ---------------------------------------------------------------------------------------
 
 def test_a_zip_inside_a_tar_and_a_tar_inside_a_zip():
