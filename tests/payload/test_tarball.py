@@ -134,6 +134,26 @@ def test_dicom_in_a_pax_comment_record_is_not_carried_past_the_gateway():
     assert CT.surviving(result.body) == []
 
 
+def test_a_pax_global_header_is_accepted_and_its_values_classified():
+    """git archive writes one (comment=<commit>); its values apply to every later member."""
+    def with_global(comment: str, members: tuple[tuple[str, bytes], ...]) -> bytes:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
+                          pax_headers={"comment": comment}) as archive:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        return out.getvalue()
+
+    result, _ = walk(None, with_global("0123abcd", (("a.txt", b"hi"), ("ct.dcm", CT.data))))
+    assert tar_members(result.body) == {"a.txt": b"hi", "ct.dcm": marker(CT.data)}
+    hidden = CT.data[:128] + b"DICM" + b"planted " + CT.phi_strings[0].encode()  # a Part-10 start
+    body = with_global(hidden.decode("latin-1"), (("a.txt", b"hi"),))
+    result, rewriter = walk(None, body)
+    assert rewriter.seen and CT.phi_strings[0].encode() not in result.body
+
+
 # -- bytes after the end of the archive ----------------------------------------------------------
 
 def test_dicom_appended_after_the_end_of_archive_is_rewritten():
