@@ -32,6 +32,7 @@ EOCD_SIG = b"PK\x05\x06"
 ZIP64_EOCD_SIG = b"PK\x06\x06"
 ZIP64_LOCATOR_SIG = b"PK\x06\x07"
 DESCRIPTOR_SIG = b"PK\x07\x08"
+APK_SIGNING_MAGIC = b"APK Sig Block 42"
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # APPNOTE 4.3.7
 CENTRAL_HEADER = struct.Struct("<4sHHHHHHIIIHHHHHII")  # APPNOTE 4.3.12
 EOCD = struct.Struct("<4sHHHHIIH")  # APPNOTE 4.3.16
@@ -228,6 +229,8 @@ def _walk_locals(data: bytes, start: int, cd_start: int, listed: dict[int, _Cent
     position = start
     while position < cd_start:
         if data[position:position + 4] != LOCAL_SIG:
+            if _is_apk_signing_block(data, position, cd_start):
+                break  # Android's signatures: readers skip them, metadata() keeps them in view
             raise Blocked(BlockReason.UNINSPECTABLE, "bytes between zip entries that no reader lists")
         if len(found) >= max_members:
             raise Blocked(BlockReason.LIMIT_EXCEEDED, f"archive has more than {max_members} members")
@@ -240,6 +243,20 @@ def _walk_locals(data: bytes, start: int, cd_start: int, listed: dict[int, _Cent
         found.append(entry)
         position = entry.end
     return found
+
+
+def _is_apk_signing_block(data: bytes, start: int, cd_start: int) -> bool:
+    """Whether [start, cd_start) is exactly one APK Signing Block (size, pairs, size, magic).
+
+    Every APK has one between its last entry and its central directory; it holds
+    signatures and certificates, never a file a reader extracts.
+    """
+    length = cd_start - start
+    if length < 32 or data[cd_start - 16:cd_start] != APK_SIGNING_MAGIC:
+        return False
+    (leading,) = struct.unpack_from("<Q", data, start)
+    (trailing,) = struct.unpack_from("<Q", data, cd_start - 24)
+    return leading == trailing == length - 8
 
 
 def _local_entry(data: bytes, offset: int, central: _Central | None, budget: tuple[int, int]) -> Entry:

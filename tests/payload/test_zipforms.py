@@ -133,6 +133,19 @@ def test_local_entries_in_a_prefix_that_is_no_zip_are_uninspectable():
     assert blocked.reason is BlockReason.UNINSPECTABLE and "before the archive" in blocked.detail
 
 
+def test_an_apk_signing_block_before_the_directory_is_not_a_gap():
+    ct, readme = zipcraft.pieces(zipcraft.make_zip({"ct.dcm": CT.data, "readme.txt": b"hello"}))
+    pairs = struct.pack("<QI", 4 + 20, 0x7109871A) + b"s" * 20
+    size = len(pairs) + 8 + 16
+    block = struct.pack("<Q", size) + pairs + struct.pack("<Q", size) + b"APK Sig Block 42"
+    body = zipcraft.assemble([(ct, True), (readme, True)], before_directory=block)
+    assert zipfile.ZipFile(io.BytesIO(body)).read("ct.dcm") == CT.data
+    result, _ = walk("application/vnd.android.package-archive", body)
+    assert zipfile.ZipFile(io.BytesIO(result.body)).read("ct.dcm") == marker(CT.data)
+    broken = zipcraft.assemble([(ct, True), (readme, True)], before_directory=block[:-1] + b"!")
+    assert _blocked("application/zip", broken).reason is BlockReason.UNINSPECTABLE
+
+
 def test_bytes_between_entries_are_uninspectable():
     one, two = zipcraft.pieces(zipcraft.make_zip({"a.txt": b"a", "b.txt": b"b"}))
     body = zipcraft.assemble([(one, True), (two, True)], between=b"\x00hidden bytes")

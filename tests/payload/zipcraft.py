@@ -87,12 +87,13 @@ def pieces(data: bytes) -> list[Piece]:
 
 
 def assemble(members: list[tuple[Piece, bool]], *, between: bytes = b"", zip64_end: bool = False,
-             base: int = 0) -> bytes:
+             base: int = 0, before_directory: bytes = b"") -> bytes:
     """Lay the pieces out again; a member with False is left out of the central directory.
 
     ``between`` goes between consecutive local entries; ``zip64_end`` writes
     zip64 end records (as zip -fz does) even though nothing needs them;
-    ``base`` is added to every offset (as ``zip -A`` does for a stub of that size).
+    ``base`` is added to every offset (as ``zip -A`` does for a stub of that size);
+    ``before_directory`` goes after the last entry (where an APK keeps its signing block).
     """
     body = bytearray()
     central = bytearray()
@@ -107,6 +108,7 @@ def assemble(members: list[tuple[Piece, bool]], *, between: bytes = b"", zip64_e
             struct.pack_into("<I", record, 42, base + offset)
             central += record
             listed += 1
+    body += before_directory
     cd_offset = base + len(body)
     body += central
     if zip64_end:
