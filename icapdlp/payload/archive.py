@@ -111,13 +111,13 @@ def read_archive(data: bytes, limits: ArchiveLimits) -> ZipArchive:
         raise Blocked(BlockReason.UNINSPECTABLE, "a DICOM file in zip metadata (a comment or an extra field)")
     unlisted = []
     for entry in layout.unlisted:
-        member = _read_unlisted(data, entry, limits.max_inflated_bytes - total)
+        member = _read_unlisted(data, entry, limits.max_inflated_bytes - total, limits.max_ratio)
         total += len(member.data)
         unlisted.append(member)
     return ZipArchive(members, comment, data[:layout.prefix_end], data[layout.end:], unlisted)
 
 
-def _read_unlisted(data: bytes, entry: zipscan.Entry, budget: int) -> Member:
+def _read_unlisted(data: bytes, entry: zipscan.Entry, budget: int, max_ratio: int) -> Member:
     """A local entry only streaming readers see, read as they read it (stored or deflated only)."""
     name = entry.name.decode("utf-8" if entry.flags & FLAG_UTF8 else "cp437")
     check_member_name(name)
@@ -125,6 +125,8 @@ def _read_unlisted(data: bytes, entry: zipscan.Entry, budget: int) -> Member:
         raise Blocked(BlockReason.ENCRYPTED_ARCHIVE, "archive member is encrypted")
     if entry.file_size > budget:
         raise Blocked(BlockReason.LIMIT_EXCEEDED, "archive inflates beyond the limit")
+    if _ratio_too_high(entry.file_size, entry.compressed_size, max_ratio):
+        raise Blocked(BlockReason.UNSAFE_ARCHIVE, f"member compression ratio above {max_ratio}")
     raw = data[entry.data_offset:entry.data_offset + entry.compressed_size]
     if entry.method == zipfile.ZIP_STORED:
         content = raw

@@ -118,6 +118,12 @@ def test_an_unlisted_entry_that_holds_no_dicom_is_inspected_and_passes():
     assert result.body is body
 
 
+def test_an_unlisted_bomb_is_unsafe():
+    readme, bomb = zipcraft.pieces(zipcraft.make_zip({"readme.txt": b"hello", "zeros": bytes(8 << 20)}))
+    assert _blocked("application/zip", zipcraft.assemble([(readme, True), (bomb, False)])).reason \
+        is BlockReason.UNSAFE_ARCHIVE
+
+
 def test_an_unlisted_entry_next_to_a_dicom_member_blocks_the_rebuild():
     """Rewriting the listed DICOM would drop (or newly list) the unlisted entry: no faithful rebuild."""
     ct, note = zipcraft.pieces(zipcraft.make_zip({"ct.dcm": CT.data, "note.txt": b"nothing here"}))
