@@ -14,6 +14,7 @@ PACKAGES=(
   c-icap                  # c-icap-client for conformance tests, c-icap for the benchmark
   dicom3tools             # dciodvfy validates rebuilt objects in tests
   prometheus              # promtool checks the alert rules
+  unzip                   # Info-ZIP unzip: tests read rebuilt archives as a receiver does
   curl openssl ca-certificates
 )
 

@@ -37,7 +37,7 @@ ICAP_STATUSES = (
 STAGES = ("detect", "parse", "deid", "ocr", "ner", "encode", OTHER)
 
 #: how a DICOM object travelled (``TransactionReport.objects_by_wrapping`` keys)
-WRAPPINGS = ("raw", "form", "stow", "wado", "json", "zip", "gzip", OTHER)
+WRAPPINGS = ("raw", "form", "stow", "wado", "json", "zip", "tar", "gzip", OTHER)
 #: the outermost wrapping of a message that carried no DICOM at all
 NO_WRAPPING = "none"
 

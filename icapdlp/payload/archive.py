@@ -5,26 +5,37 @@ A zip is hostile input twice over: its central directory can lie about sizes
 folder (``../``, absolute paths, drive letters). Every limit is checked on the
 directory *before* inflating, and inflating is bounded again on the real
 bytes, because the directory is only a claim.
+
+Readers also disagree on where a zip is and what it holds (``zipscan``):
+zipfile reads the members through the central directory, and the scan
+checks that the local headers, read one after another as a streaming reader
+does, tell the same story. The bytes before and after the archive and the
+entries only a streaming reader sees are handed back to the caller to inspect.
 """
 
 from __future__ import annotations
 
 import io
 import posixpath
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from icapdlp.payload import zipscan
+from icapdlp.payload.sniff import EMBEDDED_MARKER
+from icapdlp.payload.zipscan import RATIO_FLOOR_BYTES
 from icapdlp.verdict import BlockReason, Blocked
 
 #: general-purpose flag bit 0: the member is encrypted (APPNOTE 4.4.4)
 FLAG_ENCRYPTED = 0x1
+#: general-purpose flag bit 11: the name is UTF-8 (else code page 437)
+FLAG_UTF8 = 0x800
 #: compression method 99: WinZip AES encryption
 METHOD_AES = 99
 #: compression methods zipfile reads and writes; anything else cannot be inspected or rebuilt
 SUPPORTED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
-#: members this small cannot be bombs however high their ratio looks
-RATIO_FLOOR_BYTES = 64 * 1024
 #: read members in slices of this size so a lying header cannot force one huge read
 READ_STEP = 1024 * 1024
 
@@ -50,15 +61,32 @@ class Member:
         return posixpath.basename(self.info.filename.rstrip("/")).upper() == "DICOMDIR"
 
 
-def read_archive(data: bytes, limits: ArchiveLimits) -> tuple[list[Member], bytes]:
-    """All members (directories included, data empty) and the archive comment.
+@dataclass
+class ZipArchive:
+    """A zip body, split the way its readers split it (see ``zipscan``)."""
+
+    #: members both the central directory and the local headers list, directories included
+    members: list[Member]
+    comment: bytes
+    #: bytes before the archive (a stub, another zip): the caller classifies them
+    prefix: bytes
+    #: bytes after the end records: the caller classifies them
+    trailing: bytes
+    #: local entries no central directory lists; streaming readers (Java's ZipInputStream)
+    #: return them, so they are inspected, but a rebuilt archive cannot say the same thing
+    unlisted: list[Member]
+
+
+def read_archive(data: bytes, limits: ArchiveLimits) -> ZipArchive:
+    """Every member with its data (directory entries too: they can hold data), and what surrounds them.
 
     Raises Blocked: unsafe-archive (bad structure, bombs, path tricks),
-    encrypted-archive, limit-exceeded (member count or total size).
+    encrypted-archive, limit-exceeded (member count or total size),
+    uninspectable (bytes no reader lists, or that two readers read differently).
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError, struct.error):
         raise Blocked(BlockReason.UNSAFE_ARCHIVE, "not a readable zip archive") from None
     except NotImplementedError:
         raise Blocked(BlockReason.UNSAFE_ARCHIVE, "unsupported zip feature") from None
@@ -68,13 +96,54 @@ def read_archive(data: bytes, limits: ArchiveLimits) -> tuple[list[Member], byte
         members: list[Member] = []
         total = 0
         for info in infos:
-            if info.is_dir():
-                members.append(Member(info, b""))
-                continue
             content = _read_member(archive, info, limits.max_inflated_bytes - total)
             total += len(content)
             members.append(Member(info, content))
-        return members, archive.comment
+        comment = archive.comment
+    layout = zipscan.scan(data, limits.max_members, limits.max_inflated_bytes, limits.max_ratio)
+    listed_offsets = sorted(entry.offset for entry in layout.entries if entry.listed)
+    if listed_offsets != sorted(info.header_offset for info in infos):
+        raise Blocked(BlockReason.UNINSPECTABLE, "zip readers disagree on where the members are")
+    if len(layout.entries) > limits.max_members:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, f"archive has more than {limits.max_members} members")
+    if any(EMBEDDED_MARKER in region for region in layout.metadata(data)):
+        # comments and extra fields are carried over unread when nothing else changes
+        raise Blocked(BlockReason.UNINSPECTABLE, "a DICOM file in zip metadata (a comment or an extra field)")
+    unlisted = []
+    for entry in layout.unlisted:
+        member = _read_unlisted(data, entry, limits.max_inflated_bytes - total, limits.max_ratio)
+        total += len(member.data)
+        unlisted.append(member)
+    return ZipArchive(members, comment, data[:layout.prefix_end], data[layout.end:], unlisted)
+
+
+def _read_unlisted(data: bytes, entry: zipscan.Entry, budget: int, max_ratio: int) -> Member:
+    """A local entry only streaming readers see, read as they read it (stored or deflated only)."""
+    name = entry.name.decode("utf-8" if entry.flags & FLAG_UTF8 else "cp437")
+    check_member_name(name)
+    if entry.flags & FLAG_ENCRYPTED or entry.method == METHOD_AES:
+        raise Blocked(BlockReason.ENCRYPTED_ARCHIVE, "archive member is encrypted")
+    if entry.file_size > budget:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, "archive inflates beyond the limit")
+    if _ratio_too_high(entry.file_size, entry.compressed_size, max_ratio):
+        raise Blocked(BlockReason.UNSAFE_ARCHIVE, f"member compression ratio above {max_ratio}")
+    raw = data[entry.data_offset:entry.data_offset + entry.compressed_size]
+    if entry.method == zipfile.ZIP_STORED:
+        content = raw
+    elif entry.method == zipfile.ZIP_DEFLATED:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            content = inflater.decompress(raw, entry.file_size + 1)
+        except zlib.error:
+            raise Blocked(BlockReason.UNSAFE_ARCHIVE, "archive member is corrupt") from None
+    else:
+        raise Blocked(BlockReason.UNINSPECTABLE, "an unlisted zip entry with a method streaming readers lack")
+    if len(content) != entry.file_size or zlib.crc32(content) != entry.crc:
+        raise Blocked(BlockReason.UNSAFE_ARCHIVE, "archive member is corrupt")
+    info = zipfile.ZipInfo(name)
+    info.compress_type, info.file_size = entry.method, entry.file_size
+    info.compress_size = entry.compressed_size
+    return Member(info, content)
 
 
 def _check_directory(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
@@ -87,7 +156,7 @@ def _check_directory(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> Non
             raise Blocked(BlockReason.ENCRYPTED_ARCHIVE, "archive member is encrypted")
         if info.compress_type not in SUPPORTED_METHODS:  # directories too: they are rewritten as well
             raise Blocked(BlockReason.UNSAFE_ARCHIVE, "unsupported zip compression method")
-        _check_name(info.filename)
+        check_member_name(info.filename)
         if info.filename in seen:
             raise Blocked(BlockReason.UNSAFE_ARCHIVE, "archive has duplicate member names")
         seen.add(info.filename)
@@ -105,7 +174,7 @@ def _ratio_too_high(inflated: int, compressed: int, max_ratio: int) -> bool:
     return inflated > max_ratio * max(compressed, 1)
 
 
-def _check_name(name: str) -> None:
+def check_member_name(name: str) -> None:
     """Refuse names that would land outside the extraction folder or confuse tools."""
     if not name or "\0" in name or "\\" in name:
         raise Blocked(BlockReason.UNSAFE_ARCHIVE, "archive member name is unsafe")
@@ -173,10 +242,7 @@ def _rebuild(members: list[Member], comment: bytes,
     with zipfile.ZipFile(out, "w", allowZip64=True) as writer:
         writer.comment = comment
         for member in members:
-            if member.info.is_dir():
-                writer.writestr(_copy_info(member.info), b"")
-                continue
-            new = replace(member)
+            new = replace(member)  # directory entries too: a name ending in "/" can hold data
             if new is None:
                 changed = True
                 continue

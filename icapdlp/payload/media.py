@@ -111,5 +111,10 @@ def is_gzip_type(media: MediaType) -> bool:
     return media.essence in ("application/gzip", "application/x-gzip")
 
 
+def is_tar_type(media: MediaType) -> bool:
+    return media.essence in ("application/x-tar", "application/tar", "application/x-gtar",
+                             "application/x-ustar")
+
+
 def is_multipart(media: MediaType) -> bool:
     return media.main == "multipart" and bool(media.param("boundary"))

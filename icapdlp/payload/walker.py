@@ -19,13 +19,16 @@ from typing import Any, Literal, Protocol
 
 import re
 
-from icapdlp.payload import archive, dicomjson, encoding, lenient, multipart, signatures, urlencoded
+from icapdlp.payload import (
+    archive, dicomjson, encoding, lenient, multipart, signatures, tarball, urlencoded, zipscan,
+)
 from icapdlp.payload.media import (
     MediaType,
     is_dicom_json_type,
     is_dicom_type,
     is_gzip_type,
     is_multipart,
+    is_tar_type,
     is_zip_type,
     parse_encodings,
     parse_media_type,
@@ -153,6 +156,10 @@ class PayloadWalker:
             return self._zip(body, depth, top)
         if is_gzip_type(media) or looks_like_gzip(body):
             return self._gzip_file(body, depth, label, top)
+        if is_tar_type(media) or tarball.looks_like_tar(body):
+            return self._tar(body, depth, top)
+        if zipscan.holds_zip(body):  # behind a prefix, or after another zip: unzip finds it from the end
+            return self._zip(body, depth, top)
         if sniff_dicom(body, complete=True) is Sniff.DICOM:
             return self._dicom(body, label, top)
         if bulk_context and media.essence in BULK_DATA_TYPES and self._options.bulk_data == "block":
@@ -324,29 +331,71 @@ class PayloadWalker:
         raise Blocked(BlockReason.UNPARSEABLE_DICOM,
                       "a part of a DICOM multipart/related body is not recognisable as DICOM")
 
+    def _archive_limits(self) -> archive.ArchiveLimits:
+        return archive.ArchiveLimits(self._options.max_archive_members, self._options.max_compression_ratio,
+                                     self._options.max_inflated_bytes)
+
+    def _tar(self, body: bytes, depth: int, top: bool) -> bytes:
+        self._heavy()
+        parsed = tarball.read_tar(body, self._archive_limits())
+        before = self.findings.objects
+        changed = False
+        contents: list[bytes | None] = []
+        for member in parsed.members:
+            extras = member.extras
+            if extras and self._entity(MediaType(), [], extras, depth + 1, "tar") is not extras:
+                changed = True  # the rebuild does not carry these records over
+            if member.is_dicomdir and member.info.type in tarball.REGULAR_TYPES:
+                contents.append(None)  # as in zip: DICOMDIR names every patient and is not regenerated
+                changed = True
+                continue
+            new = self._entity(MediaType(), [], member.data, depth + 1, "tar") if member.data else member.data
+            changed = changed or new is not member.data
+            contents.append(new)
+        trailing = parsed.trailing
+        new_trailing = self._entity(MediaType(), [], trailing, depth + 1, "tar") if trailing else trailing
+        if top and self.findings.objects > before:
+            self.findings.wrapping = "tar"
+        if not changed and new_trailing is trailing:
+            return body
+        return tarball.rebuild_tar(parsed.members, contents) + new_trailing
+
     def _zip(self, body: bytes, depth: int, top: bool) -> bytes:
         self._heavy()
-        limits = archive.ArchiveLimits(self._options.max_archive_members, self._options.max_compression_ratio,
-                                       self._options.max_inflated_bytes)
-        members, comment = archive.read_archive(body, limits)
+        parsed = archive.read_archive(body, self._archive_limits())
         before = self.findings.objects
+        prefix, trailing = parsed.prefix, parsed.trailing
+        new_prefix = self._entity(MediaType(), [], prefix, depth + 1, "zip") if prefix else prefix
+        new_trailing = self._entity(MediaType(), [], trailing, depth + 1, "zip") if trailing else trailing
+        unlisted_changed = False
+        for member in parsed.unlisted:
+            data = member.data
+            if data and self._entity(MediaType(), [], data, depth + 1, "zip") is not data:
+                unlisted_changed = True
         replacements: dict[str, bytes | None] = {}
-        for member in members:
-            if member.info.is_dir():
-                continue
-            if member.is_dicomdir:
+        for member in parsed.members:
+            if member.is_dicomdir and not member.info.is_dir():
                 # DICOMDIR lists names, IDs and UIDs of every patient in the archive; it is not regenerated
                 replacements[member.name] = None
+                continue
+            if not member.data:
                 continue
             new = self._entity(MediaType(), [], member.data, depth + 1, "zip")
             if new is not member.data:
                 replacements[member.name] = new
         if top and self.findings.objects > before:
             self.findings.wrapping = "zip"
-        if not replacements:
+        if not (replacements or unlisted_changed or new_prefix is not prefix or new_trailing is not trailing):
             return body
-        rebuilt, _ = archive.rebuild_archive(members, comment, lambda m: replacements.get(m.name, m.data))
-        return rebuilt
+        if parsed.unlisted:
+            raise Blocked(BlockReason.UNINSPECTABLE,
+                          "a zip entry its central directory does not list (streaming readers return it) "
+                          "cannot be rebuilt faithfully")
+        middle = body[len(prefix):len(body) - len(trailing)]
+        if replacements:
+            middle, _ = archive.rebuild_archive(parsed.members, parsed.comment,
+                                                lambda m: replacements.get(m.name, m.data))
+        return new_prefix + middle + new_trailing
 
 
 #: a first line that is a multipart delimiter: ``--boundary`` (RFC 2046 bchars), then CRLF or LF
@@ -407,4 +456,5 @@ def _part_codings(part: multipart.Part) -> list[str]:
 def _may_hold_dicom(head: bytes) -> bool:
     """Whether inflated leading bytes could start something the walker rewrites."""
     return (sniff_dicom(head, complete=len(head) < GZIP_SNIFF_BYTES) is not Sniff.NOT_DICOM
-            or looks_like_zip(head) or looks_like_gzip(head) or dicomjson.looks_like_dicom_json(head))
+            or looks_like_zip(head) or looks_like_gzip(head) or tarball.looks_like_tar(head)
+            or dicomjson.looks_like_dicom_json(head))

@@ -113,10 +113,40 @@ def payload_seeds() -> tuple[tuple[str, str, tuple[str, ...], bytes], ...]:
 @lru_cache(maxsize=1)
 def archive_seeds() -> tuple[bytes, ...]:
     ct = dicom_bytes()[0]
+    from tests.payload import zipcraft
+
+    one, two = zipcraft.pieces(zip_of([("a.dcm", ct), ("b.txt", b"text " * 100)]))
     return (
         zip_of([("a.dcm", ct), ("dir/", b""), ("b.txt", b"text " * 100)]),
         zip_of([("a.dcm", ct)], zipfile.ZIP_STORED),
         zip_of([(f"m{i}.bin", bytes([i]) * 300) for i in range(10)]),
+        b"#!stub\n" * 8 + zip_of([("a.dcm", ct)]),  # behind a prefix
+        zip_of([("a.dcm", ct)]) + zip_of([("b.txt", b"text")]),  # two end to end
+        zipcraft.assemble([(one, True), (two, False)]),  # an entry the directory does not list
+        zipcraft.assemble([(one, True), (two, True)], zip64_end=True),
+        zipcraft.streamed_zip({"a.dcm": ct, "b.txt": b"text"}),  # data descriptors
+    )
+
+
+@lru_cache(maxsize=1)
+def tar_seeds() -> tuple[bytes, ...]:
+    import tarfile
+
+    ct = dicom_bytes()[0]
+
+    def tar_of(members: list[tuple[str, bytes]], fmt: int = tarfile.PAX_FORMAT) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as archive:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    return (
+        tar_of([("README", b"text " * 1600), ("a/1.dcm", ct)]),
+        tar_of([("d" * 120 + ".dcm", ct)], tarfile.GNU_FORMAT),
+        tar_of([("1.dcm", ct)], tarfile.USTAR_FORMAT) + b"trailing",
     )
 
 

@@ -188,12 +188,29 @@ def archive(data: bytes) -> None:
     from icapdlp.payload.archive import ArchiveLimits, read_archive, rebuild_archive
 
     limits = ArchiveLimits(max_members=20, max_ratio=200, max_inflated_bytes=256 * 1024)
-    members, comment = read_archive(data, limits)
+    parsed = read_archive(data, limits)
+    members, comment = parsed.members, parsed.comment
     assert len(members) <= limits.max_members
     assert sum(len(m.data) for m in members) <= limits.max_inflated_bytes
     rebuilt, _ = rebuild_archive(members, comment, lambda m: m.data)
-    again, _ = read_archive(rebuilt, limits)
+    again = read_archive(rebuilt, limits).members
     assert [(m.name, m.data) for m in again] == [(m.name, m.data) for m in members], "rebuild changed members"
+
+
+def tar(data: bytes) -> None:
+    from icapdlp.payload.archive import ArchiveLimits
+    from icapdlp.payload.tarball import REGULAR_TYPES, read_tar, rebuild_tar
+
+    limits = ArchiveLimits(max_members=20, max_ratio=200, max_inflated_bytes=256 * 1024)
+    parsed = read_tar(data, limits)
+    assert len(parsed.members) <= limits.max_members
+    rebuilt = rebuild_tar(parsed.members, [m.data for m in parsed.members])
+    again = read_tar(rebuilt, limits)
+    assert again.trailing == b"", "a rebuilt tar has nothing after its end"
+    def files(members):
+        return [(m.info.name, m.data) for m in members if m.info.type in REGULAR_TYPES]
+
+    assert files(again.members) == files(parsed.members), "rebuild changed members"
 
 
 # -- DICOM ----------------------------------------------------------------------------------------
@@ -296,6 +313,8 @@ def _seeds(name: str) -> Callable[[], list[bytes]]:
             return [body for _, ct, _, body in seeds.payload_seeds() if ct.startswith("multipart")]
         if name == "zip":
             return list(seeds.archive_seeds())
+        if name == "tar":
+            return list(seeds.tar_seeds())
         if name == "compressed":
             return [body for _, body in seeds.compressed_seeds()]
         if name == "heads":
@@ -313,6 +332,7 @@ TARGETS: dict[str, Target] = {
         Target("multipart", multipart, (Blocked,), _seeds("multipart")),
         Target("compressed", compressed, (), _seeds("compressed")),
         Target("zip", archive, (Blocked,), _seeds("zip")),
+        Target("tar", tar, (Blocked,), _seeds("tar")),
         Target("prescan", prescan, (), _seeds("dicom")),
         Target("pipeline", pipeline, (Blocked,), _seeds("dicom"), entry_point=True),
         Target("header-only", header_only, (Blocked,), _seeds("dicom"), entry_point=True),

@@ -85,7 +85,7 @@ def test_unmutated_http_bodies_come_out_without_planted_phi():
         if name.startswith("zip"):
             from icapdlp.payload.archive import ArchiveLimits, read_archive
 
-            members, _ = read_archive(out, ArchiveLimits(100, 1000, 1 << 26))
+            members = read_archive(out, ArchiveLimits(100, 1000, 1 << 26)).members
             out = b"".join(m.data for m in members)
         if name == "gzip-file":
             import gzip

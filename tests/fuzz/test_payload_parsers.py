@@ -1,7 +1,7 @@
-"""Fuzzing HTTP heads, media types, multipart, zip and gzip/deflate handling.
+"""Fuzzing HTTP heads, media types, multipart, zip, tar and gzip/deflate handling.
 
 Invariants: heads parse or raise ProtocolError; multipart splits losslessly or
-blocks; inflating never returns more than its limit; zip members stay within
+blocks; inflating never returns more than its limit; zip and tar members stay within
 the member and size limits and survive a rebuild unchanged; the preview
 triage never raises.
 """
@@ -25,6 +25,7 @@ from tests.fuzz.targets import TARGETS
 HEAD_SEEDS = TARGETS["http-heads"].seeds()
 MULTIPART_SEEDS = TARGETS["multipart"].seeds()
 ZIP_SEEDS = TARGETS["zip"].seeds()
+TAR_SEEDS = TARGETS["tar"].seeds()
 COMPRESSED_SEEDS = TARGETS["compressed"].seeds()
 DICOM_SEEDS = seeds.dicom_bytes()
 
@@ -67,6 +68,12 @@ def test_mutated_gzip_and_deflate(index, ops):
 @given(index=st.integers(0, len(ZIP_SEEDS) - 1), ops=mutations.ops_strategy())
 def test_mutated_zip_archives(index, ops):
     check("zip", mutations.apply(ZIP_SEEDS[index], ops, ZIP_SEEDS))
+
+
+@fuzz_settings(300)
+@given(index=st.integers(0, len(TAR_SEEDS) - 1), ops=mutations.ops_strategy())
+def test_mutated_tar_archives(index, ops):
+    check("tar", mutations.apply(TAR_SEEDS[index], ops, TAR_SEEDS))
 
 
 @fuzz_settings(150)

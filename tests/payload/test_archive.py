@@ -32,7 +32,8 @@ def _blocked(data: bytes, limits: ArchiveLimits = LIMITS) -> BlockReason:
 
 def test_read_and_rebuild_keeps_names_times_comment_and_other_members():
     data = make_zip({"a/readme.txt": b"hello", "a/img.dcm": b"old", "a/DICOMDIR": b"dir"}, comment=b"cmt")
-    members, comment = read_archive(data, LIMITS)
+    parsed = read_archive(data, LIMITS)
+    members, comment = parsed.members, parsed.comment
     assert [m.name for m in members] == ["a/readme.txt", "a/img.dcm", "a/DICOMDIR"]
     assert [m.is_dicomdir for m in members] == [False, False, True]
 
@@ -50,14 +51,14 @@ def test_read_and_rebuild_keeps_names_times_comment_and_other_members():
 
 def test_member_count_at_limit_and_one_past():
     ten = make_zip({f"f{i}": b"x" for i in range(10)})
-    assert len(read_archive(ten, LIMITS)[0]) == 10
+    assert len(read_archive(ten, LIMITS).members) == 10
     assert _blocked(make_zip({f"f{i}": b"x" for i in range(11)})) is BlockReason.LIMIT_EXCEEDED
 
 
 def test_total_inflated_size_at_limit_and_one_past():
     payload = bytes(range(256)) * 400  # 102400 bytes, incompressible enough to stay under the ratio
     limits = ArchiveLimits(10, 200, 2 * len(payload))
-    assert len(read_archive(make_zip({"a": payload, "b": payload}), limits)[0]) == 2
+    assert len(read_archive(make_zip({"a": payload, "b": payload}), limits).members) == 2
     assert _blocked(make_zip({"a": payload, "b": payload + b"!"}), limits) is BlockReason.LIMIT_EXCEEDED
 
 
@@ -125,8 +126,9 @@ def test_corrupted_real_archives_read_or_block(position, value):
     try:
         read_archive(bytes(data), LIMITS)
     except Blocked as blocked:
+        # a flipped byte can also make the local headers and the central directory disagree
         assert blocked.reason in (BlockReason.UNSAFE_ARCHIVE, BlockReason.ENCRYPTED_ARCHIVE,
-                                  BlockReason.LIMIT_EXCEEDED)
+                                  BlockReason.LIMIT_EXCEEDED, BlockReason.UNINSPECTABLE)
 
 
 def test_compression_ratio_at_limit_and_one_past():

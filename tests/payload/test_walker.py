@@ -235,10 +235,13 @@ def test_multipart_byteranges_of_dicom_are_refused():
 
 
 def test_dicom_hidden_inside_unpacked_content_is_refused_not_passed():
-    tar_like = b"\0" * 512 + DCM + b"\0" * 512  # a tar member header, then the file
+    unknown = b"\0" * 512 + DCM + b"\0" * 512  # no format the walker unpacks: not a tar header
     with pytest.raises(Blocked) as info:
-        walk("application/x-tar", tar_like)
+        walk("application/octet-stream", unknown)
     assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
+    # declared a tar, it is one: an empty archive (a zero block ends it), then trailing bytes, classified
+    result, _ = walk("application/x-tar", unknown)
+    assert result.body.endswith(marker(DCM + b"\0" * 512)) and DCM not in result.body
     text_field = form_body(B, [(b'Content-Disposition: form-data; name="note"', b"see: " + DCM)])
     with pytest.raises(Blocked):
         walk(f"multipart/form-data; boundary={B}", text_field)
