@@ -29,8 +29,12 @@ from icapdlp.adaptation.api import (
     TransactionReport,
 )
 from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
-from icapdlp.payload.media import is_dicom_type
+from icapdlp.payload import dicomjson, encoding
+from icapdlp.payload.media import MediaType, is_dicom_json_type, is_dicom_type, is_gzip_type, is_multipart, is_zip_type
+from icapdlp.payload.sniff import Sniff, looks_like_gzip, looks_like_zip, sniff_dicom
 from icapdlp.payload.triage import Triage, Verdict, triage
+from icapdlp.payload.walker import Findings
+from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
 
@@ -56,7 +60,7 @@ class DlpAdapter:
         if early is not None:
             return early
         if complete:
-            return await self._rewrite(tx, head, Body(data=preview))
+            return await self._rewrite(tx, head, Body(data=preview), seen, preview)
         if seen.verdict is Verdict.RAW_DICOM and self._may_use_206(tx, seen):
             partial = await self._header_only(tx, preview)
             if partial is not None:
@@ -72,10 +76,10 @@ class DlpAdapter:
                 prefix = handle.read(BODY_TRIAGE_BYTES)
         except OSError:
             return Block(BlockReason.SPOOL_FAILED, "cannot read the spooled body", TransactionReport())
-        _, early = self._first_look(tx, head, prefix, body.size <= len(prefix))
+        seen, early = self._first_look(tx, head, prefix, body.size <= len(prefix))
         if early is not None:
             return early
-        return await self._rewrite(tx, head, body)
+        return await self._rewrite(tx, head, body, seen, prefix)
 
     def block_response(self, tx: Transaction, reason: BlockReason) -> tuple[HttpResponseHead, bytes]:
         return blockpage.block_response(tx, reason)
@@ -102,15 +106,18 @@ class DlpAdapter:
             return seen, Block(BlockReason.UNPARSEABLE_DICOM, "byte range of a DICOM object", _raw_report())
         return seen, None
 
-    async def _rewrite(self, tx: Transaction, head: Any, body: Body) -> BodyDecision:
-        """The whole body through the worker pool: rewritten, unchanged, or blocked."""
+    async def _rewrite(self, tx: Transaction, head: Any, body: Body, seen: Triage, prefix: bytes) -> BodyDecision:
+        """The whole body through the worker pool: rewritten, unchanged, or blocked.
+
+        ``seen`` and ``prefix`` (the first look) name the wrapping of a body the worker blocks.
+        """
         direction: Literal["request", "response"] = "request" if tx.icap_method == "REQMOD" else "response"
         content_type, codings = head.headers.get("Content-Type"), head.headers.get_all("Content-Encoding")
         try:
             result = await self._pool.run(worker_tasks.rewrite_body, self._policy, tx.service, direction,
                                           content_type, codings, body.data, body.path)
         except Blocked as blocked:
-            return Block(blocked.reason, blocked.detail, TransactionReport())
+            return Block(blocked.reason, blocked.detail, _blocked_report(seen, prefix, direction))
         if not result.changed:
             return NoChange(result.report)
         new_body: bytes | Body
@@ -145,6 +152,36 @@ class DlpAdapter:
 def _is_byte_range(tx: Transaction) -> bool:
     """A 206 HTTP response: the body is a slice of a representation, not the whole of it."""
     return tx.response is not None and tx.response.status == 206
+
+
+def _blocked_report(seen: Triage, prefix: bytes, direction: str) -> TransactionReport:
+    """What a body the worker blocked was wrapped in, judged from its first bytes.
+
+    The worker's own count is lost with the block, so metrics and the audit
+    would otherwise call a blocked upload "none". A raw object is one object;
+    inside a container the number of objects is unknown, so only the wrapping
+    is named. The label comes from the walker's ``Findings`` (one format).
+    """
+    media, data, findings = seen.media, prefix, Findings()
+    for coding in reversed(seen.codings):
+        data = encoding.inflate_prefix(data, coding, BODY_TRIAGE_BYTES)
+        findings.inflated += 1
+    if not seen.codings and (is_gzip_type(media) or looks_like_gzip(data)):
+        data, media = encoding.inflate_prefix(data, "gzip", BODY_TRIAGE_BYTES), MediaType()
+        findings.inflated += 1
+    if is_multipart(media):
+        container = "form" if media.essence != "multipart/related" else "stow" if direction == "request" else "wado"
+    elif is_dicom_json_type(media) or dicomjson.looks_like_dicom_json(data):
+        container = "json"
+    elif is_zip_type(media) or looks_like_zip(data):
+        container = "zip"
+    elif is_dicom_type(media) or sniff_dicom(data, complete=False) is not Sniff.NOT_DICOM:
+        container = "raw"
+        findings.add("raw", ObjectReport())
+    else:
+        return TransactionReport()
+    findings.wrapping = findings.label(container)
+    return worker_tasks.to_transaction_report(findings)
 
 
 def _raw_report() -> TransactionReport:

@@ -64,9 +64,15 @@ class Findings:
     study_refs: list[str] = field(default_factory=list)
     instance_refs: list[str] = field(default_factory=list)
     wrapping: str = "none"
+    #: gzip/deflate layers (content codings, .gz files) around the entity being walked
+    inflated: int = 0
+
+    def label(self, container: str) -> str:
+        """What was unwrapped to reach ``container``: "gzip>zip" when a gzip layer was on the way."""
+        return "gzip>" + container if self.inflated else container
 
     def add(self, label: str, report: ObjectReport) -> None:
-        self.objects_by_wrapping[label] += 1
+        self.objects_by_wrapping[self.label(label)] += 1
         report.merge_into(self.totals)
         if report.study_ref and report.study_ref not in self.study_refs:
             self.study_refs.append(report.study_ref)
@@ -136,9 +142,9 @@ class PayloadWalker:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM file inside content that is not unpacked")
         return body
 
-    def _mark(self, label: str, top: bool) -> None:
-        if top and self.findings.wrapping == "none":
-            self.findings.wrapping = label
+    def _mark(self, label: str, top: bool, *, found: bool = True) -> None:
+        if top and found and self.findings.wrapping == "none":
+            self.findings.wrapping = self.findings.label(label)
 
     def _dicom(self, body: bytes, label: str, top: bool) -> bytes:
         new, report = self._rewriter.rewrite_dicom(body)
@@ -166,8 +172,12 @@ class PayloadWalker:
         if coding not in ("gzip", "deflate"):
             raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding!r} is not supported")
         inner = encoding.inflate(body, coding, self._max_inflated)
-        new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top,
-                                 bulk_context=bulk_context, dicom_declared=dicom_declared)
+        self.findings.inflated += 1
+        try:
+            new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top,
+                                     bulk_context=bulk_context, dicom_declared=dicom_declared)
+        finally:
+            self.findings.inflated -= 1
         if new_inner is inner:
             return body
         return encoding.encode(new_inner, coding)
@@ -177,7 +187,11 @@ class PayloadWalker:
         if not _may_hold_dicom(head) and embedded_part10_offset(head) is None:
             return body  # a .txt.gz or a .tar.gz of other files: nothing we rewrite is inside
         inner = encoding.inflate(body, "gzip", self._max_inflated)
-        new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
+        self.findings.inflated += 1
+        try:
+            new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
+        finally:
+            self.findings.inflated -= 1
         return body if new_inner is inner else encoding.encode(new_inner, "gzip")
 
     def _multipart(self, media: MediaType, body: bytes, depth: int, top: bool) -> bytes:
@@ -207,8 +221,7 @@ class PayloadWalker:
             else:
                 changed = True
                 new_parts.append(multipart.replace_content(part, new_content, dash_boundary))
-        if top and self.findings.objects > before:
-            self.findings.wrapping = label
+        self._mark(label, top, found=self.findings.objects > before)
         if not changed:
             return body
         parsed.parts = new_parts
@@ -249,8 +262,7 @@ class PayloadWalker:
             new = self._entity(MediaType(), [], member.data, depth + 1, "zip")
             if new is not member.data:
                 replacements[member.name] = new
-        if top and self.findings.objects > before:
-            self.findings.wrapping = "zip"
+        self._mark("zip", top, found=self.findings.objects > before)
         if not replacements:
             return body
         rebuilt, _ = archive.rebuild_archive(members, comment, lambda m: replacements.get(m.name, m.data))
