@@ -211,9 +211,11 @@ class App:
             adapter = await _build_adapter(self.factory, settings, key, self.pool)
         except ConfigError as exc:
             log.error("reload rejected, keeping the running policy: %s", exc)
+            self._record_reload(False)
             return False
         except Exception as exc:  # the text may name files, never payload; keep it short
             log.error("reload rejected, keeping the running policy: %s", type(exc).__name__)
+            self._record_reload(False)
             return False
         if self.group is not None:
             self.group.signal(signal.SIGHUP)  # every acceptor re-reads the same file itself
@@ -221,5 +223,12 @@ class App:
         old = self.istag
         self.server.swap_runtime(runtime)
         self.settings, self.key = settings, key
+        self._record_reload(True, settings.behaviour_digest(fingerprint(key)))
         log.info("reloaded configuration; ISTag %s -> %s", old, runtime.replies.istag)
         return True
+
+    def _record_reload(self, succeeded: bool, policy_digest: str | None = None) -> None:
+        """Reload metrics, and build_info's policy digest (the digest the ISTag is made from)."""
+        metrics = getattr(self.observer, "metrics", None)
+        if metrics is not None and hasattr(metrics, "record_reload"):
+            metrics.record_reload(succeeded, policy_digest)

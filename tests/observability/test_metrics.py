@@ -294,3 +294,69 @@ def test_the_vocabularies_other_layers_report_are_inside_the_closed_sets():
 
     assert set(geometry.SOURCES) <= set(L.BOX_SOURCES)
     assert {"parse", "deid", "encode", "ocr", "ner"} <= set(L.STAGES)
+
+
+def test_no_created_series_in_a_scrape():
+    """158 *_created series doubled the series count; no dashboard or alert reads them."""
+    m = Metrics(CollectorRegistry())
+    m.request_finished(R.record(report=R.merged([R.object_report(1)], "zip")))
+    m.record_reload(True, "cd" * 32)
+    text = generate_latest(m.registry).decode()
+    assert "icapdlp_requests_total" in text and "_created" not in text
+
+
+def test_a_successful_reload_moves_build_info_and_a_failed_one_does_not():
+    m = Metrics(CollectorRegistry(), version="1.2.3", table_edition="2024b", policy_digest="ab" * 32,
+                process_collector=False)
+    m.record_reload(False, "ef" * 32)
+    assert value(m, "icapdlp_build_info", version="1.2.3", table_edition="2024b", policy_digest="ab" * 8) == 1
+    assert value(m, "icapdlp_config_last_reload_successful") == 0
+    m.record_reload(True, "cd" * 32, now=lambda: 1234.5)
+    infos = [s for f in m.registry.collect() if f.name == "icapdlp_build_info" for s in f.samples]
+    assert [s.labels["policy_digest"] for s in infos] == ["cd" * 8]
+    assert value(m, "icapdlp_reloads_total", outcome="success") == 1
+    assert value(m, "icapdlp_reloads_total", outcome="failure") == 1
+    assert value(m, "icapdlp_config_last_reload_successful") == 1
+    assert value(m, "icapdlp_config_last_reload_success_timestamp_seconds") == 1234.5
+
+
+def test_readiness_result_sets_the_ready_gauges_for_known_checks_only(metrics):
+    metrics.record_readiness(False, {"workers": {"ok": True}, "tesseract": {"ok": False, "error": "OSError"},
+                                     "made-up": {"ok": True}})
+    assert value(metrics, "icapdlp_ready") == 0
+    assert value(metrics, "icapdlp_ready_check", check="workers") == 1
+    assert value(metrics, "icapdlp_ready_check", check="tesseract") == 0
+    assert metrics.registry.get_sample_value("icapdlp_ready_check", {"check": "made-up"}) is None
+
+
+def _burn_cpu(seconds: float) -> None:
+    import time
+
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_child_process_memory_is_summed_and_cpu_of_exited_children_is_kept():
+    """A real spawned child: its RSS is counted while it lives, its CPU still after it is reaped."""
+    from icapdlp.observability.processes import ChildProcessCollector
+
+    collector = ChildProcessCollector()
+
+    def sample(name: str) -> float:
+        return next(s.value for f in collector.collect() for s in f.samples if s.name == name)
+
+    before_cpu = sample("icapdlp_worker_cpu_seconds_total")
+    before_count = sample("icapdlp_worker_processes")
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(target=_burn_cpu, args=(0.5,))
+    child.start()
+    try:
+        assert sample("icapdlp_worker_processes") >= before_count + 1
+        assert sample("icapdlp_worker_resident_memory_bytes") > 0
+        assert 0 < sample("icapdlp_worker_resident_memory_max_bytes") <= \
+            sample("icapdlp_worker_resident_memory_bytes")
+    finally:
+        child.join(30)
+    assert child.exitcode == 0
+    assert sample("icapdlp_worker_cpu_seconds_total") >= before_cpu + 0.4  # exited and reaped: still counted
