@@ -77,6 +77,9 @@ def init_worker(policy: Policy, status_directory: str | None = None) -> None:
     (pixel-cleaning-impossible), and the result is recorded in
     ``status_directory`` for the server's /readyz.
     """
+    from icapdlp.observability.logs import configure_logging
+
+    configure_logging(policy.settings.logging, process="worker")  # [logging] format for what workers log
     worker = state(policy)
     if worker.pixel_cleaner is None:
         return

@@ -27,6 +27,7 @@ from icapdlp import __version__
 from icapdlp.config import ConfigError, Settings, load_settings
 from icapdlp.config.keys import fingerprint, load_key
 from icapdlp.observability.events import NullObserver, Observer
+from icapdlp.observability.logs import configure_logging
 from icapdlp.server.istag import make_istag
 from icapdlp.server.listener import IcapServer, Runtime, ensure_port_free
 from icapdlp.server.replies import Replies
@@ -177,6 +178,13 @@ class App:
             raise
 
     @property
+    def metrics_address(self) -> str | None:
+        """``host:port`` of the /metrics, /healthz, /readyz listener, or None when it is off."""
+        if self._health is None:
+            return None
+        return f"{self.settings.metrics.host}:{self._health.port}"
+
+    @property
     def istag(self) -> str:
         return self.server.runtime.replies.istag
 
@@ -224,6 +232,8 @@ class App:
         self.server.swap_runtime(runtime)
         self.settings, self.key = settings, key
         self._record_reload(True, settings.behaviour_digest(fingerprint(key)))
+        configure_logging(settings.logging, process="main" if self.acceptor_index == 0
+                          else f"acceptor {self.acceptor_index}")
         log.info("reloaded configuration; ISTag %s -> %s", old, runtime.replies.istag)
         return True
 
