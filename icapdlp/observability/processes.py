@@ -93,7 +93,8 @@ class ChildProcessCollector:
     @staticmethod
     def _families(stats: list | None = None, reaped: float = 0.0):
         count = GaugeMetricFamily(
-            "icapdlp_worker_processes", "Live child processes (workers, extra acceptors and their workers).")
+            "icapdlp_worker_processes",
+            "Live child processes (workers, extra acceptors and their workers, multiprocessing's resource tracker).")
         rss = GaugeMetricFamily(
             "icapdlp_worker_resident_memory_bytes", "Resident memory of all child processes, summed.")
         rss_max = GaugeMetricFamily(

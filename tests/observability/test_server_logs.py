@@ -52,7 +52,8 @@ def planted_values(obj) -> list[str]:
 @pytest.mark.e2e
 def test_json_warning_logs_on_stderr_and_the_audit_only_in_its_file(icapdlp_server, tmp_path):
     audit_file = tmp_path / "audit.jsonl"
-    config = BASE + f'[logging]\nlevel = "warning"\nformat = "json"\n[audit]\ndestination = "file"\nfile = "{audit_file}"\n'
+    config = (BASE + '[logging]\nlevel = "warning"\nformat = "json"\n'
+              + f'[audit]\ndestination = "file"\nfile = "{audit_file}"\n')
     server = icapdlp_server(config, separate_stderr=True)
     obj = upload_planted(server.port)
     server.config_path.write_text("[profile\nbroken toml")  # an ERROR in the log: "reload rejected"
