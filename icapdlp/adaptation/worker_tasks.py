@@ -77,9 +77,6 @@ def init_worker(policy: Policy, status_directory: str | None = None) -> None:
     (pixel-cleaning-impossible), and the result is recorded in
     ``status_directory`` for the server's /readyz.
     """
-    from icapdlp.observability.logs import configure_logging
-
-    configure_logging(policy.settings.logging, process="worker")  # [logging] format for what workers log
     worker = state(policy)
     if worker.pixel_cleaner is None:
         return
@@ -94,9 +91,24 @@ def init_worker(policy: Policy, status_directory: str | None = None) -> None:
     engines.record_worker_status(status_directory, status)
 
 
+def _configure_worker_logging(settings: Any) -> None:
+    """A new policy (start-up or reload) in a worker process: its [logging] applies to what the worker logs.
+
+    Not in the server process itself (an in-process pool in tests or tools): its log is the caller's.
+    """
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        return
+    from icapdlp.observability.logs import configure_logging
+
+    configure_logging(settings.logging, process="worker")
+
+
 def state(policy: Policy) -> WorkerState:
     found = _STATES.get(policy.token)
     if found is None:
+        _configure_worker_logging(policy.settings)
         while len(_STATES) >= MAX_STATES:
             _STATES.pop(next(iter(_STATES)))
         found = _STATES[policy.token] = WorkerState(policy.settings, policy.key,
