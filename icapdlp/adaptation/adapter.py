@@ -162,6 +162,13 @@ def _blocked_report(seen: Triage, prefix: bytes, direction: str) -> TransactionR
     inside a container the number of objects is unknown, so only the wrapping
     is named. The label comes from the walker's ``Findings`` (one format).
     """
+    try:
+        return _first_look_wrapping(seen, prefix, direction)
+    except Exception:  # noqa: BLE001 - only a label is at stake; the block itself stands
+        return TransactionReport()
+
+
+def _first_look_wrapping(seen: Triage, prefix: bytes, direction: str) -> TransactionReport:
     media, data, findings = seen.media, prefix, Findings()
     for coding in reversed(seen.codings):
         data = encoding.inflate_prefix(data, coding, BODY_TRIAGE_BYTES)
