@@ -48,10 +48,12 @@ class Blocked(Exception):
     values from the payload.
     """
 
-    def __init__(self, reason: BlockReason, detail: str = "") -> None:
+    def __init__(self, reason: BlockReason, detail: str = "", wrapping: str = "") -> None:
         super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
         self.reason = reason
         self.detail = detail
+        #: the wrapping label of what was being walked when the block came (metrics and audit only)
+        self.wrapping = wrapping
 
     def __reduce__(self):  # keep the type intact across process boundaries
-        return (Blocked, (self.reason, self.detail))
+        return (Blocked, (self.reason, self.detail, self.wrapping))

@@ -109,7 +109,7 @@ class DlpAdapter:
             result = await self._pool.run(worker_tasks.rewrite_body, self._policy, tx.service, direction,
                                           content_type, codings, body.data, body.path)
         except Blocked as blocked:
-            return Block(blocked.reason, blocked.detail, TransactionReport())
+            return Block(blocked.reason, blocked.detail, worker_tasks.blocked_report(blocked))
         if not result.changed:
             return NoChange(result.report)
         new_body: bytes | Body

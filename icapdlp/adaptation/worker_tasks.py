@@ -91,9 +91,24 @@ def init_worker(policy: Policy, status_directory: str | None = None) -> None:
     engines.record_worker_status(status_directory, status)
 
 
+def _configure_worker_logging(settings: Any) -> None:
+    """A new policy (start-up or reload) in a worker process: its [logging] applies to what the worker logs.
+
+    Not in the server process itself (an in-process pool in tests or tools): its log is the caller's.
+    """
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        return
+    from icapdlp.observability.logs import configure_logging
+
+    configure_logging(settings.logging, process="worker")
+
+
 def state(policy: Policy) -> WorkerState:
     found = _STATES.get(policy.token)
     if found is None:
+        _configure_worker_logging(policy.settings)
         while len(_STATES) >= MAX_STATES:
             _STATES.pop(next(iter(_STATES)))
         found = _STATES[policy.token] = WorkerState(policy.settings, policy.key,
@@ -229,6 +244,8 @@ def rewrite_body(policy: Policy, service: str, direction: Literal["request", "re
                            pass_uninspectable=worker.settings.services[service].uninspectable == "pass")
     try:
         result = walker.rewrite_message(content_type, content_encodings, data)
+    except Blocked as blocked:  # named after what was being walked, for metrics and the audit
+        raise Blocked(blocked.reason, blocked.detail, walker.findings.entered) from None
     except RecursionError:
         raise Blocked(BlockReason.LIMIT_EXCEEDED, "structure nested too deeply") from None
     except MemoryError:
@@ -265,6 +282,8 @@ def _rewrite_raw(worker: WorkerState, service: str, data: bytearray) -> BodyResu
     """
     try:
         output, changed = PipelineRewriter(worker, service).rewrite_owned_dicom(data)
+    except Blocked as blocked:
+        raise Blocked(blocked.reason, blocked.detail, "raw") from None
     except RecursionError:
         raise Blocked(BlockReason.LIMIT_EXCEEDED, "structure nested too deeply") from None
     except MemoryError:
@@ -318,6 +337,13 @@ def header_only(policy: Policy, service: str, prefix: bytes, total_size: int
         return None
     new_prefix, offset, report = answer
     return new_prefix, offset, raw_transaction_report(report)
+
+
+def blocked_report(blocked: Blocked) -> TransactionReport:
+    """The report of a body a worker blocked: its wrapping, and one object when it was one object."""
+    wrapping = blocked.wrapping or "none"
+    objects = {wrapping: 1} if wrapping.endswith("raw") else {}
+    return TransactionReport(objects_by_wrapping=objects, wrapping=wrapping)
 
 
 def to_transaction_report(findings: Findings) -> TransactionReport:

@@ -35,11 +35,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from icapdlp.server import app as app_module, lifecycle
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from icapdlp.observability.logs import configure_logging
+
+    configure_logging()
     log = logging.getLogger("icapdlp.server")
     try:
         settings = load_settings(args.config)
+        configure_logging(settings.logging)
         problems = app_module.startup_problems(settings)
         if problems:  # e.g. a pixels.ner_model that is not installed: refuse now, not per image
             raise ConfigError(problems)
@@ -59,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
         server = app.server
         services = ", ".join(f"/{name} ({svc.method})" for name, svc in sorted(settings.services.items()))
         tls = f", icaps port {server.tls_port}" if server.tls_port else ""
-        log.info("icapdlp %s serving icap://%s:%d%s services %s ISTag %s acceptors %d workers %d key %s",
-                 __version__, settings.server.host, server.port, tls, services, app.istag, app.acceptors,
-                 app.pool.size if app.pool else 0, fingerprint(key))
+        metrics = f"http://{app.metrics_address}/metrics" if app.metrics_address else "off"
+        log.info("icapdlp %s serving icap://%s:%d%s services %s metrics %s ISTag %s acceptors %d workers %d "
+                 "key %s", __version__, settings.server.host, server.port, tls, services, metrics, app.istag,
+                 app.acceptors, app.pool.size if app.pool else 0, fingerprint(key))
 
     try:
         lifecycle.run(app, on_started=started, reload=app.reload)

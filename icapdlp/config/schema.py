@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
-from icapdlp.observability.options import AuditOptions, MetricsOptions
+from icapdlp.observability.options import AuditOptions, LoggingOptions, MetricsOptions
 from icapdlp.payload.options import PayloadOptions
 from icapdlp.pixels.options import PixelOptions
 from icapdlp.server.options import LimitsOptions, ServerOptions, TlsOptions, WorkerOptions
@@ -70,6 +70,7 @@ class Settings:
     payload: PayloadOptions = field(default_factory=PayloadOptions)
     metrics: MetricsOptions = field(default_factory=MetricsOptions)
     audit: AuditOptions = field(default_factory=AuditOptions)
+    logging: LoggingOptions = field(default_factory=LoggingOptions)
     services: dict[str, ServiceOptions] = field(default_factory=_default_services)
 
     def __post_init__(self) -> None:

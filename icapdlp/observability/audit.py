@@ -235,7 +235,7 @@ class AuditLog:
             if self._file is not None:
                 self._file.write_line(line)
             else:
-                stream = self._stream or sys.stderr
+                stream = self._stream or (sys.stdout if self.options.destination == "stdout" else sys.stderr)
                 stream.write(line + "\n")
                 stream.flush()
         except (OSError, ValueError):  # ValueError: write to a closed stream

@@ -12,7 +12,9 @@ the ICAP server sharing the event loop.
 - ``/readyz``: 200 only when every registered readiness check passes; the
   JSON body lists each check. A check that raises or times out fails, and is
   reported by exception type only (messages may quote anything).
-- ``/metrics``: the registry in Prometheus text format.
+- ``/metrics``: the registry in Prometheus text format. The readiness checks
+  run first and their result goes to ``on_readiness`` (the ``icapdlp_ready``
+  gauges), so a scrape and ``/readyz`` never disagree.
 """
 
 from __future__ import annotations
@@ -107,9 +109,11 @@ _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Al
 class HealthServer:
     """The running listener; ``port`` is the bound port (useful with port 0)."""
 
-    def __init__(self, registry: CollectorRegistry, readiness: Readiness) -> None:
+    def __init__(self, registry: CollectorRegistry, readiness: Readiness,
+                 on_readiness: Callable[[bool, dict], None] | None = None) -> None:
         self.registry = registry
         self.readiness = readiness
+        self.on_readiness = on_readiness
         self._server: asyncio.base_events.Server | None = None
         self._active = 0
         self._tasks: set[asyncio.Task] = set()
@@ -187,6 +191,8 @@ class HealthServer:
             ready, checks = await self.readiness.evaluate()
             body = json.dumps({"ready": ready, "checks": checks}, sort_keys=True).encode() + b"\n"
             return _Response(200 if ready else 503, body, "application/json")
+        if self.on_readiness is not None:
+            self.on_readiness(*await self.readiness.evaluate())
         return _Response(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
 
     @staticmethod
@@ -217,6 +223,7 @@ async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         return
 
 
-async def serve_health(registry: CollectorRegistry, readiness: Readiness, host: str, port: int) -> HealthServer:
+async def serve_health(registry: CollectorRegistry, readiness: Readiness, host: str, port: int,
+                       on_readiness: Callable[[bool, dict], None] | None = None) -> HealthServer:
     """Start the listener on ``host:port`` (port 0 picks a free port)."""
-    return await HealthServer(registry, readiness).start(host, port)
+    return await HealthServer(registry, readiness, on_readiness).start(host, port)

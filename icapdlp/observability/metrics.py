@@ -2,39 +2,57 @@
 
 Everything is registered on the :class:`CollectorRegistry` the caller gives,
 never the global one, so tests use a fresh registry and two servers in one
-process do not collide. Label values come only from :mod:`labels` and every
-combination is created up front, so a dashboard shows zeros from the first
-scrape instead of "no data".
+process do not collide. Label values come only from :mod:`labels`; every
+value real traffic can produce is created up front, so a dashboard shows
+zeros from the first scrape instead of "no data". The ``other`` catch-all
+(what a value outside a closed set is counted as, which only a bug upstream
+produces) is created the first time it is needed, so it is not a series of
+zeros on every scrape.
 
 Worker processes never touch these objects. They return an ``ObjectReport``
 with their counts; the main process hands the finished transaction here once.
 That is the whole multi-process story: one registry, one writer, no
-``multiprocess`` directory, nothing lost or counted twice.
+``multiprocess`` directory, nothing lost or counted twice. Their memory and
+CPU are read from /proc at scrape time (:mod:`.processes`).
 
 The hot path (an OPTIONS or a 204 for non-DICOM traffic) must not eat the
 wire-speed budget: a prometheus_client ``inc``/``observe`` takes a lock and a
 few Python calls each, six of them per request cost more than parsing the
-request. So a finished transaction without findings only adds 1 to a plain
-``int`` keyed by (method, outcome, status, duration bucket); a collector
-registered ahead of the metrics folds those into the prometheus children
-when the registry is collected (a scrape, ``get_sample_value``), and the
-in-flight and open-connection gauges are read from plain counters at scrape
-time. Everything runs on the event loop, scrapes included, so there is no
-race between adding and folding. Names, labels and values are unchanged.
+request. So the per-request families (requests, responses, request duration)
+are plain ``int``/``float`` tallies that :class:`_RequestTallies`, a custom
+collector, turns into metric families at scrape time, through the public
+``prometheus_client.core`` API. Everything runs on the event loop, scrapes
+included, so there is no race between adding and reading.
+
+No ``*_created`` series: they doubled the series count and no dashboard or
+alert reads them. :func:`prometheus_client.disable_created_metrics` is called
+once, here, when this module is imported (every icapdlp metric is built by
+this module, so it always runs first).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import time
 from bisect import bisect_left
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from icapdlp import __version__
 from icapdlp.observability import labels as L
 from icapdlp.observability.events import TransactionRecord
+
+disable_created_metrics()
 
 #: 1 ms (an OPTIONS or 204 on loopback) up to 2 min (a large multi-frame study
 #: through OCR and NER, just under the default 120 s worker deadline)
@@ -49,28 +67,64 @@ _EDITION = re.compile(r"^[0-9]{4}[a-e]$")
 _DIGEST = re.compile(r"^[0-9a-f]{8,64}$")
 _VERSION = re.compile(r"^[0-9A-Za-z.+_-]{1,40}$")
 UNKNOWN = "unknown"
-#: upper bounds of the duration buckets as prometheus_client orders them (+Inf last)
+#: upper bounds of the duration buckets, +Inf last, and their "le" label texts
 _BOUNDS = (*DURATION_BUCKETS, math.inf)
-#: a duration that was not observed (not a finite non-negative number)
-_NOT_OBSERVED = -1
+_LE = tuple("+Inf" if b == math.inf else repr(float(b)) for b in _BOUNDS)
+#: readiness checks the server registers (``icapdlp.server.app.start_observability``)
+READY_CHECKS = ("workers", "config", "tesseract", "ner_model")
+#: how a reload ended
+RELOAD_OUTCOMES = ("success", "failure")
 
 
-class _FoldPending:
-    """A collector that exports nothing: collecting it folds the pending counts into the metrics.
+class _RequestTallies:
+    """The per-request families, kept as plain numbers and exported at scrape time.
 
-    It is registered before any metric, and a registry collects in
-    registration order, so every scrape sees the counts folded first.
+    Same names, labels and values as a prometheus ``Counter``/``Histogram``
+    would give; every (method, outcome), status and method is exported from
+    the start, at zero.
     """
 
-    def __init__(self, metrics: "Metrics") -> None:
-        self._metrics = metrics
+    def __init__(self) -> None:
+        self.requests = dict.fromkeys(L.all_values(L.ICAP_METHODS, L.OUTCOMES), 0)
+        self.responses = dict.fromkeys(L.ICAP_STATUSES, 0)
+        #: method -> observations per bucket (not cumulative; +Inf last)
+        self.buckets = {m: [0] * len(_BOUNDS) for m in L.ICAP_METHODS}
+        self.seconds = dict.fromkeys(L.ICAP_METHODS, 0.0)
+        self.bytes_in = 0
+        self.bytes_out = 0
 
     def describe(self) -> list:
-        return []
+        return self._families(empty=True)
 
     def collect(self) -> list:
-        self._metrics.fold_pending()
-        return []
+        return self._families(empty=False)
+
+    def _families(self, empty: bool) -> list:
+        requests = CounterMetricFamily(
+            "icapdlp_requests", "ICAP requests finished, by ICAP method and outcome.",
+            labels=["method", "outcome"])
+        responses = CounterMetricFamily(
+            "icapdlp_icap_responses", "ICAP responses sent, by status code.", labels=["status"])
+        duration = HistogramMetricFamily(
+            "icapdlp_request_duration_seconds", "Time from ICAP request head to the last response byte.",
+            labels=["method"])
+        body_bytes = CounterMetricFamily(
+            "icapdlp_body_bytes", "Encapsulated HTTP body bytes received (in) and sent (out).",
+            labels=["direction"])
+        if not empty:
+            body_bytes.add_metric(("in",), self.bytes_in)
+            body_bytes.add_metric(("out",), self.bytes_out)
+            for key, n in self.requests.items():
+                requests.add_metric(key, n)
+            for status, n in self.responses.items():
+                responses.add_metric((status,), n)
+            for method, counts in self.buckets.items():
+                cumulative, buckets = 0, []
+                for le, n in zip(_LE, counts):
+                    cumulative += n
+                    buckets.append((le, cumulative))
+                duration.add_metric((method,), buckets, self.seconds[method])
+        return [requests, responses, duration, body_bytes]
 
 
 class Metrics:
@@ -87,30 +141,16 @@ class Metrics:
     ) -> None:
         self.registry = registry
         r = registry
-        #: counts of plain finished requests not yet folded: (method, outcome, status label, bucket) -> n
-        self._pending: dict[tuple[str, str, str, int], int] = {}
-        self._pending_seconds = dict.fromkeys(L.ICAP_METHODS, 0.0)
-        self._pending_bytes_in = 0
-        registry.register(_FoldPending(self))  # first: see _FoldPending
+        self._tallies = _RequestTallies()
+        registry.register(self._tallies)
 
-        self.requests = Counter(
-            "icapdlp_requests", "ICAP requests finished, by ICAP method and outcome.",
-            ["method", "outcome"], registry=r)
-        self.responses = Counter(
-            "icapdlp_icap_responses", "ICAP responses sent, by status code.", ["status"], registry=r)
-        self.request_duration = Histogram(
-            "icapdlp_request_duration_seconds", "Time from ICAP request head to the last response byte.",
-            ["method"], buckets=DURATION_BUCKETS, registry=r)
         self.stage_duration = Histogram(
             "icapdlp_stage_duration_seconds",
             "Time one transaction spent in a pipeline stage (summed over its DICOM objects).",
             ["stage"], buckets=DURATION_BUCKETS, registry=r)
-        self.body_bytes = Counter(
-            "icapdlp_body_bytes", "Encapsulated HTTP body bytes received (in) and sent (out).",
-            ["direction"], registry=r)
         self.objects = Counter(
-            "icapdlp_dicom_objects", "DICOM objects seen, by how they travelled and the transaction verdict.",
-            ["wrapping", "verdict"], registry=r)
+            "icapdlp_dicom_objects", "DICOM objects seen, by what was unwrapped to reach them and the "
+            "transaction verdict.", ["wrapping", "verdict"], registry=r)
         self.actions = Counter(
             "icapdlp_deid_actions", "De-identification actions applied to attributes, by PS3.15 action code.",
             ["action"], registry=r)
@@ -134,6 +174,9 @@ class Metrics:
         self.observer_errors = Counter(
             "icapdlp_observer_errors", "Transactions whose metrics or audit line failed to record (a bug).",
             registry=r)
+        self.reloads = Counter(
+            "icapdlp_reloads", "Configuration reloads (SIGHUP), by outcome; a failure keeps the running policy.",
+            ["outcome"], registry=r)
 
         self.in_flight = Gauge(
             "icapdlp_requests_in_flight", "ICAP requests being processed.", registry=r)
@@ -148,18 +191,34 @@ class Metrics:
             "icapdlp_workers", "Worker processes configured.", registry=r)
         self.workers_busy = Gauge(
             "icapdlp_workers_busy", "Worker processes running a task.", registry=r)
+        self.ready = Gauge(
+            "icapdlp_ready", "1 while every readiness check passes (what /readyz answers 200 for), else 0.",
+            registry=r)
+        self.ready_check = Gauge(
+            "icapdlp_ready_check", "1 while this readiness check passes, else 0 (see /readyz for the error).",
+            ["check"], registry=r)
+        self.last_reload_successful = Gauge(
+            "icapdlp_config_last_reload_successful", "1 if the last configuration load (start-up or reload) "
+            "succeeded, 0 if the last reload was rejected.", registry=r)
+        self.last_reload_success = Gauge(
+            "icapdlp_config_last_reload_success_timestamp_seconds",
+            "Unix time the running configuration was loaded (start-up or the last successful reload).",
+            registry=r)
         self.build_info = Gauge(
-            "icapdlp_build_info", "Always 1; labels name the version, PS3.15 table edition and policy digest.",
-            ["version", "table_edition", "policy_digest"], registry=r)
+            "icapdlp_build_info", "Always 1; labels name the version, PS3.15 table edition and the digest "
+            "of the running policy (follows reloads).", ["version", "table_edition", "policy_digest"], registry=r)
         if process_collector:
-            ProcessCollector(registry=r)  # process_resident_memory_bytes, cpu, fds
+            ProcessCollector(registry=r)  # process_resident_memory_bytes, cpu, fds (this process)
+            from icapdlp.observability.processes import ChildProcessCollector
+
+            r.register(ChildProcessCollector())  # worker processes and extra acceptors, from /proc
 
         self._init_children()
-        self.build_info.labels(
-            version=_checked(version, _VERSION),
-            table_edition=_checked(table_edition, _EDITION),
-            policy_digest=_checked(policy_digest, _DIGEST)[:16],
-        ).set(1)
+        self._version = _checked(version, _VERSION)
+        self._table_edition = _checked(table_edition, _EDITION)
+        self.set_policy_digest(policy_digest)
+        self.last_reload_successful.set(1)
+        self.last_reload_success.set(time.time())
         self.set_queue_depth_source(None)
         self.set_workers_busy_source(None)
         self._open = 0
@@ -168,24 +227,17 @@ class Metrics:
         self.in_flight.set_function(lambda: self._running)
 
     def _init_children(self) -> None:
-        """Create every labelled child now: zeros on dashboards, and cheap look-ups later."""
-        self._requests = {k: self.requests.labels(*k) for k in L.all_values(L.ICAP_METHODS, L.OUTCOMES)}
-        self._responses = {s: self.responses.labels(s) for s in L.ICAP_STATUSES}
+        """Create every labelled child real traffic can produce: zeros on dashboards, cheap look-ups later."""
         self._status_label = {int(s): s for s in L.ICAP_STATUSES if s.isdigit()}
-        self._duration = {m: self.request_duration.labels(m) for m in L.ICAP_METHODS}
-        for child in self._duration.values():  # fold_pending adds to these directly
-            if len(getattr(child, "_buckets", ())) != len(_BOUNDS) or not hasattr(child, "_sum"):
-                raise RuntimeError("prometheus_client Histogram internals changed: update Metrics.fold_pending")
-        self._stage = {s: self.stage_duration.labels(s) for s in L.STAGES}
-        self._bytes_in = self.body_bytes.labels("in")
-        self._bytes_out = self.body_bytes.labels("out")
-        self._objects = {k: self.objects.labels(*k) for k in L.all_values(L.WRAPPINGS, L.OUTCOMES)}
-        self._actions = {a: self.actions.labels(a) for a in L.ACTION_CODES}
-        self._boxes = {s: self.boxes.labels(s) for s in L.BOX_SOURCES}
+        self._stage = _children(self.stage_duration, L.STAGES)
+        self._objects = {k: self.objects.labels(*k) for k in L.all_values(_emitted(L.WRAPPINGS), L.OUTCOMES)}
+        self._actions = _children(self.actions, L.ACTION_CODES)
+        self._boxes = _children(self.boxes, L.BOX_SOURCES)
         self._frames_ocr = self.frames.labels("ocr")
         self._frames_skipped = self.frames.labels("skipped")
         self._blocks = {r: self.blocks.labels(r) for r in L.BLOCK_REASONS}
-        self._cdr = {k: self.cdr_findings.labels(k) for k in L.CDR_FINDING_KINDS}
+        self._cdr = _children(self.cdr_findings, L.CDR_FINDING_KINDS)
+        self._reloads = {o: self.reloads.labels(o) for o in RELOAD_OUTCOMES}
 
     # -- gauges fed by the application -------------------------------------------------
 
@@ -200,6 +252,31 @@ class Metrics:
     def set_worker_capacity(self, processes: int, max_queue: int) -> None:
         self.workers.set(processes)
         self.queue_limit.set(max_queue)
+
+    def set_policy_digest(self, policy_digest: str) -> None:
+        """Show ``policy_digest`` in ``icapdlp_build_info`` (the old series goes: one build_info at a time)."""
+        self.build_info.clear()
+        self.build_info.labels(
+            version=self._version, table_edition=self._table_edition,
+            policy_digest=_checked(policy_digest, _DIGEST)[:16],
+        ).set(1)
+
+    def record_reload(self, succeeded: bool, policy_digest: str | None = None,
+                      now: Callable[[], float] = time.time) -> None:
+        """Count one reload; a successful one also moves build_info to the new policy's digest."""
+        self._reloads["success" if succeeded else "failure"].inc()
+        self.last_reload_successful.set(1 if succeeded else 0)
+        if succeeded:
+            self.last_reload_success.set(now())
+            if policy_digest is not None:
+                self.set_policy_digest(policy_digest)
+
+    def record_readiness(self, ready: bool, checks: dict[str, dict[str, object]]) -> None:
+        """Set ``icapdlp_ready`` and one ``icapdlp_ready_check`` per known check from a readiness result."""
+        self.ready.set(1 if ready else 0)
+        for name, result in checks.items():
+            if name in READY_CHECKS:
+                self.ready_check.labels(name).set(1 if result.get("ok") else 0)
 
     # -- events ------------------------------------------------------------------------
 
@@ -217,77 +294,74 @@ class Metrics:
         """Count one finished transaction: the request, its bytes, and its report's totals."""
         if self._running > 0:  # a stray finish must not drive the gauge negative
             self._running -= 1
-
+        tallies = self._tallies
         method = record.icap_method
-        if method not in self._duration:
+        if method not in tallies.seconds:
             method = "OTHER"
         outcome = record.outcome
         if outcome not in L.OUTCOME_SET:
             outcome = "error"  # an outcome outside the contract is a server bug: count it as one
+        tallies.requests[(method, outcome)] += 1
         status = record.icap_status
-        status = self._status_label.get(status, L.OTHER) if type(status) is int else L.OTHER
+        tallies.responses[self._status_label.get(status, L.OTHER) if type(status) is int else L.OTHER] += 1
         duration = record.duration_seconds
-        if type(duration) is float and 0.0 <= duration < math.inf:  # NaN fails both comparisons
-            bucket = bisect_left(_BOUNDS, duration)  # the first bound >= duration, as Histogram.observe
-            self._pending_seconds[method] += duration
-        else:
-            bucket = _NOT_OBSERVED
-            if isinstance(duration, (int, float)) and math.isfinite(duration) and duration >= 0:
-                self._duration[method].observe(duration)  # an int (or bool) duration: rare, direct
-        key = (method, outcome, status, bucket)
-        pending = self._pending
-        pending[key] = pending.get(key, 0) + 1
+        if (isinstance(duration, (int, float)) and 0 <= duration < math.inf):  # NaN fails both comparisons
+            # the first bound >= duration, as Histogram.observe
+            tallies.buckets[method][bisect_left(_BOUNDS, duration)] += 1
+            tallies.seconds[method] += duration
         bytes_in = record.bytes_in
-        if type(bytes_in) is int:
-            if bytes_in > 0:
-                self._pending_bytes_in += bytes_in
-        elif _count(bytes_in):
-            self._bytes_in.inc(bytes_in)
-        if record.bytes_out and _count(record.bytes_out):
-            self._bytes_out.inc(record.bytes_out)
+        if type(bytes_in) is int and bytes_in > 0:
+            tallies.bytes_in += bytes_in
+        bytes_out = record.bytes_out
+        if type(bytes_out) is int and bytes_out > 0:
+            tallies.bytes_out += bytes_out
         if outcome == "blocked":
             self._blocks[block_label(record.reason)].inc()
         report = record.report
         if report is not None and (report.objects_by_wrapping or not _no_totals(report.totals)):
             self._count_report(report, outcome)
 
-    def fold_pending(self) -> None:
-        """Add the pending plain counts to the prometheus children (called when the registry is collected)."""
-        pending, self._pending = self._pending, {}
-        for (method, outcome, status, bucket), n in pending.items():
-            self._requests[(method, outcome)].inc(n)
-            self._responses[status].inc(n)
-            if bucket != _NOT_OBSERVED:
-                self._duration[method]._buckets[bucket].inc(n)
-        seconds = self._pending_seconds
-        for method, total in seconds.items():
-            if total:
-                self._duration[method]._sum.inc(total)
-                seconds[method] = 0.0
-        if self._pending_bytes_in:
-            self._bytes_in.inc(self._pending_bytes_in)
-            self._pending_bytes_in = 0
-
     def _count_report(self, report, outcome: str) -> None:
         for wrapping, n in L.fold_counts(report.objects_by_wrapping, L.WRAPPINGS).items():
-            self._objects[(wrapping, outcome)].inc(n)
+            key = (wrapping, outcome)
+            child = self._objects.get(key)
+            if child is None:
+                child = self._objects[key] = self.objects.labels(*key)
+            child.inc(n)
         totals = report.totals
         if totals is None:
             return
         for code, n in L.fold_counts(totals.actions, L.ACTION_CODES).items():
-            self._actions[code].inc(n)
+            _child(self._actions, self.actions, code).inc(n)
         if _count(totals.uids_replaced):
             self.uids_replaced.inc(totals.uids_replaced)
         for source, n in L.fold_counts(totals.boxes_by_source, L.BOX_SOURCES).items():
-            self._boxes[source].inc(n)
+            _child(self._boxes, self.boxes, source).inc(n)
         if _count(totals.frames_ocr):
             self._frames_ocr.inc(totals.frames_ocr)
         if _count(totals.frames_skipped):
             self._frames_skipped.inc(totals.frames_skipped)
         for kind, n in L.fold_counts(totals.cdr_findings, L.CDR_FINDING_KINDS).items():
-            self._cdr[kind].inc(n)
+            _child(self._cdr, self.cdr_findings, kind).inc(n)
         for stage, seconds in L.fold_seconds(totals.stage_seconds, L.STAGES).items():
-            self._stage[stage].observe(seconds)
+            _child(self._stage, self.stage_duration, stage).observe(seconds)
+
+
+def _emitted(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The values of a closed set that correct code produces (all but the ``other`` catch-all)."""
+    return tuple(v for v in values if v != L.OTHER)
+
+
+def _children(metric, values: tuple[str, ...]) -> dict:
+    return {v: metric.labels(v) for v in _emitted(values)}
+
+
+def _child(children: dict, metric, label: str):
+    """The child for ``label``; ``other`` is created on first use (see the module docstring)."""
+    child = children.get(label)
+    if child is None:
+        child = children[label] = metric.labels(label)
+    return child
 
 
 def block_label(reason: object) -> str:

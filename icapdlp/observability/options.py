@@ -1,4 +1,4 @@
-"""Settings of the metrics/health listener and the audit log."""
+"""Settings of the metrics/health listener, the operational log and the audit log."""
 
 from __future__ import annotations
 
@@ -16,10 +16,27 @@ class MetricsOptions:
 
 
 @dataclass(frozen=True)
-class AuditOptions:
-    """One PHI-free JSON line per transaction."""
+class LoggingOptions:
+    """The operational log (start-up, reloads, errors): always on stderr, never a patient value.
 
-    destination: Literal["stderr", "file", "off"] = "stderr"
+    Applied at start-up and again on every successful reload.
+    """
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    #: "text": one human-readable line per record; "json": one JSON object per line
+    #: (time, level, logger, message, process) for log collectors
+    format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """One PHI-free JSON line per transaction, written only to ``destination``.
+
+    The default is stdout, so the audit stream never mixes with the log on
+    stderr; "stderr" is still accepted for set-ups that collect one stream.
+    """
+
+    destination: Literal["stdout", "stderr", "file", "off"] = "stdout"
     file: str | None = None
     #: rotate the audit file at this size, keeping ``backups`` old files
     max_bytes: int = field(default=64 * 1024 * 1024, metadata={"min": 1024})

@@ -87,13 +87,17 @@ async def start_health_server(settings, metrics: Metrics | RecordingObserver | C
     """Start the ``/metrics`` + ``/healthz`` + ``/readyz`` listener, or ``None`` if disabled.
 
     ``settings`` is the whole :class:`~icapdlp.config.Settings` or just its
-    :class:`MetricsOptions`. Stop it with ``await server.close()``.
+    :class:`MetricsOptions`. Stop it with ``await server.close()``. With a
+    :class:`Metrics` (or an observer holding one), every scrape first runs the
+    readiness checks into ``icapdlp_ready`` and ``icapdlp_ready_check``.
     """
     options = settings if isinstance(settings, MetricsOptions) else settings.metrics
     if not options.enabled:
         return None
     registry = metrics if isinstance(metrics, CollectorRegistry) else metrics.registry
-    return await serve_health(registry, readiness or Readiness(), options.host, options.port)
+    metrics = metrics.metrics if isinstance(metrics, RecordingObserver) else metrics
+    on_readiness = metrics.record_readiness if isinstance(metrics, Metrics) else None
+    return await serve_health(registry, readiness or Readiness(), options.host, options.port, on_readiness)
 
 
 #: where the generated PS3.15 table may declare its edition (first match wins)

@@ -76,8 +76,17 @@ class Findings:
     #: entities refused as uninspectable that the service's policy let through unchanged
     uninspectable_passed: int = 0
 
+    #: gzip/deflate layers (content codings, .gz files) around the entity being walked
+    inflated: int = 0
+    #: the outermost wrapping the walk entered, found or not (names a body blocked mid-walk)
+    entered: str = "none"
+
+    def label(self, container: str) -> str:
+        """What was unwrapped to reach ``container``: "gzip>zip" when a gzip layer was on the way."""
+        return "gzip>" + container if self.inflated else container
+
     def add(self, label: str, report: ObjectReport) -> None:
-        self.objects_by_wrapping[label] += 1
+        self.objects_by_wrapping[self.label(label)] += 1
         report.merge_into(self.totals)
         if report.study_ref and report.study_ref not in self.study_refs:
             self.study_refs.append(report.study_ref)
@@ -210,6 +219,7 @@ class PayloadWalker:
 
     def _embedded_json(self, body: bytes, top: bool) -> bytes:
         self._heavy()
+        self._enter("json", top)
         changed = False
 
         def rewrite(dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
@@ -230,12 +240,18 @@ class PayloadWalker:
         if self._probe:
             raise NeedsWork
 
-    def _mark(self, label: str, top: bool) -> None:
-        if top and self.findings.wrapping == "none":
-            self.findings.wrapping = label
+    def _enter(self, label: str, top: bool) -> None:
+        """Name the outermost wrapping before walking it, so a block mid-walk still reports it."""
+        if top and self.findings.entered == "none":
+            self.findings.entered = self.findings.label(label)
+
+    def _mark(self, label: str, top: bool, *, found: bool = True) -> None:
+        if top and found and self.findings.wrapping == "none":
+            self.findings.wrapping = self.findings.label(label)
 
     def _dicom(self, body: bytes, label: str, top: bool) -> bytes:
         self._heavy()
+        self._enter(label, top)
         new, report = self._rewriter.rewrite_dicom(body)
         self.findings.add(label, report)
         self._mark(label, top)
@@ -243,6 +259,7 @@ class PayloadWalker:
 
     def _json(self, body: bytes, top: bool) -> bytes:
         self._heavy()
+        self._enter("json", top)
         changed = False
 
         def rewrite(dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
@@ -263,8 +280,12 @@ class PayloadWalker:
         if coding not in ("gzip", "deflate"):
             raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding!r} is not supported")
         inner = encoding.inflate(body, coding, self._max_inflated)
-        new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top,
-                                 bulk_context=bulk_context, dicom_declared=dicom_declared)
+        self.findings.inflated += 1
+        try:
+            new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top,
+                                     bulk_context=bulk_context, dicom_declared=dicom_declared)
+        finally:
+            self.findings.inflated -= 1
         if new_inner is inner:
             return body
         return encoding.encode(new_inner, coding)
@@ -275,7 +296,11 @@ class PayloadWalker:
         if not _may_hold_dicom(head) and embedded_part10_offset(head) is None:
             return body  # a .txt.gz or a .tar.gz of other files: nothing we rewrite is inside
         inner = encoding.inflate(body, "gzip", self._max_inflated)
-        new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
+        self.findings.inflated += 1
+        try:
+            new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
+        finally:
+            self.findings.inflated -= 1
         return body if new_inner is inner else encoding.encode(new_inner, "gzip")
 
     def _multipart(self, media: MediaType, body: bytes, depth: int, top: bool) -> bytes:
@@ -287,6 +312,7 @@ class PayloadWalker:
             default_type = parse_media_type(media.param("type") or "")
         else:
             label, default_type = "form", MediaType()
+        self._enter(label, top)
         dicom_declared = related and is_dicom_type(default_type)
         dash_boundary = b"--" + boundary.encode("ascii")
         changed = False
@@ -305,8 +331,7 @@ class PayloadWalker:
             else:
                 changed = True
                 new_parts.append(multipart.replace_content(part, new_content, dash_boundary))
-        if top and self.findings.objects > before:
-            self.findings.wrapping = label
+        self._mark(label, top, found=self.findings.objects > before)
         if not changed:
             return body
         parsed.parts = new_parts
@@ -337,6 +362,7 @@ class PayloadWalker:
 
     def _tar(self, body: bytes, depth: int, top: bool) -> bytes:
         self._heavy()
+        self._enter("tar", top)
         parsed = tarball.read_tar(body, self._archive_limits())
         before = self.findings.objects
         changed = False
@@ -354,14 +380,14 @@ class PayloadWalker:
             contents.append(new)
         trailing = parsed.trailing
         new_trailing = self._entity(MediaType(), [], trailing, depth + 1, "tar") if trailing else trailing
-        if top and self.findings.objects > before:
-            self.findings.wrapping = "tar"
+        self._mark("tar", top, found=self.findings.objects > before)
         if not changed and new_trailing is trailing:
             return body
         return tarball.rebuild_tar(parsed.members, contents) + new_trailing
 
     def _zip(self, body: bytes, depth: int, top: bool) -> bytes:
         self._heavy()
+        self._enter("zip", top)
         parsed = archive.read_archive(body, self._archive_limits())
         before = self.findings.objects
         prefix, trailing = parsed.prefix, parsed.trailing
@@ -383,8 +409,7 @@ class PayloadWalker:
             new = self._entity(MediaType(), [], member.data, depth + 1, "zip")
             if new is not member.data:
                 replacements[member.name] = new
-        if top and self.findings.objects > before:
-            self.findings.wrapping = "zip"
+        self._mark("zip", top, found=self.findings.objects > before)
         if not (replacements or unlisted_changed or new_prefix is not prefix or new_trailing is not trailing):
             return body
         if parsed.unlisted:

@@ -106,11 +106,13 @@ def acceptor_main(config_path: str | None, port: int, index: int, conn, parent_p
     from icapdlp.config.keys import load_key
     from icapdlp.server import app as app_module, lifecycle
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s %(levelname)s %(name)s[acceptor {index}]: %(message)s")
+    from icapdlp.observability.logs import configure_logging
+
+    configure_logging(process=f"acceptor {index}")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first acceptor decides when to stop
     try:
         settings = load_settings(config_path)
+        configure_logging(settings.logging, process=f"acceptor {index}")
         key = load_key(settings.key)
     except ConfigError as exc:
         log.error("acceptor %d cannot start: %s", index, exc)

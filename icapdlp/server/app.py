@@ -27,6 +27,7 @@ from icapdlp import __version__
 from icapdlp.config import ConfigError, Settings, load_settings
 from icapdlp.config.keys import fingerprint, load_key
 from icapdlp.observability.events import NullObserver, Observer
+from icapdlp.observability.logs import configure_logging
 from icapdlp.server.istag import make_istag
 from icapdlp.server.listener import IcapServer, Runtime, ensure_port_free
 from icapdlp.server.replies import Replies
@@ -177,6 +178,13 @@ class App:
             raise
 
     @property
+    def metrics_address(self) -> str | None:
+        """``host:port`` of the /metrics, /healthz, /readyz listener, or None when it is off."""
+        if self._health is None:
+            return None
+        return f"{self.settings.metrics.host}:{self._health.port}"
+
+    @property
     def istag(self) -> str:
         return self.server.runtime.replies.istag
 
@@ -211,9 +219,11 @@ class App:
             adapter = await _build_adapter(self.factory, settings, key, self.pool)
         except ConfigError as exc:
             log.error("reload rejected, keeping the running policy: %s", exc)
+            self._record_reload(False)
             return False
         except Exception as exc:  # the text may name files, never payload; keep it short
             log.error("reload rejected, keeping the running policy: %s", type(exc).__name__)
+            self._record_reload(False)
             return False
         if self.group is not None:
             self.group.signal(signal.SIGHUP)  # every acceptor re-reads the same file itself
@@ -221,5 +231,14 @@ class App:
         old = self.istag
         self.server.swap_runtime(runtime)
         self.settings, self.key = settings, key
+        self._record_reload(True, settings.behaviour_digest(fingerprint(key)))
+        configure_logging(settings.logging, process="main" if self.acceptor_index == 0
+                          else f"acceptor {self.acceptor_index}")
         log.info("reloaded configuration; ISTag %s -> %s", old, runtime.replies.istag)
         return True
+
+    def _record_reload(self, succeeded: bool, policy_digest: str | None = None) -> None:
+        """Reload metrics, and build_info's policy digest (the digest the ISTag is made from)."""
+        metrics = getattr(self.observer, "metrics", None)
+        if metrics is not None and hasattr(metrics, "record_reload"):
+            metrics.record_reload(succeeded, policy_digest)

@@ -55,6 +55,19 @@ def zipped(seed: int = 5):
     return "application/zip", [], out.getvalue(), objs
 
 
+def tarred(seed: int = 7):
+    import tarfile
+
+    objs = [make_ct(seed, instance_number=i + 1) for i in range(2)]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for i, data in enumerate([b"viewer instructions"] + [obj.data for obj in objs]):
+            info = tarfile.TarInfo(f"STUDY/IM{i}" if i else "README.txt")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return "application/x-tar", [], out.getvalue(), objs
+
+
 def gzipped(seed: int = 6):
     obj = make_ct(seed)
     return "application/dicom", [("Content-Encoding", "gzip")], gzip.compress(obj.data, mtime=0), [obj]

@@ -15,8 +15,8 @@ from icapdlp.observability.events import TransactionRecord
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason
 
-ACTIONS = ("D", "Z", "X", "K", "C", "U", "X/Z/D")
-FINDINGS = ("preamble-executable", "trailing-bytes", "private-removed")
+ACTIONS = ("D", "Z", "X", "K", "C", "U", "U*")
+FINDINGS = ("preamble-executable", "trailing-bytes", "overlay-removed")
 SOURCES = ("header-match", "ner", "all-text")
 STAGES = ("parse", "deid", "ocr", "ner", "encode")
 

@@ -98,14 +98,20 @@ def test_stream_destination_writes_one_json_line_per_transaction_and_skips_optio
     assert [json.loads(line)["outcome"] for line in lines] == ["rewritten", "no-change"]
 
 
-def test_stderr_is_the_default_stream(capsys):
+def test_stdout_is_the_default_stream_and_stderr_is_left_to_the_log(capsys):
+    """Issue 16.10: the audit and the log shared stderr; the audit goes only where [audit] says."""
     AuditLog(AuditOptions(), SERVICES).record(R.record())
-    assert json.loads(capsys.readouterr().err)["tx"] == "tx0001"
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["tx"] == "tx0001" and captured.err == ""
+    AuditLog(AuditOptions(destination="stderr"), SERVICES).record(R.record())
+    captured = capsys.readouterr()
+    assert json.loads(captured.err)["tx"] == "tx0001" and captured.out == ""
 
 
 def test_off_writes_nothing(capsys, tmp_path):
     AuditLog(AuditOptions(destination="off"), SERVICES).record(R.record())
-    assert capsys.readouterr().err == "" and not list(tmp_path.iterdir())
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == "" and not list(tmp_path.iterdir())
 
 
 def test_a_failed_write_is_counted_not_raised():

@@ -223,3 +223,36 @@ def test_a_failing_collector_answers_500_and_the_listener_keeps_serving():
 
     metrics, healthz = run(main())
     assert metrics[0] == 500 and healthz[0] == 200
+
+
+def test_a_scrape_carries_the_same_readiness_as_readyz_per_check():
+    """Issue 16.8: readiness was only visible to a probe; now every scrape runs the checks into gauges."""
+    state = {"tesseract": True}
+
+    async def ner_model() -> bool:
+        raise OSError("model directory unreadable")
+
+    async def main():
+        observer = build_observer(Settings(), CollectorRegistry(), process_collector=False)
+        readiness = Readiness()
+        readiness.add("workers", lambda: True)
+        readiness.add("tesseract", lambda: state["tesseract"])
+        readiness.add("ner_model", ner_model)
+        server = await start_health_server(MetricsOptions(port=0), observer, readiness)
+        try:
+            first = (await get(server.port, "/metrics"))[2].decode()
+            ready = await get(server.port, "/readyz")
+            state["tesseract"] = False
+            second = (await get(server.port, "/metrics"))[2].decode()
+        finally:
+            await server.close()
+        return first, ready, second
+
+    first, ready, second = run(main())
+    assert ready[0] == 503
+    assert "icapdlp_ready 0.0" in first
+    assert 'icapdlp_ready_check{check="workers"} 1.0' in first
+    assert 'icapdlp_ready_check{check="tesseract"} 1.0' in first
+    assert 'icapdlp_ready_check{check="ner_model"} 0.0' in first
+    assert 'icapdlp_ready_check{check="tesseract"} 0.0' in second  # evaluated again at each scrape
+    assert "model directory" not in first

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from icapdlp.observability.metrics import Metrics
+from icapdlp.observability.metrics import READY_CHECKS, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "deploy" / "monitoring"
@@ -49,7 +49,9 @@ def metric_names(expr: str) -> set[str]:
 def exported_names() -> set[str]:
     """Every series name a fresh server registry exposes (histogram _bucket/_sum/_count, counter _total)."""
     registry = CollectorRegistry()
-    Metrics(registry)
+    metrics = Metrics(registry)
+    # the server runs the readiness checks before every /metrics answer (HealthServer.on_readiness)
+    metrics.record_readiness(True, {check: {"ok": True} for check in READY_CHECKS})
     return {sample.name for family in registry.collect() for sample in family.samples}
 
 
@@ -139,7 +141,10 @@ def test_the_dashboard_covers_what_operators_need():
     for needed in ("icapdlp_requests_total", "icapdlp_request_duration_seconds_bucket",
                    "icapdlp_stage_duration_seconds_bucket", "icapdlp_blocks_total", "icapdlp_cdr_findings_total",
                    "icapdlp_worker_queue_depth", "icapdlp_workers_busy", "process_resident_memory_bytes",
-                   "icapdlp_dicom_objects_total", "icapdlp_body_bytes_total"):
+                   "icapdlp_dicom_objects_total", "icapdlp_body_bytes_total", "icapdlp_ready", "icapdlp_ready_check",
+                   "icapdlp_reloads_total", "icapdlp_config_last_reload_successful",
+                   "icapdlp_config_last_reload_success_timestamp_seconds", "icapdlp_worker_resident_memory_bytes",
+                   "icapdlp_worker_resident_memory_max_bytes", "icapdlp_worker_cpu_seconds_total"):
         assert needed in used, needed
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
@@ -147,3 +152,32 @@ def test_the_dashboard_covers_what_operators_need():
         assert set(panel["gridPos"]) == {"h", "w", "x", "y"} and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
         if panel["type"] != "row":
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_the_objects_panel_draws_only_pairs_that_had_traffic(tmp_path):
+    """Issue 16.8: "objects by wrapping and verdict" drew a line for every pre-initialised pair, always zero.
+
+    promtool evaluates the panel's query on every pair the server exports, one of them
+    counting: exactly that one series comes back.
+    """
+    (expr,) = [e for where, e in dashboard_queries() if where == "panel 'DICOM objects by wrapping and verdict'"]
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    registry = CollectorRegistry()
+    Metrics(registry)
+    pairs = [s.labels for f in registry.collect() for s in f.samples if s.name == "icapdlp_dicom_objects_total"]
+    assert len(pairs) > 30
+    series = [{"series": 'icapdlp_dicom_objects_total{job="icapdlp",instance="a",wrapping="%s",verdict="%s"}'
+               % (p["wrapping"], p["verdict"]),
+               "values": "0+60x20" if (p["wrapping"], p["verdict"]) == ("gzip>zip", "rewritten") else "0x20"}
+              for p in pairs]
+    rules = tmp_path / "empty.yml"
+    rules.write_text("groups: []\n")
+    test = {"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "promql_expr_test": [{"expr": expr, "eval_time": "15m",
+                              "exp_samples": [{"labels": '{wrapping="gzip>zip",verdict="rewritten"}', "value": 1}]}]}]}
+    path = tmp_path / "panel_test.yml"
+    path.write_text(yaml.safe_dump(test))
+    result = promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr

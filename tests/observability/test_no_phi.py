@@ -134,3 +134,35 @@ def test_planted_phi_reaches_neither_audit_lines_nor_metrics_nor_logs(tmp_path, 
     assert_no_phi(stream.getvalue(), "the audit stream")
     assert_no_phi(metrics_text, "/metrics")
     assert_no_phi(log_text, "the log")
+
+
+def test_planted_phi_reaches_no_line_of_the_json_log_and_every_line_is_json():
+    """Issue 16.10: the [logging] JSON format writes the message only, never args' extras or a traceback.
+
+    The observer's failure (an exception whose message carries PHI) and a
+    careless ``log.exception`` both go through the real formatter.
+    """
+    import json
+
+    from icapdlp.observability.logs import configure_logging
+    from icapdlp.observability.options import LoggingOptions
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging(LoggingOptions("debug", "json"), stream=stream)
+        observer = build_observer(Settings(audit=AuditOptions(destination="off")), CollectorRegistry())
+        for record in planted_records():
+            observer.request_finished(record)
+        try:
+            raise ValueError(f"cannot parse {NAME} born {BIRTH_DATE} study {STUDY_UID}")
+        except ValueError:
+            logging.getLogger("icapdlp.test").exception("a stage failed")
+    finally:
+        root.handlers[:], root.level = saved
+    lines = stream.getvalue().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert any(e.get("exception") == "ValueError" for e in entries)
+    assert any("observer failed" in e["message"] for e in entries)
+    assert_no_phi(stream.getvalue(), "the JSON log")

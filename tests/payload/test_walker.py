@@ -162,12 +162,15 @@ def test_content_encoding_is_undone_and_redone(coding):
     from icapdlp.payload.encoding import inflate
 
     assert inflate(result.body, coding, 1 << 20) == marker(DCM)
-    assert result.findings.objects_by_wrapping == {"raw": 1}
+    # the label says a compressed layer was undone to reach the object (issue 16.8)
+    assert result.findings.objects_by_wrapping == {"gzip>raw": 1}
+    assert result.findings.wrapping == "gzip>raw"
 
 
 def test_gzip_file_holding_dicom_and_one_holding_text():
     result, _ = walk("application/gzip", gzip.compress(DCM))
     assert gzip.decompress(result.body) == marker(DCM)
+    assert result.findings.objects_by_wrapping == {"gzip>raw": 1} and result.findings.wrapping == "gzip>raw"
     text = gzip.compress(b"plain text " * 100)
     assert walk("application/gzip", text)[0].body is text
 

@@ -1,12 +1,12 @@
 """Metrics the hot path adds as plain ints are exported exactly as per-request prometheus calls would be.
 
-``Metrics.request_finished`` keeps plain finished requests in ``int`` tallies
-that a collector folds in when the registry is collected (the server's
-fast lane is why). This checks the exported samples against a model of the
-per-request semantics, on generated records (odd values included) with
-scrapes at arbitrary points, so folding can never lose, double or misfile
+``Metrics.request_finished`` keeps finished requests in plain ``int``/``float``
+tallies that a custom collector exports when the registry is collected (the
+server's fast lane is why). This checks the exported samples against a model
+of the per-request semantics, on generated records (odd values included) with
+scrapes at arbitrary points, so the tallies can never lose, double or misfile
 a count. It lives with the server tests because the server's hot path is
-what the folding exists for; ``tests/observability`` covers the metric
+what the tallies exist for; ``tests/observability`` covers the metric
 surface itself.
 """
 

@@ -89,14 +89,21 @@ class ServerProcess:
     log_path: Path
     metrics_port: int
     env: dict[str, str] = field(repr=False, default_factory=dict)
+    #: with ``separate_stderr``: stderr goes here and ``log_path`` holds stdout only
+    stderr_path: Path | None = None
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def output(self) -> str:
-        """Everything the server wrote to stdout and stderr so far."""
+        """Everything the server wrote to stdout and stderr so far (stdout only with ``separate_stderr``)."""
         return self.log_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        """What the server wrote to stderr (``separate_stderr=True`` only)."""
+        assert self.stderr_path is not None, "start the server with separate_stderr=True"
+        return self.stderr_path.read_text(errors="replace")
 
     def signal(self, signum: int) -> None:
         if self.process.poll() is None:
@@ -129,11 +136,14 @@ def start_icapdlp(
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
     command: Sequence[str] = SERVE_COMMAND,
+    separate_stderr: bool = False,
 ) -> ServerProcess:
     """Write ``config_toml`` to ``workdir``, start the server on a free 127.0.0.1 port, wait for it.
 
     ``env`` adds variables (e.g. ``{"ICAPDLP_WORKERS__PROCESSES": "1"}``); the
     parent's ``ICAPDLP_*`` variables are not inherited, so tests are isolated.
+    ``separate_stderr`` writes stderr to its own file (``server.stderr()``), for tests
+    that check which stream carries what.
     """
     workdir = Path(workdir) if workdir is not None else Path(_mkdtemp())
     workdir.mkdir(parents=True, exist_ok=True)
@@ -153,10 +163,12 @@ def start_icapdlp(
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     })
     child_env.update(env or {})
-    with open(log_path, "wb") as log:
+    stderr_path = workdir / f"icapdlp-{port}.stderr" if separate_stderr else None
+    with open(log_path, "wb") as log, open(stderr_path or os.devnull, "wb") as err:
         process = subprocess.Popen([*command, "--config", str(config_path)], stdout=log,
-                                   stderr=subprocess.STDOUT, env=child_env, cwd=workdir)
-    server = ServerProcess(process, port, "127.0.0.1", config_path, key, log_path, metrics_port, child_env)
+                                   stderr=err if separate_stderr else subprocess.STDOUT, env=child_env, cwd=workdir)
+    server = ServerProcess(process, port, "127.0.0.1", config_path, key, log_path, metrics_port, child_env,
+                           stderr_path)
     if not wait_for_port(port, timeout=timeout, process=process):
         server.stop()
         raise ServerStartError(f"icapdlp serve did not start on port {port} "
