@@ -1,0 +1,46 @@
+"""Progress of a batch: a bar with rate and ETA on a terminal, plain lines otherwise.
+
+Why two forms: a person at a terminal wants one updating line (tqdm draws it:
+count, percentage, files/s, elapsed and remaining time); a log file, CI or
+``| tee`` wants one line per file, with no carriage returns or escape codes.
+Lines name files and closed-set outcomes, never a value from inside a file.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+
+class Progress:
+    """Call :meth:`update` once per finished file, then :meth:`close`."""
+
+    def __init__(self, total: int, stream: TextIO, *, terminal: bool | None = None) -> None:
+        self.total = total
+        self.stream = stream
+        self.done = 0
+        self.terminal = stream.isatty() if terminal is None else terminal
+        self._bar = None
+        if self.terminal and total:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="file", file=stream, dynamic_ncols=True, leave=True)
+
+    def update(self, outcome: str, path: str, counts: dict[str, int]) -> None:
+        """One file finished with ``outcome`` ("written", "BLOCKED reason", ...); ``counts`` so far."""
+        self.done += 1
+        if self._bar is not None:
+            self._bar.set_postfix(counts, refresh=False)
+            self._bar.update(1)
+            return
+        print(f"[{self.done}/{self.total}] {outcome}: {printable(path)}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def printable(path: str) -> str:
+    """A path with control characters escaped: a file name must not move the cursor or clear a line."""
+    if path.isprintable():
+        return path
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in path)
