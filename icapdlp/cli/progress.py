@@ -8,7 +8,11 @@ Lines name files and closed-set outcomes, never a value from inside a file.
 
 from __future__ import annotations
 
+import os
 from typing import TextIO
+
+#: bar width when the terminal does not say how wide it is (tqdm is also told it has 24 rows)
+FALLBACK_COLUMNS = 80
 
 
 class Progress:
@@ -23,7 +27,9 @@ class Progress:
         if self.terminal and total:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, unit="file", file=stream, dynamic_ncols=True, leave=True)
+            # a terminal that reports no size (a fresh pty, a serial console) made tqdm draw nothing
+            size = {"dynamic_ncols": True} if _columns(stream) > 0 else {"ncols": FALLBACK_COLUMNS, "nrows": 24}
+            self._bar = tqdm(total=total, unit="file", file=stream, leave=True, **size)
 
     def update(self, outcome: str, path: str, counts: dict[str, int]) -> None:
         """One file finished with ``outcome`` ("written", "BLOCKED reason", ...); ``counts`` so far."""
@@ -37,6 +43,13 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return 0
 
 
 def printable(path: str) -> str:
