@@ -1,0 +1,85 @@
+"""Issue 16.6: a user's mistake is one line on stderr naming the path and what to do, exit 2, no traceback.
+
+Each case printed a Python traceback before (``inspect /nope.dcm``,
+``inspect DIR``, ``check-config DIR``, ``anonymize ... -o EXISTING_FILE``,
+``-o /proc/nope``, a key file that cannot be read). They run through the real
+command in a subprocess, as a user would.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from icapdlp.cli.main import main
+from tests.cli.helpers import KEY_ENV, dicom_folder, key_and_policy, one_line, run_cli, snapshot
+
+
+def _cases(tmp_path):
+    src, _ = dicom_folder(tmp_path)
+    key, policy = key_and_policy(tmp_path)
+    existing = tmp_path / "existing.txt"
+    existing.write_text("x")
+    anonymize = ["anonymize", str(src), "--config", str(policy)]
+    return {
+        "inspect-missing": (["inspect", "/nope.dcm"], "/nope.dcm", "check the path"),
+        "inspect-folder": (["inspect", str(src)], str(src), "one DICOM file"),
+        "inspect-not-dicom": (["inspect", str(policy)], str(policy), "give a DICOM file"),
+        "check-config-folder": (["check-config", "--config", str(src)], str(src), "give the TOML"),
+        "check-config-folder-old-spelling": (["check-config", str(src)], str(src), "give the TOML"),
+        "check-config-missing": (["check-config", "--config", str(tmp_path / "no.toml")], "no.toml", "check the path"),
+        "anonymize-output-is-a-file": ([*anonymize, "--key-file", str(key), "-o", str(existing)], str(existing),
+                                       "give a folder"),
+        "anonymize-output-cannot-be-made": ([*anonymize, "--key-file", str(key), "-o", "/proc/nope"], "/proc/nope",
+                                            "choose a folder"),
+        "anonymize-missing-input": (["anonymize", str(tmp_path / "nothing"), "-o", str(tmp_path / "out"),
+                                     "--key-file", str(key)], "nothing", "check the path"),
+        "anonymize-key-missing": ([*anonymize, "-o", str(tmp_path / "out"), "--key-file", str(tmp_path / "nokey")],
+                                  "nokey", "genkey"),
+        "anonymize-key-is-a-folder": ([*anonymize, "-o", str(tmp_path / "out"), "--key-file", str(src)], str(src),
+                                      "give the key file"),
+        "anonymize-no-key": ([*anonymize, "-o", str(tmp_path / "out")], "key", "genkey"),
+        "bad-argument": (["anonymize", str(src), "--jobs", "many"], "--jobs", "--help"),
+    }
+
+
+CASES = ["inspect-missing", "inspect-folder", "inspect-not-dicom", "check-config-folder",
+         "check-config-folder-old-spelling", "check-config-missing", "anonymize-output-is-a-file",
+         "anonymize-output-cannot-be-made", "anonymize-missing-input", "anonymize-key-missing",
+         "anonymize-key-is-a-folder", "anonymize-no-key", "bad-argument"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_user_error_is_one_line_with_the_path_and_what_to_do(tmp_path, case):
+    argv, path, advice = _cases(tmp_path)[case]
+    before = snapshot(tmp_path)
+    result = run_cli(*argv)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    line = one_line(result.stderr, f"icapdlp {argv[0]}: ")
+    assert path in line and advice in line, line
+    assert snapshot(tmp_path) == before  # nothing written, nothing created
+    assert result.stdout == ""
+
+
+def test_an_unexpected_failure_is_one_line_without_the_exception_text(tmp_path, capsys, monkeypatch):
+    """A bug's exception text may quote a value from the file: only its type is printed, exit 1."""
+    src, objects = dicom_folder(tmp_path)
+    planted = objects[0].planted[0]
+
+    def broken(*_args, **_kwargs):
+        raise ValueError(f"cannot handle {planted}")
+
+    monkeypatch.setattr("icapdlp.cli.inspect.deidentify_bytes", broken)
+    assert main(["inspect", str(src / "img0.dcm"), "--config", str(tmp_path / "none.toml")]) == 2  # config first
+    capsys.readouterr()
+    code = main(["inspect", str(src / "img0.dcm")])
+    err = capsys.readouterr().err
+    assert code == 1
+    line = one_line(err, "icapdlp inspect: internal error (ValueError)")
+    assert planted not in line
+
+
+def test_config_problems_from_the_environment_are_one_line_naming_the_variable(tmp_path):
+    result = run_cli("check-config", env={**KEY_ENV, "ICAPDLP_SERVR__PORT": "1"})
+    assert result.returncode == 2
+    line = one_line(result.stderr, "icapdlp check-config: ")
+    assert 'ICAPDLP_SERVR__PORT: unknown section "servr" (did you mean "server"?)' in line
