@@ -17,6 +17,7 @@ from icapdlp.pixels.ner import model_installed
 from tests.config.test_settings import run_cli, write
 
 MISSING = 'ner_model = "no_such_ner_model_pkg"\n'
+KEY_ENV = {"ICAPDLP_KEY__HEX": "ab" * 32}
 
 
 def test_installed_model_check_needs_an_importable_pip_package(tmp_path, monkeypatch):
@@ -66,7 +67,6 @@ def test_serve_refuses_to_start_with_a_model_that_is_not_installed(tmp_path):
     assert "serving" not in result.stderr
 
 
-KEY_ENV = {"ICAPDLP_KEY__HEX": "ab" * 32}
 PIXELS_ON = "[server]\nport = 0\n[profile]\nclean_pixel_data = true\n"
 
 
@@ -89,12 +89,13 @@ def _one_line_error(stderr: str) -> str:
 def test_every_engine_setting_that_cannot_work_stops_check_config_and_serve(tmp_path, env, toml, names):
     """A bad Tesseract setting used to pass check-config (exit 0) and start a server blocking every image."""
     path = write(tmp_path, PIXELS_ON + toml)
-    checked = run_cli("check-config", "--config", path, env={**KEY_ENV, **env})
+    env = {**KEY_ENV, "ICAPDLP_CONFIG": path, **env}  # the file as a unit or a manifest names it
+    checked = run_cli("check-config", env=env)
     assert checked.returncode == 2, checked.stderr
     line = _one_line_error(checked.stderr)
     assert all(name in line for name in names), line
     assert checked.stdout == ""
-    served = run_cli("serve", "--config", path, env={**KEY_ENV, **env})
+    served = run_cli("serve", env=env)
     assert served.returncode == 2
     assert all(name in served.stderr for name in names), served.stderr
     assert "serving" not in served.stderr and "Traceback" not in served.stderr
