@@ -34,13 +34,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(config_path(args, args.file))
-    problems = startup_problems(settings)  # what `serve` would also refuse
-    if problems:
-        raise ConfigError(problems)
     try:
         key_note, key_problem = {"configured": True, "fingerprint": fingerprint(load_key(settings.key))}, None
     except ConfigError as exc:
         key_note, key_problem = {"configured": False, "problem": "; ".join(exc.problems)}, exc
+    problems = startup_problems(settings)  # what `serve` would also refuse
+    if problems:
+        raise ConfigError(problems + (key_problem.problems if key_problem else []))
     print(json.dumps({"settings": as_dict(settings), "key": key_note}, indent=2, sort_keys=True))
     if key_problem is not None:  # serve would refuse to start without it
         print(f"icapdlp check-config: {key_problem}", file=sys.stderr)

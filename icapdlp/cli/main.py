@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from icapdlp import __version__
 from icapdlp.cli.errors import EXIT_INTERNAL, EXIT_USAGE, UsageError, os_error_line
@@ -62,8 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         return _fail(prog, os_error_line(exc), EXIT_USAGE)
     except Exception as exc:  # noqa: BLE001 - the boundary: no traceback, no exception text (it may quote values)
-        return _fail(prog, f"internal error ({type(exc).__name__}); this is a bug in icapdlp, please report it "
-                     "with the command you ran", EXIT_INTERNAL)
+        return _fail(prog, f"internal error ({type(exc).__name__} at {_where(exc)}); this is a bug in icapdlp, "
+                     "please report it with the command you ran", EXIT_INTERNAL)
+
+
+def _where(exc: BaseException) -> str:
+    """``module.py:line in function`` of the innermost frame: enough for a bug report, never a value."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown location"
+    frame = frames[-1]
+    return f"{os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
 
 
 def _fail(prog: str, line: str, code: int) -> int:

@@ -34,13 +34,18 @@ NON_SETTING_VARIABLES = frozenset({"ICAPDLP_CONFIG"})
 class ConfigError(Exception):
     """Raised with every invalid key and its reason; ``problems`` lists them.
 
-    Its text is one line (problems joined by "; "), so a command's error and a
-    log record stay one line each.
+    Its text is one line (several problems numbered), so a command's error
+    and a log record stay one line each.
     """
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("invalid configuration: " + "; ".join(problems))
+        if len(problems) == 1:
+            text = f"invalid configuration: {problems[0]}"
+        else:
+            text = f"invalid configuration, {len(problems)} problems: " + " ".join(
+                f"[{number}] {problem}" for number, problem in enumerate(problems, 1))
+        super().__init__(text)
 
 
 def load_toml_file(path: str) -> dict[str, Any]:

@@ -73,3 +73,10 @@ def test_check_config_passes_with_a_key(tmp_path):
     result = run_cli("check-config", env={"ICAPDLP_KEY__FILE": str(key)})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["key"]["configured"] is True
+
+
+def test_check_config_lists_an_engine_problem_and_a_key_problem_together():
+    result = run_cli("check-config", env={"ICAPDLP_PIXELS__TESSERACT_LIBRARY": "libnope.so.5"})
+    assert result.returncode == 2 and result.stdout == ""
+    line = one_line(result.stderr, "icapdlp check-config: invalid configuration, 2 problems: [1] ")
+    assert "pixels.tesseract_library" in line and "[2] key: no key configured" in line
