@@ -207,7 +207,7 @@ def _build_dataclass(cls: type, data: Any, where: str, problems: list[str]) -> A
 
 def _convert(tp: Any, raw: Any, where: str, problems: list[str], meta: Mapping) -> Any:
     if isinstance(raw, _EnvString):
-        where = raw.variable  # the operator sets the variable, so that is the name to report
+        where = f"{raw.variable} ({where})"  # the operator sets the variable: name it, and the key it sets
     origin = get_origin(tp)
     args = get_args(tp)
     if origin in (typing.Union, types.UnionType):

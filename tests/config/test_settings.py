@@ -78,7 +78,7 @@ a = 1
     assert "profile.retain_uids: expected true or false, got 'yes'" in problems
     assert "services.x.method: 'GET' is not one of 'REQMOD', 'RESPMOD'" in problems
     assert "nonsense: unknown key" in problems
-    assert "ICAPDLP_LIMITS__IDLE_TIMEOUT: expected a number, got 'abc'" in problems
+    assert "ICAPDLP_LIMITS__IDLE_TIMEOUT (limits.idle_timeout): expected a number, got 'abc'" in problems
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -135,7 +135,7 @@ def test_unknown_environment_variables_are_rejected():
      '(did you mean "clean_pixel_data"?)'),
     ("ICAPDLP_SERVER__PORT__X", "ICAPDLP_SERVER__PORT__X: server.port is a value, not a section"),
     ("ICAPDLP_PIXELS__OCR_LANGUAGE__", "ICAPDLP_PIXELS__OCR_LANGUAGE__: pixels.ocr_language is a value"),
-    ("ICAPDLP_SERVER__PORT", "ICAPDLP_SERVER__PORT: expected an integer, got 'x'"),
+    ("ICAPDLP_SERVER__PORT", "ICAPDLP_SERVER__PORT (server.port): expected an integer, got 'x'"),
 ])
 def test_environment_problems_name_the_variable_with_a_suggestion(variable, expected):
     with pytest.raises(ConfigError) as caught:
