@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import io
 import secrets
-import sys
 from pathlib import Path
 
 import pydicom
