@@ -217,10 +217,10 @@ def _report(batch, dry_run: bool) -> int:
     if sys.stderr.isatty():  # the bar named no file: list what needs attention
         for source, reason in blocked:
             print(f"BLOCKED {reason}: {printable(source)}", file=sys.stderr)
-    if skipped:
-        names = ", ".join(printable(s) for s in skipped[:SKIPPED_LISTED])
-        more = f" and {len(skipped) - SKIPPED_LISTED} more" if len(skipped) > SKIPPED_LISTED else ""
-        print(f"skipped, not DICOM: {names}{more}", file=sys.stderr)
+        if skipped:
+            names = ", ".join(printable(s) for s in skipped[:SKIPPED_LISTED])
+            more = f" and {len(skipped) - SKIPPED_LISTED} more" if len(skipped) > SKIPPED_LISTED else ""
+            print(f"skipped, not DICOM: {names}{more}", file=sys.stderr)
     rate = len(outcomes) / elapsed if elapsed > 0 else 0.0
     summary = ", ".join(f"{k}={v}" for k, v in sorted(actions.items()))
     verb = "would be written (dry run, nothing written)" if dry_run else "written"

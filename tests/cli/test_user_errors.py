@@ -83,3 +83,14 @@ def test_config_problems_from_the_environment_are_one_line_naming_the_variable(t
     assert result.returncode == 2
     line = one_line(result.stderr, "icapdlp check-config: ")
     assert 'ICAPDLP_SERVR__PORT: unknown section "servr" (did you mean "server"?)' in line
+
+
+def test_anonymize_refuses_an_engine_that_cannot_work_before_writing_anything(tmp_path):
+    """The same start-up check as serve: not a run that blocks every image (it used to warn and go on)."""
+    src, _ = dicom_folder(tmp_path)
+    key, _ = key_and_policy(tmp_path)
+    result = run_cli("anonymize", str(src), "-o", str(tmp_path / "out"), "--key-file", str(key),
+                     env={"ICAPDLP_PIXELS__TESSERACT_LIBRARY": "libnope.so.5"})
+    assert result.returncode == 2
+    assert "pixels.tesseract_library: cannot load 'libnope.so.5'" in one_line(result.stderr, "icapdlp anonymize: ")
+    assert not (tmp_path / "out").exists()
