@@ -53,7 +53,7 @@ def plan(inputs: list[str], output: Path | None, *, in_place: bool) -> list[tupl
             pairs += [(p, output / p.relative_to(root) if output is not None else p) for p in files]
         else:
             pairs.append((root, output / root.name if output is not None else root))
-    _refuse_collisions(pairs, in_place)
+    _refuse_collisions(pairs, in_place, [os.path.realpath(item) for item in inputs if os.path.isdir(item)])
     return pairs
 
 
@@ -69,8 +69,9 @@ def _refuse_overlap(inputs: list[str], output: Path) -> None:
                              f"{IN_PLACE_HINT}")
 
 
-def _refuse_collisions(pairs: list[tuple[Path, Path]], in_place: bool) -> None:
-    """No destination may be another pair's source (a symlink, a hard link) or another pair's destination."""
+def _refuse_collisions(pairs: list[tuple[Path, Path]], in_place: bool, input_folders: list[str]) -> None:
+    """No destination may be another pair's destination, nor (unless in place) a source under another name
+    (a symlink, a hard link) or a path inside an input folder (through a symlinked folder below OUT)."""
     sources = {_identity(source): source for source, _ in pairs}
     seen: dict[str, Path] = {}
     for source, destination in pairs:
@@ -85,6 +86,10 @@ def _refuse_collisions(pairs: list[tuple[Path, Path]], in_place: bool) -> None:
         if target in sources:
             raise UsageError(f"{destination}: is the input {sources[target]} under another name, so it would be "
                              f"overwritten; {IN_PLACE_HINT}")
+        folder = next((f for f in input_folders if _inside(real, f)), None)
+        if folder is not None:
+            raise UsageError(f"{destination}: leads into the input folder {folder} (a symlink below the output), so "
+                             f"inputs could be overwritten; {IN_PLACE_HINT}")
 
 
 def _identity(path: Path) -> str:

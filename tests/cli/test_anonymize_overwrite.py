@@ -66,6 +66,21 @@ def test_a_destination_that_is_an_input_under_another_name_is_refused(tmp_path, 
     assert snapshot(src) == before
 
 
+def test_a_symlinked_folder_below_the_output_that_leads_into_the_input_is_refused(tmp_path, capsys):
+    src, objects = dicom_folder(tmp_path)
+    (src / "series").mkdir()
+    (src / "series" / "img9.dcm").write_bytes(objects[0].data)
+    key, policy = key_and_policy(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "series").symlink_to(src)  # out/series/img9.dcm would land in in/img9.dcm: a new file in the input
+    before = snapshot(src)
+    code = main(["anonymize", str(src), "-o", str(out), "--key-file", str(key), "--config", str(policy)])
+    assert code == 2
+    assert "leads into the input folder" in one_line(capsys.readouterr().err, "icapdlp anonymize: ")
+    assert snapshot(src) == before
+
+
 def test_two_inputs_that_would_land_on_one_file_are_refused(tmp_path, capsys):
     src, objects = dicom_folder(tmp_path)
     other = tmp_path / "other"
