@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "inspect", help="show what the policy would do to each attribute and to the pixels of a file",
         description="Print, per attribute (nested ones indented), the action the profile applies and "
         "whether the value changes, then what pixel cleaning would do. Nothing is written; values are "
-        "not printed; no key is needed.")
+        "not printed; no key is needed. Exits 1 if the server would block the object.")
     parser.add_argument("file", help="a DICOM file")
     add_config_option(parser, old_policy_flag=True)
     parser.add_argument("--key-file", metavar="FILE", help="pseudonymisation key file (optional)")
