@@ -23,10 +23,10 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from icapdlp.cli.errors import UsageError
+from icapdlp.cli.errors import UsageError, printable
 from icapdlp.cli.options import add_config_option
 from icapdlp.cli.paths import check_output_folder, plan
-from icapdlp.cli.progress import Progress, printable
+from icapdlp.cli.progress import Progress
 from icapdlp.config import ConfigError, load_settings
 from icapdlp.config.keys import load_key
 from icapdlp.config.schema import KeyOptions, Settings

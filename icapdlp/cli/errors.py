@@ -40,3 +40,11 @@ def os_error_line(exc: OSError) -> str:
     problem = exc.strerror or type(exc).__name__
     advice = _ADVICE.get(exc.errno or 0, "check the path and its permissions")
     return f"{os.fsdecode(where)}: {problem.lower()}; {advice}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped: a file name must not move the cursor, clear the
+    screen or start a second line of what is meant to be one."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)

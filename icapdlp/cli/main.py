@@ -19,7 +19,7 @@ import sys
 import traceback
 
 from icapdlp import __version__
-from icapdlp.cli.errors import EXIT_INTERNAL, EXIT_USAGE, UsageError, os_error_line
+from icapdlp.cli.errors import EXIT_INTERNAL, EXIT_USAGE, UsageError, os_error_line, printable
 from icapdlp.config import ConfigError
 
 #: sub-command modules under icapdlp.cli, in the order --help lists them
@@ -78,7 +78,7 @@ def _where(exc: BaseException) -> str:
 
 
 def _fail(prog: str, line: str, code: int) -> int:
-    print(f"{prog}: {line}", file=sys.stderr)
+    print(f"{prog}: {printable(line)}", file=sys.stderr)
     return code
 
 

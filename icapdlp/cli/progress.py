@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
+from icapdlp.cli.errors import printable
+
 #: bar width when the terminal does not say how wide it is (tqdm is also told it has 24 rows)
 FALLBACK_COLUMNS = 80
 
@@ -50,10 +52,3 @@ def _columns(stream: TextIO) -> int:
         return os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError):
         return 0
-
-
-def printable(path: str) -> str:
-    """A path with control characters escaped: a file name must not move the cursor or clear a line."""
-    if path.isprintable():
-        return path
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in path)

@@ -94,3 +94,10 @@ def test_anonymize_refuses_an_engine_that_cannot_work_before_writing_anything(tm
     assert result.returncode == 2
     assert "pixels.tesseract_library: cannot load 'libnope.so.5'" in one_line(result.stderr, "icapdlp anonymize: ")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_path_with_control_characters_cannot_break_the_one_line(tmp_path, capsys):
+    hostile = str(tmp_path / "x\n\x1b[2Jy.dcm")
+    assert main(["inspect", hostile]) == 2
+    line = one_line(capsys.readouterr().err, "icapdlp inspect: ")
+    assert "\x1b" not in line and "\\x1b[2J" in line and "\\n" in line
