@@ -101,3 +101,15 @@ def test_a_path_with_control_characters_cannot_break_the_one_line(tmp_path, caps
     assert main(["inspect", hostile]) == 2
     line = one_line(capsys.readouterr().err, "icapdlp inspect: ")
     assert "\x1b" not in line and "\\x1b[2J" in line and "\\n" in line
+
+
+def test_genkey_never_overwrites_and_says_so_in_one_line(tmp_path, capsys):
+    key = tmp_path / "icapdlp.key"
+    assert main(["genkey", str(key)]) == 0
+    before = key.read_bytes()
+    capsys.readouterr()
+    assert main(["genkey", str(key)]) == 2
+    assert "never overwritten" in one_line(capsys.readouterr().err, f"icapdlp genkey: {key}: exists")
+    assert key.read_bytes() == before
+    assert main(["genkey", str(tmp_path / "no" / "such" / "folder" / "k")]) == 2
+    assert "check the path" in one_line(capsys.readouterr().err, "icapdlp genkey: ")
