@@ -139,7 +139,11 @@ def _tesseract_messages() -> Iterator[_Captured]:
     """
     captured = _Captured()
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (a daemon with fd 2 closed): nothing to keep clean
+        yield captured
+        return
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
