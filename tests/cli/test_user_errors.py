@@ -20,6 +20,9 @@ def _cases(tmp_path):
     existing = tmp_path / "existing.txt"
     existing.write_text("x")
     anonymize = ["anonymize", str(src), "--config", str(policy)]
+    shared = tmp_path / "shared.key"
+    shared.write_text("ab" * 32)
+    shared.chmod(0o644)
     return {
         "inspect-missing": (["inspect", "/nope.dcm"], "/nope.dcm", "check the path"),
         "inspect-folder": (["inspect", str(src)], str(src), "one DICOM file"),
@@ -38,6 +41,8 @@ def _cases(tmp_path):
         "anonymize-key-is-a-folder": ([*anonymize, "-o", str(tmp_path / "out"), "--key-file", str(src)], str(src),
                                       "give the key file"),
         "anonymize-no-key": ([*anonymize, "-o", str(tmp_path / "out")], "key", "genkey"),
+        "anonymize-key-group-readable": ([*anonymize, "-o", str(tmp_path / "out"), "--key-file", str(shared)],
+                                         str(shared), "chmod 600"),
         "bad-argument": (["anonymize", str(src), "--jobs", "many"], "--jobs", "--help"),
     }
 
@@ -45,7 +50,7 @@ def _cases(tmp_path):
 CASES = ["inspect-missing", "inspect-folder", "inspect-not-dicom", "check-config-folder",
          "check-config-folder-old-spelling", "check-config-missing", "anonymize-output-is-a-file",
          "anonymize-output-cannot-be-made", "anonymize-missing-input", "anonymize-key-missing",
-         "anonymize-key-is-a-folder", "anonymize-no-key", "bad-argument"]
+         "anonymize-key-is-a-folder", "anonymize-no-key", "anonymize-key-group-readable", "bad-argument"]
 
 
 @pytest.mark.parametrize("case", CASES)
