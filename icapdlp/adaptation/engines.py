@@ -2,10 +2,11 @@
 
 Three questions, answered at three costs:
 
-- :func:`startup_problems` (``serve``, ``check-config``, reload): is the
-  configured spaCy model package installed at all? An import-system lookup and
-  an installed-distribution lookup, no model load. A typo in ``pixels.ner_model``
-  must stop the server before it answers, not block every image later.
+- :func:`startup_problems` (``serve``, ``check-config``, reload): can every
+  configured engine work here? The OCR engine is started once (library and
+  language data, or the ``tesseract`` program); the spaCy model package is
+  looked up, not loaded. A typo in any engine setting must stop the server
+  before it answers, not block every image later.
 - :class:`EngineReadiness` (``/readyz``): the same cheap checks plus
   ``tesseract`` on PATH, run off the event loop, cached for a few seconds, and
   combined with what each live worker process recorded when it warmed up (the
@@ -42,16 +43,24 @@ def needs_pixel_engines(settings: Any) -> bool:
 
 
 def startup_problems(settings: Any) -> list[str]:
-    """Configuration problems only visible against the installed system; [] when none."""
+    """Every engine setting that cannot work on this machine, each with its reason; [] when none.
+
+    The one start-up check of the pixel engines, for ``serve``, ``check-config``
+    and reload alike: the OCR engine really starts once (library loadable and
+    language data present, or the ``tesseract`` program and its languages), and
+    the NER model package must be installed (looked up, not loaded).
+    """
     if not needs_pixel_engines(settings):
         return []
     from icapdlp.pixels.ner import model_installed
+    from icapdlp.pixels.ocr import engine_problem
 
-    model = settings.pixels.ner_model
-    if model_installed(model):
-        return []
-    return [f"pixels.ner_model: the spaCy model package {model!r} is not installed, and a profile "
-            "has clean_pixel_data on (install the model package or configure an installed one)"]
+    opts = settings.pixels
+    problems = [engine_problem(opts.ocr_language, opts.ocr_engine, opts.tesseract_library)]
+    if not model_installed(opts.ner_model):
+        problems.append(f"pixels.ner_model: the spaCy model package {opts.ner_model!r} is not installed "
+                        "(install the model package or configure an installed one)")
+    return [f"{problem}; needed because a profile has clean_pixel_data on" for problem in problems if problem]
 
 
 def main_process_status(settings: Any) -> dict[str, bool]:

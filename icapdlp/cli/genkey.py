@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from icapdlp.cli.errors import UsageError
 from icapdlp.config.keys import fingerprint, generate_key_file, load_key
 from icapdlp.config.schema import KeyOptions
 
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         generate_key_file(args.file)
     except FileExistsError:
-        print(f"{args.file} exists; not overwriting a key", file=sys.stderr)
-        return 1
+        raise UsageError(f"{args.file}: exists; a key is never overwritten (a new key changes every derived UID "
+                         "and pseudonym); choose a new file name") from None
     print(f"wrote key {args.file} (fingerprint {fingerprint(load_key(KeyOptions(file=args.file)))})")
     return 0

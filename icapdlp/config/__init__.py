@@ -21,5 +21,6 @@ def load_settings(path: str | None = None, environ: Mapping[str, str] | None = N
     environ = os.environ if environ is None else environ
     path = path or environ.get("ICAPDLP_CONFIG") or None
     data = loader.load_toml_file(path) if path else {}
-    data = loader.merge(data, loader.env_overrides(environ, Settings))
-    return loader.build(Settings, inherit_service_profiles(data))
+    overrides, env_problems = loader.env_overrides(environ, Settings)
+    data = loader.merge(data, overrides)
+    return loader.build(Settings, inherit_service_profiles(data), problems=env_problems)

@@ -33,11 +33,18 @@ def load_key(options: KeyOptions, *, check_permissions: bool = True) -> bytes:
     try:
         info = os.stat(options.file)
     except OSError as exc:
-        raise ConfigError([f"key.file: cannot read {options.file} ({exc.strerror})"]) from None
+        raise ConfigError([f"key.file: cannot read {options.file} ({exc.strerror}); check the path, or create "
+                           "a key with `icapdlp genkey FILE`"]) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError([f"key.file: {options.file} is a folder; give the key file"])
     if check_permissions and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError([f"key.file: {options.file} is readable by group or others; chmod 600 it"])
-    with open(options.file, "rb") as handle:
-        raw = handle.read(4096)
+    try:
+        with open(options.file, "rb") as handle:
+            raw = handle.read(4096)
+    except OSError as exc:
+        raise ConfigError([f"key.file: cannot read {options.file} ({exc.strerror}); make it readable by "
+                           "the user running icapdlp (mode 0600, owned by that user)"]) from None
     text = raw.strip()
     try:
         return _decode(text.decode("ascii"), "key.file")

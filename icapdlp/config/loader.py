@@ -16,6 +16,7 @@ dataclasses and ``dict[str, <dataclass>]``. Field metadata may carry ``min``,
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 import types
@@ -31,11 +32,20 @@ NON_SETTING_VARIABLES = frozenset({"ICAPDLP_CONFIG"})
 
 
 class ConfigError(Exception):
-    """Raised with every invalid key and its reason; ``problems`` lists them."""
+    """Raised with every invalid key and its reason; ``problems`` lists them.
+
+    Its text is one line (several problems numbered), so a command's error
+    and a log record stay one line each.
+    """
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        if len(problems) == 1:
+            text = f"invalid configuration: {problems[0]}"
+        else:
+            text = f"invalid configuration, {len(problems)} problems: " + " ".join(
+                f"[{number}] {problem}" for number, problem in enumerate(problems, 1))
+        super().__init__(text)
 
 
 def load_toml_file(path: str) -> dict[str, Any]:
@@ -44,40 +54,106 @@ def load_toml_file(path: str) -> dict[str, Any]:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"]) from None
+        raise ConfigError([f"{path}: file not found (check the path)"]) from None
     except PermissionError:
-        raise ConfigError([f"{path}: permission denied"]) from None
+        raise ConfigError([f"{path}: permission denied (make it readable by this user)"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a folder, not a file (give the TOML configuration file)"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror or type(exc).__name__})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
 
 
-def env_overrides(environ: Mapping[str, str], root_type: type) -> dict[str, Any]:
-    """Collect ``ICAPDLP_SECTION__KEY=value`` into a nested mapping of raw strings.
+def env_overrides(environ: Mapping[str, str], root_type: type) -> tuple[dict[str, Any], list[str]]:
+    """Collect ``ICAPDLP_SECTION__KEY=value`` into a nested mapping of raw strings, and the problems.
 
-    Values stay strings here; :func:`build` converts them with the field's type,
-    so ``ICAPDLP_SERVER__PORT=abc`` is reported like a bad TOML value.
-    Unknown sections or keys are reported by :func:`build` as unknown keys.
+    Values stay strings here; :func:`build` converts them with the field's type
+    and reports a bad one under the variable's name. A variable naming no
+    setting is reported here, by its name and with the nearest valid spelling,
+    because the operator has to find it in a unit file or a manifest, not in TOML.
     """
     overrides: dict[str, Any] = {}
-    for name, value in environ.items():
+    problems: list[str] = []
+    for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name in NON_SETTING_VARIABLES:
             continue
-        if ENV_SEPARATOR not in name:
-            overrides.setdefault(name, _EnvString(value))  # reported as an unknown key
-            continue
         path = name[len(ENV_PREFIX):].lower().split(ENV_SEPARATOR)
+        problem = _env_path_problem(name, path, root_type)
+        if problem:
+            problems.append(problem)
+            continue
         node = overrides
         for part in path[:-1]:
             node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                break
-        else:
-            node[path[-1]] = _EnvString(value)
-    return overrides
+        node[path[-1]] = _EnvString(value, name)
+    return overrides, problems
+
+
+def _env_path_problem(variable: str, path: list[str], root_type: type) -> str | None:
+    """Why ``path`` (from ``variable``) names no setting of ``root_type``, or None when it does."""
+    if len(path) < 2:
+        return (f"{variable}: not a setting; settings are {ENV_PREFIX}SECTION{ENV_SEPARATOR}KEY"
+                + _suggest(variable, _env_names(root_type) + sorted(NON_SETTING_VARIABLES), cutoff=0.85))
+    tp: Any = root_type
+    where = ""
+    for depth, part in enumerate(path):
+        tp = _unwrap_optional(tp)
+        if get_origin(tp) is dict:  # [services.NAME]: any name
+            tp, where = get_args(tp)[1], _join(where, part)
+            continue
+        if not dataclasses.is_dataclass(tp):
+            return f"{variable}: {where} is a value, not a section (remove the part after it)"
+        fields = {f.name for f in dataclasses.fields(tp) if f.init}
+        attr = part.replace("-", "_")
+        if attr not in fields:
+            kind = f'section "{part}"' if depth == 0 else f'key "{part}" in [{where}]'
+            return f"{variable}: unknown {kind}" + _suggest(part, sorted(fields), quote=True)
+        tp, where = get_type_hints(tp)[attr], _join(where, part)
+    tp = _unwrap_optional(tp)
+    if dataclasses.is_dataclass(tp) or get_origin(tp) is dict:
+        return f"{variable}: [{where}] is a section; set one of its keys as {variable}{ENV_SEPARATOR}KEY"
+    return None
+
+
+def _env_names(root_type: type) -> list[str]:
+    """Every ``ICAPDLP_SECTION__KEY`` of the top two levels (what a typo is compared with)."""
+    names = []
+    hints = get_type_hints(root_type)
+    for section in dataclasses.fields(root_type):
+        tp = _unwrap_optional(hints[section.name])
+        if dataclasses.is_dataclass(tp):
+            names += [f"{ENV_PREFIX}{section.name}{ENV_SEPARATOR}{f.name}".upper() for f in dataclasses.fields(tp)]
+    return names
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        return next(a for a in get_args(tp) if a is not type(None))
+    return tp
+
+
+def _suggest(word: str, choices: list[str], quote: bool = False, cutoff: float = 0.6) -> str:
+    """`` (did you mean "X"?)`` for the closest choice, or nothing when none is close.
+
+    Whole variable names share the long ``ICAPDLP_`` prefix, so they are
+    compared with a higher ``cutoff`` than single keys (difflib's default 0.6).
+    """
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
+    if not close:
+        return ""
+    return f' (did you mean "{close[0]}"?)' if quote else f" (did you mean {close[0]}?)"
 
 
 class _EnvString(str):
-    """A value that came from the environment and still needs type conversion."""
+    """A value that came from the environment and still needs type conversion; knows its variable."""
+
+    variable: str
+
+    def __new__(cls, value: str, variable: str) -> "_EnvString":
+        self = super().__new__(cls, value)
+        self.variable = variable
+        return self
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,9 +167,12 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return result
 
 
-def build(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
-    """Build dataclass ``cls`` from ``data`` or raise :class:`ConfigError` listing all problems."""
-    problems: list[str] = []
+def build(cls: type, data: Mapping[str, Any], where: str = "", problems: list[str] | None = None) -> Any:
+    """Build dataclass ``cls`` from ``data`` or raise :class:`ConfigError` listing all problems.
+
+    ``problems`` already found (the environment's) are reported with the rest.
+    """
+    problems = list(problems or ())
     value = _build_dataclass(cls, data, where, problems)
     if problems:
         raise ConfigError(problems)
@@ -111,7 +190,7 @@ def _build_dataclass(cls: type, data: Any, where: str, problems: list[str]) -> A
     for key in data:
         attr = key.replace("-", "_")
         if attr not in fields:
-            problems.append(f"{_join(where, key)}: unknown key")
+            problems.append(f"{_join(where, key)}: unknown key" + _suggest(attr, sorted(fields), quote=True))
     for name, fld in fields.items():
         key = name if name in data else name.replace("_", "-")
         if key not in data:
@@ -127,6 +206,8 @@ def _build_dataclass(cls: type, data: Any, where: str, problems: list[str]) -> A
 
 
 def _convert(tp: Any, raw: Any, where: str, problems: list[str], meta: Mapping) -> Any:
+    if isinstance(raw, _EnvString):
+        where = f"{raw.variable} ({where})"  # the operator sets the variable: name it, and the key it sets
     origin = get_origin(tp)
     args = get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -234,5 +315,5 @@ def load(root_type: type, path: str | None, environ: Mapping[str, str] | None = 
     """Load ``root_type`` from an optional TOML file plus the environment."""
     data: dict[str, Any] = load_toml_file(path) if path else {}
     environ = os.environ if environ is None else environ
-    data = merge(data, env_overrides(environ, root_type))
-    return build(root_type, data)
+    overrides, env_problems = env_overrides(environ, root_type)
+    return build(root_type, merge(data, overrides), problems=env_problems)

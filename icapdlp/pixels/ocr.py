@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +76,91 @@ def tesseract_available(engine: str = LIBRARY, library: str = tesseract_api.DEFA
         return shutil.which(pytesseract.pytesseract.tesseract_cmd) is not None
     except ImportError:  # pragma: no cover - pytesseract is a pinned dependency
         return False
+
+
+def engine_problem(language: str, engine: str = LIBRARY,
+                   library: str = tesseract_api.DEFAULT_LIBRARY) -> str | None:
+    """Why the configured OCR engine cannot read ``language`` on this machine, or None.
+
+    For start-up (``serve``, ``check-config``, reload): a setting that cannot
+    work must stop the server with its reason, not start one that blocks every
+    image. Unlike :func:`tesseract_available` this really starts one engine
+    (about 0.2 s: the language data is loaded) and ends it at once; the
+    message names the setting to change and is free of any payload value.
+    """
+    if engine == LIBRARY:
+        if not tesseract_api.library_loads(library):
+            return (f"pixels.tesseract_library: cannot load {library!r} (install the Debian package "
+                    "libtesseract5, or name an installed libtesseract)")
+        with _tesseract_messages() as messages:
+            try:
+                tesseract_api.TesseractApi(language, TESSERACT_CONFIG, library).close()
+            except tesseract_api.TesseractApiError:
+                messages.failed = True
+        return _missing_language(language, messages.data_file) if messages.failed else None
+    if not tesseract_available(engine):
+        return ('pixels.ocr_engine: "pytesseract" needs the tesseract program, which is not on PATH '
+                '(install tesseract-ocr, or use ocr_engine = "library")')
+    import pytesseract
+
+    try:
+        installed = set(pytesseract.get_languages())
+    except (OSError, RuntimeError, pytesseract.TesseractError):
+        return "pixels.ocr_engine: the tesseract program did not list its languages (check its installation)"
+    if any(part not in installed for part in language.split("+")):
+        return _missing_language(language)
+    return None
+
+
+def _missing_language(language: str, looked_for: str | None = None) -> str:
+    first = language.split("+")[0] or language
+    where = f"; looked for {looked_for}" if looked_for else ""
+    return (f"pixels.ocr_language: Tesseract has no language data for {language!r}{where} (install "
+            f"tesseract-ocr-{first}, or set TESSDATA_PREFIX to the folder holding {first}.traineddata)")
+
+
+#: what libtesseract writes to file descriptor 2 when a language cannot be loaded
+_TESSERACT_INIT_LINES = (b"Error opening data file ", b"Please make sure the TESSDATA_PREFIX",
+                         b"Failed loading language", b"Tesseract couldn't load any languages")
+
+
+class _Captured:
+    failed = False
+    data_file: str | None = None
+
+
+@contextmanager
+def _tesseract_messages() -> Iterator[_Captured]:
+    """Hold back what the library writes to fd 2 while an engine starts.
+
+    Why: a failed start prints four lines of its own before our one-line
+    reason; the path it names is kept for that reason instead. Everything
+    else written meanwhile (another thread's log line) is written back.
+    """
+    captured = _Captured()
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (a daemon with fd 2 closed): nothing to keep clean
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = []
+            for line in sink.read().splitlines(keepends=True):
+                if captured.failed and line.startswith(_TESSERACT_INIT_LINES):
+                    if line.startswith(_TESSERACT_INIT_LINES[0]) and captured.data_file is None:
+                        captured.data_file = line[len(_TESSERACT_INIT_LINES[0]):].strip().decode("utf-8", "replace")
+                    continue
+                kept.append(line)
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def warm_engine(language: str, engine: str = LIBRARY, library: str = tesseract_api.DEFAULT_LIBRARY) -> bool:

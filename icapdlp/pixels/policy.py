@@ -25,13 +25,25 @@ def needs_ocr(ds: Dataset, options: PixelOptions) -> bool:
     Decided from header attributes only: the pipeline may ask with a dataset
     that stops before Pixel Data, so an image is anything with Rows and Columns.
     """
+    return why_no_ocr(ds, options) is None
+
+
+def why_no_ocr(ds: Dataset, options: PixelOptions) -> str | None:
+    """Why the policy leaves this object's pixels unexamined (a PHI-free sentence), or None if it does not.
+
+    The one decision behind :func:`needs_ocr`, worded for ``icapdlp inspect``.
+    """
     if "PixelData" not in ds and not ("Rows" in ds and "Columns" in ds):
-        return False
+        return "the object holds no image"
     if options.ocr_when == "always":
-        return True
+        return None
     if options.ocr_when == "unless-burned-in-no":
-        return str(ds.get("BurnedInAnnotation", "")).strip().upper() != "NO"
-    return _listed(ds, options)
+        if str(ds.get("BurnedInAnnotation", "")).strip().upper() != "NO":
+            return None
+        return 'Burned In Annotation is NO and pixels.ocr_when = "unless-burned-in-no"'
+    if _listed(ds, options):
+        return None
+    return 'neither its modality, SOP class nor image type is listed and pixels.ocr_when = "listed"'
 
 
 def redact_all_text(ds: Dataset, options: PixelOptions) -> bool:

@@ -1,11 +1,10 @@
 """The persistent Tesseract engine (pixels.ocr_engine = "library", the default) in a real server:
-a library that cannot load fails closed like a missing ``tesseract`` program, and a worker
+a library that cannot load stops start-up with the setting's name, and a worker
 that dies while recognising is the ordinary worker-crashed path, after which the new worker
 starts its own engine and cleans again."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -16,7 +15,7 @@ import pytest
 from tests.faults import icap_client as client
 from tests.faults.serverctl import metric, readyz, rss_kb, wait_until, worker_pids
 from tests.support import burned_in
-from tests.support.processes import icapdlp_server  # noqa: F401  (the factory fixture)
+from tests.support.processes import ServerStartError, icapdlp_server  # noqa: F401  (the factory fixture)
 
 OCR_POLICY = """
 [workers]
@@ -29,23 +28,13 @@ clean_pixel_data = true
 CINE_FRAMES = 24
 
 
-def readiness(server) -> tuple[int, dict[str, bool]]:
-    status, body = readyz(server)
-    return status, {name: check["ok"] for name, check in json.loads(body)["checks"].items()}
-
-
 @pytest.mark.e2e
-def test_a_tesseract_library_that_cannot_load_blocks_ocr_objects_and_readiness(icapdlp_server, tmp_path):
+def test_a_tesseract_library_that_cannot_load_stops_start_up(icapdlp_server, tmp_path):
+    """It used to start a server that blocked every image and answered /readyz 503 with no reason (issue 16.5)."""
     missing = tmp_path / "libtesseract.so.5"
-    server = icapdlp_server(OCR_POLICY + f'[pixels]\ntesseract_library = "{missing}"\n')
-    reply = client.upload(server.port, burned_in.to_bytes(burned_in.make_case(1).dataset))
-    assert reply.http_status == 403 and reply.block_reason == "pixel-cleaning-impossible"
-    assert metric(server, "icapdlp_blocks_total", 'reason="pixel-cleaning-impossible"') == 1
-    assert "Tesseract missing" in server.output() and str(missing) not in server.output()
-    assert client.upload(server.port, b"<html>hello</html>" * 300, "text/html").status == 204
-    status, checks = readiness(server)
-    assert status == 503
-    assert checks == {"workers": True, "config": True, "tesseract": False, "ner_model": True}
+    with pytest.raises(ServerStartError, match="pixels.tesseract_library: cannot load") as refused:
+        icapdlp_server(OCR_POLICY + f'[pixels]\ntesseract_library = "{missing}"\n')
+    assert "exit code 2" in str(refused.value) and "serving" not in str(refused.value)
 
 
 @pytest.mark.e2e

@@ -17,6 +17,7 @@ from icapdlp.pixels.ner import model_installed
 from tests.config.test_settings import run_cli, write
 
 MISSING = 'ner_model = "no_such_ner_model_pkg"\n'
+KEY_ENV = {"ICAPDLP_KEY__HEX": "ab" * 32}
 
 
 def test_installed_model_check_needs_an_importable_pip_package(tmp_path, monkeypatch):
@@ -52,7 +53,8 @@ def test_check_config_refuses_a_model_that_is_not_installed(tmp_path):
     bad = run_cli("check-config", write(tmp_path, "[profile]\nclean_pixel_data = true\n[pixels]\n" + MISSING))
     assert bad.returncode == 2
     assert "pixels.ner_model" in bad.stderr and "not installed" in bad.stderr
-    good = run_cli("check-config", write(tmp_path, "[profile]\nclean_pixel_data = false\n[pixels]\n" + MISSING))
+    good = run_cli("check-config", write(tmp_path, "[profile]\nclean_pixel_data = false\n[pixels]\n" + MISSING),
+                   env=KEY_ENV)
     assert good.returncode == 0, good.stderr
 
 
@@ -63,3 +65,45 @@ def test_serve_refuses_to_start_with_a_model_that_is_not_installed(tmp_path):
     assert result.returncode == 2
     assert "pixels.ner_model" in result.stderr and "no_such_ner_model_pkg" in result.stderr
     assert "serving" not in result.stderr
+
+
+PIXELS_ON = "[server]\nport = 0\n[profile]\nclean_pixel_data = true\n"
+
+
+def _one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("env, toml, names", [
+    ({"ICAPDLP_PIXELS__TESSERACT_LIBRARY": "libnope.so.5"}, "", ("pixels.tesseract_library", "libnope.so.5")),
+    ({}, '[pixels]\nocr_language = "zz_nolang"\n', ("pixels.ocr_language", "zz_nolang", "tesseract-ocr-zz_nolang")),
+    # the pytesseract engine runs the tesseract program: not on this PATH
+    ({"ICAPDLP_PIXELS__OCR_ENGINE": "pytesseract", "PATH": "/nonexistent"}, "",
+     ("pixels.ocr_engine", "not on PATH")),
+    ({"ICAPDLP_PIXELS__OCR_ENGINE": "pytesseract"}, '[pixels]\nocr_language = "eng+zz_nolang"\n',
+     ("pixels.ocr_language", "eng+zz_nolang")),
+])
+def test_every_engine_setting_that_cannot_work_stops_check_config_and_serve(tmp_path, env, toml, names):
+    """A bad Tesseract setting used to pass check-config (exit 0) and start a server blocking every image."""
+    path = write(tmp_path, PIXELS_ON + toml)
+    env = {**KEY_ENV, "ICAPDLP_CONFIG": path, **env}  # the file as a unit or a manifest names it
+    checked = run_cli("check-config", env=env)
+    assert checked.returncode == 2, checked.stderr
+    line = _one_line_error(checked.stderr)
+    assert all(name in line for name in names), line
+    assert checked.stdout == ""
+    served = run_cli("serve", env=env)
+    assert served.returncode == 2
+    assert all(name in served.stderr for name in names), served.stderr
+    assert "serving" not in served.stderr and "Traceback" not in served.stderr
+
+
+def test_working_engines_pass_and_an_unused_bad_engine_is_not_checked(tmp_path):
+    good = run_cli("check-config", "--config", write(tmp_path, PIXELS_ON), env=KEY_ENV)
+    assert good.returncode == 0, good.stderr
+    unused = write(tmp_path, "[profile]\nclean_pixel_data = false\n[pixels]\nocr_language = \"zz_nolang\"\n")
+    off = run_cli("check-config", "--config", unused, env={**KEY_ENV, "ICAPDLP_PIXELS__TESSERACT_LIBRARY": "x.so"})
+    assert off.returncode == 0, off.stderr

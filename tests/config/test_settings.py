@@ -78,7 +78,7 @@ a = 1
     assert "profile.retain_uids: expected true or false, got 'yes'" in problems
     assert "services.x.method: 'GET' is not one of 'REQMOD', 'RESPMOD'" in problems
     assert "nonsense: unknown key" in problems
-    assert "limits.idle_timeout: expected a number, got 'abc'" in problems
+    assert "ICAPDLP_LIMITS__IDLE_TIMEOUT (limits.idle_timeout): expected a number, got 'abc'" in problems
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -120,8 +120,45 @@ def test_environment_overrides_file_and_is_typed(tmp_path):
 def test_unknown_environment_variables_are_rejected():
     with pytest.raises(ConfigError) as caught:
         load_settings(None, environ={"ICAPDLP_SERVR__PORT": "1", "ICAPDLP_TYPO": "1"})
-    assert "servr: unknown key" in caught.value.problems
-    assert "ICAPDLP_TYPO: unknown key" in caught.value.problems
+    assert 'ICAPDLP_SERVR__PORT: unknown section "servr" (did you mean "server"?)' in caught.value.problems
+    assert ("ICAPDLP_TYPO: not a setting; settings are ICAPDLP_SECTION__KEY" in caught.value.problems)
+
+
+@pytest.mark.parametrize("variable, expected", [
+    # issue 16.7: the message named the section ("servr: unknown key"), not the variable to fix
+    ("ICAPDLP_SERVR__PORT", 'ICAPDLP_SERVR__PORT: unknown section "servr" (did you mean "server"?)'),
+    ("ICAPDLP_SERVER__PROT", 'ICAPDLP_SERVER__PROT: unknown key "prot" in [server] (did you mean "port"?)'),
+    ("ICAPDLP_SERVER_PORT", "ICAPDLP_SERVER_PORT: not a setting; settings are ICAPDLP_SECTION__KEY "
+                            "(did you mean ICAPDLP_SERVER__PORT?)"),
+    ("ICAPDLP_SERVICES__X__PROFILE__CLEAN_PIXLE_DATA",
+     'ICAPDLP_SERVICES__X__PROFILE__CLEAN_PIXLE_DATA: unknown key "clean_pixle_data" in [services.x.profile] '
+     '(did you mean "clean_pixel_data"?)'),
+    ("ICAPDLP_SERVER__PORT__X", "ICAPDLP_SERVER__PORT__X: server.port is a value, not a section"),
+    ("ICAPDLP_PIXELS__OCR_LANGUAGE__", "ICAPDLP_PIXELS__OCR_LANGUAGE__: pixels.ocr_language is a value"),
+    ("ICAPDLP_SERVER__PORT", "ICAPDLP_SERVER__PORT (server.port): expected an integer, got 'x'"),
+])
+def test_environment_problems_name_the_variable_with_a_suggestion(variable, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, environ={variable: "x"})
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith(expected), caught.value.problems
+
+
+def test_environment_can_still_set_a_service_of_any_name():
+    settings = load_settings(None, environ={"ICAPDLP_SERVICES__EXTRA__METHOD": "RESPMOD",
+                                            "ICAPDLP_SERVICES__EXTRA__PROFILE__CLEAN_PIXEL_DATA": "no"})
+    assert settings.services["extra"].method == "RESPMOD"
+    assert settings.profile_for("extra").clean_pixel_data is False
+
+
+def test_unknown_toml_keys_get_the_nearest_spelling(tmp_path):
+    path = write(tmp_path, "[server]\nprot = 1\n[profle]\nretain_uids = true\n[pixels]\nzzzz = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    problems = caught.value.problems
+    assert 'server.prot: unknown key (did you mean "port"?)' in problems
+    assert 'profle: unknown key (did you mean "profile"?)' in problems
+    assert "pixels.zzzz: unknown key" in problems  # nothing close: no guess
 
 
 def test_config_path_may_come_from_the_environment(tmp_path):

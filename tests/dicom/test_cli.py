@@ -42,13 +42,13 @@ def test_anonymize_mirrors_folders_and_leaves_no_phi(tmp_path, capsys):
 
 def test_anonymize_exits_non_zero_when_something_is_blocked(tmp_path, capsys):
     src, key, policy, _ = _setup(tmp_path)
-    (src / "notes.txt").write_text("not dicom at all")
+    (src / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff" + b"x" * 64)
     code = main(["anonymize", str(src), "-o", str(tmp_path / "out"), "--key-file", str(key),
-                 "--policy", str(policy), "--jobs", "1"])
+                 "--config", str(policy), "--jobs", "1"])
     captured = capsys.readouterr()
     assert code == 1
     assert "BLOCKED unparseable-dicom" in captured.err and "1 blocked" in captured.out
-    assert not (tmp_path / "out" / "notes.txt").exists()
+    assert not (tmp_path / "out" / "broken.dcm").exists()
 
 
 def test_inspect_shows_actions_without_values(tmp_path, capsys):
@@ -59,7 +59,7 @@ def test_inspect_shows_actions_without_values(tmp_path, capsys):
     assert main(["inspect", str(path), "--key-file", str(key), "--policy", str(policy)]) == 0
     text = capsys.readouterr().out
     assert "PatientName" in text and "rule=Z" in text and "removed" in text
-    assert "ReferencedSOPInstanceUID" in text and "changed" in text
+    assert "ReferencedSOPInstanceUID" in text and "replaced" in text
     assert not any(p in text for p in obj.planted)
     assert not (tmp_path / "out").exists()
 
@@ -82,7 +82,7 @@ def test_anonymize_writes_what_the_pipeline_makes_and_leaves_the_input_alone(tmp
     out = tmp_path / "out"
     assert main(["anonymize", str(src), "-o", str(out), "--key-file", str(key), "--policy", str(policy),
                  "--jobs", "1"]) == 0
-    cfg, _, _ = build_config(argparse.Namespace(policy=str(policy), review=None, key_file=str(key)))
+    cfg, _, _ = build_config(argparse.Namespace(config=str(policy), review=None, key_file=str(key)))
     for name, obj in objects.items():
         assert (src / name).read_bytes() == obj.data  # the input file is never written
         assert read_owned(src / name) == bytearray(obj.data)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
 from tests.faults import icap_client as client
 from tests.faults.serverctl import metric, readyz
 from tests.support import burned_in
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, ServerStartError
 
 OCR_POLICY = """
 [workers]
@@ -50,11 +51,24 @@ def broken_model_package(directory) -> str:
 
 
 @pytest.mark.e2e
-def test_without_tesseract_on_path_ocr_objects_are_blocked(icapdlp_server, tmp_path):
+def test_without_tesseract_on_path_the_server_refuses_to_start(icapdlp_server, tmp_path):
+    """A setting that cannot work stops start-up with its reason (issue 16.5), never a server blocking every image."""
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     # the venv python is started by its absolute path, so an empty PATH only hides tesseract
-    server = icapdlp_server(OCR_POLICY + PYTESSERACT, env={"PATH": str(empty)})
+    with pytest.raises(ServerStartError, match="pixels.ocr_engine") as refused:
+        icapdlp_server(OCR_POLICY + PYTESSERACT, env={"PATH": str(empty)})
+    assert "exit code 2" in str(refused.value) and "serving" not in str(refused.value)
+
+
+@pytest.mark.e2e
+def test_tesseract_gone_after_start_up_blocks_ocr_objects(icapdlp_server, tmp_path):
+    """The program disappears while the server runs (a package upgrade, a broken mount): fail closed."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "tesseract").symlink_to(shutil.which("tesseract"))
+    server = icapdlp_server(OCR_POLICY + PYTESSERACT, env={"PATH": str(tools)})
+    (tools / "tesseract").unlink()
     reply = client.upload(server.port, burned_in_upload())
     assert reply.http_status == 403 and reply.block_reason == "pixel-cleaning-impossible"
     assert metric(server, "icapdlp_blocks_total", 'reason="pixel-cleaning-impossible"') == 1
@@ -100,7 +114,9 @@ def test_a_crashing_tesseract_blocks_ocr_objects(icapdlp_server, tmp_path):
     fake = tmp_path / "crashing-bin"
     fake.mkdir()
     script = fake / "tesseract"
-    script.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    # it lists its languages (the start-up check asks that) and crashes on everything else
+    real = shutil.which("tesseract")
+    script.write_text(f'#!/bin/sh\nif [ "$1" = "--list-langs" ]; then exec {real} --list-langs; fi\nkill -SEGV $$\n')
     script.chmod(0o755)
     server = icapdlp_server(OCR_POLICY + PYTESSERACT, env={"PATH": f"{fake}{os.pathsep}/usr/bin{os.pathsep}/bin"})
     reply = client.upload(server.port, burned_in_upload())
