@@ -14,6 +14,7 @@ PACKAGES=(
   c-icap                  # c-icap-client for conformance tests, c-icap for the benchmark
   dicom3tools             # dciodvfy validates rebuilt objects in tests
   prometheus              # promtool checks the alert rules
+  prometheus-alertmanager # amtool checks the compose Alertmanager config (the daemon is not used)
   curl openssl ca-certificates
 )
 

@@ -237,10 +237,13 @@ def test_compose_file_matches_the_compose_specification(tmp_path):
     assert validate(broken).returncode != 0, "the validator must notice a misspelt key"
 
 
-def test_compose_wires_squid_icapdlp_prometheus_grafana(compose):
+def test_compose_wires_squid_icapdlp_prometheus_alertmanager_grafana(compose):
     services = compose["services"]
-    assert set(services) == {"squid", "icapdlp", "prometheus", "grafana"}
+    assert set(services) == {"squid", "icapdlp", "prometheus", "alertmanager", "grafana"}
+    # healthy = /readyz (the image's HEALTHCHECK, not overridden here): Squid never starts against
+    # an icapdlp that cannot de-identify yet
     assert services["squid"]["depends_on"]["icapdlp"]["condition"] == "service_healthy"
+    assert "healthcheck" not in services["icapdlp"], "the image's /readyz check applies"
     assert set(services["squid"]["networks"]) & set(services["icapdlp"]["networks"])
     assert set(services["prometheus"]["networks"]) & set(services["icapdlp"]["networks"])
     assert "ports" not in services["icapdlp"], "ICAP is reachable only from Squid's network"
@@ -252,6 +255,47 @@ def test_compose_wires_squid_icapdlp_prometheus_grafana(compose):
         assert path in mounted or path in [v.split(":")[0] for v in services["squid"]["volumes"]], path
     for local in ("./grafana/datasource.yml", "./grafana/dashboards.yml", "./squid.conf", "./icapdlp.toml"):
         assert (COMPOSE / local).exists(), local
+
+
+def test_compose_alertmanager_receives_the_alert_rules(compose):
+    """Issue 16 item 8: compose shipped no Alertmanager; Prometheus now sends the existing rules to one."""
+    services = compose["services"]
+    prometheus = yaml.safe_load((DEPLOY / "monitoring" / "prometheus.yml").read_text())
+    [target] = [t for am in prometheus["alerting"]["alertmanagers"] for c in am["static_configs"]
+                for t in c["targets"]]
+    host, port = target.split(":")
+    assert host == "alertmanager" and host in services
+    assert set(services["alertmanager"]["networks"]) & set(services["prometheus"]["networks"])
+    mounts = dict(v.split(":")[:2] for v in services["alertmanager"]["volumes"])
+    config_arg = next(a for a in services["alertmanager"]["command"] if a.startswith("--config.file="))
+    assert mounts["./alertmanager.yml"] == config_arg.split("=", 1)[1]
+    assert services["alertmanager"]["ports"] == [f"127.0.0.1:{port}:{port}"], "loopback only"
+    assert prometheus["rule_files"] == ["alerts.yml"]
+    assert services["prometheus"]["depends_on"] == ["alertmanager"]
+
+
+def test_alertmanager_config_passes_amtool(tmp_path):
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (Debian package prometheus-alertmanager)")
+    config = COMPOSE / "alertmanager.yml"
+    result = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "alertmanager.yml"
+    broken.write_text(config.read_text().replace("receiver: operators", "receiver: nobody", 1))
+    assert subprocess.run([amtool, "check-config", str(broken)], capture_output=True, timeout=60).returncode != 0
+    # critical alerts reach the default receiver too (nothing routes them to a black hole)
+    routes = yaml.safe_load(config.read_text())["route"]
+    assert {r["receiver"] for r in routes.get("routes", [])} <= {x["name"] for x in
+                                                                 yaml.safe_load(config.read_text())["receivers"]}
+
+
+def test_compose_key_directory_is_git_ignored():
+    result = subprocess.run(["git", "check-ignore", "-q", str(COMPOSE / "secrets" / "icapdlp.key")],
+                            cwd=ROOT, capture_output=True, timeout=30)
+    if result.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert result.returncode == 0, "deploy/compose/secrets/ must never be committed"
 
 
 def test_compose_key_is_a_secret_file_and_policy_loads(compose, tmp_path):
