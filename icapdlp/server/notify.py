@@ -118,7 +118,8 @@ class ServiceState:
 
     def reloading(self) -> None:
         if self.announced:
-            self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec()}", "STATUS=reloading the policy")
+            self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec()}",
+                               "STATUS=reloading the policy")
 
     def reloaded(self, accepted: bool) -> None:
         """READY=1 again: the old policy keeps serving when the new one was rejected."""

@@ -83,6 +83,7 @@ def test_a_broken_configuration_is_unhealthy(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_ready_server_on_the_port_its_configuration_names(tmp_path):
     port = free_port()
     assert port != 9344

@@ -29,7 +29,8 @@ from tests.support.origin import OriginServer
 from tests.support.processes import start_icapdlp
 from tests.support.squid import EXAMPLES, SQUID, icap_outcomes, start_squid_from_example
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(SQUID).exists(), reason="squid-openssl is not installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e,
+              pytest.mark.skipif(not Path(SQUID).exists(), reason="squid-openssl is not installed")]
 
 #: through Squid and icapdlp with one worker on a busy 2-core machine
 TIMEOUT = 120.0

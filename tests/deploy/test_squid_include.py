@@ -45,7 +45,7 @@ DEBIAN_INCLUDE = "include /etc/squid/conf.d/*.conf"
 #: headers that tell the destination who sent a request, and through what
 IDENTIFYING_HEADERS = ("x-forwarded-for", "via")
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.e2e,
               pytest.mark.skipif(not Path(SQUID).exists() or not DEBIAN_CONF.exists(),
                                  reason="squid-openssl is not installed")]
 

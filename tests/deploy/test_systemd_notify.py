@@ -207,6 +207,7 @@ def test_ready_waits_for_every_readiness_check_and_says_which_one(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("abstract", [True, False], ids=["abstract", "path"])
 def test_serve_reports_ready_reloading_and_stopping(abstract, tmp_path):
     receiver = NotifySocket(abstract)
@@ -245,6 +246,7 @@ def test_serve_reports_ready_reloading_and_stopping(abstract, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_rejected_reload_still_reports_ready_with_the_reason(tmp_path):
     receiver = NotifySocket(abstract=True)
     launch = Launch(tmp_path / "server", receiver.name)
@@ -266,6 +268,7 @@ def test_rejected_reload_still_reports_ready_with_the_reason(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(not Path(SQUID).exists(), reason="squid-openssl is not installed")
 def test_squid_started_at_ready_serves_the_first_upload(tmp_path):
     """systemd starts squid.service (After=icapdlp.service) when READY=1 arrives; the first upload works.
