@@ -298,3 +298,33 @@ def test_squid_started_at_ready_serves_the_first_upload(tmp_path):
         origin.stop()
         launch.stop()
         receiver.close()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.skipif(not Path(SQUID).exists(), reason="squid-openssl is not installed")
+def test_control_squid_started_with_the_process_refuses_the_first_upload(tmp_path):
+    """What Type=simple did (issue 16 item 2): Squid started beside a loading icapdlp answers 500.
+
+    Shows that the test above can fail: the only difference is when Squid starts.
+    """
+    receiver = NotifySocket(abstract=True)
+    launch = Launch(tmp_path / "server", receiver.name)
+    origin = OriginServer().start()
+    proxy = None
+    try:
+        proxy = start_squid_from_example(
+            "upload-download.conf", icap_port=launch.port,
+            replace_lines={"icap_service_failure_limit": ["icap_service_failure_limit 10 in 30 seconds"]})
+        assert not port_accepts(launch.port), "icapdlp was already listening: the control proves nothing"
+        original = synthetic.make_ct(401)
+        reply = via_proxy(proxy.port, "POST", origin.url("/raw/too-early.dcm"), original.data,
+                          {"Content-Type": "application/dicom"})
+        assert reply.status == 500 and origin.received() == []
+        launch.joined()
+    finally:
+        if proxy is not None:
+            proxy.cleanup()
+        origin.stop()
+        launch.stop()
+        receiver.close()
