@@ -1,9 +1,10 @@
 """The same mix through a real Squid 5.7 (the shipped upload-download example) to a
 recording origin; afterwards every DICOM the origin received is checked for planted PHI.
 
-Squid's ACLs keep most non-DICOM traffic (text/html, JSON, JPEG uploads) away
-from ICAP, exactly as in production; octet-stream and DICOM go through
-icapdlp. Clients are threads using http.client through the proxy.
+As in production, the example sends every request with a body and every
+response through icapdlp (it fails closed: the declared type decides
+nothing), so non-DICOM traffic costs a preview and an ICAP 204 here too.
+Clients are threads using http.client through the proxy.
 """
 
 from __future__ import annotations

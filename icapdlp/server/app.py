@@ -1,7 +1,7 @@
 """Composition root: settings -> key -> worker pool -> adapter -> observer -> server.
 
-Every import from another layer sits in one of four small functions below
-(:func:`find_adapter_factory`, :func:`build_observer`,
+Every import from another layer sits in one of five small functions below
+(:func:`find_adapter_factory`, :func:`build_observer`, :func:`readiness_checks`,
 :func:`start_observability`, :func:`engine_checks`), so wiring a new adapter or observer is a change
 to this file only.
 
@@ -69,25 +69,29 @@ def build_observer(settings: Settings, key: bytes) -> Observer:
     return factory(settings, policy_digest=settings.behaviour_digest(fingerprint(key)))
 
 
-async def start_observability(settings: Settings, observer: Observer, pool: WorkerPool | None,
-                              current_settings: Callable[[], Settings] | None = None):
-    """Worker gauges and the /metrics, /healthz, /readyz listener; returns what to close, or None.
+def readiness_checks(pool: WorkerPool | None, current_settings: Callable[[], Settings]):
+    """The checks behind /readyz and systemd's READY=1 (one set, so both say the same).
 
-    Readiness checks: "workers" (a worker process runs), "config" (a policy is
-    loaded), "tesseract" and "ner_model" (the pixel engines the policy needs;
-    see :func:`engine_checks`). ``current_settings`` follows reloads.
+    "workers" (a worker process runs), "config" (a policy is loaded),
+    "tesseract" and "ner_model" (the pixel engines the policy needs; see
+    :func:`engine_checks`). ``current_settings`` follows reloads.
     """
-    observability = importlib.import_module("icapdlp.observability")
-    if not hasattr(observability, "start_health_server") or not hasattr(observer, "metrics"):
-        return None
-    current_settings = current_settings or (lambda: settings)
-    readiness = observability.Readiness()
+    readiness = importlib.import_module("icapdlp.observability").Readiness()
     if pool is not None:
-        observability.watch_worker_pool(observer, pool)
         readiness.add("workers", lambda: bool(pool.pids))
     readiness.add("config", lambda: current_settings() is not None)
     for name, check in engine_checks(current_settings, pool).items():
         readiness.add(name, check)
+    return readiness
+
+
+async def start_observability(settings: Settings, observer: Observer, pool: WorkerPool | None, readiness):
+    """Worker gauges and the /metrics, /healthz, /readyz listener; returns what to close, or None."""
+    observability = importlib.import_module("icapdlp.observability")
+    if not hasattr(observability, "start_health_server") or not hasattr(observer, "metrics"):
+        return None
+    if pool is not None:
+        observability.watch_worker_pool(observer, pool)
     return await observability.start_health_server(settings, observer, readiness)
 
 
@@ -143,6 +147,8 @@ class App:
         self.config_path = config_path
         self.pool: WorkerPool | None = None
         self.server: IcapServer | None = None
+        #: the readiness checks (/readyz, systemd's READY=1); None when an observer was passed in
+        self.readiness = None
         self._health = None
 
     async def start(self) -> None:
@@ -159,8 +165,8 @@ class App:
             adapter = await _build_adapter(self.factory, settings, key, self.pool)
             if self.observer is None:
                 self.observer = build_observer(settings, key)
-                self._health = await start_observability(settings, self.observer, self.pool,
-                                                         lambda: self.settings)
+                self.readiness = readiness_checks(self.pool, lambda: self.settings)
+                self._health = await start_observability(settings, self.observer, self.pool, self.readiness)
             if self.acceptors > 1 and self.acceptor_index == 0:
                 ensure_port_free(settings.server.host, settings.server.port if self.port is None else self.port)
                 if settings.tls.enabled:

@@ -22,15 +22,22 @@ from tests.support.squid import EXAMPLES, SQUID, make_ca, make_shared_dir
 pytestmark = pytest.mark.skipif(not Path(SQUID).exists(), reason="squid-openssl is not installed")
 
 CONFS = sorted(p.name for p in EXAMPLES.glob("*.conf"))
+#: the include files: the shareable part and its opt-in narrowing
+SHARED, NARROW = "icapdlp.conf", "icapdlp-narrow.conf"
+#: complete squid.conf files (an http_port, http_access rules and the shared part)
+COMPLETE = [n for n in CONFS if n not in (SHARED, NARROW)]
 #: lines Squid prints while parsing that report a problem (the "Processing:" echo excluded)
 PROBLEM = re.compile(r"WARNING|ERROR|FATAL|unrecognized|Bungled", re.IGNORECASE)
+#: the one warning the examples cause on purpose: "via off" (see icapdlp.conf for why)
+VIA_OFF_WARNING = "WARNING: HTTP requires the use of Via"
 
 
 def parse(conf: Path) -> tuple[int, list[str]]:
     result = subprocess.run([SQUID, "-k", "parse", "-f", str(conf)], capture_output=True, text=True,
                             timeout=60, cwd=conf.parent)
     output = (result.stdout + result.stderr).splitlines()
-    problems = [line for line in output if PROBLEM.search(line) and "| Processing:" not in line]
+    problems = [line for line in output if PROBLEM.search(line) and "| Processing:" not in line
+                and VIA_OFF_WARNING not in line]
     return result.returncode, problems
 
 
@@ -51,8 +58,9 @@ def bump_ca_dir():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def test_all_five_examples_are_present():
-    assert CONFS == ["icaps.conf", "many-instances.conf", "ssl-bump.conf", "upload-download.conf"]
+def test_all_examples_are_present():
+    assert COMPLETE == ["icaps.conf", "many-instances.conf", "ssl-bump.conf", "upload-download.conf"]
+    assert CONFS == sorted(COMPLETE + [SHARED, NARROW])
     assert (EXAMPLES / "README.md").exists()
 
 
@@ -90,7 +98,7 @@ def test_parse_check_detects_a_broken_file(tmp_path):
     assert rc != 0 and any("icap_servise" in p for p in problems)
 
 
-@pytest.mark.parametrize("name", CONFS)
+@pytest.mark.parametrize("name", COMPLETE + [SHARED])
 def test_every_icap_service_is_essential(name):
     services = [d for d in directives(name) if d[0] == "icap_service"]
     assert services, "each example defines its ICAP services"
@@ -99,28 +107,98 @@ def test_every_icap_service_is_essential(name):
         assert options.get("bypass") == "off", f"{service[1]} must be bypass=off (fail closed)"
 
 
-@pytest.mark.parametrize("name", CONFS)
-def test_only_candidate_traffic_goes_to_icap(name):
+def adaptation_rules(lines: list[list[str]]) -> dict[str, list[list[str]]]:
+    """Each adaptation_access target's rules (verdict and ACL names), in order."""
+    rules: dict[str, list[list[str]]] = {}
+    for d in lines:
+        if d[0] == "adaptation_access":
+            rules.setdefault(d[1], []).append(d[2:])
+    return rules
+
+
+@pytest.mark.parametrize("name", COMPLETE + [SHARED])
+def test_every_body_goes_to_icapdlp(name):
+    """Fail closed (issue 12 item 9): neither the declared type nor the method decides.
+
+    Requests: every one with a Transfer-Encoding or a non-zero Content-Length,
+    whatever its method and type. Responses: all but CONNECT's. No rule names a
+    content type or a method list, which is what let mislabelled DICOM through.
+    """
     lines = directives(name)
-    acls = {d[1]: d[2] for d in lines if d[0] == "acl"}
-    access = [d for d in lines if d[0] == "adaptation_access"]
-    targets = {d[1] for d in access}
-    assert targets == {"deid_req", "deid_resp"}
-    for target in targets:
-        rules = [d[2:] for d in access if d[1] == target]
-        assert rules[-1] == ["deny", "all"], f"{target}: everything not listed stays away from ICAP"
-        for verdict, *acl_names in rules:
-            if verdict == "allow":
-                types = {acls[a] for a in acl_names if a in acls}
-                assert types & {"req_mime_type", "rep_mime_type", "req_header"}, f"{target}: {acl_names}"
-    upload = next(d for d in lines if d[0] == "acl" and d[1] == "upload_methods")
-    assert upload[2:] == ["method", "POST", "PUT", "PATCH"]
+    acls = {d[1]: d[2:] for d in lines if d[0] == "acl"}
+    rules = adaptation_rules(lines)
+    assert set(rules) == {"deid_req", "deid_resp"}
+    assert rules["deid_resp"] == [["deny", "CONNECT"], ["allow", "all"]]
+    *allows, last = rules["deid_req"]
+    assert last == ["deny", "all"]
+    assert sorted(acls[acl] for verdict, acl in allows) == [
+        ["req_header", "Content-Length", "[1-9]"], ["req_header", "Transfer-Encoding", "."]]
+    assert not any(d[0] == "acl" and d[2] in ("req_mime_type", "rep_mime_type", "method") and d[1] != "CONNECT"
+                   for d in lines), "no type or method list decides what is inspected"
 
 
-@pytest.mark.parametrize("name", CONFS)
+def test_body_acl_patterns_tell_bodies_from_none():
+    """The Content-Length pattern: any non-zero length matches, zero (however written) does not."""
+    [pattern] = [d[4] for d in directives(SHARED) if d[:4] == ["acl", "icapdlp_sized_body", "req_header",
+                                                                 "Content-Length"]]
+    for value in ("1", "10", "1048576", "007"):
+        assert re.search(pattern, value), value
+    for value in ("0", "00", ""):
+        assert not re.search(pattern, value), value
+
+
+def test_upload_download_example_carries_the_shared_part_word_for_word():
+    assert (EXAMPLES / SHARED).read_text() in (EXAMPLES / "upload-download.conf").read_text()
+
+
+SERVICE_DIRECTIVES = ("icap_service", "adaptation_service_set")
+
+
+@pytest.mark.parametrize("name", COMPLETE)
+def test_complete_examples_hold_the_shared_directives_in_order(name):
+    """Each complete example = its listener + icapdlp.conf's directives (own services) + housekeeping."""
+    shared = [d for d in directives(SHARED) if d[0] not in SERVICE_DIRECTIVES]
+    mine = [d for d in directives(name) if d[0] not in SERVICE_DIRECTIVES]
+    start = mine.index(shared[0])
+    assert mine[start:start + len(shared)] == shared
+
+
+def test_shared_part_declares_no_listener_and_no_access_rule():
+    """So it can be added to any squid.conf (Debian's default included) without a clash."""
+    names = {d[0] for d in directives(SHARED)}
+    assert not names & {"http_port", "https_port", "http_access", "include", "coredump_dir", "cache_dir"}
+    assert all(d[1].startswith("icapdlp_") for d in directives(SHARED) if d[0] == "acl")
+
+
+def test_narrow_opt_in_only_adds_exemptions():
+    """It may only deny (keep away from icapdlp) and never for an encoded message."""
+    lines = directives(NARROW)
+    assert {d[0] for d in lines} == {"acl", "adaptation_access"}
+    rules = adaptation_rules(lines)
+    assert rules == {"deid_req": [["deny", "!icapdlp_carrier_req", "!icapdlp_encoded_req"]],
+                     "deid_resp": [["deny", "!icapdlp_carrier_rep", "!icapdlp_encoded_rep"]]}
+    acls = {d[1]: d[2:4] for d in lines if d[0] == "acl"}
+    assert acls["icapdlp_encoded_req"] == ["req_header", "Content-Encoding"]
+    assert acls["icapdlp_encoded_rep"] == ["rep_header", "Content-Encoding"]
+    text = (EXAMPLES / NARROW).read_text()
+    assert "NOT INSPECTED" in text and "BEFORE icapdlp.conf" in text
+    assert NARROW < SHARED, "in conf.d the narrow file sorts first, as its deny rules must come first"
+
+
+def test_narrow_opt_in_parses_before_the_shared_part(tmp_path):
+    conf = tmp_path / "squid.conf"
+    conf.write_text(f"http_port 127.0.0.1:3128\ninclude {EXAMPLES / NARROW}\ninclude {EXAMPLES / SHARED}\n"
+                    "http_access allow localhost\nhttp_access deny all\n")
+    rc, problems = parse(conf)
+    assert rc == 0 and problems == []
+
+
+@pytest.mark.parametrize("name", COMPLETE + [SHARED])
 def test_privacy_settings(name):
     lines = directives(name)
     first = {d[0]: d[1:] for d in reversed(lines)}
+    # the origin learns neither the client's address nor the proxy's name (issue 16 item 9)
+    assert first["forwarded_for"] == ["delete"] and first["via"] == ["off"]
     assert first["adaptation_send_client_ip"] == ["off"]
     assert first["adaptation_send_username"] == ["off"]
     assert first["icap_preview_enable"] == ["on"]
@@ -160,7 +238,7 @@ def test_ssl_bump_example_splices_everything_not_listed():
     assert rules == [["peek", "step1"], ["bump", "bump_hosts"], ["splice", "all"]]
 
 
-@pytest.mark.parametrize("name", CONFS)
+@pytest.mark.parametrize("name", COMPLETE + [SHARED])
 def test_request_buffer_is_raised_against_squid_bug_5405(name):
     """Squid 5.7 cuts off large uploads that fill a 512 KB request buffer (see README)."""
     [value] = [d[1:] for d in directives(name) if d[0] == "client_request_buffer_max_size"]

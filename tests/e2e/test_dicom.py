@@ -50,7 +50,7 @@ def test_raw_dicom_upload_is_deidentified(squid, origin, icap_watch):
     assert reply.status == 200
     [got] = origin.wait_received(1)
     assert_deidentified(original, got.body)
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_MOD", 200)]
+    assert icap_watch.outcomes(1, "/deid-req") == [("REQMOD", "ICAP_MOD", 200)]
 
 
 def test_form_upload_rewrites_the_dicom_part_only(squid, origin, icap_watch):
@@ -66,7 +66,7 @@ def test_form_upload_rewrites_the_dicom_part_only(squid, origin, icap_watch):
     assert got.parts[0].data == comment
     assert_deidentified(original, got.parts[1].data)
     assert original.surviving(got.body) == []
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_MOD", 200)]
+    assert icap_watch.outcomes(1, "/deid-req") == [("REQMOD", "ICAP_MOD", 200)]
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_gzip_encoded_dicom_upload_is_deidentified(squid, origin, icap_watch):
     assert reply.status == 200
     [got] = origin.wait_received(1)
     assert_deidentified(original, decoded_body(got.headers, got.body))
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_MOD", 200)]
+    assert icap_watch.outcomes(1, "/deid-req") == [("REQMOD", "ICAP_MOD", 200)]
 
 
 def test_zip_upload_rewrites_dicom_members_and_keeps_the_rest(squid, origin, icap_watch):
@@ -137,7 +137,7 @@ def test_zip_upload_rewrites_dicom_members_and_keeps_the_rest(squid, origin, ica
     for data in outputs:
         assert first.surviving(data) == [] and second.surviving(data) == []
         pydicom.dcmread(io.BytesIO(data))
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_MOD", 200)]
+    assert icap_watch.outcomes(1, "/deid-req") == [("REQMOD", "ICAP_MOD", 200)]
 
 
 def test_wado_rs_download_is_deidentified(squid, origin, icap_watch):
@@ -152,7 +152,7 @@ def test_wado_rs_download_is_deidentified(squid, origin, icap_watch):
     for obj, part in zip(study, parts):
         assert_deidentified(obj, part.data)
     assert all(obj.surviving(reply.body) == [] for obj in study)
-    assert icap_watch.outcomes(1) == [("RESPMOD", "ICAP_MOD", 200)]
+    assert icap_watch.outcomes(1, "/deid-resp") == [("RESPMOD", "ICAP_MOD", 200)]
 
 
 def test_burned_in_text_is_redacted_on_the_way_through(squid, origin, icap_watch):
@@ -178,7 +178,7 @@ def test_burned_in_text_is_redacted_on_the_way_through(squid, origin, icap_watch
     assert case.labels and not any(changed(t.box) for t in case.labels)
     for key in ("PatientName", "PatientID", "AccessionNumber"):
         assert case.header[key].encode() not in got.body
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_MOD", 200)]
+    assert icap_watch.outcomes(1, "/deid-req") == [("REQMOD", "ICAP_MOD", 200)]
 
 
 def test_upload_larger_than_64_mib_is_deidentified(squid, origin, icap_watch):
@@ -192,4 +192,4 @@ def test_upload_larger_than_64_mib_is_deidentified(squid, origin, icap_watch):
     [got] = origin.wait_received(1, timeout=60)
     ds = assert_deidentified(original, got.body)
     assert int(ds.NumberOfFrames) == 33
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_MOD", 200)]
+    assert icap_watch.outcomes(1, "/deid-req") == [("REQMOD", "ICAP_MOD", 200)]

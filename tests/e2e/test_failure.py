@@ -79,20 +79,19 @@ def test_icapdlp_down_refuses_candidates_and_restart_recovers(failure_squid, res
     refused_dicom = upload(failure_squid, origin, "dicom-while-down", dicom.data, "application/dicom")
     assert refused_dicom.status == 500
     assert all(p.encode() not in refused_dicom.body for p in dicom.phi_strings)
-    outcomes = watch.outcomes(2)
+    outcomes = watch.outcomes(2, "/deid-req")
     assert [o[0] for o in outcomes] == ["REQMOD", "REQMOD"]
     assert all(outcome.startswith("ICAP_ERR") for _, outcome, _ in outcomes)
-    # traffic Squid never routes to ICAP is not affected by the outage
-    assert upload(failure_squid, origin, "not-a-candidate", b"{}", "application/json").status == 200
-    received = origin.wait_received(1, timeout=1.0)
-    assert [r.path for r in received] == ["/raw/not-a-candidate"], "nothing of the refused uploads arrived"
+    # every body goes to icapdlp (fail closed), so a body of any type is refused during the outage
+    assert upload(failure_squid, origin, "json-while-down", b"{}", "application/json").status == 500
+    assert origin.wait_received(1, timeout=1.0) == [], "nothing of the refused uploads arrived"
 
     restartable.start()
     origin.clear()
     watch = IcapLogWatch(failure_squid)
     assert upload(failure_squid, origin, "after-restart", data).status == 200
     assert origin.wait_received(1)[0].body == data
-    assert watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
+    assert watch.outcomes(1, "/deid-req") == [("REQMOD", "ICAP_ECHO", 204)]
     assert failure_squid.process.pid == squid_pid, "Squid was neither restarted nor reconfigured"
 
 
@@ -108,7 +107,7 @@ def test_blocked_upload_shows_the_403_page_and_reaches_nobody(failure_squid, res
     page = reply.body.decode("utf-8", "replace")
     assert BlockReason.UNPARSEABLE_DICOM.value in page
     assert not dicom.surviving(reply.body), "the block page repeats nothing from the object"
-    assert watch.outcomes(1) == [("REQMOD", "ICAP_SAT", 200)]
+    assert watch.outcomes(1, "/deid-req") == [("REQMOD", "ICAP_SAT", 200)]
     assert origin.wait_received(1, timeout=1.0) == []
 
 

@@ -1,8 +1,8 @@
 """Non-DICOM traffic through real Squid + icapdlp arrives byte-identical.
 
-Candidate uploads and downloads go through icapdlp and must come back as an
-ICAP 204 (icap.log ``ICAP_ECHO/204``) with every byte unchanged; types the
-Squid example does not route to ICAP must not appear in icap.log at all.
+Every upload with a body and every download goes through icapdlp (the
+Squid example fails closed) and must come back as an ICAP 204 (icap.log
+``ICAP_ECHO/204``) with every byte unchanged.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _upload_arrives_unchanged(squid, origin, icap_watch, method, path, data, hea
     assert reply.status == 200
     [got] = origin.wait_received(1)
     assert got.body == data
-    assert icap_watch.outcomes(len(outcomes)) == outcomes
+    assert icap_watch.outcomes(len(outcomes), "/deid-req") == outcomes
     return got
 
 
@@ -75,10 +75,11 @@ def test_large_zip_without_dicom_is_echoed_unchanged(squid, origin, icap_watch):
                               {"Content-Type": "application/zip"}, [("REQMOD", "ICAP_MOD", 200)])
 
 
-def test_non_candidate_type_never_reaches_icap(squid, origin, icap_watch):
-    data = b'{"note": "json is not a DICOM carrier in the example"}'
+def test_json_upload_without_dicom_passes_untouched(squid, origin, icap_watch):
+    """Every body goes to icapdlp whatever its type; plain JSON is released with a 204."""
+    data = b'{"note": "json that is not the DICOM JSON model"}'
     _upload_arrives_unchanged(squid, origin, icap_watch, "POST", "/raw/data.json", data,
-                              {"Content-Type": "application/json"}, [])
+                              {"Content-Type": "application/json"})
 
 
 def test_binary_download_passes_untouched(squid, origin, icap_watch):
@@ -86,15 +87,16 @@ def test_binary_download_passes_untouched(squid, origin, icap_watch):
     path = origin.add_blob("firmware.bin", data, "application/octet-stream")
     reply = via_proxy(squid.port, "GET", origin.url(path))
     assert reply.status == 200 and reply.body == data
-    assert icap_watch.outcomes(1) == [("RESPMOD", "ICAP_ECHO", 204)]
+    assert icap_watch.outcomes(1, "/deid-resp") == [("RESPMOD", "ICAP_ECHO", 204)]
 
 
-def test_image_download_is_not_a_candidate(squid, origin, icap_watch):
+def test_image_download_passes_untouched(squid, origin, icap_watch):
+    """Every response goes to icapdlp whatever its type; a PNG is released with a 204."""
     data = b"\x89PNG\r\n\x1a\n" + os.urandom(5000)
     path = origin.add_blob("logo.png", data, "image/png")
     reply = via_proxy(squid.port, "GET", origin.url(path))
     assert reply.status == 200 and reply.body == data
-    assert icap_watch.outcomes(0) == []
+    assert icap_watch.outcomes(1, "/deid-resp") == [("RESPMOD", "ICAP_ECHO", 204)]
 
 
 def test_large_non_dicom_upload_streams_through(squid, origin, icap_watch):
@@ -107,4 +109,4 @@ def test_large_non_dicom_upload_streams_through(squid, origin, icap_watch):
     [got] = origin.wait_received(1)
     assert len(got.body) == len(data)
     assert hashlib.sha256(got.body).digest() == hashlib.sha256(data).digest()
-    assert icap_watch.outcomes(1) == [("REQMOD", "ICAP_ECHO", 204)]
+    assert icap_watch.outcomes(1, "/deid-req") == [("REQMOD", "ICAP_ECHO", 204)]

@@ -264,9 +264,17 @@ class _OriginHandler(BaseHTTPRequestHandler):
 
     do_POST = _upload
     do_PUT = _upload
+    # any method may carry a body (WebDAV's PROPPATCH, a DELETE with a body): the
+    # fail-closed Squid examples must route them all through icapdlp
+    do_PATCH = _upload
+    do_DELETE = _upload
+    do_PROPPATCH = _upload
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if path.startswith("/raw/"):  # a GET that carries a body, stored like an upload
+            self._upload()
+            return
         if path.startswith("/blob/"):
             blob = self.server_origin._blob(path[len("/blob/"):])
             if blob is None:

@@ -1,0 +1,221 @@
+"""The shipped Squid example fails closed: no body reaches the origin uninspected.
+
+Issue 12 item 9: uploads declared ``application/x-dicom``, ``application/json``,
+``text/plain`` or curl's default ``application/x-www-form-urlencoded``, and
+DELETE/PROPPATCH requests with a body, never went to icapdlp under the old
+content-type list; the origin received the planted PHI byte for byte. Each
+case here runs a real Squid rendered from ``squid-examples/upload-download.conf``,
+a real ``icapdlp serve`` and the test origin, and judges only what arrived:
+either the origin got a body holding no planted value, or the user got a block
+(HTTP 403) and the origin got nothing. Downloads are judged the same way on
+what the client received.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from tests.e2e.client import via_proxy
+from tests.e2e.conftest import E2E_POLICY
+from tests.support import synthetic
+from tests.support.origin import OriginServer
+from tests.support.processes import start_icapdlp
+from tests.support.squid import EXAMPLES, SQUID, icap_outcomes, start_squid_from_example
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e,
+              pytest.mark.skipif(not Path(SQUID).exists(), reason="squid-openssl is not installed")]
+
+#: through Squid and icapdlp with one worker on a busy 2-core machine
+TIMEOUT = 120.0
+
+
+def part10(seed: int) -> tuple[synthetic.Synthetic, bytes]:
+    original = synthetic.make_ct(seed)
+    return original, original.data
+
+
+def dicom_json(seed: int) -> tuple[synthetic.Synthetic, bytes]:
+    """The DICOM JSON model of a synthetic CT (header only: a metadata upload)."""
+    original = synthetic.make_ct(seed)
+    dataset = original.dataset.copy()
+    del dataset.PixelData
+    return original, json.dumps([dataset.to_json_dict()]).encode()
+
+
+@pytest.fixture(scope="module")
+def origin():
+    server = OriginServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def icapdlp(tmp_path_factory):
+    server = start_icapdlp(E2E_POLICY, tmp_path_factory.mktemp("icapdlp"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def squid(icapdlp):
+    proxy = start_squid_from_example("upload-download.conf", icap_port=icapdlp.port)
+    yield proxy
+    proxy.cleanup()
+
+
+def chunked_upload(proxy_port: int, method: str, url: str, body: bytes, headers: dict[str, str]) -> int:
+    """Send ``body`` with Transfer-Encoding: chunked (no Content-Length at all); the HTTP status."""
+    conn = http.client.HTTPConnection("127.0.0.1", proxy_port, timeout=TIMEOUT)
+    try:
+        conn.request(method, url, body=iter([body[:1000], body[1000:]]), headers=headers, encode_chunked=True)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def curl_default_upload(proxy_url: str, url: str, body: bytes, workdir: Path) -> int:
+    """``curl --data-binary @file``: curl's own default type, application/x-www-form-urlencoded."""
+    source = workdir / "upload.bin"
+    source.write_bytes(body)
+    result = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-x", proxy_url,
+                             "-H", "Expect:", "--max-time", str(int(TIMEOUT)), "--data-binary", f"@{source}", url],
+                            capture_output=True, text=True, timeout=TIMEOUT + 10)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
+#: (case id, method, declared type or None, body maker, chunked)
+UPLOADS: list[tuple[str, str, str | None, Callable[[int], tuple[synthetic.Synthetic, bytes]], bool]] = [
+    ("x-dicom", "POST", "application/x-dicom", part10, False),
+    ("json", "POST", "application/json", dicom_json, False),
+    ("text-plain", "POST", "text/plain", part10, False),
+    ("delete-with-body", "DELETE", "application/dicom", part10, False),
+    ("proppatch-with-body", "PROPPATCH", "application/xml", part10, False),
+    ("chunked-without-type", "PUT", None, part10, True),
+]
+
+
+def judge_upload(origin: OriginServer, original: synthetic.Synthetic, status: int) -> None:
+    """De-identified at the origin, or blocked with nothing forwarded."""
+    received = origin.wait_received(1, timeout=5.0 if status == 200 else 1.0)
+    if status == 403:
+        assert received == [], "a blocked upload must not reach the origin"
+        return
+    assert status == 200
+    [got] = received
+    assert got.body, "the origin received the (rewritten) body"
+    assert original.surviving(got.body) == [], "planted PHI reached the origin"
+
+
+@pytest.mark.parametrize("case", UPLOADS, ids=[c[0] for c in UPLOADS])
+def test_upload_of_any_type_and_method_is_inspected(case, squid, origin):
+    name, method, content_type, make, chunked = case
+    original, body = make(300 + UPLOADS.index(case))
+    headers = {"Content-Type": content_type} if content_type else {}
+    url = origin.url(f"/raw/{name}")
+    origin.clear()
+    start = len(squid.icap_log())
+    if chunked:
+        status = chunked_upload(squid.port, method, url, body, headers)
+    else:
+        status = via_proxy(squid.port, method, url, body, headers).status
+    judge_upload(origin, original, status)
+    reqmods = [o for o in icap_outcomes(squid.wait_icap_log(start + 1)[start:]) if o[0] == "REQMOD"]
+    assert reqmods and reqmods[0][1] in ("ICAP_MOD", "ICAP_SAT"), reqmods
+
+
+def test_get_with_a_body_is_refused_by_squid_itself(squid, origin):
+    """Squid 5.7 answers a GET that carries a body with 411 and forwards nothing: closed too."""
+    original, body = part10(319)
+    origin.clear()
+    reply = via_proxy(squid.port, "GET", origin.url("/raw/get-with-body"), body, {"Content-Type": "text/plain"})
+    assert reply.status == 411
+    assert origin.wait_received(1, timeout=1.0) == []
+
+
+def test_curl_default_form_urlencoded_upload_is_inspected(squid, origin, tmp_path):
+    original, body = part10(320)
+    origin.clear()
+    status = curl_default_upload(squid.proxy_url, origin.url("/raw/curl-default"), body, tmp_path)
+    judge_upload(origin, original, status)
+    [got] = origin.received() or [None]
+    if got is not None:
+        assert got.headers["content-type"] == "application/x-www-form-urlencoded"
+
+
+#: (declared type of a download, body maker)
+DOWNLOADS = [("text/plain", part10), ("application/json", dicom_json), ("image/jpeg", part10),
+             ("text/html", part10)]
+
+
+@pytest.mark.parametrize("content_type, make", DOWNLOADS, ids=[d[0] for d in DOWNLOADS])
+def test_download_of_any_type_is_inspected(content_type, make, squid, origin):
+    original, body = make(340 + [d[0] for d in DOWNLOADS].index(content_type))
+    path = origin.add_blob(f"blob-{content_type.replace('/', '-')}", body, content_type)
+    reply = via_proxy(squid.port, "GET", origin.url(path))
+    assert reply.status in (200, 403)
+    assert original.surviving(reply.body) == [], "planted PHI reached the client"
+    if reply.status == 200:
+        assert reply.body, "the client received the (rewritten) object"
+
+
+def test_a_request_without_a_body_skips_icapdlp(squid, origin):
+    """The price of failing closed is bounded: a plain GET costs no REQMOD."""
+    path = origin.add_blob("page.txt", b"hello\n", "text/plain")
+    start = len(squid.icap_log())
+    reply = via_proxy(squid.port, "GET", origin.url(path))
+    assert reply.status == 200 and reply.body == b"hello\n"
+    outcomes = icap_outcomes(squid.wait_icap_log(start + 1)[start:])
+    assert outcomes == [("RESPMOD", "ICAP_ECHO", 204)]
+
+
+def test_dicom_json_helper_really_carries_the_planted_values():
+    """Guards the oracle: the JSON body holds the PHI the test expects to disappear."""
+    original, body = dicom_json(1)
+    assert original.surviving(body) != []
+    assert pydicom.Dataset.from_json(json.loads(body)[0]).PatientName
+
+
+# -- the opt-in narrow list: what it saves, and the leak it allows -----------------
+
+NARROW = EXAMPLES / "icapdlp-narrow.conf"
+#: where a hand-written squid.conf includes the narrow file: before icapdlp.conf's part
+SHARED_PART_STARTS = "# ===========================================================================\n# From here"
+
+
+@pytest.fixture(scope="module")
+def narrow_squid(icapdlp):
+    proxy = start_squid_from_example("upload-download.conf", icap_port=icapdlp.port, substitutions=[
+        (SHARED_PART_STARTS, f"include {NARROW}\n{SHARED_PART_STARTS}")])
+    yield proxy
+    proxy.cleanup()
+
+
+def test_narrow_opt_in_still_deidentifies_declared_dicom(narrow_squid, origin):
+    original, body = part10(360)
+    origin.clear()
+    status = via_proxy(narrow_squid.port, "POST", origin.url("/raw/narrow-dicom"), body,
+                       {"Content-Type": "application/dicom"}).status
+    judge_upload(origin, original, status)
+
+
+def test_narrow_opt_in_lets_mislabelled_dicom_through_as_its_readme_warns(narrow_squid, origin):
+    """The risk icapdlp-narrow.conf spells out, shown: text/plain DICOM is not inspected."""
+    original, body = part10(361)
+    origin.clear()
+    start = len(narrow_squid.icap_log())
+    reply = via_proxy(narrow_squid.port, "POST", origin.url("/raw/narrow-text"), body, {"Content-Type": "text/plain"})
+    assert reply.status == 200
+    [got] = origin.wait_received(1)
+    assert got.body == body and original.surviving(got.body) != []
+    lines = narrow_squid.wait_icap_log(start + 1, timeout=2.0)[start:]
+    assert [o for o in icap_outcomes(lines) if o[0] == "REQMOD"] == []
