@@ -32,7 +32,7 @@ from icapdlp.dicom.conformance import (
 from icapdlp.dicom.deid import HeaderDeidentifier
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
 from icapdlp.dicom.pixel_hook import PixelCleaner, frame_count
-from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, PIXEL_DATA, UNDEFINED, scan
+from icapdlp.dicom.prescan import EXPLICIT_LE, IMPLICIT_LE, PIXEL_DATA, UNDEFINED, scan
 from icapdlp.dicom.reader import parse, read
 from icapdlp.dicom.rebuild import (
     add_markers,
@@ -40,7 +40,6 @@ from icapdlp.dicom.rebuild import (
     encode_chunks,
     new_file_meta,
     output_transfer_syntax,
-    swap_to_little_endian,
     zero_bits_above_high_bit,
 )
 from icapdlp.report import ObjectReport
@@ -267,8 +266,6 @@ def _silence_audio(ds: Dataset, report: ObjectReport) -> None:
 
 
 def _encode(ds: Dataset, out_ts: str, owned: bool, report: ObjectReport) -> list:
-    if str(ds.file_meta.TransferSyntaxUID) == EXPLICIT_BE:
-        swap_to_little_endian(ds)
     if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated, in_place=True, owned=owned):
         report.cdr_findings["pixel-high-bits"] += 1
     return encode_chunks(ds, out_ts)
