@@ -6,10 +6,11 @@ The table (``ps315_table``) is data; this module is the policy on top of it:
 - when several active options name a row, the least retaining action wins
   (C beats K: e.g. Calibration Date under Retain Device Identity *and*
   Modified Dates is shifted, not kept);
-- compound codes resolve to the value-removing form that is valid whatever
-  the attribute's Type is in the IOD at hand (see ACTIONS.md):
-  Z/D, X/D, X/Z/D -> D; X/Z -> Z; X/Z/U* -> U* (keep the sequence, replace
-  every instance UID inside).
+- compound codes X/Z, X/D, Z/D and X/Z/D stay compound here: the walker
+  decides them per object by the attribute's Type in the object's IOD
+  (``icapdlp.dicom.iod``; see ACTIONS.md); X/Z/U* -> U* (keep the sequence,
+  replace every instance UID inside);
+- when options compete, a compound code ranks as D (as Z for X/Z).
 
 Table E.1-1 does not list every attribute that can identify someone. Three
 project rules (ACTIONS.md, "Project rules for identifying attributes") cover the
@@ -43,6 +44,8 @@ from pydicom.datadict import DicomDictionary
 from icapdlp.dicom import ps315_table
 from icapdlp.dicom.options import ProfileOptions
 
+#: the rank of each compound code when active options compete (its concrete action is decided
+#: per object by icapdlp.dicom.iod); X/Z/U* is always U*
 COMPOUND = {"Z/D": "D", "X/D": "D", "X/Z/D": "D", "X/Z": "Z", "X/Z/U*": "U*"}
 #: least retaining first; used to settle rows named by several active options
 _STRENGTH = {"X": 0, "Z": 1, "D": 2, "U": 3, "U*": 3, "C": 4, "K": 5}
@@ -102,10 +105,11 @@ def applied_option_keys(profile: ProfileOptions, *, pixels_cleaned: bool) -> lis
 
 
 def resolve(basic: str, options: tuple[tuple[str, str], ...], active: frozenset[str]) -> str:
-    """The concrete action (D, Z, X, K, C, U or U*) for one row under the active options."""
+    """The action for one row under the active options: D, Z, X, K, C, U, U*, or a compound
+    code (X/Z, X/D, Z/D, X/Z/D) that :mod:`icapdlp.dicom.iod` decides per object."""
     chosen = [action for column, action in options if column in active]
     code = min(chosen, key=lambda a: _STRENGTH[COMPOUND.get(a, a)]) if chosen else basic
-    return COMPOUND.get(code, code)
+    return "U*" if code == "X/Z/U*" else code
 
 
 @dataclass(frozen=True)
