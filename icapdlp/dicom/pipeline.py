@@ -245,7 +245,7 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
     if any(tag >> 16 == DICOMDIR_GROUP for tag in ds.keys()):
         raise Blocked(BlockReason.DICOMDIR, "DICOMDIR media directory (lists every patient on the medium)")
     sop_class = _sop_class(ds)
-    if not sop_class or not str(ds.get("SOPInstanceUID", "") or "").strip("\0 "):
+    if not sop_class or not _sop_instance(ds):
         raise Blocked(BlockReason.UNPARSEABLE_DICOM, "no SOP Class UID or SOP Instance UID")
     report.study_ref = keyed.trace_ref(config.key, str(ds.get("StudyInstanceUID", "") or ""))
     report.instance_ref = keyed.trace_ref(config.key, str(ds.get("SOPInstanceUID", "") or ""))
@@ -268,6 +268,8 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
     deid = HeaderDeidentifier(profile, config.key, report)
     deid.prepare(ds)
     deid.walk(ds)
+    if not _sop_instance(ds):  # under Retain UIDs a value that is no UID is removed, not kept
+        raise Blocked(BlockReason.UNPARSEABLE_DICOM, "SOP Instance UID is not a valid UID")
     add_markers(ds, profile, pixels_cleaned=report.pixels_cleaned)
 
 
@@ -301,6 +303,10 @@ def _encode(ds: Dataset, out_ts: str, owned: bool, report: ObjectReport) -> list
     if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated, in_place=True, owned=owned):
         report.cdr_findings["pixel-high-bits"] += 1
     return encode_chunks(ds, out_ts)
+
+
+def _sop_instance(ds: Dataset) -> str:
+    return str(ds.get("SOPInstanceUID", "") or "").strip("\0 ")
 
 
 def _sop_class(ds: Dataset) -> str:
