@@ -56,8 +56,8 @@ AUDIO_WAVEFORM_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.9.4.1", "1.2.840.10
 WAVEFORM_SEQUENCE, WAVEFORM_DATA = 0x54000100, 0x54001010
 #: Float Pixel Data, Double Float Pixel Data, Pixel Data
 PIXEL_VALUE_TAGS = (0x7FE00008, 0x7FE00009, PIXEL_DATA)
-#: the Basic Directory IOD's group (File-set ID, Directory Record Sequence...): only DICOMDIRs use it
-DICOMDIR_GROUP = 0x0004
+#: File-set ID and Directory Record Sequence: Type 2 in the Basic Directory IOD, only DICOMDIRs have them
+DICOMDIR_TAGS = (0x00041130, 0x00041220)
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
              report: ObjectReport, *, document: bool = False) -> None:
     """Policy checks, pixel cleaning (on the original), header de-identification, markers."""
     profile = config.profile
-    if any(tag >> 16 == DICOMDIR_GROUP for tag in ds.keys()):
+    if any(tag in ds for tag in DICOMDIR_TAGS):
         raise Blocked(BlockReason.DICOMDIR, "DICOMDIR media directory (lists every patient on the medium)")
     sop_class = _sop_class(ds)
     if not sop_class or not _sop_instance(ds):
