@@ -54,8 +54,11 @@ def _swap_dataset(ds: Dataset) -> None:
                 _swap_dataset(item)
         elif vr == "UN" and elem.value:
             del ds[tag]
-        elif vr in SWAP_WIDTHS and isinstance(elem.value, (bytes, bytearray, memoryview)) and elem.value:
+        elif (vr in SWAP_WIDTHS or vr == "OB" and int(tag) in _UNIT_FROM_BITS) \
+                and isinstance(elem.value, (bytes, bytearray, memoryview)) and elem.value:
             width = _unit(ds, int(tag), vr)
+            if width == 1:
+                continue
             value = bytes(elem.value)
             if len(value) % width:
                 continue  # not whole units: the value checks and the pixel geometry deal with it
@@ -64,13 +67,20 @@ def _swap_dataset(ds: Dataset) -> None:
 
 
 def _unit(ds: Dataset, tag: int, vr: str) -> int:
-    """Bytes per swapped unit: the VR's, or Bits Allocated / 8 for Pixel and Waveform Data in OW."""
+    """Bytes per swapped unit: the VR's, or Bits Allocated / 8 for Pixel and Waveform Data.
+
+    Pixel and Waveform Data in OB are only swapped when their Bits Allocated is over 8: the
+    Standard wants OW then, but decoders read such values in units of Bits Allocated in the
+    transfer syntax's byte order whatever the VR says, and so must the converted object.
+    """
     keyword = _UNIT_FROM_BITS.get(tag)
-    if keyword is not None and vr == "OW":
+    if keyword is not None:
         try:
-            bits = int(ds.get(keyword, 16) or 16)
+            bits = int(ds.get(keyword, 16 if vr == "OW" else 8) or 8)
         except (TypeError, ValueError):
-            bits = 16
-        if bits in (32, 64):
+            bits = 16 if vr == "OW" else 8
+        if bits in (16, 32, 64):
             return bits // 8
+        if vr == "OB":
+            return 1
     return SWAP_WIDTHS[vr]

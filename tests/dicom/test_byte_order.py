@@ -151,3 +151,14 @@ def test_real_big_endian_files_decode_as_their_input(name, cleaned):
                     "SegmentedGreenPaletteColorLookupTableData", "SegmentedBluePaletteColorLookupTableData"):
         if keyword in source:
             assert _le(out[keyword].value) == _input_lut(source, keyword)
+
+
+def test_16_bit_pixels_mislabelled_ob_are_swapped_as_decoders_read_them():
+    """OB with Bits Allocated 16 breaks PS3.5 in Big Endian, but decoders read 2-byte units."""
+    data, pixels = make_big_endian()
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds["PixelData"].VR = "OB"
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    assert np.array_equal(pydicom.dcmread(io.BytesIO(buf.getvalue())).pixel_array, pixels)
+    assert np.array_equal(_run(buf.getvalue(), None).pixel_array, pixels)
