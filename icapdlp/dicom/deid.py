@@ -30,7 +30,7 @@ from functools import lru_cache
 
 from pydicom.datadict import dictionary_VR, get_entry, tag_for_keyword
 
-from icapdlp.dicom import keyed
+from icapdlp.dicom import iod, keyed
 from icapdlp.dicom.options import ProfileOptions
 from icapdlp.dicom.reader import decoded_element
 from icapdlp.dicom.profile import SEQUENCE_ONLY_TAGS, STANDARD_UID_PREFIX, STRUCTURAL_UID_TAGS, action_table
@@ -90,6 +90,7 @@ class HeaderDeidentifier:
         self.report = report
         self.table = action_table(profile)
         self.date_offset = 0
+        self._types: dict[tuple[int, ...], int] = iod.types_for("")
         self._cleaner: TextCleaner | None = None
         self._deny: set[str] = set()
 
@@ -101,6 +102,7 @@ class HeaderDeidentifier:
         Misplaced: top-level elements the Standard defines only inside sequence items
         (profile.SEQUENCE_ONLY_TAGS); they come from a broken sequence or a crafted file.
         """
+        self._types = iod.types_for(str(ds.get("SOPClassUID", "") or "").strip("\0 "))
         for tag in SEQUENCE_ONLY_TAGS.intersection(ds.keys()):
             self._remove(ds, tag)
             self.report.cdr_findings[MISPLACED_FINDING] += 1
@@ -132,8 +134,12 @@ class HeaderDeidentifier:
 
     # -- walk ---------------------------------------------------------------
 
-    def walk(self, ds: Dataset, mode: str | None = None) -> None:
-        """Apply the actions to every element of ``ds`` (and recursively its items)."""
+    def walk(self, ds: Dataset, mode: str | None = None, path: tuple[int, ...] = ()) -> None:
+        """Apply the actions to every element of ``ds`` (and recursively its items).
+
+        ``path``: the sequence tags from the top level down to ``ds``; compound
+        actions are decided by the Type the IOD gives the attribute at that path.
+        """
         for tag in list(ds.keys()):
             tag = int(tag)
             group, element = tag >> 16, tag & 0xFFFF
@@ -145,15 +151,18 @@ class HeaderDeidentifier:
                 self._graphics(ds, tag, group, element)
             else:
                 action = self.table.action(tag)
+                if action in iod.COMPOUND_CODES:
+                    action = iod.decide(self._types, (*path, tag))
                 if action is None and not known_tag(tag):
                     self._remove(ds, tag)
                     self.report.cdr_findings[UNKNOWN_TAG_FINDING] += 1
                 elif action is None:
-                    self._unlisted(ds, decoded_element(ds, tag), mode)
+                    self._unlisted(ds, decoded_element(ds, tag), mode, path)
                 else:
-                    self.apply(ds, decoded_element(ds, tag), action, mode)
+                    self.apply(ds, decoded_element(ds, tag), action, mode, path)
 
-    def apply(self, ds: Dataset, elem: DataElement, action: str, mode: str | None) -> None:
+    def apply(self, ds: Dataset, elem: DataElement, action: str, mode: str | None,
+              path: tuple[int, ...] = ()) -> None:
         """Apply one concrete action (D, Z, X, K, C, U, U*) to ``elem`` of ``ds``."""
         vr = elem.VR
         if self.profile.pseudonymize_patient and elem.tag in (PATIENT_ID, PATIENT_NAME) and elem.value:
@@ -166,7 +175,7 @@ class HeaderDeidentifier:
         if action == "Z":
             elem.value = Sequence() if vr == "SQ" else None
         elif vr == "SQ":
-            self._items(elem, {"D": "dummy", "C": "clean"}.get(action, mode))
+            self._items(elem, {"D": "dummy", "C": "clean"}.get(action, mode), path)
         elif action in ("U", "U*") or (action == "D" and vr == "UI"):
             self._replace_uids(elem)
         elif action == "D":
@@ -177,10 +186,10 @@ class HeaderDeidentifier:
             self._remove(ds, elem.tag)  # K keeps a UID as is, so it must be a UID
         # K: keep as is
 
-    def _unlisted(self, ds: Dataset, elem: DataElement, mode: str | None) -> None:
+    def _unlisted(self, ds: Dataset, elem: DataElement, mode: str | None, path: tuple[int, ...]) -> None:
         vr = elem.VR
         if vr == "SQ":
-            self._items(elem, mode)
+            self._items(elem, mode, path)
         elif vr == "UI":
             if not self.profile.retain_uids and elem.tag not in STRUCTURAL_UID_TAGS:
                 self._replace_uids(elem)
@@ -195,9 +204,10 @@ class HeaderDeidentifier:
             self.report.actions["C"] += 1
             self._clean(elem)
 
-    def _items(self, elem: DataElement, mode: str | None) -> None:
+    def _items(self, elem: DataElement, mode: str | None, path: tuple[int, ...] = ()) -> None:
+        inner = (*path, int(elem.tag))
         for item in elem.value or ():
-            self.walk(item, mode)
+            self.walk(item, mode, inner)
 
     def _remove(self, ds: Dataset, tag: int) -> None:
         del ds[tag]

@@ -32,7 +32,7 @@ from icapdlp.dicom.conformance import (
 from icapdlp.dicom.deid import HeaderDeidentifier
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
 from icapdlp.dicom.pixel_hook import PixelCleaner, frame_count
-from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, PIXEL_DATA, UNDEFINED, scan
+from icapdlp.dicom.prescan import EXPLICIT_LE, IMPLICIT_LE, PIXEL_DATA, UNDEFINED, scan
 from icapdlp.dicom.reader import parse, read
 from icapdlp.dicom.rebuild import (
     add_markers,
@@ -40,7 +40,6 @@ from icapdlp.dicom.rebuild import (
     encode_chunks,
     new_file_meta,
     output_transfer_syntax,
-    swap_to_little_endian,
     zero_bits_above_high_bit,
 )
 from icapdlp.report import ObjectReport
@@ -55,6 +54,10 @@ ENCAPSULATED_DOCUMENT_CLASSES = frozenset(
 #: Basic Voice Audio and General Audio Waveform: recorded speech
 AUDIO_WAVEFORM_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.9.4.1", "1.2.840.10008.5.1.4.1.1.9.4.2"})
 WAVEFORM_SEQUENCE, WAVEFORM_DATA = 0x54000100, 0x54001010
+#: Float Pixel Data, Double Float Pixel Data, Pixel Data
+PIXEL_VALUE_TAGS = (0x7FE00008, 0x7FE00009, PIXEL_DATA)
+#: File-set ID and Directory Record Sequence: Type 2 in the Basic Directory IOD, only DICOMDIRs have them
+DICOMDIR_TAGS = (0x00041130, 0x00041220)
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ def deidentify_dataset(ds: Dataset, config: PipelineConfig, pixel_cleaner: Pixel
         ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_LE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _guarded("deid", _process, ds, config, pixel_cleaner, report)
+        _guarded("deid", _process_document, ds, config, pixel_cleaner, report)
         ts = str(ds.file_meta.TransferSyntaxUID)
         if zero_bits_above_high_bit(ds, UID(ts).is_encapsulated):
             report.cdr_findings["pixel-high-bits"] += 1
@@ -222,12 +225,27 @@ def _guarded(stage: str, func, *args):
         report.stage_seconds[stage] += time.perf_counter() - started
 
 
+def _process_document(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | None,
+                      report: ObjectReport) -> None:
+    """:func:`_process` for a DICOM JSON document (WADO-RS metadata, QIDO-RS, STOW-RS JSON).
+
+    Such a document describes an image without carrying its pixels (its Pixel
+    Data, if named at all, was a BulkDataURI, which the payload layer removes):
+    there is nothing to clean and nothing to leak, so it is de-identified like
+    any header instead of being blocked. Inline pixels (InlineBinary) are
+    cleaned as in a binary object.
+    """
+    _process(ds, config, pixel_cleaner, report, document=True)
+
+
 def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | None,
-             report: ObjectReport) -> None:
+             report: ObjectReport, *, document: bool = False) -> None:
     """Policy checks, pixel cleaning (on the original), header de-identification, markers."""
     profile = config.profile
+    if any(tag in ds for tag in DICOMDIR_TAGS):
+        raise Blocked(BlockReason.DICOMDIR, "DICOMDIR media directory (lists every patient on the medium)")
     sop_class = _sop_class(ds)
-    if not sop_class or not str(ds.get("SOPInstanceUID", "") or "").strip("\0 "):
+    if not sop_class or not _sop_instance(ds):
         raise Blocked(BlockReason.UNPARSEABLE_DICOM, "no SOP Class UID or SOP Instance UID")
     report.study_ref = keyed.trace_ref(config.key, str(ds.get("StudyInstanceUID", "") or ""))
     report.instance_ref = keyed.trace_ref(config.key, str(ds.get("SOPInstanceUID", "") or ""))
@@ -238,16 +256,31 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
             raise Blocked(BlockReason.ENCAPSULATED_DOCUMENT, "encapsulated document or audio refused by policy")
         _silence_audio(ds, report)
     if profile.clean_pixel_data and pixel_cleaner is not None:
-        if pixel_cleaner.needs_cleaning(ds):
+        if not pixel_cleaner.needs_cleaning(ds):
+            report.frames_skipped += _skipped_frames(pixel_cleaner, ds)
+        elif not _has_pixels(ds):
+            if not document:  # an image whose pixels are elsewhere or lost cannot be checked
+                raise Blocked(BlockReason.MISSING_PIXEL_DATA, "image object without Pixel Data")
+        else:
             if isinstance(ds.get_item(PIXEL_DATA).value if PIXEL_DATA in ds else None, memoryview):
                 ds[PIXEL_DATA]._value = bytes(ds[PIXEL_DATA].value)  # the cleaner decodes bytes
             pixel_cleaner.clean(ds, report)
-        else:
-            report.frames_skipped += _skipped_frames(pixel_cleaner, ds)
     deid = HeaderDeidentifier(profile, config.key, report)
     deid.prepare(ds)
     deid.walk(ds)
+    if not _sop_instance(ds):  # under Retain UIDs a value that is no UID is removed, not kept
+        raise Blocked(BlockReason.UNPARSEABLE_DICOM, "SOP Instance UID is not a valid UID")
     add_markers(ds, profile, pixels_cleaned=report.pixels_cleaned)
+
+
+def _has_pixels(ds: Dataset) -> bool:
+    """Whether ``ds`` carries pixel values (Pixel Data, Float or Double Float Pixel Data)."""
+    for tag in PIXEL_VALUE_TAGS:
+        if tag in ds:
+            value = ds.get_item(tag).value
+            if value is not None and len(value):
+                return True
+    return False
 
 
 def _skipped_frames(pixel_cleaner: PixelCleaner, ds: Dataset) -> int:
@@ -267,11 +300,13 @@ def _silence_audio(ds: Dataset, report: ObjectReport) -> None:
 
 
 def _encode(ds: Dataset, out_ts: str, owned: bool, report: ObjectReport) -> list:
-    if str(ds.file_meta.TransferSyntaxUID) == EXPLICIT_BE:
-        swap_to_little_endian(ds)
     if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated, in_place=True, owned=owned):
         report.cdr_findings["pixel-high-bits"] += 1
     return encode_chunks(ds, out_ts)
+
+
+def _sop_instance(ds: Dataset) -> str:
+    return str(ds.get("SOPInstanceUID", "") or "").strip("\0 ")
 
 
 def _sop_class(ds: Dataset) -> str:

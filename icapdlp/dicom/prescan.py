@@ -248,10 +248,14 @@ class _Walker:
                 stack.pop()
                 pos += 8
                 continue
-            if top and (tag <= frame.prev_tag or tag == TRAILING_PADDING):
+            if top and tag == frame.prev_tag and tag != PIXEL_DATA and tag != TRAILING_PADDING:
+                # the same element twice (a writer bug seen in real palettes): readers take the
+                # second, and so does the parse; ending the dataset here would drop the rest
+                pass
+            elif top and (tag <= frame.prev_tag or tag == TRAILING_PADDING):
                 self.stopped_at_padding = tag == TRAILING_PADDING
                 return pos  # the dataset ended; what follows is not part of it
-            if tag <= frame.prev_tag:
+            elif tag <= frame.prev_tag:
                 raise self._fail(f"tags out of order at offset {pos}")
             frame.prev_tag = tag
             head = self._element(frame, tag, pos, limit, top)

@@ -6,10 +6,11 @@ The table (``ps315_table``) is data; this module is the policy on top of it:
 - when several active options name a row, the least retaining action wins
   (C beats K: e.g. Calibration Date under Retain Device Identity *and*
   Modified Dates is shifted, not kept);
-- compound codes resolve to the value-removing form that is valid whatever
-  the attribute's Type is in the IOD at hand (see ACTIONS.md):
-  Z/D, X/D, X/Z/D -> D; X/Z -> Z; X/Z/U* -> U* (keep the sequence, replace
-  every instance UID inside).
+- compound codes X/Z, X/D, Z/D and X/Z/D stay compound here: the walker
+  decides them per object by the attribute's Type in the object's IOD
+  (``icapdlp.dicom.iod``; see ACTIONS.md); X/Z/U* -> U* (keep the sequence,
+  replace every instance UID inside);
+- when options compete, a compound code ranks as D (as Z for X/Z).
 
 Table E.1-1 does not list every attribute that can identify someone. Three
 project rules (ACTIONS.md, "Project rules for identifying attributes") cover the
@@ -43,6 +44,8 @@ from pydicom.datadict import DicomDictionary
 from icapdlp.dicom import ps315_table
 from icapdlp.dicom.options import ProfileOptions
 
+#: the rank of each compound code when active options compete (its concrete action is decided
+#: per object by icapdlp.dicom.iod); X/Z/U* is always U*
 COMPOUND = {"Z/D": "D", "X/D": "D", "X/Z/D": "D", "X/Z": "Z", "X/Z/U*": "U*"}
 #: least retaining first; used to settle rows named by several active options
 _STRENGTH = {"X": 0, "Z": 1, "D": 2, "U": 3, "U*": 3, "C": 4, "K": 5}
@@ -102,10 +105,11 @@ def applied_option_keys(profile: ProfileOptions, *, pixels_cleaned: bool) -> lis
 
 
 def resolve(basic: str, options: tuple[tuple[str, str], ...], active: frozenset[str]) -> str:
-    """The concrete action (D, Z, X, K, C, U or U*) for one row under the active options."""
+    """The action for one row under the active options: D, Z, X, K, C, U, U*, or a compound
+    code (X/Z, X/D, Z/D, X/Z/D) that :mod:`icapdlp.dicom.iod` decides per object."""
     chosen = [action for column, action in options if column in active]
     code = min(chosen, key=lambda a: _STRENGTH[COMPOUND.get(a, a)]) if chosen else basic
-    return COMPOUND.get(code, code)
+    return "U*" if code == "X/Z/U*" else code
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,13 @@ _ISSUER = ("names the authority that issued an identifier (in practice the hospi
            "system); the table removes every issuer it lists (Issuer of Patient ID, Issuer of "
            "Admission ID Sequence, the clinical-trial issuers), with no option that keeps them")
 _HD_MACRO = "HL7 v2 Hierarchic Designator macro (PS3.3 10-17): " + _ISSUER
+_DATE = ("a date or date-time of an event about the patient, the object or its inventory; the table "
+         "gives such dates X/D (Instance Creation Date), K under Full Dates, C under Modified Dates")
+_DATE_OPTIONS = (("rtnLongFullDatesOpt", "K"), ("rtnLongModifDatesOpt", "C"))
+_ADDRESS = ("a network address (URL, URI, file name) that carries host names and the original Study, "
+            "Series or Instance UIDs, which the table replaces; X/D: removed, a dummy URN where the IOD "
+            "requires a value (Pixel Data Provider URL in JPIP objects). Coding Scheme URL and URN Code "
+            "Value name public code systems and are kept")
 
 #: reviewed project rules, one reason each (ACTIONS.md repeats them for readers of the policy)
 PROJECT_ROWS = (
@@ -169,6 +180,47 @@ PROJECT_ROWS = (
                "text annotation drawn on an image; the table handles it through Graphic "
                "Annotation Sequence (D, C under Clean Graphics), so the value gets the same action "
                "wherever it is found", sequence_only=True),
+    *(ProjectRow(tag, name, "X/D", _DATE_OPTIONS, _DATE) for tag, name in (
+        (0x00080404, "Item Inventory DateTime"), (0x00080416, "Expiration DateTime"),
+        (0x0008041F, "Study Update DateTime"), (0x00140102, "Secondary Review Date"),
+        (0x00141020, "Expiry Date"), (0x00143076, "Date of Gain Calibration"),
+        (0x00144076, "Procedure Creation Date"), (0x00144078, "Procedure Expiration Date"),
+        (0x0014407A, "Procedure Last Modified Date"), (0x40101025, "Route Segment Start Time"),
+        (0x40101026, "Route Segment End Time"), (0x4010102B, "Alarm Decision Time"),
+        (0x40101041, "OOI Owner Creation Time"))),
+    *(ProjectRow(tag, name, "X/D", (), _ADDRESS) for tag, name in (
+        (0x00080407, "Stored Instance Base URI"), (0x00080408, "Folder Access URI"),
+        (0x00080409, "File Access URI"), (0x0008040B, "Filename in Container"),
+        (0x00081190, "Retrieve URL"), (0x00287FE0, "Pixel Data Provider URL"),
+        (0x00404073, "Storage URL"), (0x0040E010, "Retrieve URI"),
+        (0x00687005, "Relative URI Reference Within Encapsulated Document"))),
+    ProjectRow(0x00100033, "Patient's Birth Date in Alternative Calendar", "X", (),
+               "the patient's birth date in another calendar: the table empties Patient's Birth Date "
+               "and removes Patient's Birth Time with no option that keeps them, and free text cannot "
+               "be shifted"),
+    ProjectRow(0x00100034, "Patient's Death Date in Alternative Calendar", "X", (),
+               "the patient's death date in another calendar, free text that cannot be shifted"),
+    ProjectRow(0x00880130, "Storage Media File-set ID", "X", (),
+               "the label of the medium the object came on, often the patient's name or ID; the table "
+               "replaces Storage Media File-set UID"),
+    ProjectRow(0x21000160, "Owner ID", "X", (), "identifies the person who owns a print job"),
+    ProjectRow(0x21100030, "Printer Name", "X", (("rtnDevIdOpt", "K"),),
+               "a site's device name, like Station Name: kept under Retain Device Identity"),
+    ProjectRow(0x01000426, "Authorization Equipment Certification Number", "X", (("rtnDevIdOpt", "K"),),
+               "a site's device identifier, like Device Serial Number"),
+    ProjectRow(0x30020020, "Radiation Machine Name", "X/Z", (("rtnDevIdOpt", "K"),),
+               "a site's treatment machine name: the table gives Treatment Machine Name X/Z, K under "
+               "Retain Device Identity"),
+    ProjectRow(0x00720008, "Hanging Protocol Creator", "X/D", (),
+               "the person or institution that made the hanging protocol, as Content Creator's Name is"),
+    ProjectRow(0x00720010, "Hanging Protocol User Group Name", "X/D", (),
+               "names a group of users at a site (an institution or department)"),
+    *(ProjectRow(tag, name, "X", (), "where the person screened (DICOS) travelled: a place, removed like "
+                 "Region of Residence") for tag, name in (
+        (0x40101007, "Route Segment ID"), (0x4010101E, "Route Segment Start Location ID"),
+        (0x4010101F, "Route Segment End Location ID"), (0x4010102A, "Assigned Location"),
+        (0x40101054, "Route ID"), (0x40101055, "Route ID Assigning Authority"),
+        (0x40101058, "Carrier ID"), (0x40101078, "PTO Location Description"))),
     ProjectRow(0x4010101A, "Boarding Pass ID", "X", (),
                "identifies the person screened (DICOS), as Patient ID does"),
     ProjectRow(0x40101051, "Itinerary ID", "X", (), "identifies the person screened (DICOS) and their travel"),

@@ -25,6 +25,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
+from icapdlp.dicom.byteorder import to_little_endian
 from icapdlp.dicom.options import DicomLimits
 from icapdlp.dicom.prescan import (EXPLICIT_BE, EXPLICIT_LE, PIXEL_DATA, UNDEFINED, PixelLocation,
                                    ScannedInput, scan)
@@ -54,7 +55,7 @@ def parse(data: bytes | bytearray, limits: DicomLimits, report: ObjectReport) ->
         ds = read(io.BytesIO(scanned.dataset), scanned.implicit, scanned.little_endian,
                    scanned.transfer_syntax, len(scanned.dataset))
     if scanned.transfer_syntax == EXPLICIT_BE:
-        ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_BE)
+        to_little_endian(ds)  # from here on the object is Explicit VR Little Endian
     return ds, scanned.transfer_syntax
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 from pydicom import Dataset, Sequence
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID
@@ -28,8 +27,6 @@ from icapdlp.verdict import Blocked, BlockReason
 #: our Implementation Class UID: 2.25 + a fixed 128-bit number chosen for icapdlp
 IMPLEMENTATION_CLASS_UID = "2.25.253384740195381846127093271618436066473"
 IMPLEMENTATION_VERSION = f"ICAPDLP_{__version__}"[:16]
-#: byte widths of the "other" VRs whose raw bytes follow the transfer syntax's endianness
-_SWAP_WIDTHS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 def add_markers(ds: Dataset, profile: ProfileOptions, *, pixels_cleaned: bool) -> None:
@@ -49,18 +46,6 @@ def add_markers(ds: Dataset, profile: ProfileOptions, *, pixels_cleaned: bool) -
         "remove": "REMOVED", "full": "UNMODIFIED", "modified": "MODIFIED"}[profile.longitudinal_dates]
     if pixels_cleaned:
         ds.BurnedInAnnotation = "NO"
-
-
-def swap_to_little_endian(ds: Dataset) -> None:
-    """After reading Explicit VR Big Endian: swap raw OW/OF/OL/OD/OV values to LE.
-
-    Numeric VRs (US, FL, ...) are decoded by pydicom and re-encoded correctly;
-    only these byte-string VRs keep the input's byte order.
-    """
-    for elem in ds.iterall():
-        width = _SWAP_WIDTHS.get(elem.VR)
-        if width and isinstance(elem.value, (bytes, bytearray)) and len(elem.value) % width == 0:
-            elem.value = np.frombuffer(elem.value, dtype=f">u{width}").astype(f"<u{width}").tobytes()
 
 
 def zero_bits_above_high_bit(ds: Dataset, encapsulated: bool, *, in_place: bool = False,

@@ -84,7 +84,13 @@ def write_back(ds: Dataset, decoded: DecodedPixels) -> str:
         return str(ds.file_meta.TransferSyntaxUID)
     lossy = _was_lossy(ds, source)
     if not lossy and source in REENCODE_LOSSLESS:
+        stored_as = str(ds.get("PhotometricInterpretation", "")).strip()
         _set_native(ds, data, photometric, ExplicitVRLittleEndian)
+        if source == JPEG2000Lossless and stored_as == "YBR_RCT" and photometric == "RGB":
+            # The decoder undid the reversible colour transform; saying YBR_RCT makes the
+            # encoder apply it again. Labelled RGB, the frame is coded without it: about
+            # twice as large, and an RGB label on a colour-transformed J2K stream is wrong.
+            ds.PhotometricInterpretation = "YBR_RCT"
         try:
             ds.compress(source, generate_instance_uid=False)
         except Exception as exc:  # an encoder refusing this layout: fall back to uncompressed

@@ -55,6 +55,20 @@ def test_trailing_padding_is_dropped():
     assert result.report.cdr_findings["trailing-padding"] == 1
 
 
+def test_a_duplicated_element_does_not_end_the_dataset():
+    """Real palettes (pydicom's winter.dcm) repeat SOP Instance UID; everything after it used to be
+    cut as trailing bytes, leaving an object without its palette. Readers take the second copy."""
+    obj = make_ct(3, signatures=False)
+    uid = obj.dataset.SOPInstanceUID
+    sop = struct.pack("<HH2sH", 0x0008, 0x0018, b"UI", len(uid) + len(uid) % 2)
+    at = obj.data.index(sop)
+    element = obj.data[at:at + 8 + len(uid) + len(uid) % 2]
+    result, out = run(obj.data[:at] + element + obj.data[at:])
+    assert obj.surviving(result.data) == []
+    assert out.Rows == obj.dataset.Rows and out.PixelData  # the elements after the duplicate are kept
+    assert result.report.cdr_findings["trailing-bytes"] == 0
+
+
 @pytest.mark.parametrize("cut", [140, 300, 1000, -5])
 def test_truncated_file_is_blocked(cut):
     obj = make_ct(3, signatures=False)  # -5 then cuts into the Pixel Data value

@@ -61,7 +61,7 @@ def test_every_project_row_is_a_current_dictionary_attribute_the_table_does_not_
         entry = DicomDictionary[row.tag]
         assert entry[2] == row.name and entry[3] != "Retired", row.name
         assert row.tag not in listed, f"{row.name} is now in Table E.1-1: drop the project row"
-        assert row.basic in ("X", "D", "Z") and row.reason
+        assert row.basic in ("X", "D", "Z", "X/D", "X/Z") and row.reason
         assert all(column in ps315_table.OPTION_COLUMNS and action in ("K", "C") for column, action in row.options)
     assert len({row.tag for row in PROJECT_ROWS}) == len(PROJECT_ROWS)
     assert SEQUENCE_ONLY_TAGS < {row.tag for row in PROJECT_ROWS}
@@ -270,3 +270,42 @@ def test_a_sop_class_uid_holding_text_blocks_the_object():
 
     with pytest.raises(Blocked):
         run(_with(lambda ds: setattr(ds, "SOPClassUID", "1.2.CLASSPHI71Q")))
+
+
+# -- dates, network addresses and places the table does not list (issue 14) ---------------------
+
+STUDY_URL = "https://pacs.hospitalphi14.example/wado?studyUID=1.2.826.0.1.3680043.10.9999.14"
+
+
+def test_alternative_calendar_dates_and_retrieve_addresses_are_removed():
+    def change(ds):
+        ds.add_new(0x00100033, "LO", "BIRTHALTPHI14 1398")  # Patient's Birth Date in Alternative Calendar
+        ds.add_new(0x00100034, "LO", "DEATHALTPHI14 1440")
+        ds.RetrieveURL = STUDY_URL
+        reference = Dataset()
+        reference.RetrieveURI = STUDY_URL + "/series"
+        reference.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+        ds.ReferencedImageSequence = Sequence([reference])
+        ds.StorageMediaFileSetID = "MEDIAPHI14"
+    result, out = run(_with(change))
+    assert _planted_gone(result.data, "BIRTHALTPHI14", "DEATHALTPHI14", "hospitalphi14", "9999.14",
+                         "MEDIAPHI14") == []
+    assert "RetrieveURL" not in out and "RetrieveURI" not in out.ReferencedImageSequence[0]
+
+
+def test_pixel_data_provider_url_gets_a_dummy_where_the_iod_requires_it():
+    """Type 1C in the Image Pixel module (JPIP): X/D keeps a value, never the original."""
+    result, out = run(_with(lambda ds: setattr(ds, "PixelDataProviderURL", STUDY_URL)))
+    assert out.PixelDataProviderURL == "urn:anonymous"
+    assert b"hospitalphi14" not in result.data
+
+
+def test_unlisted_dates_follow_the_date_options():
+    def change(ds):
+        ds.StudyUpdateDateTime = "20190612101010"
+    _, out = run(_with(change))
+    assert "StudyUpdateDateTime" not in out  # not in the CT IOD: X
+    _, out = run(_with(change), config(longitudinal_dates="full"))
+    assert out.StudyUpdateDateTime == "20190612101010"
+    _, out = run(_with(change), config(longitudinal_dates="modified"))
+    assert out.StudyUpdateDateTime not in ("20190612101010", "") and out.StudyUpdateDateTime.endswith("101010")

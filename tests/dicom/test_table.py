@@ -20,7 +20,7 @@ import pytest
 from pydicom import Dataset, Sequence
 from pydicom.datadict import dictionary_VR
 
-from icapdlp.dicom import ps315_table
+from icapdlp.dicom import iod, ps315_table
 from icapdlp.dicom.keyed import keyed_uid
 from icapdlp.dicom.options import ProfileOptions
 from icapdlp.dicom.profile import active_columns, resolve
@@ -30,6 +30,7 @@ from icapdlp.dicom.pipeline import deidentify_bytes
 ROOT = Path(__file__).resolve().parents[2]
 PLANT = "ROWPHIVALUE"
 PLANT_UID = "1.2.826.0.1.3680043.10.9999.42"
+SC_IMAGE = "1.2.840.10008.5.1.4.1.1.7"
 #: the profile that switches on every option column (full dates chosen for the date columns)
 ALL_OPTIONS = ProfileOptions(
     clean_pixel_data=False, clean_graphics=True, clean_structured_content=True, clean_descriptors=True,
@@ -53,7 +54,7 @@ def build(tag: int) -> tuple[bytes, str, object]:
     if vr == "US or SS":
         vr = "US"
     ds = Dataset()
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPClassUID = SC_IMAGE
     ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.9999.1"
     if vr == "SQ":
         item = Dataset()
@@ -89,6 +90,8 @@ def _rows():
 def test_row(tag, basic, options, profile_name):
     profile = PROFILES[profile_name]
     action = resolve(basic, options, active_columns(profile))
+    if action in iod.COMPOUND_CODES:  # decided by the Type in the Secondary Capture IOD
+        action = iod.decide(iod.types_for(SC_IMAGE), (tag,))
     data, vr, original = build(tag)
     result = deidentify_bytes(data, config(profile))
     out = pydicom.dcmread(io.BytesIO(result.data))
