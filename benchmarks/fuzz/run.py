@@ -43,6 +43,10 @@ from icapdlp.verdict import Blocked  # noqa: E402
 from tests.fuzz import mutations, seeds  # noqa: E402
 from tests.fuzz.harness import peak_bound, run_case  # noqa: E402
 from tests.fuzz.targets import TARGETS, payload_body  # noqa: E402
+from tests.fuzz import wrappings  # noqa: E402
+
+#: the adversarial wrappings target (tests/fuzz/wrappings.py): generated, not mutated
+WRAPPINGS = "wrappings"
 
 #: a long run can afford a slower machine than CI: double the CI per-case deadline
 CASE_SECONDS = 10.0
@@ -72,8 +76,9 @@ class Campaign:
     def __init__(self, names: list[str], rng: random.Random) -> None:
         self.names = names
         self.rng = rng
-        self.seeds = {name: (TARGETS[name].seeds() if name != "payload" else
-                             [p[3] for p in seeds.payload_seeds()]) for name in names}
+        self.seeds = {name: (TARGETS[name].seeds() if name in TARGETS else
+                             [p[3] for p in seeds.payload_seeds()] if name == "payload" else [b""])
+                      for name in names}
         self.planted = planted_strings()
         self.cases: Counter[str] = Counter()
         self.kinds: dict[str, Counter[str]] = {name: Counter() for name in names}
@@ -120,8 +125,35 @@ class Campaign:
             found["count"] += 1
         return kind
 
+    def wrapping_case(self, case_seed: int) -> str:
+        """One generated wrapping case: blocked or clean, else a finding (phi-survived, crash...)."""
+        case = wrappings.generate(random.Random(case_seed))
+        holder: dict[str, object] = {}
+
+        def call():
+            holder["kind"], holder["left"] = wrappings.outcome(case)
+        outcome = run_case(call, (), seconds=CASE_SECONDS, max_peak_bytes=peak_bound(len(case.body)) * 4,
+                           forbid_warnings=False)
+        kind, signature = outcome.kind, outcome.signature()
+        if kind == "ok":
+            verdict = str(holder.get("kind", "ok"))
+            kind = "phi-survived" if verdict == "phi-survived" else "refused" if verdict.startswith("blocked") \
+                else "ok"
+            signature = f"phi-survived:{case.shape}" if kind == "phi-survived" else signature
+        self.cases[WRAPPINGS] += 1
+        self.kinds[WRAPPINGS][kind] += 1
+        if kind in FINDINGS:
+            found = self.findings.setdefault(signature, {
+                "target": WRAPPINGS, "kind": kind, "signature": signature, "count": 0, "seed_index": case_seed,
+                "ops": [], "raw_hex": None, "trace_tail": outcome.trace[-1500:], "input_bytes": len(case.body)})
+            found["count"] += 1
+        return kind
+
     def one(self) -> None:
         name = self.rng.choice(self.names)
+        if name == WRAPPINGS:
+            self.wrapping_case(self.rng.randrange(2**32))
+            return
         pool = self.seeds[name]
         index = self.rng.randrange(len(pool))
         if name in ("icap-codec", "http-heads") and self.rng.random() < RANDOM_BYTES_SHARE:
@@ -168,6 +200,10 @@ def replay(path: Path) -> int:
     stored = json.loads(path.read_text())
     campaign = Campaign(sorted({f["target"] for f in stored}), random.Random(0))
     for f in stored:
+        if f["target"] == WRAPPINGS:
+            kind = campaign.wrapping_case(f["seed_index"])
+            print(f["signature"], "->", "reproduced" if f["signature"] in campaign.findings else f"NOT ({kind})")
+            continue
         raw = bytes.fromhex(f["raw_hex"]) if f.get("raw_hex") else None
         kind = campaign.case(f["target"], f["seed_index"], [_op_from_json(op) for op in f["ops"]], raw)
         again = f["signature"] in campaign.findings or f["signature"] in campaign.accepted
@@ -179,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--max-cases", type=int, default=0, help="stop after this many cases (0: no cap)")
-    parser.add_argument("--targets", default=",".join([*TARGETS, "payload"]))
+    parser.add_argument("--targets", default=",".join([*TARGETS, "payload", WRAPPINGS]))
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--replay", type=Path)
@@ -187,9 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay:
         return replay(args.replay)
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
-    unknown = [n for n in names if n not in TARGETS and n != "payload"]
+    unknown = [n for n in names if n not in TARGETS and n not in ("payload", WRAPPINGS)]
     if unknown:
-        parser.error(f"unknown targets: {unknown}; known: {[*TARGETS, 'payload']}")
+        parser.error(f"unknown targets: {unknown}; known: {[*TARGETS, 'payload', WRAPPINGS]}")
     import tracemalloc
     import warnings
     warnings.simplefilter("ignore")  # outside cases; each case records its own warnings
