@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead
+from icapdlp.icap.headers import missing_http_head
 
 #: Encapsulated entity names that carry a chunked body
 BODY_ENTITIES = frozenset({"req-body", "res-body", "opt-body"})
@@ -41,6 +42,11 @@ class Request:
     @property
     def has_body(self) -> bool:
         return self.body_entity is not None
+
+    @property
+    def missing_http_head(self) -> str | None:
+        """``"req-hdr"``/``"res-hdr"`` when this REQMOD/RESPMOD lacks the head it adapts: answer 400."""
+        return missing_http_head(self.method, self.encapsulated)
 
     @property
     def in_preview(self) -> bool:
