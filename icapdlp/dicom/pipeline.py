@@ -31,6 +31,7 @@ from icapdlp.dicom.conformance import (
 )
 from icapdlp.dicom.deid import HeaderDeidentifier
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
+from icapdlp.dicom.pixel_cost import check_decode_cost
 from icapdlp.dicom.pixel_hook import PixelCleaner, frame_count
 from icapdlp.dicom.prescan import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, PIXEL_DATA, UNDEFINED, scan
 from icapdlp.dicom.reader import parse, read
@@ -241,6 +242,8 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
         if pixel_cleaner.needs_cleaning(ds):
             if isinstance(ds.get_item(PIXEL_DATA).value if PIXEL_DATA in ds else None, memoryview):
                 ds[PIXEL_DATA]._value = bytes(ds[PIXEL_DATA].value)  # the cleaner decodes bytes
+            if PIXEL_DATA in ds:  # whatever cleaner runs, a decode it cannot afford never starts
+                check_decode_cost(ds, config.limits, UID(str(ds.file_meta.TransferSyntaxUID)).is_encapsulated)
             pixel_cleaner.clean(ds, report)
         else:
             report.frames_skipped += _skipped_frames(pixel_cleaner, ds)

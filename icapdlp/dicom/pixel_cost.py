@@ -1,0 +1,87 @@
+"""What decoding an object's pixels will cost, decided from its header before any decoder runs.
+
+Why here, and why before: a decoder allocates the whole output for the
+geometry the header declares (pydicom's ``np.empty(rows * columns * ...)``)
+and then fills it, so a 1.6 KB JPEG-LS stream that declares 12000 x 12000
+pixels costs a worker 288 MB of output, several copies of it for OCR, and
+tens of seconds (issue 12, item 10). Once a decoder runs, the memory is
+already gone; a check afterwards can only report it. The pipeline (before it
+hands an object to a pixel cleaner) and the burned-in-text cleaner (before it
+decodes) both call :func:`check_decode_cost`, so the two can never disagree.
+
+Two limits, both from :class:`~icapdlp.dicom.options.DicomLimits`:
+
+- ``max_pixel_bytes``: rows x columns x samples x frames x bytes per sample
+  of the decoded array. Cleaning holds a few copies of it (measured peak RSS:
+  about 8 x the decoded size for one large frame), so this bounds a worker's
+  memory.
+- ``max_decode_ratio``: decoded bytes per stored byte of encapsulated
+  (compressed) Pixel Data. Real lossless codecs reach 2-4:1 on images and
+  lossy ones tens to a few hundred; above the limit the object is a bomb,
+  unless it decodes to at most ``decode_ratio_floor_bytes`` (a blank frame
+  compresses far beyond any ratio, and costs little).
+"""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+
+from icapdlp.dicom.options import DicomLimits
+from icapdlp.verdict import Blocked, BlockReason
+
+_GEOMETRY = ("Rows", "Columns", "SamplesPerPixel", "NumberOfFrames", "BitsAllocated")
+#: attributes that default to 1 when absent (a single-frame, single-sample image)
+_DEFAULT_ONE = frozenset({"SamplesPerPixel", "NumberOfFrames"})
+
+
+def decoded_pixel_bytes(ds: Dataset) -> int | None:
+    """Bytes of the decoded pixel array the header declares, or ``None`` without a usable geometry.
+
+    Each sample takes whole bytes once decoded (1-bit data is unpacked to one
+    byte per pixel, 12 bits to two), so bits are rounded up to bytes.
+    """
+    values = {}
+    for keyword in _GEOMETRY:
+        raw = ds.get(keyword, None)
+        if raw is None or raw == "":
+            if keyword not in _DEFAULT_ONE:
+                return None
+            values[keyword] = 1
+            continue
+        try:
+            values[keyword] = int(raw)
+        except (TypeError, ValueError):
+            return None
+        if values[keyword] <= 0:
+            return None
+    bytes_per_sample = (values["BitsAllocated"] + 7) // 8
+    return (values["Rows"] * values["Columns"] * values["SamplesPerPixel"] * values["NumberOfFrames"]
+            * bytes_per_sample)
+
+
+def stored_pixel_bytes(ds: Dataset) -> int:
+    """Bytes of the Pixel Data value as stored (for encapsulated data: every fragment and item tag)."""
+    element = ds.get("PixelData", None)
+    value = getattr(element, "value", element)
+    return len(value) if value is not None else 0
+
+
+def check_decode_cost(ds: Dataset, limits: DicomLimits, encapsulated: bool) -> int:
+    """The decoded size of ``ds``'s pixels; ``Blocked(limit-exceeded)`` when decoding is too costly.
+
+    Blocked too (pixel-cleaning-impossible) when the header has no usable
+    geometry: nothing can be decoded safely without one.
+    """
+    decoded = decoded_pixel_bytes(ds)
+    if decoded is None:
+        raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, "pixel geometry missing or not positive")
+    if decoded > limits.max_pixel_bytes:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED,
+                      f"decoded pixel data {decoded} bytes exceeds max_pixel_bytes {limits.max_pixel_bytes}")
+    if encapsulated and limits.max_decode_ratio and decoded > limits.decode_ratio_floor_bytes:
+        stored = max(1, stored_pixel_bytes(ds))
+        if decoded > stored * limits.max_decode_ratio:
+            raise Blocked(BlockReason.LIMIT_EXCEEDED,
+                          f"{stored} stored pixel bytes declare {decoded} decoded bytes "
+                          f"(ratio above max_decode_ratio {limits.max_decode_ratio})")
+    return decoded
