@@ -42,15 +42,15 @@ def decoded_pixel_bytes(ds: Dataset) -> int | None:
     """
     values = {}
     for keyword in _GEOMETRY:
-        raw = ds.get(keyword, None)
-        if raw is None or raw == "":
-            if keyword not in _DEFAULT_ONE:
-                return None
-            values[keyword] = 1
-            continue
         try:
+            raw = ds.get(keyword, None)  # converting a malformed raw value raises here
+            if raw is None or raw == "":
+                if keyword not in _DEFAULT_ONE:
+                    return None
+                values[keyword] = 1
+                continue
             values[keyword] = int(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         if values[keyword] <= 0:
             return None
