@@ -67,7 +67,8 @@ class LimitsOptions:
     spool_memory_bytes: int = field(default=8 * MiB, metadata={"min": 0})
     spool_dir: str | None = None
     max_connections: int = field(default=1000, metadata={"min": 1})
-    #: seconds a persistent connection may sit idle between requests
+    #: seconds a persistent connection may sit idle between requests, and a request may wait
+    #: on its client (the next body bytes, or room to write the answer) without progress
     idle_timeout: float = field(default=60.0, metadata={"min": 0.1})
     #: seconds to receive a complete ICAP header block (slowloris defence)
     header_timeout: float = field(default=10.0, metadata={"min": 0.1})
