@@ -47,9 +47,9 @@ class DicomLimits:
     #: Deflated Explicit VR Little Endian is inflated at most to this many bytes
     max_inflated_bytes: int = field(default=512 * 1024**2, metadata={"min": 1024})
     #: rows x columns x samples x frames x bytes per sample above this are refused before any
-    #: decoder runs (dicom/pixel_cost.py). Cleaning one large frame peaks near 8x the decoded
-    #: size, so 512 MiB keeps a busy worker near 4 GiB: two workers fit a 2-core, 24 GB host
-    #: with room for Squid. The largest common images (tomosynthesis, long colour cine) that
+    #: decoder runs (dicom/pixel_cost.py). Cleaning one large frame peaks at 7-9x the decoded
+    #: size (measured: 128 MiB decoded, +913 MiB RSS), so 512 MiB keeps a busy worker near
+    #: 5 GiB: two workers fit a 2-core, 24 GB host with room for Squid. The largest common images (tomosynthesis, long colour cine) that
     #: need cleaning and exceed it are blocked as limit-exceeded; raise it with [workers]
     #: max_memory_bytes.
     max_pixel_bytes: int = field(default=512 * 1024**2, metadata={"min": 1024})

@@ -13,7 +13,7 @@ Two limits, both from :class:`~icapdlp.dicom.options.DicomLimits`:
 
 - ``max_pixel_bytes``: rows x columns x samples x frames x bytes per sample
   of the decoded array. Cleaning holds a few copies of it (measured peak RSS:
-  about 8 x the decoded size for one large frame), so this bounds a worker's
+  7-9 x the decoded size for one large frame), so this bounds a worker's
   memory.
 - ``max_decode_ratio``: decoded bytes per stored byte of encapsulated
   (compressed) Pixel Data. Real lossless codecs reach 2-4:1 on images and

@@ -11,7 +11,9 @@ Only the path changes. A query string (QIDO-RS ``?PatientID=...``) is a
 search for a patient, not an object, and passes as sent; so do path segments
 after ``studies``/``series``/``instances`` that are not UIDs. Segments are
 compared after percent-decoding, as a server reads them, so ``%31.2.3`` is
-found as ``1.2.3``; the mapped UID is written in plain form.
+found as ``1.2.3``; the mapped UID is written in plain form. Empty and dot
+segments and ``;`` parameters, which servers normalise away, cannot hide a
+UID from the mapping.
 """
 
 from __future__ import annotations
@@ -28,20 +30,45 @@ _MAX_UID_CHARS = 64
 
 
 def map_target_uids(target: str, map_uid: Callable[[str], str]) -> str:
-    """``target`` (origin-form or absolute-form) with each UID after studies/series/instances mapped."""
+    """``target`` (origin-form or absolute-form) with each UID after studies/series/instances mapped.
+
+    Read as lenient servers read a path: dot segments resolved (RFC 3986
+    5.2.4), empty segments skipped (nginx merges slashes), path parameters
+    after ``;`` set aside (servlet containers drop them).
+    """
     prefix, path, rest = _split(target)
     segments = path.split("/")
+    if any(unquote(segment.partition(";")[0]) in (".", "..") for segment in segments):
+        segments = _without_dot_segments(segments)
     changed = False
-    for i in range(len(segments) - 1):
-        if unquote(segments[i]).lower() not in UID_RESOURCES:
+    pending = False  # the previous non-empty segment named a UID resource
+    for i, segment in enumerate(segments):
+        name, sep, params = segment.partition(";")
+        decoded = unquote(name)
+        if not decoded:
             continue
-        uid = unquote(segments[i + 1])
-        if len(uid) <= _MAX_UID_CHARS and _UID.fullmatch(uid):
-            mapped = map_uid(uid)
-            if mapped != segments[i + 1]:
-                segments[i + 1] = mapped
-                changed = True
+        if pending and len(decoded) <= _MAX_UID_CHARS and _UID.fullmatch(decoded):
+            segments[i] = map_uid(decoded) + sep + params
+            changed = changed or segments[i] != segment
+        pending = decoded.lower() in UID_RESOURCES
     return prefix + "/".join(segments) + rest if changed else target
+
+
+def _without_dot_segments(segments: list[str]) -> list[str]:
+    """``.`` and ``..`` resolved as a server resolves them before routing."""
+    out: list[str] = []
+    for segment in segments:
+        name = unquote(segment.partition(";")[0])
+        if name == ".":
+            continue
+        if name == "..":
+            if len(out) > 1:
+                out.pop()
+            continue
+        out.append(segment)
+    if segments and unquote(segments[-1]) in (".", ".."):
+        out.append("")  # "/a/b/.." is the directory "/a/"
+    return out
 
 
 def _split(target: str) -> tuple[str, str, str]:

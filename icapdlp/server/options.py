@@ -89,7 +89,7 @@ class WorkerOptions:
     #: each worker's address-space cap (RLIMIT_AS) in bytes. A task that reaches it is blocked
     #: with limit-exceeded and its worker replaced. 0 (the default) shares 3/4 of the host's
     #: memory (or of the cgroup's limit) equally between all workers: 8.8 GiB each for two
-    #: workers on 24 GB, well above the ~4 GiB that cleaning a max_pixel_bytes image peaks at.
+    #: workers on 24 GB, above the ~5 GiB that cleaning a max_pixel_bytes image peaks at.
     max_memory_bytes: int = field(default=0, metadata={"min": 0})
 
     def __post_init__(self) -> None:

@@ -127,6 +127,18 @@ def test_paths_without_uids_and_query_strings_are_left_as_sent():
     assert map_target_uids("/a/studies/1.2/x?PatientID=1.2#studies/3.4", mapped) == "/a/studies/2.25.1/x?PatientID=1.2#studies/3.4"
 
 
+@pytest.mark.parametrize(("target", "expected"), [
+    ("/studies//1.2.3", "/studies//M(1.2.3)"),  # nginx merges the slashes
+    ("/studies/./1.2.3", "/studies/M(1.2.3)"),
+    ("/x/../studies/1.2.3/", "/studies/M(1.2.3)/"),
+    ("/studies/1.2.3;jsessionid=9", "/studies/M(1.2.3);jsessionid=9"),  # servlet containers drop it
+    ("/studies/%2e/1.2.3", "/studies/M(1.2.3)"),
+    ("/api/1.0/studies/4.5", "/api/1.0/studies/M(4.5)"),  # a UID-shaped version elsewhere stays
+])
+def test_what_lenient_servers_normalise_away_cannot_hide_a_uid(target, expected):
+    assert map_target_uids(target, lambda uid: f"M({uid})") == expected
+
+
 def test_the_path_uses_the_one_uid_rule_of_the_header_walker():
     assert replacement_uid(KEY, "1.2.840.10008.5.1.4.1.1.2") == "1.2.840.10008.5.1.4.1.1.2"  # standard: kept
     assert replacement_uid(KEY, " 1.2.3\0") == replacement_uid(KEY, "1.2.3") != "1.2.3"
