@@ -73,6 +73,13 @@ def memory_cap(configured: int, workers: int) -> int:
     return max(MIN_WORKER_MEMORY, int(host_memory_bytes() * AUTO_MEMORY_SHARE) // max(1, workers))
 
 
+#: one BLAS thread per worker: the pool already runs one worker per core, and every extra thread
+#: reserves address space (stack, allocator arena, BLAS buffers) that counts against the cap.
+#: Set in the parent before workers start (a spawned worker imports numpy while it unpickles its
+#: arguments, before its own code runs); an operator's own value wins.
+WORKER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
 def _cap_own_memory(limit: int) -> None:
     """Cap this process's address space; soft and hard, so nothing in the worker can raise it again."""
     if limit:
@@ -232,6 +239,8 @@ class WorkerPool:
 
     async def start(self) -> None:
         """Start every worker; raises RuntimeError if any fails to initialise."""
+        for name, value in WORKER_ENVIRONMENT.items():  # inherited by every worker, replacements too
+            os.environ.setdefault(name, value)
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(
             *(loop.run_in_executor(self._threads, _start_worker, self._context, self._initializer, self._initargs,

@@ -173,3 +173,44 @@ def test_the_defaults_are_the_documented_ones():
     assert (limits.max_pixel_bytes, limits.max_decode_ratio, limits.decode_ratio_floor_bytes) == (
         512 * MiB, 1000, 32 * MiB)
     assert copy.copy(limits) == limits
+
+
+HEADROOM_SCRIPT = r"""
+import resource
+from pydicom import Dataset
+from icapdlp.dicom.options import DicomLimits
+from icapdlp.dicom.pixel_cost import CLEANING_PEAK_FACTOR, address_space_left, check_decode_cost
+from icapdlp.verdict import Blocked
+
+assert address_space_left() is None  # uncapped: nothing to compare with
+with open("/proc/self/statm") as handle:
+    in_use = int(handle.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (in_use + 1024**3, resource.RLIM_INFINITY))
+left = address_space_left()
+assert 0.9 * 1024**3 < left <= 1024**3, left
+
+def image(side):
+    ds = Dataset()
+    ds.Rows = ds.Columns = side
+    ds.SamplesPerPixel, ds.BitsAllocated = 1, 8
+    ds.PixelData = b"\0" * (side * side)
+    return ds
+
+fits = image(8000)  # 64 MB decoded: about 640 MB to clean
+assert check_decode_cost(fits, DicomLimits(), encapsulated=False) == 64_000_000
+too_big = image(12000)  # 144 MB decoded: about 1.4 GB to clean, more than the 1 GiB left
+try:
+    check_decode_cost(too_big, DicomLimits(), encapsulated=False)
+except Blocked as exc:
+    print(exc.reason.value)
+"""
+
+
+def test_a_capped_worker_refuses_what_would_not_fit_under_its_cap():
+    """Under RLIMIT_AS the cost is compared with the address space left, before a decoder could hit the cap."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", HEADROOM_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "limit-exceeded"

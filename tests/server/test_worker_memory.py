@@ -105,3 +105,14 @@ def test_the_automatic_cap_shares_three_quarters_of_the_host_between_all_workers
 
 def test_host_memory_is_the_physical_memory_or_less():
     assert 0 < host_memory_bytes() <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def test_workers_run_one_blas_thread_so_threads_do_not_eat_the_cap():
+    async def scenario():
+        pool = await _pool()
+        try:
+            return await pool.run(tasks.thread_count)
+        finally:
+            await pool.close()
+
+    assert run(scenario()) == 1

@@ -91,3 +91,12 @@ def peak_rss_kb() -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
+
+
+def thread_count() -> int:
+    """Threads of this process right after numpy's import (BLAS starts its pool then)."""
+    import os
+
+    import numpy  # noqa: F401
+
+    return len(os.listdir("/proc/self/task"))
