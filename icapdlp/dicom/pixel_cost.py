@@ -21,9 +21,9 @@ Two limits from :class:`~icapdlp.dicom.options.DicomLimits`, and the worker's ow
   unless it decodes to at most ``decode_ratio_floor_bytes`` (a blank frame
   compresses far beyond any ratio, and costs little).
 - the memory cap a worker process runs under (``RLIMIT_AS``, see
-  ``server/workers.py``): cleaning needs about ``CLEANING_PEAK_FACTOR`` times
-  the decoded size, and when that is more than the address space the process
-  has left, the object is refused here. Without this, the cap would be met
+  ``server/workers.py``): cleaning needs about :func:`cleaning_bytes`, and
+  when that is more than the address space the process has left, the object
+  is refused here. Without this, the cap would be met
   inside a native decoder or Tesseract, which may abort the process instead
   of raising ``MemoryError``: the object would still be blocked, but as
   ``worker-crashed``, and the worker lost.
@@ -39,9 +39,12 @@ from pydicom.dataset import Dataset
 from icapdlp.dicom.options import DicomLimits
 from icapdlp.verdict import Blocked, BlockReason
 
-#: peak memory of cleaning one frame over its decoded size (decode, 8-bit view, OCR, write-back);
-#: measured 7-9x (128 MiB decoded: +913 MiB RSS), rounded up
-CLEANING_PEAK_FACTOR = 10
+#: what cleaning holds per decoded byte of the whole object (the decoded frames, the
+#: written-back copy, the input) and per byte of its largest frame (8-bit view, OCR buffers).
+#: Measured: one 8192 x 8192 16-bit frame +913 MiB RSS for 128 MiB decoded (7.1x); 64 frames
+#: of 1024 x 1024 +297 MiB for 128 MiB (2.3x); one 4096 x 4096 frame 9.2x. 3 + 7 covers all three.
+CLEANING_WHOLE_FACTOR = 3
+CLEANING_FRAME_FACTOR = 7
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 _GEOMETRY = ("Rows", "Columns", "SamplesPerPixel", "NumberOfFrames", "BitsAllocated")
@@ -49,12 +52,8 @@ _GEOMETRY = ("Rows", "Columns", "SamplesPerPixel", "NumberOfFrames", "BitsAlloca
 _DEFAULT_ONE = frozenset({"SamplesPerPixel", "NumberOfFrames"})
 
 
-def decoded_pixel_bytes(ds: Dataset) -> int | None:
-    """Bytes of the decoded pixel array the header declares, or ``None`` without a usable geometry.
-
-    Each sample takes whole bytes once decoded (1-bit data is unpacked to one
-    byte per pixel, 12 bits to two), so bits are rounded up to bytes.
-    """
+def _geometry(ds: Dataset) -> dict[str, int] | None:
+    """Rows, Columns, SamplesPerPixel, NumberOfFrames and BitsAllocated, all positive; else ``None``."""
     values = {}
     for keyword in _GEOMETRY:
         try:
@@ -69,9 +68,26 @@ def decoded_pixel_bytes(ds: Dataset) -> int | None:
             return None
         if values[keyword] <= 0:
             return None
-    bytes_per_sample = (values["BitsAllocated"] + 7) // 8
-    return (values["Rows"] * values["Columns"] * values["SamplesPerPixel"] * values["NumberOfFrames"]
+    return values
+
+
+def decoded_pixel_bytes(ds: Dataset) -> int | None:
+    """Bytes of the decoded pixel array the header declares, or ``None`` without a usable geometry.
+
+    Each sample takes whole bytes once decoded (1-bit data is unpacked to one
+    byte per pixel, 12 bits to two), so bits are rounded up to bytes.
+    """
+    geometry = _geometry(ds)
+    if geometry is None:
+        return None
+    bytes_per_sample = (geometry["BitsAllocated"] + 7) // 8
+    return (geometry["Rows"] * geometry["Columns"] * geometry["SamplesPerPixel"] * geometry["NumberOfFrames"]
             * bytes_per_sample)
+
+
+def cleaning_bytes(decoded: int, frames: int) -> int:
+    """Peak memory, estimated, of cleaning ``decoded`` bytes of pixels in ``frames`` frames."""
+    return CLEANING_WHOLE_FACTOR * decoded + CLEANING_FRAME_FACTOR * (decoded // max(1, frames))
 
 
 def stored_pixel_bytes(ds: Dataset) -> int:
@@ -100,10 +116,11 @@ def check_decode_cost(ds: Dataset, limits: DicomLimits, encapsulated: bool) -> i
                           f"{stored} stored pixel bytes declare {decoded} decoded bytes "
                           f"(ratio above max_decode_ratio {limits.max_decode_ratio})")
     left = address_space_left()
-    if left is not None and decoded * CLEANING_PEAK_FACTOR > left:
-        raise Blocked(BlockReason.LIMIT_EXCEEDED,
-                      f"cleaning {decoded} decoded bytes needs about {decoded * CLEANING_PEAK_FACTOR}; "
-                      f"{left} left under the worker memory cap")
+    if left is not None:
+        needed = cleaning_bytes(decoded, _geometry(ds)["NumberOfFrames"])
+        if needed > left:
+            raise Blocked(BlockReason.LIMIT_EXCEEDED, f"cleaning {decoded} decoded bytes needs about {needed}; "
+                                                      f"{left} left under the worker memory cap")
     return decoded
 
 

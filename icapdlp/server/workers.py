@@ -56,14 +56,43 @@ AUTO_MEMORY_SHARE = 0.75
 
 
 def host_memory_bytes() -> int:
-    """Physical memory, or the cgroup v2 limit of this process's group when it is smaller."""
+    """Physical memory, or the smallest cgroup v2 ``memory.max`` above this process when smaller.
+
+    A systemd ``MemoryMax=`` or a container limit is the real ceiling; the
+    effective limit is the smallest on the path from this process's group to
+    the root, so each level is read.
+    """
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return min([total, *_cgroup_memory_limits()])
+
+
+#: where each cgroup version keeps a group's memory limit: controller field in /proc/self/cgroup
+#: ("" for the v2 unified hierarchy), the hierarchy's mount, the limit file
+_CGROUP_LIMIT_FILES = (("", "", "memory.max"), ("memory", "memory", "memory.limit_in_bytes"))
+
+
+def _cgroup_memory_limits(membership: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> list[int]:
+    """The memory limits of this process's cgroup (v2, or v1's memory controller) and its ancestors."""
     try:
-        with open("/sys/fs/cgroup/memory.max") as handle:
-            text = handle.read().strip()
+        with open(membership) as handle:  # lines "id:controllers:path"
+            groups = [line.split(":", 2) for line in handle.read().splitlines() if line.count(":") >= 2]
     except OSError:
-        return total
-    return min(total, int(text)) if text.isdigit() else total
+        return []
+    limits = []
+    for controller, mount, name in _CGROUP_LIMIT_FILES:
+        path = next((g[2] for g in groups if controller in g[1].split(",") or g[1] == controller), None)
+        if path is None:
+            continue
+        parts = [part for part in path.split("/") if part and part != ".."]
+        for depth in range(len(parts), -1, -1):
+            try:
+                with open(os.path.join(root, mount, *parts[:depth], name)) as handle:
+                    text = handle.read().strip()
+            except OSError:
+                continue
+            if text.isdigit():  # v2 says "max" when unlimited; v1 a huge number, which min() ignores
+                limits.append(int(text))
+    return limits
 
 
 def memory_cap(configured: int, workers: int) -> int:

@@ -17,7 +17,7 @@ from pydicom import Dataset, dcmread
 
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
 from icapdlp.dicom.pipeline import PipelineConfig, deidentify_bytes
-from icapdlp.dicom.pixel_cost import check_decode_cost, decoded_pixel_bytes
+from icapdlp.dicom.pixel_cost import check_decode_cost, cleaning_bytes, decoded_pixel_bytes
 from icapdlp.pixels.cleaner import BurnedInTextCleaner
 from icapdlp.pixels.options import PixelOptions
 from icapdlp.report import ObjectReport
@@ -168,6 +168,11 @@ def test_small_images_are_exempt_from_the_ratio():
         check_decode_cost(blank, DicomLimits(decode_ratio_floor_bytes=1_999_999), encapsulated=True)
 
 
+def test_cleaning_costs_ten_times_one_frame_and_three_times_many():
+    assert cleaning_bytes(100, 1) == 1000
+    assert cleaning_bytes(6400, 64) == 3 * 6400 + 7 * 100
+
+
 def test_the_defaults_are_the_documented_ones():
     limits = DicomLimits()
     assert (limits.max_pixel_bytes, limits.max_decode_ratio, limits.decode_ratio_floor_bytes) == (
@@ -179,7 +184,7 @@ HEADROOM_SCRIPT = r"""
 import resource
 from pydicom import Dataset
 from icapdlp.dicom.options import DicomLimits
-from icapdlp.dicom.pixel_cost import CLEANING_PEAK_FACTOR, address_space_left, check_decode_cost
+from icapdlp.dicom.pixel_cost import address_space_left, check_decode_cost
 from icapdlp.verdict import Blocked
 
 assert address_space_left() is None  # uncapped: nothing to compare with
@@ -189,16 +194,18 @@ resource.setrlimit(resource.RLIMIT_AS, (in_use + 1024**3, resource.RLIM_INFINITY
 left = address_space_left()
 assert 0.9 * 1024**3 < left <= 1024**3, left
 
-def image(side):
+def image(side, frames=1):
     ds = Dataset()
     ds.Rows = ds.Columns = side
-    ds.SamplesPerPixel, ds.BitsAllocated = 1, 8
-    ds.PixelData = b"\0" * (side * side)
+    ds.SamplesPerPixel, ds.BitsAllocated, ds.NumberOfFrames = 1, 8, frames
+    ds.PixelData = b"\0" * 2
     return ds
 
 fits = image(8000)  # 64 MB decoded: about 640 MB to clean
 assert check_decode_cost(fits, DicomLimits(), encapsulated=False) == 64_000_000
-too_big = image(12000)  # 144 MB decoded: about 1.4 GB to clean, more than the 1 GiB left
+cine = image(1000, frames=200)  # 200 MB decoded in small frames: about 607 MB to clean
+assert check_decode_cost(cine, DicomLimits(), encapsulated=False) == 200_000_000
+too_big = image(12000)  # 144 MB decoded in one frame: about 1.4 GB to clean, more than the 1 GiB left
 try:
     check_decode_cost(too_big, DicomLimits(), encapsulated=False)
 except Blocked as exc:

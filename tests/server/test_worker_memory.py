@@ -116,3 +116,26 @@ def test_workers_run_one_blas_thread_so_threads_do_not_eat_the_cap():
             await pool.close()
 
     assert run(scenario()) == 1
+
+
+def _tree(base: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = base / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_a_systemd_memorymax_or_a_container_limit_is_the_hosts_memory(tmp_path):
+    from icapdlp.server.workers import _cgroup_memory_limits
+
+    # cgroup v2: icapdlp.service under system.slice with MemoryMax=4G; the slice itself unlimited
+    _tree(tmp_path, {"v2/cgroup": "0::/system.slice/icapdlp.service\n",
+                     "v2/sys/system.slice/icapdlp.service/memory.max": "4294967296\n",
+                     "v2/sys/system.slice/memory.max": "max\n"})
+    assert _cgroup_memory_limits(str(tmp_path / "v2/cgroup"), str(tmp_path / "v2/sys")) == [4294967296]
+    # cgroup v1 (hybrid): the memory controller's own hierarchy; 3 GiB on the container's group
+    _tree(tmp_path, {"v1/cgroup": "9:name=systemd:/\n4:memory:/docker/abc\n0::/\n",
+                     "v1/sys/memory/docker/abc/memory.limit_in_bytes": "3221225472\n",
+                     "v1/sys/memory/memory.limit_in_bytes": "9223372036854771712\n"})
+    assert min(_cgroup_memory_limits(str(tmp_path / "v1/cgroup"), str(tmp_path / "v1/sys"))) == 3221225472
+    assert _cgroup_memory_limits(str(tmp_path / "missing"), str(tmp_path)) == []
