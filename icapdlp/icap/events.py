@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead
-from icapdlp.icap.headers import missing_http_head
 
 #: Encapsulated entity names that carry a chunked body
 BODY_ENTITIES = frozenset({"req-body", "res-body", "opt-body"})
@@ -38,15 +37,13 @@ class Request:
     preview: int | None = None
     allow: frozenset[str] = field(default_factory=frozenset)  # tokens of the Allow header
     close: bool = False  # the client sent "Connection: close"
+    #: "req-hdr"/"res-hdr" when this REQMOD/RESPMOD lacks the HTTP head it adapts (the server
+    #: answers 400); set by the parser from Encapsulated (:func:`icapdlp.icap.headers.missing_http_head`)
+    missing_http_head: str | None = None
 
     @property
     def has_body(self) -> bool:
         return self.body_entity is not None
-
-    @property
-    def missing_http_head(self) -> str | None:
-        """``"req-hdr"``/``"res-hdr"`` when this REQMOD/RESPMOD lacks the head it adapts: answer 400."""
-        return missing_http_head(self.method, self.encapsulated)
 
     @property
     def in_preview(self) -> bool:
