@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from icapdlp.server.options import MIN_WORKER_MEMORY, WorkerOptions
-from icapdlp.server.workers import WorkerPool, host_memory_bytes, memory_cap
+from icapdlp.server.worker_memory import host_memory_bytes, memory_cap
+from icapdlp.server.workers import WorkerPool
 from icapdlp.verdict import BlockReason, Blocked
 from tests.server import worker_tasks as tasks
 
@@ -126,7 +127,7 @@ def _tree(base: Path, files: dict[str, str]) -> None:
 
 
 def test_a_systemd_memorymax_or_a_container_limit_is_the_hosts_memory(tmp_path):
-    from icapdlp.server.workers import _cgroup_memory_limits
+    from icapdlp.server.worker_memory import _cgroup_memory_limits
 
     # cgroup v2: icapdlp.service under system.slice with MemoryMax=4G; the slice itself unlimited
     _tree(tmp_path, {"v2/cgroup": "0::/system.slice/icapdlp.service\n",
