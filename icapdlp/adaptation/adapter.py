@@ -29,6 +29,7 @@ from icapdlp.adaptation.api import (
     TransactionReport,
 )
 from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
+from icapdlp.dicom.deid import uid_mapping
 from icapdlp.payload.media import is_dicom_type
 from icapdlp.payload.triage import Triage, Verdict, triage
 from icapdlp.verdict import BlockReason, Blocked
@@ -114,11 +115,17 @@ class DlpAdapter:
             return NoChange(result.report)
         new_body: bytes | Body
         new_body = result.data if result.data is not None else _owned_file(result.path, result.size)
-        request, response = with_new_body_length(tx, result.size)
+        request, response = with_new_body_length(tx, result.size, self._uid_mapping(tx))
         return Replace(request=request, response=response, body=new_body, report=result.report)
 
     def _mode(self, tx: Transaction) -> str:
         return self._settings.services[tx.service].mode
+
+    def _uid_mapping(self, tx: Transaction):
+        """The body's UID rewriting, for a STOW-RS path (None: the objects kept their UIDs)."""
+        if self._mode(tx) != "deidentify":
+            return None
+        return uid_mapping(self._settings.profile_for(tx.service), self._policy.key)
 
     def _may_use_206(self, tx: Transaction, seen: Triage) -> bool:
         head = body_head(tx)
@@ -137,7 +144,7 @@ class DlpAdapter:
         if answer is None:
             return None
         prefix, offset, report = answer
-        request, response = with_new_body_length(tx, len(prefix) + total - offset)
+        request, response = with_new_body_length(tx, len(prefix) + total - offset, self._uid_mapping(tx))
         return PartialReplace(request, response, prefix, offset, report)
 
 

@@ -8,9 +8,11 @@ Content-Encoding (the body is re-encoded with it), stays as received.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead, Transaction
+from icapdlp.payload.dicomweb_target import map_target_uids
 
 #: fields that describe the old body's bytes (RFC 9530 digests, RFC 1864, RFC 3230, validators)
 STALE_BODY_FIELDS = ("Content-MD5", "Digest", "Repr-Digest", "Content-Digest", "Want-Digest",
@@ -42,12 +44,19 @@ def rewritten_headers(headers: HttpHeaders, new_length: int) -> HttpHeaders:
     return headers.replaced("Content-Length", str(new_length))
 
 
-def with_new_body_length(tx: Transaction,
-                         new_length: int) -> tuple[HttpRequestHead | None, HttpResponseHead | None]:
-    """(request, response) heads for a Replace/PartialReplace of the adapted message."""
+def with_new_body_length(tx: Transaction, new_length: int, map_uid: Callable[[str], str] | None = None
+                         ) -> tuple[HttpRequestHead | None, HttpResponseHead | None]:
+    """(request, response) heads for a Replace/PartialReplace of the adapted message.
+
+    ``map_uid``: how the body's instance UIDs were rewritten; a request's
+    DICOMweb path (``/studies/{uid}``...) is mapped the same way, so it names
+    the rewritten objects and not the originals.
+    """
     head = body_head(tx)
     assert head is not None, "a body without a head is rejected by the codec"
     new = replace(head, headers=rewritten_headers(head.headers, new_length))
     if tx.icap_method == "REQMOD":
+        if map_uid is not None:
+            new = replace(new, target=map_target_uids(new.target, map_uid))
         return new, None  # type: ignore[return-value]
     return None, new  # type: ignore[return-value]

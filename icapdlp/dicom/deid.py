@@ -263,10 +263,8 @@ class HeaderDeidentifier:
         mapped = []
         for value in values:
             uid = str(value).strip("\0 ")
-            if not uid or uid.startswith(STANDARD_UID_PREFIX):
-                mapped.append(uid)
-            else:
-                mapped.append(keyed.keyed_uid(self.key, uid))
+            mapped.append(replacement_uid(self.key, uid))
+            if mapped[-1] != uid:
                 self.report.uids_replaced += 1
         elem.value = mapped if elem.VM > 1 else (mapped[0] if mapped else elem.value)
 
@@ -324,6 +322,25 @@ def _creator(ds: Dataset, creator_tag: int) -> str:
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     return str(value).strip("\0 ")
+
+
+def replacement_uid(key: bytes, uid: str) -> str:
+    """What an instance UID becomes: UIDs under the standard's root name things, not data, and stay.
+
+    The one rule for every place that must agree with the rewritten objects
+    (the header walker here, DICOMweb request paths in the adaptation layer).
+    """
+    uid = uid.strip("\0 ")
+    if not uid or uid.startswith(STANDARD_UID_PREFIX):
+        return uid
+    return keyed.keyed_uid(key, uid)
+
+
+def uid_mapping(profile: ProfileOptions, key: bytes):
+    """``uid -> replacement`` as the header walker applies it under ``profile``; ``None`` under Retain UIDs."""
+    if profile.retain_uids:
+        return None
+    return lambda uid: replacement_uid(key, uid)
 
 
 def _uid_syntax(elem: DataElement) -> bool:

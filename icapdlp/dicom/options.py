@@ -46,5 +46,16 @@ class DicomLimits:
     max_elements: int = field(default=1_000_000, metadata={"min": 100})
     #: Deflated Explicit VR Little Endian is inflated at most to this many bytes
     max_inflated_bytes: int = field(default=512 * 1024**2, metadata={"min": 1024})
-    #: frames x rows x columns x samples above this are refused for pixel work
-    max_pixel_bytes: int = field(default=2 * 1024**3, metadata={"min": 1024})
+    #: rows x columns x samples x frames x bytes per sample above this are refused before any
+    #: decoder runs (dicom/pixel_cost.py). Cleaning one large frame peaks at 7-9x the decoded
+    #: size (measured: 128 MiB decoded, +913 MiB RSS), so 512 MiB keeps a busy worker near
+    #: 5 GiB: two workers fit a 2-core, 24 GB host with room for Squid. The largest common images (tomosynthesis, long colour cine) that
+    #: need cleaning and exceed it are blocked as limit-exceeded; raise it with [workers]
+    #: max_memory_bytes.
+    max_pixel_bytes: int = field(default=512 * 1024**2, metadata={"min": 1024})
+    #: encapsulated Pixel Data declaring more than this many decoded bytes per stored byte is a
+    #: decompression bomb (lossless codecs reach 2-4:1, lossy ones a few hundred); 0 turns it off
+    max_decode_ratio: int = field(default=1000, metadata={"min": 0})
+    #: pixels that decode to at most this many bytes are exempt from the ratio (a blank frame
+    #: compresses beyond any ratio and costs little)
+    decode_ratio_floor_bytes: int = field(default=32 * 1024**2, metadata={"min": 0})

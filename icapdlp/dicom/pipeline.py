@@ -31,6 +31,7 @@ from icapdlp.dicom.conformance import (
 )
 from icapdlp.dicom.deid import HeaderDeidentifier
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
+from icapdlp.dicom.pixel_cost import check_decode_cost
 from icapdlp.dicom.pixel_hook import PixelCleaner, frame_count
 from icapdlp.dicom.prescan import EXPLICIT_LE, IMPLICIT_LE, PIXEL_DATA, UNDEFINED, scan
 from icapdlp.dicom.reader import parse, read
@@ -264,6 +265,8 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
         else:
             if isinstance(ds.get_item(PIXEL_DATA).value if PIXEL_DATA in ds else None, memoryview):
                 ds[PIXEL_DATA]._value = bytes(ds[PIXEL_DATA].value)  # the cleaner decodes bytes
+            if PIXEL_DATA in ds:  # whatever cleaner runs, a decode it cannot afford never starts
+                check_decode_cost(ds, config.limits, UID(str(ds.file_meta.TransferSyntaxUID)).is_encapsulated)
             pixel_cleaner.clean(ds, report)
     deid = HeaderDeidentifier(profile, config.key, report)
     deid.prepare(ds)

@@ -37,6 +37,9 @@ class Request:
     preview: int | None = None
     allow: frozenset[str] = field(default_factory=frozenset)  # tokens of the Allow header
     close: bool = False  # the client sent "Connection: close"
+    #: "req-hdr"/"res-hdr" when this REQMOD/RESPMOD lacks the HTTP head it adapts (the server
+    #: answers 400); set by the parser from Encapsulated (:func:`icapdlp.icap.headers.missing_http_head`)
+    missing_http_head: str | None = None
 
     @property
     def has_body(self) -> bool:

@@ -282,6 +282,7 @@ class RequestParser:
             method=method, uri=uri, service=service, headers=HttpHeaders(fields),
             encapsulated=entities, body_entity=None if body_name == "null-body" else body_name,
             preview=preview, allow=allow or frozenset(), close=close,
+            missing_http_head=hdr.missing_http_head(method, entities),
         )
         self._state = _HTTP_HEADS
         return None

@@ -24,7 +24,7 @@ def build_cleaner(settings: "Settings", review_dir: str | None = None) -> Burned
     opts = settings.pixels
     return BurnedInTextCleaner(
         opts,
-        settings.dicom_limits.max_pixel_bytes,
+        settings.dicom_limits,
         ner=PresidioNer(opts.ner_model, tuple(opts.ner_entities)),
         read_words=partial(ocr.read_words, engine=opts.ocr_engine, library=opts.tesseract_library),
         review_dir=review_dir if review_dir is not None else opts.review_dir,

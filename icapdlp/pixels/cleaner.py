@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydicom.dataset import Dataset
 
+from icapdlp.dicom.options import DicomLimits
 from icapdlp.dicom.pixel_hook import frame_count
 from icapdlp.pixels import frames as frames_mod
 from icapdlp.pixels import ocr
@@ -41,11 +42,12 @@ class CleanResult:
 class BurnedInTextCleaner:
     """Implements the pipeline's ``PixelCleaner`` protocol (needs_cleaning / clean)."""
 
-    def __init__(self, options: PixelOptions, max_pixel_bytes: int, *, ner: NerFunction,
+    def __init__(self, options: PixelOptions, limits: DicomLimits | int, *, ner: NerFunction,
                  read_words: WordReader | None = None, review_dir: str | None = None,
                  clean_graphics: bool = False) -> None:
         self.options = options
-        self.max_pixel_bytes = max_pixel_bytes
+        #: the decode budget (dicom/pixel_cost.py); an int is max_pixel_bytes with default ratio limits
+        self.limits = DicomLimits(max_pixel_bytes=limits) if isinstance(limits, int) else limits
         self.ner = ner
         self.read_words = read_words or ocr.read_words
         self.review_dir = review_dir
@@ -70,6 +72,8 @@ class BurnedInTextCleaner:
             raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, "OCR failed or Tesseract missing") from None
         except LookupError:
             raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, "NER model unavailable") from None
+        except MemoryError:  # the worker's memory cap was reached: a resource limit
+            raise Blocked(BlockReason.LIMIT_EXCEEDED, "pixel cleaning ran out of memory") from None
         except Exception as exc:  # fail closed, with no value from the object in the message
             raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, f"pixel cleaning failed ({type(exc).__name__})") \
                 from None
@@ -85,7 +89,7 @@ class BurnedInTextCleaner:
 
     def _clean(self, ds: Dataset, report: ObjectReport) -> None:
         deny = build_deny_list(ds)
-        decoded = frames_mod.decode(ds, self.max_pixel_bytes)
+        decoded = frames_mod.decode(ds, self.limits)
         arr = decoded.frames
         rows, cols = arr.shape[1], arr.shape[2]
         policy = DetectionPolicy(self.allow, redact_all_text(ds, self.options), self.options.ocr_min_confidence,

@@ -16,6 +16,8 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from icapdlp.dicom.options import DicomLimits
+from icapdlp.dicom.pixel_cost import check_decode_cost, decoded_pixel_bytes
 from icapdlp.verdict import Blocked, BlockReason
 
 #: photometric interpretations the redactor can fill and write back
@@ -36,16 +38,19 @@ class DecodedPixels:
 
 
 def decoded_size(ds: Dataset) -> int:
-    """Bytes the decoded pixel data occupies, from the header alone (checked before decoding)."""
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    bits = int(ds.get("BitsAllocated", 8) or 8)
-    return frames * int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1) * max(1, bits // 8)
+    """Bytes the decoded pixel data occupies, from the header alone (0 without a usable geometry)."""
+    return decoded_pixel_bytes(ds) or 0
 
 
-def decode(ds: Dataset, max_pixel_bytes: int) -> DecodedPixels:
-    """Every frame of ``ds``; Blocked when too large, unsupported or undecodable."""
+def decode(ds: Dataset, limits: DicomLimits | int) -> DecodedPixels:
+    """Every frame of ``ds``; Blocked when too costly (checked before decoding), unsupported or undecodable.
+
+    ``limits``: the decode budget (an int is ``max_pixel_bytes`` with the other limits at their defaults).
+    """
     from pydicom.pixels import get_decoder
 
+    if isinstance(limits, int):
+        limits = DicomLimits(max_pixel_bytes=limits)
     if "PixelData" not in ds:
         raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, "no Pixel Data to clean")
     for keyword in ("Rows", "Columns", "BitsAllocated", "PhotometricInterpretation"):
@@ -56,11 +61,9 @@ def decode(ds: Dataset, max_pixel_bytes: int) -> DecodedPixels:
         raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, "unsupported photometric interpretation")
     if int(ds.BitsAllocated) not in (8, 16):
         raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, f"bits allocated {int(ds.BitsAllocated)}")
-    size = decoded_size(ds)
-    if size > max_pixel_bytes:
-        raise Blocked(BlockReason.LIMIT_EXCEEDED, f"decoded pixel data {size} bytes exceeds {max_pixel_bytes}")
     ts = UID(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
     encapsulated = ts.is_encapsulated
+    check_decode_cost(ds, limits, encapsulated)  # before any decoder allocates its output
     try:
         decoder = get_decoder(ts)
     except NotImplementedError:
@@ -69,6 +72,8 @@ def decode(ds: Dataset, max_pixel_bytes: int) -> DecodedPixels:
         raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, f"no decoder installed for {ts}")
     try:
         arr, meta = decoder.as_array(ds, raw=not encapsulated, as_rgb=encapsulated)
+    except MemoryError:  # the worker's memory cap: a resource limit, not an undecodable frame
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, "decoding ran out of memory") from None
     except Exception as exc:  # decoders raise many types on corrupt data; none may escape
         raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, f"frame cannot be decoded ({type(exc).__name__})") \
             from None

@@ -5,6 +5,12 @@ The connection's task pulls events and runs one request at a time
 code while the socket side stays a few dozen lines. Deadlines are plain
 numbers checked by the server's sweeper, which costs nothing per request.
 
+Inside a request, every wait on the client (for more of the body, or for
+it to read our answer) has its own deadline, ``idle_timeout`` after the
+last progress: a client that stops in the middle of a body (after a 100
+Continue, say) is cut off then, not after the whole request timeout, so a
+few hundred stalled uploads cannot hold every connection slot.
+
 Fast path: while the task waits for the next request, ``data_received``
 starts the request's coroutine itself (``coro.send(None)``). No-change
 traffic (a 204 decided from the head or the preview) usually finishes in
@@ -46,6 +52,9 @@ class IcapConnection(asyncio.Protocol):
         self.parser: RequestParser | None = None
         self.phase = IDLE
         self.deadline = float("inf")
+        #: while a request waits on the client (body bytes, or room to write): idle_timeout from the
+        #: last progress; infinite while the server itself is working
+        self.stall_deadline = float("inf")
         self.timed_out: str | None = None  # the phase whose deadline passed
         self.lost = False
         self.response_started = False  # bytes of the current response were written
@@ -233,7 +242,11 @@ class IcapConnection(asyncio.Protocol):
                 return event
             self._resume_reading()
             self._waiter = waiter = asyncio.get_running_loop().create_future()
-            await waiter
+            self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
+            try:
+                await waiter
+            finally:
+                self.stall_deadline = float("inf")
 
     def write(self, data: bytes) -> None:
         """Queue response bytes; they leave in one send at the next ``flush``/``drain``.
@@ -265,7 +278,11 @@ class IcapConnection(asyncio.Protocol):
             raise ConnectionLost()
         if self._write_paused:
             self._drain_waiter = asyncio.get_running_loop().create_future()
-            await self._drain_waiter
+            self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
+            try:
+                await self._drain_waiter
+            finally:
+                self.stall_deadline = float("inf")
 
     def close(self) -> None:
         self.phase = CLOSING
@@ -276,11 +293,13 @@ class IcapConnection(asyncio.Protocol):
     # -- deadlines and shutdown -----------------------------------------------------
 
     def check_deadline(self, now: float) -> None:
-        """Called by the sweeper: enforce the idle, header or request timeout."""
-        if now < self.deadline or self.lost:
+        """Called by the sweeper: enforce the idle, header or request timeout, or a client's stall."""
+        if (now < self.deadline and now < self.stall_deadline) or self.lost:
             return
         if self.phase == IDLE or self.phase == CLOSING:
             self.close()
+        elif now >= self.stall_deadline and self._write_paused:
+            self.abort()  # the client stopped reading our answer: nothing more can reach it
         elif self._task is not None and self.timed_out is None:
             self.timed_out = self.phase
             self._task.cancel()

@@ -165,6 +165,8 @@ class Exchange:
             return await self.refuse_unread(404)
         if services[request.service] != request.method:
             return await self.refuse_unread(405)
+        if request.missing_http_head is not None:  # a body without its head: nothing to adapt, never echo
+            return await self.refuse_unread(400)
         self.tx = new_transaction(request)
         if not request.has_body:
             return await self.adapt_bodiless()

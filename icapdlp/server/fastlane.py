@@ -9,7 +9,8 @@ shape synchronously:
 
 1. The request head comes from the same parser as always, so every limit and
    every refusal (400, 404, 405, 413, 431, 505...) is the general path's.
-2. Only a REQMOD/RESPMOD on a service configured for that method, either
+2. Only a REQMOD/RESPMOD on a service configured for that method, with the
+   HTTP head that method adapts, either
    without body or with a preview whose every byte (through the last chunk)
    is already buffered, is taken; anything else goes the general way with
    nothing consumed.
@@ -48,7 +49,7 @@ def answer_at_once(conn, request: Request, runtime, started: float):
     """
     method = request.method
     if (method not in _ADAPTED or runtime.replies.services.get(request.service) != method
-            or not conn.server.fast_lane):
+            or not conn.server.fast_lane or request.missing_http_head is not None):
         return serve_request(conn, request, runtime, started)
     parser = conn.parser
     if request.body_entity is None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
+#: a worker needs this much address space to import its engines at all; a smaller cap is a typo
+MIN_WORKER_MEMORY = 256 * MiB
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class LimitsOptions:
     spool_memory_bytes: int = field(default=8 * MiB, metadata={"min": 0})
     spool_dir: str | None = None
     max_connections: int = field(default=1000, metadata={"min": 1})
-    #: seconds a persistent connection may sit idle between requests
+    #: seconds a persistent connection may sit idle between requests, and a request may wait
+    #: on its client (the next body bytes, or room to write the answer) without progress
     idle_timeout: float = field(default=60.0, metadata={"min": 0.1})
     #: seconds to receive a complete ICAP header block (slowloris defence)
     header_timeout: float = field(default=10.0, metadata={"min": 0.1})
@@ -83,3 +86,12 @@ class WorkerOptions:
     task_deadline: float = field(default=120.0, metadata={"min": 0.1})
     #: requests waiting for a worker beyond this answer 503 (overload)
     max_queue: int = field(default=256, metadata={"min": 1})
+    #: each worker's address-space cap (RLIMIT_AS) in bytes. A task that reaches it is blocked
+    #: with limit-exceeded and its worker replaced. 0 (the default) shares 3/4 of the host's
+    #: memory (or of the cgroup's limit) equally between all workers: 8.8 GiB each for two
+    #: workers on 24 GB, above the ~5 GiB that cleaning a max_pixel_bytes image peaks at.
+    max_memory_bytes: int = field(default=0, metadata={"min": 0})
+
+    def __post_init__(self) -> None:
+        if 0 < self.max_memory_bytes < MIN_WORKER_MEMORY:
+            raise ValueError(f"workers.max_memory_bytes must be 0 (automatic) or at least {MIN_WORKER_MEMORY}")

@@ -8,6 +8,13 @@ whole pool. Here each worker has its own pipe; a task past its deadline gets
 its worker killed and replaced, a worker that dies mid-task is replaced, and
 the caller gets a :class:`~icapdlp.verdict.Blocked` with the reason.
 
+Each worker runs under a memory cap (``RLIMIT_AS``, ``[workers] max_memory_bytes``):
+an allocation past it fails inside the worker (``MemoryError``), the object
+is blocked with ``limit-exceeded`` and the worker is replaced, so one pixel
+bomb never grows a process until the host's OOM killer picks a victim. The
+cap is set by the worker on itself, so the event loop's process is never
+limited.
+
 Workers are started with ``spawn``: forking a process that already runs
 threads and an event loop (uvloop) can copy held locks into the child.
 Results travel through blocking pipe reads in helper threads, so the event
@@ -26,6 +33,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+from icapdlp.server.worker_memory import WORKER_ENVIRONMENT, cap_own_memory, memory_cap, ran_out_of_memory
 from icapdlp.verdict import BlockReason, Blocked
 
 log = logging.getLogger("icapdlp.workers")
@@ -41,10 +49,16 @@ class Overloaded(Exception):
     """More tasks are waiting than ``workers.max_queue``; the server answers 503."""
 
 
-def _worker_main(conn, initializer, initargs) -> None:
-    """Body of a worker process: initialise once, then run tasks until the pipe closes."""
+def _worker_main(conn, initializer, initargs, memory_limit: int = 0) -> None:
+    """Body of a worker process: initialise once, then run tasks until the pipe closes.
+
+    A task that ran out of memory is answered ``limit-exceeded`` with the kind
+    ``"retire"``, and the worker exits: its heap may be fragmented, an engine
+    may be half-built, and the pool replaces it.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops us
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the parent's business
+    cap_own_memory(memory_limit)
     try:
         if initializer is not None:
             initializer(*initargs)
@@ -62,31 +76,44 @@ def _worker_main(conn, initializer, initargs) -> None:
             result: tuple = ("ok", fn(*args))
         except Blocked as exc:
             result = ("blocked", exc.reason, exc.detail)
+            if ran_out_of_memory(exc):
+                result = ("retire", BlockReason.LIMIT_EXCEEDED, exc.detail or "worker memory cap reached")
+        except MemoryError:
+            result = ("retire", BlockReason.LIMIT_EXCEEDED, "worker memory cap reached")
         except BaseException as exc:
             result = ("error", type(exc).__name__)
+            if ran_out_of_memory(exc):
+                result = ("retire", BlockReason.LIMIT_EXCEEDED, "worker memory cap reached")
+        raw = fn = args = None  # drop the task's data before answering
         try:
             conn.send(result)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             conn.send(("error", f"unpicklable result ({type(exc).__name__})"))
+        except MemoryError:
+            conn.send(("retire", BlockReason.LIMIT_EXCEEDED, "worker memory cap reached"))
+            return
+        if result[0] == "retire":
+            return
 
 
 class _Worker:
-    __slots__ = ("process", "conn", "killed")
+    __slots__ = ("process", "conn", "killed", "retired")
 
     def __init__(self, process, conn) -> None:
         self.process = process
         self.conn = conn
         self.killed = False  # killed by us for a deadline
+        self.retired = False  # left after reaching its memory cap
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
 
-def _start_worker(context, initializer, initargs) -> _Worker:
+def _start_worker(context, initializer, initargs, memory_limit: int = 0) -> _Worker:
     """Start one worker and wait until its initializer has run (blocking: run in a thread)."""
     parent, child = context.Pipe(duplex=True)
-    process = context.Process(target=_worker_main, args=(child, initializer, initargs),
+    process = context.Process(target=_worker_main, args=(child, initializer, initargs, memory_limit),
                               name="icapdlp-worker", daemon=True)
     process.start()
     child.close()
@@ -129,9 +156,12 @@ class WorkerPool:
         task_deadline: float = 120.0,
         max_queue: int = 256,
         start_method: str = "spawn",
+        memory_limit: int = 0,
     ) -> None:
         self.size = processes or os.cpu_count() or 1
         self.task_deadline = task_deadline
+        #: each worker's RLIMIT_AS in bytes (0: none)
+        self.memory_limit = memory_limit
         self.max_queue = max_queue
         self._context = multiprocessing.get_context(start_method)
         self._initializer = initializer
@@ -147,17 +177,26 @@ class WorkerPool:
 
     @classmethod
     def from_options(cls, options, processes: int | None = None, **kwargs) -> "WorkerPool":
-        """A pool per ``WorkerOptions``; ``processes`` overrides the count (an acceptor's share)."""
+        """A pool per ``WorkerOptions``; ``processes`` overrides the count (an acceptor's share).
+
+        The automatic memory cap shares the host between ALL workers (every
+        acceptor's), not only this pool's.
+        """
+        total = options.processes or os.cpu_count() or 1
         return cls(options.processes if processes is None else processes, task_deadline=options.task_deadline,
-                   max_queue=options.max_queue, **kwargs)
+                   max_queue=options.max_queue, memory_limit=memory_cap(options.max_memory_bytes, total),
+                   **kwargs)
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start every worker; raises RuntimeError if any fails to initialise."""
+        for name, value in WORKER_ENVIRONMENT.items():  # inherited by every worker, replacements too
+            os.environ.setdefault(name, value)
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(
-            *(loop.run_in_executor(self._threads, _start_worker, self._context, self._initializer, self._initargs)
+            *(loop.run_in_executor(self._threads, _start_worker, self._context, self._initializer, self._initargs,
+                                   self.memory_limit)
               for _ in range(self.size)),
             return_exceptions=True)
         for result in results:
@@ -218,7 +257,7 @@ class WorkerPool:
         kind = message[0]
         if kind == "ok":
             return message[1]
-        if kind == "blocked":
+        if kind == "blocked" or kind == "retire":  # "retire": out of memory; _task_ended replaces it
             raise Blocked(message[1], message[2])
         raise Blocked(BlockReason.INTERNAL_ERROR, f"worker task raised {message[1]}")
 
@@ -255,7 +294,9 @@ class WorkerPool:
         timer.cancel()
         self.busy -= 1
         error = None if future.cancelled() else future.exception()
-        if worker.killed or isinstance(error, (EOFError, OSError)) or future.cancelled():
+        retired = error is None and not future.cancelled() and future.result()[0] == "retire"
+        if worker.killed or retired or isinstance(error, (EOFError, OSError)) or future.cancelled():
+            worker.retired = retired
             self._replace(worker)
         elif not self._closed:
             self._release(worker)
@@ -264,7 +305,8 @@ class WorkerPool:
         self._all.discard(worker)
         if self._closed:
             return
-        log.warning("replacing worker process %d (%s)", worker.pid, "deadline" if worker.killed else "died")
+        why = "deadline" if worker.killed else "memory cap" if worker.retired else "died"
+        log.warning("replacing worker process %d (%s)", worker.pid, why)
         task = asyncio.get_running_loop().create_task(self._respawn(worker))
         self._respawns.add(task)
         task.add_done_callback(self._respawns.discard)
@@ -276,7 +318,8 @@ class WorkerPool:
         while not self._closed:
             try:
                 worker = await loop.run_in_executor(
-                    self._threads, _start_worker, self._context, self._initializer, self._initargs)
+                    self._threads, _start_worker, self._context, self._initializer, self._initargs,
+                    self.memory_limit)
             except RuntimeError as exc:
                 delay = min(max(2 * delay, 0.5), MAX_RESPAWN_BACKOFF)
                 log.error("could not replace a worker (%s); retrying in %.1f s", exc, delay)

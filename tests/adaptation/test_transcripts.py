@@ -250,3 +250,21 @@ def test_real_c_icap_client_accepts_206(server, tmp_path):
     # prefix), so its output file says nothing about our rewrite: the exact bytes of the 206 path
     # are checked with raw ICAP in test_large_206.py and in the adapter tests
     assert b"use-original-body" not in result.stdout  # framing was parsed, not dumped
+
+
+def test_stow_to_a_study_path_forwards_the_mapped_study_uid_on_the_wire(server):
+    """Issue 12 item 11: the request line icapdlp returns names the rewritten study, never the original."""
+    study = [make_ct(70, instance_number=i + 1) for i in range(2)]
+    original = study[0].dataset.StudyInstanceUID
+    body = form_body("stow", [(b"Content-Type: application/dicom", s.data) for s in study])
+    ctype = 'multipart/related; type="application/dicom"; boundary=stow'
+    fields = [("Host", "pacs.example"), ("Content-Type", ctype), ("Content-Length", str(len(body)))]
+    reply = send(server.port, "REQMOD", "deid-req", body=body, preview=4096,
+                 req_head=http_request_head("POST", f"/dicomweb/studies/{original}", fields))
+    assert reply.status == 200
+    request_line = reply.http_head.split(b"\r\n", 1)[0].decode()
+    parts = reply.body.split(b"--stow")[1:-1]
+    new_uids = {pydicom.dcmread(DicomBytesIO(p[p.index(b"\r\n\r\n") + 4:-2])).StudyInstanceUID for p in parts}
+    (new_uid,) = new_uids
+    assert request_line == f"POST /dicomweb/studies/{new_uid} HTTP/1.1"
+    assert original.encode() not in reply.http_head + reply.body

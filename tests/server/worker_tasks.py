@@ -64,3 +64,39 @@ def spin(seconds: float) -> int:
     while time.perf_counter() < end:
         n += 1
     return n
+
+
+def address_space_limit() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_AS)[0]
+
+
+def allocate(size: int) -> int:
+    """Touch ``size`` bytes (a decoder's output buffer): MemoryError under a smaller cap."""
+    block = bytearray(size)
+    return len(block)
+
+
+def allocate_as_pipeline_does(size: int) -> int:
+    """The pipeline's way: a MemoryError turned into Blocked(limit-exceeded) ``from None``."""
+    try:
+        return allocate(size)
+    except MemoryError:
+        raise Blocked(BlockReason.LIMIT_EXCEEDED, "deid: out of memory") from None
+
+
+def peak_rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def thread_count() -> int:
+    """Threads of this process right after numpy's import (BLAS starts its pool then)."""
+    import os
+
+    import numpy  # noqa: F401
+
+    return len(os.listdir("/proc/self/task"))
