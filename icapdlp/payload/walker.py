@@ -210,30 +210,12 @@ class PayloadWalker:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
         current = body
         if dicomjson.looks_like_dicom_json(current):
-            current = self._embedded_json(current, top)
+            current = self._json(current, top, declared=False)
         if urlencoded.looks_urlencoded(current):
             self._heavy()
             current = urlencoded.rewrite_values(
                 current, lambda value: self._entity(MediaType(), [], value, depth + 1, label))
         return current
-
-    def _embedded_json(self, body: bytes, top: bool) -> bytes:
-        self._heavy()
-        self._enter("json", top)
-        changed = False
-
-        def rewrite(dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
-            nonlocal changed
-            new, report = self._rewriter.rewrite_json(dataset)
-            changed = changed or new is not dataset
-            return new, report
-
-        before = self.findings.objects
-        new_body = dicomjson.rewrite_embedded_datasets(body, rewrite,
-                                                       lambda report: self.findings.add("json", report))
-        if self.findings.objects > before:
-            self._mark("json", top)
-        return new_body if changed else body
 
     def _heavy(self) -> None:
         """Mark a step that decodes, unpacks or rewrites: a probing walk stops here."""
@@ -257,7 +239,8 @@ class PayloadWalker:
         self._mark(label, top)
         return body if new is body else new
 
-    def _json(self, body: bytes, top: bool) -> bytes:
+    def _json(self, body: bytes, top: bool, *, declared: bool = True) -> bytes:
+        """DICOM JSON datasets: a body declared to be the model, or any JSON document holding some."""
         self._heavy()
         self._enter("json", top)
         changed = False
@@ -268,9 +251,10 @@ class PayloadWalker:
             changed = changed or new is not dataset
             return new, report
 
-        new_body = dicomjson.rewrite_json_body(body, rewrite,
-                                               lambda report: self.findings.add("json", report))
-        self._mark("json", top)
+        before = self.findings.objects
+        rewrite_body = dicomjson.rewrite_json_body if declared else dicomjson.rewrite_embedded_datasets
+        new_body = rewrite_body(body, rewrite, lambda report: self.findings.add("json", report))
+        self._mark("json", top, found=declared or self.findings.objects > before)
         return new_body if changed else body
 
     def _coded(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
