@@ -79,9 +79,17 @@ def dicom_marker_offset(body: bytes) -> int | None:
 
 
 def zip_record_offset(body: bytes) -> int | None:
-    """Offset of the first zip record signature anywhere in ``body``, or None."""
-    offsets = [found for record in ZIP_RECORDS if (found := body.find(record)) >= 0]
-    return min(offsets) if offsets else None
+    """Offset of the first zip record signature anywhere in ``body``, or None.
+
+    One pass over the body for "PK" (about one hit per 64 KiB of random bytes),
+    checking the two bytes after each hit, instead of one pass per record type.
+    """
+    found = body.find(b"PK")
+    while found >= 0:
+        if body[found:found + 4] in ZIP_RECORDS:
+            return found
+        found = body.find(b"PK", found + 1)
+    return None
 
 
 def uninspectable_format(body: bytes) -> str | None:

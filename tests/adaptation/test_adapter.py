@@ -283,7 +283,7 @@ def test_whole_body_without_preview_is_triaged_on_the_loop():
     from tests.adaptation.helpers import KEY
 
     adapter = build_adapter(make_settings(), KEY, RefusingPool())
-    body = b"<html>" + b"x" * 300_000
+    body = b"<html>" + b"x" * 200_000  # within LOOP_CLASSIFY_BYTES: a scan on the loop, no worker
     decision = run(adapter.on_body(response_tx("text/html", len(body)), Body(data=body)))
     assert isinstance(decision, NoChange)
 
