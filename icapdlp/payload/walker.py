@@ -97,9 +97,14 @@ class PayloadWalker:
         self._max_inflated = min(max_inflated_bytes, options.max_inflated_bytes)
         self.findings = Findings()
 
-    def rewrite_message(self, content_type: str | None, codings: list[str], body: bytes) -> Rewritten:
-        """Rewrite a whole HTTP body given its Content-Type and Content-Encoding codings."""
-        new = self._entity(parse_media_type(content_type), list(codings), body, 0, "raw", top=True)
+    def rewrite_message(self, content_type: str | None, content_encodings: list[str], body: bytes) -> Rewritten:
+        """Rewrite a whole HTTP body given its Content-Type and its Content-Encoding header values.
+
+        The values are normalised here (``GZIP``, ``x-gzip``, ``gzip, identity``
+        all mean gzip): comparing them raw refused valid uploads.
+        """
+        codings = parse_encodings(content_encodings)
+        new = self._entity(parse_media_type(content_type), codings, body, 0, "raw", top=True)
         return Rewritten(new, new is not body, self.findings)
 
     # -- one entity -------------------------------------------------------

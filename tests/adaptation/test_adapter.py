@@ -358,3 +358,25 @@ def test_json_documents_that_are_not_instances_are_deidentified_not_blocked():
         assert "00080016" not in first and "00080018" not in first  # the lent UIDs are gone again
         for value in (b"QUIXOTEPHI", b"PIDPHI00042X", b"1.2.3.4"):  # 1.2.3.4 is in the URL too
             assert value not in out
+
+
+@pytest.mark.parametrize("header", ["GZIP", "x-gzip", "gzip, identity", "identity, Gzip", " gzip "])
+def test_content_encoding_spellings_receivers_accept_are_undone_not_refused(header):
+    """Tokens are case-insensitive, x-gzip is gzip and identity is nothing (RFC 9110 §8.4.1)."""
+    obj = make_ct(26)
+    coded = gzip.compress(obj.data)
+    tx = request_tx("application/dicom", len(coded), extra=[("Content-Encoding", header)])
+    decision = decide(tx, coded)
+    assert isinstance(decision, Replace), decision
+    assert_clean_dicom(gzip.decompress(body_bytes(decision)), obj)
+    assert decision.request.headers.get("Content-Encoding") == header
+
+
+def test_content_encoding_split_over_two_header_fields_is_undone():
+    obj = make_ct(27)
+    coded = gzip.compress(obj.data)
+    tx = request_tx("application/dicom", len(coded),
+                    extra=[("Content-Encoding", "identity"), ("Content-Encoding", "GZIP")])
+    decision = decide(tx, coded)
+    assert isinstance(decision, Replace), decision
+    assert_clean_dicom(gzip.decompress(body_bytes(decision)), obj)
