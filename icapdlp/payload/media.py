@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from icapdlp.payload.encoding import CODING_TOKENS
+
 #: a Content-Type header longer than this is treated as absent (no real one comes close)
 MAX_CONTENT_TYPE_CHARS = 4096
 
@@ -74,14 +76,12 @@ def _split_params(value: str) -> list[str]:
     return out
 
 
-#: Content-Encoding tokens we can undo and redo (RFC 9110 §8.4.1; x-gzip is an alias)
-KNOWN_ENCODINGS = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate", "identity": "identity"}
-
-
 def parse_encodings(values: list[str]) -> list[str]:
-    """Content-Encoding codings in the order they were applied, lower-cased, identity dropped.
+    """Content-Encoding codings in the order they were applied, lower-cased, aliases resolved, identity dropped.
 
-    Unknown tokens are kept as they are so the caller can refuse them by name.
+    Tokens compare case-insensitively (RFC 9110 §8.4.1); the table of known
+    ones is ``encoding.CODING_TOKENS``. Unknown tokens are kept (lower-cased)
+    so the caller can refuse them by name.
     """
     codings: list[str] = []
     for value in values:
@@ -89,7 +89,7 @@ def parse_encodings(values: list[str]) -> list[str]:
             token = token.strip().lower()
             if not token:
                 continue
-            canonical = KNOWN_ENCODINGS.get(token, token)
+            canonical = CODING_TOKENS.get(token, token)
             if canonical != "identity":
                 codings.append(canonical)
     return codings
@@ -105,10 +105,6 @@ def is_dicom_json_type(media: MediaType) -> bool:
 
 def is_zip_type(media: MediaType) -> bool:
     return media.essence in ("application/zip", "application/x-zip-compressed", "application/x-zip")
-
-
-def is_gzip_type(media: MediaType) -> bool:
-    return media.essence in ("application/gzip", "application/x-gzip")
 
 
 def is_multipart(media: MediaType) -> bool:

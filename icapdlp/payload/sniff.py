@@ -19,7 +19,6 @@ from pydicom.datadict import dictionary_has_tag, dictionary_VR
 PART10_MAGIC_OFFSET = 128
 PART10_MAGIC = b"DICM"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
-GZIP_MAGIC = b"\x1f\x8b\x08"
 
 #: elements that must decode cleanly before a bare dataset is believed; real
 #: datasets start with a run of (0008,xxxx) elements, so 3 costs nothing
@@ -65,10 +64,6 @@ def embedded_part10_offset(data: bytes) -> int | None:
 
 def looks_like_zip(data: bytes) -> bool:
     return data[:4] in ZIP_MAGICS
-
-
-def looks_like_gzip(data: bytes) -> bool:
-    return data[:3] == GZIP_MAGIC
 
 
 def sniff_dicom(data: bytes, complete: bool) -> Sniff:

@@ -20,13 +20,12 @@ from icapdlp.payload.media import (
     MediaType,
     is_dicom_json_type,
     is_dicom_type,
-    is_gzip_type,
     is_multipart,
     is_zip_type,
     parse_encodings,
     parse_media_type,
 )
-from icapdlp.payload.sniff import Sniff, embedded_part10_offset, looks_like_gzip, looks_like_zip, sniff_dicom
+from icapdlp.payload.sniff import Sniff, embedded_part10_offset, looks_like_zip, sniff_dicom
 from icapdlp.payload.walker import JSON_TYPES
 
 #: inflate at most this much of a compressed preview just to look inside
@@ -56,17 +55,12 @@ def triage(content_type: str | None, content_encodings: list[str], preview: byte
     return Triage(_verdict(media, codings, preview, complete), media, codings)
 
 
-def _declared_candidate(media: MediaType) -> bool:
-    return (is_dicom_type(media) or is_dicom_json_type(media) or is_zip_type(media) or is_gzip_type(media)
-            or is_multipart(media) or media.essence in ("", "application/octet-stream"))
-
-
 def _verdict(media: MediaType, codings: tuple[str, ...], preview: bytes, complete: bool) -> Verdict:
     if complete and not preview:
         return Verdict.PASS  # no body at all
     if codings:
-        if any(c not in ("gzip", "deflate") for c in codings):
-            return Verdict.UNSUPPORTED_ENCODING if _declared_candidate(media) else Verdict.PASS
+        if any(c not in encoding.SUPPORTED_CODINGS for c in codings):
+            return Verdict.UNSUPPORTED_ENCODING  # whatever the type says: we cannot tell what is inside
         if len(codings) > 1:
             return Verdict.NEED_BODY  # stacked codings are rare: look at the whole thing
         inner = encoding.inflate_prefix(preview, codings[0], PREVIEW_INFLATE_BYTES)
@@ -79,8 +73,8 @@ def _verdict(media: MediaType, codings: tuple[str, ...], preview: bytes, complet
         return Verdict.NEED_BODY
     if is_dicom_type(media):
         return Verdict.RAW_DICOM
-    if is_gzip_type(media) or looks_like_gzip(preview):
-        return _inside_gzip(preview, complete)
+    if encoding.body_compression(preview) or encoding.declared_compression(media.essence):
+        return Verdict.NEED_BODY  # a compressed file is judged on all of its content, never a prefix
     if looks_like_zip(preview):
         return Verdict.NEED_BODY
     sniffed = sniff_dicom(preview, complete)
@@ -94,11 +88,3 @@ def _verdict(media: MediaType, codings: tuple[str, ...], preview: bytes, complet
         if not complete and len(preview.lstrip()) < JSON_SNIFF_BYTES:
             return Verdict.NEED_BODY
     return Verdict.PASS
-
-
-def _inside_gzip(preview: bytes, complete: bool) -> Verdict:
-    inner = encoding.inflate_prefix(preview, "gzip", PREVIEW_INFLATE_BYTES)
-    if not inner:
-        return Verdict.NEED_BODY
-    plain = _verdict(MediaType(), (), inner, complete and len(inner) < PREVIEW_INFLATE_BYTES)
-    return Verdict.NEED_BODY if plain is not Verdict.PASS else Verdict.PASS

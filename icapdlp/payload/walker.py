@@ -1,7 +1,7 @@
 """Find every DICOM object in an HTTP body, whatever it is wrapped in, and rebuild the body.
 
 The walker is the payload layer's core. It knows wrappings (content codings,
-multipart, DICOMweb, the JSON model, zip, gzip files) and nothing about ICAP
+multipart, DICOMweb, the JSON model, zip, compressed files) and nothing about ICAP
 or about how an object is de-identified: that is the ``ObjectRewriter`` it is
 given, so it runs offline, in a worker process, or in a unit test alike.
 
@@ -22,14 +22,13 @@ from icapdlp.payload.media import (
     MediaType,
     is_dicom_json_type,
     is_dicom_type,
-    is_gzip_type,
     is_multipart,
     is_zip_type,
     parse_encodings,
     parse_media_type,
 )
 from icapdlp.payload.options import PayloadOptions
-from icapdlp.payload.sniff import Sniff, embedded_part10_offset, looks_like_gzip, looks_like_zip, sniff_dicom
+from icapdlp.payload.sniff import Sniff, embedded_part10_offset, looks_like_zip, sniff_dicom
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
@@ -43,8 +42,6 @@ BULK_DATA_TYPES = frozenset({
 })
 #: declared types whose body may be the DICOM JSON model
 JSON_TYPES = frozenset({"application/dicom+json", "application/json", "text/json", ""})
-#: bytes inflated from a gzip file just to see whether its content is a candidate
-GZIP_SNIFF_BYTES = 64 * 1024
 
 
 class ObjectRewriter(Protocol):
@@ -128,8 +125,9 @@ class PayloadWalker:
             return self._json(body, top)
         if is_zip_type(media) or looks_like_zip(body):
             return self._zip(body, depth, top)
-        if is_gzip_type(media) or looks_like_gzip(body):
-            return self._gzip_file(body, depth, label, top)
+        compression = encoding.body_compression(body) or encoding.declared_compression(media.essence)
+        if compression is not None:
+            return self._compressed_file(body, compression, depth, label, top)
         if sniff_dicom(body, complete=True) is Sniff.DICOM:
             return self._dicom(body, label, top)
         if bulk_context and media.essence in BULK_DATA_TYPES and self._options.bulk_data == "block":
@@ -167,9 +165,7 @@ class PayloadWalker:
 
     def _coded(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
                top: bool, bulk_context: bool = False, dicom_declared: bool = False) -> bytes:
-        coding = codings[-1]
-        if coding not in ("gzip", "deflate"):
-            raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding!r} is not supported")
+        coding = codings[-1]  # the last one applied is undone first
         inner = encoding.inflate(body, coding, self._max_inflated)
         new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top,
                                  bulk_context=bulk_context, dicom_declared=dicom_declared)
@@ -177,13 +173,15 @@ class PayloadWalker:
             return body
         return encoding.encode(new_inner, coding)
 
-    def _gzip_file(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
-        head = encoding.inflate_prefix(body, "gzip", GZIP_SNIFF_BYTES)
-        if not _may_hold_dicom(head) and embedded_part10_offset(head) is None:
-            return body  # a .txt.gz or a .tar.gz of other files: nothing we rewrite is inside
-        inner = encoding.inflate(body, "gzip", self._max_inflated)
+    def _compressed_file(self, body: bytes, coding: str, depth: int, label: str, top: bool) -> bytes:
+        """A body that is a compressed file (.gz, .bz2, .xz, .zst): decoded whole and classified.
+
+        Never judged on a decoded prefix: a .tar.gz whose first member is 80 KB
+        of noise holds its DICOM member past any prefix worth sniffing.
+        """
+        inner = encoding.inflate(body, coding, self._max_inflated)
         new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
-        return body if new_inner is inner else encoding.encode(new_inner, "gzip")
+        return body if new_inner is inner else encoding.encode(new_inner, coding)
 
     def _multipart(self, media: MediaType, body: bytes, depth: int, top: bool) -> bytes:
         boundary = media.param("boundary") or ""
@@ -264,9 +262,3 @@ class PayloadWalker:
 
 def _part_codings(part: multipart.Part) -> list[str]:
     return parse_encodings([v for k, v in part.headers if k.lower() == "content-encoding"])
-
-
-def _may_hold_dicom(head: bytes) -> bool:
-    """Whether inflated leading bytes could start something the walker rewrites."""
-    return (sniff_dicom(head, complete=len(head) < GZIP_SNIFF_BYTES) is not Sniff.NOT_DICOM
-            or looks_like_zip(head) or looks_like_gzip(head) or dicomjson.looks_like_dicom_json(head))

@@ -152,7 +152,7 @@ def test_unparseable_dicom_is_blocked():
 
 
 def test_unsupported_encoding_is_blocked_from_the_preview():
-    tx = request_tx("application/dicom", 100, extra=[("Content-Encoding", "br")])
+    tx = request_tx("application/dicom", 100, extra=[("Content-Encoding", "compress")])
     decision = run(ADAPTER.on_preview(tx, b"\x1b" * 100, True))
     assert isinstance(decision, Block) and decision.reason is BlockReason.UNSUPPORTED_ENCODING
 

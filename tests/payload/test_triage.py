@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from icapdlp.payload.encoding import encode
 from icapdlp.payload.triage import Verdict, triage
 from tests.payload.test_archive import make_zip
 from tests.support.synthetic import make_ct
@@ -49,14 +50,31 @@ def test_gzip_content_coding_is_looked_into():
     page = gzip.compress(b"<html>" * 5000)[:PREVIEW]
     assert triage("text/html", ["gzip"], page, False).verdict is Verdict.PASS
     assert triage("text/html", ["gzip"], gzip.compress(DCM)[:PREVIEW], False).verdict is Verdict.NEED_BODY
-    text = gzip.compress(b"text " * 9000)[:PREVIEW]
-    assert triage("application/gzip", [], text, False).verdict is Verdict.PASS
 
 
-def test_unknown_codings_block_candidates_only():
-    assert triage("application/dicom", ["br"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
-    assert triage("application/octet-stream", ["zstd"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
-    assert triage("text/html", ["br"], b"x", False).verdict is Verdict.PASS
+@pytest.mark.parametrize("coding", ["br", "zstd", "bzip2", "xz"])
+def test_every_supported_coding_is_looked_into_whatever_the_type(coding):
+    """A download labelled image/jpeg under br came through Squid and curl --compressed got the DICOM."""
+    coded = encode(DCM + b"\0" * 70000, coding)[:PREVIEW]
+    assert triage("image/jpeg", [coding], coded, False).verdict is Verdict.NEED_BODY
+    page = encode(b"<html>" * 5000, coding)[:PREVIEW]
+    assert triage("text/html", [coding], page, False).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize("body", [
+    gzip.compress(b"text " * 9000),  # a .txt.gz: still read whole, the prefix proves nothing
+    encode(b"\0" * 80_000 + DCM, "bzip2"), encode(b"\0" * 80_000 + DCM, "xz"), encode(b"\0" * 80_000 + DCM, "zstd"),
+])
+def test_a_compressed_file_is_never_passed_from_a_prefix(body):
+    assert triage("application/octet-stream", [], body[:PREVIEW], len(body) <= PREVIEW).verdict is Verdict.NEED_BODY
+
+
+def test_unknown_codings_are_refused_whatever_the_type():
+    for content_type in ("application/dicom", "application/octet-stream", "text/html", "image/jpeg"):
+        for coding in ("compress", "x-compress", "lzma", "aes128gcm", "gzip;q=1"):
+            verdict = triage(content_type, [coding], b"x", False).verdict
+            assert verdict is Verdict.UNSUPPORTED_ENCODING, (content_type, coding)
+    assert triage("text/html", ["gzip, compress"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
     assert triage("text/html", ["identity"], b"<html>" * 100, True).verdict is Verdict.PASS
 
 

@@ -172,9 +172,10 @@ def test_gzip_file_holding_dicom_and_one_holding_text():
     assert walk("application/gzip", text)[0].body is text
 
 
-def test_unknown_content_coding_on_a_candidate_is_refused():
+@pytest.mark.parametrize("content_type", ["application/dicom", "text/plain", "image/jpeg", None])
+def test_unknown_content_coding_is_refused_whatever_the_type(content_type):
     with pytest.raises(Blocked) as info:
-        walk("application/dicom", b"...", codings=["br"])
+        walk(content_type, b"...", codings=["compress"])
     assert info.value.reason is BlockReason.UNSUPPORTED_ENCODING
 
 
