@@ -380,3 +380,28 @@ def test_content_encoding_split_over_two_header_fields_is_undone():
     decision = decide(tx, coded)
     assert isinstance(decision, Replace), decision
     assert_clean_dicom(gzip.decompress(body_bytes(decision)), obj)
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd"])
+def test_a_download_labelled_image_jpeg_under_br_or_zstd_is_rewritten(coding):
+    """Issue 12 item 4: came through Squid as image/jpeg and curl --compressed got the DICOM."""
+    from icapdlp.payload.encoding import encode, inflate
+
+    obj = make_ct(28)
+    coded = encode(obj.data, coding)
+    tx = response_tx("image/jpeg", len(coded), extra=[("Content-Encoding", coding)])
+    decision = decide(tx, coded)
+    assert isinstance(decision, Replace), decision
+    assert_clean_dicom(inflate(body_bytes(decision), coding, 1 << 24), obj)
+    assert decision.response.headers.get("Content-Encoding") == coding
+
+
+@pytest.mark.parametrize("coding", ["bzip2", "xz", "zstd"])
+def test_a_compressed_dicom_file_upload_is_rewritten(coding):
+    from icapdlp.payload.encoding import encode, inflate
+
+    obj = make_ct(29)
+    coded = encode(obj.data, coding)
+    decision = decide(request_tx("application/octet-stream", len(coded)), coded)
+    assert isinstance(decision, Replace), decision
+    assert_clean_dicom(inflate(body_bytes(decision), coding, 1 << 24), obj)
