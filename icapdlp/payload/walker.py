@@ -184,7 +184,7 @@ class PayloadWalker:
         return body if new_inner is inner else encoding.encode(new_inner, coding)
 
     def _multipart(self, media: MediaType, body: bytes, depth: int, top: bool) -> bytes:
-        boundary = media.param("boundary") or ""
+        boundary = multipart.boundary_of(media)
         parsed = multipart.parse_multipart(body, boundary, self._options.max_multipart_parts)
         related = media.essence == "multipart/related"
         if related:
