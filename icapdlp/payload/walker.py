@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from icapdlp.payload import archive, dicomjson, encoding, multipart
+from icapdlp.payload import archive, dicomjson, encoding, multipart, textruns, transfer
 from icapdlp.payload.media import (
     MediaType,
     is_dicom_json_type,
@@ -137,6 +137,8 @@ class PayloadWalker:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model is not supported")
         if embedded_part10_offset(body) is not None:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM file inside content that is not unpacked")
+        if (encoded := self._encoded_text(body, depth, label)) is not None:
+            return encoded
         return body
 
     def _mark(self, label: str, top: bool) -> None:
@@ -173,6 +175,33 @@ class PayloadWalker:
             return body
         return encoding.encode(new_inner, coding)
 
+    def _encoded_text(self, body: bytes, depth: int, label: str) -> bytes | None:
+        """A body written as text: all hex, or with base64 runs (JSON strings, data: URIs, MIME).
+
+        Each decoded run is classified like any entity. None: the body holds
+        no encoded run; otherwise the body with every changed run replaced
+        by its new content in the run's own layout (the same object when
+        nothing changed).
+        """
+        if transfer.hex_body(body):
+            decoded = transfer.decode_hex(body)
+            new = self._entity(MediaType(), [], decoded, depth + 1, label)
+            return body if new is decoded else transfer.encode_hex_like(new, body)
+        runs = textruns.find_runs(body)
+        if not runs:
+            return None
+        pieces: list[bytes] = []
+        position = 0
+        for run in runs:
+            new = self._entity(MediaType(), [], run.decoded, depth + 1, label)
+            if new is not run.decoded:
+                pieces += [body[position:run.start], textruns.encode_like(new, run.text(body))]
+                position = run.end
+        if not pieces:
+            return body
+        pieces.append(body[position:])
+        return b"".join(pieces)
+
     def _compressed_file(self, body: bytes, coding: str, depth: int, label: str, top: bool) -> bytes:
         """A body that is a compressed file (.gz, .bz2, .xz, .zst): decoded whole and classified.
 
@@ -203,8 +232,8 @@ class PayloadWalker:
                     is_dicom_type(part_media) or sniff_dicom(part.content, complete=True) is Sniff.DICOM):
                 raise Blocked(BlockReason.UNPARSEABLE_DICOM, "byte ranges of a DICOM object")
             part_codings = _part_codings(part)
-            new_content = self._entity(part_media, part_codings, part.content, depth + 1, label,
-                                       bulk_context=related, dicom_declared=dicom_declared)
+            new_content = self._part_content(part, part_media, part_codings, depth, label,
+                                             bulk_context=related, dicom_declared=dicom_declared)
             if new_content is part.content:
                 new_parts.append(part)
             else:
@@ -216,6 +245,16 @@ class PayloadWalker:
             return body
         parsed.parts = new_parts
         return parsed.to_rewritten_bytes()
+
+    def _part_content(self, part: multipart.Part, media: MediaType, codings: list[str], depth: int,
+                      label: str, **context: bool) -> bytes:
+        """A part's content: its transfer encoding undone, classified, and redone if it changed."""
+        cte = transfer.transfer_encoding(part.headers)
+        content = part.content if cte is None else transfer.decode_transfer(part.content, cte)
+        new = self._entity(media, codings, content, depth + 1, label, **context)
+        if new is content:
+            return part.content
+        return new if cte is None else transfer.encode_transfer(new, cte)
 
     def _check_dicom_declared_part(self, part_media: MediaType, content: bytes) -> None:
         """Fail closed on a part of a DICOM-declared multipart/related we would not rewrite.
