@@ -40,6 +40,8 @@ _SEGMENT = rb"(?:" + _CHAR + rb"|\\/)" + _CHAR + rb"*(?:\\/" + _CHAR + rb"*)*"
 _BREAKS = (b"\r\n", b"\n", b"\\r\\n", b"\\n")
 _BREAK = rb"(?:\r?\n|\\r\\n|\\n)"
 _RUN = re.compile(_SEGMENT + rb"(?:" + _BREAK + _SEGMENT + rb")*={0,2}")
+#: hex pairs separated by whitespace, as hexdump-style text starts (a partial pair may end it)
+_HEX_START = re.compile(rb"[ \t\r\n]*(?:[0-9A-Fa-f]{2}[ \t\r\n]*)+[0-9A-Fa-f]?")
 _MASK = bytes(0x61 if (0x41 <= i <= 0x5A or 0x61 <= i <= 0x7A or 0x30 <= i <= 0x39 or i in b"+/_-") else 0x20
               for i in range(256))
 
@@ -66,6 +68,25 @@ def find_runs(body: bytes) -> list[Run]:
         if decoded is not None:
             runs.append(Run(match.start(), match.end(), decoded))
     return runs
+
+
+def may_hold_encoded(data: bytes, complete: bool) -> bool:
+    """Whether a preview shows the start of a file written as text (the cheap look, no decoding).
+
+    A run long enough, a run of some length running into the end of an
+    incomplete preview, or hex pairs from the first byte (which
+    ``transfer.hex_body`` decodes whole). A run that starts after the preview
+    is not seen here: only reading the whole body finds it.
+    """
+    if _HEX_START.fullmatch(data[:MIN_RUN_CHARS * 2]) and len(data.strip()) >= MIN_RUN_CHARS:
+        return True
+    if b"a" * _STRETCH not in data.translate(_MASK):
+        return False
+    for match in _RUN.finditer(data):
+        length = match.end() - match.start()
+        if length >= MIN_RUN_CHARS or (not complete and match.end() == len(data) and length >= _STRETCH):
+            return True
+    return False
 
 
 def _alphabet_chars(text: bytes) -> bytes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from icapdlp.payload import dicomjson, encoding
+from icapdlp.payload import dicomjson, encoding, textruns
 from icapdlp.payload.media import (
     MediaType,
     is_dicom_json_type,
@@ -87,4 +87,6 @@ def _verdict(media: MediaType, codings: tuple[str, ...], preview: bytes, complet
             return Verdict.NEED_BODY
         if not complete and len(preview.lstrip()) < JSON_SNIFF_BYTES:
             return Verdict.NEED_BODY
+    if textruns.may_hold_encoded(preview, complete):
+        return Verdict.NEED_BODY  # a file written as text: base64 in JSON or a data: URI, hex
     return Verdict.PASS

@@ -61,7 +61,7 @@ def test_raw_upload_is_rewritten_and_heads_fixed():
 
 
 def test_non_dicom_passes_from_the_preview_without_reading_the_body():
-    body = b"<html>" + b"x" * 200_000
+    body = b"<html>" + b"<p>x x</p>" * 20_000  # words: a run of 200 000 x's would be base64, read whole
     tx = response_tx("text/html", len(body))
     decision = run(ADAPTER.on_preview(tx, body[:4096], False))
     assert isinstance(decision, NoChange) and decision.report.wrapping == "none"
@@ -279,7 +279,7 @@ def test_whole_body_without_preview_is_triaged_on_the_loop():
     from tests.adaptation.helpers import KEY
 
     adapter = build_adapter(make_settings(), KEY, RefusingPool())
-    body = b"<html>" + b"x" * 300_000
+    body = b"<html>" + b"<p>x x</p>" * 30_000
     decision = run(adapter.on_body(response_tx("text/html", len(body)), Body(data=body)))
     assert isinstance(decision, NoChange)
 
@@ -405,3 +405,25 @@ def test_a_compressed_dicom_file_upload_is_rewritten(coding):
     decision = decide(request_tx("application/octet-stream", len(coded)), coded)
     assert isinstance(decision, Replace), decision
     assert_clean_dicom(inflate(body_bytes(decision), coding, 1 << 24), obj)
+
+
+@pytest.mark.parametrize("content_type, wrap", [
+    ("application/json", lambda data: json.dumps({"file": __import__("base64").b64encode(data).decode()}).encode()),
+    ("text/plain", lambda data: __import__("base64").encodebytes(data)),
+    ("text/plain", lambda data: data.hex().encode()),
+])
+def test_a_dicom_file_written_as_text_is_rewritten_end_to_end(content_type, wrap):
+    """Issue 12 item 4: base64 and hex bodies passed from the preview with the DICOM inside."""
+    import base64
+
+    obj = make_ct(30)
+    body = wrap(obj.data)
+    decision = decide(request_tx(content_type, len(body)), body)
+    assert isinstance(decision, Replace), decision
+    out = body_bytes(decision)
+    if content_type == "application/json":
+        clean = base64.b64decode(json.loads(out)["file"])
+    else:
+        clean = bytes.fromhex(out.decode()) if b"\n" not in body else base64.b64decode(out)
+    assert_clean_dicom(clean, obj)
+    assert obj.surviving(out) == []

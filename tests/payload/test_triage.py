@@ -18,7 +18,8 @@ PREVIEW = 4096
 
 
 @pytest.mark.parametrize("content_type, body", [
-    ("text/html; charset=utf-8", b"<!doctype html><html>" + b"x" * 10000),
+    # (filler in words: 10000 x's in a row would be a base64 run, which is read whole)
+    ("text/html; charset=utf-8", b"<!doctype html><html>" + b"<p>x x</p>" * 1000),
     ("application/javascript", b"function f(){}" * 1000),
     ("image/png", b"\x89PNG\r\n\x1a\n" + b"\0" * 10000),
     ("application/octet-stream", b"MZ\x90\x00" + b"\x01" * 10000),  # an ordinary download
@@ -99,3 +100,24 @@ def test_media_type_parameters_quoted_and_plain():
 def test_preview_with_a_dicom_file_further_in_reads_the_body():
     tar_like = b"\0" * 512 + DCM
     assert triage("application/x-tar", [], tar_like[:PREVIEW], False).verdict is Verdict.NEED_BODY
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("application/json", b'{"file": "' + __import__("base64").b64encode(DCM) + b'"}'),
+    ("text/plain", __import__("base64").encodebytes(DCM)),
+    ("text/html", b'<img src="data:application/dicom;base64,' + __import__("base64").b64encode(DCM) + b'">'),
+    ("text/plain", DCM.hex().encode()),
+    ("text/plain", b" ".join(f"{b:02X}".encode() for b in DCM)),
+    ("application/json", b'{"file": "' + b"A" * (PREVIEW - 10)),  # a run running past the preview
+])
+def test_a_file_written_as_text_is_read_whole(content_type, body):
+    assert triage(content_type, [], body[:PREVIEW], len(body) <= PREVIEW).verdict is Verdict.NEED_BODY
+
+
+@pytest.mark.parametrize("body", [
+    b"The quick brown fox jumps over the lazy dog. " * 200,
+    b'{"id": "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", "sha256": "' + b"ab" * 16 + b'", "n": 1}',
+    b"<html><body>" + b"<p>An ordinary page with a longishidentifier.</p>" * 100,
+])
+def test_ordinary_text_still_passes_from_the_preview(body):
+    assert triage("text/html", [], body[:PREVIEW], len(body) <= PREVIEW).verdict is Verdict.PASS
