@@ -187,7 +187,12 @@ class PayloadWalker:
             decoded = transfer.decode_hex(body)
             new = self._entity(MediaType(), [], decoded, depth + 1, label)
             return body if new is decoded else transfer.encode_hex_like(new, body)
-        runs = textruns.find_runs(body)
+        whole = textruns.whole_body_run(body)
+        runs = [whole] if whole is not None else textruns.find_runs(body)
+        for decoded in textruns.escaped_json_runs(body, runs):
+            if self._entity(MediaType(), [], decoded, depth + 1, label) is not decoded:
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              "DICOM in a JSON string whose escapes or spaces cannot be rewritten in place")
         if not runs:
             return None
         pieces: list[bytes] = []

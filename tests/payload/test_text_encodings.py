@@ -212,3 +212,37 @@ def test_a_run_is_written_back_in_the_layout_it_came_in(original):
     again = textruns.encode_like(data, original)
     assert textruns.decode_run(again) == data
     assert textruns.encode_like(textruns.decode_run(original), original) == original
+
+
+def _escape_every_slash_as_unicode(text: str) -> str:
+    return text.replace("/", "\\u002f").replace("+", "\\u002b")
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda b64: _escape_every_slash_as_unicode(b64),  # legal JSON, same string after parsing
+    lambda b64: " ".join(b64[i:i + 8] for i in range(0, len(b64), 8)),  # b64decode skips the spaces
+])
+def test_base64_in_a_json_string_that_cannot_be_rewritten_in_place_is_refused(spoil):
+    encoded = spoil(base64.b64encode(DCM).decode())
+    body = ('{"file": "' + encoded + '"}').encode()
+    assert base64.b64decode(json.loads(body)["file"]) == DCM  # what a Python API server decodes
+    with pytest.raises(Blocked) as info:
+        walk("application/json", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_the_same_json_strings_without_dicom_pass():
+    encoded = " ".join(base64.b64encode(bytes(range(256)) * 4).decode()[i:i + 8] for i in range(0, 1368, 8))
+    body = ('{"file": "' + _escape_every_slash_as_unicode(encoded) + '", "text": "' + "words " * 50 + '"}').encode()
+    assert len(base64.b64decode(json.loads(body)["file"])) == 1024
+    assert walk("application/json", body)[0].body is body
+
+
+def test_a_whole_base64_body_with_spaces_is_decoded_as_lenient_decoders_do():
+    b64 = base64.b64encode(DCM)
+    body = b"  " + b" ".join(b64[i:i + 8] for i in range(0, len(b64), 8)) + b"\n"
+    assert base64.b64decode(body) == DCM
+    result, rewriter = walk("text/plain", body)
+    assert rewriter.seen == [DCM]
+    assert base64.b64decode(result.body) == marker(DCM)
+    assert result.body.startswith(b"  ") and result.body.endswith(b"\n")
