@@ -427,3 +427,21 @@ def test_a_dicom_file_written_as_text_is_rewritten_end_to_end(content_type, wrap
         clean = bytes.fromhex(out.decode()) if b"\n" not in body else base64.b64decode(out)
     assert_clean_dicom(clean, obj)
     assert obj.surviving(out) == []
+
+
+def test_a_tar_gz_whose_dicom_member_follows_80_kb_of_noise_is_not_passed():
+    """Issue 12 item 2: the gzip was judged on its first 64 KiB inflated, which held only noise."""
+    import io
+    import os
+    import tarfile
+
+    obj = make_ct(31)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in (("noise.bin", os.urandom(80_000)), ("IM0001.dcm", obj.data)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    body = out.getvalue()
+    decision = decide(response_tx("application/octet-stream", len(body)), body)
+    assert isinstance(decision, Block), decision
