@@ -185,12 +185,13 @@ CODECS: dict[str, Codec] = {codec.name: codec for codec in (
     # HTTP "deflate" is zlib-wrapped (RFC 9110 §8.4.1.2), but some servers send raw deflate
     Codec("deflate", lambda data, _: _ZlibStream(data, _ZLIB_WBITS if _zlib_header(data) else _RAW_WBITS),
           lambda data: zlib.compress(data, GZIP_LEVEL), False),
-    Codec("br", lambda data, _: _BrotliStream(data), lambda data: brotli.compress(data, quality=BROTLI_QUALITY),
-          False),
+    Codec("br", lambda data, _: _BrotliStream(data),
+          lambda data: brotli.compress(data, quality=BROTLI_QUALITY), False),
     Codec("zstd", _ZstdStream, lambda data: zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data), True),
     Codec("bzip2", lambda data, _: _BufferingStream(bz2.BZ2Decompressor(), data),
           lambda data: bz2.compress(data, BZIP2_LEVEL), True),
-    Codec("xz", lambda data, _: _BufferingStream(lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=DECODER_MEMORY_BYTES), data),
+    Codec("xz", lambda data, _: _BufferingStream(
+              lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=DECODER_MEMORY_BYTES), data),
           lambda data: lzma.compress(data, lzma.FORMAT_XZ, preset=XZ_PRESET), True, _xz_after),
 )}
 
@@ -207,7 +208,8 @@ def decode(codec: Codec, data: bytes, limit: int) -> bytes:
                 chunk = stream.read(STEP)
                 out += chunk
                 if len(out) > limit:
-                    raise Blocked(BlockReason.LIMIT_EXCEEDED, f"decoded {codec.name} body exceeds {limit} bytes")
+                    raise Blocked(BlockReason.LIMIT_EXCEEDED,
+                                  f"decoded {codec.name} body exceeds {limit} bytes")
                 idle = 0 if chunk else idle + 1
                 if not stream.finished and idle and (stream.starved or idle > MAX_IDLE_READS):
                     raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"{codec.name} body is truncated")

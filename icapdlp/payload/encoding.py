@@ -84,7 +84,8 @@ def body_compression(data: bytes) -> str | None:
         return "bzip2"
     if data[:6] == b"\xfd7zXZ\x00":
         return "xz"
-    if data[:4] == b"\x28\xb5\x2f\xfd" or (data[:1] and data[0] & 0xF0 == 0x50 and data[1:4] == b"\x2a\x4d\x18"):
+    skippable_frame = data[:1] and data[0] & 0xF0 == 0x50 and data[1:4] == b"\x2a\x4d\x18"
+    if data[:4] == b"\x28\xb5\x2f\xfd" or skippable_frame:
         return "zstd"
     return None
 

@@ -88,7 +88,7 @@ def _split_params(value: str) -> list[str]:
 
 
 def parse_encodings(values: list[str]) -> list[str]:
-    """Content-Encoding codings in the order they were applied, lower-cased, aliases resolved, identity dropped.
+    """Content-Encoding codings in the order applied, lower-cased, aliases resolved, identity dropped.
 
     Tokens compare case-insensitively (RFC 9110 §8.4.1); the table of known
     ones is ``encoding.CODING_TOKENS``. Unknown tokens are kept (lower-cased)

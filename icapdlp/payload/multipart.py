@@ -169,7 +169,8 @@ def parse_multipart(body: bytes, boundary: str, max_parts: int) -> Multipart:
 
 
 def _ambiguous(detail: str) -> Blocked:
-    return Blocked(BlockReason.UNINSPECTABLE, f"multipart body another parser would split differently: {detail}")
+    return Blocked(BlockReason.UNINSPECTABLE,
+                   f"multipart body another parser would split differently: {detail}")
 
 
 def _check_one_reading(preamble: bytes, parts: list[Part], epilogue: bytes, dash_boundary: bytes) -> None:
@@ -188,16 +189,16 @@ def _check_one_reading(preamble: bytes, parts: list[Part], epilogue: bytes, dash
       it reads is a coarser split of the same bytes.
 
     None of them compares the boundary case-insensitively, so case variants
-    are ordinary content. Hence: no ``--boundary`` at all in the preamble or
-    the epilogue, and no line inside a part that is a delimiter under any of
-    those line-end and padding rules.
+    are ordinary content. Hence: no delimiter-like ``--boundary`` anywhere in
+    the preamble or the epilogue (not even mid-line), and no line inside a
+    part that is a delimiter under any of those line-end and padding rules.
     """
-    if dash_boundary in preamble:
-        raise _ambiguous("the boundary appears in the preamble")
-    if dash_boundary in epilogue:
-        raise _ambiguous("the boundary appears in the epilogue")
+    if _delimiter_like(preamble, dash_boundary, line_start=False):
+        raise _ambiguous("the preamble holds a delimiter")
+    if _delimiter_like(epilogue, dash_boundary, line_start=False):
+        raise _ambiguous("the epilogue holds a delimiter")
     for part in parts:
-        if _lenient_delimiter_line(part.content, dash_boundary):
+        if _delimiter_like(part.content, dash_boundary, line_start=True):
             raise _ambiguous("a part holds a delimiter line with LF or CR line ends or other padding")
 
 
@@ -206,13 +207,15 @@ def _check_one_reading(preamble: bytes, parts: list[Part], epilogue: bytes, dash
 _LENIENT_DELIMITER_TAIL = re.compile(rb"--|[ \t\x0b\x0c]*(?:[\r\n]|\Z)")
 
 
-def _lenient_delimiter_line(content: bytes, dash_boundary: bytes) -> bool:
-    position = content.find(dash_boundary)
+def _delimiter_like(data: bytes, dash_boundary: bytes, line_start: bool) -> bool:
+    """Whether ``--boundary`` occurs in ``data`` as a lenient receiver's delimiter (at a line start)."""
+    position = data.find(dash_boundary)
     while position >= 0:
-        at_line_start = position == 0 or content[position - 1] in b"\r\n"
-        if at_line_start and _LENIENT_DELIMITER_TAIL.match(content, position + len(dash_boundary)):
+        at_line_start = position == 0 or data[position - 1] in b"\r\n"
+        tail = _LENIENT_DELIMITER_TAIL.match(data, position + len(dash_boundary))
+        if tail and (at_line_start or not line_start):
             return True
-        position = content.find(dash_boundary, position + 1)
+        position = data.find(dash_boundary, position + 1)
     return False
 
 

@@ -47,7 +47,8 @@ def transfer_encoding(headers: list[tuple[str, str]]) -> str | None:
         raise Blocked(BlockReason.UNINSPECTABLE, "a part declares two different transfer encodings")
     (value,) = values
     if value not in SUPPORTED_TRANSFER:
-        raise Blocked(BlockReason.UNSUPPORTED_ENCODING, "a part has a transfer encoding that is not supported")
+        raise Blocked(BlockReason.UNSUPPORTED_ENCODING,
+                      "a part has a transfer encoding that is not supported")
     return value
 
 

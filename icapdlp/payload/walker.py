@@ -94,7 +94,8 @@ class PayloadWalker:
         self._max_inflated = min(max_inflated_bytes, options.max_inflated_bytes)
         self.findings = Findings()
 
-    def rewrite_message(self, content_type: str | None, content_encodings: list[str], body: bytes) -> Rewritten:
+    def rewrite_message(self, content_type: str | None, content_encodings: list[str],
+                        body: bytes) -> Rewritten:
         """Rewrite a whole HTTP body given its Content-Type and its Content-Encoding header values.
 
         The values are normalised here (``GZIP``, ``x-gzip``, ``gzip, identity``

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import hashlib
 import json
@@ -408,14 +409,12 @@ def test_a_compressed_dicom_file_upload_is_rewritten(coding):
 
 
 @pytest.mark.parametrize("content_type, wrap", [
-    ("application/json", lambda data: json.dumps({"file": __import__("base64").b64encode(data).decode()}).encode()),
-    ("text/plain", lambda data: __import__("base64").encodebytes(data)),
+    ("application/json", lambda data: json.dumps({"file": base64.b64encode(data).decode()}).encode()),
+    ("text/plain", lambda data: base64.encodebytes(data)),
     ("text/plain", lambda data: data.hex().encode()),
 ])
 def test_a_dicom_file_written_as_text_is_rewritten_end_to_end(content_type, wrap):
     """Issue 12 item 4: base64 and hex bodies passed from the preview with the DICOM inside."""
-    import base64
-
     obj = make_ct(30)
     body = wrap(obj.data)
     decision = decide(request_tx(content_type, len(body)), body)

@@ -12,7 +12,14 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from icapdlp.payload.encoding import CODING_TOKENS, SUPPORTED_CODINGS, body_compression, encode, inflate, inflate_prefix
+from icapdlp.payload.encoding import (
+    CODING_TOKENS,
+    SUPPORTED_CODINGS,
+    body_compression,
+    encode,
+    inflate,
+    inflate_prefix,
+)
 from icapdlp.payload.media import parse_encodings
 from icapdlp.verdict import BlockReason, Blocked
 
@@ -156,7 +163,8 @@ def _zstd_streamed(data: bytes, window_log: int) -> bytes:
 
 
 @pytest.mark.parametrize("coding, coded", [
-    ("xz", lzma.compress(b"x" * 100, lzma.FORMAT_XZ, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 30}])),
+    ("xz", lzma.compress(b"x" * 100, lzma.FORMAT_XZ,
+                         filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 30}])),
     ("zstd", _zstd_streamed(b"y" * 100, 30)),
 ])
 def test_a_tiny_stream_asking_for_a_gigabyte_of_decoder_memory_is_refused(coding, coded):
@@ -170,7 +178,8 @@ def test_a_tiny_stream_asking_for_a_gigabyte_of_decoder_memory_is_refused(coding
 @pytest.mark.parametrize("coding", ALL)
 def test_truncated_corrupt_and_junk_after_the_stream_are_refused(coding):
     coded = REFERENCE[coding](DATA)
-    zero_padding = [] if coding == "gzip" else [coded + b"\x00\x00\x00"]  # gunzip ignores zeros after a member
+    # gunzip ignores zeros after a member
+    zero_padding = [] if coding == "gzip" else [coded + b"\x00\x00\x00"]
     for bad in [coded[:len(coded) // 2], coded[:-1], b"\x00not compressed at all" * 3, coded + b"junk",
                 coded + REFERENCE["bzip2" if coding == "gzip" else "gzip"](b"other format"), *zero_padding]:
         with pytest.raises(Blocked) as info:

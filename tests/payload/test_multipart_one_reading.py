@@ -151,3 +151,10 @@ def test_valid_framing_with_padding_a_preamble_and_look_alikes_keeps_passing():
     assert [p.content for p in parsed.parts] == [looks_alike, b"second"]
     assert werkzeug_files(body, B) == []  # no file for either reader
     assert walk(f"multipart/form-data; boundary={B}", body)[0].body is body
+
+
+def test_boundary_text_that_no_receiver_reads_as_a_delimiter_may_stand_in_preamble_and_epilogue():
+    body = form_body(B, [(TEXT_HEADERS, b"hello")], preamble=b"see --" + B.encode() + b"X for details\r\n",
+                     epilogue=b"\r\n--" + B.encode() + b"tail")
+    assert werkzeug_files(body, B) == []
+    assert walk(f"multipart/form-data; boundary={B}", body)[0].body is body

@@ -88,13 +88,17 @@ def test_base64_content_decoders_read_differently_is_refused(content):
 
 # -- whole bodies that are base64 or hex ----------------------------------------------------------
 
+def _lines(text: bytes, width: int) -> bytes:
+    return b"\n".join(text[i:i + width] for i in range(0, len(text), width))
+
+
 BASE64_FORMS = {
     "standard": base64.b64encode,
     "mime-lines": base64.encodebytes,
     "crlf-lines": lambda d: base64.encodebytes(d).replace(b"\n", b"\r\n"),
     "urlsafe": base64.urlsafe_b64encode,
     "urlsafe-unpadded": lambda d: base64.urlsafe_b64encode(d).rstrip(b"="),
-    "pem-64": lambda d: b"\n".join(base64.b64encode(d)[i:i + 64] for i in range(0, len(base64.b64encode(d)), 64)),
+    "pem-64": lambda d: _lines(base64.b64encode(d), 64),
 }
 
 
@@ -233,7 +237,8 @@ def test_base64_in_a_json_string_that_cannot_be_rewritten_in_place_is_refused(sp
 
 def test_the_same_json_strings_without_dicom_pass():
     encoded = " ".join(base64.b64encode(bytes(range(256)) * 4).decode()[i:i + 8] for i in range(0, 1368, 8))
-    body = ('{"file": "' + _escape_every_slash_as_unicode(encoded) + '", "text": "' + "words " * 50 + '"}').encode()
+    escaped = _escape_every_slash_as_unicode(encoded)
+    body = ('{"file": "' + escaped + '", "text": "' + "words " * 50 + '"}').encode()
     assert len(base64.b64decode(json.loads(body)["file"])) == 1024
     assert walk("application/json", body)[0].body is body
 
