@@ -23,6 +23,8 @@ from icapdlp.verdict import BlockReason, Blocked
 
 #: bytes of output asked from a decoder per step; bounds the overshoot past the limit
 STEP = 256 * 1024
+#: compressed bytes handed to zlib per call (see _ZlibStream)
+INPUT_PIECE = 64 * 1024
 #: zstd's worst expansion: a 4-byte RLE block yields a 128 KiB block (RFC 8878 §3.1.1.2)
 ZSTD_MAX_RATIO = 32 * 1024
 #: input fed to the zstd decoder per call (its API has no output cap): the low end keeps the
@@ -69,18 +71,33 @@ class _Stream(Protocol):
 
 
 class _ZlibStream:
+    """Input is given in pieces: zlib copies what it did not consume (``unconsumed_tail``) on every
+    call, so handing it the whole body made inflating quadratic in the body's size."""
+
     def __init__(self, data: bytes, wbits: int) -> None:
         self._decoder = zlib.decompressobj(wbits)
-        self._pending = data
+        self._data = memoryview(data)
+        self._pos = 0
+        self._tail: bytes | memoryview = b""
 
     def read(self, size: int) -> bytes:
-        chunk = self._decoder.decompress(self._pending, size)
-        self._pending = self._decoder.unconsumed_tail
-        return chunk
+        out = bytearray()
+        while len(out) < size and not self._decoder.eof:
+            if not self._tail:
+                if self._pos >= len(self._data):
+                    break
+                self._tail = self._data[self._pos:self._pos + INPUT_PIECE]
+                self._pos += INPUT_PIECE
+            out += self._decoder.decompress(self._tail, size - len(out))
+            self._tail = self._decoder.unconsumed_tail
+        return bytes(out)
 
     finished = property(lambda self: self._decoder.eof)
-    starved = property(lambda self: not self._pending)
-    rest = property(lambda self: self._decoder.unused_data)
+    starved = property(lambda self: not self._tail and self._pos >= len(self._data))
+
+    @property
+    def rest(self) -> bytes:
+        return self._decoder.unused_data + bytes(self._data[self._pos:])
 
 
 class _BufferingStream:
