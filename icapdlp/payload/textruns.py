@@ -1,4 +1,4 @@
-"""Base64 runs inside text and JSON: how APIs upload files as strings, and data: URIs.
+"""Files written as text inside text: base64 runs (APIs, data: URIs) and percent-encoded runs (forms).
 
 A JSON body such as ``{"file": "AAAB..."}`` or an HTML page with
 ``src="data:application/dicom;base64,..."`` carries a whole file as text.
@@ -24,8 +24,16 @@ up that way is not one run in the raw bytes. Two looks close that gap: a
 body that is nothing but base64 once all whitespace is dropped is one run,
 and the strings of a JSON body are checked after JSON unescaping
 (``escaped_json_runs``); DICOM found only there cannot be rewritten in
-place, so the walker refuses the body. Still a gap: base64 interleaved with
-other skipped characters in plain text.
+place, so the walker refuses the body.
+
+Percent-encoded runs (``curl --data-urlencode "file@scan.dcm"``, a
+``data:`` URI without ``;base64``) are found as at least MIN_PERCENT_ESCAPES
+``%XX`` escapes among characters a form or URI value may hold. ``+`` is a
+space to a form decoder and itself to a URI decoder, so a run holding ``+``
+is classified both ways.
+
+Still gaps: base64 interleaved with other skipped characters in plain text,
+and binary written as JSON ``\\u00XX`` escapes.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 #: 64 characters hold 48 bytes: the smallest dataset with a patient's name, ID and birth date
 #: (three implicit-VR elements of 16 bytes). Shorter runs (hashes, tokens, IDs) are left alone.
@@ -48,6 +57,13 @@ _SEGMENT = rb"(?:" + _CHAR + rb"|\\/)" + _CHAR + rb"*(?:\\/" + _CHAR + rb"*)*"
 _BREAKS = (b"\r\n", b"\n", b"\\r\\n", b"\\n")
 _BREAK = rb"(?:\r?\n|\\r\\n|\\n)"
 _RUN = re.compile(_SEGMENT + rb"(?:" + _BREAK + _SEGMENT + rb")*={0,2}")
+#: a percent-encoded run needs this many ``%XX`` escapes: binary DICOM of 48 bytes has far more
+#: (every 00 byte is one), while ordinary URLs and form text have a few
+MIN_PERCENT_ESCAPES = 16
+#: escapes among what form encoders leave as it is (WHATWG: alphanumerics, ``*-._``, ``+`` for a
+#: space) and URI unreserved characters; ``,`` ``;`` ``/`` ``=`` ``&`` end a run, so the run of a
+#: ``data:`` URI starts after its comma and a form value ends at the next field
+_PERCENT_RUN = re.compile(rb"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9*._~!'()+-])+")
 #: JSON bodies above this are not parsed for escaped runs (json.loads holds several copies)
 MAX_JSON_PARSE_BYTES = 64 * 1024 * 1024
 _WHITESPACE = re.compile(rb"[ \t\r\n\x0b\x0c]+")
@@ -64,23 +80,57 @@ class Run:
     start: int
     end: int
     decoded: bytes
+    kind: str = "base64"  # or "percent"
+    #: the other reading of a percent run holding "+" (a URI decoder's, where "+" is itself)
+    alternative: bytes | None = None
 
     def text(self, body: bytes) -> bytes:
         return body[self.start:self.end]
 
+    def encode(self, data: bytes, body: bytes) -> bytes:
+        """``data`` written in this run's own layout."""
+        original = self.text(body)
+        return encode_like(data, original) if self.kind == "base64" else _percent_like(data, original)
+
 
 def find_runs(body: bytes) -> list[Run]:
-    """Every base64 run in ``body`` that decodes, in order."""
-    if b"a" * _STRETCH not in body.translate(_MASK):
+    """Every base64 or percent-encoded run in ``body`` that decodes, in order, none overlapping.
+
+    A base64-looking stretch inside a percent run is part of that run's value.
+    """
+    percent = _percent_runs(body)
+    runs = list(percent)
+    if b"a" * _STRETCH in body.translate(_MASK):
+        for match in _RUN.finditer(body):
+            if match.end() - match.start() < MIN_RUN_CHARS:
+                continue
+            if any(p.start <= match.start() < p.end for p in percent):
+                continue
+            decoded = decode_run(match.group())
+            if decoded is not None:
+                runs.append(Run(match.start(), match.end(), decoded))
+    return sorted(runs, key=lambda run: run.start)
+
+
+def _percent_runs(body: bytes) -> list[Run]:
+    if body.count(b"%") < MIN_PERCENT_ESCAPES:
         return []
     runs = []
-    for match in _RUN.finditer(body):
-        if match.end() - match.start() < MIN_RUN_CHARS:
+    for match in _PERCENT_RUN.finditer(body):
+        text = match.group()
+        if text.count(b"%") < MIN_PERCENT_ESCAPES:
             continue
-        decoded = decode_run(match.group())
-        if decoded is not None:
-            runs.append(Run(match.start(), match.end(), decoded))
+        as_form = unquote_to_bytes(text.replace(b"+", b" "))
+        as_uri = unquote_to_bytes(text)
+        runs.append(Run(match.start(), match.end(), as_form, "percent",
+                        as_uri if as_uri != as_form else None))
     return runs
+
+
+def _percent_like(data: bytes, original: bytes) -> bytes:
+    """Percent-encode ``data``, spaces as "+" when the original wrote them so."""
+    text = quote_from_bytes(data, safe="").encode("ascii")
+    return text.replace(b"%20", b"+") if b"+" in original and b"%20" not in original else text
 
 
 def whole_body_run(body: bytes) -> Run | None:
@@ -142,6 +192,11 @@ def may_hold_encoded(data: bytes, complete: bool) -> bool:
     """
     if _HEX_START.fullmatch(data[:MIN_RUN_CHARS * 2]) and len(data.strip()) >= MIN_RUN_CHARS:
         return True
+    if data.count(b"%") >= MIN_PERCENT_ESCAPES:
+        for match in _PERCENT_RUN.finditer(data):
+            escapes = match.group().count(b"%")
+            if escapes >= MIN_PERCENT_ESCAPES or (escapes and not complete and match.end() == len(data)):
+                return True
     if b"a" * _STRETCH not in data.translate(_MASK):
         return False
     for match in _RUN.finditer(data):

@@ -199,9 +199,13 @@ class PayloadWalker:
         pieces: list[bytes] = []
         position = 0
         for run in runs:
+            if run.alternative is not None and (
+                    self._entity(MediaType(), [], run.alternative, depth + 1, label) is not run.alternative):
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              "DICOM in a percent-encoded value that form and URI decoders read differently")
             new = self._entity(MediaType(), [], run.decoded, depth + 1, label)
             if new is not run.decoded:
-                pieces += [body[position:run.start], textruns.encode_like(new, run.text(body))]
+                pieces += [body[position:run.start], run.encode(new, body)]
                 position = run.end
         if not pieces:
             return body

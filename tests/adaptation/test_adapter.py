@@ -7,6 +7,7 @@ import base64
 import gzip
 import hashlib
 import json
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import pydicom
 import pytest
@@ -412,6 +413,7 @@ def test_a_compressed_dicom_file_upload_is_rewritten(coding):
     ("application/json", lambda data: json.dumps({"file": base64.b64encode(data).decode()}).encode()),
     ("text/plain", lambda data: base64.encodebytes(data)),
     ("text/plain", lambda data: data.hex().encode()),
+    ("application/x-www-form-urlencoded", lambda data: b"file=" + quote_from_bytes(data, safe="").encode()),
 ])
 def test_a_dicom_file_written_as_text_is_rewritten_end_to_end(content_type, wrap):
     """Issue 12 item 4: base64 and hex bodies passed from the preview with the DICOM inside."""
@@ -422,6 +424,8 @@ def test_a_dicom_file_written_as_text_is_rewritten_end_to_end(content_type, wrap
     out = body_bytes(decision)
     if content_type == "application/json":
         clean = base64.b64decode(json.loads(out)["file"])
+    elif content_type.endswith("urlencoded"):
+        clean = unquote_to_bytes(out[len(b"file="):])
     else:
         clean = bytes.fromhex(out.decode()) if b"\n" not in body else base64.b64decode(out)
     assert_clean_dicom(clean, obj)

@@ -251,3 +251,53 @@ def test_a_whole_base64_body_with_spaces_is_decoded_as_lenient_decoders_do():
     assert rewriter.seen == [DCM]
     assert base64.b64decode(result.body) == marker(DCM)
     assert result.body.startswith(b"  ") and result.body.endswith(b"\n")
+
+
+# -- percent-encoded runs: form posts and data: URIs ------------------------------------------------
+
+def form_values(body: bytes) -> dict[str, bytes]:
+    """What a web framework decodes from an application/x-www-form-urlencoded body."""
+    from urllib.parse import parse_qsl
+
+    return {k: v.encode("latin-1") for k, v in parse_qsl(body.decode("ascii"), encoding="latin-1")}
+
+
+@pytest.mark.parametrize("data", [DCM, TINY], ids=["part10", "bare"])
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_a_percent_encoded_form_upload_is_rewritten(data, content_type):
+    """curl --data-urlencode "file@scan.dcm" sends this; the framework hands the app the DICOM."""
+    from urllib.parse import quote_from_bytes
+
+    body = b"patient=anon&file=" + quote_from_bytes(data, safe="").encode() + b"&submit=Send+now"
+    assert form_values(body)["file"] == data
+    result, rewriter = walk(content_type, body)
+    assert rewriter.seen == [data]
+    values = form_values(result.body)
+    assert values == {"patient": b"anon", "file": marker(data), "submit": b"Send now"}
+    assert result.body.startswith(b"patient=anon&file=") and result.body.endswith(b"&submit=Send+now")
+
+
+def test_a_data_uri_without_base64_is_rewritten():
+    from urllib.parse import quote_from_bytes, unquote_to_bytes
+
+    page = b'<a href="data:application/dicom,' + quote_from_bytes(DCM, safe="").encode() + b'">scan</a>'
+    result, rewriter = walk("text/html", page)
+    assert rewriter.seen == [DCM]
+    start = result.body.index(b",") + 1
+    assert unquote_to_bytes(result.body[start:result.body.index(b'"', start)]) == marker(DCM)
+
+
+def test_a_percent_run_whose_plus_signs_form_and_uri_decoders_read_differently_is_refused():
+    from urllib.parse import quote_from_bytes
+
+    assert b"+" in DCM
+    body = b"file=" + quote_from_bytes(DCM, safe="+").encode()  # 0x2B written as "+": a space to forms
+    with pytest.raises(Blocked) as info:
+        walk("application/x-www-form-urlencoded", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_ordinary_form_posts_and_urls_are_the_same_object():
+    body = (b"q=caf%C3%A9+au+lait&next=%2Fsearch%3Fpage%3D2%26sort%3Ddate&note=" + b"a%20b%2C" * 7
+            + b"&ref=https%3A%2F%2Fexample.org%2F")
+    assert walk("application/x-www-form-urlencoded", body)[0].body is body
