@@ -32,8 +32,7 @@ Percent-encoded runs (``curl --data-urlencode "file@scan.dcm"``, a
 space to a form decoder and itself to a URI decoder, so a run holding ``+``
 is classified both ways.
 
-Still gaps: base64 interleaved with other skipped characters in plain text,
-and binary written as JSON ``\\u00XX`` escapes.
+Still a gap: base64 interleaved with other skipped characters in plain text.
 """
 
 from __future__ import annotations
@@ -68,6 +67,11 @@ _PERCENT_RUN = re.compile(rb"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9*._~!'()+-])+")
 MAX_JSON_PARSE_BYTES = 64 * 1024 * 1024
 _WHITESPACE = re.compile(rb"[ \t\r\n\x0b\x0c]+")
 _WHITESPACE_TEXT = re.compile(r"[ \t\r\n\x0b\x0c]+")
+#: a JSON string with a NUL or another control character that text does not hold is binary
+_BINARY_TEXT = re.compile(r"[\x00-\x08\x0e-\x1f]")
+_CONTROL_ESCAPE = re.compile(rb"\\u00[01][0-9A-Fa-f]")
+#: the 48 bytes of MIN_RUN_CHARS, as characters
+MIN_BINARY_STRING = 48
 _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
 #: hex pairs separated by whitespace, as hexdump-style text starts (a partial pair may end it)
 _HEX_START = re.compile(rb"[ \t\r\n]*(?:[0-9A-Fa-f]{2}[ \t\r\n]*)+[0-9A-Fa-f]?")
@@ -146,7 +150,13 @@ def whole_body_run(body: bytes) -> Run | None:
 
 
 def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
-    """Decoded base64 strings of a JSON body that the raw scan (``found``) did not see as written."""
+    """Payloads of a JSON body's strings that the raw bytes do not show as written.
+
+    Base64 strings the raw scan (``found``) did not see whole (``\\u`` escapes,
+    spaces), and strings holding control characters: binary written as
+    ``\\u0000``-style escapes, which a receiver turns back into bytes with one
+    ``encode("latin-1")``.
+    """
     if not body.lstrip()[:1] in (b"{", b"[", b"\xef") or len(body) > MAX_JSON_PARSE_BYTES:
         return []
     try:
@@ -156,6 +166,9 @@ def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
     seen = {_alphabet_chars(run.text(body)).rstrip(b"=") for run in found}
     decoded_runs = []
     for text in _strings(document):
+        if len(text) >= MIN_BINARY_STRING and _BINARY_TEXT.search(text) and max(text) <= "\xff":
+            decoded_runs.append(text.encode("latin-1"))
+            continue
         compact = _WHITESPACE_TEXT.sub("", text)
         if len(compact) < MIN_RUN_CHARS or not compact.isascii():
             continue
@@ -192,6 +205,9 @@ def may_hold_encoded(data: bytes, complete: bool) -> bool:
     """
     if _HEX_START.fullmatch(data[:MIN_RUN_CHARS * 2]) and len(data.strip()) >= MIN_RUN_CHARS:
         return True
+    if data.count(b"\\u00") >= MIN_PERCENT_ESCAPES:
+        if len(_CONTROL_ESCAPE.findall(data)) >= MIN_PERCENT_ESCAPES:
+            return True  # binary as JSON escapes of control characters (see escaped_json_runs)
     if data.count(b"%") >= MIN_PERCENT_ESCAPES:
         for match in _PERCENT_RUN.finditer(data):
             escapes = match.group().count(b"%")

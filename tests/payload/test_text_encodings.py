@@ -301,3 +301,13 @@ def test_ordinary_form_posts_and_urls_are_the_same_object():
     body = (b"q=caf%C3%A9+au+lait&next=%2Fsearch%3Fpage%3D2%26sort%3Ddate&note=" + b"a%20b%2C" * 7
             + b"&ref=https%3A%2F%2Fexample.org%2F")
     assert walk("application/x-www-form-urlencoded", body)[0].body is body
+
+
+@pytest.mark.parametrize("data", [DCM, TINY], ids=["part10", "bare"])
+def test_binary_written_as_json_escapes_is_refused(data):
+    """json.dumps(data.decode("latin-1")): the receiver's .encode("latin-1") gives the DICOM back."""
+    body = json.dumps({"file": data.decode("latin-1")}).encode()
+    assert json.loads(body)["file"].encode("latin-1") == data
+    with pytest.raises(Blocked) as info:
+        walk("application/json", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
