@@ -65,7 +65,8 @@ def gzipped(seed: int = 6):
 def gzip_spelled(seed: int = 7):
     """Issue 12's over-blocking case: GZIP in capitals and identity were refused as unsupported."""
     obj = make_ct(seed)
-    return "application/dicom", [("Content-Encoding", "GZIP, identity")], gzip.compress(obj.data, mtime=0), [obj]
+    coded = gzip.compress(obj.data, mtime=0)
+    return "application/dicom", [("Content-Encoding", "GZIP, identity")], coded, [obj]
 
 
 def brotli_as_jpeg(seed: int = 8):
