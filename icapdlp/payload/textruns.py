@@ -73,6 +73,8 @@ _CONTROL_ESCAPE = re.compile(rb"\\u00[01][0-9A-Fa-f]")
 #: the 48 bytes of MIN_RUN_CHARS, as characters
 MIN_BINARY_STRING = 48
 _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
+_HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
+_HEX_PAIRS = re.compile(rb"[ \t\r\n]*(?:[0-9A-Fa-f]{2}[ \t\r\n]*)+")
 #: hex pairs separated by whitespace, as hexdump-style text starts (a partial pair may end it)
 _HEX_START = re.compile(rb"[ \t\r\n]*(?:[0-9A-Fa-f]{2}[ \t\r\n]*)+[0-9A-Fa-f]?")
 _MASK = bytes(0x61 if (0x41 <= i <= 0x5A or 0x61 <= i <= 0x7A or 0x30 <= i <= 0x39 or i in b"+/_-") else 0x20
@@ -84,8 +86,9 @@ class Run:
     start: int
     end: int
     decoded: bytes
-    kind: str = "base64"  # or "percent"
-    #: the other reading of a percent run holding "+" (a URI decoder's, where "+" is itself)
+    kind: str = "base64"  # or "hex", "percent"
+    #: the run's other reading, when receivers may read it two ways: a percent run holding "+"
+    #: (a URI decoder keeps it), a hex run (its digits are base64 characters too)
     alternative: bytes | None = None
 
     def text(self, body: bytes) -> bytes:
@@ -94,6 +97,8 @@ class Run:
     def encode(self, data: bytes, body: bytes) -> bytes:
         """``data`` written in this run's own layout."""
         original = self.text(body)
+        if self.kind == "hex":
+            return _hex_like(data, original)
         return encode_like(data, original) if self.kind == "base64" else _percent_like(data, original)
 
 
@@ -110,10 +115,19 @@ def find_runs(body: bytes) -> list[Run]:
                 continue
             if any(p.start <= match.start() < p.end for p in percent):
                 continue
-            decoded = decode_run(match.group())
-            if decoded is not None:
-                runs.append(Run(match.start(), match.end(), decoded))
+            run = _alphabet_run(match.start(), match.end(), match.group())
+            if run is not None:
+                runs.append(run)
     return sorted(runs, key=lambda run: run.start)
+
+
+def _alphabet_run(start: int, end: int, text: bytes) -> Run | None:
+    """A run of the base64 alphabet: hex if it is all hex digit pairs (base64 the other reading)."""
+    chars = _alphabet_chars(text)
+    as_base64 = decode_run(text)
+    if len(chars) % 2 == 0 and _HEX_DIGITS.fullmatch(chars):
+        return Run(start, end, bytes.fromhex(chars.decode("ascii")), "hex", as_base64)
+    return None if as_base64 is None else Run(start, end, as_base64)
 
 
 def _percent_runs(body: bytes) -> list[Run]:
@@ -131,6 +145,17 @@ def _percent_runs(body: bytes) -> list[Run]:
     return runs
 
 
+def _hex_like(data: bytes, original: bytes) -> bytes:
+    """``data`` as hex in the original's letter case, line length and line end (spaces dropped)."""
+    digits = data.hex().encode("ascii")
+    if re.search(rb"[A-F]", original) and not re.search(rb"[a-f]", original):
+        digits = digits.upper()
+    line_end, width = _layout(original)
+    if width:
+        digits = line_end.join(digits[i:i + width] for i in range(0, len(digits), width))
+    return digits
+
+
 def _percent_like(data: bytes, original: bytes) -> bytes:
     """Percent-encode ``data``, spaces as "+" when the original wrote them so."""
     text = quote_from_bytes(data, safe="").encode("ascii")
@@ -138,15 +163,19 @@ def _percent_like(data: bytes, original: bytes) -> bytes:
 
 
 def whole_body_run(body: bytes) -> Run | None:
-    """A body that is nothing but base64 once whitespace is dropped (as lenient decoders do)."""
+    """A body that is nothing but hex or base64 once whitespace is dropped (as lenient decoders do).
+
+    Hex pairs may be separated by whitespace (``bytes.fromhex`` and hexdump
+    readers allow it).
+    """
     compact = _WHITESPACE.sub(b"", body)
     if len(compact) < MIN_RUN_CHARS or not _BASE64_TEXT.fullmatch(compact):
         return None
+    start, end = len(body) - len(body.lstrip()), len(body.rstrip())
+    if _HEX_PAIRS.fullmatch(body):
+        return Run(start, end, bytes.fromhex(compact.decode("ascii")), "hex", decode_run(compact))
     decoded = decode_run(compact)
-    if decoded is None:
-        return None
-    start = len(body) - len(body.lstrip())
-    return Run(start, len(body.rstrip()), decoded)
+    return None if decoded is None else Run(start, end, decoded)
 
 
 def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
@@ -200,7 +229,7 @@ def may_hold_encoded(data: bytes, complete: bool) -> bool:
 
     A run long enough, a run of some length running into the end of an
     incomplete preview, or hex pairs from the first byte (which
-    ``transfer.hex_body`` decodes whole). A run that starts after the preview
+    ``whole_body_run`` decodes whole). A run that starts after the preview
     is not seen here: only reading the whole body finds it.
     """
     if _HEX_START.fullmatch(data[:MIN_RUN_CHARS * 2]) and len(data.strip()) >= MIN_RUN_CHARS:

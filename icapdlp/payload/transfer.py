@@ -1,4 +1,4 @@
-"""Transfer encodings: a part's Content-Transfer-Encoding, and bodies written out as hex text.
+"""Transfer encodings: a part's Content-Transfer-Encoding (base64, quoted-printable).
 
 A multipart part may declare ``Content-Transfer-Encoding: base64`` or
 ``quoted-printable`` (RFC 2045 §6); mail-style receivers (Python's ``email``
@@ -28,13 +28,9 @@ IDENTITY_TRANSFER = frozenset({"7bit", "8bit", "binary"})
 SUPPORTED_TRANSFER = frozenset({"base64", "quoted-printable"})
 #: RFC 2045 §6.8: encoded lines are at most 76 characters
 BASE64_LINE = 76
-#: hex bodies shorter than this (in digits) are not worth decoding: 48 bytes is the smallest
-#: dataset with a patient's name, ID and birth date (three implicit-VR elements)
-MIN_HEX_DIGITS = 96
 
 _WHITESPACE = re.compile(rb"[ \t\r\n]+")
 _BASE64_BODY = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
-_HEX_BODY = re.compile(rb"[ \t\r\n]*[0-9A-Fa-f]{2}(?:[ \t\r\n]*[0-9A-Fa-f]{2})*[ \t\r\n]*")
 
 
 def transfer_encoding(headers: list[tuple[str, str]]) -> str | None:
@@ -82,30 +78,3 @@ def encode_base64_lines(data: bytes, line: int, newline: bytes) -> bytes:
     if line <= 0 or len(text) <= line:
         return text
     return newline.join(text[i:i + line] for i in range(0, len(text), line))
-
-
-def hex_body(body: bytes) -> bool:
-    """Whether the whole body is hex digits (pairs, optionally separated by whitespace), long enough."""
-    return (len(body) >= MIN_HEX_DIGITS and _HEX_BODY.fullmatch(body) is not None
-            and len(_WHITESPACE.sub(b"", body)) >= MIN_HEX_DIGITS)
-
-
-def decode_hex(body: bytes) -> bytes:
-    return bytes.fromhex(_WHITESPACE.sub(b"", body).decode("ascii"))
-
-
-def encode_hex_like(data: bytes, original: bytes) -> bytes:
-    """``data`` as hex in the original's letter case and line length (first line's), with its line end."""
-    digits = data.hex()
-    if re.search(rb"[A-F]", original) and not re.search(rb"[a-f]", original):
-        digits = digits.upper()
-    stripped = original.strip()
-    newline = b"\r\n" if b"\r\n" in stripped else b"\n"
-    first_line = stripped.split(newline, 1)[0]
-    encoded = digits.encode("ascii")
-    if newline in stripped and len(first_line) > 0 and b" " not in first_line:
-        width = len(first_line)
-        encoded = newline.join(encoded[i:i + width] for i in range(0, len(encoded), width))
-    lead = original[:len(original) - len(original.lstrip())]
-    trail = original[len(original.rstrip()):]
-    return lead + encoded + trail

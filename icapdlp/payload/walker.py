@@ -177,17 +177,16 @@ class PayloadWalker:
         return encoding.encode(new_inner, coding)
 
     def _encoded_text(self, body: bytes, depth: int, label: str) -> bytes | None:
-        """A body written as text: all hex, or with base64 runs (JSON strings, data: URIs, MIME).
+        """A body written as text, or holding files written as text (``textruns``).
 
-        Each decoded run is classified like any entity. None: the body holds
-        no encoded run; otherwise the body with every changed run replaced
-        by its new content in the run's own layout (the same object when
-        nothing changed).
+        Base64, hex and percent-encoded runs (JSON strings, data: URIs, form
+        values, whole encoded bodies): each decoded run is classified like any
+        entity. None: the body holds no encoded run; otherwise the body with
+        every changed run replaced by its new content in the run's own layout
+        (the same object when nothing changed). A run receivers may read two
+        ways, or DICOM in a JSON string that cannot be rewritten in place, is
+        refused.
         """
-        if transfer.hex_body(body):
-            decoded = transfer.decode_hex(body)
-            new = self._entity(MediaType(), [], decoded, depth + 1, label)
-            return body if new is decoded else transfer.encode_hex_like(new, body)
         whole = textruns.whole_body_run(body)
         runs = [whole] if whole is not None else textruns.find_runs(body)
         for decoded in textruns.escaped_json_runs(body, runs):
@@ -201,8 +200,7 @@ class PayloadWalker:
         for run in runs:
             if run.alternative is not None and (
                     self._entity(MediaType(), [], run.alternative, depth + 1, label) is not run.alternative):
-                raise Blocked(BlockReason.UNINSPECTABLE,
-                              "DICOM in a percent-encoded value that form and URI decoders read differently")
+                raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in the other reading of a {run.kind} run")
             new = self._entity(MediaType(), [], run.decoded, depth + 1, label)
             if new is not run.decoded:
                 pieces += [body[position:run.start], run.encode(new, body)]

@@ -311,3 +311,14 @@ def test_binary_written_as_json_escapes_is_refused(data):
     with pytest.raises(Blocked) as info:
         walk("application/json", body)
     assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_a_hex_string_inside_json_is_rewritten_in_its_case(upper):
+    hexed = DCM.hex().upper() if upper else DCM.hex()
+    body = json.dumps({"file": hexed, "format": "hex"}).encode()
+    result, rewriter = walk("application/json", body)
+    assert rewriter.seen == [DCM]
+    out = json.loads(result.body)
+    assert bytes.fromhex(out["file"]) == marker(DCM) and out["format"] == "hex"
+    assert out["file"] == (marker(DCM).hex().upper() if upper else marker(DCM).hex())
