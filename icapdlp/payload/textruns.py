@@ -47,15 +47,16 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 #: 64 characters hold 48 bytes: the smallest dataset with a patient's name, ID and birth date
 #: (three implicit-VR elements of 16 bytes). Shorter runs (hashes, tokens, IDs) are left alone.
 MIN_RUN_CHARS = 64
-#: plain alphabet characters a run must have in one stretch somewhere; checked first on a mask
-#: of the body so that text without such a stretch (prose, HTML) costs one translate and one find
+#: characters a run must have in one stretch somewhere; checked first on a mask of the body so
+#: that text without such a stretch (prose, HTML) costs one translate and one find
 _STRETCH = 16
 
 _CHAR = rb"[A-Za-z0-9+/_-]"
 _SEGMENT = rb"(?:" + _CHAR + rb"|\\/)" + _CHAR + rb"*(?:\\/" + _CHAR + rb"*)*"
 _BREAKS = (b"\r\n", b"\n", b"\\r\\n", b"\\n")
 _BREAK = rb"(?:\r?\n|\\r\\n|\\n)"
-_RUN = re.compile(_SEGMENT + rb"(?:" + _BREAK + _SEGMENT + rb")*={0,2}")
+_FIRST_BREAKS = re.compile(_BREAK + rb"+")
+_RUN = re.compile(_SEGMENT + rb"(?:" + _BREAK + rb"+" + _SEGMENT + rb")*={0,2}")
 #: a percent-encoded run needs this many ``%XX`` escapes: binary DICOM of 48 bytes has far more
 #: (every 00 byte is one), while ordinary URLs and form text have a few
 MIN_PERCENT_ESCAPES = 16
@@ -77,8 +78,10 @@ _HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
 _HEX_PAIRS = re.compile(rb"[ \t\r\n]*(?:[0-9A-Fa-f]{2}[ \t\r\n]*)+")
 #: hex pairs separated by whitespace, as hexdump-style text starts (a partial pair may end it)
 _HEX_START = re.compile(rb"[ \t\r\n]*(?:[0-9A-Fa-f]{2}[ \t\r\n]*)+[0-9A-Fa-f]?")
-_MASK = bytes(0x61 if (0x41 <= i <= 0x5A or 0x61 <= i <= 0x7A or 0x30 <= i <= 0x39 or i in b"+/_-") else 0x20
-              for i in range(256))
+#: "a" for what a run may hold (its alphabet, line ends, the backslash of JSON escapes), so a run
+#: wrapped at any width still shows a stretch
+_MASK = bytes(0x61 if (0x41 <= i <= 0x5A or 0x61 <= i <= 0x7A or 0x30 <= i <= 0x39 or i in b"+/_-\r\n\\")
+              else 0x20 for i in range(256))
 
 
 @dataclass(frozen=True)
@@ -286,9 +289,12 @@ def encode_like(data: bytes, original: bytes) -> bytes:
 
 
 def _layout(original: bytes) -> tuple[bytes, int]:
-    """(line end, characters per line) of a wrapped run; (b"", 0) for one line."""
-    found = [(original.find(line_end), line_end) for line_end in _BREAKS if line_end in original]
-    if not found:
+    """(line end, characters per line) of a wrapped run; (b"", 0) for one line.
+
+    The line end is everything between the first line and the second (blank
+    lines included), as the original wrote it.
+    """
+    match = _FIRST_BREAKS.search(original)
+    if match is None:
         return b"", 0
-    position, line_end = min(found, key=lambda item: (item[0], -len(item[1])))
-    return line_end, len(_alphabet_chars(original[:position]))
+    return match.group(), len(_alphabet_chars(original[:match.start()]))

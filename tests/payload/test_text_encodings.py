@@ -16,6 +16,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from icapdlp.payload import textruns, transfer
 from icapdlp.verdict import BlockReason, Blocked
@@ -322,3 +324,35 @@ def test_a_hex_string_inside_json_is_rewritten_in_its_case(upper):
     out = json.loads(result.body)
     assert bytes.fromhex(out["file"]) == marker(DCM) and out["format"] == "hex"
     assert out["file"] == (marker(DCM).hex().upper() if upper else marker(DCM).hex())
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(min_size=48, max_size=600), urlsafe=st.booleans(), padded=st.booleans(),
+       width=st.sampled_from([0, 4, 64, 76]),
+       line_end=st.sampled_from([b"\n", b"\r\n", b"\\n", b"\\r\\n", b"\n\n", b"\\n\\n"]),
+       escape=st.booleans())
+def test_any_base64_layout_is_found_whole_and_written_back_identically(data, urlsafe, padded, width, line_end,
+                                                                       escape):
+    text = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(data)
+    if not padded:
+        text = text.rstrip(b"=")
+    if width:
+        text = line_end.join(text[i:i + width] for i in range(0, len(text), width))
+    if escape and not urlsafe:
+        text = text.replace(b"/", b"\\/")
+    body = b'{"file": "' + text + b'", "n": 1}'
+    runs = textruns.find_runs(body)
+    assert [(r.start, r.end) for r in runs] == [(10, 10 + len(text))]
+    (run,) = runs
+    if run.kind == "base64":  # (an all-hex text, possible for tiny widths, is read as hex first)
+        assert run.decoded == data
+        assert run.encode(data, body) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=400))
+def test_arbitrary_bytes_give_runs_that_decode_and_reencode_in_place(body):
+    for run in textruns.find_runs(body):
+        assert 0 <= run.start < run.end <= len(body)
+        again = run.encode(run.decoded, body)
+        assert textruns.find_runs(again)[0].decoded == run.decoded
