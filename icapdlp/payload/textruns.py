@@ -1,4 +1,4 @@
-"""Files written as text inside text: base64 runs (APIs, data: URIs) and percent-encoded runs (forms).
+"""Files written as text: base64, hex and percent-encoded runs in a body, or a whole encoded body.
 
 A JSON body such as ``{"file": "AAAB..."}`` or an HTML page with
 ``src="data:application/dicom;base64,..."`` carries a whole file as text.
@@ -16,7 +16,9 @@ What counts as a run:
 - broken into lines by real line ends (MIME, PEM) or by JSON's escaped ones
   (``\\n``, ``\\r\\n``), with ``/`` possibly escaped as ``\\/`` (JSON
   encoders such as PHP's do that);
-- ending in at most two ``=``, and of a length some decoder accepts.
+- ending in at most two ``=``, and of a length some decoder accepts;
+- read as hex when it is nothing but hex digit pairs (its base64 reading is
+  checked too, as the other one a receiver might take).
 
 Lenient decoders (Python's ``b64decode``, Java's MIME decoder) skip
 whitespace, and JSON may write any character as ``\\uXXXX``; a run broken
@@ -189,7 +191,7 @@ def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
     ``\\u0000``-style escapes, which a receiver turns back into bytes with one
     ``encode("latin-1")``.
     """
-    if not body.lstrip()[:1] in (b"{", b"[", b"\xef") or len(body) > MAX_JSON_PARSE_BYTES:
+    if body.lstrip()[:1] not in (b"{", b"[", b"\xef") or len(body) > MAX_JSON_PARSE_BYTES:
         return []
     try:
         document = json.loads(body.decode("utf-8-sig"))
