@@ -186,7 +186,9 @@ def _check_one_reading(preamble: bytes, parts: list[Part], epilogue: bytes, dash
     - Python's ``email`` package and Go's ``mime/multipart`` also accept LF
       (``email`` also CR) line ends;
     - python-multipart is stricter than us (CRLF only, no padding), so what
-      it reads is a coarser split of the same bytes.
+      it reads is a coarser split of the same bytes;
+    - ``email`` only sees a close delimiter that a line end (or the end of
+      the body) follows.
 
     None of them compares the boundary case-insensitively, so case variants
     are ordinary content. Hence: no delimiter-like ``--boundary`` anywhere in
@@ -197,11 +199,17 @@ def _check_one_reading(preamble: bytes, parts: list[Part], epilogue: bytes, dash
         raise _ambiguous("the preamble holds a delimiter")
     if _delimiter_like(epilogue, dash_boundary, line_start=False):
         raise _ambiguous("the epilogue holds a delimiter")
+    if not _EPILOGUE_START.match(epilogue):
+        # Python's email package does not see a close delimiter that a line end does not follow:
+        # to it, the close line and the epilogue are content of the last part
+        raise _ambiguous("the close delimiter is not followed by a line end")
     for part in parts:
         if _delimiter_like(part.content, dash_boundary, line_start=True):
             raise _ambiguous("a part holds a delimiter line with LF or CR line ends or other padding")
 
 
+#: what may follow the close delimiter: padding, then a line end or nothing
+_EPILOGUE_START = re.compile(rb"[ \t]*(?:\r\n|\n|\r|\Z)")
 #: after ``--boundary``: the close marker, or padding (Werkzeug's: any ASCII space but CR and LF)
 #: up to a line end or the end of the content (whose CRLF then starts our own delimiter)
 _LENIENT_DELIMITER_TAIL = re.compile(rb"--|[ \t\x0b\x0c]*(?:[\r\n]|\Z)")

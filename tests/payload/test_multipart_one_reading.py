@@ -198,3 +198,32 @@ def test_whatever_we_accept_werkzeug_splits_the_same_way(body):
     except ValueError:
         return  # Werkzeug refuses it: it extracts nothing
     assert theirs == [part.content for part in ours.parts]
+
+
+def email_files(body: bytes, boundary: str) -> list[bytes] | None:
+    """The parts Python's email package (a MIME receiver) reads from ``body``."""
+    import email
+    import email.policy
+
+    head = f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode()
+    message = email.message_from_bytes(head + body, policy=email.policy.compat32)
+    return [part.get_payload(decode=True) for part in message.get_payload()] if message.is_multipart() else None
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=lenient_bodies())
+def test_whatever_we_accept_the_email_package_splits_the_same_way(body):
+    try:
+        ours = parse_multipart(body, B, 50)
+    except Blocked:
+        return
+    assert email_files(body, B) == [part.content for part in ours.parts]
+
+
+def test_a_close_delimiter_without_a_line_end_after_it_is_refused():
+    """email reads ``--B--epilogue`` as content of the last part, Werkzeug as the close: two readings."""
+    body = form_body(B, [(FILE_HEADERS, b"")], epilogue=DICOM)
+    assert email_files(body, B)[0].endswith(DICOM)
+    assert_uninspectable(f"multipart/form-data; boundary={B}", body)
+    padded = form_body(B, [(TEXT_HEADERS, b"hello")], epilogue=b" \t\r\nepilogue")
+    assert parse_multipart(padded, B, 10).parts[0].content == b"hello"
