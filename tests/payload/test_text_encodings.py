@@ -356,3 +356,17 @@ def test_arbitrary_bytes_give_runs_that_decode_and_reencode_in_place(body):
         assert 0 <= run.start < run.end <= len(body)
         again = run.encode(run.decoded, body)
         assert textruns.find_runs(again)[0].decoded == run.decoded
+
+
+def test_binary_dicom_labelled_quoted_printable_is_refused():
+    """Werkzeug ignores the label and hands the app the raw DICOM; decoding it as QP would mangle it."""
+    from tests.payload.test_multipart_one_reading import werkzeug_files
+
+    data = b"=41" * 42 + b"xx" + DCM[128:]  # a valid Part-10 file: its 128-byte preamble is free
+    decoded = binascii.a2b_qp(data)  # "=41" is "A": the preamble shrinks to 44 bytes, the magic moves
+    assert data[128:132] == b"DICM" and decoded.find(b"DICM") == 44
+    body = form_body(B, [(FILE + b"\r\nContent-Transfer-Encoding: quoted-printable", data)])
+    assert werkzeug_files(body, B) == [data]
+    with pytest.raises(Blocked) as info:
+        walk(f"multipart/form-data; boundary={B}", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
