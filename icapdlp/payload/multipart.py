@@ -89,7 +89,7 @@ class Multipart:
         return b"".join(pieces)
 
 
-#: RFC 2046 bchars without the space (a boundary may hold one, but never at its end)
+#: RFC 2046 bchars (a boundary may hold a space, but not at its end)
 _BCHARS = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ")
 #: of those, what an unquoted value may hold and still be one token to Werkzeug, which stops at
 #: the first other character (``boundary=a,b`` is "a" to it and "a,b" to a plain split)
