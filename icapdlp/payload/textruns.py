@@ -79,6 +79,10 @@ _CONTROL_ESCAPE = re.compile(rb"\\u00[01][0-9A-Fa-f]")
 #: the 48 bytes of MIN_RUN_CHARS, as characters
 MIN_BINARY_STRING = 48
 _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
+_ENCODED_TEXT = re.compile(rb"[A-Za-z0-9+/_=\- \t\r\n\x0b\x0c]+")
+_JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*[\[{]")
+#: bytes of a body masked at a time when looking for a stretch
+MASK_WINDOW = 1024 * 1024
 _HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
 _HEX_PAIRS = re.compile(rb"[ \t\r\n]*(?:[0-9A-Fa-f]{2}[ \t\r\n]*)+")
 #: hex pairs separated by whitespace, as hexdump-style text starts (a partial pair may end it)
@@ -117,7 +121,7 @@ def find_runs(body: bytes) -> list[Run]:
     """
     percent = _percent_runs(body)
     runs = list(percent)
-    if b"a" * _STRETCH in body.translate(_MASK):
+    if _has_stretch(body):
         for match in _RUN.finditer(body):
             if match.end() - match.start() < MIN_RUN_CHARS:
                 continue
@@ -127,6 +131,14 @@ def find_runs(body: bytes) -> list[Run]:
             if run is not None:
                 runs.append(run)
     return sorted(runs, key=lambda run: run.start)
+
+
+def _has_stretch(data: bytes) -> bool:
+    """Whether ``data`` has _STRETCH run characters in a row; looked for a window at a time, so a
+    large body costs no second copy of itself."""
+    step = MASK_WINDOW
+    return any(b"a" * _STRETCH in data[i:i + step + _STRETCH].translate(_MASK)
+               for i in range(0, max(len(data), 1), step))
 
 
 def _alphabet_run(start: int, end: int, text: bytes) -> Run | None:
@@ -196,6 +208,8 @@ def whole_body_run(body: bytes) -> Run | None:
     Hex pairs may be separated by whitespace (``bytes.fromhex`` and hexdump
     readers allow it).
     """
+    if not _ENCODED_TEXT.fullmatch(body):
+        return None  # (checked in place first: a binary body fails at once and is not copied)
     compact = _WHITESPACE.sub(b"", body)
     if len(compact) < MIN_RUN_CHARS or not _BASE64_TEXT.fullmatch(compact):
         return None
@@ -214,7 +228,7 @@ def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
     ``\\u0000``-style escapes, which a receiver turns back into bytes with one
     ``encode("latin-1")``.
     """
-    if body.lstrip()[:1] not in (b"{", b"[", b"\xef") or len(body) > MAX_JSON_PARSE_BYTES:
+    if len(body) > MAX_JSON_PARSE_BYTES or not _JSON_START.match(body):
         return []
     try:
         document = json.loads(body.decode("utf-8-sig"))
@@ -268,7 +282,7 @@ def may_hold_encoded(data: bytes, complete: bool) -> bool:
     for _, end, escapes in _percent_spans(data):
         if escapes >= MIN_PERCENT_ESCAPES or (not complete and end == len(data)):
             return True
-    if b"a" * _STRETCH not in data.translate(_MASK):
+    if not _has_stretch(data):
         return False
     for match in _RUN.finditer(data):
         length = match.end() - match.start()
