@@ -32,7 +32,7 @@ PLANTED = b"PLANTED^ZEBULON"
 def tiny_bare_dataset() -> bytes:
     """A 130-byte bare dataset (implicit VR LE, no preamble) with a planted name, ID and birth date.
 
-    Small enough to hide in a 1 KiB preamble; pydicom (force=True) and dcmtk read it.
+    Small enough to hide in a 1 KiB preamble; pydicom (force=True) reads it.
     """
     ds = Dataset()
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
