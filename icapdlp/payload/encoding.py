@@ -13,11 +13,11 @@ Which tokens are accepted, and why:
 - ``gzip`` (and its alias ``x-gzip``), ``deflate``, ``br``, ``zstd``: the
   registered codings that browsers, curl ``--compressed`` and HTTP libraries
   undo on their own.
-- ``bzip2``/``x-bzip2`` and ``xz``/``x-xz``: not registered for HTTP, but
-  some clients and many applications undo them. Decoding, inspecting and
-  re-encoding them is never less safe than refusing: a receiver that leaves
-  them alone gets the re-encoded (clean) bytes, one that undoes them sees what
-  was inspected.
+- ``bzip2``/``x-bzip2`` and ``xz``/``x-xz``: not registered for HTTP, and
+  browsers and curl leave them alone, but an application may undo them.
+  Decoding, inspecting and re-encoding them is never less safe than refusing:
+  a receiver that leaves them alone gets the re-encoded (clean) bytes, one
+  that undoes them sees what was inspected.
 - ``identity`` means no coding and is dropped.
 - Anything else (``compress``, ``lzma``, ``aes128gcm``, ``dcb``, a typo) is
   refused as ``unsupported-encoding``: we cannot say what is inside.
