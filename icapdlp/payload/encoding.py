@@ -14,7 +14,7 @@ Which tokens are accepted, and why:
   registered codings that browsers, curl ``--compressed`` and HTTP libraries
   undo on their own.
 - ``bzip2``/``x-bzip2`` and ``xz``/``x-xz``: not registered for HTTP, and
-  browsers and curl leave them alone, but an application may undo them.
+  browsers and curl do not undo them, but an application may.
   Decoding, inspecting and re-encoding them is never less safe than refusing:
   a receiver that leaves them alone gets the re-encoded (clean) bytes, one
   that undoes them sees what was inspected.
