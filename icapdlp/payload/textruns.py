@@ -29,10 +29,11 @@ and the strings of a JSON body are checked after JSON unescaping
 place, so the walker refuses the body.
 
 Percent-encoded runs (``curl --data-urlencode "file@scan.dcm"``, a
-``data:`` URI without ``;base64``) are found as at least MIN_PERCENT_ESCAPES
-``%XX`` escapes among characters a form or URI value may hold. ``+`` is a
-space to a form decoder and itself to a URI decoder, so a run holding ``+``
-is classified both ways.
+``data:`` URI without ``;base64``, base64 posted in a form) are stretches of
+at least MIN_PERCENT_CHARS characters a form or URI value may hold, with at
+least one ``%XX``; the decoded value is classified like any entity (so the
+base64 inside a form value is found too). ``+`` is a space to a form decoder
+and itself to a URI decoder, so a run holding ``+`` is classified both ways.
 
 Still a gap: base64 interleaved with other skipped characters in plain text.
 """
@@ -59,9 +60,9 @@ _BREAKS = (b"\r\n", b"\n", b"\\r\\n", b"\\n")
 _BREAK = rb"(?:\r?\n|\\r\\n|\\n)"
 _FIRST_BREAKS = re.compile(_BREAK + rb"+")
 _RUN = re.compile(_SEGMENT + rb"(?:" + _BREAK + rb"+" + _SEGMENT + rb")*={0,2}")
-#: a percent-encoded run needs this many ``%XX`` escapes: binary DICOM of 48 bytes has far more
-#: (every 00 byte is one), while ordinary URLs and form text have a few
-MIN_PERCENT_ESCAPES = 16
+#: a percent-encoded run is at least this long (48 bytes of DICOM take at least 48 characters)
+#: and holds at least one ``%XX``; shorter values (a word, a search term) are left alone
+MIN_PERCENT_CHARS = 48
 #: escapes among what form encoders leave as it is (WHATWG: alphanumerics, ``*-._``, ``+`` for a
 #: space) and URI unreserved characters; ``,`` ``;`` ``/`` ``=`` ``&`` end a run, so the run of a
 #: ``data:`` URI starts after its comma and a form value ends at the next field
@@ -76,6 +77,12 @@ _WHITESPACE_TEXT = re.compile(r"[ \t\r\n\x0b\x0c]+")
 #: a JSON string with a NUL or another control character that text does not hold is binary
 _BINARY_TEXT = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _CONTROL_ESCAPE = re.compile(rb"\\u00[01][0-9A-Fa-f]")
+#: control bytes (which text in any encoding lacks) in the first BINARY_SNIFF_BYTES of a preview
+#: above which it is binary and the text checks are skipped (random bytes have about 50)
+BINARY_SNIFF_BYTES, MAX_TEXT_CONTROL_BYTES = 512, 8
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
+#: JSON escapes of control characters in a preview that make it worth reading whole
+MIN_CONTROL_ESCAPES = 16
 #: the 48 bytes of MIN_RUN_CHARS, as characters
 MIN_BINARY_STRING = 48
 _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
@@ -127,10 +134,40 @@ def find_runs(body: bytes) -> list[Run]:
                 continue
             if any(p.start <= match.start() < p.end for p in percent):
                 continue
-            run = _alphabet_run(match.start(), match.end(), match.group())
+            start, end = _trim_to_wrapped_lines(body, match.start(), match.end())
+            run = _alphabet_run(start, end, body[start:end])
+            if run is not None and (start, end) != (match.start(), match.end()) and run.alternative is None:
+                # the untrimmed reading, in case a receiver takes the whole stretch
+                run = Run(run.start, run.end, run.decoded, run.kind, decode_run(match.group()))
             if run is not None:
                 runs.append(run)
     return sorted(runs, key=lambda run: run.start)
+
+
+def _trim_to_wrapped_lines(body: bytes, start: int, end: int) -> tuple[int, int]:
+    """Drop a first or last line that does not fit the width of a wrapped run.
+
+    A word on the line before a MIME or PEM block (``base64``, ``-----BEGIN
+    CERTIFICATE-----``) is made of base64 characters too and would shift the
+    whole decoding by its length; wrapped data has lines of one width, and
+    only its last line may be shorter.
+    """
+    lines = [[start, end]]
+    for brk in _FIRST_BREAKS.finditer(body, start, end):
+        lines[-1][1] = brk.start()
+        lines.append([brk.end(), end])
+    if len(lines) < 3:
+        return start, end
+
+    def width(line: list[int]) -> int:  # in base64 characters: a JSON "\/" is one
+        return line[1] - line[0] - body.count(b"\\/", line[0], line[1])
+
+    if width(lines[0]) != width(lines[1]):
+        start = lines[1][0]
+        lines = lines[1:]
+    if len(lines) >= 3 and width(lines[-1]) > width(lines[-2]):
+        end = lines[-2][1]
+    return start, end
 
 
 def _has_stretch(data: bytes) -> bool:
@@ -152,8 +189,8 @@ def _alphabet_run(start: int, end: int, text: bytes) -> Run | None:
 
 def _percent_runs(body: bytes) -> list[Run]:
     runs = []
-    for start, end, escapes in _percent_spans(body):
-        if escapes < MIN_PERCENT_ESCAPES:
+    for start, end in _percent_spans(body):
+        if end - start < MIN_PERCENT_CHARS:
             continue
         text = body[start:end]
         as_form = unquote_to_bytes(text.replace(b"+", b" "))
@@ -162,26 +199,25 @@ def _percent_runs(body: bytes) -> list[Run]:
     return runs
 
 
-def _percent_spans(body: bytes) -> list[tuple[int, int, int]]:
-    """(start, end, escapes) of every stretch of ``%XX`` escapes and plain value characters.
+def _percent_spans(body: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every stretch of plain value characters holding at least one ``%XX``.
 
     Built from the escapes outwards (a C-speed search for ``%``), not by
     matching every word: random or binary bodies hold many short words.
     """
-    if body.count(b"%") < MIN_PERCENT_ESCAPES:
+    if b"%" not in body:
         return []
     spans: list[list[int]] = []
     for match in _PERCENT_ESCAPE.finditer(body):
         if spans and _PERCENT_PLAIN_RUN.match(body, spans[-1][1]).end() >= match.start():
             spans[-1][1] = match.end()
-            spans[-1][2] += 1
         else:
-            spans.append([match.start(), match.end(), 1])
+            spans.append([match.start(), match.end()])
     out = []
-    for start, end, escapes in spans:
+    for start, end in spans:
         while start > 0 and body[start - 1] in _PERCENT_PLAIN_BYTES:
             start -= 1
-        out.append((start, _PERCENT_PLAIN_RUN.match(body, end).end(), escapes))
+        out.append((start, _PERCENT_PLAIN_RUN.match(body, end).end()))
     return out
 
 
@@ -274,13 +310,16 @@ def may_hold_encoded(data: bytes, complete: bool) -> bool:
     ``whole_body_run`` decodes whole). A run that starts after the preview
     is not seen here: only reading the whole body finds it.
     """
+    head = data[:BINARY_SNIFF_BYTES]
+    if len(head) - len(head.translate(None, _CONTROL_BYTES)) > MAX_TEXT_CONTROL_BYTES:
+        return False  # binary from the start (an image, a video, random bytes): not a text body
     if _HEX_START.fullmatch(data[:MIN_RUN_CHARS * 2]) and len(data.strip()) >= MIN_RUN_CHARS:
         return True
-    if data.count(b"\\u00") >= MIN_PERCENT_ESCAPES:
-        if len(_CONTROL_ESCAPE.findall(data)) >= MIN_PERCENT_ESCAPES:
+    if data.count(b"\\u00") >= MIN_CONTROL_ESCAPES:
+        if len(_CONTROL_ESCAPE.findall(data)) >= MIN_CONTROL_ESCAPES:
             return True  # binary as JSON escapes of control characters (see escaped_json_runs)
-    for _, end, escapes in _percent_spans(data):
-        if escapes >= MIN_PERCENT_ESCAPES or (not complete and end == len(data)):
+    for start, end in _percent_spans(data):
+        if end - start >= MIN_PERCENT_CHARS or (not complete and end == len(data)):
             return True
     if not _has_stretch(data):
         return False

@@ -114,6 +114,8 @@ def test_preview_with_a_dicom_file_further_in_reads_the_body():
     ("application/json", b'{"file": "' + b"A" * (PREVIEW - 10)),  # a run running past the preview
     ("application/x-www-form-urlencoded", b"a=1&file=" + quote_from_bytes(DCM, safe="").encode()),
     ("application/json", json.dumps({"file": DCM.decode("latin-1")}).encode()),  # binary as \u escapes
+    ("application/json", ('{"名前": "' + "患者" * 200 + '", "file": "').encode() + base64.b64encode(DCM)),
+    ("application/x-www-form-urlencoded", b"file=" + quote_from_bytes(base64.encodebytes(DCM)).encode()),
 ])
 def test_a_file_written_as_text_is_read_whole(content_type, body):
     assert triage(content_type, [], body[:PREVIEW], len(body) <= PREVIEW).verdict is Verdict.NEED_BODY
