@@ -190,7 +190,7 @@ class PayloadWalker:
         whole = textruns.whole_body_run(body)
         runs = [whole] if whole is not None else textruns.find_runs(body)
         for decoded in textruns.escaped_json_runs(body, runs):
-            if self._entity(MediaType(), [], decoded, depth + 1, label) is not decoded:
+            if self._finds_dicom(decoded, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in a JSON string whose escapes or spaces cannot be rewritten in place")
         if not runs:
@@ -198,8 +198,7 @@ class PayloadWalker:
         pieces: list[bytes] = []
         position = 0
         for run in runs:
-            if run.alternative is not None and (
-                    self._entity(MediaType(), [], run.alternative, depth + 1, label) is not run.alternative):
+            if run.alternative is not None and self._finds_dicom(run.alternative, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in the other reading of a {run.kind} run")
             new = self._entity(MediaType(), [], run.decoded, depth + 1, label)
             if new is not run.decoded:
@@ -264,14 +263,27 @@ class PayloadWalker:
         binary labelled quoted-printable cannot hide behind its decoding.
         """
         cte = transfer.transfer_encoding(part.headers)
-        if cte == "quoted-printable" and (
-                self._entity(MediaType(), [], part.content, depth + 1, label) is not part.content):
+        if cte == "quoted-printable" and self._finds_dicom(part.content, depth, label):
             raise Blocked(BlockReason.UNINSPECTABLE, "a quoted-printable part holds DICOM as sent")
         content = part.content if cte is None else transfer.decode_transfer(part.content, cte)
         new = self._entity(media, codings, content, depth + 1, label, **context)
         if new is content:
             return part.content
         return new if cte is None else transfer.encode_transfer(new, cte)
+
+    def _finds_dicom(self, content: bytes, depth: int, label: str) -> bool:
+        """Whether a second reading of some bytes (as sent, the other decoding) holds DICOM.
+
+        Only finding DICOM counts. Bytes that merely look like a compressed
+        stream (quoted-printable leaves a bzip2 magic readable) and do not
+        decode are no finding: a receiver reading them so gets nothing either.
+        """
+        try:
+            return self._entity(MediaType(), [], content, depth + 1, label) is not content
+        except Blocked as blocked:
+            if blocked.reason is BlockReason.UNSUPPORTED_ENCODING:
+                return False
+            raise
 
     def _check_dicom_declared_part(self, part_media: MediaType, content: bytes) -> None:
         """Fail closed on a part of a DICOM-declared multipart/related we would not rewrite.
