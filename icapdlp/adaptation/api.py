@@ -148,7 +148,7 @@ class TransactionReport:
     """What the adapter found and did, for metrics and audit (counts only, no values)."""
 
     #: wrapping label -> DICOM objects found ("raw", "form", "stow", "wado", "json", "zip", "tar", each
-    #: prefixed "gzip>" when a gzip/deflate layer was inflated to reach it; see observability.labels)
+    #: prefixed "compressed>" when a compression layer was undone to reach it; see observability.labels)
     objects_by_wrapping: dict[str, int] = field(default_factory=dict)
     totals: ObjectReport = field(default_factory=ObjectReport)
     #: keyed hashes of original Study / SOP Instance UIDs, for tracing without revealing

@@ -46,9 +46,10 @@ STAGES = ("parse", "deid", "ocr", "ner", "encode", OTHER)
 
 #: the containers a DICOM object is found in (the innermost one names it)
 CONTAINERS = ("raw", "form", "stow", "wado", "json", "zip", "tar")
-#: prefix of a container reached through a gzip or deflate layer (a Content-Encoding
-#: or a .gz file, at any depth): "gzip>raw" is a gzip-encoded upload of one object
-INFLATED = "gzip>"
+#: prefix of a container reached through a compression layer (gzip, deflate, br, zstd, bzip2
+#: or xz; a Content-Encoding or a compressed file, at any depth): "compressed>raw" is a
+#: gzip-encoded upload of one object
+INFLATED = "compressed>"
 #: what was unwrapped to reach a DICOM object (``TransactionReport.objects_by_wrapping``
 #: keys) and, for a transaction, its outermost DICOM-bearing wrapping
 WRAPPINGS = (*CONTAINERS, *(INFLATED + c for c in CONTAINERS), OTHER)

@@ -1,4 +1,4 @@
-"""HTTP payloads <-> DICOM objects: raw, multipart, DICOMweb, JSON, zip, tar, gzip.
+"""HTTP payloads <-> DICOM objects: raw, multipart, DICOMweb, JSON, zip, tar, compressed, text-encoded.
 
 Modules, from the cheapest look to the deepest:
 
@@ -7,7 +7,9 @@ Modules, from the cheapest look to the deepest:
 - ``triage``: the preview decision - pass, read the body, raw DICOM, or refuse.
 - ``walker``: finds every object in a whole body and rebuilds the body around
   the rewritten objects, using ``multipart``, ``dicomjson``, ``archive`` (zip),
-  ``tarball`` and ``encoding`` for the wrappings.
+  ``tarball``, ``encoding`` (compression, one table of supported codings),
+  ``transfer`` (Content-Transfer-Encoding, hex bodies) and ``textruns`` (base64
+  in text and JSON) for the wrappings.
 
 Nothing here knows ICAP or how an object is de-identified: the walker is given
 an ``ObjectRewriter``. Every failure is a ``Blocked`` with a closed-set reason.

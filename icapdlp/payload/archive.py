@@ -23,8 +23,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from icapdlp.payload import zipscan
-from icapdlp.payload.sniff import EMBEDDED_MARKER
+from icapdlp.payload import signatures, zipscan
 from icapdlp.payload.zipscan import RATIO_FLOOR_BYTES
 from icapdlp.verdict import BlockReason, Blocked
 
@@ -106,7 +105,7 @@ def read_archive(data: bytes, limits: ArchiveLimits) -> ZipArchive:
         raise Blocked(BlockReason.UNINSPECTABLE, "zip readers disagree on where the members are")
     if len(layout.entries) > limits.max_members:
         raise Blocked(BlockReason.LIMIT_EXCEEDED, f"archive has more than {limits.max_members} members")
-    if any(EMBEDDED_MARKER in region for region in layout.metadata(data)):
+    if any(signatures.dicom_marker_offset(region) is not None for region in layout.metadata(data)):
         # comments and extra fields are carried over unread when nothing else changes
         raise Blocked(BlockReason.UNINSPECTABLE, "a DICOM file in zip metadata (a comment or an extra field)")
     unlisted = []

@@ -1,96 +1,102 @@
-"""Content-Encoding gzip / deflate: bounded inflate, and the same coding on the way out.
+"""Compression the payload layer undoes: as Content-Encoding, and as whole compressed bodies.
 
-Inflation is the classic amplification attack (a few kilobytes that expand to
-gigabytes), so every inflate here stops at an explicit output limit and
-reports ``limit-exceeded`` instead of growing. Output is produced in slices so
-a bomb never allocates more than the limit plus one slice.
+This module is the one owner of "which codings do we handle": ``media``
+normalises header tokens with ``CODING_TOKENS``, triage and the walker ask
+``SUPPORTED_CODINGS``, and a compressed body is recognised by
+``body_compression`` (its magic number) or ``declared_compression`` (its
+Content-Type). Everything is decoded whole and bounded by an output limit
+(see ``_codecs``); a stream that is corrupt, truncated or followed by junk is
+refused, because a receiver would read something we did not.
+
+Which tokens are accepted, and why:
+
+- ``gzip`` (and its alias ``x-gzip``), ``deflate``, ``br``, ``zstd``: the
+  registered codings that browsers, curl ``--compressed`` and HTTP libraries
+  undo on their own.
+- ``bzip2``/``x-bzip2`` and ``xz``/``x-xz``: not registered for HTTP, and
+  browsers and curl do not undo them, but an application may.
+  Decoding, inspecting and re-encoding them is never less safe than refusing:
+  a receiver that leaves them alone gets the re-encoded (clean) bytes, one
+  that undoes them sees what was inspected.
+- ``identity`` means no coding and is dropped.
+- Anything else (``compress``, ``lzma``, ``aes128gcm``, ``dcb``, a typo) is
+  refused as ``unsupported-encoding``: we cannot say what is inside.
+
+Brotli has no magic number, so a brotli *file* is only recognised when it is
+declared as a Content-Encoding.
 """
 
 from __future__ import annotations
 
-import zlib
-
+from icapdlp.payload import _codecs
 from icapdlp.verdict import BlockReason, Blocked
 
-#: content codings icapdlp undoes and redoes; any other coding is refused (one table for all callers)
-SUPPORTED_CODINGS = frozenset({"gzip", "deflate"})
-#: bytes of output asked from zlib per step; bounds the overshoot past the limit
-INFLATE_STEP = 256 * 1024
-#: gzip level for re-encoding: zlib's default trades speed and size well
-GZIP_LEVEL = 6
+#: HTTP Content-Encoding tokens (lower-cased) -> the coding they name
+CODING_TOKENS: dict[str, str] = {
+    "gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate", "br": "br", "zstd": "zstd",
+    "bzip2": "bzip2", "x-bzip2": "bzip2", "xz": "xz", "x-xz": "xz", "identity": "identity",
+}
+#: codings this module decodes and re-encodes
+SUPPORTED_CODINGS: frozenset[str] = frozenset(_codecs.CODECS)
+#: Content-Types of compressed files -> their coding (tried when the magic number is absent)
+DECLARED_TYPES: dict[str, str] = {
+    "application/gzip": "gzip", "application/x-gzip": "gzip",
+    "application/x-bzip2": "bzip2", "application/x-bzip": "bzip2",
+    "application/x-xz": "xz", "application/zstd": "zstd", "application/x-zstd": "zstd",
+}
 
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
-_ZLIB_WBITS = zlib.MAX_WBITS
-_RAW_WBITS = -zlib.MAX_WBITS
+_BZIP2_BLOCK_MAGICS = (b"\x31\x41\x59\x26\x53\x59", b"\x17\x72\x45\x38\x50\x90")  # first block; empty stream
 
 
 def inflate(data: bytes, coding: str, limit: int) -> bytes:
-    """Undo one coding ("gzip" or "deflate"); Blocked on bad data or output above ``limit``.
+    """Undo one coding completely; Blocked on bad data, junk after the stream, or output above ``limit``.
 
-    gzip may hold several members (RFC 1952 §2.2); all are inflated. HTTP
-    "deflate" is zlib-wrapped (RFC 9110 §8.4.1.2) but some servers send raw
-    deflate; both are accepted because refusing would only break downloads.
+    gzip members, zstd frames, bzip2 and xz streams may be concatenated, as
+    their tools accept; deflate (zlib-wrapped or raw) and brotli are one stream.
     """
-    if coding == "gzip":
-        return _inflate_members(data, _GZIP_WBITS, limit)
-    if coding == "deflate":
-        wbits = _ZLIB_WBITS if _zlib_header(data) else _RAW_WBITS
-        return _inflate_members(data, wbits, limit, single=True)
-    raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding!r} is not supported")
+    return _codecs.decode(_codec(coding), data, limit)
 
 
 def inflate_prefix(data: bytes, coding: str, limit: int) -> bytes:
-    """Inflate as much of a truncated stream (a preview) as it holds, up to ``limit`` bytes.
+    """What the start of a truncated stream (a preview) decodes to, at most ``limit`` bytes.
 
-    Used only to sniff what is inside; a damaged prefix gives what came out
-    before the damage.
+    Only for a first look; damage ends the output quietly, and an unknown
+    coding gives nothing.
     """
-    if coding not in ("gzip", "deflate"):
-        return b""
-    wbits = _GZIP_WBITS if coding == "gzip" else (_ZLIB_WBITS if _zlib_header(data) else _RAW_WBITS)
-    inflater = zlib.decompressobj(wbits)
-    try:
-        return inflater.decompress(data, limit)
-    except zlib.error:
-        return b""
+    codec = _codecs.CODECS.get(coding)
+    return b"" if codec is None else _codecs.decode_prefix(codec, data, limit)
 
 
 def encode(data: bytes, coding: str) -> bytes:
-    """Apply ``coding`` to a rewritten body (mtime 0 so the output is deterministic)."""
-    if coding == "gzip":
-        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
-        return compressor.compress(data) + compressor.flush()
-    if coding == "deflate":
-        return zlib.compress(data, GZIP_LEVEL)
-    raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding!r} is not supported")
+    """Apply ``coding`` to a rewritten body (deterministic: same input, same bytes)."""
+    return _codec(coding).encode(data)
 
 
-def _zlib_header(data: bytes) -> bool:
-    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+def body_compression(data: bytes) -> str | None:
+    """The coding of a body that is a compressed file, by its magic number, or None.
+
+    The checks are as strict as the tools' own: bzip2 needs its block magic
+    after ``BZh1``-``BZh9``, and a zstd file may start with a skippable frame.
+    """
+    if data[:3] == b"\x1f\x8b\x08":
+        return "gzip"
+    if data[:3] == b"BZh" and data[3:4] in b"123456789" and data[4:10] in _BZIP2_BLOCK_MAGICS:
+        return "bzip2"
+    if data[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    skippable_frame = data[:1] and data[0] & 0xF0 == 0x50 and data[1:4] == b"\x2a\x4d\x18"
+    if data[:4] == b"\x28\xb5\x2f\xfd" or skippable_frame:
+        return "zstd"
+    return None
 
 
-def _inflate_members(data: bytes, wbits: int, limit: int, single: bool = False) -> bytes:
-    out = bytearray()
-    remaining = memoryview(data)
-    while True:
-        inflater = zlib.decompressobj(wbits)
-        pending = bytes(remaining)
-        try:
-            while not inflater.eof:
-                chunk = inflater.decompress(pending, INFLATE_STEP)
-                out += chunk
-                if len(out) > limit:
-                    raise Blocked(BlockReason.LIMIT_EXCEEDED, f"inflated body exceeds {limit} bytes")
-                pending = inflater.unconsumed_tail
-                if not chunk and not pending:
-                    raise Blocked(BlockReason.UNSUPPORTED_ENCODING, "compressed body is truncated")
-        except zlib.error:
-            raise Blocked(BlockReason.UNSUPPORTED_ENCODING, "compressed body is corrupt") from None
-        rest = inflater.unused_data
-        if not rest or single:
-            if rest:
-                raise Blocked(BlockReason.UNSUPPORTED_ENCODING, "bytes after the compressed stream")
-            return bytes(out)
-        if rest.strip(b"\0") == b"":
-            return bytes(out)  # zero padding after the last gzip member (seen from some servers)
-        remaining = memoryview(rest)
+def declared_compression(essence: str) -> str | None:
+    """The coding a Content-Type (``type/subtype``, lower-cased) declares for the whole body, or None."""
+    return DECLARED_TYPES.get(essence)
+
+
+def _codec(coding: str) -> _codecs.Codec:
+    codec = _codecs.CODECS.get(coding)
+    if codec is None:
+        raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding[:40]!r} is not supported")
+    return codec

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: a Content-Type header longer than this is treated as absent (no real one comes close)
+from icapdlp.payload.encoding import CODING_TOKENS
+
+#: Content-Type parameters past this many characters are not read (no real header comes close);
+#: the type itself still is, so an over-long multipart header is refused for want of a boundary
 MAX_CONTENT_TYPE_CHARS = 4096
 
 
 @dataclass(frozen=True)
 class MediaType:
-    """``type/subtype`` lower-cased, plus parameters (names lower-cased, values unquoted)."""
+    """``type/subtype`` lower-cased, plus parameters (names lower-cased, values unquoted).
+
+    ``params`` keeps the first of repeated names; ``raw_params`` keeps every
+    ``name=value`` as written (name lower-cased, value stripped but still
+    quoted), for checks where another parser's reading matters (the
+    multipart boundary).
+    """
 
     essence: str = ""
     params: dict[str, str] = field(default_factory=dict)
+    raw_params: tuple[tuple[str, str], ...] = ()
 
     @property
     def main(self) -> str:
@@ -31,24 +41,27 @@ class MediaType:
 
 def parse_media_type(value: str | None) -> MediaType:
     """Parse a Content-Type value; unknown or malformed input gives an empty essence."""
-    if not value or len(value) > MAX_CONTENT_TYPE_CHARS:
+    if not value:
         return MediaType()
-    pieces = _split_params(value)
+    too_long = len(value) > MAX_CONTENT_TYPE_CHARS
+    pieces = value.split(";", 1)[:1] if too_long else _split_params(value)
     essence = pieces[0].strip().lower()
     if "/" not in essence or " " in essence:
         essence = ""
     params: dict[str, str] = {}
+    raw_params: list[tuple[str, str]] = []
     for piece in pieces[1:]:
-        name, sep, raw = piece.partition("=")
+        name, sep, written = piece.partition("=")
         if not sep:
             continue
         name = name.strip().lower()
-        raw = raw.strip()
+        raw = written = written.strip()
+        raw_params.append((name, written))
         if len(raw) >= 2 and raw[0] == raw[-1] == '"':
             raw = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
         if name and name not in params:
             params[name] = raw
-    return MediaType(essence, params)
+    return MediaType(essence, params, tuple(raw_params))
 
 
 def _split_params(value: str) -> list[str]:
@@ -74,14 +87,12 @@ def _split_params(value: str) -> list[str]:
     return out
 
 
-#: Content-Encoding tokens we can undo and redo (RFC 9110 §8.4.1; x-gzip is an alias)
-KNOWN_ENCODINGS = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate", "identity": "identity"}
-
-
 def parse_encodings(values: list[str]) -> list[str]:
-    """Content-Encoding codings in the order they were applied, lower-cased, identity dropped.
+    """Content-Encoding codings in the order applied, lower-cased, aliases resolved, identity dropped.
 
-    Unknown tokens are kept as they are so the caller can refuse them by name.
+    Tokens compare case-insensitively (RFC 9110 §8.4.1); the table of known
+    ones is ``encoding.CODING_TOKENS``. Unknown tokens are kept (lower-cased)
+    so the caller can refuse them by name.
     """
     codings: list[str] = []
     for value in values:
@@ -89,7 +100,7 @@ def parse_encodings(values: list[str]) -> list[str]:
             token = token.strip().lower()
             if not token:
                 continue
-            canonical = KNOWN_ENCODINGS.get(token, token)
+            canonical = CODING_TOKENS.get(token, token)
             if canonical != "identity":
                 codings.append(canonical)
     return codings
@@ -107,14 +118,11 @@ def is_zip_type(media: MediaType) -> bool:
     return media.essence in ("application/zip", "application/x-zip-compressed", "application/x-zip")
 
 
-def is_gzip_type(media: MediaType) -> bool:
-    return media.essence in ("application/gzip", "application/x-gzip")
-
-
 def is_tar_type(media: MediaType) -> bool:
     return media.essence in ("application/x-tar", "application/tar", "application/x-gtar",
                              "application/x-ustar")
 
 
 def is_multipart(media: MediaType) -> bool:
-    return media.main == "multipart" and bool(media.param("boundary"))
+    """Any multipart type, with or without a usable boundary (``multipart.boundary_of`` judges that)."""
+    return media.main == "multipart"

@@ -89,6 +89,36 @@ class Multipart:
         return b"".join(pieces)
 
 
+#: RFC 2046 bchars (a boundary may hold a space, but not at its end)
+_BCHARS = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ")
+#: of those, what an unquoted value may hold and still be one token to Werkzeug, which stops at
+#: the first other character (``boundary=a,b`` is "a" to it and "a,b" to a plain split)
+_TOKEN_BCHARS = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'+_-.")
+
+
+def boundary_of(media: MediaType) -> str:
+    """The boundary of a multipart type, when every receiver reads the same one; else Blocked.
+
+    Content-Type parsers disagree on repeated parameters (we keep the first,
+    Werkzeug the last), on RFC 2231 forms (``boundary*=``, ``boundary*0=``,
+    which Werkzeug decodes and a plain parser ignores), and on where an
+    unquoted value ends. A boundary we read differently from the receiver
+    means we split the body on delimiters it does not see.
+    """
+    written = [value for name, value in media.raw_params if name == "boundary"]
+    if any(name.startswith("boundary*") for name, _ in media.raw_params):
+        raise _ambiguous("the boundary is given in RFC 2231 form")
+    if len(written) != 1:
+        raise _ambiguous("no boundary parameter" if not written else "the boundary parameter is repeated")
+    value = written[0]
+    quoted = len(value) >= 2 and value[0] == value[-1] == '"'
+    boundary = value[1:-1] if quoted else value
+    allowed = _BCHARS if quoted else _TOKEN_BCHARS
+    if not boundary or boundary.endswith(" ") or not set(boundary.encode("utf-8", "replace")) <= allowed:
+        raise _ambiguous("the boundary holds characters parsers read differently")
+    return boundary
+
+
 def _malformed(detail: str) -> Blocked:
     # A multipart body we cannot split may still carry DICOM: fail closed.
     return Blocked(BlockReason.UNPARSEABLE_DICOM, f"multipart body: {detail}")
@@ -131,10 +161,70 @@ def parse_multipart(body: bytes, boundary: str, max_parts: int) -> Multipart:
         after = next_after
     close_end = after
     epilogue = body[close_end:]
+    _check_one_reading(preamble, parts, epilogue, dash_boundary)
     if len(preamble) > MAX_PREAMBLE_BYTES or len(epilogue) > MAX_PREAMBLE_BYTES:
         raise Blocked(BlockReason.LIMIT_EXCEEDED,
                       f"multipart preamble or epilogue above {MAX_PREAMBLE_BYTES} bytes")
     return Multipart(preamble, parts, body[start:close_end], epilogue)
+
+
+def _ambiguous(detail: str) -> Blocked:
+    return Blocked(BlockReason.UNINSPECTABLE,
+                   f"multipart body another parser would split differently: {detail}")
+
+
+def _check_one_reading(preamble: bytes, parts: list[Part], epilogue: bytes, dash_boundary: bytes) -> None:
+    """Refuse a body that a lenient receiver would split into other parts than we did.
+
+    We split on CRLF delimiters only (RFC 2046). Receivers are laxer, and
+    whatever they find where we saw preamble, epilogue or the inside of a
+    part is content we never inspected as such:
+
+    - Werkzeug (Flask) ends lines with CRLF, LF or CR alone, accepts space,
+      tab, VT and FF as padding after the boundary, and looks for the first
+      delimiter anywhere in the preamble, even mid-line;
+    - Python's ``email`` package and Go's ``mime/multipart`` also accept LF
+      (``email`` also CR) line ends;
+    - python-multipart is stricter than us (CRLF only, no padding), so what
+      it reads is a coarser split of the same bytes;
+    - ``email`` only sees a close delimiter that a line end (or the end of
+      the body) follows.
+
+    None of them compares the boundary case-insensitively, so case variants
+    are ordinary content. Hence: no delimiter-like ``--boundary`` anywhere in
+    the preamble or the epilogue (not even mid-line), and no line inside a
+    part that is a delimiter under any of those line-end and padding rules.
+    """
+    if _delimiter_like(preamble, dash_boundary, line_start=False):
+        raise _ambiguous("the preamble holds a delimiter")
+    if _delimiter_like(epilogue, dash_boundary, line_start=False):
+        raise _ambiguous("the epilogue holds a delimiter")
+    if not _EPILOGUE_START.match(epilogue):
+        # Python's email package does not see a close delimiter that a line end does not follow:
+        # to it, the close line and the epilogue are content of the last part
+        raise _ambiguous("the close delimiter is not followed by a line end")
+    for part in parts:
+        if _delimiter_like(part.content, dash_boundary, line_start=True):
+            raise _ambiguous("a part holds a delimiter line with LF or CR line ends or other padding")
+
+
+#: what may follow the close delimiter: padding, then a line end or nothing
+_EPILOGUE_START = re.compile(rb"[ \t]*(?:\r\n|\n|\r|\Z)")
+#: after ``--boundary``: the close marker, or padding (Werkzeug's: any ASCII space but CR and LF)
+#: up to a line end or the end of the content (whose CRLF then starts our own delimiter)
+_LENIENT_DELIMITER_TAIL = re.compile(rb"--|[ \t\x0b\x0c]*(?:[\r\n]|\Z)")
+
+
+def _delimiter_like(data: bytes, dash_boundary: bytes, line_start: bool) -> bool:
+    """Whether ``--boundary`` occurs in ``data`` as a lenient receiver's delimiter (at a line start)."""
+    position = data.find(dash_boundary)
+    while position >= 0:
+        at_line_start = position == 0 or data[position - 1] in b"\r\n"
+        tail = _LENIENT_DELIMITER_TAIL.match(data, position + len(dash_boundary))
+        if tail and (at_line_start or not line_start):
+            return True
+        position = data.find(dash_boundary, position + 1)
+    return False
 
 
 def _find_delimiter(body: bytes, dash_boundary: bytes, pos: int, first: bool) -> tuple[int, int, bool] | None:

@@ -19,7 +19,6 @@ from pydicom.datadict import dictionary_has_tag, dictionary_VR
 PART10_MAGIC_OFFSET = 128
 PART10_MAGIC = b"DICM"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
-GZIP_MAGIC = b"\x1f\x8b\x08"
 
 #: elements that must decode cleanly before a bare dataset is believed; real
 #: datasets start with a run of (0008,xxxx) elements, so 3 costs nothing
@@ -47,28 +46,8 @@ def is_part10(data: bytes) -> bool:
     return len(data) >= PART10_MAGIC_OFFSET + 4 and magic == PART10_MAGIC
 
 
-#: the magic followed by the first File Meta element's group (0002): the start of a Part-10 header
-EMBEDDED_MARKER = PART10_MAGIC + b"\x02\x00"
-
-
-def embedded_part10_offset(data: bytes) -> int | None:
-    """Offset of a Part-10 object that starts somewhere inside ``data`` (not at 0), or None.
-
-    A DICOM file inside a container we do not unpack (a tar, a text field, a
-    multipart preamble) would otherwise pass as opaque bytes. Its magic plus
-    the File Meta group is distinctive enough that finding it anywhere is
-    reason to refuse rather than pass.
-    """
-    position = data.find(EMBEDDED_MARKER, PART10_MAGIC_OFFSET + 1)
-    return None if position < 0 else position - PART10_MAGIC_OFFSET
-
-
 def looks_like_zip(data: bytes) -> bool:
     return data[:4] in ZIP_MAGICS
-
-
-def looks_like_gzip(data: bytes) -> bool:
-    return data[:3] == GZIP_MAGIC
 
 
 def sniff_dicom(data: bytes, complete: bool) -> Sniff:

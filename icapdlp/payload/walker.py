@@ -1,7 +1,7 @@
 """Find every DICOM object in an HTTP body, whatever it is wrapped in, and rebuild the body.
 
 The walker is the payload layer's core. It knows wrappings (content codings,
-multipart, DICOMweb, the JSON model, zip, gzip files) and nothing about ICAP
+multipart, DICOMweb, the JSON model, zip, compressed files) and nothing about ICAP
 or about how an object is de-identified: that is the ``ObjectRewriter`` it is
 given, so it runs offline, in a worker process, or in a unit test alike.
 
@@ -13,20 +13,18 @@ can answer "no change" without comparing megabytes.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import re
-
 from icapdlp.payload import (
-    archive, dicomjson, encoding, lenient, multipart, signatures, tarball, urlencoded, zipscan,
+    archive, dicomjson, encoding, lenient, multipart, signatures, tarball, textruns, transfer, zipscan,
 )
 from icapdlp.payload.media import (
     MediaType,
     is_dicom_json_type,
     is_dicom_type,
-    is_gzip_type,
     is_multipart,
     is_tar_type,
     is_zip_type,
@@ -34,7 +32,7 @@ from icapdlp.payload.media import (
     parse_media_type,
 )
 from icapdlp.payload.options import PayloadOptions
-from icapdlp.payload.sniff import Sniff, embedded_part10_offset, looks_like_gzip, looks_like_zip, sniff_dicom
+from icapdlp.payload.sniff import Sniff, looks_like_zip, sniff_dicom
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
@@ -48,8 +46,6 @@ BULK_DATA_TYPES = frozenset({
 })
 #: declared types whose body may be the DICOM JSON model
 JSON_TYPES = frozenset({"application/dicom+json", "application/json", "text/json", ""})
-#: bytes inflated from a gzip file just to see whether its content is a candidate
-GZIP_SNIFF_BYTES = 64 * 1024
 
 
 class NeedsWork(Exception):
@@ -82,8 +78,8 @@ class Findings:
     entered: str = "none"
 
     def label(self, container: str) -> str:
-        """What was unwrapped to reach ``container``: "gzip>zip" when a gzip layer was on the way."""
-        return "gzip>" + container if self.inflated else container
+        """What was unwrapped to reach ``container``: "compressed>zip" when a compression layer was on the way."""
+        return "compressed>" + container if self.inflated else container
 
     def add(self, label: str, report: ObjectReport) -> None:
         self.objects_by_wrapping[self.label(label)] += 1
@@ -121,9 +117,15 @@ class PayloadWalker:
         self._max_inflated = min(max_inflated_bytes, options.max_inflated_bytes)
         self.findings = Findings()
 
-    def rewrite_message(self, content_type: str | None, codings: list[str], body: bytes) -> Rewritten:
-        """Rewrite a whole HTTP body given its Content-Type and Content-Encoding codings."""
-        new = self._entity(parse_media_type(content_type), list(codings), body, 0, "raw", top=True)
+    def rewrite_message(self, content_type: str | None, content_encodings: list[str],
+                        body: bytes) -> Rewritten:
+        """Rewrite a whole HTTP body given its Content-Type and its Content-Encoding header values.
+
+        The values are normalised here (``GZIP``, ``x-gzip``, ``gzip, identity``
+        all mean gzip): comparing them raw refused valid uploads.
+        """
+        codings = parse_encodings(content_encodings)
+        new = self._entity(parse_media_type(content_type), codings, body, 0, "raw", top=True)
         return Rewritten(new, new is not body, self.findings)
 
     # -- one entity -------------------------------------------------------
@@ -163,8 +165,9 @@ class PayloadWalker:
             return self._json(body, top)
         if is_zip_type(media) or looks_like_zip(body):
             return self._zip(body, depth, top)
-        if is_gzip_type(media) or looks_like_gzip(body):
-            return self._gzip_file(body, depth, label, top)
+        compression = encoding.body_compression(body) or encoding.declared_compression(media.essence)
+        if compression is not None:
+            return self._compressed_file(body, compression, depth, label, top)
         if is_tar_type(media) or tarball.looks_like_tar(body):
             return self._tar(body, depth, top)
         if zipscan.holds_zip(body):  # behind a prefix, or after another zip: unzip finds it from the end
@@ -205,17 +208,14 @@ class PayloadWalker:
         return body
 
     def _text(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
-        """Text: DICOM can only ride in it encoded (JSON model, XML model, url-encoded or base64)."""
+        """Text: DICOM can only ride in it encoded (JSON model, XML model, base64, hex, percent-encoded)."""
         if _DICOM_XML.search(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
         current = body
         if dicomjson.looks_like_dicom_json(current):
             current = self._json(current, top, declared=False)
-        if urlencoded.looks_urlencoded(current):
-            self._heavy()
-            current = urlencoded.rewrite_values(
-                current, lambda value: self._entity(MediaType(), [], value, depth + 1, label))
-        return current
+        encoded = self._encoded_text(current, depth, label)
+        return current if encoded is None else encoded
 
     def _heavy(self) -> None:
         """Mark a step that decodes, unpacks or rewrites: a probing walk stops here."""
@@ -260,9 +260,7 @@ class PayloadWalker:
     def _coded(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
                top: bool, bulk_context: bool = False, dicom_declared: bool = False) -> bytes:
         self._heavy()
-        coding = codings[-1]
-        if coding not in ("gzip", "deflate"):
-            raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding!r} is not supported")
+        coding = codings[-1]  # the last one applied is undone first
         inner = encoding.inflate(body, coding, self._max_inflated)
         self.findings.inflated += 1
         try:
@@ -274,21 +272,56 @@ class PayloadWalker:
             return body
         return encoding.encode(new_inner, coding)
 
-    def _gzip_file(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
+    def _encoded_text(self, body: bytes, depth: int, label: str) -> bytes | None:
+        """A body written as text, or holding files written as text (``textruns``).
+
+        Base64, hex and percent-encoded runs (JSON strings, data: URIs, form
+        values, whole encoded bodies): each decoded run is classified like any
+        entity. None: the body holds no encoded run; otherwise the body with
+        every changed run replaced by its new content in the run's own layout
+        (the same object when nothing changed). A run receivers may read two
+        ways, or DICOM in a JSON string that cannot be rewritten in place, is
+        refused.
+        """
+        whole = textruns.whole_body_run(body)
+        runs = [whole] if whole is not None else textruns.find_runs(body)
+        for decoded in textruns.escaped_json_runs(body, runs):
+            if self._finds_dicom(decoded, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              "DICOM in a JSON string whose escapes or spaces cannot be rewritten in place")
+        if not runs:
+            return None
+        pieces: list[bytes] = []
+        position = 0
+        for run in runs:
+            if run.alternative is not None and self._finds_dicom(run.alternative, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in the other reading of a {run.kind} run")
+            new = self._entity(MediaType(), [], run.decoded, depth + 1, label)
+            if new is not run.decoded:
+                pieces += [body[position:run.start], run.encode(new, body)]
+                position = run.end
+        if not pieces:
+            return body
+        pieces.append(body[position:])
+        return b"".join(pieces)
+
+    def _compressed_file(self, body: bytes, coding: str, depth: int, label: str, top: bool) -> bytes:
+        """A body that is a compressed file (.gz, .bz2, .xz, .zst): decoded whole and classified.
+
+        Never judged on a decoded prefix: a .tar.gz whose first member is 80 KB
+        of noise holds its DICOM member past any prefix worth sniffing.
+        """
         self._heavy()
-        head = encoding.inflate_prefix(body, "gzip", GZIP_SNIFF_BYTES)
-        if not _may_hold_dicom(head) and embedded_part10_offset(head) is None:
-            return body  # a .txt.gz or a .tar.gz of other files: nothing we rewrite is inside
-        inner = encoding.inflate(body, "gzip", self._max_inflated)
+        inner = encoding.inflate(body, coding, self._max_inflated)
         self.findings.inflated += 1
         try:
             new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
         finally:
             self.findings.inflated -= 1
-        return body if new_inner is inner else encoding.encode(new_inner, "gzip")
+        return body if new_inner is inner else encoding.encode(new_inner, coding)
 
     def _multipart(self, media: MediaType, body: bytes, depth: int, top: bool) -> bytes:
-        boundary = media.param("boundary") or ""
+        boundary = multipart.boundary_of(media)
         parsed = multipart.parse_multipart(body, boundary, self._options.max_multipart_parts)
         related = media.essence == "multipart/related"
         if related:
@@ -308,8 +341,8 @@ class PayloadWalker:
                     is_dicom_type(part_media) or sniff_dicom(part.content, complete=True) is Sniff.DICOM):
                 raise Blocked(BlockReason.UNPARSEABLE_DICOM, "byte ranges of a DICOM object")
             part_codings = _part_codings(part)
-            new_content = self._entity(part_media, part_codings, part.content, depth + 1, label,
-                                       bulk_context=related, dicom_declared=dicom_declared)
+            new_content = self._part_content(part, part_media, part_codings, depth, label,
+                                             bulk_context=related, dicom_declared=dicom_declared)
             if new_content is part.content:
                 new_parts.append(part)
             else:
@@ -320,6 +353,40 @@ class PayloadWalker:
             return body
         parsed.parts = new_parts
         return parsed.to_rewritten_bytes()
+
+    def _part_content(self, part: multipart.Part, media: MediaType, codings: list[str], depth: int,
+                      label: str, **context: bool) -> bytes:
+        """A part's content: its transfer encoding undone, classified, and redone if it changed.
+
+        Werkzeug and most web frameworks ignore Content-Transfer-Encoding and
+        hand over the bytes as sent. Base64 bytes are read that way anyway (as
+        a base64 run); quoted-printable ones are checked as they are too, so
+        binary labelled quoted-printable cannot hide behind its decoding.
+        """
+        cte = transfer.transfer_encoding(part.headers)
+        if cte == "quoted-printable" and self._finds_dicom(part.content, depth, label):
+            raise Blocked(BlockReason.UNINSPECTABLE, "a quoted-printable part holds DICOM as sent")
+        content = part.content if cte is None else transfer.decode_transfer(part.content, cte)
+        new = self._entity(media, codings, content, depth + 1, label, **context)
+        if new is content:
+            return part.content
+        return new if cte is None else transfer.encode_transfer(new, cte)
+
+    def _finds_dicom(self, content: bytes, depth: int, label: str) -> bool:
+        """Whether a second reading of some bytes (as sent, the other decoding) holds DICOM.
+
+        Only finding DICOM counts. Bytes that merely look like a compressed
+        stream (quoted-printable leaves a bzip2 magic readable) and do not
+        decode are no finding: a receiver reading them so gets nothing either.
+        """
+        try:
+            return self._entity(MediaType(), [], content, depth + 1, label) is not content
+        except Blocked as blocked:
+            if blocked.reason is BlockReason.UNSUPPORTED_ENCODING:
+                return False
+            if blocked.reason is BlockReason.UNPARSEABLE_DICOM:
+                return True  # a DICOM marker or model in that reading: DICOM, whatever else it is
+            raise
 
     def _check_dicom_declared_part(self, part_media: MediaType, content: bytes) -> None:
         """Fail closed on a part of a DICOM-declared multipart/related we would not rewrite.
@@ -460,10 +527,3 @@ _NO_REWRITER = _NoRewriter()
 
 def _part_codings(part: multipart.Part) -> list[str]:
     return parse_encodings([v for k, v in part.headers if k.lower() == "content-encoding"])
-
-
-def _may_hold_dicom(head: bytes) -> bool:
-    """Whether inflated leading bytes could start something the walker rewrites."""
-    return (sniff_dicom(head, complete=len(head) < GZIP_SNIFF_BYTES) is not Sniff.NOT_DICOM
-            or looks_like_zip(head) or looks_like_gzip(head) or tarball.looks_like_tar(head)
-            or dicomjson.looks_like_dicom_json(head))

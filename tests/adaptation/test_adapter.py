@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import hashlib
 import json
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import pydicom
 import pytest
@@ -61,7 +63,7 @@ def test_raw_upload_is_rewritten_and_heads_fixed():
 
 
 def test_non_dicom_passes_once_all_of_it_was_seen_never_from_a_partial_preview():
-    body = b"<html>" + b"x" * 200_000
+    body = b"<html>" + b"<p>x x</p>" * 20_000  # words: a run of 200 000 x's would be base64, read whole
     tx = response_tx("text/html", len(body))
     assert isinstance(run(ADAPTER.on_preview(tx, body[:4096], False)), NeedBody)
     decision = run(ADAPTER.on_body(tx, Body(data=body)))
@@ -156,7 +158,7 @@ def test_unparseable_dicom_is_blocked():
 
 
 def test_unsupported_encoding_is_blocked_from_the_preview():
-    tx = request_tx("application/dicom", 100, extra=[("Content-Encoding", "br")])
+    tx = request_tx("application/dicom", 100, extra=[("Content-Encoding", "compress")])
     decision = run(ADAPTER.on_preview(tx, b"\x1b" * 100, True))
     assert isinstance(decision, Block) and decision.reason is BlockReason.UNSUPPORTED_ENCODING
 
@@ -283,7 +285,7 @@ def test_whole_body_without_preview_is_triaged_on_the_loop():
     from tests.adaptation.helpers import KEY
 
     adapter = build_adapter(make_settings(), KEY, RefusingPool())
-    body = b"<html>" + b"x" * 200_000  # within LOOP_CLASSIFY_BYTES: a scan on the loop, no worker
+    body = b"<html>" + b"<p>x x</p>" * 20_000  # within LOOP_CLASSIFY_BYTES: a scan on the loop, no worker
     decision = run(adapter.on_body(response_tx("text/html", len(body)), Body(data=body)))
     assert isinstance(decision, NoChange)
 
@@ -362,3 +364,95 @@ def test_json_documents_that_are_not_instances_are_deidentified_not_blocked():
         assert "00080016" not in first and "00080018" not in first  # the lent UIDs are gone again
         for value in (b"QUIXOTEPHI", b"PIDPHI00042X", b"1.2.3.4"):  # 1.2.3.4 is in the URL too
             assert value not in out
+
+
+@pytest.mark.parametrize("header", ["GZIP", "x-gzip", "gzip, identity", "identity, Gzip", " gzip "])
+def test_content_encoding_spellings_receivers_accept_are_undone_not_refused(header):
+    """Tokens are case-insensitive, x-gzip is gzip and identity is nothing (RFC 9110 §8.4.1)."""
+    obj = make_ct(26)
+    coded = gzip.compress(obj.data)
+    tx = request_tx("application/dicom", len(coded), extra=[("Content-Encoding", header)])
+    decision = decide(tx, coded)
+    assert isinstance(decision, Replace), decision
+    assert_clean_dicom(gzip.decompress(body_bytes(decision)), obj)
+    assert decision.request.headers.get("Content-Encoding") == header
+
+
+def test_content_encoding_split_over_two_header_fields_is_undone():
+    obj = make_ct(27)
+    coded = gzip.compress(obj.data)
+    tx = request_tx("application/dicom", len(coded),
+                    extra=[("Content-Encoding", "identity"), ("Content-Encoding", "GZIP")])
+    decision = decide(tx, coded)
+    assert isinstance(decision, Replace), decision
+    assert_clean_dicom(gzip.decompress(body_bytes(decision)), obj)
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd"])
+def test_a_download_labelled_image_jpeg_under_br_or_zstd_is_rewritten(coding):
+    """Issue 12 item 4: came through Squid as image/jpeg and curl --compressed got the DICOM."""
+    from icapdlp.payload.encoding import encode, inflate
+
+    obj = make_ct(28)
+    coded = encode(obj.data, coding)
+    tx = response_tx("image/jpeg", len(coded), extra=[("Content-Encoding", coding)])
+    decision = decide(tx, coded)
+    assert isinstance(decision, Replace), decision
+    assert_clean_dicom(inflate(body_bytes(decision), coding, 1 << 24), obj)
+    assert decision.response.headers.get("Content-Encoding") == coding
+
+
+@pytest.mark.parametrize("coding", ["bzip2", "xz", "zstd"])
+def test_a_compressed_dicom_file_upload_is_rewritten(coding):
+    from icapdlp.payload.encoding import encode, inflate
+
+    obj = make_ct(29)
+    coded = encode(obj.data, coding)
+    decision = decide(request_tx("application/octet-stream", len(coded)), coded)
+    assert isinstance(decision, Replace), decision
+    assert_clean_dicom(inflate(body_bytes(decision), coding, 1 << 24), obj)
+
+
+@pytest.mark.parametrize("content_type, wrap", [
+    ("application/json", lambda data: json.dumps({"file": base64.b64encode(data).decode()}).encode()),
+    ("text/plain", lambda data: base64.encodebytes(data)),
+    ("text/plain", lambda data: data.hex().encode()),
+    ("application/x-www-form-urlencoded", lambda data: b"file=" + quote_from_bytes(data, safe="").encode()),
+])
+def test_a_dicom_file_written_as_text_is_rewritten_end_to_end(content_type, wrap):
+    """Issue 12 item 4: base64 and hex bodies passed from the preview with the DICOM inside."""
+    obj = make_ct(30)
+    body = wrap(obj.data)
+    decision = decide(request_tx(content_type, len(body)), body)
+    assert isinstance(decision, Replace), decision
+    out = body_bytes(decision)
+    if content_type == "application/json":
+        clean = base64.b64decode(json.loads(out)["file"])
+    elif content_type.endswith("urlencoded"):
+        clean = unquote_to_bytes(out[len(b"file="):])
+    else:
+        clean = bytes.fromhex(out.decode()) if b"\n" not in body else base64.b64decode(out)
+    assert_clean_dicom(clean, obj)
+    assert obj.surviving(out) == []
+
+
+def test_a_tar_gz_whose_dicom_member_follows_80_kb_of_noise_is_not_passed():
+    """Issue 12 item 2: the gzip was judged on its first 64 KiB inflated, which held only noise."""
+    import io
+    import os
+    import tarfile
+
+    obj = make_ct(31)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in (("noise.bin", os.urandom(80_000)), ("IM0001.dcm", obj.data)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    body = out.getvalue()
+    decision = decide(response_tx("application/octet-stream", len(body)), body)
+    assert isinstance(decision, (Block, Replace)), decision  # passed unchanged before
+    if isinstance(decision, Replace):  # decoded whole, read as a tar, its DICOM member rewritten
+        with tarfile.open(fileobj=io.BytesIO(body_bytes(decision)), mode="r:gz") as tar:
+            members = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+        assert obj.surviving(members) == []

@@ -11,6 +11,8 @@ import io
 import json
 import zipfile
 
+from icapdlp.payload.encoding import encode, inflate
+from icapdlp.payload.media import parse_encodings
 from tests.payload.helpers import form_body
 from tests.support.synthetic import Synthetic, make_ct
 
@@ -73,12 +75,28 @@ def gzipped(seed: int = 6):
     return "application/dicom", [("Content-Encoding", "gzip")], gzip.compress(obj.data, mtime=0), [obj]
 
 
-WRAPPINGS = {"raw": raw, "form": form, "related": related, "json": dicom_json, "zip": zipped, "gzip": gzipped}
+def gzip_spelled(seed: int = 7):
+    """Issue 12's over-blocking case: GZIP in capitals and identity were refused as unsupported."""
+    obj = make_ct(seed)
+    coded = gzip.compress(obj.data, mtime=0)
+    return "application/dicom", [("Content-Encoding", "GZIP, identity")], coded, [obj]
+
+
+def brotli_as_jpeg(seed: int = 8):
+    """Issue 12 item 4: a br download labelled image/jpeg went through with its DICOM."""
+    obj = make_ct(seed)
+    return "image/jpeg", [("Content-Encoding", "br")], encode(obj.data, "br"), [obj]
+
+
+WRAPPINGS = {"raw": raw, "form": form, "related": related, "json": dicom_json, "zip": zipped, "gzip": gzipped,
+             "gzip-spelled": gzip_spelled, "br-as-jpeg": brotli_as_jpeg}
 
 
 def plain_body(content: bytes, content_type: str, coding: str | None) -> bytes:
-    """The de-identified payload with its content coding undone (for PHI checks)."""
-    return gzip.decompress(content) if coding == "gzip" else content
+    """The de-identified payload with its content codings undone (for PHI checks)."""
+    for name in reversed(parse_encodings([coding] if coding else [])):
+        content = inflate(content, name, 1 << 30)
+    return content
 
 
 def all_member_bytes(content_type: str, body: bytes) -> bytes:

@@ -152,12 +152,16 @@ def tar_seeds() -> tuple[bytes, ...]:
 
 @lru_cache(maxsize=1)
 def compressed_seeds() -> tuple[tuple[str, bytes], ...]:
+    from icapdlp.payload.encoding import encode
+
     ct = dicom_bytes()[0]
     return (
         ("gzip", gzip.compress(ct, mtime=0)),
         ("gzip", gzip.compress(b"a" * 5000, mtime=0) + gzip.compress(b"b" * 10, mtime=0)),
         ("deflate", zlib.compress(ct)),
         ("deflate", zlib.compress(b"x" * 5000)[2:-4]),  # raw deflate, as some servers send
+        *((coding, encode(ct, coding)) for coding in ("br", "zstd", "bzip2", "xz")),
+        ("zstd", encode(b"a" * 5000, "zstd") + encode(b"b" * 10, "zstd")),  # two frames
     )
 
 

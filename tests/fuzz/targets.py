@@ -172,10 +172,10 @@ def multipart(data: bytes) -> None:
 
 
 def compressed(data: bytes) -> None:
-    from icapdlp.payload.encoding import inflate, inflate_prefix
+    from icapdlp.payload.encoding import SUPPORTED_CODINGS, inflate, inflate_prefix
 
     limit = 64 * 1024
-    for coding in ("gzip", "deflate"):
+    for coding in sorted(SUPPORTED_CODINGS):
         assert len(inflate_prefix(data, coding, limit)) <= limit
         try:
             out = inflate(data, coding, limit)

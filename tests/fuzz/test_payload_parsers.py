@@ -60,7 +60,7 @@ def test_multipart_with_boundary_like_content(parts, noise):
 
 @fuzz_settings(400)
 @given(index=st.integers(0, len(COMPRESSED_SEEDS) - 1), ops=mutations.ops_strategy())
-def test_mutated_gzip_and_deflate(index, ops):
+def test_mutated_compressed_streams_of_every_coding(index, ops):
     check("compressed", mutations.apply(COMPRESSED_SEEDS[index], ops, COMPRESSED_SEEDS))
 
 

@@ -63,20 +63,20 @@ def test_every_wrapping_label_is_produced_by_real_traffic_and_says_what_was_unwr
         report = result.report
         assert set(report.objects_by_wrapping) == {report.wrapping}, (content_type, codings)
         seen[report.wrapping] = f"{content_type} {codings}"
-        assert report.wrapping.startswith("gzip>") == bool(codings), (content_type, codings, report.wrapping)
+        assert report.wrapping.startswith("compressed>") == bool(codings), (content_type, codings, report.wrapping)
     assert set(seen) == emitted(L.WRAPPINGS)
 
 
 def test_a_gzip_file_upload_and_a_zip_in_a_gzip_file_are_labelled_as_such():
     zipped = W.zipped()[2]
-    for body, label in ((gzip.compress(make_ct(7).data), "gzip>raw"), (gzip.compress(zipped), "gzip>zip")):
+    for body, label in ((gzip.compress(make_ct(7).data), "compressed>raw"), (gzip.compress(zipped), "compressed>zip")):
         result = worker_tasks.rewrite_body(POLICY, "deid-req", "request", "application/gzip", [], body, None)
         assert result.report.wrapping == label and set(result.report.objects_by_wrapping) == {label}
 
 
 @pytest.mark.parametrize("content_type,codings,label,objects", [
     ("application/dicom", [], "raw", 1),
-    ("application/dicom", ["gzip"], "gzip>raw", 1),
+    ("application/dicom", ["gzip"], "compressed>raw", 1),
     ("application/zip", [], "zip", 0),
 ])
 def test_a_body_the_worker_blocks_keeps_its_wrapping(content_type, codings, label, objects):

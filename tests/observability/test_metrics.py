@@ -69,7 +69,7 @@ def test_every_label_combination_is_exported_at_zero_from_the_start(metrics):
 def test_label_values_are_the_closed_sets_and_block_reasons_are_all_of_them():
     assert set(L.BLOCK_REASONS) == {r.value for r in BlockReason}
     assert L.ACTION_CODES == ("D", "Z", "X", "K", "C", "U", "U*", "other")
-    assert set(L.WRAPPINGS) >= {"raw", "form", "stow", "wado", "json", "zip", "gzip>raw", "gzip>zip", "other"}
+    assert set(L.WRAPPINGS) >= {"raw", "form", "stow", "wado", "json", "zip", "compressed>raw", "compressed>zip", "other"}
     assert set(L.STAGES) == {"parse", "deid", "ocr", "ner", "encode", "other"}
     assert set(L.BOX_SOURCES) >= {"header-match", "ner", "all-text"}
     assert "other" in L.CDR_FINDING_KINDS and "preamble-executable" in L.CDR_FINDING_KINDS

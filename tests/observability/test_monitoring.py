@@ -169,14 +169,14 @@ def test_the_objects_panel_draws_only_pairs_that_had_traffic(tmp_path):
     assert len(pairs) > 30
     series = [{"series": 'icapdlp_dicom_objects_total{job="icapdlp",instance="a",wrapping="%s",verdict="%s"}'
                % (p["wrapping"], p["verdict"]),
-               "values": "0+60x20" if (p["wrapping"], p["verdict"]) == ("gzip>zip", "rewritten") else "0x20"}
+               "values": "0+60x20" if (p["wrapping"], p["verdict"]) == ("compressed>zip", "rewritten") else "0x20"}
               for p in pairs]
     rules = tmp_path / "empty.yml"
     rules.write_text("groups: []\n")
     test = {"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": [{
         "interval": "1m", "input_series": series,
         "promql_expr_test": [{"expr": expr, "eval_time": "15m",
-                              "exp_samples": [{"labels": '{wrapping="gzip>zip",verdict="rewritten"}', "value": 1}]}]}]}
+                              "exp_samples": [{"labels": '{wrapping="compressed>zip",verdict="rewritten"}', "value": 1}]}]}]}
     path = tmp_path / "panel_test.yml"
     path.write_text(yaml.safe_dump(test))
     result = promtool("test", "rules", str(path))

@@ -99,7 +99,7 @@ def test_arbitrary_bytes_parse_or_block(data, boundary):
 def test_well_formed_bodies_roundtrip(contents, preamble, epilogue):
     parts = [(b"Content-Type: application/octet-stream", c) for c in contents]
     body = form_body(B, parts, preamble=(preamble.replace(b"\r", b"") + b"\r\n") if preamble else b"",
-                     epilogue=epilogue)
+                     epilogue=(b"\r\n" + epilogue) if epilogue else b"")  # a line end after the close
     try:
         parsed = parse_multipart(body, B, 10)
     except Blocked:
@@ -150,7 +150,8 @@ def test_preamble_and_epilogue_limit_at_limit_and_one_past():
     from icapdlp.payload.multipart import MAX_PREAMBLE_BYTES
 
     def body(preamble: int, epilogue: int) -> bytes:
-        return form_body(B, [(b"A: 1", b"x")], preamble=b"p" * (preamble - 2) + b"\r\n", epilogue=b"e" * epilogue)
+        return form_body(B, [(b"A: 1", b"x")], preamble=b"p" * (preamble - 2) + b"\r\n",
+                         epilogue=(b"\r\n" + b"e" * (epilogue - 2)) if epilogue else b"")
 
     assert parse_multipart(body(MAX_PREAMBLE_BYTES, MAX_PREAMBLE_BYTES), B, 1).parts[0].content == b"x"
     for preamble, epilogue in ((MAX_PREAMBLE_BYTES + 1, 0), (2, MAX_PREAMBLE_BYTES + 1)):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
+from urllib.parse import quote_from_bytes
 
 import pytest
 
+from icapdlp.payload.encoding import encode
 from icapdlp.payload.triage import Verdict, triage
 from tests.payload.test_archive import make_zip
 from tests.support.synthetic import make_ct
@@ -17,7 +20,8 @@ PREVIEW = 4096
 
 
 @pytest.mark.parametrize("content_type, body", [
-    ("text/html; charset=utf-8", b"<!doctype html><html>" + b"x" * 10000),
+    # (filler in words: 10000 x's in a row would be a base64 run, which is read whole)
+    ("text/html; charset=utf-8", b"<!doctype html><html>" + b"<p>x x</p>" * 1000),
     ("application/javascript", b"function f(){}" * 1000),
     ("image/png", b"\x89PNG\r\n\x1a\n" + b"\0" * 10000),
     ("application/octet-stream", b"MZ\x90\x00" + b"\x01" * 10000),  # an ordinary download
@@ -65,6 +69,30 @@ def test_unknown_codings_are_refused_whatever_the_declared_type():
     assert triage("application/dicom", ["x-unknown"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
     assert triage("image/jpeg", ["x-unknown"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
     assert triage("text/html", ["x-unknown"], b"x", True).verdict is Verdict.UNSUPPORTED_ENCODING
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "bzip2", "xz"])
+def test_every_supported_coding_is_read_whole_whatever_the_type(coding):
+    """A download labelled image/jpeg under br came through Squid and curl --compressed got the DICOM."""
+    coded = encode(DCM + b"\0" * 70000, coding)[:PREVIEW]
+    assert triage("image/jpeg", [coding], coded, False).verdict is Verdict.NEED_BODY
+
+
+@pytest.mark.parametrize("body", [
+    gzip.compress(b"text " * 9000),  # a .txt.gz: still read whole, the prefix proves nothing
+    *(encode(b"\0" * 80_000 + DCM, coding) for coding in ("bzip2", "xz", "zstd")),
+])
+def test_a_compressed_file_is_never_passed_from_a_prefix(body):
+    verdict = triage("application/octet-stream", [], body[:PREVIEW], len(body) <= PREVIEW).verdict
+    assert verdict is Verdict.NEED_BODY
+
+
+def test_unknown_coding_tokens_are_refused_whatever_the_type():
+    for content_type in ("application/dicom", "application/octet-stream", "text/html", "image/jpeg"):
+        for coding in ("compress", "x-compress", "lzma", "aes128gcm", "gzip;q=1"):
+            verdict = triage(content_type, [coding], b"x", False).verdict
+            assert verdict is Verdict.UNSUPPORTED_ENCODING, (content_type, coding)
+    assert triage("text/html", ["gzip, compress"], b"x", False).verdict is Verdict.UNSUPPORTED_ENCODING
     assert triage("text/html", ["identity"], b"<html>" * 100, True).verdict is Verdict.PASS
 
 
@@ -89,3 +117,28 @@ def test_media_type_parameters_quoted_and_plain():
 def test_preview_with_a_dicom_file_further_in_reads_the_body():
     tar_like = b"\0" * 512 + DCM
     assert triage("application/x-tar", [], tar_like[:PREVIEW], False).verdict is Verdict.NEED_BODY
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("application/json", b'{"file": "' + base64.b64encode(DCM) + b'"}'),
+    ("text/plain", base64.encodebytes(DCM)),
+    ("text/html", b'<img src="data:application/dicom;base64,' + base64.b64encode(DCM) + b'">'),
+    ("text/plain", DCM.hex().encode()),
+    ("text/plain", b" ".join(f"{b:02X}".encode() for b in DCM)),
+    ("application/json", b'{"file": "' + b"A" * (PREVIEW + 10)),  # a run running past the preview
+    ("application/x-www-form-urlencoded", b"a=1&file=" + quote_from_bytes(DCM, safe="").encode()),
+    ("application/json", json.dumps({"file": DCM.decode("latin-1")}).encode()),  # binary as \u escapes
+    ("application/json", ('{"名前": "' + "患者" * 200 + '", "file": "').encode() + base64.b64encode(DCM)),
+    ("application/x-www-form-urlencoded", b"file=" + quote_from_bytes(base64.encodebytes(DCM)).encode()),
+])
+def test_a_file_written_as_text_is_read_whole(content_type, body):
+    assert triage(content_type, [], body[:PREVIEW], len(body) <= PREVIEW).verdict is Verdict.NEED_BODY
+
+
+@pytest.mark.parametrize("body", [
+    b"The quick brown fox jumps over the lazy dog. " * 200,
+    b'{"id": "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", "sha256": "' + b"ab" * 16 + b'", "n": 1}',
+    b"<html><body>" + b"<p>An ordinary page with a longishidentifier.</p>" * 100,
+])
+def test_ordinary_text_passes_when_the_preview_holds_all_of_it(body):
+    assert triage("text/html", [], body, True).verdict is Verdict.PASS

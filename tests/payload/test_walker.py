@@ -163,21 +163,22 @@ def test_content_encoding_is_undone_and_redone(coding):
 
     assert inflate(result.body, coding, 1 << 20) == marker(DCM)
     # the label says a compressed layer was undone to reach the object (issue 16.8)
-    assert result.findings.objects_by_wrapping == {"gzip>raw": 1}
-    assert result.findings.wrapping == "gzip>raw"
+    assert result.findings.objects_by_wrapping == {"compressed>raw": 1}
+    assert result.findings.wrapping == "compressed>raw"
 
 
 def test_gzip_file_holding_dicom_and_one_holding_text():
     result, _ = walk("application/gzip", gzip.compress(DCM))
     assert gzip.decompress(result.body) == marker(DCM)
-    assert result.findings.objects_by_wrapping == {"gzip>raw": 1} and result.findings.wrapping == "gzip>raw"
+    assert result.findings.objects_by_wrapping == {"compressed>raw": 1} and result.findings.wrapping == "compressed>raw"
     text = gzip.compress(b"plain text " * 100)
     assert walk("application/gzip", text)[0].body is text
 
 
-def test_unknown_content_coding_on_a_candidate_is_refused():
+@pytest.mark.parametrize("content_type", ["application/dicom", "text/plain", "image/jpeg", None])
+def test_unknown_content_coding_is_refused_whatever_the_type(content_type):
     with pytest.raises(Blocked) as info:
-        walk("application/dicom", b"...", codings=["br"])
+        walk(content_type, b"...", codings=["compress"])
     assert info.value.reason is BlockReason.UNSUPPORTED_ENCODING
 
 

@@ -1,0 +1,376 @@
+"""Files written as text: base64, hex and percent-encoded runs in a body, or a whole encoded body.
+
+A JSON body such as ``{"file": "AAAB..."}`` or an HTML page with
+``src="data:application/dicom;base64,..."`` carries a whole file as text.
+To the byte sniffers it is letters; to the receiver, one ``b64decode`` away
+from a DICOM object. This module finds such runs, decodes them, and writes a
+rewritten object back in the run's own layout (alphabet, padding, line
+length and line end, JSON's ``\\/`` escape), so the text around it is
+unchanged byte for byte.
+
+What counts as a run:
+
+- at least MIN_RUN_CHARS characters of the base64 alphabet, standard
+  (``+/``) or URL-safe (``-_``); Node's decoder accepts both mixed, so a
+  mixed run is decoded as one;
+- broken into lines by real line ends (MIME, PEM) or by JSON's escaped ones
+  (``\\n``, ``\\r\\n``), with ``/`` possibly escaped as ``\\/`` (JSON
+  encoders such as PHP's do that);
+- ending in at most two ``=``, and of a length some decoder accepts;
+- read as hex when it is nothing but hex digit pairs (its base64 reading is
+  checked too, as the other one a receiver might take).
+
+Lenient decoders (Python's ``b64decode``, Java's MIME decoder) skip
+whitespace, and JSON may write any character as ``\\uXXXX``; a run broken
+up that way is not one run in the raw bytes. Two looks close that gap: a
+body that is nothing but base64 once all whitespace is dropped is one run,
+and the strings of a JSON body are checked after JSON unescaping
+(``escaped_json_runs``); DICOM found only there cannot be rewritten in
+place, so the walker refuses the body.
+
+Percent-encoded runs (``curl --data-urlencode "file@scan.dcm"``, a
+``data:`` URI without ``;base64``, base64 posted in a form) are stretches of
+at least MIN_PERCENT_CHARS characters a form or URI value may hold, with at
+least one ``%XX``; the decoded value is classified like any entity (so the
+base64 inside a form value is found too). ``+`` is a space to a form decoder
+and itself to a URI decoder, so a run holding ``+`` is classified both ways.
+
+Still a gap: base64 interleaved with other skipped characters in plain text.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+from urllib.parse import quote_from_bytes, unquote_to_bytes
+
+#: 64 characters hold 48 bytes: the smallest dataset with a patient's name, ID and birth date
+#: (three implicit-VR elements of 16 bytes). Shorter runs (hashes, tokens, IDs) are left alone.
+MIN_RUN_CHARS = 64
+#: characters a run must have in one stretch somewhere; checked first on a mask of the body so
+#: that text without such a stretch (prose, HTML) costs one translate and one find
+_STRETCH = 16
+
+_CHAR = rb"[A-Za-z0-9+/_-]"
+_SEGMENT = rb"(?:" + _CHAR + rb"|\\/)" + _CHAR + rb"*(?:\\/" + _CHAR + rb"*)*"
+_BREAKS = (b"\r\n", b"\n", b"\\r\\n", b"\\n")
+_BREAK = rb"(?:\r?\n|\\r\\n|\\n)"
+_FIRST_BREAKS = re.compile(_BREAK + rb"+")
+_RUN = re.compile(_SEGMENT + rb"(?:" + _BREAK + rb"+" + _SEGMENT + rb")*={0,2}")
+#: a percent-encoded run is at least this long (48 bytes of DICOM take at least 48 characters)
+#: and holds at least one ``%XX``; shorter values (a word, a search term) are left alone
+MIN_PERCENT_CHARS = 48
+#: escapes among what form encoders leave as it is (WHATWG: alphanumerics, ``*-._``, ``+`` for a
+#: space) and URI unreserved characters; ``,`` ``;`` ``/`` ``=`` ``&`` end a run, so the run of a
+#: ``data:`` URI starts after its comma and a form value ends at the next field
+_PERCENT_PLAIN = rb"[A-Za-z0-9*._~!'()+-]"
+_PERCENT_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+_PERCENT_PLAIN_RUN = re.compile(_PERCENT_PLAIN + rb"*")
+_PERCENT_PLAIN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*._~!'()+-")
+#: JSON bodies above this are not parsed for escaped runs (json.loads holds several copies)
+MAX_JSON_PARSE_BYTES = 64 * 1024 * 1024
+_WHITESPACE = re.compile(rb"[ \t\r\n\x0b\x0c]+")
+_WHITESPACE_TEXT = re.compile(r"[ \t\r\n\x0b\x0c]+")
+#: a JSON string with a NUL or another control character that text does not hold is binary
+_BINARY_TEXT = re.compile(r"[\x00-\x08\x0e-\x1f]")
+_CONTROL_ESCAPE = re.compile(rb"\\u00[01][0-9A-Fa-f]")
+#: control bytes (which text in any encoding lacks) in the first BINARY_SNIFF_BYTES of a preview
+#: above which it is binary and the text checks are skipped (random bytes have about 50)
+BINARY_SNIFF_BYTES, MAX_TEXT_CONTROL_BYTES = 512, 8
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
+#: JSON escapes of control characters in a preview that make it worth reading whole
+MIN_CONTROL_ESCAPES = 16
+#: the 48 bytes of MIN_RUN_CHARS, as characters
+MIN_BINARY_STRING = 48
+_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
+_ENCODED_TEXT = re.compile(rb"[A-Za-z0-9+/_=\- \t\r\n\x0b\x0c]+")
+_JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*[\[{]")
+#: bytes of a body masked at a time when looking for a stretch
+MASK_WINDOW = 1024 * 1024
+_HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
+_HEX_PAIRS = re.compile(rb"[ \t\r\n]*(?:[0-9A-Fa-f]{2}[ \t\r\n]*)+")
+#: hex pairs separated by whitespace, as hexdump-style text starts (a partial pair may end it)
+_HEX_START = re.compile(rb"[ \t\r\n]*(?:[0-9A-Fa-f]{2}[ \t\r\n]*)+[0-9A-Fa-f]?")
+#: "a" for what a run may hold (its alphabet, line ends, the backslash of JSON escapes), so a run
+#: wrapped at any width still shows a stretch
+_MASK = bytes(0x61 if (0x41 <= i <= 0x5A or 0x61 <= i <= 0x7A or 0x30 <= i <= 0x39 or i in b"+/_-\r\n\\")
+              else 0x20 for i in range(256))
+
+
+@dataclass(frozen=True)
+class Run:
+    start: int
+    end: int
+    decoded: bytes
+    kind: str = "base64"  # or "hex", "percent"
+    #: the run's other reading, when receivers may read it two ways: a percent run holding "+"
+    #: (a URI decoder keeps it), a hex run (its digits are base64 characters too)
+    alternative: bytes | None = None
+
+    def text(self, body: bytes) -> bytes:
+        return body[self.start:self.end]
+
+    def encode(self, data: bytes, body: bytes) -> bytes:
+        """``data`` written in this run's own layout."""
+        original = self.text(body)
+        if self.kind == "hex":
+            return _hex_like(data, original)
+        return encode_like(data, original) if self.kind == "base64" else _percent_like(data, original)
+
+
+def find_runs(body: bytes) -> list[Run]:
+    """Every base64 or percent-encoded run in ``body`` that decodes, in order, none overlapping.
+
+    A base64-looking stretch inside a percent run is part of that run's value.
+    """
+    percent = _percent_runs(body)
+    runs = list(percent)
+    if _has_stretch(body):
+        for match in _RUN.finditer(body):
+            if match.end() - match.start() < MIN_RUN_CHARS:
+                continue
+            if any(p.start <= match.start() < p.end for p in percent):
+                continue
+            start, end = _trim_to_wrapped_lines(body, match.start(), match.end())
+            run = _alphabet_run(start, end, body[start:end])
+            if run is not None and (start, end) != (match.start(), match.end()) and run.alternative is None:
+                # the untrimmed reading, in case a receiver takes the whole stretch
+                run = Run(run.start, run.end, run.decoded, run.kind, decode_run(match.group()))
+            if run is not None:
+                runs.append(run)
+    return sorted(runs, key=lambda run: run.start)
+
+
+def _trim_to_wrapped_lines(body: bytes, start: int, end: int) -> tuple[int, int]:
+    """Drop a first or last line that does not fit the width of a wrapped run.
+
+    A word on the line before a MIME or PEM block (``base64``, ``-----BEGIN
+    CERTIFICATE-----``) is made of base64 characters too and would shift the
+    whole decoding by its length; wrapped data has lines of one width, and
+    only its last line may be shorter.
+    """
+    lines = [[start, end]]
+    for brk in _FIRST_BREAKS.finditer(body, start, end):
+        lines[-1][1] = brk.start()
+        lines.append([brk.end(), end])
+    if len(lines) < 3:
+        return start, end
+
+    def width(line: list[int]) -> int:  # in base64 characters: a JSON "\/" is one
+        return line[1] - line[0] - body.count(b"\\/", line[0], line[1])
+
+    if width(lines[0]) != width(lines[1]):
+        start = lines[1][0]
+        lines = lines[1:]
+    if len(lines) >= 3 and width(lines[-1]) > width(lines[-2]):
+        end = lines[-2][1]
+    return start, end
+
+
+def _has_stretch(data: bytes) -> bool:
+    """Whether ``data`` has _STRETCH run characters in a row; looked for a window at a time, so a
+    large body costs no second copy of itself."""
+    step = MASK_WINDOW
+    return any(b"a" * _STRETCH in data[i:i + step + _STRETCH].translate(_MASK)
+               for i in range(0, max(len(data), 1), step))
+
+
+def _alphabet_run(start: int, end: int, text: bytes) -> Run | None:
+    """A run of the base64 alphabet: hex if it is all hex digit pairs (base64 the other reading)."""
+    chars = _alphabet_chars(text)
+    as_base64 = decode_run(text)
+    if len(chars) % 2 == 0 and _HEX_DIGITS.fullmatch(chars):
+        return Run(start, end, bytes.fromhex(chars.decode("ascii")), "hex", as_base64)
+    return None if as_base64 is None else Run(start, end, as_base64)
+
+
+def _percent_runs(body: bytes) -> list[Run]:
+    runs = []
+    for start, end in _percent_spans(body):
+        if end - start < MIN_PERCENT_CHARS:
+            continue
+        text = body[start:end]
+        as_form = unquote_to_bytes(text.replace(b"+", b" "))
+        as_uri = unquote_to_bytes(text)
+        runs.append(Run(start, end, as_form, "percent", as_uri if as_uri != as_form else None))
+    return runs
+
+
+def _percent_spans(body: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every stretch of plain value characters holding at least one ``%XX``.
+
+    Built from the escapes outwards (a C-speed search for ``%``), not by
+    matching every word: random or binary bodies hold many short words.
+    """
+    if b"%" not in body:
+        return []
+    spans: list[list[int]] = []
+    for match in _PERCENT_ESCAPE.finditer(body):
+        if spans and _PERCENT_PLAIN_RUN.match(body, spans[-1][1]).end() >= match.start():
+            spans[-1][1] = match.end()
+        else:
+            spans.append([match.start(), match.end()])
+    out = []
+    for start, end in spans:
+        while start > 0 and body[start - 1] in _PERCENT_PLAIN_BYTES:
+            start -= 1
+        out.append((start, _PERCENT_PLAIN_RUN.match(body, end).end()))
+    return out
+
+
+def _hex_like(data: bytes, original: bytes) -> bytes:
+    """``data`` as hex in the original's letter case, line length and line end (spaces dropped)."""
+    digits = data.hex().encode("ascii")
+    if re.search(rb"[A-F]", original) and not re.search(rb"[a-f]", original):
+        digits = digits.upper()
+    line_end, width = _layout(original)
+    if width:
+        digits = line_end.join(digits[i:i + width] for i in range(0, len(digits), width))
+    return digits
+
+
+def _percent_like(data: bytes, original: bytes) -> bytes:
+    """Percent-encode ``data``, spaces as "+" when the original wrote them so."""
+    text = quote_from_bytes(data, safe="").encode("ascii")
+    return text.replace(b"%20", b"+") if b"+" in original and b"%20" not in original else text
+
+
+def whole_body_run(body: bytes) -> Run | None:
+    """A body that is nothing but hex or base64 once whitespace is dropped (as lenient decoders do).
+
+    Hex pairs may be separated by whitespace (``bytes.fromhex`` and hexdump
+    readers allow it).
+    """
+    if not _ENCODED_TEXT.fullmatch(body):
+        return None  # (checked in place first: a binary body fails at once and is not copied)
+    compact = _WHITESPACE.sub(b"", body)
+    if len(compact) < MIN_RUN_CHARS or not _BASE64_TEXT.fullmatch(compact):
+        return None
+    start, end = len(body) - len(body.lstrip()), len(body.rstrip())
+    if _HEX_PAIRS.fullmatch(body):
+        return Run(start, end, bytes.fromhex(compact.decode("ascii")), "hex", decode_run(compact))
+    decoded = decode_run(compact)
+    return None if decoded is None else Run(start, end, decoded)
+
+
+def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
+    """Payloads of a JSON body's strings that the raw bytes do not show as written.
+
+    Base64 strings the raw scan (``found``) did not see whole (``\\u`` escapes,
+    spaces), and strings holding control characters: binary written as
+    ``\\u0000``-style escapes, which a receiver turns back into bytes with one
+    ``encode("latin-1")``.
+    """
+    if len(body) > MAX_JSON_PARSE_BYTES or not _JSON_START.match(body):
+        return []
+    try:
+        document = json.loads(body.decode("utf-8-sig"))
+    except (ValueError, RecursionError):
+        return []
+    seen = {_alphabet_chars(run.text(body)).rstrip(b"=") for run in found}
+    decoded_runs = []
+    for text in _strings(document):
+        if len(text) >= MIN_BINARY_STRING and _BINARY_TEXT.search(text) and max(text) <= "\xff":
+            decoded_runs.append(text.encode("latin-1"))
+            continue
+        compact = _WHITESPACE_TEXT.sub("", text)
+        if len(compact) < MIN_RUN_CHARS or not compact.isascii():
+            continue
+        digits = compact.encode("ascii")
+        if not _BASE64_TEXT.fullmatch(digits) or digits.rstrip(b"=") in seen:
+            continue
+        decoded = decode_run(digits)
+        if decoded is not None:
+            decoded_runs.append(decoded)
+    return decoded_runs
+
+
+def _strings(document: Any) -> Iterator[str]:
+    """Every string in a parsed JSON document, keys included, without recursion."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def may_hold_encoded(data: bytes, complete: bool) -> bool:
+    """Whether a preview shows the start of a file written as text (the cheap look, no decoding).
+
+    A run long enough, a run of some length running into the end of an
+    incomplete preview, or hex pairs from the first byte (which
+    ``whole_body_run`` decodes whole). A run that starts after the preview
+    is not seen here: only reading the whole body finds it.
+    """
+    head = data[:BINARY_SNIFF_BYTES]
+    if len(head) - len(head.translate(None, _CONTROL_BYTES)) > MAX_TEXT_CONTROL_BYTES:
+        return False  # binary from the start (an image, a video, random bytes): not a text body
+    if _HEX_START.fullmatch(data[:MIN_RUN_CHARS * 2]) and len(data.strip()) >= MIN_RUN_CHARS:
+        return True
+    if data.count(b"\\u00") >= MIN_CONTROL_ESCAPES:
+        if len(_CONTROL_ESCAPE.findall(data)) >= MIN_CONTROL_ESCAPES:
+            return True  # binary as JSON escapes of control characters (see escaped_json_runs)
+    for start, end in _percent_spans(data):
+        if end - start >= MIN_PERCENT_CHARS or (not complete and end == len(data)):
+            return True
+    if not _has_stretch(data):
+        return False
+    for match in _RUN.finditer(data):
+        length = match.end() - match.start()
+        if length >= MIN_RUN_CHARS or (not complete and match.end() == len(data) and length >= _STRETCH):
+            return True
+    return False
+
+
+def _alphabet_chars(text: bytes) -> bytes:
+    for line_end in _BREAKS:
+        text = text.replace(line_end, b"")
+    return _WHITESPACE.sub(b"", text.replace(b"\\/", b"/"))
+
+
+def decode_run(text: bytes) -> bytes | None:
+    """The bytes a lenient decoder gets from ``text``, or None if it is not base64 after all."""
+    digits = _alphabet_chars(text).rstrip(b"=")
+    if len(digits) < MIN_RUN_CHARS or len(digits) % 4 == 1:
+        return None
+    standard = digits.replace(b"-", b"+").replace(b"_", b"/")
+    try:
+        return binascii.a2b_base64(standard + b"=" * (-len(standard) % 4), strict_mode=True)
+    except binascii.Error:
+        return None
+
+
+def encode_like(data: bytes, original: bytes) -> bytes:
+    """``data`` in base64 laid out as ``original`` was: alphabet, padding, escapes, line length and end."""
+    chars = _alphabet_chars(original)
+    text = binascii.b2a_base64(data, newline=False)
+    if not chars.endswith(b"=") and len(chars) % 4:
+        text = text.rstrip(b"=")  # the original left its padding out
+    if (b"-" in chars or b"_" in chars) and not (b"+" in chars or b"/" in chars):
+        text = text.replace(b"+", b"-").replace(b"/", b"_")
+    line_end, width = _layout(original)
+    if width:
+        text = line_end.join(text[i:i + width] for i in range(0, len(text), width))
+    if b"\\/" in original:
+        text = text.replace(b"/", b"\\/")
+    return text
+
+
+def _layout(original: bytes) -> tuple[bytes, int]:
+    """(line end, characters per line) of a wrapped run; (b"", 0) for one line.
+
+    The line end is everything between the first line and the second (blank
+    lines included), as the original wrote it.
+    """
+    match = _FIRST_BREAKS.search(original)
+    if match is None:
+        return b"", 0
+    return match.group(), len(_alphabet_chars(original[:match.start()]))
