@@ -40,6 +40,13 @@ WRAPPERS = {
     "urlsafe-json": (lambda d: json.dumps({"f": base64.urlsafe_b64encode(d).decode().rstrip("=")}).encode(),
                      "application/json"),
     "hex": (lambda d: d.hex().encode(), "text/plain"),
+    "hexdump": (lambda d: b"\n".join(b" ".join(b"%02X" % b for b in d[i:i + 16]) for i in range(0, len(d), 16)),
+                "text/plain"),
+    "php-json": (lambda d: json.dumps({"f": base64.b64encode(d).decode()}).encode().replace(b"/", b"\\/"),
+                 "application/json"),
+    "data-uri": (lambda d: b'<img alt="x" src="data:application/octet-stream;base64,' + base64.b64encode(d)
+                 + b'">', "text/html"),
+    "pem": (lambda d: b"-----BEGIN DATA-----\n" + base64.encodebytes(d) + b"-----END DATA-----\n", "text/plain"),
     "percent-form": (lambda d: b"a=1&file=" + quote_from_bytes(d, safe="").encode(),
                      "application/x-www-form-urlencoded"),
     "cte-base64": (_part(b"base64", base64.encodebytes), "multipart/form-data; boundary=nestB"),
