@@ -173,12 +173,13 @@ def _trim_to_wrapped_lines(body: bytes, start: int, end: int) -> tuple[int, int]
 
 
 def _other_alphabet(line: bytes, rest: bytes) -> bool:
-    """Whether ``line`` uses URL-safe characters that the lines before it never do, or standard
-    ones where they are URL-safe: wrapped data keeps one alphabet, a PEM trailer is dashes."""
+    """Whether ``line`` is not the data's: PEM armour (``-----END``) after lines without a dash, or
+    one alphabet's characters after lines that clearly use the other (wrapped data keeps one)."""
     def uses(text: bytes, chars: bytes) -> bool:
         return any(c in text for c in (chars[:1], chars[1:]))
-    return ((uses(line, b"-_") and not uses(rest, b"-_"))
-            or (uses(line, b"+/") and uses(rest, b"-_") and not uses(rest, b"+/")))
+    if uses(rest, b"-_") == uses(rest, b"+/"):
+        return line.startswith(b"-----") and not uses(rest, b"-_")
+    return uses(line, b"+/") if uses(rest, b"-_") else uses(line, b"-_")
 
 
 def _has_stretch(data: bytes) -> bool:
