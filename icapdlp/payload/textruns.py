@@ -165,9 +165,21 @@ def _trim_to_wrapped_lines(body: bytes, start: int, end: int) -> tuple[int, int]
     if width(lines[0]) != width(lines[1]):
         start = lines[1][0]
         lines = lines[1:]
-    if len(lines) >= 3 and width(lines[-1]) > width(lines[-2]):
-        end = lines[-2][1]
+    if len(lines) >= 3:
+        last, rest = body[lines[-1][0]:lines[-1][1]], body[lines[0][0]:lines[-2][1]]
+        if width(lines[-1]) > width(lines[-2]) or _other_alphabet(last, rest):
+            end = lines[-2][1]  # a trailer such as "-----END" is not the data's last line
     return start, end
+
+
+def _other_alphabet(line: bytes, rest: bytes) -> bool:
+    """Whether ``line`` is not the data's: PEM armour (``-----END``) after lines without a dash, or
+    one alphabet's characters after lines that clearly use the other (wrapped data keeps one)."""
+    def uses(text: bytes, chars: bytes) -> bool:
+        return any(c in text for c in (chars[:1], chars[1:]))
+    if uses(rest, b"-_") == uses(rest, b"+/"):
+        return line.startswith(b"-----") and not uses(rest, b"-_")
+    return uses(line, b"+/") if uses(rest, b"-_") else uses(line, b"-_")
 
 
 def _has_stretch(data: bytes) -> bool:

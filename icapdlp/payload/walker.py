@@ -283,8 +283,13 @@ class PayloadWalker:
         ways, or DICOM in a JSON string that cannot be rewritten in place, is
         refused.
         """
+        runs = textruns.find_runs(body)
         whole = textruns.whole_body_run(body)
-        runs = [whole] if whole is not None else textruns.find_runs(body)
+        if whole is not None and not runs:
+            runs = [whole]  # base64 broken up by spaces: only the whole body is one run
+        elif whole is not None and [(r.start, r.end) for r in runs] != [(whole.start, whole.end)]:
+            if self._finds_dicom(whole.decoded, depth, label):  # (e.g. PEM armour read as base64 too)
+                raise Blocked(BlockReason.UNINSPECTABLE, "DICOM in the whole-body reading of encoded text")
         for decoded in textruns.escaped_json_runs(body, runs):
             if self._finds_dicom(decoded, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,

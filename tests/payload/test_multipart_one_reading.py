@@ -176,11 +176,13 @@ def lenient_bodies(draw):
         lead = b"" if index == 0 and not pieces[0] else draw(st.sampled_from(_LINE_ENDS))
         content = draw(st.binary(max_size=30))
         if draw(st.booleans()):
-            content += draw(st.sampled_from(_LINE_ENDS)) + boundary + draw(st.sampled_from(_PADDING + [b"--"]))
+            tail = draw(st.sampled_from(_PADDING + [b"--"]))
+            content += draw(st.sampled_from(_LINE_ENDS)) + boundary + tail
             content += draw(st.sampled_from(_LINE_ENDS)) + draw(st.binary(max_size=10))
         headers = b'Content-Disposition: form-data; name="f%d"; filename="f%d"' % (index, index)
         pieces.append(lead + boundary + draw(st.sampled_from(_PADDING)) + end + headers + end + end + content)
-    pieces.append(draw(st.sampled_from(_LINE_ENDS)) + boundary + b"--" + draw(st.sampled_from([b"", b"\r\n"])))
+    after_close = draw(st.sampled_from([b"", b"\r\n"]))
+    pieces.append(draw(st.sampled_from(_LINE_ENDS)) + boundary + b"--" + after_close)
     pieces.append(draw(st.sampled_from([b"", b"epilogue", b"\n" + boundary + b"\n"])))
     return b"".join(pieces)
 
@@ -207,7 +209,9 @@ def email_files(body: bytes, boundary: str) -> list[bytes] | None:
 
     head = f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode()
     message = email.message_from_bytes(head + body, policy=email.policy.compat32)
-    return [part.get_payload(decode=True) for part in message.get_payload()] if message.is_multipart() else None
+    if not message.is_multipart():
+        return None
+    return [part.get_payload(decode=True) for part in message.get_payload()]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

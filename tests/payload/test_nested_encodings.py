@@ -36,10 +36,19 @@ WRAPPERS = {
     **{f"{c}-file": ((lambda c: lambda d: encode(d, c))(c), "application/octet-stream")
        for c in ("gzip", "bzip2", "xz", "zstd")},
     "base64": (base64.encodebytes, "text/plain"),
-    "base64-json": (lambda d: json.dumps({"file": base64.b64encode(d).decode()}).encode(), "application/json"),
+    "base64-json": (lambda d: json.dumps({"file": base64.b64encode(d).decode()}).encode(),
+                    "application/json"),
     "urlsafe-json": (lambda d: json.dumps({"f": base64.urlsafe_b64encode(d).decode().rstrip("=")}).encode(),
                      "application/json"),
     "hex": (lambda d: d.hex().encode(), "text/plain"),
+    "hexdump": (lambda d: b"\n".join(b" ".join(b"%02X" % b for b in d[i:i + 16])
+                                     for i in range(0, len(d), 16)), "text/plain"),
+    "php-json": (lambda d: json.dumps({"f": base64.b64encode(d).decode()}).encode().replace(b"/", b"\\/"),
+                 "application/json"),
+    "data-uri": (lambda d: b'<img alt="x" src="data:application/octet-stream;base64,' + base64.b64encode(d)
+                 + b'">', "text/html"),
+    "pem": (lambda d: b"-----BEGIN DATA-----\n" + base64.encodebytes(d) + b"-----END DATA-----\n",
+            "text/plain"),
     "percent-form": (lambda d: b"a=1&file=" + quote_from_bytes(d, safe="").encode(),
                      "application/x-www-form-urlencoded"),
     "cte-base64": (_part(b"base64", base64.encodebytes), "multipart/form-data; boundary=nestB"),
@@ -49,7 +58,8 @@ WRAPPERS = {
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(obj=st.sampled_from(OBJECTS), chain=st.lists(st.sampled_from(sorted(WRAPPERS)), min_size=1, max_size=3),
+@given(obj=st.sampled_from(OBJECTS),
+       chain=st.lists(st.sampled_from(sorted(WRAPPERS)), min_size=1, max_size=3),
        coding=st.sampled_from([None, "gzip", "br", "zstd", "deflate"]), declare=st.booleans())
 def test_a_nested_dicom_is_found_or_the_body_refused(obj, chain, coding, declare):
     # a multipart body is only one when its Content-Type names the boundary: outermost layer only
