@@ -45,6 +45,31 @@ def looks_like_dataset(data: bytes | memoryview) -> bool:
     return any(_walk(head, little, explicit) for little, explicit in _FORMS)
 
 
+#: element headers of Patient's Name and Patient ID in the four encodings (group, element in both
+#: byte orders): where a dataset embedded in other bytes shows itself without a DICM marker
+_PATIENT_TAGS = (b"\x10\x00\x10\x00", b"\x10\x00\x20\x00", b"\x00\x10\x00\x10", b"\x00\x10\x00\x20")
+#: candidate positions tried per tag: binary data of 16-bit samples can repeat a tag's bytes often
+MAX_CANDIDATES = 64
+
+
+def embedded_dataset_offset(data: bytes) -> int | None:
+    """Offset of patient attributes that decode as a run of data elements anywhere in ``data``.
+
+    A bare dataset behind other bytes (a prefix, inside a format icapdlp does
+    not open) carries no magic; its patient module does: the Patient's Name
+    or Patient ID element header, followed by more plausible elements, is
+    found by searching for the header and walking from there.
+    """
+    for tag in _PATIENT_TAGS:
+        found, tried = data.find(tag), 0
+        while found >= 0 and tried < MAX_CANDIDATES:
+            window = data[found:found + 4096]
+            if any(_walk(window, little, explicit) for little, explicit in _FORMS):
+                return found
+            found, tried = data.find(tag, found + 1), tried + 1
+    return None
+
+
 def _plausible_tag(group: int, elem: int) -> bool:
     if group in (0xFFFE, 0xFFFF) or group < 0x0002:
         return False  # item delimiters and command groups never lead a stored dataset

@@ -205,6 +205,8 @@ class PayloadWalker:
         if signatures.dicom_marker_offset(body) is not None:
             # DICOM by the marker (whatever the declared type), and not where a parser can take it
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM marker inside content that is not unpacked")
+        if lenient.embedded_dataset_offset(body) is not None:
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "patient attributes inside content that is not unpacked")
         return body
 
     def _text(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
@@ -479,8 +481,10 @@ class PayloadWalker:
         return new_prefix + middle + new_trailing
 
 
-#: a first line that is a multipart delimiter: ``--boundary`` (RFC 2046 bchars), then CRLF or LF
-_LEADING_DELIMITER = re.compile(rb"--([0-9A-Za-z'()+_,\-./:=? ]{1,70})\r?\n")
+#: a multipart delimiter line: ``--boundary`` (RFC 2046 bchars), then CRLF or LF, at the start
+#: of the body or of a line within the first MULTIPART_SNIFF_BYTES (a preamble may come first)
+_DELIMITER_LINE = re.compile(rb"(?:^|\n)--([0-9A-Za-z'()+_,\-./:=? ]{1,70})\r?\n")
+MULTIPART_SNIFF_BYTES = 1024
 
 
 def _leading_boundary(body: bytes) -> str | None:
@@ -488,10 +492,10 @@ def _leading_boundary(body: bytes) -> str | None:
 
     A zip member, a decoded base64 value or a mislabelled upload can be a MIME
     multipart body; a receiver that knows (or guesses) the boundary finds its
-    parts. The shape is strict: the body starts with a delimiter line and
-    holds the matching close delimiter.
+    parts. The shape is strict: a delimiter line near the start (after at most
+    a short preamble) and the matching close delimiter further on.
     """
-    match = _LEADING_DELIMITER.match(body)
+    match = _DELIMITER_LINE.search(body[:MULTIPART_SNIFF_BYTES + 80])
     if match is None or b"--" + match.group(1) + b"--" not in body:
         return None
     return match.group(1).decode("ascii")
