@@ -207,7 +207,10 @@ class PayloadWalker:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM marker inside content that is not unpacked")
         if lenient.embedded_dataset_offset(body) is not None:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "patient attributes inside content that is not unpacked")
-        return body
+        if dicomjson.looks_like_dicom_json(body):
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
+        encoded = self._encoded_text(body, depth, label)  # text runs stored in binary (an uncompressed tar)
+        return body if encoded is None else encoded
 
     def _text(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
         """Text: DICOM can only ride in it encoded (JSON model, XML model, base64, hex, percent-encoded)."""
