@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from icapdlp.pixels.denylist import DenyList, normalize
 from icapdlp.pixels.geometry import SOURCE_ALL_TEXT, SOURCE_HEADER, SOURCE_NER, Box, Redaction
 from icapdlp.pixels.ocr import OcrWord
+from icapdlp.pixels.recognizers import STRUCTURAL
 
 #: a word joins a line when it overlaps the line vertically by this fraction of its height
 LINE_OVERLAP = 0.5
@@ -33,6 +34,13 @@ MAX_HEIGHT_RATIO = 2.5
 #: ... nor is one that tall read with less than this confidence: a wrong-polarity reading of a
 #: plate or of letter gaps ("OE", conf 46, 89 px over 9-30 px words) spans several real lines
 TALL_WORD_MIN_CONF = 60.0
+#: a word that only the statistical NER tags must have been read at least this confidently: OCR noise on
+#: anatomy (bone edges, trabeculae, foliage in photographs) reads as short letter salad that spaCy calls a
+#: PERSON or a LOCATION ("Ilil", "Wes"). Shape recognisers (dates, IDs, titles) keep the policy's floor.
+NER_MIN_WORD_CONF = 75.0
+#: ... and be made of more than thin strokes: "Ilil", "lIl1" are what vertical edges read as
+THIN_GLYPHS = frozenset("Iil1|!jJ.,:;'`()[]{}/\\-_")
+MAX_THIN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class Span:
     end: int
     entity: str
     score: float
+    recognizer: str = ""  # the policy's recogniser name ("" when unknown: treated as statistical NER)
 
 
 NerFunction = Callable[[str], list[Span]]
@@ -131,8 +140,21 @@ def _is_allowed(word: OcrWord, allow: frozenset[str]) -> bool:
     return normalize(word.text) in allow
 
 
-def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction, policy: DetectionPolicy) -> dict[int, str]:
-    """id(word) -> entity type, for words any NER span touches."""
+def word_like(word: OcrWord) -> bool:
+    """True when a confidently read word looks like writing rather than edges read as letters."""
+    text = word.text.strip()
+    if word.conf < NER_MIN_WORD_CONF or sum(c.isalnum() for c in text) < 2:
+        return False
+    return sum(c in THIN_GLYPHS for c in text) <= MAX_THIN_SHARE * len(text)
+
+
+def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
+              policy: DetectionPolicy) -> dict[int, tuple[str, bool]]:
+    """id(word) -> (entity type, found by a shape recogniser), for words any NER span touches.
+
+    A shape span ("Dr S. Okonkwo", "ID: 00482913") takes its allow-listed words along ("Dr", "ID"):
+    the value is one box, and a title or label left standing between filled words helps no one.
+    """
     parts: list[str] = []
     offsets: list[tuple[int, int, OcrWord]] = []
     pos = 0
@@ -146,15 +168,17 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction, policy: DetectionPol
         parts.append(LINE_END)
         pos += len(LINE_END)
     text = "".join(parts)
-    hits: dict[int, str] = {}
+    hits: dict[int, tuple[str, bool]] = {}
     if not text.strip():
         return hits
     for span in ner(text):
         if span.score < policy.min_score:
             continue
+        trusted = span.recognizer in STRUCTURAL
         for start, end, w in offsets:
-            if start < span.end and span.start < end:
-                hits.setdefault(id(w), span.entity)
+            if start < span.end and span.start < end and (trusted or word_like(w)):
+                if id(w) not in hits or (trusted and not hits[id(w)][1]):
+                    hits[id(w)] = (span.entity, trusted)
     return hits
 
 
@@ -207,12 +231,13 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
                         for w in window:
                             reasons.setdefault(id(w), (SOURCE_HEADER, group))
         for w in line:
-            if id(w) in reasons or _is_allowed(w, policy.allow_words):
+            structural = id(w) in ner_hits and ner_hits[id(w)][1]
+            if id(w) in reasons or (_is_allowed(w, policy.allow_words) and not structural):
                 continue
             if policy.all_text and w.conf >= policy.min_conf:
                 reasons[id(w)] = (SOURCE_ALL_TEXT, "text")
             elif id(w) in ner_hits:
-                reasons[id(w)] = (SOURCE_NER, ner_hits[id(w)])
+                reasons[id(w)] = (SOURCE_NER, ner_hits[id(w)][0])
     out: list[Redaction] = []
     for line in lines:
         current: Redaction | None = None

@@ -1,0 +1,252 @@
+"""Benchmark on the independent burned-in set (issue 13): icapdlp vs presidio-image-redactor, one run.
+
+    .venv/bin/python benchmarks/burned_in/independent.py [--per-style 6] [--empty 4] [--seed 5000]
+        [--rounds 1] [--no-peer] [--no-third-party] [--save DIR]
+
+The set comes from tests/support/burned_in_independent.py (written apart from
+the generator the cleaner was tuned on). Both redactors see the same files in
+the same run. Reported, per redactor: PHI boxes masked (>= MASKED_SHARE of the
+truth box covered) and fully covered, by style, by size and by PHI kind; non-PHI
+labels kept (no redaction touching them); boxes on text-free images; redacted
+area outside every PHI truth box (an upper bound on pixels changed there);
+seconds per frame. presidio-image-redactor finds boxes on the first frame and
+applies them to every frame, so its boxes are scored on every frame too.
+
+Then icapdlp alone on real third-party files (pydicom's test files and, when
+installed, pydicom-data's): boxes per file (text-free scans such as MR2_UNCR
+should get none), and any object blocked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pydicom  # noqa: E402
+
+from icapdlp.config import Settings  # noqa: E402
+from icapdlp.pixels import build_cleaner  # noqa: E402
+from icapdlp.report import ObjectReport  # noqa: E402
+from icapdlp.verdict import Blocked  # noqa: E402
+from run import HERE, run_peer  # noqa: E402
+from tests.support.burned_in_independent import Case, make_set, size_bin  # noqa: E402
+
+#: a PHI box counts as masked when redactions cover at least this share of it (the text is unreadable)
+MASKED_SHARE = 0.8
+#: real third-party files expected to carry no burned-in text (any box there is a false box)
+TEXT_FREE_THIRD_PARTY = ("MR2_UNCR.dcm", "MR_small.dcm", "CT_small.dcm", "emri_small.dcm", "RG1_UNCR.dcm",
+                         "RG3_UNCR.dcm", "693_UNCR.dcm", "liver.dcm", "JPEG2000_UNC.dcm", "SC_rgb.dcm",
+                         "MR-SIEMENS-DICOM-WithOverlays.dcm", "rtdose.dcm", "SC_rgb_32bit.dcm",
+                         "SC_ybr_full_uncompressed.dcm", "OT-PAL-8-face.dcm")
+
+Boxes = dict[int, list[tuple[int, int, int, int]]]  # frame -> boxes
+
+
+def _save(cases: list[Case], folder: Path) -> dict[str, Case]:
+    out = {}
+    for case in cases:
+        name = f"{case.name}.dcm"
+        case.dataset.save_as(folder / name, enforce_file_format=True)
+        out[name] = case
+    return out
+
+
+def run_ours(folder: Path, rounds: int) -> tuple[dict[str, float], dict[str, Boxes], dict[str, str]]:
+    """Seconds per frame (best of rounds), boxes per frame, and blocked files with their reason."""
+    cleaner = build_cleaner(Settings())
+    files = sorted(folder.glob("*.dcm"))
+    cleaner.clean(pydicom.dcmread(files[0]), ObjectReport())  # warm-up: model and engine load excluded
+    timings: dict[str, float] = {}
+    boxes: dict[str, Boxes] = {}
+    blocked: dict[str, str] = {}
+    for _ in range(rounds):
+        for f in files:
+            ds = pydicom.dcmread(f)
+            n = int(ds.get("NumberOfFrames", 1) or 1)
+            t0 = time.perf_counter()
+            try:
+                cleaner.clean(ds, ObjectReport())
+            except Blocked as exc:
+                blocked[f.name] = str(exc.reason.value)
+                continue
+            per_frame = (time.perf_counter() - t0) / n
+            timings[f.name] = min(per_frame, timings.get(f.name, per_frame))
+            boxes[f.name] = {i: [(r.box.x0, r.box.y0, r.box.x1, r.box.y1) for r in rs]
+                             for i, rs in cleaner.last_result.redactions.items()}
+    return timings, boxes, blocked
+
+
+def _mask(shape: tuple[int, int], boxes) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[max(0, y0):y1, max(0, x0):x1] = True
+    return mask
+
+
+class Tally:
+    """Counts of one redactor on the set, broken down as the issue asks."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+        self.labels = [0, 0]
+        self.empty_boxes = 0
+        self.empty_images = 0
+        self.outside = 0
+        self.pixels = 0
+
+    def phi(self, keys: dict[str, str], masked: bool, full: bool) -> None:
+        for group, key in keys.items():
+            row = self.groups[group][key]
+            row[0] += masked
+            row[1] += full
+            row[2] += 1
+
+
+def score(cases: dict[str, Case], boxes: dict[str, Boxes], blocked: dict[str, str]) -> Tally:
+    t = Tally()
+    for name, case in cases.items():
+        ds = case.dataset
+        shape = (int(ds.Rows), int(ds.Columns))
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        own = boxes.get(name, {})
+        for f in range(frames):
+            fb = own.get(f, own.get(0, [])) if name not in blocked else [(0, 0, shape[1], shape[0])]
+            mask = _mask(shape, fb)
+            if case.text_free:
+                t.empty_images += 1
+                t.empty_boxes += len(fb)
+            phi_mask = np.zeros(shape, dtype=bool)
+            for truth in case.truth:
+                if truth.frame is not None and truth.frame != f:
+                    continue
+                x0, y0, x1, y1 = truth.box
+                if truth.phi_kind is None:
+                    t.labels[0] += not mask[y0:y1, x0:x1].any()
+                    t.labels[1] += 1
+                    continue
+                phi_mask[y0:y1, x0:x1] = True
+                share = float(mask[y0:y1, x0:x1].mean())
+                t.phi({"overall": "all", "style": case.style, "size": size_bin(truth.size), "kind": truth.phi_kind,
+                       "header": "header-matched" if truth.header_matched else "not in header"},
+                      share >= MASKED_SHARE, share >= 1.0)
+            t.outside += int((mask & ~phi_mask).sum())
+            t.pixels += mask.size
+    return t
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{a / b:6.1%}" if b else "     -"
+
+
+def print_tables(tallies: dict[str, Tally], order: tuple[str, ...] = ("overall", "style", "size", "kind", "header")):
+    names = list(tallies)
+    head = "".join(f" | {n[:22]:>22} masked / full" for n in names)
+    for group in order:
+        keys = sorted({k for t in tallies.values() for k in t.groups[group]})
+        print(f"\n{group:24} {'n':>5}{head}")
+        for key in keys:
+            first = tallies[names[0]].groups[group][key]
+            cells = "".join(f" | {'':>15}{_pct(t.groups[group][key][0], t.groups[group][key][2])} / "
+                            f"{_pct(t.groups[group][key][1], t.groups[group][key][2])}" for t in tallies.values())
+            print(f"{key:24} {first[2]:5d}{cells}")
+    print()
+    for n, t in tallies.items():
+        print(f"{n:32} non-PHI kept {_pct(*t.labels)} ({t.labels[1]})   boxes on {t.empty_images} text-free frames: "
+              f"{t.empty_boxes}   redacted outside PHI boxes: {t.outside / t.pixels:.3%} of pixels")
+
+
+def third_party(rounds: int = 1) -> None:
+    """icapdlp alone on real files: boxes per file and blocked objects."""
+    folders = []
+    import pydicom.data
+
+    folders.append(Path(pydicom.data.__file__).parent / "test_files")
+    try:
+        import data_store
+
+        folders.append(Path(data_store.__file__).parent / "data")
+    except ImportError:
+        print("(pydicom-data not installed: only pydicom's own test files)")
+    cleaner = build_cleaner(Settings())
+    print(f"\n{'third-party file':44} {'frames':>6} {'boxes':>6} {'s/frame':>8}  verdict")
+    for folder in folders:
+        for f in sorted(folder.glob("*.dcm")):
+            try:
+                ds = pydicom.dcmread(f)
+                if "PixelData" not in ds or not cleaner.needs_cleaning(ds):
+                    continue
+            except Exception:  # noqa: BLE001 - broken test files are pydicom's own fixtures
+                continue
+            n = int(ds.get("NumberOfFrames", 1) or 1)
+            t0 = time.perf_counter()
+            try:
+                cleaner.clean(ds, ObjectReport())
+                boxes = sum(len(v) for v in cleaner.last_result.redactions.values())
+                verdict = "rewritten"
+            except Blocked as exc:
+                boxes, verdict = 0, f"blocked: {exc.reason.value}"
+            dt = (time.perf_counter() - t0) / n
+            flag = "  <- expected none" if f.name in TEXT_FREE_THIRD_PARTY and boxes else ""
+            print(f"{f.name[:44]:44} {n:6d} {boxes:6d} {dt:8.3f}  {verdict}{flag}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-style", type=int, default=6)
+    parser.add_argument("--empty", type=int, default=4, help="text-free images per kind (anatomy, photo, noise)")
+    parser.add_argument("--seed", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--no-third-party", action="store_true")
+    parser.add_argument("--save", help="keep the generated files in this folder")
+    args = parser.parse_args()
+    if not args.no_peer:
+        subprocess.run(["bash", str(HERE / "setup_peer.sh")], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.save or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        cases = _save(make_set(args.per_style, args.seed, args.empty), folder)
+        timings, boxes, blocked = run_ours(folder, args.rounds)
+        tallies = {"icapdlp": score(cases, boxes, blocked)}
+        times = {"icapdlp": timings}
+        if not args.no_peer:
+            peer_t, peer_b = run_peer(folder, args.rounds, omp_one=False)
+            peer_boxes = {name: {0: [tuple(b) for b in bs]} for name, bs in peer_b.items()}
+            tallies["presidio-image-redactor"] = score(cases, peer_boxes, {})
+            times["presidio-image-redactor"] = {n: w / int(cases[n].dataset.get("NumberOfFrames", 1) or 1)
+                                                for n, (w, _) in peer_t.items()}
+    print(f"\n{len(cases)} objects: {args.per_style} per text style, {args.empty} per text-free kind, seed {args.seed}; "
+          f"masked = >= {MASKED_SHARE:.0%} of a PHI box covered, full = all of it")
+    if blocked:
+        print("icapdlp blocked:", blocked)
+    print_tables(tallies)
+    print(f"\n{'redactor':32} {'median s/frame':>15} {'p95 s/frame':>12} {'max s/frame':>12}")
+    for n, tm in times.items():
+        v = list(tm.values())
+        print(f"{n:32} {statistics.median(v):15.3f} {float(np.percentile(v, 95)):12.3f} {max(v):12.3f}")
+    if len(times) == 2:
+        a, b = (statistics.median(list(t.values())) for t in times.values())
+        print(f"speed-up (median per frame): {b / a:.1f}x")
+    photo = [tm for n, tm in times["icapdlp"].items() if n.startswith("empty-photo")
+             and int(cases[n].dataset.Columns) == 2048]
+    if photo:
+        print(f"icapdlp, 1536x2048 photographs: max {max(photo):.2f} s per frame")
+    if not args.no_third_party:
+        third_party()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
