@@ -14,6 +14,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from icapdlp.dicom.pixel_hook import frame_count
+from icapdlp.pixels import contrast
 from icapdlp.pixels import frames as frames_mod
 from icapdlp.pixels import ocr
 from icapdlp.pixels.denylist import build_deny_list, normalize
@@ -99,6 +100,9 @@ class BurnedInTextCleaner:
                 t0 = time.perf_counter()
                 grey = frames_mod.grey8(arr[i], decoded.photometric, ds)
                 words = self.read_words(grey, self.options.ocr_language)
+                stretched = contrast.local_view(arr[i], decoded.photometric)
+                if stretched is not None:  # faint text on deep data: read again where the view differs
+                    words += self.read_words(stretched, self.options.ocr_language)
                 ner_before = report.stage_seconds["ner"]
                 by_digest[digest] = find_redactions(words, ner, deny, policy, rows, cols)
                 report.stage_seconds["ocr"] += time.perf_counter() - t0 - (report.stage_seconds["ner"] - ner_before)

@@ -16,8 +16,9 @@ from icapdlp.pixels.recognizers import STRUCTURAL
 
 #: a word joins a line when it overlaps the line vertically by this fraction of its height
 LINE_OVERLAP = 0.5
-#: ... and starts at most this many word heights after the line's last word
-LINE_GAP_HEIGHTS = 2.0
+#: ... and starts at most this many word heights after the line's last word (2.0 split "Dr [S.] Moreau"
+#: when OCR lost the initial)
+LINE_GAP_HEIGHTS = 2.5
 #: the same word read in both polarities: boxes overlapping this much are one word
 DUPLICATE_IOU = 0.5
 #: an unconfident word this much covered by confident words is their other-polarity shadow
@@ -41,6 +42,12 @@ NER_MIN_WORD_CONF = 75.0
 #: ... and be made of more than thin strokes: "Ilil", "lIl1" are what vertical edges read as
 THIN_GLYPHS = frozenset("Iil1|!jJ.,:;'`()[]{}/\\-_")
 MAX_THIN_SHARE = 0.5
+#: characters OCR adds at word ends from plate edges and noise, removed before recognition
+STRAY_CHARS = "\"'`“”‘’|¦!¡°«»\\:;,"
+#: words of a line closer than this many glyph heights are one string split by OCR, joined without a space
+GLUE_GAP_HEIGHTS = 0.12
+JOINERS = frozenset("-/.@_")
+JOINER_GAP_HEIGHTS = 0.6
 
 
 @dataclass(frozen=True)
@@ -114,25 +121,43 @@ def drop_implausible(words: list[OcrWord], min_conf: float) -> list[OcrWord]:
     return [w for w in words if w.box.height <= limit or w.conf >= max(min_conf, TALL_WORD_MIN_CONF)]
 
 
+def reading_box(w: OcrWord) -> Box:
+    """The word's box in its own reading frame: text read on a turned crop is turned back to horizontal
+    (x along the reading direction), so one line-grouping rule serves every orientation."""
+    b = w.box
+    if w.rotation == 90:  # read on the crop turned counter-clockwise: text ran top to bottom
+        return Box(b.y0, -b.x1, b.y1, -b.x0)
+    if w.rotation == 270:  # turned clockwise: text ran bottom to top
+        return Box(-b.y1, b.x0, -b.y0, b.x1)
+    return b
+
+
 def group_lines(words: Iterable[OcrWord]) -> list[list[OcrWord]]:
-    """Words in reading order, grouped into lines by geometry (PSM 11 splits lines freely)."""
+    """Words in reading order, grouped into lines by geometry (PSM 11 splits lines freely).
+
+    Words read on turned crops form lines of their own orientation.
+    """
     lines: list[list[OcrWord]] = []
-    for w in sorted(words, key=lambda w: (w.box.x0, w.box.y0)):
-        h = max(1, w.box.height)
+    for w in sorted(words, key=lambda w: (w.rotation, reading_box(w).x0, reading_box(w).y0)):
+        box = reading_box(w)
+        h = max(1, box.height)
         best: list[OcrWord] | None = None
         best_gap = 0
         for line in lines:  # the nearest fitting line: a tall garbage reading must not capture the word
             last = line[-1]
-            overlap = min(last.box.y1, w.box.y1) - max(last.box.y0, w.box.y0)
-            gap = w.box.x0 - last.box.x1
-            if overlap >= LINE_OVERLAP * min(h, max(1, last.box.height)) and -h <= gap <= LINE_GAP_HEIGHTS * h:
+            if last.rotation != w.rotation:
+                continue
+            lb = reading_box(last)
+            overlap = min(lb.y1, box.y1) - max(lb.y0, box.y0)
+            gap = box.x0 - lb.x1
+            if overlap >= LINE_OVERLAP * min(h, max(1, lb.height)) and -h <= gap <= LINE_GAP_HEIGHTS * h:
                 if best is None or abs(gap) < best_gap:
                     best, best_gap = line, abs(gap)
         if best is None:
             lines.append([w])
         else:
             best.append(w)
-    lines.sort(key=lambda line: (line[0].box.y0, line[0].box.x0))
+    lines.sort(key=lambda line: (line[0].rotation, line[0].box.y0, line[0].box.x0))
     return lines
 
 
@@ -140,11 +165,33 @@ def _is_allowed(word: OcrWord, allow: frozenset[str]) -> bool:
     return normalize(word.text) in allow
 
 
+def ner_token(text: str) -> str:
+    """A word as the recognisers see it: OCR's stray quotes and bars at its ends dropped ('"8229025',
+    '30!'), nothing for a word of punctuation alone (a "|" between "San" and "Marco" broke the name)."""
+    token = text.strip(STRAY_CHARS)
+    return token if any(c.isalnum() for c in token) else ""
+
+
+def _glued(left: OcrWord, right: OcrWord) -> bool:
+    """True when two words of a line touch: one string OCR split ("347" "-41-9381", "Tou" "louse").
+
+    A joining character at the seam ("-", "/", ".", "@") glues across a wider gap (monospace fonts).
+    """
+    lb, rb = reading_box(left), reading_box(right)
+    gap = rb.x0 - lb.x1
+    height = max(1, min(lb.height, rb.height))
+    if gap <= GLUE_GAP_HEIGHTS * height:
+        return True
+    return gap <= JOINER_GAP_HEIGHTS * height and (left.text[-1:] in JOINERS or right.text[:1] in JOINERS)
+
+
 def word_like(word: OcrWord) -> bool:
     """True when a confidently read word looks like writing rather than edges read as letters."""
     text = word.text.strip()
     if word.conf < NER_MIN_WORD_CONF or sum(c.isalnum() for c in text) < 2:
         return False
+    if not any(c.isalpha() for c in text) and sum(c.isdigit() for c in text) < 4:
+        return False  # "400" of "W 400 L 40" is a window, not a DATE_TIME; dates have their own recogniser
     return sum(c in THIN_GLYPHS for c in text) <= MAX_THIN_SHARE * len(text)
 
 
@@ -159,14 +206,20 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
     offsets: list[tuple[int, int, OcrWord]] = []
     pos = 0
     for line in lines:
+        previous: OcrWord | None = None
         for w in line:
-            if w.conf < policy.min_conf:
+            token = ner_token(w.text)
+            if w.conf < policy.min_conf or not token:
                 continue
-            offsets.append((pos, pos + len(w.text), w))
-            parts.append(w.text + " ")
-            pos += len(w.text) + 1
-        parts.append(LINE_END)
-        pos += len(LINE_END)
+            if previous is not None and parts and not _glued(previous, w):
+                parts.append(" ")
+                pos += 1
+            offsets.append((pos, pos + len(token), w))
+            parts.append(token)
+            pos += len(token)
+            previous = w
+        parts.append(" " + LINE_END)
+        pos += 1 + len(LINE_END)
     text = "".join(parts)
     hits: dict[int, tuple[str, bool]] = {}
     if not text.strip():

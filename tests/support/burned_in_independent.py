@@ -503,11 +503,12 @@ def _text_case(seed: int, style: str, rng: random.Random, nrng: np.random.Genera
     if style == "low-contrast":
         # text 10-20 stored levels from its local background, on a flat, quiet patch: flatten under each line
         top = (1 << bits) - 1
+        m = 12  # the quiet patch reaches this far around the line (air, a uniform plate)
         for alpha, x, y, _, _ in drawings:
             h, w = alpha.shape
             level = float(np.median(img[y:y + h, x:x + w]))
-            img[max(0, y - 4):y + h + 4, max(0, x - 4):x + w + 4] = level + nrng.normal(
-                0, 1.0 / top, (min(rows, y + h + 4) - max(0, y - 4), min(cols, x + w + 4) - max(0, x - 4)))
+            img[max(0, y - m):y + h + m, max(0, x - m):x + w + m] = level + nrng.normal(
+                0, 1.0 / top, (min(rows, y + h + m) - max(0, y - m), min(cols, x + w + m) - max(0, x - m)))
     stack = []
     for f in range(frames_n):
         frame_img = img.copy() if frames_n == 1 else np.clip(img + nrng.normal(0, 0.01, img.shape), 0, 1)
