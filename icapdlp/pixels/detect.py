@@ -46,7 +46,7 @@ MAX_THIN_SHARE = 0.5
 STRAY_CHARS = "\"'`“”‘’|¦!¡°«»\\:;,"
 #: words of a line closer than this many glyph heights are one string split by OCR, joined without a space
 GLUE_GAP_HEIGHTS = 0.12
-JOINERS = frozenset("-/.@_")
+JOINERS = frozenset("-/@_")  # not ".": "Drs." and "Lindqvist" are two words
 JOINER_GAP_HEIGHTS = 0.6
 
 
