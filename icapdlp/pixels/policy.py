@@ -49,6 +49,8 @@ def needs_ocr(ds: Dataset, options: PixelOptions) -> bool:
 
 
 def redact_all_text(ds: Dataset, options: PixelOptions) -> bool:
-    """High-risk classes: every word found is redacted, not only PHI."""
+    """High-risk classes (or a policy that says so): every word found is redacted, not only PHI."""
+    if options.all_text:
+        return True
     modality = str(ds.get("Modality", "")).strip().upper()
     return bool(modality) and modality in {m.upper() for m in options.redact_all_text_modalities}
