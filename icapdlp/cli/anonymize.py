@@ -72,6 +72,8 @@ def _init_worker(config: PipelineConfig, settings: Settings, use_pixels: bool) -
 
 def _process(pair: tuple[Path, Path]) -> tuple[str, str | None, dict]:
     source, destination = pair
+    if _WORKER["cleaner"] is not None:
+        _WORKER["cleaner"].review_source = str(source)  # review images named after their source file
     try:
         result = deidentify_buffer(read_owned(source), _WORKER["config"], _WORKER["cleaner"], owned=True)
     except Blocked as blocked:
@@ -157,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k}={v}" for k, v in sorted(actions.items()))
     print(f"{written} written, {len(blocked)} blocked, {len(pairs)} files in {elapsed:.1f} s "
           f"({rate:.1f} files/s); actions: {summary or 'none'}")
+    if args.review:
+        print(f"pixel review images: {Path(args.review).resolve()} (open index.html)")
     by_reason = Counter(reason for _, reason in blocked)
     if by_reason:
         print("blocked by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items())))

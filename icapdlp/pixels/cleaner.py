@@ -53,6 +53,8 @@ class BurnedInTextCleaner:
         self.clean_graphics = clean_graphics
         self.allow = frozenset(normalize(w) for w in options.allow_words)
         self.last_result: CleanResult | None = None
+        #: the file being cleaned, when the caller has one (anonymize): review images are named after it
+        self.review_source: str | None = None
 
     def needs_cleaning(self, ds: Dataset) -> bool:
         return needs_ocr(ds, self.options)
@@ -131,4 +133,4 @@ class BurnedInTextCleaner:
         if self.review_dir and result.originals:
             from icapdlp.pixels.review import write_review
 
-            write_review(self.review_dir, ds, result, arr)
+            write_review(self.review_dir, ds, result, arr, self.review_source)
