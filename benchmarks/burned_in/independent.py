@@ -20,12 +20,13 @@ should get none), and any object blocked.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -40,18 +41,16 @@ from icapdlp.config import Settings  # noqa: E402
 from icapdlp.pixels import build_cleaner  # noqa: E402
 from icapdlp.report import ObjectReport  # noqa: E402
 from icapdlp.verdict import Blocked  # noqa: E402
-from run import HERE, run_peer  # noqa: E402
-from tests.support.burned_in_independent import Case, make_set, size_bin  # noqa: E402
+from run import HERE, PEER_PYTHON  # noqa: E402
+from tests.support.burned_in_independent import MASKED_SHARE, Case, Tally, make_set, score  # noqa: E402
 
-#: a PHI box counts as masked when redactions cover at least this share of it (the text is unreadable)
-MASKED_SHARE = 0.8
 #: real third-party files expected to carry no burned-in text (any box there is a false box)
 TEXT_FREE_THIRD_PARTY = ("MR2_UNCR.dcm", "MR_small.dcm", "CT_small.dcm", "emri_small.dcm", "RG1_UNCR.dcm",
                          "RG3_UNCR.dcm", "693_UNCR.dcm", "liver.dcm", "JPEG2000_UNC.dcm", "SC_rgb.dcm",
                          "MR-SIEMENS-DICOM-WithOverlays.dcm", "rtdose.dcm", "SC_rgb_32bit.dcm",
                          "SC_ybr_full_uncompressed.dcm", "OT-PAL-8-face.dcm")
 
-Boxes = dict[int, list[tuple[int, int, int, int]]]  # frame -> boxes
+Boxes = dict[int, list[tuple[int, int, int, int]]]  # frame -> boxes (as score() takes them)
 
 
 def _save(cases: list[Case], folder: Path) -> dict[str, Case]:
@@ -88,62 +87,26 @@ def run_ours(folder: Path, rounds: int) -> tuple[dict[str, float], dict[str, Box
     return timings, boxes, blocked
 
 
-def _mask(shape: tuple[int, int], boxes) -> np.ndarray:
-    mask = np.zeros(shape, dtype=bool)
-    for x0, y0, x1, y1 in boxes:
-        mask[max(0, y0):y1, max(0, x0):x1] = True
-    return mask
-
-
-class Tally:
-    """Counts of one redactor on the set, broken down as the issue asks."""
-
-    def __init__(self) -> None:
-        self.groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
-        self.labels = [0, 0]
-        self.empty_boxes = 0
-        self.empty_images = 0
-        self.outside = 0
-        self.pixels = 0
-
-    def phi(self, keys: dict[str, str], masked: bool, full: bool) -> None:
-        for group, key in keys.items():
-            row = self.groups[group][key]
-            row[0] += masked
-            row[1] += full
-            row[2] += 1
-
-
-def score(cases: dict[str, Case], boxes: dict[str, Boxes], blocked: dict[str, str]) -> Tally:
-    t = Tally()
-    for name, case in cases.items():
-        ds = case.dataset
-        shape = (int(ds.Rows), int(ds.Columns))
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        own = boxes.get(name, {})
-        for f in range(frames):
-            fb = own.get(f, own.get(0, [])) if name not in blocked else [(0, 0, shape[1], shape[0])]
-            mask = _mask(shape, fb)
-            if case.text_free:
-                t.empty_images += 1
-                t.empty_boxes += len(fb)
-            phi_mask = np.zeros(shape, dtype=bool)
-            for truth in case.truth:
-                if truth.frame is not None and truth.frame != f:
-                    continue
-                x0, y0, x1, y1 = truth.box
-                if truth.phi_kind is None:
-                    t.labels[0] += not mask[y0:y1, x0:x1].any()
-                    t.labels[1] += 1
-                    continue
-                phi_mask[y0:y1, x0:x1] = True
-                share = float(mask[y0:y1, x0:x1].mean())
-                t.phi({"overall": "all", "style": case.style, "size": size_bin(truth.size), "kind": truth.phi_kind,
-                       "header": "header-matched" if truth.header_matched else "not in header"},
-                      share >= MASKED_SHARE, share >= 1.0)
-            t.outside += int((mask & ~phi_mask).sum())
-            t.pixels += mask.size
-    return t
+def run_peer(folder: Path, rounds: int) -> tuple[dict[str, float], dict[str, Boxes], dict[str, str]]:
+    """presidio-image-redactor in its venv: seconds per frame, boxes (applied to every frame), failures."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_THREAD_LIMIT"}  # the peer as it ships
+    proc = subprocess.run([str(PEER_PYTHON), str(HERE / "peer_worker.py"), str(folder), str(rounds)], env=env,
+                          capture_output=True, text=True, check=True)
+    timings: dict[str, float] = {}
+    boxes: dict[str, Boxes] = {}
+    failed: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        rec = json.loads(line)
+        frames = int(pydicom.dcmread(folder / rec["name"], stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
+        if "error" in rec:
+            failed[rec["name"]] = rec["error"]
+            continue
+        per_frame = rec["seconds"] / frames
+        timings[rec["name"]] = min(per_frame, timings.get(rec["name"], per_frame))
+        boxes[rec["name"]] = {0: [tuple(b) for b in rec["boxes"]]}
+    return timings, boxes, failed
 
 
 def _pct(a: int, b: int) -> str:
@@ -222,11 +185,12 @@ def main() -> int:
         tallies = {"icapdlp": score(cases, boxes, blocked)}
         times = {"icapdlp": timings}
         if not args.no_peer:
-            peer_t, peer_b = run_peer(folder, args.rounds, omp_one=False)
-            peer_boxes = {name: {0: [tuple(b) for b in bs]} for name, bs in peer_b.items()}
-            tallies["presidio-image-redactor"] = score(cases, peer_boxes, {})
-            times["presidio-image-redactor"] = {n: w / int(cases[n].dataset.get("NumberOfFrames", 1) or 1)
-                                                for n, (w, _) in peer_t.items()}
+            peer_t, peer_boxes, peer_failed = run_peer(folder, args.rounds)
+            tallies["presidio-image-redactor"] = score(cases, peer_boxes, {})  # a failure finds nothing
+            times["presidio-image-redactor"] = peer_t
+            if peer_failed:
+                print(f"presidio-image-redactor failed on {len(peer_failed)} files (scored as no boxes, not timed): "
+                      f"{sorted(set(peer_failed.values()))}")
     print(f"\n{len(cases)} objects: {args.per_style} per text style, {args.empty} per text-free kind, seed {args.seed}; "
           f"masked = >= {MASKED_SHARE:.0%} of a PHI box covered, full = all of it")
     if blocked:

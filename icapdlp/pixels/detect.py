@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from icapdlp.pixels.denylist import DenyList, normalize
 from icapdlp.pixels.geometry import SOURCE_ALL_TEXT, SOURCE_HEADER, SOURCE_NER, Box, Redaction
 from icapdlp.pixels.ocr import OcrWord
-from icapdlp.pixels.recognizers import STRUCTURAL
+from icapdlp.pixels.recognizers import STRUCTURAL, TITLES
 
 #: a word joins a line when it overlaps the line vertically by this fraction of its height
 LINE_OVERLAP = 0.5
@@ -257,6 +257,15 @@ def _joined_match(deny: DenyList, texts: list[str]) -> str | None:
     return found[0]
 
 
+def _titles_follow_names(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, str]]) -> None:
+    """A title ("Dr", "Prof.", allow-listed as "DR" the modality) goes with the person name right after it."""
+    for line in lines:
+        for title, name in zip(line, line[1:]):
+            if id(title) not in reasons and normalize(title.text) in TITLES and \
+                    reasons.get(id(name), ("", ""))[1] in ("PERSON", "person-name"):
+                reasons[id(title)] = reasons[id(name)]
+
+
 def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, policy: DetectionPolicy,
                     rows: int, cols: int) -> list[Redaction]:
     """Padded boxes to fill in a frame of ``rows`` x ``cols``, each with its reason.
@@ -291,6 +300,7 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
                 reasons[id(w)] = (SOURCE_ALL_TEXT, "text")
             elif id(w) in ner_hits:
                 reasons[id(w)] = (SOURCE_NER, ner_hits[id(w)][0])
+    _titles_follow_names(lines, reasons)
     out: list[Redaction] = []
     for line in lines:
         current: Redaction | None = None

@@ -59,6 +59,8 @@ _SEP = r"[./\-]"
 _UPPER_WORD = r"[A-ZÀ-ÖØ-Þ][\w'’\-]+"
 _NAME_TITLES = (r"Dr|Drs|Dra|Dres|Prof|Pr|Dott|Dottssa|Doz|PD|Mr|Mrs|Ms|Mme|Mlle|Herr|Frau|Hr|Fr|Sr|Sra|"
                 r"Dhr|Mevr|Mw|Dipl|Ing|MUDr|Lic")
+#: the same titles, normalised as the detector compares words (upper case, letters only)
+TITLES = frozenset(t.upper() for t in _NAME_TITLES.split("|"))
 _INSTITUTION_TAILS = (r"Medical\s+Cent(?:er|re)|Royal\s+Infirmary|Infirmary|(?:General\s+|University\s+|"
                       r"Children'?s\s+|Memorial\s+|District\s+|County\s+)?Hospital|Clinic|Health\s+Cent(?:er|re)|"
                       r"Imaging\s+Cent(?:er|re)|Radiology|Ziekenhuis|Krankenhaus|Klinikum|Universitätsklinikum|"

@@ -44,7 +44,8 @@ def test_ner_span_maps_to_the_words_it_touches_with_entity_label():
     ner = KeywordNer({"Maria Garcia": "PERSON"})
     words = [word("Dr", 10, 10, 30, 30), word("Maria", 40, 10, 90, 30), word("Garcia", 100, 10, 160, 30)]
     out = find_redactions(words, ner, DenyList({}), policy(padding=0), 480, 640)
-    assert [(r.box, r.source, r.label) for r in out] == [(Box(40, 10, 160, 30), "ner", "PERSON")]
+    # the title goes with the name after it (issue 13: "Dr" was left standing before a filled name)
+    assert [(r.box, r.source, r.label) for r in out] == [(Box(10, 10, 160, 30), "ner", "PERSON")]
     assert ner.calls == ["Dr Maria Garcia .\n"]
 
 

@@ -113,3 +113,14 @@ def test_shape_span_is_trusted_at_the_ocr_floor():
     def ner(text):
         return [Span(0, 10, "DATE_TIME", 0.8, "date")]
     assert len(find_redactions(words, ner, DenyList({}), _policy(), 100, 400)) == 1
+
+
+def test_a_title_goes_with_the_name_after_it_but_stays_alone():
+    """spaCy (or the header) finds "Moreau"; the allow-listed "Dr" before it goes too, "DR" alone stays."""
+    words = [_word("Dr", 0), _word("Moreau", 40), _word("DR", 200)]
+
+    def ner(text):
+        start = text.index("Moreau")
+        return [Span(start, start + 6, "PERSON", 0.85, "spacy-ner")]
+    boxes = find_redactions(words, ner, DenyList({}), _policy(), 100, 400)
+    assert [(r.box.x0, r.box.x1) for r in boxes] == [(0, 100)]

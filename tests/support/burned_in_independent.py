@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -537,11 +538,13 @@ def _text_value(style: str, img: np.ndarray, alpha: np.ndarray, x: int, y: int, 
         return level + delta if rng.random() < 0.5 or level < 0.5 else level - delta
     if style == "us-banner":
         return np.array(rng.choice([(1.0, 1.0, 1.0), (1.0, 0.9, 0.2), (0.6, 0.9, 1.0)]), np.float32)
-    if style == "over-anatomy":
-        return rng.choice([1.0, 0.95, 0.0]) if rng.random() < 0.8 else 0.05
     if style in ("white-on-black",):
         under[...] = np.minimum(under, 0.04)  # black margin behind the line
         return rng.uniform(0.85, 1.0)
+    # drawn over whatever is there, as a scanner's overlay is: light text, or dark where the anatomy under
+    # the line is bright (a device picks the colour a reader can see; faint text is the low-contrast style)
+    if float(np.median(under)) > 0.55:
+        return rng.uniform(0.0, 0.12)
     return rng.uniform(0.85, 1.0)
 
 
@@ -566,3 +569,76 @@ def make_set(n_per_style: int = 6, seed: int = 5000, empty_per_style: int = 4) -
     for k, style in enumerate(EMPTY_STYLES):
         cases.extend(make_case(seed + 10000 + 100 * k + i, style) for i in range(empty_per_style))
     return cases
+
+
+# -- scoring ----------------------------------------------------------------------------------
+
+#: a PHI box counts as masked when redactions cover at least this share of it (the text is unreadable)
+MASKED_SHARE = 0.8
+
+
+def _mask(shape: tuple[int, int], boxes) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[max(0, y0):y1, max(0, x0):x1] = True
+    return mask
+
+
+class Tally:
+    """Counts of one redactor on the set, broken down as the issue asks.
+
+    ``groups[group][key]`` = [masked, fully covered, total] PHI boxes; ``labels`` = [kept, total] non-PHI;
+    ``outside`` = redacted pixels outside every PHI truth box, of ``pixels`` in all frames.
+    """
+
+    def __init__(self) -> None:
+        self.groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+        self.labels = [0, 0]
+        self.empty_boxes = 0
+        self.empty_images = 0
+        self.outside = 0
+        self.pixels = 0
+
+    def rate(self, group: str, key: str, column: int = 0) -> float:
+        row = self.groups[group][key]
+        return row[column] / row[2] if row[2] else 1.0
+
+    def phi(self, keys: dict[str, str], masked: bool, full: bool) -> None:
+        for group, key in keys.items():
+            row = self.groups[group][key]
+            row[0] += masked
+            row[1] += full
+            row[2] += 1
+
+
+def score(cases: dict[str, Case], boxes: dict[str, dict[int, list]], blocked: dict[str, str]) -> Tally:
+    """Counts over every frame; a blocked object counts as wholly redacted (nothing leaks, nothing is kept)."""
+    t = Tally()
+    for name, case in cases.items():
+        ds = case.dataset
+        shape = (int(ds.Rows), int(ds.Columns))
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        own = boxes.get(name, {})
+        for f in range(frames):
+            fb = own.get(f, own.get(0, [])) if name not in blocked else [(0, 0, shape[1], shape[0])]
+            mask = _mask(shape, fb)
+            if case.text_free:
+                t.empty_images += 1
+                t.empty_boxes += len(fb)
+            phi_mask = np.zeros(shape, dtype=bool)
+            for truth in case.truth:
+                if truth.frame is not None and truth.frame != f:
+                    continue
+                x0, y0, x1, y1 = truth.box
+                if truth.phi_kind is None:
+                    t.labels[0] += not mask[y0:y1, x0:x1].any()
+                    t.labels[1] += 1
+                    continue
+                phi_mask[y0:y1, x0:x1] = True
+                share = float(mask[y0:y1, x0:x1].mean())
+                t.phi({"overall": "all", "style": case.style, "size": size_bin(truth.size), "kind": truth.phi_kind,
+                       "header": "header-matched" if truth.header_matched else "not in header"},
+                      share >= MASKED_SHARE, share >= 1.0)
+            t.outside += int((mask & ~phi_mask).sum())
+            t.pixels += mask.size
+    return t
