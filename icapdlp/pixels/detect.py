@@ -228,6 +228,9 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
         if span.score < policy.min_score:
             continue
         trusted = span.recognizer in STRUCTURAL
+        touched = [w for start, end, w in offsets if start < span.end and span.start < end]
+        if not trusted and (not touched or sum(w.conf for w in touched) / len(touched) < NER_MIN_WORD_CONF):
+            continue  # a statistical span over a run of unconfident readings ("Ss ai jx" on foliage)
         for start, end, w in offsets:
             if start < span.end and span.start < end and (trusted or word_like(w)):
                 if id(w) not in hits or (trusted and not hits[id(w)][1]):

@@ -124,3 +124,11 @@ def test_a_title_goes_with_the_name_after_it_but_stays_alone():
         return [Span(start, start + 6, "PERSON", 0.85, "spacy-ner")]
     boxes = find_redactions(words, ner, DenyList({}), _policy(), 100, 400)
     assert [(r.box.x0, r.box.x1) for r in boxes] == [(0, 100)]
+
+
+def test_a_statistical_span_over_unconfident_noise_is_dropped_even_where_one_word_is_confident():
+    words = [_word("Ss", 0, 49.0), _word("ai", 30, 85.0), _word("jx", 60, 38.0)]
+
+    def ner(text):
+        return [Span(0, len(text.split(" .")[0]), "PERSON", 0.85, "spacy-ner")]
+    assert find_redactions(words, ner, DenyList({}), _policy(), 100, 400) == []
