@@ -42,6 +42,14 @@ NER_MIN_WORD_CONF = 75.0
 #: ... and be made of more than thin strokes: "Ilil", "lIl1" are what vertical edges read as
 THIN_GLYPHS = frozenset("Iil1|!jJ.,:;'`()[]{}/\\-_")
 MAX_THIN_SHARE = 0.5
+#: words announcing the PHI value after them on the same line (normalised: upper case, letters and digits)
+VALUE_LABELS = frozenset({"SSN", "MRN", "MR", "DOB", "BORN", "ACC", "ACCNO", "ACCESSION", "PID", "PATID",
+                          "PATIENTID", "ID", "PATIENT", "NAME", "TEL", "PH", "PHONE", "FAX", "EMAIL", "NHS", "NHI", "INSEE", "BSN", "AHV",
+                          "GEBDAT", "GEB", "NE", "NEE"})
+#: ... at most this many words of it
+MAX_LABELLED_WORDS = 4
+#: the label of such a box (a closed-set word, like the entity types)
+LABELLED_VALUE = "LABELLED_VALUE"
 #: characters OCR adds at word ends from plate edges and noise, removed before recognition
 STRAY_CHARS = "\"'`“”‘’|¦!¡°«»\\:;,"
 #: words of a line closer than this many glyph heights are one string split by OCR, joined without a space
@@ -168,8 +176,15 @@ def _is_allowed(word: OcrWord, allow: frozenset[str]) -> bool:
 def ner_token(text: str) -> str:
     """A word as the recognisers see it: OCR's stray quotes and bars at its ends dropped ('"8229025',
     '30!'), nothing for a word of punctuation alone (a "|" between "San" and "Marco" broke the name)."""
-    token = text.strip(STRAY_CHARS)
+    token = text.strip(STRAY_CHARS).rstrip(".")  # "+49." but ".org" (glued to the address before it)
     return token if any(c.isalnum() for c in token) else ""
+
+
+def _overlaid(word: OcrWord, line: list[OcrWord]) -> bool:
+    """True when a more confident word of the line covers much of this one: a second, garbage reading
+    of the same ink ("Wal" across "Saint-Roch Clinic") that would break the string it lies in."""
+    return any(o is not word and o.conf > word.conf and _covered_share(word.box, o.box) >= SHADOW_COVERED
+               for o in line)
 
 
 def _glued(left: OcrWord, right: OcrWord) -> bool:
@@ -180,9 +195,12 @@ def _glued(left: OcrWord, right: OcrWord) -> bool:
     lb, rb = reading_box(left), reading_box(right)
     gap = rb.x0 - lb.x1
     height = max(1, min(lb.height, rb.height))
+    if gap < -1:
+        return False  # overlapping boxes are two readings, not two halves of one string
     if gap <= GLUE_GAP_HEIGHTS * height:
         return True
-    return gap <= JOINER_GAP_HEIGHTS * height and (left.text[-1:] in JOINERS or right.text[:1] in JOINERS)
+    return gap <= JOINER_GAP_HEIGHTS * height and (left.text[-1:] in JOINERS or right.text[:1] in JOINERS
+                                                   or right.text[:1] == ".")  # ".org", not "Dr." + "Lindqvist"
 
 
 def word_like(word: OcrWord) -> bool:
@@ -209,7 +227,7 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
         previous: OcrWord | None = None
         for w in line:
             token = ner_token(w.text)
-            if w.conf < policy.min_conf or not token:
+            if w.conf < policy.min_conf or not token or _overlaid(w, line):
                 continue
             if previous is not None and parts and not _glued(previous, w):
                 parts.append(" ")
@@ -269,6 +287,20 @@ def _titles_follow_names(lines: list[list[OcrWord]], reasons: dict[int, tuple[st
                 reasons[id(title)] = reasons[id(name)]
 
 
+def _labelled_values(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, str]],
+                     policy: DetectionPolicy) -> None:
+    """The words after a PHI label on its line ("SSN:", "MRN", "DOB", "Acc#") are its value, whatever OCR
+    made of them: a misread "442-320-2834" at confidence 0 is still the number the label announces."""
+    for line in lines:
+        for i, w in enumerate(line):
+            if normalize(w.text) not in VALUE_LABELS or w.conf < policy.min_conf:
+                continue
+            for value in line[i + 1:i + 1 + MAX_LABELLED_WORDS]:
+                if normalize(value.text) in VALUE_LABELS or _is_allowed(value, policy.allow_words):
+                    break
+                reasons.setdefault(id(value), (SOURCE_NER, LABELLED_VALUE))
+
+
 def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, policy: DetectionPolicy,
                     rows: int, cols: int) -> list[Redaction]:
     """Padded boxes to fill in a frame of ``rows`` x ``cols``, each with its reason.
@@ -304,6 +336,7 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
             elif id(w) in ner_hits:
                 reasons[id(w)] = (SOURCE_NER, ner_hits[id(w)][0])
     _titles_follow_names(lines, reasons)
+    _labelled_values(lines, reasons, policy)
     out: list[Redaction] = []
     for line in lines:
         current: Redaction | None = None

@@ -110,7 +110,7 @@ _ID_VALUE = r"[A-Z0-9][A-Z0-9\-/.]{3,}\d[A-Z0-9]*"
 def _mrn() -> Any:
     return _pattern("medical-record-number", "MEDICAL_RECORD_NUMBER", [
         ("labelled MRN", rf"\b(?:MRN|MR#|MR\s?No|MR\s?Nr|Med\.?\s?Rec(?:ord)?\.?(?:\s?No)?|Chart|Dossier|EPD|NHI)"
-                         rf"\.?\s*[:#\-]?\s*{_ID_VALUE}", 0.9),
+                         rf"\.?\s*[:#\-]*\s*{_ID_VALUE}", 0.9),
     ])
 
 

@@ -132,3 +132,10 @@ def test_a_statistical_span_over_unconfident_noise_is_dropped_even_where_one_wor
     def ner(text):
         return [Span(0, len(text.split(" .")[0]), "PERSON", 0.85, "spacy-ner")]
     assert find_redactions(words, ner, DenyList({}), _policy(), 100, 400) == []
+
+
+def test_the_words_after_a_phi_label_go_whatever_ocr_read():
+    """ "SSN:" read well, its value misread at confidence 0: the value goes, the next label stops it."""
+    words = [_word("SSN:", 0, 94.0), _word("442-320-2834", 50, 0.0), _word("DR", 180, 95.0)]  # DR: allow-listed
+    boxes = find_redactions(words, lambda text: [], DenyList({}), _policy(), 100, 400)
+    assert [(r.box.x0, r.box.x1, r.label) for r in boxes] == [(50, 170, "LABELLED_VALUE")]
