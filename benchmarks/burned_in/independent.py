@@ -62,12 +62,15 @@ def _save(cases: list[Case], folder: Path) -> dict[str, Case]:
     return out
 
 
-def run_ours(folder: Path, rounds: int) -> tuple[dict[str, tuple[float, float]], dict[str, Boxes], dict[str, str]]:
-    """(wall, CPU) seconds per frame (best of rounds), boxes per frame, and blocked files with their reason."""
+Timings = dict[str, tuple[float, float]]  # file name -> (wall, CPU) seconds per frame, best of the rounds
+
+
+def run_ours(folder: Path, rounds: int) -> tuple[Timings, dict[str, Boxes], dict[str, str]]:
+    """Seconds per frame, boxes per frame, and blocked files with their reason."""
     cleaner = build_cleaner(Settings())
     files = sorted(folder.glob("*.dcm"))
     cleaner.clean(pydicom.dcmread(files[0]), ObjectReport())  # warm-up: model and engine load excluded
-    timings: dict[str, tuple[float, float]] = {}
+    timings: Timings = {}
     boxes: dict[str, Boxes] = {}
     blocked: dict[str, str] = {}
     for _ in range(rounds):
@@ -88,19 +91,20 @@ def run_ours(folder: Path, rounds: int) -> tuple[dict[str, tuple[float, float]],
     return timings, boxes, blocked
 
 
-def run_peer(folder: Path, rounds: int) -> tuple[dict[str, tuple[float, float]], dict[str, Boxes], dict[str, str]]:
-    """presidio-image-redactor in its venv: (wall, CPU) seconds per frame, boxes (on every frame), failures."""
+def run_peer(folder: Path, rounds: int) -> tuple[Timings, dict[str, Boxes], dict[str, str]]:
+    """presidio-image-redactor in its venv: seconds per frame, boxes (on every frame), failures."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_THREAD_LIMIT"}  # the peer as it ships
     proc = subprocess.run([str(PEER_PYTHON), str(HERE / "peer_worker.py"), str(folder), str(rounds)], env=env,
                           capture_output=True, text=True, check=True)
-    timings: dict[str, tuple[float, float]] = {}
+    timings: Timings = {}
     boxes: dict[str, Boxes] = {}
     failed: dict[str, str] = {}
     for line in proc.stdout.splitlines():
         if not line.startswith("{"):
             continue
         rec = json.loads(line)
-        frames = int(pydicom.dcmread(folder / rec["name"], stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
+        header = pydicom.dcmread(folder / rec["name"], stop_before_pixels=True)
+        frames = int(header.get("NumberOfFrames", 1) or 1)
         if "error" in rec:
             failed[rec["name"]] = rec["error"]
             continue
@@ -115,7 +119,10 @@ def _pct(a: int, b: int) -> str:
     return f"{a / b:6.1%}" if b else "     -"
 
 
-def print_tables(tallies: dict[str, Tally], order: tuple[str, ...] = ("overall", "style", "size", "kind", "header")):
+GROUPS = ("overall", "style", "size", "kind", "header")
+
+
+def print_tables(tallies: dict[str, Tally], order: tuple[str, ...] = GROUPS) -> None:
     names = list(tallies)
     head = "".join(f" | {n[:22]:>22} masked / full" for n in names)
     for group in order:
@@ -123,13 +130,14 @@ def print_tables(tallies: dict[str, Tally], order: tuple[str, ...] = ("overall",
         print(f"\n{group:24} {'n':>5}{head}")
         for key in keys:
             first = tallies[names[0]].groups[group][key]
-            cells = "".join(f" | {'':>15}{_pct(t.groups[group][key][0], t.groups[group][key][2])} / "
-                            f"{_pct(t.groups[group][key][1], t.groups[group][key][2])}" for t in tallies.values())
+            rows = [t.groups[group][key] for t in tallies.values()]
+            cells = "".join(f" | {'':>15}{_pct(r[0], r[2])} / {_pct(r[1], r[2])}" for r in rows)
             print(f"{key:24} {first[2]:5d}{cells}")
     print()
     for n, t in tallies.items():
-        print(f"{n:32} non-PHI kept {_pct(*t.labels)} ({t.labels[1]})   boxes on {t.empty_images} text-free frames: "
-              f"{t.empty_boxes}   redacted outside PHI boxes: {t.outside / t.pixels:.3%} of pixels")
+        print(f"{n:32} non-PHI kept {_pct(*t.labels)} ({t.labels[1]})   "
+              f"boxes on {t.empty_images} text-free frames: {t.empty_boxes}   "
+              f"redacted outside PHI boxes: {t.outside / t.pixels:.3%} of pixels")
 
 
 def third_party(rounds: int = 1) -> None:
@@ -170,7 +178,8 @@ def third_party(rounds: int = 1) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-style", type=int, default=6)
-    parser.add_argument("--empty", type=int, default=4, help="text-free images per kind (anatomy, photo, noise)")
+    parser.add_argument("--empty", type=int, default=4,
+                        help="text-free images per kind (anatomy, photo, noise)")
     parser.add_argument("--seed", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-peer", action="store_true")
@@ -191,10 +200,10 @@ def main() -> int:
             tallies["presidio-image-redactor"] = score(cases, peer_boxes, {})  # a failure finds nothing
             times["presidio-image-redactor"] = peer_t
             if peer_failed:
-                print(f"presidio-image-redactor failed on {len(peer_failed)} files (scored as no boxes, not timed): "
-                      f"{sorted(set(peer_failed.values()))}")
-    print(f"\n{len(cases)} objects: {args.per_style} per text style, {args.empty} per text-free kind, seed {args.seed}; "
-          f"masked = >= {MASKED_SHARE:.0%} of a PHI box covered, full = all of it")
+                print(f"presidio-image-redactor failed on {len(peer_failed)} files "
+                      f"(scored as no boxes, not timed): {sorted(set(peer_failed.values()))}")
+    print(f"\n{len(cases)} objects: {args.per_style} per text style, {args.empty} per text-free kind, "
+          f"seed {args.seed}; masked = >= {MASKED_SHARE:.0%} of a PHI box covered, full = all of it")
     if blocked:
         print("icapdlp blocked:", blocked)
     print_tables(tallies)
