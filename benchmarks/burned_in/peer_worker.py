@@ -37,7 +37,7 @@ def main(folder: str, rounds: int = 1) -> None:
             try:
                 _, boxes = engine.redact_and_return_bbox(ds, use_metadata=True)
                 error = None
-            except Exception as exc:  # the peer fails on some layouts (multi-frame): reported, the run goes on
+            except Exception as exc:  # the peer fails on some layouts (multi-frame): reported, run goes on
                 boxes, error = [], type(exc).__name__
             dt, dc = time.perf_counter() - t0, cpu_seconds() - c0
             out = [[b["left"], b["top"], b["left"] + b["width"], b["top"] + b["height"]] for b in boxes]

@@ -43,7 +43,7 @@ class WorkerState:
         if key not in self._configs:
             from icapdlp.pixels import build_cleaner
 
-            self._configs[key] = build_cleaner(self.settings, service=service)  # engines are shared per process
+            self._configs[key] = build_cleaner(self.settings, service=service)  # engines shared per process
         return self._configs[key]
 
     def config(self, service: str) -> Any:
