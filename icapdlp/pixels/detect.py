@@ -44,7 +44,8 @@ THIN_GLYPHS = frozenset("Iil1|!jJ.,:;'`()[]{}/\\-_")
 MAX_THIN_SHARE = 0.5
 #: words announcing the PHI value after them on the same line (normalised: upper case, letters and digits)
 VALUE_LABELS = frozenset({"SSN", "MRN", "MR", "DOB", "BORN", "ACC", "ACCNO", "ACCESSION", "PID", "PATID",
-                          "PATIENTID", "ID", "PATIENT", "NAME", "TEL", "PH", "PHONE", "FAX", "EMAIL", "NHS", "NHI", "INSEE", "BSN", "AHV",
+                          "PATIENTID", "ID", "PATIENT", "NAME", "TEL", "PH", "PHONE", "FAX", "EMAIL", "NHS",
+                          "NHI", "INSEE", "BSN", "AHV",
                           "GEBDAT", "GEB", "NE", "NEE"})
 #: ... at most this many words of it
 MAX_LABELLED_WORDS = 4

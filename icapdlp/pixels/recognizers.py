@@ -68,7 +68,8 @@ _INSTITUTION_TAILS = (r"Medical\s+Cent(?:er|re)|Royal\s+Infirmary|Infirmary|(?:G
 _INSTITUTION_HEADS = (r"Kliniek|Klinik|Klinikum|Hôpital|Hopital|Hospital|Ospedale|Clinica|Clínica|Clinique|"
                       r"Centre\s+Hospitalier|Ziekenhuis|Policlinico|Hospices?|Szpital|Sjukhuset|Universitätsklinikum|"
                       r"Krankenhaus|Spital|CHU|AZ|UZ")
-_PARTICLES = r"(?:(?:de|du|la|le|des|del|della|di|da|do|dos|San|Santa|Santo|Saint|Sainte|St\.?|Ste\.?|of|the|am|an|der|den|van|von)\s+)*"
+_PARTICLES = (r"(?:(?:de|du|la|le|des|del|della|di|da|do|dos|San|Santa|Santo|Saint|Sainte|St\.?|Ste\.?|of|the|"
+              r"am|an|der|den|van|von)\s+)*")
 
 
 def _pattern(name: str, entity: str, patterns: list[tuple[str, str, float]], case_sensitive: bool = False) -> Any:
@@ -95,7 +96,8 @@ def _person_title() -> Any:
 
 def _date() -> Any:
     return _pattern("date", "DATE_TIME", [
-        ("day month-name year", rf"\b\d{{1,2}}(?:st|nd|rd|th|er|\.)?[\s\-/.]*{_MON}[\s\-/.,]*(?:{_YEAR}|'?\d{{2}})\b", SHAPE_SCORE),
+        ("day month-name year",
+         rf"\b\d{{1,2}}(?:st|nd|rd|th|er|\.)?[\s\-/.]*{_MON}[\s\-/.,]*(?:{_YEAR}|'?\d{{2}})\b", SHAPE_SCORE),
         ("month-name day year", rf"\b{_MON}[\s\-/.]+\d{{1,2}}(?:st|nd|rd|th)?,?[\s\-/.]+{_YEAR}\b", SHAPE_SCORE),
         ("month-name year", rf"\b{_MON}[\s\-/.,]+{_YEAR}\b", 0.7),
         ("d/m/y numeric", rf"\b\d{{1,2}}{_SEP}\d{{1,2}}{_SEP}(?:{_YEAR}|\d{{2}})\b", SHAPE_SCORE),

@@ -482,7 +482,8 @@ def _text_case(seed: int, style: str, rng: random.Random, nrng: np.random.Genera
             band = max(60, cols // 8)
             region = (4, 4, band, rows - 4) if angle == 90 else (cols - band, 4, cols - 4, rows - 4)
         elif style == "us-banner":
-            region = (4, 4, cols - 4, max(70, rows // 6)) if i % 2 == 0 else (cols * 3 // 4, rows // 6, cols - 4, rows - 4)
+            banner, side = (4, 4, cols - 4, max(70, rows // 6)), (cols * 3 // 4, rows // 6, cols - 4, rows - 4)
+            region = banner if i % 2 == 0 else side
             size = rng.choice([s for s in sizes if s <= 18])
         elif style in ("white-on-black", "black-on-white", "low-contrast", "jpeg-lossy", "some-frames"):
             margin = max(40, cols // 5)  # corners and edges, where overlays live
