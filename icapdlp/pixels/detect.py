@@ -39,6 +39,8 @@ TALL_WORD_MIN_CONF = 60.0
 #: anatomy (bone edges, trabeculae, foliage in photographs) reads as short letter salad that spaCy calls a
 #: PERSON or a LOCATION ("Ilil", "Wes"). Shape recognisers (dates, IDs, titles) keep the policy's floor.
 NER_MIN_WORD_CONF = 75.0
+#: ... and have at least this many letters or digits ("va" on a photograph is no Virginia)
+MIN_NER_WORD_CHARS = 3
 #: ... and be made of more than thin strokes: "Ilil", "lIl1" are what vertical edges read as
 THIN_GLYPHS = frozenset("Iil1|!jJ.,:;'`()[]{}/\\-_")
 MAX_THIN_SHARE = 0.5
@@ -207,7 +209,7 @@ def _glued(left: OcrWord, right: OcrWord) -> bool:
 def word_like(word: OcrWord) -> bool:
     """True when a confidently read word looks like writing rather than edges read as letters."""
     text = word.text.strip()
-    if word.conf < NER_MIN_WORD_CONF or sum(c.isalnum() for c in text) < 2:
+    if word.conf < NER_MIN_WORD_CONF or sum(c.isalnum() for c in text) < MIN_NER_WORD_CHARS:
         return False
     if not any(c.isalpha() for c in text) and sum(c.isdigit() for c in text) < 4:
         return False  # "400" of "W 400 L 40" is a window, not a DATE_TIME; dates have their own recogniser
@@ -288,13 +290,22 @@ def _titles_follow_names(lines: list[list[OcrWord]], reasons: dict[int, tuple[st
                 reasons[id(title)] = reasons[id(name)]
 
 
+def _value_label(word: OcrWord) -> bool:
+    """A confidently read PHI label; one of two letters ("ID", "Ph") only with its colon or hash,
+    as noise on a photograph reads "De" and "ms" but rarely "ID:"."""
+    key = normalize(word.text)
+    if key not in VALUE_LABELS or word.conf < NER_MIN_WORD_CONF:
+        return False
+    return len(key) >= 3 or word.text.rstrip()[-1:] in (":", "#")
+
+
 def _labelled_values(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, str]],
                      policy: DetectionPolicy) -> None:
     """The words after a PHI label on its line ("SSN:", "MRN", "DOB", "Acc#") are its value, whatever OCR
     made of them: a misread "442-320-2834" at confidence 0 is still the number the label announces."""
     for line in lines:
         for i, w in enumerate(line):
-            if normalize(w.text) not in VALUE_LABELS or w.conf < policy.min_conf:
+            if not _value_label(w):
                 continue
             for value in line[i + 1:i + 1 + MAX_LABELLED_WORDS]:
                 if normalize(value.text) in VALUE_LABELS or _is_allowed(value, policy.allow_words):

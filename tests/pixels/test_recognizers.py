@@ -139,3 +139,13 @@ def test_the_words_after_a_phi_label_go_whatever_ocr_read():
     words = [_word("SSN:", 0, 94.0), _word("442-320-2834", 50, 0.0), _word("DR", 180, 95.0)]  # DR: allow-listed
     boxes = find_redactions(words, lambda text: [], DenyList({}), _policy(), 100, 400)
     assert [(r.box.x0, r.box.x1, r.label) for r in boxes] == [(50, 170, "LABELLED_VALUE")]
+
+
+def test_noise_that_reads_like_a_short_label_or_place_redacts_nothing():
+    """On a photograph: "ID" without its colon then garbage, "va" tagged LOCATION by spaCy (too short)."""
+    words = [_word("ID", 0, 88.0), _word("Bas.", 30, 21.0), _word("va", 200, 80.0)]
+
+    def ner(text):
+        start = text.index("va")
+        return [Span(start, start + 2, "LOCATION", 0.85, "spacy-ner")]
+    assert find_redactions(words, ner, DenyList({}), _policy(), 100, 400) == []
