@@ -44,6 +44,9 @@ GAP_ROWS = 24
 POLARITY_RATIO = 0.6
 #: a region this many times taller than wide may be a vertical line of text (side labels)
 VERTICAL_ASPECT = 2.5
+#: ... and at most this wide (prepared pixels; the height of 40 px glyphs on an upscaled frame, with margin):
+#: a tall band of anatomy is no side label, and reading it turned cost seconds (MR2_UNCR: 5.8 s CPU)
+MAX_VERTICAL_WIDTH = 96
 #: at most this many vertical regions (the tallest) per polarity are read turned: each costs two crops
 MAX_VERTICAL_REGIONS = 12
 #: a tall region whose row runs are (median) this many times wider than tall is stacked horizontal lines
@@ -135,7 +138,7 @@ def _vertical_regions(own: np.ndarray, other: np.ndarray) -> list[tuple[int, int
     for tx0, ty0, tx1, ty1 in find_regions(own.T):
         box = (ty0, tx0, ty1, tx1)
         w, h = box[2] - box[0], box[3] - box[1]
-        if h >= VERTICAL_ASPECT * w and w >= MIN_REGION_HEIGHT and _plausible(own, box) \
+        if h >= VERTICAL_ASPECT * w and MIN_REGION_HEIGHT <= w <= MAX_VERTICAL_WIDTH and _plausible(own, box) \
                 and not looks_like_gaps(own, other, box) and not _stacked_lines(own, box):
             out.append(box)
     out.sort(key=lambda b: -(b[3] - b[1]))

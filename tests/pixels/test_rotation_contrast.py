@@ -114,3 +114,11 @@ def test_no_second_view_for_eight_bit_or_colour():
     frame = np.random.default_rng(1).integers(0, 256, (64, 64)).astype(np.uint8)
     assert contrast.local_view(frame, "MONOCHROME2") is None
     assert contrast.local_view(np.zeros((8, 8, 3), np.uint16), "RGB") is None
+
+
+def test_a_tall_wide_band_is_not_read_turned():
+    """A tall bright band 150 px wide (a bone, a sector edge) is no side label: not read turned (it cost seconds)."""
+    frame = np.full((600, 700), 20, np.uint8)
+    rng = np.random.default_rng(2)
+    frame[50:550, 300:450] = rng.integers(120, 255, (500, 150))
+    assert not any(pl.rotation for pl in _compose(frame)[1][1])
