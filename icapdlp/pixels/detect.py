@@ -35,6 +35,8 @@ MAX_HEIGHT_RATIO = 2.5
 #: ... nor is one that tall read with less than this confidence: a wrong-polarity reading of a
 #: plate or of letter gaps ("OE", conf 46, 89 px over 9-30 px words) spans several real lines
 TALL_WORD_MIN_CONF = 60.0
+#: degrees written between a title and a name ("Dr. med.", "Dr. rer. nat.")
+NAME_DEGREES = frozenset({"MED", "RER", "NAT", "PHIL", "HC", "DENT", "VET", "JUR", "MD", "PHD"})
 #: a word that only the statistical NER tags must have been read at least this confidently: OCR noise on
 #: anatomy (bone edges, trabeculae, foliage in photographs) reads as short letter salad that spaCy calls a
 #: PERSON or a LOCATION ("Ilil", "Wes"). Shape recognisers (dates, IDs, titles) keep the policy's floor.
@@ -282,12 +284,22 @@ def _joined_match(deny: DenyList, texts: list[str]) -> str | None:
 
 
 def _titles_follow_names(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, str]]) -> None:
-    """A title ("Dr", "Prof.", allow-listed as "DR" the modality) goes with the person name right after it."""
+    """Titles, degrees and initials ("Dr. med. I." before "Duarte"; "Dr" is allow-listed as the modality
+    DR) go with the person name right after them."""
     for line in lines:
-        for title, name in zip(line, line[1:]):
-            if id(title) not in reasons and normalize(title.text) in TITLES and \
-                    reasons.get(id(name), ("", ""))[1] in ("PERSON", "person-name"):
-                reasons[id(title)] = reasons[id(name)]
+        for i in range(len(line) - 1, 0, -1):
+            name = line[i]
+            if reasons.get(id(name), ("", ""))[1] not in ("PERSON", "person-name"):
+                continue
+            j = i - 1
+            while j >= 0 and id(line[j]) not in reasons and _name_prefix(line[j]):
+                reasons[id(line[j])] = reasons[id(name)]
+                j -= 1
+
+
+def _name_prefix(word: OcrWord) -> bool:
+    key = normalize(word.text)
+    return key in TITLES or key in NAME_DEGREES or (len(key) == 1 and key.isalpha())
 
 
 def _value_label(word: OcrWord) -> bool:

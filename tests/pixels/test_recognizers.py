@@ -149,3 +149,13 @@ def test_noise_that_reads_like_a_short_label_or_place_redacts_nothing():
         start = text.index("va")
         return [Span(start, start + 2, "LOCATION", 0.85, "spacy-ner")]
     assert find_redactions(words, ner, DenyList({}), _policy(), 100, 400) == []
+
+
+def test_title_degree_and_initial_go_with_the_name():
+    words = [_word("Dr.", 0), _word("med.", 40), _word("I.", 90), _word("Duarte", 120), _word("L", 300)]
+
+    def ner(text):
+        start = text.index("Duarte")
+        return [Span(start, start + 6, "PERSON", 0.85, "spacy-ner")]
+    boxes = find_redactions(words, ner, DenyList({}), _policy(), 100, 400)
+    assert [(r.box.x0, r.box.x1) for r in boxes] == [(0, 180)]
