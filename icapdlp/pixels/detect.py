@@ -325,6 +325,21 @@ def _labelled_values(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, s
                 reasons.setdefault(id(value), (SOURCE_NER, LABELLED_VALUE))
 
 
+def _bridge(a: Box, b: Box) -> Box:
+    """The gap between two boxes side by side (or one above the other, on turned lines), or ``b`` itself."""
+    y0, y1 = max(a.y0, b.y0), min(a.y1, b.y1)
+    x0, x1 = max(a.x0, b.x0), min(a.x1, b.x1)
+    if y1 > y0 and a.x1 <= b.x0:
+        return Box(a.x1, y0, b.x0, y1)
+    if y1 > y0 and b.x1 <= a.x0:
+        return Box(b.x1, y0, a.x0, y1)
+    if x1 > x0 and a.y1 <= b.y0:
+        return Box(x0, a.y1, x1, b.y0)
+    if x1 > x0 and b.y1 <= a.y0:
+        return Box(x0, b.y1, x1, a.y0)
+    return b
+
+
 def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, policy: DetectionPolicy,
                     rows: int, cols: int) -> list[Redaction]:
     """Padded boxes to fill in a frame of ``rows`` x ``cols``, each with its reason.
@@ -377,9 +392,11 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
             if current and (current.source, current.label) == why:
                 current = Redaction(current.box.union(w.box), *why)
             else:
-                if current:
+                box = w.box
+                if current:  # a redacted neighbour for another reason: the gap between them goes too
                     out.append(current)
-                current = Redaction(w.box, *why)
+                    box = box.union(_bridge(current.box, w.box))
+                current = Redaction(box, *why)
         if current:
             out.append(current)
     return [Redaction(r.box.padded(policy.padding, rows, cols), r.source, r.label) for r in out]

@@ -159,3 +159,21 @@ def test_title_degree_and_initial_go_with_the_name():
         return [Span(start, start + 6, "PERSON", 0.85, "spacy-ner")]
     boxes = find_redactions(words, ner, DenyList({}), _policy(), 100, 400)
     assert [(r.box.x0, r.box.x1) for r in boxes] == [(0, 180)]
+
+
+def test_the_gap_between_neighbours_redacted_for_different_reasons_is_filled():
+    """ "Dra." (title, PERSON) then "Castellano" (a header match): two boxes, no unfilled space between."""
+    from icapdlp.pixels.denylist import build_deny_list
+    from pydicom import Dataset
+
+    ds = Dataset()
+    ds.ReferringPhysicianName = "CASTELLANO^LUCIA"
+    words = [_word("Dra.", 0), _word("Castellano", 60), _word("Lucia", 200)]
+
+    def ner(text):
+        return [Span(text.index("Dra"), text.index("Dra") + 3, "PERSON", 0.85, "spacy-ner")] if "Dra" in text else []
+    boxes = sorted((r.box.x0, r.box.x1) for r in find_redactions(words, ner, build_deny_list(ds), _policy(), 100, 400))
+    covered = set()
+    for x0, x1 in boxes:
+        covered |= set(range(x0, x1))
+    assert covered >= set(range(0, 250))
