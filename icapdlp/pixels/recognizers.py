@@ -202,6 +202,9 @@ def _phone() -> list[Any]:
     shapes = _pattern("phone-number", "PHONE_NUMBER", [
         ("international", rf"{start}\+\d{{1,3}}[\s.\-]?(?:\(0\)\s?)?{groups}", 0.8),
         ("area code", rf"{start}\(\d{{2,5}}\)[\s.\-]?{groups}", 0.8),
+        # what is left when OCR lost groups: "+44 11", "699-5179"
+        ("country code and a group", rf"{start}\+\d{{1,3}}[\s.\-]\d{{2,5}}(?![\w\-/])", 0.6),
+        ("local number", rf"{start}\d{{3}}-\d{{4}}(?![\w\-/])", 0.6),
         ("nine digits in groups", rf"{start}(?=(?:[\s.\-]?\d){{9,15}}(?![\w\-/]))(?:\d{{2,5}}[\s.\-]){{1,4}}\d{{2,5}}"
                                   rf"(?![\w\-/])", 0.6),
     ])

@@ -43,6 +43,8 @@ def found(name: str, text: str) -> set[str]:
     ("patient-id", "ID: 00482913", "ID: 00482913"),
     ("phone-number", "+44 113 496 0732", "+44 113 496 0732"),
     ("phone-number", "(555) 318-2270", "(555) 318-2270"),
+    ("phone-number", "Tel +44 11", "+44 11"),
+    ("phone-number", "699-5179", "699-5179"),
     ("email", "r.hughes@stmarys-hosp.org", "r.hughes@stmarys-hosp.org"),
     ("us-ssn", "SSN 427-38-2652", "427-38-2652"),
     ("institution", "Glenmore Royal Infirmary", "Glenmore Royal Infirmary"),
