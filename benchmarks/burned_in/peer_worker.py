@@ -34,10 +34,17 @@ def main(folder: str, rounds: int = 1) -> None:
         for f in files:
             ds = pydicom.dcmread(f)
             c0, t0 = cpu_seconds(), time.perf_counter()
-            _, boxes = engine.redact_and_return_bbox(ds, use_metadata=True)
+            try:
+                _, boxes = engine.redact_and_return_bbox(ds, use_metadata=True)
+                error = None
+            except Exception as exc:  # the peer fails on some layouts (multi-frame): reported, run goes on
+                boxes, error = [], type(exc).__name__
             dt, dc = time.perf_counter() - t0, cpu_seconds() - c0
             out = [[b["left"], b["top"], b["left"] + b["width"], b["top"] + b["height"]] for b in boxes]
-            print(json.dumps({"name": f.name, "seconds": dt, "cpu_seconds": dc, "boxes": out}), flush=True)
+            record = {"name": f.name, "seconds": dt, "cpu_seconds": dc, "boxes": out}
+            if error:
+                record["error"] = error
+            print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,17 @@ class WorkerState:
     pixel_cleaner: Any
     _configs: dict
 
+    def cleaner(self, service: str) -> Any:
+        """The pixel cleaner of one service: the shared one, unless [services.NAME.pixels] differs."""
+        if self.pixel_cleaner is None or self.settings.pixels_for(service) == self.settings.pixels:
+            return self.pixel_cleaner
+        key = ("cleaner", service)
+        if key not in self._configs:
+            from icapdlp.pixels import build_cleaner
+
+            self._configs[key] = build_cleaner(self.settings, service=service)  # engines shared per process
+        return self._configs[key]
+
     def config(self, service: str) -> Any:
         """The pipeline configuration of one service (built once per process)."""
         if service not in self._configs:
@@ -138,13 +149,14 @@ class PipelineRewriter:
         self._worker = worker
         self._config = worker.config(service)
         self._mode: Mode = worker.settings.services[service].mode
+        self._cleaner = worker.cleaner(service)
 
     def rewrite_dicom(self, data: bytes) -> tuple[bytes, ObjectReport]:
         if self._mode == "block":
             raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
         from icapdlp.dicom.pipeline import deidentify_bytes
 
-        result = deidentify_bytes(data, self._config, pixel_cleaner=self._worker.pixel_cleaner)
+        result = deidentify_bytes(data, self._config, pixel_cleaner=self._cleaner)
         return (data if self._mode == "report-only" else result.data), result.report
 
     def rewrite_owned_dicom(self, data: bytearray) -> tuple[Any, bool]:
@@ -158,7 +170,7 @@ class PipelineRewriter:
             raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
         from icapdlp.dicom.pipeline import deidentify_buffer
 
-        output = deidentify_buffer(data, self._config, pixel_cleaner=self._worker.pixel_cleaner, owned=True)
+        output = deidentify_buffer(data, self._config, pixel_cleaner=self._cleaner, owned=True)
         return output, self._mode != "report-only"
 
     def rewrite_json(self, dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
@@ -178,7 +190,7 @@ class PipelineRewriter:
             except Exception:  # pydicom raises many types on malformed JSON values
                 raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON dataset does not decode") from None
             lent = _lend_instance_uids(ds)
-            report = deidentify_dataset(ds, self._config, pixel_cleaner=self._worker.pixel_cleaner)
+            report = deidentify_dataset(ds, self._config, pixel_cleaner=self._cleaner)
             for keyword in lent:
                 delattr(ds, keyword)
             if lent:
@@ -313,7 +325,7 @@ def _splice(worker: WorkerState, service: str, path: str | None, content_type: s
         return None
     size = os.path.getsize(path)
     answer = try_splice(path, size, content_type, content_encodings, worker.config(service),
-                        worker.pixel_cleaner, worker.settings.limits.spool_dir)
+                        worker.cleaner(service), worker.settings.limits.spool_dir)
     if answer is None:
         return None
     out, object_report = answer
@@ -332,7 +344,7 @@ def header_only(policy: Policy, service: str, prefix: bytes, total_size: int
     from icapdlp.dicom.pipeline import header_only_rewrite
 
     answer = header_only_rewrite(prefix, total_size, worker.config(service),
-                                             pixel_cleaner=worker.pixel_cleaner)
+                                             pixel_cleaner=worker.cleaner(service))
     if answer is None:
         return None
     new_prefix, offset, report = answer

@@ -79,6 +79,8 @@ def _init_worker(config: PipelineConfig, settings: Settings, use_pixels: bool, d
 def _process(pair: tuple[Path, Path]) -> tuple[str, str, str, dict]:
     """(source, destination, outcome, action counts) for one file; outcome is WRITTEN or a reason."""
     source, destination = pair
+    if _WORKER["cleaner"] is not None:
+        _WORKER["cleaner"].review_source = str(source)  # review images named after their source file
     try:
         if not is_dicom_file(source):
             return str(source), str(destination), NOT_DICOM, {}
@@ -176,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, pixels=dataclasses.replace(settings.pixels, review_dir=None))
     elif output is not None:
         check_output_folder(output, create=True)
-    return _report(_run_batch(pairs, config, settings, use_pixels, args), args.dry_run)
+    return _report(_run_batch(pairs, config, settings, use_pixels, args), args.dry_run,
+                   None if args.dry_run else args.review)
 
 
 def _run_batch(pairs, config, settings, use_pixels, args) -> tuple[list[tuple[str, str, str]], Counter, float]:
@@ -209,7 +212,7 @@ def _kind(outcome: str) -> str:
     return "skipped" if outcome == NOT_DICOM else "blocked"
 
 
-def _report(batch, dry_run: bool) -> int:
+def _report(batch, dry_run: bool, review: str | None = None) -> int:
     outcomes, actions, elapsed = batch
     blocked = [(source, outcome) for source, _, outcome in outcomes if _kind(outcome) == "blocked"]
     skipped = [source for source, _, outcome in outcomes if outcome == NOT_DICOM]
@@ -226,6 +229,8 @@ def _report(batch, dry_run: bool) -> int:
     verb = "would be written (dry run, nothing written)" if dry_run else "written"
     print(f"{written} {verb}, {len(blocked)} blocked, {len(skipped)} skipped (not DICOM), {len(outcomes)} files "
           f"in {elapsed:.1f} s ({rate:.1f} files/s); actions: {summary or 'none'}")
+    if review:
+        print(f"pixel review images: {Path(review).resolve()} (open index.html)")
     by_reason = Counter(reason for _, reason in blocked)
     if by_reason:
         print("blocked by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items())))

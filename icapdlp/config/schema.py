@@ -46,6 +46,9 @@ class ServiceOptions:
     uninspectable: Literal["block", "pass"] = "block"
     #: per-service profile; keys left out inherit the global [profile] table
     profile: ProfileOptions | None = None
+    #: per-service pixel options (e.g. ``all_text = true`` for an ultrasound or secondary-capture
+    #: service); keys left out inherit the global [pixels] table
+    pixels: PixelOptions | None = None
 
 
 def _default_services() -> dict[str, ServiceOptions]:
@@ -85,6 +88,11 @@ class Settings:
         own = self.services[service].profile
         return own if own is not None else self.profile
 
+    def pixels_for(self, service: str | None) -> PixelOptions:
+        """The effective pixel options of a service (its own table, else the global one)."""
+        own = self.services[service].pixels if service is not None else None
+        return own if own is not None else self.pixels
+
     def behaviour_digest(self, key_fingerprint: str = "") -> str:
         """A hex digest of everything that changes what the server outputs.
 
@@ -107,16 +115,16 @@ class Settings:
 
 
 def inherit_service_profiles(data: dict[str, Any]) -> dict[str, Any]:
-    """Let ``[services.X.profile]`` name only the keys that differ from ``[profile]``."""
+    """Let ``[services.X.profile]`` and ``[services.X.pixels]`` name only the keys that differ from
+    ``[profile]`` and ``[pixels]``."""
     services = data.get("services")
     if not isinstance(services, dict):
         return data
-    base = data.get("profile", {})
-    if not isinstance(base, dict):
-        return data
     merged = {}
     for name, svc in services.items():
-        if isinstance(svc, dict) and isinstance(svc.get("profile"), dict):
-            svc = {**svc, "profile": {**base, **svc["profile"]}}
+        for table in ("profile", "pixels"):
+            base = data.get(table, {})
+            if isinstance(svc, dict) and isinstance(svc.get(table), dict) and isinstance(base, dict):
+                svc = {**svc, table: {**base, **svc[table]}}
         merged[name] = svc
     return {**data, "services": merged}

@@ -141,6 +141,10 @@ def _violates(tag: int, elem: DataElement) -> bool:
     return False
 
 
+#: photometric interpretations whose native data holds chroma once per two pixels
+SUBSAMPLED_422 = frozenset({"YBR_FULL_422", "YBR_PARTIAL_422"})
+
+
 def expected_pixel_bytes(ds: Dataset) -> int | None:
     """Native Pixel Data length the geometry implies (rounded up to even), or None if unknown."""
     try:
@@ -152,6 +156,8 @@ def expected_pixel_bytes(ds: Dataset) -> int | None:
         return None
     if min(rows, columns, samples, allocated, frames) <= 0:
         return None
+    if samples == 3 and str(ds.get("PhotometricInterpretation", "")).strip() in SUBSAMPLED_422:
+        samples = 2  # PS3.3 C.7.6.3.1.2: each pair of pixels is stored Y Y Cb Cr
     total = (rows * columns * samples * frames * allocated + 7) // 8
     return total + total % 2
 

@@ -19,13 +19,14 @@ if TYPE_CHECKING:
 __all__ = ["BurnedInTextCleaner", "build_cleaner", "engine_status", "warm_up"]
 
 
-def build_cleaner(settings: "Settings", review_dir: str | None = None) -> BurnedInTextCleaner:
-    """The process's pixel cleaner for these settings (no model loaded yet)."""
-    opts = settings.pixels
+def build_cleaner(settings: "Settings", review_dir: str | None = None,
+                  service: str | None = None) -> BurnedInTextCleaner:
+    """The pixel cleaner for these settings, or for one service's pixel options (no model loaded yet)."""
+    opts = settings.pixels_for(service)
     return BurnedInTextCleaner(
         opts,
         settings.dicom_limits,
-        ner=PresidioNer(opts.ner_model, tuple(opts.ner_entities)),
+        ner=PresidioNer(opts.ner_model, tuple(opts.ner_entities), tuple(opts.recognizers)),
         read_words=partial(ocr.read_words, engine=opts.ocr_engine, library=opts.tesseract_library),
         review_dir=review_dir if review_dir is not None else opts.review_dir,
         clean_graphics=settings.profile.clean_graphics,
@@ -44,7 +45,7 @@ def warm_up(settings: "Settings") -> dict[str, bool]:
                                                                   opts.tesseract_library)
     if status["ner_model"]:
         try:
-            PresidioNer(settings.pixels.ner_model, tuple(settings.pixels.ner_entities)).load()
+            PresidioNer(opts.ner_model, tuple(opts.ner_entities), tuple(opts.recognizers)).load()
         except Exception:  # readiness reports, it does not crash the worker
             status["ner_model"] = False
     return status

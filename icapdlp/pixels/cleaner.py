@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 
 from icapdlp.dicom.options import DicomLimits
 from icapdlp.dicom.pixel_hook import frame_count
+from icapdlp.pixels import contrast
 from icapdlp.pixels import frames as frames_mod
 from icapdlp.pixels import ocr
 from icapdlp.pixels.denylist import build_deny_list, normalize
@@ -54,6 +55,8 @@ class BurnedInTextCleaner:
         self.clean_graphics = clean_graphics
         self.allow = frozenset(normalize(w) for w in options.allow_words)
         self.last_result: CleanResult | None = None
+        #: the file being cleaned, when the caller has one (anonymize): review images are named after it
+        self.review_source: str | None = None
 
     def needs_cleaning(self, ds: Dataset) -> bool:
         return needs_ocr(ds, self.options)
@@ -103,6 +106,9 @@ class BurnedInTextCleaner:
                 t0 = time.perf_counter()
                 grey = frames_mod.grey8(arr[i], decoded.photometric, ds)
                 words = self.read_words(grey, self.options.ocr_language)
+                stretched = contrast.local_view(arr[i], decoded.photometric)
+                if stretched is not None:  # faint text on deep data: read again where the view differs
+                    words += self.read_words(stretched, self.options.ocr_language)
                 ner_before = report.stage_seconds["ner"]
                 by_digest[digest] = find_redactions(words, ner, deny, policy, rows, cols)
                 report.stage_seconds["ocr"] += time.perf_counter() - t0 - (report.stage_seconds["ner"] - ner_before)
@@ -131,4 +137,4 @@ class BurnedInTextCleaner:
         if self.review_dir and result.originals:
             from icapdlp.pixels.review import write_review
 
-            write_review(self.review_dir, ds, result, arr)
+            write_review(self.review_dir, ds, result, arr, self.review_source)

