@@ -40,6 +40,8 @@ Still a gap: base64 interleaved with other skipped characters in plain text.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import binascii
 import json
 import re
@@ -156,15 +158,27 @@ def _trim_to_wrapped_lines(body: bytes, start: int, end: int) -> tuple[int, int]
     for brk in _FIRST_BREAKS.finditer(body, start, end):
         lines[-1][1] = brk.start()
         lines.append([brk.end(), end])
-    if len(lines) < 3:
+    if len(lines) < 2:
         return start, end
 
     def width(line: list[int]) -> int:  # in base64 characters: a JSON "\/" is one
         return line[1] - line[0] - body.count(b"\\/", line[0], line[1])
 
-    if width(lines[0]) != width(lines[1]):
-        start = lines[1][0]
-        lines = lines[1:]
+    widths = [width(line) for line in lines]
+    if widths[-1] >= MIN_RUN_CHARS and widths[-1] > max(widths[:-1]):
+        return lines[-1][0], end  # one long unwrapped line after words: the line is the data
+    if len(lines) < 3:
+        return start, end
+    # wrapped data is the last block of lines of the commonest width (its own last line may be
+    # shorter, a trailer may follow): words before it (a "base64" line, a PEM header, prose made
+    # of letters) are dropped however many lines they take
+    wrap = Counter(widths[:-1]).most_common(1)[0][0]
+    first = max(i for i, w in enumerate(widths) if w == wrap)
+    while first > 0 and widths[first - 1] == wrap:
+        first -= 1
+    if first > 0:
+        start = lines[first][0]
+        lines = lines[first:]
     if len(lines) >= 3:
         last, rest = body[lines[-1][0]:lines[-1][1]], body[lines[0][0]:lines[-2][1]]
         if width(lines[-1]) > width(lines[-2]) or _other_alphabet(last, rest):
