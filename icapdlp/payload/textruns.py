@@ -40,11 +40,10 @@ Still a gap: base64 interleaved with other skipped characters in plain text.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import binascii
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import quote_from_bytes, unquote_to_bytes
