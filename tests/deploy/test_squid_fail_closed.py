@@ -23,10 +23,8 @@ import pydicom
 import pytest
 
 from tests.e2e.client import via_proxy
-from tests.e2e.conftest import E2E_POLICY
 from tests.support import synthetic
 from tests.support.origin import OriginServer
-from tests.support.processes import start_icapdlp
 from tests.support.squid import EXAMPLES, SQUID, icap_outcomes, start_squid_from_example
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e,
@@ -47,20 +45,6 @@ def dicom_json(seed: int) -> tuple[synthetic.Synthetic, bytes]:
     dataset = original.dataset.copy()
     del dataset.PixelData
     return original, json.dumps([dataset.to_json_dict()]).encode()
-
-
-@pytest.fixture(scope="module")
-def origin():
-    server = OriginServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def icapdlp(tmp_path_factory):
-    server = start_icapdlp(E2E_POLICY, tmp_path_factory.mktemp("icapdlp"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.client import via_proxy
-from tests.e2e.conftest import E2E_POLICY
 from tests.support import synthetic
-from tests.support.origin import OriginServer
-from tests.support.processes import start_icapdlp
 from tests.support.squid import (
     EXAMPLES,
     SQUID,
@@ -101,20 +98,6 @@ def debian_squid(workdir: Path, *, with_icapdlp: bool, icap_port: int | None = N
 def parse(conf: Path) -> tuple[int, str]:
     result = subprocess.run([SQUID, "-k", "parse", "-f", str(conf)], capture_output=True, text=True, timeout=60)
     return result.returncode, result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def origin():
-    server = OriginServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def icapdlp(tmp_path_factory):
-    server = start_icapdlp(E2E_POLICY, tmp_path_factory.mktemp("icapdlp"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
