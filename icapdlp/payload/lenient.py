@@ -48,8 +48,13 @@ def looks_like_dataset(data: bytes | memoryview) -> bool:
 #: element headers of Patient's Name and Patient ID in the four encodings (group, element in both
 #: byte orders): where a dataset embedded in other bytes shows itself without a DICM marker
 _PATIENT_TAGS = (b"\x10\x00\x10\x00", b"\x10\x00\x20\x00", b"\x00\x10\x00\x10", b"\x00\x10\x00\x20")
-#: candidate positions tried per tag: binary data of 16-bit samples can repeat a tag's bytes often
-MAX_CANDIDATES = 64
+#: candidate positions tried per tag; past this many (binary of small 16-bit samples repeats a
+#: tag's bytes) the body cannot be cleared cheaply and is refused rather than passed unchecked
+MAX_CANDIDATES = 4096
+
+
+class TooManyCandidates(Exception):
+    """More look-alikes of a patient element header than can be checked: not cleared."""
 
 
 def embedded_dataset_offset(data: bytes) -> int | None:
@@ -62,7 +67,9 @@ def embedded_dataset_offset(data: bytes) -> int | None:
     """
     for tag in _PATIENT_TAGS:
         found, tried = data.find(tag), 0
-        while found >= 0 and tried < MAX_CANDIDATES:
+        while found >= 0:
+            if tried == MAX_CANDIDATES:
+                raise TooManyCandidates
             window = data[found:found + 4096]
             if any(_walk(window, little, explicit) for little, explicit in _FORMS):
                 return found

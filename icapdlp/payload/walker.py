@@ -205,7 +205,11 @@ class PayloadWalker:
         if signatures.dicom_marker_offset(body) is not None:
             # DICOM by the marker (whatever the declared type), and not where a parser can take it
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM marker inside content that is not unpacked")
-        if lenient.embedded_dataset_offset(body) is not None:
+        try:
+            embedded = lenient.embedded_dataset_offset(body)
+        except lenient.TooManyCandidates:
+            raise Blocked(BlockReason.UNINSPECTABLE, "too many patient-element look-alikes to check") from None
+        if embedded is not None:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "patient attributes inside content that is not unpacked")
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")

@@ -222,3 +222,15 @@ def test_a_mime_body_without_a_declared_type_is_split_by_its_own_boundary():
             return b"".join(archive.read(info) for info in archive.infolist())
 
     assert_blocked_or_clean(decision, obj, decode=members)
+
+
+def test_decoy_patient_headers_cannot_hide_an_embedded_dataset():
+    """Look-alikes of the Patient's Name header before the real one: checked, or the body refused."""
+    obj, ds = _dataset(540)
+    decoys = b"\x10\x00\x10\x00\xff\xff" * 5000  # 5,000 decoys: more than are checked one by one
+    body = b"\x89PNG\r\n\x1a\n" + decoys + _bare(ds)
+    decision = decide(request_tx("image/png", len(body)), body)
+    assert isinstance(decision, Block)
+    few = b"\x89PNG\r\n\x1a\n" + b"\x10\x00\x10\x00\xff\xff" * 100 + _bare(ds)
+    decision = decide(request_tx("image/png", len(few)), few)
+    assert isinstance(decision, Block) and decision.reason is BlockReason.UNPARSEABLE_DICOM
