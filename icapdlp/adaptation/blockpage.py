@@ -27,7 +27,7 @@ _EXPLANATIONS = {
     BlockReason.WORKER_CRASHED: "Processing failed.",
     BlockReason.SPOOL_FAILED: "The content could not be buffered.",
     BlockReason.INTERNAL_ERROR: "An internal error occurred.",
-    BlockReason.UNINSPECTABLE: "The content could not be fully inspected (unknown format, encoding or framing).",
+    BlockReason.UNINSPECTABLE: "The content could not be fully inspected (format, encoding or framing).",
     BlockReason.DICOMDIR: "A DICOM media directory (DICOMDIR) is not allowed.",
     BlockReason.MISSING_PIXEL_DATA: "An image object without its pixel data cannot be checked.",
 }

@@ -64,7 +64,8 @@ def is_dataset(node: Any) -> bool:
     """
     if not isinstance(node, dict) or not node:
         return False
-    tagged = [key for key, value in node.items() if _is_tag(key) and isinstance(value, dict) and "vr" in value]
+    tagged = [key for key, value in node.items()
+              if _is_tag(key) and isinstance(value, dict) and "vr" in value]
     if not tagged:
         return False
     if len(tagged) != len(node) and not all(_is_tag(key) and isinstance(value, dict)
@@ -125,7 +126,8 @@ def rewrite_embedded_datasets(body: bytes, rewrite: JsonRewriter,
     except Blocked as blocked:
         if blocked.reason is BlockReason.LIMIT_EXCEEDED:
             raise
-        raise Blocked(BlockReason.UNPARSEABLE_DICOM, "text holds DICOM JSON elements but is not valid JSON") from None
+        raise Blocked(BlockReason.UNPARSEABLE_DICOM,
+                      "text holds DICOM JSON elements but is not valid JSON") from None
     slots = dataset_slots(root)
     if not slots:
         return body

@@ -171,7 +171,8 @@ def _trim_to_wrapped_lines(body: bytes, start: int, end: int) -> tuple[int, int]
     # wrapped data is the last block of lines of the commonest width (its own last line may be
     # shorter, a trailer may follow): words before it (a "base64" line, a PEM header, prose made
     # of letters) are dropped however many lines they take
-    wrap = Counter(widths[:-1]).most_common(1)[0][0]
+    counts = Counter(widths[:-1])
+    wrap = next(w for w in reversed(widths[:-1]) if counts[w] == max(counts.values()))  # ties: the later
     first = max(i for i, w in enumerate(widths) if w == wrap)
     while first > 0 and widths[first - 1] == wrap:
         first -= 1

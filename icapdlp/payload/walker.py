@@ -78,7 +78,7 @@ class Findings:
     entered: str = "none"
 
     def label(self, container: str) -> str:
-        """What was unwrapped to reach ``container``: "compressed>zip" when a compression layer was on the way."""
+        """What was unwrapped to reach ``container``: "compressed>zip" when a compression was undone."""
         return "compressed>" + container if self.inflated else container
 
     def add(self, label: str, report: ObjectReport) -> None:
@@ -208,9 +208,11 @@ class PayloadWalker:
         try:
             embedded = lenient.embedded_dataset_offset(body)
         except lenient.TooManyCandidates:
-            raise Blocked(BlockReason.UNINSPECTABLE, "too many patient-element look-alikes to check") from None
+            raise Blocked(BlockReason.UNINSPECTABLE,
+                          "too many patient-element look-alikes to check") from None
         if embedded is not None:
-            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "patient attributes inside content that is not unpacked")
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM,
+                          "patient attributes inside content that is not unpacked")
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
         encoded = self._encoded_text(body, depth, label)  # text runs stored in binary (an uncompressed tar)
@@ -512,7 +514,8 @@ def _leading_boundary(body: bytes) -> str | None:
 _DICOM_XML = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:NativeDicomModel|DicomAttribute)\b")
 
 
-def passes_unopened(content_type: str | None, codings: list[str], body: bytes, options: PayloadOptions) -> bool:
+def passes_unopened(content_type: str | None, codings: list[str], body: bytes,
+                    options: PayloadOptions) -> bool:
     """Whether a whole body passes without decoding, unpacking or rewriting anything.
 
     The event loop asks this of bodies it holds entirely (a complete preview,

@@ -241,7 +241,7 @@ def test_member_count_and_total_size_at_limit_and_one_past():
     assert info.value.reason is BlockReason.LIMIT_EXCEEDED
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(st.integers(min_value=0, max_value=2047), st.integers(min_value=0, max_value=255))
 def test_corrupted_tars_read_or_block(position, value):
     body = bytearray(make_tar([("a.txt", b"text"), ("b.dcm", CT.data[:600])]))
