@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""OPEN: a wrapped base64 block behind prose made only of base64-alphabet characters.
+"""OPEN: base64 or a container glued behind prose made only of base64-alphabet characters.
 
-Found by the wrappings target (seed 20261202, 6 of 3,931 cases). The body is
-lower-case words and spaces (every character valid base64) followed by
-``base64.encodebytes`` of a DICOM object. The text scanner reads the prose
+Found by the wrappings target (seed 20261202, 6 of 3,931 cases, 3 fixed since;
+seed 20261203, 4 of 2,661 cases). The body is lower-case words and spaces
+(every character valid base64) followed, with no separator, by base64 of a
+DICOM object, or by a tar or multipart body holding one. The text scanner reads the prose
 and the block as one run and decodes it misaligned (garbage), so the object is
 never seen; a reader that decodes the block line by line (each 76-character
 line is 57 aligned bytes) gets the planted values back in fragments.
@@ -25,7 +26,8 @@ from tests.fuzz.wrappings import generate, outcome  # noqa: E402
 
 
 #: case seeds of the wrappings target that show it (signatures prefix>base64>...)
-CASE_SEEDS = (1201100439, 2093562481, 2720585508, 4018026641, 3880723797, 3941182921)
+CASE_SEEDS = (1201100439, 2093562481, 2720585508, 4018026641, 3880723797, 3941182921,
+              359621848, 2125603988, 2799377238, 2624205567)
 
 
 def main() -> int:
