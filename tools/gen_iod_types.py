@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from generated import write_or_check  # noqa: E402 - tools/, the script's own folder
 from icapdlp.dicom import ps315_table  # noqa: E402 - the table this one serves
 from icapdlp.dicom.profile import project_rules  # noqa: E402 - and the project rules for unlisted tags
 
@@ -173,26 +174,13 @@ def render(sources: dict[str, object], digests: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _shown(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
                         help="exit 1 if the generated module is missing or stale")
     args = parser.parse_args(argv)
-    text = render(*load_sources())
-    if args.check:
-        current = TARGET.read_text() if TARGET.exists() else ""
-        if current != text:
-            print(f"{_shown(TARGET)} is stale: run tools/gen_iod_types.py", file=sys.stderr)
-            return 1
-        print(f"{_shown(TARGET)} is up to date ({PACKAGE} {VERSION})")
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {_shown(TARGET)} ({PACKAGE} {VERSION})")
-    return 0
+    return write_or_check(TARGET, render(*load_sources()), check=args.check, script="tools/gen_iod_types.py",
+                          source=f"{PACKAGE} {VERSION}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import re
 import sys
 from pathlib import Path
 
+from generated import write_or_check  # tools/, the script's own folder
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "tools" / "reference" / "ps3.15-table-E.1-1-2024b.json"
 TARGET = ROOT / "icapdlp" / "dicom" / "ps315_table.py"
@@ -135,26 +137,13 @@ def render(raw: bytes) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _shown(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
                         help="exit 1 if the generated module is missing or stale")
     args = parser.parse_args(argv)
-    text = render(SOURCE.read_bytes())
-    if args.check:
-        current = TARGET.read_text() if TARGET.exists() else ""
-        if current != text:
-            print(f"{_shown(TARGET)} is stale: run tools/gen_ps315_table.py", file=sys.stderr)
-            return 1
-        print(f"{_shown(TARGET)} is up to date (PS3.15 {EDITION})")
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {_shown(TARGET)} (PS3.15 {EDITION})")
-    return 0
+    return write_or_check(TARGET, render(SOURCE.read_bytes()), check=args.check, script="tools/gen_ps315_table.py",
+                          source=f"PS3.15 {EDITION}")
 
 
 if __name__ == "__main__":
