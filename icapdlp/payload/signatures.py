@@ -43,7 +43,7 @@ UNINSPECTABLE_MAGICS: tuple[tuple[int, bytes, str], ...] = (
 
 #: control characters that never occur in text a client means as text
 _NON_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-_BOMS = (b"\xef\xbb\xbf",)
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def is_text(body: bytes) -> bool:
@@ -53,9 +53,8 @@ def is_text(body: bytes) -> bool:
     bytes. So text needs looking at for *encoded* DICOM (JSON, XML, base64,
     url-encoded forms), and a "DICM" inside it is a word, not a file.
     """
-    for bom in _BOMS:
-        if body.startswith(bom):
-            body = body[len(bom):]
+    if body.startswith(_UTF8_BOM):
+        body = body[len(_UTF8_BOM):]
     if _NON_TEXT.search(body):
         return False
     try:
@@ -63,13 +62,6 @@ def is_text(body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def strip_bom(body: bytes) -> bytes:
-    for bom in _BOMS:
-        if body.startswith(bom):
-            return body[len(bom):]
-    return body
 
 
 def dicom_marker_offset(body: bytes) -> int | None:

@@ -69,8 +69,6 @@ class Findings:
     study_refs: list[str] = field(default_factory=list)
     instance_refs: list[str] = field(default_factory=list)
     wrapping: str = "none"
-    #: entities refused as uninspectable that the service's policy let through unchanged
-    uninspectable_passed: int = 0
 
     #: gzip/deflate layers (content codings, .gz files) around the entity being walked
     inflated: int = 0
@@ -144,7 +142,6 @@ class PayloadWalker:
                                     dicom_declared=dicom_declared)
         except Blocked as blocked:
             if blocked.reason is BlockReason.UNINSPECTABLE and self._pass_uninspectable:
-                self.findings.uninspectable_passed += 1
                 return body
             raise
 
