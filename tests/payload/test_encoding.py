@@ -83,17 +83,6 @@ def test_prefix_inflate_reads_a_truncated_stream():
     assert inflate_prefix(b"garbage", "gzip", 100) == b""
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300), st.sampled_from(["gzip", "deflate"]))
-def test_arbitrary_bytes_inflate_or_block(data, coding):
-    try:
-        out = inflate(data, coding, 10_000)
-    except Blocked as blocked:
-        assert blocked.reason in (BlockReason.UNSUPPORTED_ENCODING, BlockReason.LIMIT_EXCEEDED)
-    else:
-        assert len(out) <= 10_000
-
-
 # -- every coding: br, zstd, bzip2, xz beside gzip and deflate -----------------------------------
 
 ALL = ["gzip", "deflate", "br", "zstd", "bzip2", "xz"]
@@ -243,7 +232,7 @@ def test_prefix_of_every_coding_gives_the_start(coding):
     assert len(start) == (0 if coding in ("bzip2", "zstd") else 20_000)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.binary(max_size=300), st.sampled_from(ALL))
 def test_arbitrary_bytes_decode_or_block_for_every_coding(data, coding):
     try:
