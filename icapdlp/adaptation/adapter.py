@@ -19,7 +19,6 @@ from icapdlp.adaptation.api import (
     Block,
     Body,
     BodyDecision,
-    HttpResponseHead,
     NeedBody,
     NoChange,
     PartialReplace,
@@ -28,6 +27,7 @@ from icapdlp.adaptation.api import (
     Transaction,
     TransactionReport,
 )
+from icapdlp.http import HttpResponseHead
 from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
 from icapdlp.dicom.deid import uid_mapping
 from icapdlp.payload.media import is_dicom_type

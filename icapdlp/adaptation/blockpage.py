@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 
-from icapdlp.adaptation.api import HttpHeaders, HttpResponseHead, Transaction
+from icapdlp.adaptation.api import Transaction
+from icapdlp.http import HttpHeaders, HttpResponseHead
 from icapdlp.verdict import BlockReason
 
 _EXPLANATIONS = {

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead, Transaction
+from icapdlp.adaptation.api import Transaction
+from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 from icapdlp.payload.dicomweb_target import map_target_uids
 
 #: fields that describe the old body's bytes (RFC 9530 digests, RFC 1864, RFC 3230, validators)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead
+from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 
 #: Encapsulated entity names that carry a chunked body
 BODY_ENTITIES = frozenset({"req-body", "res-body", "opt-body"})

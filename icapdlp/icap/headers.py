@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead
+from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 from icapdlp.icap.errors import ProtocolError
 
 # RFC 7230 token characters: what a header name or method may contain

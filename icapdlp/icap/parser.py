@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from icapdlp.adaptation.api import HttpHeaders
+from icapdlp.http import HttpHeaders
 from icapdlp.icap import headers as hdr
 from icapdlp.icap.chunked import MAX_CHUNK_LINE_BYTES, ChunkHeader, parse_chunk_line
 from icapdlp.icap.errors import LimitExceeded, ProtocolError

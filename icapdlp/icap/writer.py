@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from icapdlp.adaptation.api import HttpRequestHead, HttpResponseHead
+from icapdlp.http import HttpRequestHead, HttpResponseHead
 from icapdlp.icap.headers import serialize_fields, serialize_request_head, serialize_response_head
 
 #: reason phrases of RFC 3507 section 4.3.3, plus the HTTP ones we use for limits

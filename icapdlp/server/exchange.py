@@ -17,10 +17,8 @@ import logging
 import os
 import time
 
-from icapdlp.adaptation.api import (
-    Block, Body, HttpRequestHead, HttpResponseHead, NeedBody, NoChange,
-    PartialReplace, Replace, Transaction,
-)
+from icapdlp.adaptation.api import Block, Body, NeedBody, NoChange, PartialReplace, Replace, Transaction
+from icapdlp.http import HttpRequestHead, HttpResponseHead
 from icapdlp.icap import BodyData, EndOfMessage, LimitExceeded, PreviewEnd, ProtocolError, Request
 from icapdlp.icap.chunked import LAST_CHUNK, encode_chunk, last_chunk
 from icapdlp.observability.events import TransactionRecord

@@ -13,7 +13,7 @@ import time
 from email.utils import formatdate
 
 from icapdlp import __version__
-from icapdlp.adaptation.api import HttpRequestHead, HttpResponseHead
+from icapdlp.http import HttpRequestHead, HttpResponseHead
 from icapdlp.icap.writer import CONTINUE, REASONS, encode_response
 
 SERVER_NAME = f"icapdlp/{__version__}"

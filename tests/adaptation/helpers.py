@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead, Transaction
+from icapdlp.adaptation.api import Transaction
+from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 from icapdlp.adaptation.factory import build_adapter, worker_initializer
 from icapdlp.adaptation.inline import InlinePool
 from icapdlp.config.schema import ServiceOptions, Settings

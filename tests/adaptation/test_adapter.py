@@ -331,7 +331,7 @@ def test_output_that_cannot_be_written_is_blocked_as_spool_failed(tmp_path):
 def test_byte_ranges_of_dicom_are_blocked_and_other_ranges_pass():
     import dataclasses
 
-    from icapdlp.adaptation.api import HttpHeaders, HttpResponseHead
+    from icapdlp.http import HttpHeaders, HttpResponseHead
 
     obj = make_ct(35)
     content_range = ("Content-Range", f"bytes 1000-5999/{len(obj.data)}")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from icapdlp.adaptation.api import HttpHeaders
+from icapdlp.http import HttpHeaders
 from icapdlp.adaptation.blockpage import prefers_json
 from icapdlp.adaptation.heads import declared_length, rewritten_headers
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead
+from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 from icapdlp.icap import (
     CONNECTION_CLOSED, NEED_DATA, PAUSED, BodyData, CodecLimits, EndOfMessage, PreviewEnd, ProtocolError,
     Request, RequestParser,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead
+from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 from icapdlp.icap.chunked import encode_chunk, last_chunk, parse_chunk_line
 from icapdlp.icap.writer import CONTINUE, encapsulate, encode_request, encode_response
 

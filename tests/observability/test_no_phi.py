@@ -18,7 +18,8 @@ from collections import Counter
 
 from prometheus_client import CollectorRegistry
 
-from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, HttpResponseHead, TransactionReport
+from icapdlp.adaptation.api import TransactionReport
+from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 from icapdlp.config import Settings
 from icapdlp.observability import build_observer, start_health_server
 from icapdlp.observability.audit import AuditLog

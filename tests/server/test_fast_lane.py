@@ -19,9 +19,8 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from icapdlp.adaptation.api import (
-    Block, HttpHeaders, HttpResponseHead, NeedBody, NoChange, Replace, TransactionReport,
-)
+from icapdlp.adaptation.api import Block, NeedBody, NoChange, Replace, TransactionReport
+from icapdlp.http import HttpHeaders, HttpResponseHead
 from icapdlp.server import fastlane
 from icapdlp.server.blockpage import minimal_block_response
 from icapdlp.server.connection import IcapConnection

@@ -12,7 +12,8 @@ from __future__ import annotations
 import socket
 import time
 
-from icapdlp.adaptation.api import HttpHeaders, HttpRequestHead, NeedBody, Replace
+from icapdlp.adaptation.api import NeedBody, Replace
+from icapdlp.http import HttpHeaders, HttpRequestHead
 from tests.icap import messages as m
 from tests.server.harness import ScriptedAdapter
 

@@ -10,9 +10,8 @@ import os
 
 import pytest
 
-from icapdlp.adaptation.api import (
-    Block, HttpHeaders, HttpRequestHead, HttpResponseHead, NeedBody, NoChange, PartialReplace, Replace,
-)
+from icapdlp.adaptation.api import Block, NeedBody, NoChange, PartialReplace, Replace
+from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 from icapdlp.server.replies import SERVER_NAME
 from icapdlp.verdict import BlockReason, Blocked
 from tests.icap import messages as m
