@@ -82,3 +82,13 @@ class HttpResponseHead:
     status: int
     reason: str
     headers: HttpHeaders
+
+
+def with_content_length(head: HttpRequestHead | HttpResponseHead, length: int):
+    """Keep a Content-Length in step with a new body (only if the head declares one)."""
+    if head.headers.get("Content-Length") is None:
+        return head
+    headers = head.headers.replaced("Content-Length", str(length))
+    if isinstance(head, HttpRequestHead):
+        return HttpRequestHead(head.method, head.target, head.version, headers)
+    return HttpResponseHead(head.version, head.status, head.reason, headers)

@@ -1,5 +1,7 @@
 """ICAP/1.0 (RFC 3507 + errata), sans-IO: bytes in, events out; responses in, bytes out.
 
+- :mod:`.exchange` the server side of a connection: events and decisions in, bytes out,
+                   the rules of 100 Continue, 204, 206, echo and early answers
 - :mod:`.parser`   server-side request parser (``receive_data`` / ``next_event``)
 - :mod:`.events`   the events it emits
 - :mod:`.writer`   response (and request) heads with correct Encapsulated offsets

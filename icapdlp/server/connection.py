@@ -1,23 +1,19 @@
-"""One ICAP connection: an asyncio Protocol feeding the sans-IO parser.
+"""One ICAP connection: the asyncio Protocol that drives the sans-IO exchange.
 
-The connection's task pulls events and runs one request at a time
-(:mod:`icapdlp.server.exchange`), so request handling reads as straight-line
-code while the socket side stays a few dozen lines. Deadlines are plain
-numbers checked by the server's sweeper, which costs nothing per request.
+Everything ICAP decides lives in :class:`~icapdlp.icap.exchange.ServerExchange`;
+this class only moves bytes, keeps a body the adapter asked for, calls the
+adapter, and enforces deadlines. ``data_received`` advances the exchange
+synchronously for as long as nothing needs waiting for, so a request whose
+answer is known at once (every "not DICOM" 204) costs no task, no future and
+no extra loop turn. Only three things wait, each in a task of its own: an
+adapter call that suspends (a worker is busy with the body), a spooled body
+being streamed back, and room in the socket's send buffer.
 
-Inside a request, every wait on the client (for more of the body, or for
-it to read our answer) has its own deadline, ``idle_timeout`` after the
-last progress: a client that stops in the middle of a body (after a 100
-Continue, say) is cut off then, not after the whole request timeout, so a
-few hundred stalled uploads cannot hold every connection slot.
-
-Fast path: while the task waits for the next request, ``data_received``
-starts the request's coroutine itself (``coro.send(None)``). No-change
-traffic (a 204 decided from the head or the preview) usually finishes in
-that first step, so it costs no future, no task wake-up and no extra loop
-iteration. When the coroutine does suspend (more bytes needed, an adapter
-awaiting a worker) it is handed to the task, which resumes it exactly where
-it stopped: same code, same bytes on the wire, same timeouts.
+Deadlines are plain numbers checked by the server's sweeper, which costs
+nothing per request. Inside a request, every wait on the client (for more
+of the body, or for it to read our answer) has its own deadline,
+``idle_timeout`` after the last progress: a client that stops in the middle
+of a body is cut off then, not after the whole request timeout.
 """
 
 from __future__ import annotations
@@ -27,20 +23,31 @@ import logging
 import time
 import traceback
 
-from icapdlp.icap import CONNECTION_CLOSED, NEED_DATA, ProtocolError, Request, RequestParser
+from icapdlp.adaptation.api import Body
+from icapdlp.icap import NEED_DATA
+from icapdlp.icap.exchange import Adapt, Finished, KeepBody, LimitHit, Outcome, SendBody, ServerExchange, Stage
 from icapdlp.observability.events import TransactionRecord
-from icapdlp.server.exchange import ConnectionLost
-from icapdlp.server.fastlane import answer_at_once
-from icapdlp.server.resume import Resume
+from icapdlp.server import decisions
+from icapdlp.server.eager import Suspended, run_until_suspended
+from icapdlp.server.spool import Spool
+from icapdlp.server.workers import Overloaded
+from icapdlp.verdict import BlockReason, Blocked
 
 log = logging.getLogger("icapdlp.server")
 
 #: stop reading from the socket while this much is parsed-but-unconsumed: a
 #: client streaming faster than we spool must not grow our memory
 READ_HIGH_WATER = 256 * 1024
+#: pieces read from a spooled body file per write; large enough for few syscalls,
+#: small enough that one slow client holds little memory
+FILE_PIECE_BYTES = 256 * 1024
 
 # what the connection is waiting for; each phase has its own timeout
 IDLE, HEAD, REQUEST, CLOSING = "idle", "head", "request", "closing"
+
+
+class ConnectionLost(Exception):
+    """The peer went away while we were writing."""
 
 
 class IcapConnection(asyncio.Protocol):
@@ -49,26 +56,27 @@ class IcapConnection(asyncio.Protocol):
     def __init__(self, server) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.parser: RequestParser | None = None
+        self.exchange: ServerExchange | None = None
         self.phase = IDLE
         self.deadline = float("inf")
         #: while a request waits on the client (body bytes, or room to write): idle_timeout from the
         #: last progress; infinite while the server itself is working
         self.stall_deadline = float("inf")
-        self.timed_out: str | None = None  # the phase whose deadline passed
         self.lost = False
-        self.response_started = False  # bytes of the current response were written
+        self.closed = False
         self.request_began = 0.0  # monotonic time of the first byte of the current request
-        self._waiter: asyncio.Future | None = None
+        self._task: asyncio.Task | None = None  # the one thing being waited for, if any
         self._drain_waiter: asyncio.Future | None = None
         self._write_paused = False
         self._read_paused = False
-        self._out: list[bytes] = []
-        self._task: asyncio.Task | None = None
-        self._park_waiter: asyncio.Future | None = None
-        self._parked = False  # the task waits for the next request: data_received may serve it
-        #: for the task: a Resume, CONNECTION_CLOSED (stop) or a ProtocolError met in data_received
-        self._stash = None
+        # the current request's adaptation
+        self._told_started = False
+        self._tx = None
+        self._spool: Spool | None = None
+        self._reason: BlockReason | None = None
+        self._report = None
+        #: a finished answer still in the socket's send buffer: recorded once the client reads it
+        self._unsent_finish: Finished | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -76,102 +84,49 @@ class IcapConnection(asyncio.Protocol):
         self.transport = transport
         if not self.server.admit(self):
             transport.close()
-            self.lost = True
+            self.lost = self.closed = True
             return
-        self.parser = RequestParser(self.server.codec_limits)
+        self.exchange = ServerExchange(self.server.codec_limits, self._runtime)
         self.deadline = time.monotonic() + self.server.limits.idle_timeout
-        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _runtime(self):
+        return self.server.runtime
 
     def data_received(self, data: bytes) -> None:
         if self.phase == IDLE:
             self.phase = HEAD
             self.request_began = now = time.monotonic()
             self.deadline = now + self.server.limits.header_timeout
-        parser = self.parser
-        parser.receive_data(data)
-        if self._parked and self._stash is None:
-            self._serve_inline()
-            if self._stash is None:
-                return  # still parked: the parser holds less than one (size-limited) head
-        if parser.buffered > READ_HIGH_WATER and not self._read_paused:
+        exchange = self.exchange
+        exchange.receive_data(data)
+        if self._task is None:
+            self._advance()
+        if not self.closed and exchange.buffered > READ_HIGH_WATER and not self._read_paused:
             self._read_paused = True
             self.transport.pause_reading()
-        self._wake()
-
-    def _serve_inline(self) -> None:
-        """Serve the buffered requests without the task while each finishes in one step.
-
-        Mirrors one turn of :meth:`_run` per request; whatever does not finish
-        here (a suspended request, a protocol error, the end of the
-        connection) is stashed for the task, which is then woken.
-        """
-        server = self.server
-        parser = self.parser
-        while not server.stopping and not self.lost:
-            try:
-                event = parser.next_event()
-            except ProtocolError as exc:
-                self._hand_to_task(exc)
-                return
-            if event is NEED_DATA:
-                return
-            if event is CONNECTION_CLOSED:
-                self._hand_to_task(event)
-                return
-            try:
-                outcome = self._begin_request(event)
-            except Exception as exc:  # noqa: BLE001 - a bug: the task logs it as _run does (never the
-                self._hand_to_task(Resume(error=exc))  # message) and closes; from data_received asyncio
-                return  # would log str(exc), which could quote payload bytes
-            if outcome.__class__ is not bool:  # the general path: run its first step here
-                first = Resume.first_step(outcome)
-                if not first.finished:  # it awaits, or failed: the task finishes it
-                    self.flush()
-                    self._hand_to_task(first)
-                    return
-                outcome = first.value
-            self.flush()
-            if not outcome or self.lost:
-                self._hand_to_task(CONNECTION_CLOSED)
-                return
-            self._await_next_request()
-        self._hand_to_task(CONNECTION_CLOSED)  # stopping: the task closes the connection
-
-    def _begin_request(self, request: Request):
-        """Start serving ``request``: keep-alive if answered at once, else the coroutine that answers it."""
-        started = self.request_began
-        self.phase, self.deadline = REQUEST, started + self.server.limits.request_timeout
-        return answer_at_once(self, request, self.server.runtime, started)
-
-    def _await_next_request(self) -> None:
-        """A response is complete: the header deadline runs if bytes of the next request are here, else idle."""
-        self.response_started = False
-        now = time.monotonic()
-        if self.parser.buffered:
-            self.phase, self.deadline, self.request_began = HEAD, now + self.server.limits.header_timeout, now
-        else:
-            self.phase, self.deadline = IDLE, now + self.server.limits.idle_timeout
-
-    def _hand_to_task(self, item) -> None:
-        self._stash = item
-        self._wake()
 
     def eof_received(self) -> bool:
-        if self.parser is not None:
-            self.parser.receive_data(b"")
-        self._wake()
+        if self.exchange is not None:
+            self.exchange.receive_data(b"")
+            if self._task is None:
+                self._advance()
         return True  # keep the write side open for a final response
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self.parser is not None:
-            self.parser.receive_data(b"")
-        self._wake()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionLost())
-        if self._task is not None:
+        if self.exchange is not None:
+            unsent, self._unsent_finish = self._unsent_finish, None
+            if unsent is not None:  # the answer never reached the client
+                unsent.outcome, unsent.keep_alive = Outcome.ERROR, False
+                self._finish(unsent)
+            self.exchange.receive_data(b"")
+            if self._task is None and not self.closed:
+                self._advance()  # a request cut off mid-way is recorded as an error
             self.server.forget(self)
+        self._close_spool()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -181,99 +136,203 @@ class IcapConnection(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        elif self._task is None and not self.closed:
+            self._advance()
 
-    # -- primitives for the exchange ---------------------------------------------
+    # -- driving the exchange ----------------------------------------------------------
 
-    def _wake(self) -> None:
-        """Resolve whatever waits for bytes: a request's ``next_event`` and/or the parked task."""
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-        waiter = self._park_waiter
-        if waiter is not None:
-            self._park_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+    def _advance(self) -> None:
+        """Pull events from the exchange and act on them until something must be waited for."""
+        try:
+            self._advance_until_wait()
+        except Exception as exc:  # a bug: log where, never the message (it could quote payload bytes)
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("connection handler failed with %s\n%s", type(exc).__name__, frames)
+            self.close()
 
-    def _resume_reading(self) -> None:
-        """Undo ``data_received``'s back-pressure once the parser needs bytes again."""
-        if self._read_paused:
-            self._read_paused = False
-            self.transport.resume_reading()
+    def _advance_until_wait(self) -> None:
+        exchange = self.exchange
+        self.stall_deadline = float("inf")
+        while not self.closed:
+            if self._write_paused:  # resume_writing() comes back here
+                self._flush()
+                self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
+                return
+            event = self._unsent_finish or exchange.next_event()
+            self._unsent_finish = None
+            if exchange.in_request and self.phase is not REQUEST:
+                self.phase = REQUEST
+                self.deadline = self.request_began + self.server.limits.request_timeout
+            cls = event.__class__
+            if cls is Adapt:
+                if not self._adapt(event):
+                    self._flush()
+                    return
+            elif cls is Finished:
+                self._flush()
+                if self._write_paused and not self.lost:  # counted as done once the client has read it
+                    self._unsent_finish = event
+                    continue
+                self._finish(event)
+                if not event.keep_alive or self.server.stopping or self.lost:
+                    self.close()
+                    return
+            elif cls is KeepBody:
+                self._keep(event.data)
+            elif event is NEED_DATA:
+                self._flush()
+                if self._read_paused:
+                    self._read_paused = False
+                    self.transport.resume_reading()
+                if exchange.in_request:
+                    self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
+                return
+            elif cls is SendBody:
+                self._flush()
+                self._task = asyncio.get_running_loop().create_task(self._stream(event.body))
+                return
+            elif cls is LimitHit:
+                decisions.block(exchange, self._tx, exchange.context.adapter, BlockReason.LIMIT_EXCEEDED,
+                                "body larger than limits.body_bytes", close=True)
+                self._reason = BlockReason.LIMIT_EXCEEDED
+            else:  # CONNECTION_CLOSED: the peer closed between requests
+                self.close()
+                return
 
-    async def next_request(self):
-        """The next request, or what ``data_received`` left for the task to finish."""
-        parser = self.parser
-        while True:
-            stash = self._stash
-            if stash is not None:
-                self._stash = None
-                if isinstance(stash, ProtocolError):
-                    raise stash
-                return stash
-            event = parser.next_event()
-            if event is not NEED_DATA:
-                return event
-            self._resume_reading()
-            # its own slot: a request started in data_received may set _waiter before the task runs
-            self._park_waiter = waiter = asyncio.get_running_loop().create_future()
-            self._parked = True
+    def _adapt(self, event: Adapt) -> bool:
+        """Ask the adapter; True when its answer is already applied, False when a task awaits it."""
+        if not self._told_started:
+            self._told_started = True
+            self.server.observer.request_started()
+        adapter = self.exchange.context.adapter
+        if event.stage is Stage.PREVIEW:
+            self._tx = tx = decisions.new_transaction(event.request)
+            allowed, kept = decisions.PREVIEW_DECISIONS, None
+            call = adapter.on_preview, tx, event.preview, event.complete
+        else:
+            tx = self._tx
             try:
-                await waiter
-            except asyncio.CancelledError as exc:
-                stash = self._stash
-                if isinstance(stash, Resume) and stash.error is None:
-                    # a timeout while the request waited for the task: it belongs to the request
-                    self._stash = None
-                    stash.throw_first = exc
-                    return stash
-                raise
-            finally:
-                self._parked = False
+                kept = self._spool.body() if self._spool is not None else Body(data=b"")
+            except Blocked as exc:  # the spool could not be flushed
+                self._blocked(exc.reason, exc.detail)
+                return True
+            allowed = decisions.BODY_DECISIONS
+            call = adapter.on_body, tx, kept
+        try:
+            answer = run_until_suspended(call[0](*call[1:]))
+        except Overloaded:
+            self.exchange.fail(503)
+            return True
+        except Exception as exc:
+            answer = decisions.from_error(exc, tx)
+        if answer.__class__ is Suspended:
+            self._task = asyncio.get_running_loop().create_task(self._await_adapter(answer, allowed, kept))
+            return False
+        self._apply(answer, allowed, kept)
+        return True
 
-    async def next_event(self):
-        """The next parser event, waiting for bytes as needed (never NEED_DATA)."""
-        parser = self.parser
-        while True:
-            event = parser.next_event()
-            if event is not NEED_DATA:
-                return event
-            self._resume_reading()
-            self._waiter = waiter = asyncio.get_running_loop().create_future()
-            self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
-            try:
-                await waiter
-            finally:
-                self.stall_deadline = float("inf")
+    async def _await_adapter(self, suspended: Suspended, allowed: tuple, kept: Body | None) -> None:
+        try:
+            answer = await suspended
+        except asyncio.CancelledError:
+            raise  # a deadline: check_deadline() already answered
+        except Overloaded:
+            self._task = None
+            self.exchange.fail(503)
+            self._advance()
+            return
+        except Exception as exc:
+            answer = decisions.from_error(exc, self._tx)
+        self._task = None
+        try:
+            self._apply(answer, allowed, kept)
+        except Exception as exc:
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("connection handler failed with %s\n%s", type(exc).__name__, frames)
+            self.close()
+            return
+        self._advance()
 
-    def write(self, data: bytes) -> None:
-        """Queue response bytes; they leave in one send at the next ``flush``/``drain``.
+    def _apply(self, answer, allowed: tuple, kept: Body | None) -> None:
+        exchange = self.exchange
+        tx = self._tx
+        decision = decisions.checked(answer, allowed, tx)
+        self._report = getattr(decision, "report", None)
+        if decision.__class__ is decisions.Block:
+            self._reason = decision.reason
+        decisions.apply(exchange, decision, tx, exchange.context.adapter, kept)
+
+    def _keep(self, data: bytes) -> None:
+        spool = self._spool
+        if spool is None:
+            limits = self.server.limits
+            spool = self._spool = Spool(limits.spool_memory_bytes, limits.spool_dir)
+        try:
+            spool.write(data)
+        except Blocked as exc:  # the rest of the body stays unread: answer and close
+            self._blocked(exc.reason, exc.detail)
+
+    def _blocked(self, reason: BlockReason, detail: str) -> None:
+        self._reason = reason
+        decisions.block(self.exchange, self._tx, self.exchange.context.adapter, reason, detail, close=True)
+
+    async def _stream(self, body: Body) -> None:
+        """Send a spooled body (an echo or a worker's output file) piece by piece, as the client reads."""
+        exchange = self.exchange
+        try:
+            with body.open() as handle:
+                while piece := handle.read(FILE_PIECE_BYTES):
+                    exchange.send_body_piece(piece)
+                    await self._drain()
+            exchange.end_body()
+        except asyncio.CancelledError:
+            raise  # a deadline: check_deadline() already answered
+        except ConnectionLost:
+            exchange.abandon()
+        except OSError as exc:  # the file went away under us: what was sent cannot be completed
+            log.error("reading a body to send failed (%s)", type(exc).__name__)
+            exchange.abandon()
+        self._task = None
+        self._advance()
+
+    def _finish(self, event: Finished) -> None:
+        """Record the finished request and get ready for the next one."""
+        observer = self.server.observer
+        if not self._told_started:
+            observer.request_started()
+        now = time.monotonic()
+        observer.request_finished(TransactionRecord(
+            icap_method=event.icap_method, icap_status=event.status, outcome=event.outcome.value,
+            duration_seconds=now - (self.request_began or now), bytes_in=event.bytes_in,
+            bytes_out=event.bytes_out, tx=self._tx, reason=self._reason, report=self._report))
+        self._told_started = False
+        self._tx = self._reason = self._report = None
+        self._close_spool()
+        if self.exchange.buffered:
+            self.phase, self.deadline, self.request_began = HEAD, now + self.server.limits.header_timeout, now
+        else:
+            self.phase, self.deadline = IDLE, now + self.server.limits.idle_timeout
+
+    def _close_spool(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Everything the exchange has written leaves in one send.
 
         One send per response matters twice: fewer syscalls on the 204 hot
         path, and clients such as c-icap-client that read a preview answer
         with a single recv see the whole response.
         """
+        data = self.exchange.data_to_send()
         if data and not self.lost:
-            self.response_started = True
-            self._out.append(data)
-
-    def flush(self) -> None:
-        out = self._out
-        if out:
-            if not self.lost:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-            out.clear()
-
-    def write_interim(self, data: bytes) -> None:
-        """An interim answer (100 Continue): does not count as the start of the final response."""
-        if not self.lost:
-            self.flush()
             self.transport.write(data)
 
-    async def drain(self) -> None:
-        self.flush()
+    async def _drain(self) -> None:
+        self._flush()
         if self.lost:
             raise ConnectionLost()
         if self._write_paused:
@@ -282,11 +341,16 @@ class IcapConnection(asyncio.Protocol):
             try:
                 await self._drain_waiter
             finally:
+                self._drain_waiter = None
                 self.stall_deadline = float("inf")
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         self.phase = CLOSING
-        self.flush()
+        if self.exchange is not None:
+            self._flush()
         if self.transport is not None:
             self.transport.close()
 
@@ -294,68 +358,24 @@ class IcapConnection(asyncio.Protocol):
 
     def check_deadline(self, now: float) -> None:
         """Called by the sweeper: enforce the idle, header or request timeout, or a client's stall."""
-        if (now < self.deadline and now < self.stall_deadline) or self.lost:
+        if (now < self.deadline and now < self.stall_deadline) or self.lost or self.closed:
             return
         if self.phase == IDLE or self.phase == CLOSING:
             self.close()
         elif now >= self.stall_deadline and self._write_paused:
             self.abort()  # the client stopped reading our answer: nothing more can reach it
-        elif self._task is not None and self.timed_out is None:
-            self.timed_out = self.phase
-            self._task.cancel()
+        else:
+            task, self._task = self._task, None
+            if task is not None:
+                task.cancel()
+            self.exchange.fail(408)  # an ICAP error if nothing of the answer was sent yet
+            self._advance()
 
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the response in progress."""
-        if self.phase == IDLE and (self.parser is None or self.parser.at_request_boundary):
+        if self.phase == IDLE and (self.exchange is None or self.exchange.idle):
             self.close()
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-
-    # -- the connection's task ------------------------------------------------------
-
-    async def _run(self) -> None:
-        server = self.server
-        try:
-            while self._stash is not None or not server.stopping:
-                if self._stash is None:  # else data_received already set up the next step
-                    self._await_next_request()
-                try:
-                    event = await self.next_request()
-                except ProtocolError as exc:
-                    self._refuse(exc.status_hint)
-                    return
-                if event is CONNECTION_CLOSED:
-                    return
-                if isinstance(event, Resume):  # a request data_received started (phase already set)
-                    keep_alive = await event
-                else:
-                    assert isinstance(event, Request)
-                    keep_alive = self._begin_request(event)
-                    if keep_alive.__class__ is not bool:
-                        keep_alive = await keep_alive
-                self.flush()
-                if not keep_alive or self.lost:
-                    return
-        except asyncio.CancelledError:
-            if self.timed_out is None:
-                raise
-            if self.timed_out == HEAD or not self.response_started:
-                self._refuse(408)
-        except ConnectionLost:
-            pass
-        except Exception as exc:  # a bug: log where, never the message (it could quote payload bytes)
-            frames = "".join(traceback.format_tb(exc.__traceback__))
-            log.error("connection handler failed with %s\n%s", type(exc).__name__, frames)
-        finally:
-            self.close()
-
-    def _refuse(self, status: int) -> None:
-        """Answer a request we could not even read (bad head, timeout) and close."""
-        observer = self.server.observer
-        observer.request_started()
-        self.write(self.server.runtime.replies.error(status, close=True))
-        observer.request_finished(TransactionRecord(
-            icap_method="OTHER", icap_status=status, outcome="error",
-            duration_seconds=time.monotonic() - (self.request_began or time.monotonic())))

@@ -52,10 +52,6 @@ class Runtime:
 
 
 class IcapServer:
-    #: answer the common no-change requests through :mod:`icapdlp.server.fastlane`; the
-    #: equivalence tests switch it off on one of two servers to compare the bytes
-    fast_lane = True
-
     def __init__(self, settings, runtime: Runtime, observer: Observer | None = None, *,
                  port: int | None = None, reuse_port: bool = False) -> None:
         self.settings = settings

@@ -1,7 +1,7 @@
-"""The connection's inline path: requests served from ``data_received`` without the task.
+"""The connection drives the exchange from ``data_received`` until something must be awaited.
 
-Requests that finish in one step are answered inline; anything that
-suspends (more bytes, an adapter that awaits) is handed to the task. These
+Requests whose answer is known at once are answered there; anything that
+waits (more bytes, an adapter that awaits) resumes from a task. These
 tests pin the cases where the two meet: several requests in one segment,
 a request split anywhere, a hand-over in the middle of a pipeline, and the
 observer seeing exactly one record per request in each case.
@@ -125,5 +125,5 @@ def test_a_bug_while_starting_an_inline_request_closes_without_logging_its_messa
         while "RuntimeError" not in caplog.text and time.monotonic() < deadline:
             time.sleep(0.01)
     assert "connection handler failed with RuntimeError" in caplog.text
-    assert "in _serve_inline" in caplog.text  # it was the inline path
+    assert "in _advance" in caplog.text  # it was the synchronous drive from data_received
     assert _FailingObserver.planted not in caplog.text
