@@ -30,7 +30,7 @@ from icapdlp.observability.events import NullObserver, Observer
 from icapdlp.observability.logs import configure_logging
 from icapdlp.server.istag import make_istag
 from icapdlp.server.listener import IcapServer, Runtime, ensure_port_free
-from icapdlp.server.replies import Replies
+from icapdlp.icap.replies import Replies
 from icapdlp.server.workers import WorkerPool
 
 log = logging.getLogger("icapdlp.server")

@@ -19,7 +19,7 @@ from icapdlp.icap import CodecLimits
 from icapdlp.observability.events import NullObserver, Observer, TransactionRecord
 from icapdlp.server.access import AllowList, tls_context
 from icapdlp.server.connection import IcapConnection
-from icapdlp.server.replies import Replies
+from icapdlp.icap.replies import Replies
 
 log = logging.getLogger("icapdlp.server")
 

@@ -19,7 +19,7 @@ from icapdlp.icap import NEED_DATA, CodecLimits
 from icapdlp.icap.exchange import (
     Adapt, Finished, IllegalDecision, KeepBody, LimitHit, Outcome, SendBody, ServerExchange, Stage,
 )
-from icapdlp.server.replies import Replies
+from icapdlp.icap.replies import Replies
 from tests.icap import messages as m
 
 SERVICES = {"deid-req": "REQMOD", "deid-resp": "RESPMOD"}

@@ -20,7 +20,7 @@ from icapdlp.config import Settings
 from icapdlp.server.blockpage import minimal_block_response
 from icapdlp.server.listener import IcapServer, Runtime
 from icapdlp.server.options import LimitsOptions, ServerOptions
-from icapdlp.server.replies import Replies
+from icapdlp.icap.replies import Replies
 
 ISTAG = '"test-istag"'
 SERVICES = {"deid-req": "REQMOD", "deid-resp": "RESPMOD"}

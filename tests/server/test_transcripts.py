@@ -12,7 +12,7 @@ import pytest
 
 from icapdlp.adaptation.api import Block, NeedBody, NoChange, PartialReplace, Replace
 from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
-from icapdlp.server.replies import SERVER_NAME
+from icapdlp.icap.replies import SERVER_NAME
 from icapdlp.verdict import BlockReason, Blocked
 from tests.icap import messages as m
 from tests.server.harness import ScriptedAdapter

@@ -1,4 +1,4 @@
-"""The ICAP responses the server sends, with ISTag, Date and Server filled in.
+"""The ICAP responses a server sends, with ISTag, Date and Server filled in.
 
 One :class:`Replies` object belongs to one configuration generation: a reload
 builds a new one (new ISTag) and swaps it together with the adapter, so a
