@@ -282,7 +282,7 @@ class ServerExchange:
         return deferred()
 
     def _on_request(self, request: Request):
-        self._reset()
+        # every field was reset when the previous request finished (or at start)
         self._in_request = True
         self.request = request
         self.context = context = self._current_context()
@@ -344,8 +344,14 @@ class ServerExchange:
         else:
             may_204 = "204" in request.allow or self._complete
         if may_204:
-            self._answer(self._head_answer(self.context.replies.no_content(close=request.close), 204,
-                                           Outcome.NO_CHANGE))
+            head = self.context.replies.no_content(close=request.close)
+            if self._unpreviewed_body_follows():
+                self._skip_then(self._head_answer(head, 204, Outcome.NO_CHANGE))
+                return
+            if request.has_body and not self._complete and self._state == _ASKED_PREVIEW:
+                self.parser.finish_early()  # answered from a preview that stopped short
+            self._write_head(head, 204, Outcome.NO_CHANGE)
+            self._state = _DONE
         elif self._unpreviewed_body_follows():  # echo the body while it arrives, holding none of it
             self._write_head(self._echo_head(), 200, Outcome.NO_CHANGE)
             self._state = _ECHOING
