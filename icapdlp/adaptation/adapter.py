@@ -32,6 +32,7 @@ from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_l
 from icapdlp.dicom.deid import uid_mapping
 from icapdlp.payload.media import is_dicom_type
 from icapdlp.payload.triage import Triage, Verdict, triage
+from icapdlp.report import Container
 from icapdlp.verdict import BlockReason, Blocked
 
 
@@ -156,7 +157,7 @@ def _is_byte_range(tx: Transaction) -> bool:
 
 def _raw_report() -> TransactionReport:
     """One raw object, counted before (or without) running the pipeline on it."""
-    return TransactionReport(objects_by_wrapping={"raw": 1}, wrapping="raw")
+    return TransactionReport(objects_by_wrapping={Container.RAW.value: 1}, wrapping=Container.RAW.value)
 
 
 def _owned_file(path: str | None, size: int) -> Body:

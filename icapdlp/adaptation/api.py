@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Literal, Protocol, Union
 
 from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
-from icapdlp.report import ObjectReport
+from icapdlp.report import NO_WRAPPING, ObjectReport
 from icapdlp.verdict import BlockReason
 
 
@@ -75,14 +75,14 @@ class Body:
 class TransactionReport:
     """What the adapter found and did, for metrics and audit (counts only, no values)."""
 
-    #: wrapping label -> DICOM objects found ("raw", "form", "stow", "wado", "json", "zip", "tar", each
-    #: prefixed "compressed>" when a compression layer was undone to reach it; see observability.labels)
+    #: wrapping label -> DICOM objects found (a ``report.Container`` value, prefixed "compressed>"
+    #: when a compression layer was undone to reach it: ``report.wrapping``)
     objects_by_wrapping: dict[str, int] = field(default_factory=dict)
     totals: ObjectReport = field(default_factory=ObjectReport)
     #: keyed hashes of original Study / SOP Instance UIDs, for tracing without revealing
     study_refs: list[str] = field(default_factory=list)
     instance_refs: list[str] = field(default_factory=list)
-    wrapping: str = "none"  # the outermost wrapping label, "none" for non-DICOM
+    wrapping: str = NO_WRAPPING  # the outermost wrapping label, "none" for non-DICOM
 
 
 @dataclass

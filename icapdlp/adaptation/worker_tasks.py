@@ -20,7 +20,7 @@ from icapdlp.adaptation.api import TransactionReport
 from icapdlp.adaptation.splice import try_splice
 from icapdlp.payload.triage import Verdict, triage
 from icapdlp.payload.walker import Findings, PayloadWalker
-from icapdlp.report import ObjectReport
+from icapdlp.report import NO_WRAPPING, Container, ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
 Mode = Literal["deidentify", "block", "report-only"]
@@ -295,7 +295,7 @@ def _rewrite_raw(worker: WorkerState, service: str, data: bytearray) -> BodyResu
     try:
         output, changed = PipelineRewriter(worker, service).rewrite_owned_dicom(data)
     except Blocked as blocked:
-        raise Blocked(blocked.reason, blocked.detail, "raw") from None
+        raise Blocked(blocked.reason, blocked.detail, Container.RAW.value) from None
     except RecursionError:
         raise Blocked(BlockReason.LIMIT_EXCEEDED, "structure nested too deeply") from None
     except MemoryError:
@@ -313,8 +313,8 @@ def _rewrite_raw(worker: WorkerState, service: str, data: bytearray) -> BodyResu
 def raw_transaction_report(report: ObjectReport) -> TransactionReport:
     """The report of a body that is one raw DICOM object, as the walker would give it."""
     findings = Findings()
-    findings.add("raw", report)
-    findings.wrapping = "raw"
+    findings.add(Container.RAW, report)
+    findings.wrapping = Container.RAW.value
     return to_transaction_report(findings)
 
 
@@ -353,8 +353,8 @@ def header_only(policy: Policy, service: str, prefix: bytes, total_size: int
 
 def blocked_report(blocked: Blocked) -> TransactionReport:
     """The report of a body a worker blocked: its wrapping, and one object when it was one object."""
-    wrapping = blocked.wrapping or "none"
-    objects = {wrapping: 1} if wrapping.endswith("raw") else {}
+    wrapping = blocked.wrapping or NO_WRAPPING
+    objects = {wrapping: 1} if wrapping.endswith(Container.RAW.value) else {}
     return TransactionReport(objects_by_wrapping=objects, wrapping=wrapping)
 
 

@@ -41,7 +41,7 @@ from pydicom.datadict import get_entry
 
 from icapdlp.dicom.prescan import PIXEL_DATA
 from icapdlp.dicom.reader import decoded_element
-from icapdlp.report import ObjectReport
+from icapdlp.report import CdrFinding, ObjectReport
 from icapdlp.verdict import Blocked, BlockReason
 
 #: PS3.5 Table 6.2-1 maximum characters per value. DA/DT/TM use the range-query
@@ -66,9 +66,6 @@ NUMBER_STRING = {
     "DS": re.compile(r" *[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)? *"),
     "IS": re.compile(r" *[+-]?\d+ *"),
 }
-#: CDR finding kind for a value that did not fit its VR (the closest kind in labels.py)
-LENGTH_FINDING = "length-invalid"
-TRAILING_FINDING = "trailing-bytes"
 
 
 @lru_cache(maxsize=4096)
@@ -104,7 +101,7 @@ def _walk(ds: Dataset, report: ObjectReport, *, top: bool) -> None:
                           f"structural element ({tag >> 16:04X},{tag & 0xFFFF:04X}) does not fit its VR")
         del ds[tag]
         report.actions["X"] += 1
-        report.cdr_findings[LENGTH_FINDING] += 1
+        report.cdr_findings[CdrFinding.LENGTH_INVALID] += 1
 
 
 def _violates(tag: int, elem: DataElement) -> bool:
@@ -180,4 +177,4 @@ def enforce_pixel_geometry(ds: Dataset, encapsulated: bool, report: ObjectReport
             ds[PIXEL_DATA]._value = raw[:expected]  # a view of the input stays a view: no copy
         else:
             ds[PIXEL_DATA].value = raw[:expected]
-        report.cdr_findings[TRAILING_FINDING] += 1
+        report.cdr_findings[CdrFinding.TRAILING_BYTES] += 1

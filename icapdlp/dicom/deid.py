@@ -43,7 +43,7 @@ from icapdlp.dicom.values import (
     shift_dt,
     tokens_of,
 )
-from icapdlp.report import ObjectReport
+from icapdlp.report import CdrFinding, ObjectReport
 
 #: removed whatever the table says: signatures, MACs, encrypted and original
 #: attributes, icons, padding, command and meta groups misplaced in the body
@@ -59,10 +59,6 @@ ALWAYS_REMOVE = frozenset({
 PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID = 0x00100010, 0x00100020, 0x00100021
 STUDY_UID = 0x0020000D
 OVERLAY_DATA_ELEMENT = 0x3000
-#: CDR finding kinds (labels.CDR_FINDING_KINDS): an undefined or retired standard tag, and an
-#: attribute the Standard defines only inside sequence items found at the top level
-UNKNOWN_TAG_FINDING = "undefined-tag"
-MISPLACED_FINDING = "misplaced-attribute"
 #: elements that carry codes, not free text; kept inside D / C sequences
 CODE_TAGS = frozenset(
     {0x0008_0000 | e for e in range(0x0100, 0x0123)}
@@ -105,7 +101,7 @@ class HeaderDeidentifier:
         self._types = iod.types_for(str(ds.get("SOPClassUID", "") or "").strip("\0 "))
         for tag in SEQUENCE_ONLY_TAGS.intersection(ds.keys()):
             self._remove(ds, tag)
-            self.report.cdr_findings[MISPLACED_FINDING] += 1
+            self.report.cdr_findings[CdrFinding.MISPLACED_ATTRIBUTE] += 1
         if self.profile.longitudinal_dates == "modified":
             identity = _text(ds.get(PATIENT_ID)) + "\0" + _text(ds.get(ISSUER_OF_PATIENT_ID))
             if not identity.strip("\0"):
@@ -155,7 +151,7 @@ class HeaderDeidentifier:
                     action = iod.decide(self._types, (*path, tag))
                 if action is None and not known_tag(tag):
                     self._remove(ds, tag)
-                    self.report.cdr_findings[UNKNOWN_TAG_FINDING] += 1
+                    self.report.cdr_findings[CdrFinding.UNDEFINED_TAG] += 1
                 elif action is None:
                     self._unlisted(ds, decoded_element(ds, tag), mode, path)
                 else:

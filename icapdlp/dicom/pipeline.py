@@ -43,7 +43,7 @@ from icapdlp.dicom.rebuild import (
     output_transfer_syntax,
     zero_bits_above_high_bit,
 )
-from icapdlp.report import ObjectReport
+from icapdlp.report import CdrFinding, ObjectReport, Stage
 from icapdlp.verdict import Blocked, BlockReason
 
 # pydicom's log and warning messages can quote element values (PHI): silence them.
@@ -128,10 +128,10 @@ def deidentify_buffer(data: bytes | bytearray, config: PipelineConfig,
     owned = owned and config.mode == "deidentify"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds, ts = _guarded("parse", parse, data, config.limits, report)
-        _guarded("deid", _process, ds, config, pixel_cleaner, report)
+        ds, ts = _guarded(Stage.PARSE, parse, data, config.limits, report)
+        _guarded(Stage.DEID, _process, ds, config, pixel_cleaner, report)
         out_ts = output_transfer_syntax(str(ds.file_meta.TransferSyntaxUID))
-        chunks = _guarded("encode", _encode, ds, out_ts, owned, report)
+        chunks = _guarded(Stage.ENCODE, _encode, ds, out_ts, owned, report)
     return DeidOutput([data] if config.mode == "report-only" else chunks, report)
 
 
@@ -144,10 +144,10 @@ def deidentify_dataset(ds: Dataset, config: PipelineConfig, pixel_cleaner: Pixel
         ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_LE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _guarded("deid", _process_document, ds, config, pixel_cleaner, report)
+        _guarded(Stage.DEID, _process_document, ds, config, pixel_cleaner, report)
         ts = str(ds.file_meta.TransferSyntaxUID)
         if zero_bits_above_high_bit(ds, UID(ts).is_encapsulated):
-            report.cdr_findings["pixel-high-bits"] += 1
+            report.cdr_findings[CdrFinding.PIXEL_HIGH_BITS] += 1
         ds.file_meta = new_file_meta(ds, ts)
     return report
 
@@ -198,7 +198,7 @@ def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
             header = encode(ds, scanned.transfer_syntax)
     except (Blocked, Exception):  # noqa: BLE001 - any doubt means "use the full path"
         return None
-    report.stage_seconds["deid"] += time.perf_counter() - started
+    report.stage_seconds[Stage.DEID] += time.perf_counter() - started
     if scanned.implicit:
         element = struct.pack("<HHI", 0x7FE0, 0x0010, pixel.length)
     else:
@@ -208,7 +208,7 @@ def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
 
 # -- stages -------------------------------------------------------------------
 
-def _guarded(stage: str, func, *args):
+def _guarded(stage: Stage, func, *args):
     """Run a stage; time it; turn any non-Blocked failure into a PHI-free Blocked."""
     report: ObjectReport = args[-1]
     started = time.perf_counter()
@@ -304,7 +304,7 @@ def _silence_audio(ds: Dataset, report: ObjectReport) -> None:
 
 def _encode(ds: Dataset, out_ts: str, owned: bool, report: ObjectReport) -> list:
     if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated, in_place=True, owned=owned):
-        report.cdr_findings["pixel-high-bits"] += 1
+        report.cdr_findings[CdrFinding.PIXEL_HIGH_BITS] += 1
     return encode_chunks(ds, out_ts)
 
 

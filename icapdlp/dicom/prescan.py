@@ -24,6 +24,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.uid import UID
 
 from icapdlp.dicom.options import DicomLimits
+from icapdlp.report import CdrFinding
 from icapdlp.verdict import Blocked, BlockReason
 
 PREAMBLE_BYTES = 128
@@ -72,7 +73,7 @@ class ScannedInput:
     #: offset of ``dataset`` in the original input (None when it was inflated)
     dataset_offset: int | None
     has_file_meta: bool
-    findings: dict[str, int] = field(default_factory=dict)
+    findings: dict[CdrFinding, int] = field(default_factory=dict)
     elements: int = 0
     max_depth: int = 0
     pixel: PixelLocation | None = None
@@ -87,13 +88,13 @@ def scan(data: bytes | bytearray, limits: DicomLimits, *, allow_truncated_pixels
     if len(data) > limits.max_object_bytes:
         raise Blocked(BlockReason.LIMIT_EXCEEDED,
                       f"object of {len(data)} bytes exceeds {limits.max_object_bytes}")
-    findings: dict[str, int] = {}
+    findings: dict[CdrFinding, int] = {}
     if len(data) >= PREAMBLE_BYTES + 4 and data[PREAMBLE_BYTES:PREAMBLE_BYTES + 4] == MAGIC:
         preamble = data[:PREAMBLE_BYTES]
         if any(preamble.startswith(sig) for sig in EXECUTABLE_SIGNATURES):
-            findings["preamble-executable"] = 1
+            findings[CdrFinding.PREAMBLE_EXECUTABLE] = 1
         elif preamble.strip(b"\0"):
-            findings["preamble-nonzero"] = 1
+            findings[CdrFinding.PREAMBLE_NONZERO] = 1
         ts, start = _read_meta(data, PREAMBLE_BYTES + 4)
         has_meta = True
     elif data[:4] == MAGIC:
@@ -115,7 +116,7 @@ def scan(data: bytes | bytearray, limits: DicomLimits, *, allow_truncated_pixels
     walker = _Walker(raw, implicit, little, limits, allow_truncated_pixels)
     end = walker.walk()
     if end < len(raw):
-        kind = "trailing-padding" if walker.stopped_at_padding else "trailing-bytes"
+        kind = CdrFinding.TRAILING_PADDING if walker.stopped_at_padding else CdrFinding.TRAILING_BYTES
         findings[kind] = findings.get(kind, 0) + 1
         raw = raw[:end]
     if walker.elements == 0:
@@ -162,7 +163,7 @@ def _guess_bare(data: bytes) -> str:
     return EXPLICIT_LE if bytes(data[4:6]) in VALID_VRS else IMPLICIT_LE
 
 
-def _bounded_inflate(compressed: bytes, limits: DicomLimits, findings: dict[str, int]) -> bytes:
+def _bounded_inflate(compressed: bytes, limits: DicomLimits, findings: dict[CdrFinding, int]) -> bytes:
     """Inflate raw deflate (RFC 1951) but never beyond ``max_inflated_bytes``."""
     wbits = 15 if compressed[:1] == b"\x78" else -15  # some writers add a zlib header
     inflater = zlib.decompressobj(wbits)
@@ -185,7 +186,7 @@ def _bounded_inflate(compressed: bytes, limits: DicomLimits, findings: dict[str,
     if not inflater.eof:
         raise Blocked(BlockReason.UNPARSEABLE_DICOM, "deflated dataset is truncated")
     if inflater.unused_data:
-        findings["trailing-bytes"] = findings.get("trailing-bytes", 0) + 1
+        findings[CdrFinding.TRAILING_BYTES] = findings.get(CdrFinding.TRAILING_BYTES, 0) + 1
     return bytes(out)
 
 

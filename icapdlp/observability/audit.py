@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Collection
+from dataclasses import fields
 from typing import Any, TextIO
 
 from icapdlp.config.loader import ConfigError
@@ -30,6 +31,7 @@ from icapdlp.observability import labels as L
 from icapdlp.observability.events import TransactionRecord
 from icapdlp.observability.metrics import block_label
 from icapdlp.observability.options import AuditOptions
+from icapdlp.report import COUNTERS, COUNTS, ObjectReport
 
 #: a keyed hash reference is lower-case hex; 16 hex digits (64 bits) is the
 #: shortest that still identifies a study among billions, 128 covers SHA-512
@@ -41,6 +43,11 @@ _TX_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_REFS_PER_LINE = 1000
 
 UNKNOWN = "unknown"
+#: the report fields a line carries, in the report's order: every count and counter (durations
+#: and the pixels-cleaned flag are metrics only; the trace references have their own fields)
+AUDITED = tuple(f.name for f in fields(ObjectReport) if f.name in (*COUNTERS, *COUNTS))
+#: audit keys that differ from their report field (documented line keys, kept as they were)
+AUDIT_NAMES = {"boxes_by_source": "boxes", "cdr_findings": "cdr"}
 
 log = logging.getLogger(__name__)
 #: one encoder for every line (json.dumps with options builds a new one per call)
@@ -82,12 +89,10 @@ def audit_entry(record: TransactionRecord, services: Collection[str] | None = No
     entry["objects"] = L.fold_counts(report.objects_by_wrapping, L.WRAPPINGS)
     totals = report.totals
     if totals is not None:
-        entry["actions"] = L.fold_counts(totals.actions, L.ACTION_CODES)
-        entry["uids_replaced"] = _int(totals.uids_replaced)
-        entry["boxes"] = L.fold_counts(totals.boxes_by_source, L.BOX_SOURCES)
-        entry["frames_ocr"] = _int(totals.frames_ocr)
-        entry["frames_skipped"] = _int(totals.frames_skipped)
-        entry["cdr"] = L.fold_counts(totals.cdr_findings, L.CDR_FINDING_KINDS)
+        for name in AUDITED:
+            value = getattr(totals, name)
+            entry[AUDIT_NAMES.get(name, name)] = (
+                L.fold_counts(value, L.REPORT_LABELS[name]) if name in COUNTERS else _int(value))
     study = list(report.study_refs) + ([totals.study_ref] if totals is not None and totals.study_ref else [])
     instance = list(report.instance_refs) + (
         [totals.instance_ref] if totals is not None and totals.instance_ref else [])

@@ -7,21 +7,25 @@ can ever become a label, even if a caller passes one by mistake. Dashboards
 see every series from the start because the metrics module pre-initialises
 each value below (except "other", which only a bug upstream produces).
 
-Every value listed is one that real traffic produces:
-``tests/observability/test_label_coverage.py`` drives the real pipeline and
-the real payload walker and fails on a value nobody emits (a dead series on
-every dashboard) as well as on an emitted value missing here (which would
-silently land in "other").
-
-The CDR finding kinds are the vocabulary the DICOM layer emits in
-``ObjectReport.cdr_findings``; defining them here, once, lets the metric,
-the audit line and the dashboard agree.
+The report vocabularies are enums on the ground floor, named by the code
+that finds or times them: CDR finding kinds (:class:`~icapdlp.report.CdrFinding`),
+pipeline stages (:class:`~icapdlp.report.Stage`), containers
+(:class:`~icapdlp.report.Container`, which the wrapping labels are made from)
+and block reasons (:class:`~icapdlp.verdict.BlockReason`). The label sets
+below are derived from them, so a new member is a new, pre-declared label
+and there is no second list to forget. Every member is one real traffic
+produces: ``tests/dicom/test_cdr_findings.py`` and
+``tests/observability/test_label_coverage.py`` drive the real pipeline and
+payload walker and fail on a member nobody emits (a dead series on every
+dashboard).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from icapdlp import report
+from icapdlp.report import CdrFinding, Stage
 from icapdlp.verdict import BlockReason
 
 #: what an unknown value from a report is counted as
@@ -40,21 +44,15 @@ ICAP_STATUSES = (
     "500", "501", "503", "505", OTHER,
 )
 
-#: pipeline stages reported in ``ObjectReport.stage_seconds`` (parse, de-identify,
-#: OCR and NER of burned-in text, encode the clean object)
-STAGES = ("parse", "deid", "ocr", "ner", "encode", OTHER)
+#: pipeline stages reported in ``ObjectReport.stage_seconds``
+STAGES = (*(s.value for s in Stage), OTHER)
 
-#: the containers a DICOM object is found in (the innermost one names it)
-CONTAINERS = ("raw", "form", "stow", "wado", "json", "zip", "tar")
-#: prefix of a container reached through a compression layer (gzip, deflate, br, zstd, bzip2
-#: or xz; a Content-Encoding or a compressed file, at any depth): "compressed>raw" is a
-#: gzip-encoded upload of one object
-INFLATED = "compressed>"
 #: what was unwrapped to reach a DICOM object (``TransactionReport.objects_by_wrapping``
-#: keys) and, for a transaction, its outermost DICOM-bearing wrapping
-WRAPPINGS = (*CONTAINERS, *(INFLATED + c for c in CONTAINERS), OTHER)
+#: keys) and, for a transaction, its outermost DICOM-bearing wrapping: a
+#: :class:`~icapdlp.report.Container`, "compressed>" first when a compression was undone
+WRAPPINGS = (*report.WRAPPINGS, OTHER)
 #: the outermost wrapping of a message that carried no DICOM at all
-NO_WRAPPING = "none"
+NO_WRAPPING = report.NO_WRAPPING
 
 #: PS3.15 Table E.1-1 action codes as applied (``ObjectReport.actions`` keys): the
 #: table's compound codes (Z/D, X/Z, X/D, X/Z/D, X/Z/U*) are resolved to one of
@@ -73,34 +71,33 @@ DIRECTIONS = ("in", "out")
 BLOCK_REASONS = tuple(reason.value for reason in BlockReason)
 
 #: what the clean rebuild (CDR) found and removed (``ObjectReport.cdr_findings`` keys)
-CDR_FINDING_KINDS = (
-    "preamble-executable",  # the 128-byte preamble held an executable header (PE/ELF/Mach-O)
-    "preamble-nonzero",  # the preamble held other non-zero bytes
-    "trailing-bytes",  # data followed the last data element
-    "trailing-padding",  # only zero/space padding followed the last element
-    "length-invalid",  # an element length did not fit the remaining bytes
-    "overlay-removed",  # overlay planes (60xx) were dropped
-    "pixel-high-bits",  # pixel values carried bits above High Bit (a hiding place); cleared
-    "undefined-tag",  # a standard-group tag the dictionary does not define (or only as retired); removed
-    "misplaced-attribute",  # an attribute valid only inside sequence items sat at the top level; removed
-    OTHER,
-)
+CDR_FINDING_KINDS = (*(k.value for k in CdrFinding), OTHER)
 
-_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+#: the closed set each keyed ``ObjectReport`` field (``report.COUNTERS`` and ``report.TIMINGS``)
+#: is folded onto; ``tests/observability/test_report_fields.py`` checks it covers every such field
+REPORT_LABELS: dict[str, tuple[str, ...]] = {
+    "actions": ACTION_CODES,
+    "cdr_findings": CDR_FINDING_KINDS,
+    "boxes_by_source": BOX_SOURCES,
+    "stage_seconds": STAGES,
+}
+
+_SETS: dict[tuple[str, ...], dict[str, str]] = {}
 
 
 def closed(value: object, allowed: tuple[str, ...]) -> str:
-    """``value`` as a string if it is in ``allowed``, else ``"other"``.
+    """``value`` as a plain string if it is in ``allowed``, else ``"other"``.
 
-    Only strings can match: a number or bytes that happens to print like an
+    Only strings can match (an enum member of a ``StrEnum`` is one, and comes
+    back as its plain value): a number or bytes that happens to print like an
     allowed value is still "other", so a caller's type error cannot smuggle
     anything through.
     """
     members = _SETS.get(allowed)
     if members is None:
-        members = _SETS.setdefault(allowed, frozenset(allowed))
-    if isinstance(value, str) and value in members:
-        return value
+        members = _SETS.setdefault(allowed, {v: v for v in allowed})
+    if isinstance(value, str):
+        return members.get(value, OTHER)
     return OTHER
 
 

@@ -331,19 +331,19 @@ class Metrics:
         totals = report.totals
         if totals is None:
             return
-        for code, n in L.fold_counts(totals.actions, L.ACTION_CODES).items():
+        for code, n in L.fold_counts(totals.actions, L.REPORT_LABELS["actions"]).items():
             _child(self._actions, self.actions, code).inc(n)
         if _count(totals.uids_replaced):
             self.uids_replaced.inc(totals.uids_replaced)
-        for source, n in L.fold_counts(totals.boxes_by_source, L.BOX_SOURCES).items():
+        for source, n in L.fold_counts(totals.boxes_by_source, L.REPORT_LABELS["boxes_by_source"]).items():
             _child(self._boxes, self.boxes, source).inc(n)
         if _count(totals.frames_ocr):
             self._frames_ocr.inc(totals.frames_ocr)
         if _count(totals.frames_skipped):
             self._frames_skipped.inc(totals.frames_skipped)
-        for kind, n in L.fold_counts(totals.cdr_findings, L.CDR_FINDING_KINDS).items():
+        for kind, n in L.fold_counts(totals.cdr_findings, L.REPORT_LABELS["cdr_findings"]).items():
             _child(self._cdr, self.cdr_findings, kind).inc(n)
-        for stage, seconds in L.fold_seconds(totals.stage_seconds, L.STAGES).items():
+        for stage, seconds in L.fold_seconds(totals.stage_seconds, L.REPORT_LABELS["stage_seconds"]).items():
             _child(self._stage, self.stage_duration, stage).observe(seconds)
 
 
@@ -371,10 +371,8 @@ def block_label(reason: object) -> str:
 
 
 def _no_totals(totals) -> bool:
-    """An ObjectReport (or None) whose counters are all empty: counting it would add nothing."""
-    return totals is None or not (
-        totals.actions or totals.uids_replaced or totals.boxes_by_source or totals.frames_ocr
-        or totals.frames_skipped or totals.cdr_findings or totals.stage_seconds)
+    """An ObjectReport (or None) with nothing counted: counting it would add nothing."""
+    return totals is None or totals.is_empty()
 
 
 def _count(value: object) -> bool:

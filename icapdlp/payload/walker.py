@@ -33,7 +33,7 @@ from icapdlp.payload.media import (
 )
 from icapdlp.payload.options import PayloadOptions
 from icapdlp.payload.sniff import Sniff, looks_like_zip, sniff_dicom
-from icapdlp.report import ObjectReport
+from icapdlp.report import NO_WRAPPING, Container, ObjectReport, wrapping
 from icapdlp.verdict import BlockReason, Blocked
 
 Direction = Literal["request", "response"]
@@ -68,18 +68,18 @@ class Findings:
     totals: ObjectReport = field(default_factory=ObjectReport)
     study_refs: list[str] = field(default_factory=list)
     instance_refs: list[str] = field(default_factory=list)
-    wrapping: str = "none"
+    wrapping: str = NO_WRAPPING
 
     #: gzip/deflate layers (content codings, .gz files) around the entity being walked
     inflated: int = 0
     #: the outermost wrapping the walk entered, found or not (names a body blocked mid-walk)
-    entered: str = "none"
+    entered: str = NO_WRAPPING
 
-    def label(self, container: str) -> str:
+    def label(self, container: Container) -> str:
         """What was unwrapped to reach ``container``: "compressed>zip" when a compression was undone."""
-        return "compressed>" + container if self.inflated else container
+        return wrapping(container, self.inflated > 0)
 
-    def add(self, label: str, report: ObjectReport) -> None:
+    def add(self, label: Container, report: ObjectReport) -> None:
         self.objects_by_wrapping[self.label(label)] += 1
         report.merge_into(self.totals)
         if report.study_ref and report.study_ref not in self.study_refs:
@@ -123,12 +123,12 @@ class PayloadWalker:
         all mean gzip): comparing them raw refused valid uploads.
         """
         codings = parse_encodings(content_encodings)
-        new = self._entity(parse_media_type(content_type), codings, body, 0, "raw", top=True)
+        new = self._entity(parse_media_type(content_type), codings, body, 0, Container.RAW, top=True)
         return Rewritten(new, new is not body, self.findings)
 
     # -- one entity -------------------------------------------------------
 
-    def _entity(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
+    def _entity(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: Container,
                 *, top: bool = False, bulk_context: bool = False, dicom_declared: bool = False) -> bytes:
         """One entity, classified on all of its bytes: rewritten, passed, or refused.
 
@@ -145,7 +145,7 @@ class PayloadWalker:
                 return body
             raise
 
-    def _classified(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
+    def _classified(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: Container,
                     *, top: bool, bulk_context: bool, dicom_declared: bool) -> bytes:
         if depth > self._options.max_nesting:
             raise Blocked(BlockReason.LIMIT_EXCEEDED,
@@ -185,7 +185,7 @@ class PayloadWalker:
 
     # -- bodies no wrapping claimed: accounted for, or refused --------------
 
-    def _binary(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
+    def _binary(self, body: bytes, depth: int, label: Container, top: bool) -> bytes:
         """Binary content of no recognised wrapping: passed only when nothing in it can be DICOM.
 
         A lenient reader's dataset is DICOM; a format icapdlp cannot open, or a
@@ -215,7 +215,7 @@ class PayloadWalker:
         encoded = self._encoded_text(body, depth, label)  # text runs stored in binary (an uncompressed tar)
         return body if encoded is None else encoded
 
-    def _text(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
+    def _text(self, body: bytes, depth: int, label: Container, top: bool) -> bytes:
         """Text: DICOM can only ride in it encoded (JSON model, XML model, base64, hex, percent-encoded)."""
         if _DICOM_XML.search(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
@@ -230,16 +230,16 @@ class PayloadWalker:
         if self._probe:
             raise NeedsWork
 
-    def _enter(self, label: str, top: bool) -> None:
+    def _enter(self, label: Container, top: bool) -> None:
         """Name the outermost wrapping before walking it, so a block mid-walk still reports it."""
-        if top and self.findings.entered == "none":
+        if top and self.findings.entered == NO_WRAPPING:
             self.findings.entered = self.findings.label(label)
 
-    def _mark(self, label: str, top: bool, *, found: bool = True) -> None:
-        if top and found and self.findings.wrapping == "none":
+    def _mark(self, label: Container, top: bool, *, found: bool = True) -> None:
+        if top and found and self.findings.wrapping == NO_WRAPPING:
             self.findings.wrapping = self.findings.label(label)
 
-    def _dicom(self, body: bytes, label: str, top: bool) -> bytes:
+    def _dicom(self, body: bytes, label: Container, top: bool) -> bytes:
         self._heavy()
         self._enter(label, top)
         new, report = self._rewriter.rewrite_dicom(body)
@@ -250,7 +250,7 @@ class PayloadWalker:
     def _json(self, body: bytes, top: bool, *, declared: bool = True) -> bytes:
         """DICOM JSON datasets: a body declared to be the model, or any JSON document holding some."""
         self._heavy()
-        self._enter("json", top)
+        self._enter(Container.JSON, top)
         changed = False
 
         def rewrite(dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
@@ -261,11 +261,11 @@ class PayloadWalker:
 
         before = self.findings.objects
         rewrite_body = dicomjson.rewrite_json_body if declared else dicomjson.rewrite_embedded_datasets
-        new_body = rewrite_body(body, rewrite, lambda report: self.findings.add("json", report))
-        self._mark("json", top, found=declared or self.findings.objects > before)
+        new_body = rewrite_body(body, rewrite, lambda report: self.findings.add(Container.JSON, report))
+        self._mark(Container.JSON, top, found=declared or self.findings.objects > before)
         return new_body if changed else body
 
-    def _coded(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: str,
+    def _coded(self, media: MediaType, codings: list[str], body: bytes, depth: int, label: Container,
                top: bool, bulk_context: bool = False, dicom_declared: bool = False) -> bytes:
         self._heavy()
         coding = codings[-1]  # the last one applied is undone first
@@ -280,7 +280,7 @@ class PayloadWalker:
             return body
         return encoding.encode(new_inner, coding)
 
-    def _encoded_text(self, body: bytes, depth: int, label: str) -> bytes | None:
+    def _encoded_text(self, body: bytes, depth: int, label: Container) -> bytes | None:
         """A body written as text, or holding files written as text (``textruns``).
 
         Base64, hex and percent-encoded runs (JSON strings, data: URIs, form
@@ -318,7 +318,7 @@ class PayloadWalker:
         pieces.append(body[position:])
         return b"".join(pieces)
 
-    def _compressed_file(self, body: bytes, coding: str, depth: int, label: str, top: bool) -> bytes:
+    def _compressed_file(self, body: bytes, coding: str, depth: int, label: Container, top: bool) -> bytes:
         """A body that is a compressed file (.gz, .bz2, .xz, .zst): decoded whole and classified.
 
         Never judged on a decoded prefix: a .tar.gz whose first member is 80 KB
@@ -338,10 +338,10 @@ class PayloadWalker:
         parsed = multipart.parse_multipart(body, boundary, self._options.max_multipart_parts)
         related = media.essence == "multipart/related"
         if related:
-            label = "stow" if self._direction == "request" else "wado"
+            label = Container.STOW if self._direction == "request" else Container.WADO
             default_type = parse_media_type(media.param("type") or "")
         else:
-            label, default_type = "form", MediaType()
+            label, default_type = Container.FORM, MediaType()
         self._enter(label, top)
         dicom_declared = related and is_dicom_type(default_type)
         dash_boundary = b"--" + boundary.encode("ascii")
@@ -368,7 +368,7 @@ class PayloadWalker:
         return parsed.to_rewritten_bytes()
 
     def _part_content(self, part: multipart.Part, media: MediaType, codings: list[str], depth: int,
-                      label: str, **context: bool) -> bytes:
+                      label: Container, **context: bool) -> bytes:
         """A part's content: its transfer encoding undone, classified, and redone if it changed.
 
         Werkzeug and most web frameworks ignore Content-Transfer-Encoding and
@@ -385,7 +385,7 @@ class PayloadWalker:
             return part.content
         return new if cte is None else transfer.encode_transfer(new, cte)
 
-    def _finds_dicom(self, content: bytes, depth: int, label: str) -> bool:
+    def _finds_dicom(self, content: bytes, depth: int, label: Container) -> bool:
         """Whether a second reading of some bytes (as sent, the other decoding) holds DICOM.
 
         Only finding DICOM counts. Bytes that merely look like a compressed
@@ -426,41 +426,41 @@ class PayloadWalker:
 
     def _tar(self, body: bytes, depth: int, top: bool) -> bytes:
         self._heavy()
-        self._enter("tar", top)
+        self._enter(Container.TAR, top)
         parsed = tarball.read_tar(body, self._archive_limits())
         before = self.findings.objects
         changed = False
         contents: list[bytes | None] = []
         for member in parsed.members:
             extras = member.extras
-            if extras and self._entity(MediaType(), [], extras, depth + 1, "tar") is not extras:
+            if extras and self._entity(MediaType(), [], extras, depth + 1, Container.TAR) is not extras:
                 changed = True  # the rebuild does not carry these records over
             if member.is_dicomdir and member.info.type in tarball.REGULAR_TYPES:
                 contents.append(None)  # as in zip: DICOMDIR names every patient and is not regenerated
                 changed = True
                 continue
-            new = self._entity(MediaType(), [], member.data, depth + 1, "tar") if member.data else member.data
+            new = self._entity(MediaType(), [], member.data, depth + 1, Container.TAR) if member.data else member.data
             changed = changed or new is not member.data
             contents.append(new)
         trailing = parsed.trailing
-        new_trailing = self._entity(MediaType(), [], trailing, depth + 1, "tar") if trailing else trailing
-        self._mark("tar", top, found=self.findings.objects > before)
+        new_trailing = self._entity(MediaType(), [], trailing, depth + 1, Container.TAR) if trailing else trailing
+        self._mark(Container.TAR, top, found=self.findings.objects > before)
         if not changed and new_trailing is trailing:
             return body
         return tarball.rebuild_tar(parsed.members, contents) + new_trailing
 
     def _zip(self, body: bytes, depth: int, top: bool) -> bytes:
         self._heavy()
-        self._enter("zip", top)
+        self._enter(Container.ZIP, top)
         parsed = archive.read_archive(body, self._archive_limits())
         before = self.findings.objects
         prefix, trailing = parsed.prefix, parsed.trailing
-        new_prefix = self._entity(MediaType(), [], prefix, depth + 1, "zip") if prefix else prefix
-        new_trailing = self._entity(MediaType(), [], trailing, depth + 1, "zip") if trailing else trailing
+        new_prefix = self._entity(MediaType(), [], prefix, depth + 1, Container.ZIP) if prefix else prefix
+        new_trailing = self._entity(MediaType(), [], trailing, depth + 1, Container.ZIP) if trailing else trailing
         unlisted_changed = False
         for member in parsed.unlisted:
             data = member.data
-            if data and self._entity(MediaType(), [], data, depth + 1, "zip") is not data:
+            if data and self._entity(MediaType(), [], data, depth + 1, Container.ZIP) is not data:
                 unlisted_changed = True
         replacements: dict[str, bytes | None] = {}
         for member in parsed.members:
@@ -470,10 +470,10 @@ class PayloadWalker:
                 continue
             if not member.data:
                 continue
-            new = self._entity(MediaType(), [], member.data, depth + 1, "zip")
+            new = self._entity(MediaType(), [], member.data, depth + 1, Container.ZIP)
             if new is not member.data:
                 replacements[member.name] = new
-        self._mark("zip", top, found=self.findings.objects > before)
+        self._mark(Container.ZIP, top, found=self.findings.objects > before)
         if not (replacements or unlisted_changed or new_prefix is not prefix or new_trailing is not trailing):
             return body
         if parsed.unlisted:

@@ -25,7 +25,7 @@ from icapdlp.pixels.geometry import Redaction
 from icapdlp.pixels.options import PixelOptions
 from icapdlp.pixels.policy import needs_ocr, redact_all_text
 from icapdlp.pixels.redact import fill_boxes, fill_value
-from icapdlp.report import ObjectReport
+from icapdlp.report import ObjectReport, Stage
 from icapdlp.verdict import Blocked, BlockReason
 
 WordReader = Callable[[np.ndarray, str], list[ocr.OcrWord]]
@@ -87,7 +87,7 @@ class BurnedInTextCleaner:
             try:
                 return self.ner(text)
             finally:
-                report.stage_seconds["ner"] += time.perf_counter() - t0
+                report.stage_seconds[Stage.NER] += time.perf_counter() - t0
         return run
 
     def _clean(self, ds: Dataset, report: ObjectReport) -> None:
@@ -109,9 +109,10 @@ class BurnedInTextCleaner:
                 stretched = contrast.local_view(arr[i], decoded.photometric)
                 if stretched is not None:  # faint text on deep data: read again where the view differs
                     words += self.read_words(stretched, self.options.ocr_language)
-                ner_before = report.stage_seconds["ner"]
+                ner_before = report.stage_seconds[Stage.NER]
                 by_digest[digest] = find_redactions(words, ner, deny, policy, rows, cols)
-                report.stage_seconds["ocr"] += time.perf_counter() - t0 - (report.stage_seconds["ner"] - ner_before)
+                ner_seconds = report.stage_seconds[Stage.NER] - ner_before
+                report.stage_seconds[Stage.OCR] += time.perf_counter() - t0 - ner_seconds
                 report.frames_ocr += 1
                 if by_digest[digest] and self.review_dir:
                     result.originals[i] = arr[i].copy()
@@ -131,7 +132,7 @@ class BurnedInTextCleaner:
             from icapdlp.pixels.overlays import clean_overlays
 
             clean_overlays(ds, report, self)
-        report.stage_seconds["encode"] += time.perf_counter() - t0
+        report.stage_seconds[Stage.ENCODE] += time.perf_counter() - t0
         report.pixels_cleaned = True
         self.last_result = result
         if self.review_dir and result.originals:

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 from pydicom import Dataset
 
-from icapdlp.report import ObjectReport
+from icapdlp.report import CdrFinding, ObjectReport
 
 #: overlay groups are the even groups 6000-601E (PS3.5 7.6 repeating groups)
 OVERLAY_GROUP_MASK, OVERLAY_GROUP_BASE = 0xFFE1, 0x6000
-#: CDR finding kind counted once per removed plane (icapdlp.observability.labels)
-OVERLAY_FINDING = "overlay-removed"
 
 
 def is_overlay_tag(tag: int) -> bool:
@@ -47,5 +45,5 @@ def clean_overlays(ds: Dataset, report: ObjectReport, _cleaner: object | None = 
     for tag in tags:
         del ds[tag]
     report.actions["X"] += len(tags)
-    report.cdr_findings[OVERLAY_FINDING] += len(planes)
+    report.cdr_findings[CdrFinding.OVERLAY_REMOVED] += len(planes)
     return len(planes)
