@@ -138,58 +138,6 @@ class RequestParser:
             raise RuntimeError("finish_early() outside a paused preview")
         self._state = _HEAD
 
-    def take_buffered_preview(self) -> tuple[bytes, bool] | None:
-        """The whole preview at once, if it is already buffered and plain; else ``None``, nothing consumed.
-
-        Called right after the :class:`Request` of a request with a preview.
-        Returns ``(data, ieof)`` and leaves the parser exactly where the
-        events would have: after ``EndOfMessage`` (``ieof``) or paused after
-        ``PreviewEnd``. Whatever is unusual (bytes still missing, trailers,
-        a malformed or over-limit chunk) returns ``None`` and is left to
-        :meth:`next_event`, which answers it as it always does. The checks
-        below are the ones ``_read_chunk_line``/``_read_chunk_end`` make.
-        """
-        if self._state != _CHUNK_LINE or not self._in_preview or self._body_total:
-            return None
-        buf = self._buf
-        limits = self.limits
-        pos = 0
-        pieces: list[bytes] = []
-        total = 0
-        left = self._preview_left
-        while True:
-            end = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE_BYTES + 2)
-            if end < 0:
-                return None
-            line = bytes(buf[pos:end])
-            chunk = _chunk_cache.get(line)
-            if chunk is None:
-                try:
-                    chunk = parse_chunk_line(line, limits.chunk_bytes)
-                except ProtocolError:
-                    return None
-                _remember_chunk_line(line, chunk)
-            elif chunk.size > limits.chunk_bytes:
-                return None
-            pos = end + 2
-            size = chunk.size
-            if size == 0:
-                if buf[pos:pos + 2] != b"\r\n":  # trailers, or not here yet
-                    return None
-                del buf[:pos + 2]
-                self._body_total, self._preview_left = total, left  # continue_body() counts on from here
-                self._ieof = chunk.ieof
-                self._state = _HEAD if chunk.ieof else _PAUSED
-                return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), chunk.ieof
-            total += size
-            left -= size
-            if total > limits.body_bytes or left < 0:
-                return None
-            if buf[pos + size:pos + size + 2] != b"\r\n":  # short, or data longer than its size
-                return None
-            pieces.append(bytes(buf[pos:pos + size]))
-            pos += size + 2
-
     # -- output ------------------------------------------------------------------
 
     def next_event(self):
