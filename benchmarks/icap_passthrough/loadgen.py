@@ -14,6 +14,7 @@ import json
 import os
 import random
 import time
+from pathlib import Path
 from collections import Counter
 from collections.abc import Callable
 
@@ -203,11 +204,20 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, help="write the JSON result to this file (default: stdout)")
     args = parser.parse_args()
     first, rest = build_case(args.case, args.service_req, args.service_resp, args.port)
     result = uvloop.run(drive(args.port, lambda stats: Client(first, rest, stats), args.connections, args.warmup,
                               args.duration))
-    print(json.dumps(result))
+    write_result(result, args.out)
+
+
+def write_result(result: dict, out: Path | None) -> None:
+    """The JSON line for run.py: to a file when given (what run.py uses), else stdout."""
+    if out is None:
+        print(json.dumps(result))
+    else:
+        out.write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

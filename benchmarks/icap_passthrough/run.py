@@ -77,7 +77,13 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def start_cicap(work: Path, port: int) -> subprocess.Popen:
+def start_cicap(work: Path, port: int, max_keepalive_requests: int = 0) -> subprocess.Popen:
+    """c-icap with srv_echo, tuned for throughput as a deployment would run it.
+
+    ``max_keepalive_requests`` 0 keeps every connection open (Debian's
+    default, 100, closes it after 100 requests and the load generator would
+    count reconnections); 2 servers x 40 threads serve 32 connections at once.
+    """
     binary = shutil.which("c-icap")
     if binary is None:
         sys.exit("c-icap not found: apt-get install c-icap")
@@ -85,7 +91,7 @@ def start_cicap(work: Path, port: int) -> subprocess.Popen:
     conf.write_text(f"""PidFile {work}/c-icap.pid
 CommandsSocket {work}/c-icap.ctl
 Timeout 300
-MaxKeepAliveRequests 0
+MaxKeepAliveRequests {max_keepalive_requests}
 KeepAliveTimeout 600
 StartServers 2
 MaxServers 4
@@ -153,12 +159,34 @@ def start_bare(port: int) -> subprocess.Popen:
 
 def measure(port: int, case: str, service_req: str, service_resp: str, args) -> dict:
     per_proc = max(1, args.connections // args.loadgen_procs)
-    procs = [subprocess.Popen(
-        [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--case", case,
-         "--service-req", service_req, "--service-resp", service_resp, "--connections", str(per_proc),
-         "--warmup", str(args.warmup), "--duration", str(args.duration)],
-        stdout=subprocess.PIPE, text=True) for _ in range(args.loadgen_procs)]
-    return summarise([json.loads(p.communicate()[0]) for p in procs])
+    command = [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--case", case,
+               "--service-req", service_req, "--service-resp", service_resp, "--connections", str(per_proc),
+               "--warmup", str(args.warmup), "--duration", str(args.duration)]
+    return summarise(run_load([command] * args.loadgen_procs, args.warmup + args.duration + 120))
+
+
+def run_load(commands: list[list[str]], timeout: float) -> list[dict]:
+    """Run load generators at once, each with ``--out FILE``; their JSON results.
+
+    A file, not a stdout pipe: a result holds every latency (megabytes), and
+    one read from a pipe once failed to parse at its 128 KiB mark (seen once
+    in 2026-12 on a loaded machine, not reproduced); a file leaves the pipe out.
+    """
+    with tempfile.TemporaryDirectory(prefix="icap-load-") as tmp:
+        outs = [Path(tmp) / f"load-{i}.json" for i in range(len(commands))]
+        procs = [subprocess.Popen([*command, "--out", str(out)]) for command, out in zip(commands, outs)]
+        deadline = time.monotonic() + timeout
+        for process in procs:
+            try:
+                process.wait(max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                for other in procs:
+                    stop(other)
+                raise RuntimeError("load generator did not finish in time") from None
+        failed = [p.returncode for p in procs if p.returncode != 0]
+        if failed:
+            raise RuntimeError(f"load generator exited with {failed}")
+        return [json.loads(out.read_text()) for out in outs]
 
 
 def summarise(results: list[dict]) -> dict:

@@ -12,7 +12,6 @@ Usage: http_loadgen.py --proxy-port N --origin-port M [--connections 32] [--warm
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.icap_passthrough.loadgen import Client, Stats, drive  # noqa: E402
+from benchmarks.icap_passthrough.loadgen import Client, drive, write_result  # noqa: E402
 
 UPLOAD_PATH = "/upload"
 UPLOAD_TYPE = "application/octet-stream"
@@ -83,11 +82,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, help="write the JSON result to this file (default: stdout)")
     args = parser.parse_args()
     request = upload_request(args.origin_port)
     result = uvloop.run(drive(args.proxy_port, lambda stats: HttpClient(request, b"", stats),
                               args.connections, args.warmup, args.duration))
-    print(json.dumps(result))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from benchmarks.icap_passthrough.run import (  # noqa: E402
     cicap_version,
     free_port,
     real_adapter_available,
+    run_load,
     start_cicap,
     start_icapdlp,
     stop,
@@ -65,7 +66,7 @@ from tests.support.squid import (  # noqa: E402
 
 EXAMPLE = "upload-download.conf"
 #: the three columns, in the table's order: (label, Squid port name)
-COLUMNS = (("icapdlp", "icapdlp"), ("c-icap", "cicap"), ("no ICAP", "none"))
+COLUMNS = (("icapdlp", "icapdlp"), ("c-icap", "cicap"), ("no-ICAP", "none"))
 #: Squid's name for the c-icap REQMOD service (the example's icapdlp one is deid_req)
 CICAP_SERVICE = "cicap_req"
 EXPECTED_STATUS = 200
@@ -120,15 +121,11 @@ def measure(proxy_port: int, origin_port: int, parts: dict[str, int], args) -> d
     before = origin_counts(origin_port)
     cpu_before = {name: cpu_seconds(pid) for name, pid in parts.items()} | {"client": client_cpu_seconds()}
     wall = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, str(HERE / "http_loadgen.py"), "--proxy-port", str(proxy_port), "--origin-port",
-         str(origin_port), "--connections", str(args.connections), "--warmup", str(args.warmup),
-         "--duration", str(args.duration)],
-        capture_output=True, text=True, timeout=args.warmup + args.duration + 120)
+    (raw,) = run_load([[sys.executable, str(HERE / "http_loadgen.py"), "--proxy-port", str(proxy_port),
+                        "--origin-port", str(origin_port), "--connections", str(args.connections),
+                        "--warmup", str(args.warmup), "--duration", str(args.duration)]],
+                      args.warmup + args.duration + 120)
     wall = time.monotonic() - wall
-    if done.returncode != 0:
-        raise RuntimeError(f"load client failed: {done.stderr[-2000:]}")
-    raw = json.loads(done.stdout)
     cell = summarise([raw])
     cell.update(latencies=raw["latencies"], seconds=raw["seconds"])  # for the pooled row
     cpu_after = {name: cpu_seconds(pid) for name, pid in parts.items()} | {"client": client_cpu_seconds()}
@@ -167,7 +164,7 @@ def squid_version() -> str:
 def table(rounds: list[dict[str, dict]]) -> list[str]:
     header = (f"{'round':<6} {'icapdlp req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'c-icap req/s':>13} "
               f"{'p50 ms':>7} {'p99 ms':>7} {'ratio':>6} {'no-ICAP req/s':>13} {'p50 ms':>7} {'p99 ms':>7}  "
-              "HTTP statuses icapdlp | c-icap | no-ICAP")
+              "HTTP statuses icapdlp|c-icap|no-ICAP")
     lines = [header, "-" * len(header)]
     for name, cells in [(str(i + 1), r) for i, r in enumerate(rounds)] + [("all", pooled(rounds))]:
         ours, theirs, none = (cells[label] for label, _ in COLUMNS)
@@ -176,7 +173,7 @@ def table(rounds: list[dict[str, dict]]) -> list[str]:
             f"{name:<6} {ours['rps']:>13,.0f} {ours['p50_ms']:>7.2f} {ours['p99_ms']:>7.2f} "
             f"{theirs['rps']:>13,.0f} {theirs['p50_ms']:>7.2f} {theirs['p99_ms']:>7.2f} {ratio:>6.2f} "
             f"{none['rps']:>13,.0f} {none['p50_ms']:>7.2f} {none['p99_ms']:>7.2f}  "
-            f"{_codes(ours)} | {_codes(theirs)} | {_codes(none)}")
+            f"{_codes(ours)}|{_codes(theirs)}|{_codes(none)}")
     return lines
 
 
@@ -191,7 +188,7 @@ def cpu_table(rounds: list[dict[str, dict]]) -> list[str]:
     part near 100 % of one core (Squid and the client are single-threaded)
     is the limit of its column.
     """
-    header = (f"{'CPU us per upload':<18}" + "".join(f" {part:>11}" for part in CPU_PARTS)
+    header = (f"{'CPU us/upload':<18}" + "".join(f" {part:>11}" for part in CPU_PARTS)
               + f" {'total':>8} {'uploads':>9} {'Squid busy':>10} {'client busy':>11}")
     lines = [header, "-" * len(header)]
     for label, _ in COLUMNS:
@@ -260,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                            ports[COLUMNS[0][1]]).start()
         for _, name in COLUMNS[1:]:
             wait_for_port(ports[name], proxy.process)
-        parts = {"icapdlp": {"ICAP server": icapdlp.pid}, "c-icap": {"ICAP server": cicap.pid}, "no ICAP": {}}
+        parts = {"icapdlp": {"ICAP server": icapdlp.pid}, "c-icap": {"ICAP server": cicap.pid}, "no-ICAP": {}}
         for label in parts:
             parts[label].update({"Squid": proxy.process.pid, "origin": origin.pid})
         for index in range(args.rounds):
@@ -289,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{_outcome_counts(icap_lines, '/deid-req')} | c-icap {_outcome_counts(icap_lines, '/echo')}")
     print(f"load average (1/5/15 min) at start and after each round: {' -> '.join(loads)}")
     all_cells = pooled(rounds)
-    ceiling = all_cells["no ICAP"]["rps"] / max(all_cells["icapdlp"]["rps"], all_cells["c-icap"]["rps"], 1e-9)
+    ceiling = all_cells["no-ICAP"]["rps"] / max(all_cells["icapdlp"]["rps"], all_cells["c-icap"]["rps"], 1e-9)
     client_busy = max(sum(c["cpu"]["client"] for c in cells) / sum(c["wall"] for c in cells)
                       for cells in ([r[label] for r in rounds] for label, _ in COLUMNS))
     print(f"ceiling check: no-ICAP throughput is {ceiling:.2f}x the faster ICAP column; the load client used "
