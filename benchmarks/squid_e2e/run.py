@@ -16,8 +16,9 @@ origin's answers to icapdlp); this measures the upload path.
 
 Checks (exit code 1 when one fails, so a benchmark of errors cannot pass as
 a fast one): every answer the client got is HTTP 200, no connection failed,
-and the origin received exactly as many intact uploads as the client got
-answers (warm-up included), and nothing else.
+the origin received exactly as many intact uploads as the client got
+answers (warm-up included), and nothing else, and Squid's icap.log has one
+REQMOD per upload at the column's own service and none for the no-ICAP column.
 
 Usage: .venv/bin/python benchmarks/squid_e2e/run.py [--duration 5] [--rounds 3] [--connections 32]
 """
@@ -265,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append({label: measure(ports[name], origin_port, parts[label], args)
                            for label, name in order})
             loads.append(load_average())
-        icap_lines = proxy.icap_log()
+        uploads = {label: sum(r[label]["completed"] for r in rounds) for label, _ in COLUMNS}
+        # Squid appends a line per ICAP transaction when it ends: wait until the REQMODs are all there
+        icap_lines = proxy.wait_icap_log(uploads["icapdlp"] + uploads["c-icap"])
     finally:
         if proxy is not None:
             proxy.cleanup()
@@ -295,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
              " (no clear ceiling: the client, the origin or the machine's other load limits every column)"))
     found = [f"round {i + 1} {label}: {p}" for i, r in enumerate(rounds) for label, c in r.items()
              for p in c["problems"]]
+    found += routing_problems(icap_lines, uploads)
     theirs = all_cells["c-icap"]["rps"]
     ratio = all_cells["icapdlp"]["rps"] / theirs if theirs else float("nan")
     print(f"ratio icapdlp / c-icap over all rounds: {ratio:.2f} (target >= 0.95)")
@@ -303,6 +307,30 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("every upload answered 200 and reached the origin intact")
     return 0
+
+
+#: the path of each column's REQMOD service in Squid's icap.log (None: no service)
+SERVICE_PATHS = {"icapdlp": "/deid-req", "c-icap": "/echo"}
+
+
+def routing_problems(icap_lines: list[str], uploads: dict[str, int]) -> list[str]:
+    """Each ICAP column's uploads each went to its own service once, and the no-ICAP column's to none.
+
+    Squid's icap.log is the witness: the REQMOD lines per service must equal
+    the uploads of that column (warm-up included), so a routing rule that sent
+    a column elsewhere, or skipped ICAP, shows here.
+    """
+    found = []
+    total = 0
+    for label, path in SERVICE_PATHS.items():
+        reqmods = sum(1 for method, _, _ in icap_outcomes(icap_lines, path) if method == "REQMOD")
+        total += reqmods
+        if reqmods != uploads[label]:
+            found.append(f"{label}: {reqmods} REQMOD transactions in icap.log for {uploads[label]} uploads")
+    every = sum(1 for method, _, _ in icap_outcomes(icap_lines) if method == "REQMOD")
+    if every != total:
+        found.append(f"{every - total} REQMOD transactions went to neither service")
+    return found
 
 
 def _outcome_counts(lines: list[str], service_path: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.report.tables import extract_tables
-from benchmarks.squid_e2e.run import problems
+from benchmarks.squid_e2e.run import problems, routing_problems
 from tests.support.squid import SQUID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +46,25 @@ def test_the_check_fails_on_errors_lost_connections_and_what_the_origin_did_not_
     cell = good_cell() | change
     found = problems(cell)
     assert found and any(expected in p for p in found), found
+
+
+def icap_line(path: str, method: str = "REQMOD", outcome: str = "ICAP_ECHO/204") -> str:
+    return f"1796214497.718      1 {outcome} 0 {method} icap://127.0.0.1:1344{path} -"
+
+
+def test_routing_check_counts_each_services_reqmods_against_its_columns_uploads():
+    lines = [icap_line("/deid-req", "OPTIONS", "ICAP_OPT/200")] + [icap_line("/deid-req")] * 3 + [
+        icap_line("/echo")] * 2 + [icap_line("/echo", outcome="ICAP_MOD/200")] * 2
+    assert routing_problems(lines, {"icapdlp": 3, "c-icap": 4, "no-ICAP": 9}) == []
+    # an icapdlp-column upload that Squid sent to c-icap, or to no service at all
+    assert routing_problems(lines, {"icapdlp": 4, "c-icap": 3, "no-ICAP": 9}) == [
+        "icapdlp: 3 REQMOD transactions in icap.log for 4 uploads",
+        "c-icap: 4 REQMOD transactions in icap.log for 3 uploads"]
+    assert routing_problems(lines, {"icapdlp": 4, "c-icap": 4, "no-ICAP": 9}) == [
+        "icapdlp: 3 REQMOD transactions in icap.log for 4 uploads"]
+    # a third service in the log (a no-ICAP upload that went through ICAP after all)
+    assert routing_problems(lines + [icap_line("/other")], {"icapdlp": 3, "c-icap": 4, "no-ICAP": 9}) == [
+        "1 REQMOD transactions went to neither service"]
 
 
 @pytest.mark.slow
