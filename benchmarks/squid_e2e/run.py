@@ -165,7 +165,7 @@ def squid_version() -> str:
 def table(rounds: list[dict[str, dict]]) -> list[str]:
     header = (f"{'round':<6} {'icapdlp req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'c-icap req/s':>13} "
               f"{'p50 ms':>7} {'p99 ms':>7} {'ratio':>6} {'no-ICAP req/s':>13} {'p50 ms':>7} {'p99 ms':>7}  "
-              "HTTP statuses icapdlp|c-icap|no-ICAP")
+              "HTTP statuses icapdlp/c-icap/no-ICAP")
     lines = [header, "-" * len(header)]
     for name, cells in [(str(i + 1), r) for i, r in enumerate(rounds)] + [("all", pooled(rounds))]:
         ours, theirs, none = (cells[label] for label, _ in COLUMNS)
@@ -174,7 +174,7 @@ def table(rounds: list[dict[str, dict]]) -> list[str]:
             f"{name:<6} {ours['rps']:>13,.0f} {ours['p50_ms']:>7.2f} {ours['p99_ms']:>7.2f} "
             f"{theirs['rps']:>13,.0f} {theirs['p50_ms']:>7.2f} {theirs['p99_ms']:>7.2f} {ratio:>6.2f} "
             f"{none['rps']:>13,.0f} {none['p50_ms']:>7.2f} {none['p99_ms']:>7.2f}  "
-            f"{_codes(ours)}|{_codes(theirs)}|{_codes(none)}")
+            f"{_codes(ours)}/{_codes(theirs)}/{_codes(none)}")
     return lines
 
 

@@ -82,7 +82,7 @@ def test_one_short_round_gives_three_columns_of_successful_uploads():
     for column in ("icapdlp req/s", "c-icap req/s", "no-ICAP req/s", "ratio"):
         assert column in header, header
     assert [row[0] for row in rows] == ["1", "all"]
-    statuses = rows[0][header.index("HTTP statuses icapdlp|c-icap|no-ICAP")].split("|")
+    statuses = rows[0][header.index("HTTP statuses icapdlp/c-icap/no-ICAP")].split("/")
     assert len(statuses) == 3
     for cell in statuses:  # only 200, and some of them, in every column
         assert re.fullmatch(r"200:[1-9]\d*", cell), statuses
