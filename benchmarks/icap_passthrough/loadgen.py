@@ -14,7 +14,9 @@ import json
 import os
 import random
 import time
+from pathlib import Path
 from collections import Counter
+from collections.abc import Callable
 
 import uvloop
 
@@ -127,7 +129,12 @@ class Client(asyncio.Protocol):
             self.need = 0
         if self.null_body:
             return self.finish()
-        while True:  # chunked body: skip chunks until the last one
+        return self.finish() if self.skip_chunked() else False
+
+    def skip_chunked(self) -> bool:
+        """Drop whole chunks from the buffer; True once the last chunk (and no trailer) is gone."""
+        buf = self.buf
+        while True:
             line_end = buf.find(b"\r\n")
             if line_end < 0:
                 return False
@@ -136,13 +143,14 @@ class Client(asyncio.Protocol):
                 if len(buf) < line_end + 4:
                     return False
                 del buf[:line_end + 4]
-                return self.finish()
+                return True
             if len(buf) < line_end + 2 + size + 2:
                 return False
             del buf[:line_end + 2 + size + 2]
 
     def finish(self) -> bool:
         stats = self.stats
+        stats.completed += 1
         if stats.measuring:
             stats.latencies.append(time.perf_counter() - self.sent_at)
             stats.statuses[self.status] += 1
@@ -158,15 +166,19 @@ class Stats:
         self.measuring = False
         self.stopping = False
         self.errors = 0
+        self.completed = 0  # every answer, warm-up and drain included (to compare with what a far side counted)
         self.open = 0
         self.done = asyncio.Event()
 
 
-async def drive(port: int, first: bytes, rest: bytes, connections: int, warmup: float, duration: float) -> dict:
+async def drive(port: int, make_client: Callable[[Stats], asyncio.Protocol], connections: int, warmup: float,
+                duration: float) -> dict:
+    """Open ``connections`` clients, count answers for ``duration`` after ``warmup``, then let each
+    connection finish its request in flight and close."""
     loop = asyncio.get_running_loop()
     stats = Stats()
     for _ in range(connections):
-        await loop.create_connection(lambda: Client(first, rest, stats), "127.0.0.1", port)
+        await loop.create_connection(lambda: make_client(stats), "127.0.0.1", port)
         stats.open += 1
     await asyncio.sleep(warmup)
     stats.measuring = True
@@ -180,7 +192,7 @@ async def drive(port: int, first: bytes, rest: bytes, connections: int, warmup: 
     except asyncio.TimeoutError:
         pass
     return {"requests": len(stats.latencies), "seconds": elapsed, "latencies": stats.latencies,
-            "statuses": dict(stats.statuses), "errors": stats.errors}
+            "statuses": dict(stats.statuses), "errors": stats.errors, "completed": stats.completed}
 
 
 def main() -> None:
@@ -192,10 +204,20 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, help="write the JSON result to this file (default: stdout)")
     args = parser.parse_args()
     first, rest = build_case(args.case, args.service_req, args.service_resp, args.port)
-    result = uvloop.run(drive(args.port, first, rest, args.connections, args.warmup, args.duration))
-    print(json.dumps(result))
+    result = uvloop.run(drive(args.port, lambda stats: Client(first, rest, stats), args.connections, args.warmup,
+                              args.duration))
+    write_result(result, args.out)
+
+
+def write_result(result: dict, out: Path | None) -> None:
+    """The JSON line for run.py: to a file when given (what run.py uses), else stdout."""
+    if out is None:
+        print(json.dumps(result))
+    else:
+        out.write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -13,11 +13,17 @@ c-icap's echo service answers every other previewed request with 100 Continue
 and a full echo (see srv_echo.c); icapdlp answers "not DICOM" with 204 from the
 preview. The table shows which status codes each server produced.
 
-``--floor`` adds a column for ``bare_responder.py``: a uvloop server that
+The "bare req/s" column is ``bare_responder.py``: a uvloop server that
 writes a fixed 204 per request and parses nothing, i.e. what one Python
-process can do here with zero work per request (cases a and b only).
+process can do here with zero work per request (cases a and b only; on by
+default, ``--no-floor`` leaves it out).
 
-Usage: .venv/bin/python benchmarks/icap_passthrough/run.py [--duration 5] [--adapter auto] [--floor]
+c-icap runs tuned for throughput, as a deployment would run it: no limit on
+requests per connection (``MaxKeepAliveRequests 0``; Debian's default closes
+each connection after 100) and 2 servers x 40 threads, more than the 32
+connections the load generator opens.
+
+Usage: .venv/bin/python benchmarks/icap_passthrough/run.py [--duration 5] [--adapter auto] [--no-floor]
 """
 
 from __future__ import annotations
@@ -71,7 +77,13 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def start_cicap(work: Path, port: int) -> subprocess.Popen:
+def start_cicap(work: Path, port: int, max_keepalive_requests: int = 0) -> subprocess.Popen:
+    """c-icap with srv_echo, tuned for throughput as a deployment would run it.
+
+    ``max_keepalive_requests`` 0 keeps every connection open (Debian's
+    default, 100, closes it after 100 requests and the load generator would
+    count reconnections); 2 servers x 40 threads serve 32 connections at once.
+    """
     binary = shutil.which("c-icap")
     if binary is None:
         sys.exit("c-icap not found: apt-get install c-icap")
@@ -79,7 +91,7 @@ def start_cicap(work: Path, port: int) -> subprocess.Popen:
     conf.write_text(f"""PidFile {work}/c-icap.pid
 CommandsSocket {work}/c-icap.ctl
 Timeout 300
-MaxKeepAliveRequests 0
+MaxKeepAliveRequests {max_keepalive_requests}
 KeepAliveTimeout 600
 StartServers 2
 MaxServers 4
@@ -147,12 +159,38 @@ def start_bare(port: int) -> subprocess.Popen:
 
 def measure(port: int, case: str, service_req: str, service_resp: str, args) -> dict:
     per_proc = max(1, args.connections // args.loadgen_procs)
-    procs = [subprocess.Popen(
-        [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--case", case,
-         "--service-req", service_req, "--service-resp", service_resp, "--connections", str(per_proc),
-         "--warmup", str(args.warmup), "--duration", str(args.duration)],
-        stdout=subprocess.PIPE, text=True) for _ in range(args.loadgen_procs)]
-    results = [json.loads(p.communicate()[0]) for p in procs]
+    command = [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--case", case,
+               "--service-req", service_req, "--service-resp", service_resp, "--connections", str(per_proc),
+               "--warmup", str(args.warmup), "--duration", str(args.duration)]
+    return summarise(run_load([command] * args.loadgen_procs, args.warmup + args.duration + 120))
+
+
+def run_load(commands: list[list[str]], timeout: float) -> list[dict]:
+    """Run load generators at once, each with ``--out FILE``; their JSON results.
+
+    A file, not a stdout pipe: a result holds every latency (megabytes), and
+    one read from a pipe once failed to parse at its 128 KiB mark (seen once
+    in 2026-12 on a loaded machine, not reproduced); a file leaves the pipe out.
+    """
+    with tempfile.TemporaryDirectory(prefix="icap-load-") as tmp:
+        outs = [Path(tmp) / f"load-{i}.json" for i in range(len(commands))]
+        procs = [subprocess.Popen([*command, "--out", str(out)]) for command, out in zip(commands, outs)]
+        deadline = time.monotonic() + timeout
+        for process in procs:
+            try:
+                process.wait(max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                for other in procs:
+                    stop(other)
+                raise RuntimeError("load generator did not finish in time") from None
+        failed = [p.returncode for p in procs if p.returncode != 0]
+        if failed:
+            raise RuntimeError(f"load generator exited with {failed}")
+        return [json.loads(out.read_text()) for out in outs]
+
+
+def summarise(results: list[dict]) -> dict:
+    """One cell from the JSON lines of its load processes: req/s, p50, p99, status counts, errors."""
     latencies = sorted(x for r in results for x in r["latencies"])
     statuses: dict[str, int] = {}
     for r in results:
@@ -165,6 +203,7 @@ def measure(port: int, case: str, service_req: str, service_resp: str, args) -> 
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
         "statuses": statuses,
         "errors": sum(r["errors"] for r in results),
+        "completed": sum(r.get("completed", 0) for r in results),
     }
 
 
@@ -179,8 +218,9 @@ def main() -> int:
                         help="icapdlp's adapter: the real DICOM one when installed (auto) or pass-through")
     parser.add_argument("--acceptors", type=int, default=None,
                         help="icapdlp acceptor processes (SO_REUSEPORT); 0 = one per core")
-    parser.add_argument("--floor", action="store_true",
-                        help="also measure bare_responder.py (a fixed 204, no parsing) on cases a and b")
+    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure bare_responder.py (a fixed 204, no parsing) on cases a and b "
+                             "(default on; --no-floor skips it)")
     args = parser.parse_args()
     adapter = args.adapter
     if adapter == "auto":
@@ -205,7 +245,7 @@ def main() -> int:
         for process in servers:
             stop(process)
     print(f"\nicapdlp ({adapter} adapter, acceptors={args.acceptors if args.acceptors is not None else '1 (default)'}) vs c-icap "
-          f"{_cicap_version()} srv_echo; {args.connections} persistent connections, "
+          f"{cicap_version()} srv_echo; {args.connections} persistent connections, "
           f"{args.loadgen_procs} load process(es), {args.duration:g} s per cell, {os.cpu_count()} cores\n")
     floor = f" {'bare req/s':>10}" if args.floor else ""
     header = (f"{'case':<20} {'icapdlp req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'c-icap req/s':>13} "
@@ -227,7 +267,7 @@ def _codes(result: dict) -> str:
     return codes + (f" errors:{result['errors']}" if result["errors"] else "")
 
 
-def _cicap_version() -> str:
+def cicap_version() -> str:
     try:
         out = subprocess.run(["c-icap", "-V"], capture_output=True, text=True, timeout=5)
         return (out.stdout or out.stderr).strip().split()[-1]

@@ -36,10 +36,11 @@ from benchmarks.report.tables import extract_tables, ratios, to_markdown  # noqa
 
 RESULTS = ROOT / "benchmarks" / "results"
 #: order of the report; any other benchmarks/*/run.py is appended in name order
-ORDER = ("icap_passthrough", "deid_headers", "payloads", "burned_in", "load", "fuzz")
+ORDER = ("icap_passthrough", "squid_e2e", "deid_headers", "payloads", "burned_in", "load", "fuzz")
 #: smaller sizes for --quick (each script's own flags)
 QUICK_ARGS = {
     "icap_passthrough": "--duration 2",
+    "squid_e2e": "--duration 2 --rounds 1",
     "deid_headers": "--ct 10 --multiframe 2 --sequences 3",
     "payloads": "--mib 50 --instances 20",
     "burned_in": "--images 8",
