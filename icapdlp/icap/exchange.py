@@ -121,6 +121,9 @@ _CLOSED = "closed"                    # nothing more on this connection
 #: states in which the driver owes the exchange a call before the next event
 _OWED = frozenset({_ASKED_PREVIEW, _ASKED_BODY, _SENDING, _LIMIT})
 
+#: states in which next_event() does not read from the parser
+_NOT_READING = _OWED | {_DONE, _CLOSED, _BODY_IN_HAND}
+
 #: the decision methods and the states they are legal in
 _LEGAL = {
     "no_change": frozenset({_ASKED_PREVIEW, _ASKED_BODY}),
@@ -213,15 +216,15 @@ class ServerExchange:
             self._next = None
             return pending
         state = self._state
-        if state == _DONE:
-            return self._finished()
-        if state in _OWED:
+        if state in _NOT_READING:
+            if state is _DONE:
+                return self._finished()
+            if state is _CLOSED:
+                return CONNECTION_CLOSED
+            if state is _BODY_IN_HAND:
+                self._state = _ASKED_BODY
+                return Adapt(self.request, Stage.BODY)
             raise IllegalDecision(f"next_event() while the driver owes an answer ({state})")
-        if state == _CLOSED:
-            return CONNECTION_CLOSED
-        if state == _BODY_IN_HAND:
-            self._state = _ASKED_BODY
-            return Adapt(self.request, Stage.BODY)
         try:
             while True:
                 event = self.parser.next_event()

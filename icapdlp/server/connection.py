@@ -158,21 +158,24 @@ class IcapConnection(asyncio.Protocol):
                 self._flush()
                 self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
                 return
-            event = self._unsent_finish or exchange.next_event()
-            self._unsent_finish = None
-            if exchange.in_request and self.phase is not REQUEST:
-                self.phase = REQUEST
-                self.deadline = self.request_began + self.server.limits.request_timeout
+            event = self._unsent_finish
+            if event is None:
+                event = exchange.next_event()
+            else:
+                self._unsent_finish = None
             cls = event.__class__
             if cls is Adapt:
+                if self.phase is not REQUEST:
+                    self._enter_request()
                 if not self._adapt(event):
                     self._flush()
                     return
             elif cls is Finished:
-                self._flush()
-                if self._write_paused and not self.lost:  # counted as done once the client has read it
-                    self._unsent_finish = event
-                    continue
+                if event.bytes_out:  # a body may have filled the socket's buffer: the client must read it
+                    self._flush()
+                    if self._write_paused and not self.lost:  # recorded once the client has read it
+                        self._unsent_finish = event
+                        continue
                 self._finish(event)
                 if not event.keep_alive or self.server.stopping or self.lost:
                     self.close()
@@ -185,6 +188,8 @@ class IcapConnection(asyncio.Protocol):
                     self._read_paused = False
                     self.transport.resume_reading()
                 if exchange.in_request:
+                    if self.phase is not REQUEST:
+                        self._enter_request()
                     self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
                 return
             elif cls is SendBody:
@@ -198,6 +203,11 @@ class IcapConnection(asyncio.Protocol):
             else:  # CONNECTION_CLOSED: the peer closed between requests
                 self.close()
                 return
+
+    def _enter_request(self) -> None:
+        """The head is read: from now on the request timeout runs, from the request's first byte."""
+        self.phase = REQUEST
+        self.deadline = self.request_began + self.server.limits.request_timeout
 
     def _adapt(self, event: Adapt) -> bool:
         """Ask the adapter; True when its answer is already applied, False when a task awaits it."""
