@@ -57,6 +57,8 @@ AUDIO_WAVEFORM_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.9.4.1", "1.2.840.10
 WAVEFORM_SEQUENCE, WAVEFORM_DATA = 0x54000100, 0x54001010
 #: Float Pixel Data, Double Float Pixel Data, Pixel Data
 PIXEL_VALUE_TAGS = (0x7FE00008, 0x7FE00009, PIXEL_DATA)
+#: CDR finding kind (labels.CDR_FINDING_KINDS): data above High Bit in native Pixel Data was zeroed
+HIGH_BITS_FINDING = "pixel-high-bits"
 #: File-set ID and Directory Record Sequence: Type 2 in the Basic Directory IOD, only DICOMDIRs have them
 DICOMDIR_TAGS = (0x00041130, 0x00041220)
 
@@ -146,8 +148,7 @@ def deidentify_dataset(ds: Dataset, config: PipelineConfig, pixel_cleaner: Pixel
         warnings.simplefilter("ignore")
         _guarded("deid", _process_document, ds, config, pixel_cleaner, report)
         ts = str(ds.file_meta.TransferSyntaxUID)
-        if zero_bits_above_high_bit(ds, UID(ts).is_encapsulated):
-            report.cdr_findings["pixel-high-bits"] += 1
+        _clear_high_bits(ds, UID(ts).is_encapsulated, report)
         ds.file_meta = new_file_meta(ds, ts)
     return report
 
@@ -266,7 +267,9 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
             if isinstance(ds.get_item(PIXEL_DATA).value if PIXEL_DATA in ds else None, memoryview):
                 ds[PIXEL_DATA]._value = bytes(ds[PIXEL_DATA].value)  # the cleaner decodes bytes
             if PIXEL_DATA in ds:  # whatever cleaner runs, a decode it cannot afford never starts
-                check_decode_cost(ds, config.limits, UID(str(ds.file_meta.TransferSyntaxUID)).is_encapsulated)
+                encapsulated = UID(str(ds.file_meta.TransferSyntaxUID)).is_encapsulated
+                check_decode_cost(ds, config.limits, encapsulated)
+                _clear_high_bits(ds, encapsulated, report)  # the cleaner sees (and writes) the image only
             pixel_cleaner.clean(ds, report)
     deid = HeaderDeidentifier(profile, config.key, report)
     deid.prepare(ds)
@@ -303,9 +306,20 @@ def _silence_audio(ds: Dataset, report: ObjectReport) -> None:
 
 
 def _encode(ds: Dataset, out_ts: str, owned: bool, report: ObjectReport) -> list:
-    if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated, in_place=True, owned=owned):
-        report.cdr_findings["pixel-high-bits"] += 1
+    _clear_high_bits(ds, UID(out_ts).is_encapsulated, report, in_place=True, owned=owned)
     return encode_chunks(ds, out_ts)
+
+
+def _clear_high_bits(ds: Dataset, encapsulated: bool, report: ObjectReport, *, in_place: bool = False,
+                     owned: bool = False) -> None:
+    """Zero native Pixel Data's bits above High Bit (embedded overlays hide there), counted once.
+
+    Run before pixel cleaning, so the cleaner works on the image alone, and
+    again when encoding (a no-op if already clean): the finding is counted the
+    same with pixel cleaning on or off.
+    """
+    if zero_bits_above_high_bit(ds, encapsulated, in_place=in_place, owned=owned):
+        report.cdr_findings[HIGH_BITS_FINDING] += 1
 
 
 def _sop_instance(ds: Dataset) -> str:
