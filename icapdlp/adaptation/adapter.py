@@ -30,6 +30,7 @@ from icapdlp.adaptation.api import (
 from icapdlp.http import HttpResponseHead
 from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
 from icapdlp.dicom.deid import uid_mapping
+from icapdlp.dicom.options import ServiceMode
 from icapdlp.payload.media import is_dicom_type
 from icapdlp.payload.triage import Triage, Verdict, triage
 from icapdlp.verdict import BlockReason, Blocked
@@ -95,7 +96,7 @@ class DlpAdapter:
         if seen.verdict is Verdict.UNSUPPORTED_ENCODING:
             return seen, Block(BlockReason.UNSUPPORTED_ENCODING, "candidate body under an unsupported coding",
                                TransactionReport())
-        if seen.verdict is Verdict.RAW_DICOM and self._mode(tx) == "block":
+        if seen.verdict is Verdict.RAW_DICOM and self._mode(tx) is ServiceMode.BLOCK:
             return seen, Block(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects",
                                _raw_report())
         if _is_byte_range(tx) and (seen.verdict is Verdict.RAW_DICOM or is_dicom_type(seen.media)):
@@ -119,18 +120,18 @@ class DlpAdapter:
         request, response = with_new_body_length(tx, result.size, self._uid_mapping(tx))
         return Replace(request=request, response=response, body=new_body, report=result.report)
 
-    def _mode(self, tx: Transaction) -> str:
+    def _mode(self, tx: Transaction) -> ServiceMode:
         return self._settings.services[tx.service].mode
 
     def _uid_mapping(self, tx: Transaction):
         """The body's UID rewriting, for a STOW-RS path (None: the objects kept their UIDs)."""
-        if self._mode(tx) != "deidentify":
+        if self._mode(tx) is not ServiceMode.DEIDENTIFY:
             return None
         return uid_mapping(self._settings.profile_for(tx.service), self._policy.key)
 
     def _may_use_206(self, tx: Transaction, seen: Triage) -> bool:
         head = body_head(tx)
-        return (tx.allow_206 and self._settings.payload.use_206 and self._mode(tx) == "deidentify"
+        return (tx.allow_206 and self._settings.payload.use_206 and self._mode(tx) is ServiceMode.DEIDENTIFY
                 and not seen.codings and head is not None and declared_length(head.headers) is not None)
 
     async def _header_only(self, tx: Transaction, preview: bytes) -> PartialReplace | Block | None:

@@ -18,12 +18,12 @@ from typing import Any, Literal
 
 from icapdlp.adaptation.api import TransactionReport
 from icapdlp.adaptation.splice import try_splice
+from icapdlp.dicom.options import ServiceMode
 from icapdlp.payload.triage import Verdict, triage
 from icapdlp.payload.walker import Findings, PayloadWalker
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
-Mode = Literal["deidentify", "block", "report-only"]
 #: leading bytes of a spooled body the raw-object triage looks at (Squid's largest preview)
 RAW_TRIAGE_BYTES = 64 * 1024
 
@@ -52,10 +52,10 @@ class WorkerState:
             from icapdlp.dicom.pipeline import PipelineConfig
 
             mode = self.settings.services[service].mode
-            # "block" never reaches the pipeline (PipelineRewriter refuses first)
+            # a block-mode service never reaches the pipeline (PipelineRewriter refuses first)
             self._configs[service] = PipelineConfig(
                 profile=self.settings.profile_for(service), limits=self.settings.dicom_limits,
-                key=self.key, mode="report-only" if mode == "report-only" else "deidentify")
+                key=self.key, mode=ServiceMode.DEIDENTIFY if mode is ServiceMode.BLOCK else mode)
         return self._configs[service]
 
 
@@ -148,16 +148,20 @@ class PipelineRewriter:
     def __init__(self, worker: WorkerState, service: str) -> None:
         self._worker = worker
         self._config = worker.config(service)
-        self._mode: Mode = worker.settings.services[service].mode
+        self._mode: ServiceMode = worker.settings.services[service].mode
         self._cleaner = worker.cleaner(service)
 
-    def rewrite_dicom(self, data: bytes) -> tuple[bytes, ObjectReport]:
-        if self._mode == "block":
+    def _refuse_in_block_mode(self) -> None:
+        if self._mode is ServiceMode.BLOCK:
             raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
+
+    def rewrite_dicom(self, data: bytes) -> tuple[bytes, ObjectReport]:
+        """The object rewritten (report-only: the pipeline answers with ``data`` itself) and the report."""
+        self._refuse_in_block_mode()
         from icapdlp.dicom.pipeline import deidentify_bytes
 
         result = deidentify_bytes(data, self._config, pixel_cleaner=self._cleaner)
-        return (data if self._mode == "report-only" else result.data), result.report
+        return result.data, result.report
 
     def rewrite_owned_dicom(self, data: bytearray) -> tuple[Any, bool]:
         """:meth:`rewrite_dicom` for a buffer the caller gives away: (pieces, changed).
@@ -166,16 +170,14 @@ class PipelineRewriter:
         pieces (``DeidOutput``) that are written out without being joined, so
         a large object is held once, not three or four times.
         """
-        if self._mode == "block":
-            raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
+        self._refuse_in_block_mode()
         from icapdlp.dicom.pipeline import deidentify_buffer
 
         output = deidentify_buffer(data, self._config, pixel_cleaner=self._cleaner, owned=True)
-        return output, self._mode != "report-only"
+        return output, self._mode is ServiceMode.DEIDENTIFY
 
     def rewrite_json(self, dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
-        if self._mode == "block":
-            raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
+        self._refuse_in_block_mode()
         from pydicom import Dataset
 
         from icapdlp.dicom.pipeline import deidentify_dataset
@@ -195,7 +197,7 @@ class PipelineRewriter:
                 delattr(ds, keyword)
             if lent:
                 report.instance_ref = ""  # the lent UID identifies nothing
-            if self._mode == "report-only":
+            if self._mode is ServiceMode.REPORT_ONLY:
                 return dataset, report
             try:
                 return ds.to_json_dict(bulk_data_threshold=2**31), report
@@ -321,7 +323,7 @@ def raw_transaction_report(report: ObjectReport) -> TransactionReport:
 def _splice(worker: WorkerState, service: str, path: str | None, content_type: str | None,
             content_encodings: list[str]) -> BodyResult | None:
     """Large raw objects whose pixels pass as they are: new header + streamed pixels."""
-    if path is None or worker.settings.services[service].mode != "deidentify":
+    if path is None or worker.settings.services[service].mode is not ServiceMode.DEIDENTIFY:
         return None
     size = os.path.getsize(path)
     answer = try_splice(path, size, content_type, content_encodings, worker.config(service),

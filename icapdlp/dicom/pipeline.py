@@ -17,7 +17,6 @@ import struct
 import time
 import warnings
 from dataclasses import dataclass, replace
-from typing import Literal
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
@@ -30,7 +29,7 @@ from icapdlp.dicom.conformance import (
     expected_pixel_bytes,
 )
 from icapdlp.dicom.deid import HeaderDeidentifier
-from icapdlp.dicom.options import DicomLimits, ProfileOptions
+from icapdlp.dicom.options import DicomLimits, ProfileOptions, ServiceMode
 from icapdlp.dicom.pixel_cost import check_decode_cost
 from icapdlp.dicom.pixel_hook import PixelCleaner, frame_count
 from icapdlp.dicom.prescan import EXPLICIT_LE, IMPLICIT_LE, PIXEL_DATA, UNDEFINED, scan
@@ -65,12 +64,21 @@ DICOMDIR_TAGS = (0x00041130, 0x00041220)
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """What the pipeline needs: the profile, the parser limits and the key."""
+    """What the pipeline needs: the profile, the parser limits and the key.
+
+    ``mode``: report-only answers with the input (after the whole pipeline ran,
+    for the report). A block-mode service never reaches the pipeline.
+    """
 
     profile: ProfileOptions
     limits: DicomLimits
     key: bytes
-    mode: Literal["deidentify", "report-only"] = "deidentify"
+    mode: ServiceMode = ServiceMode.DEIDENTIFY
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", ServiceMode(self.mode))
+        if self.mode is ServiceMode.BLOCK:
+            raise ValueError("a block-mode service has no pipeline")
 
 
 @dataclass
@@ -114,7 +122,7 @@ def deidentify_bytes(data: bytes, config: PipelineConfig,
                      pixel_cleaner: PixelCleaner | None = None) -> DeidResult:
     """De-identify one DICOM object (Part-10 or bare dataset); raise Blocked if impossible."""
     output = deidentify_buffer(data, config, pixel_cleaner)
-    return DeidResult(data if config.mode == "report-only" else output.data, output.report)
+    return DeidResult(data if config.mode is ServiceMode.REPORT_ONLY else output.data, output.report)
 
 
 def deidentify_buffer(data: bytes | bytearray, config: PipelineConfig,
@@ -127,14 +135,14 @@ def deidentify_buffer(data: bytes | bytearray, config: PipelineConfig,
     mode, which answers with the input itself.
     """
     report = ObjectReport()
-    owned = owned and config.mode == "deidentify"
+    owned = owned and config.mode is ServiceMode.DEIDENTIFY
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds, ts = _guarded("parse", parse, data, config.limits, report)
         _guarded("deid", _process, ds, config, pixel_cleaner, report)
         out_ts = output_transfer_syntax(str(ds.file_meta.TransferSyntaxUID))
         chunks = _guarded("encode", _encode, ds, out_ts, owned, report)
-    return DeidOutput([data] if config.mode == "report-only" else chunks, report)
+    return DeidOutput([data] if config.mode is ServiceMode.REPORT_ONLY else chunks, report)
 
 
 def deidentify_dataset(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | None = None
@@ -167,7 +175,7 @@ def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
     Pixel Data whose length is not its geometry, or anything after the Pixel Data.
     """
     limits = config.limits
-    if total_size > limits.max_object_bytes or config.mode != "deidentify":
+    if total_size > limits.max_object_bytes or config.mode is not ServiceMode.DEIDENTIFY:
         return None
     report = ObjectReport()
     started = time.perf_counter()
