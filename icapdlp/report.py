@@ -10,7 +10,7 @@ processes reach the single registry without multiprocess collectors.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -34,12 +34,25 @@ class ObjectReport:
     instance_ref: str = ""
 
     def merge_into(self, total: "ObjectReport") -> None:
-        """Add this report's counts to ``total`` (used for multi-object messages)."""
-        total.actions.update(self.actions)
-        total.uids_replaced += self.uids_replaced
-        total.cdr_findings.update(self.cdr_findings)
-        total.boxes_by_source.update(self.boxes_by_source)
-        total.frames_ocr += self.frames_ocr
-        total.frames_skipped += self.frames_skipped
-        total.pixels_cleaned = total.pixels_cleaned or self.pixels_cleaned
-        total.stage_seconds.update(self.stage_seconds)
+        """Add this report's counts to ``total`` (used for multi-object messages).
+
+        Driven by the field list above, so a new count is merged without a
+        second list to keep in step: counters and integers add up, flags are
+        or-ed, and the per-object trace refs (strings) stay per object.
+        """
+        for name in _FIELDS:
+            mine = getattr(self, name)
+            if isinstance(mine, Counter):
+                getattr(total, name).update(mine)
+            elif isinstance(mine, bool):
+                setattr(total, name, getattr(total, name) or mine)
+            elif isinstance(mine, int):
+                setattr(total, name, getattr(total, name) + mine)
+
+    def counts_anything(self) -> bool:
+        """Whether any count (a counter or an integer; not a flag or a trace ref) is non-zero."""
+        return any(isinstance(value, (Counter, int)) and not isinstance(value, bool) and value
+                   for value in (getattr(self, name) for name in _FIELDS))
+
+
+_FIELDS = tuple(f.name for f in fields(ObjectReport))

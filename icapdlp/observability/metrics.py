@@ -372,9 +372,7 @@ def block_label(reason: object) -> str:
 
 def _no_totals(totals) -> bool:
     """An ObjectReport (or None) whose counters are all empty: counting it would add nothing."""
-    return totals is None or not (
-        totals.actions or totals.uids_replaced or totals.boxes_by_source or totals.frames_ocr
-        or totals.frames_skipped or totals.cdr_findings or totals.stage_seconds)
+    return totals is None or not totals.counts_anything()
 
 
 def _count(value: object) -> bool:
