@@ -60,7 +60,7 @@ class DlpAdapter:
         if early is not None:
             return early
         if complete:
-            return await self._rewrite(tx, head, Body(data=preview))
+            return await self._rewrite(tx, head, Body(data=preview), seen)
         if seen.verdict is Verdict.RAW_DICOM and self._may_use_206(tx, seen):
             partial = await self._header_only(tx, preview)
             if partial is not None:
@@ -73,10 +73,10 @@ class DlpAdapter:
             return NoChange(TransactionReport())
         # the body is here whole: a small one in memory is cleared on the loop, not in a worker
         at_hand = body.data is not None and body.size <= LOOP_CLASSIFY_BYTES
-        _, early = self._first_look(tx, head, body.data if at_hand else b"", at_hand)
+        seen, early = self._first_look(tx, head, body.data if at_hand else b"", at_hand)
         if early is not None:
             return early
-        return await self._rewrite(tx, head, body)
+        return await self._rewrite(tx, head, body, seen)
 
     def block_response(self, tx: Transaction, reason: BlockReason) -> tuple[HttpResponseHead, bytes]:
         return blockpage.block_response(tx, reason)
@@ -104,13 +104,18 @@ class DlpAdapter:
             return seen, Block(BlockReason.UNPARSEABLE_DICOM, "byte range of a DICOM object", _raw_report())
         return seen, None
 
-    async def _rewrite(self, tx: Transaction, head: Any, body: Body) -> BodyDecision:
-        """The whole body through the worker pool: rewritten, unchanged, or blocked."""
+    async def _rewrite(self, tx: Transaction, head: Any, body: Body, seen: Triage) -> BodyDecision:
+        """The whole body through the worker pool: rewritten, unchanged, or blocked.
+
+        ``seen`` (the first look's triage) travels with the body, so the worker
+        does not classify it again (it reads a spooled body's leading bytes only
+        when the first look had none of them to read).
+        """
         direction: Literal["request", "response"] = "request" if tx.icap_method == "REQMOD" else "response"
         content_type, codings = head.headers.get("Content-Type"), head.headers.get_all("Content-Encoding")
         try:
             result = await self._pool.run(worker_tasks.rewrite_body, self._policy, tx.service, direction,
-                                          content_type, codings, body.data, body.path)
+                                          content_type, codings, body.data, body.path, seen.verdict)
         except Blocked as blocked:
             return Block(blocked.reason, blocked.detail, worker_tasks.blocked_report(blocked))
         if not result.changed:

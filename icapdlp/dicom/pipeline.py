@@ -16,7 +16,7 @@ import logging
 import struct
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
@@ -82,14 +82,6 @@ class PipelineConfig:
 
 
 @dataclass
-class DeidResult:
-    """The rebuilt object (or the original in report-only mode) and what was done."""
-
-    data: bytes
-    report: ObjectReport
-
-
-@dataclass
 class DeidOutput:
     """The rebuilt object as pieces (header, Pixel Data element header, pixel value) and the report.
 
@@ -118,21 +110,15 @@ class DeidOutput:
             handle.write(chunk)
 
 
-def deidentify_bytes(data: bytes, config: PipelineConfig,
-                     pixel_cleaner: PixelCleaner | None = None) -> DeidResult:
-    """De-identify one DICOM object (Part-10 or bare dataset); raise Blocked if impossible."""
-    output = deidentify_buffer(data, config, pixel_cleaner)
-    return DeidResult(data if config.mode is ServiceMode.REPORT_ONLY else output.data, output.report)
+def deidentify_bytes(data: bytes | bytearray, config: PipelineConfig,
+                     pixel_cleaner: PixelCleaner | None = None, *, owned: bool = False) -> DeidOutput:
+    """De-identify one DICOM object (Part-10 or bare dataset); raise Blocked if impossible.
 
-
-def deidentify_buffer(data: bytes | bytearray, config: PipelineConfig,
-                      pixel_cleaner: PixelCleaner | None = None, *, owned: bool = False) -> DeidOutput:
-    """:func:`deidentify_bytes` without a full-size join; raise Blocked if impossible.
-
-    ``owned``: the caller gives ``data`` away (a bytearray it will not use
-    again, e.g. the worker's copy of a spooled body), so bits above High Bit
-    are zeroed in that buffer instead of in a new one. Never in report-only
-    mode, which answers with the input itself.
+    The answer is in pieces (``.data`` joins them only when asked). ``owned``:
+    the caller gives ``data`` away (a bytearray it will not use again, e.g. the
+    worker's copy of a spooled body), so bits above High Bit are zeroed in that
+    buffer instead of in a new one. Never in report-only mode, which answers
+    with the input itself.
     """
     report = ObjectReport()
     owned = owned and config.mode is ServiceMode.DEIDENTIFY
@@ -202,8 +188,7 @@ def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
                 if pixel_cleaner.needs_cleaning(ds):
                     return None
                 report.frames_skipped += frame_count(ds)
-            _process(ds, replace(config, profile=replace(config.profile, clean_pixel_data=False)),
-                     None, report)
+            _process(ds, config, None, report)  # no cleaner: the pixels were just found not to need one
             header = encode(ds, scanned.transfer_syntax)
     except (Blocked, Exception):  # noqa: BLE001 - any doubt means "use the full path"
         return None

@@ -4,8 +4,8 @@ Before, the pixel cleaner read Clean Graphics from the global [profile] while th
 header walker read the service's profile: a service with Clean Graphics under a
 global profile without it kept a blanked overlay plane, and a service without it
 under a global profile with it reported planes "removed" by an option it does not
-have. The worker's own cleaner is used (build_cleaner, as worker processes do),
-with canned OCR and a keyword NER so it runs quickly.
+have. The worker's own state and cleaner are used (as a worker process builds
+them), with canned OCR and a keyword NER so it runs quickly.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import io
 
 import pydicom
 
-from icapdlp.adaptation.worker_tasks import PipelineRewriter, WorkerState
+from icapdlp.adaptation.factory import policy
+from icapdlp.adaptation.worker_tasks import PipelineRewriter, state
 from icapdlp.config import ServiceOptions, Settings
 from icapdlp.dicom.options import ProfileOptions
-from icapdlp.pixels import build_cleaner
 from tests.pixels.conftest import KeywordNer
 from tests.support.synthetic import make_ct
 
@@ -29,9 +29,9 @@ def _reads_nothing(grey8, language="eng"):
 
 
 def _rewrite(settings: Settings, service: str, data: bytes):
-    cleaner = build_cleaner(settings)
-    cleaner.read_words, cleaner.ner = _reads_nothing, KeywordNer({})
-    out, report = PipelineRewriter(WorkerState(settings, KEY, cleaner, {}), service).rewrite_dicom(data)
+    worker = state(policy(settings, KEY))
+    worker.pixel_cleaner.read_words, worker.pixel_cleaner.ner = _reads_nothing, KeywordNer({})
+    out, report = PipelineRewriter(worker, service).rewrite_dicom(data)
     assert report.pixels_cleaned  # the cleaner ran: before, it was the one removing planes
     return pydicom.dcmread(io.BytesIO(out)), report
 
