@@ -269,6 +269,8 @@ def rewrite_body(policy: Policy, service: str, direction: Literal["request", "re
     """
     worker = state(policy)
     if data is None:
+        if path is None:
+            raise Blocked(BlockReason.INTERNAL_ERROR, "body has neither data nor path")
         if verdict is Verdict.NEED_BODY:
             verdict = _classify_spooled(path, content_type, content_encodings)
         if verdict is Verdict.RAW_DICOM:
@@ -296,10 +298,8 @@ def rewrite_body(policy: Policy, service: str, direction: Literal["request", "re
     return BodyResult(True, report, data=result.body, size=len(result.body))
 
 
-def _classify_spooled(path: str | None, content_type: str | None, content_encodings: list[str]) -> Verdict:
+def _classify_spooled(path: str, content_type: str | None, content_encodings: list[str]) -> Verdict:
     """The triage of a spooled body from its leading bytes: as far as sniffing ever looks, no further."""
-    if path is None:
-        raise Blocked(BlockReason.INTERNAL_ERROR, "body has neither data nor path")
     try:
         with open(path, "rb") as handle:
             prefix = handle.read(SNIFF_WINDOW + 1)
