@@ -13,7 +13,7 @@ the other, and prints files/s and peak RSS per tool and per kind of file.
 icapdlp runs with Clean Pixel Data off (this is a header benchmark) but with
 its full CDR: pre-scan, value checks, rebuild, high-bit zeroing. It reads each
 file into its own buffer and writes the rebuilt pieces to the output file
-(``deidentify_buffer`` + ``write_to``), as the server's worker does with a
+(``deidentify_bytes`` + ``write_to``), as the server's worker does with a
 spooled body; the peers read with pydicom and write with ``save_as``.
 
 Target (issue #3): icapdlp faster per file than each peer on every set; a
@@ -49,13 +49,13 @@ files = sorted(src.glob("*.dcm"))
 dst.mkdir(parents=True, exist_ok=True)
 if tool == "icapdlp":
     from icapdlp.dicom.options import DicomLimits, ProfileOptions
-    from icapdlp.dicom.pipeline import PipelineConfig, deidentify_buffer
+    from icapdlp.dicom.pipeline import PipelineConfig, deidentify_bytes
     cfg = PipelineConfig(ProfileOptions(clean_pixel_data=False), DicomLimits(), bytes(range(32)))
     def one(path, out):  # as the server's worker does with a spooled body: read once, write the pieces
         data = bytearray(path.stat().st_size)
         with open(path, "rb") as handle:
             handle.readinto(data)
-        result = deidentify_buffer(data, cfg, owned=True)
+        result = deidentify_bytes(data, cfg, owned=True)
         with open(out, "wb") as handle:
             result.write_to(handle)
 elif tool == "dicognito":

@@ -30,6 +30,7 @@ from icapdlp.adaptation.api import (
 from icapdlp.http import HttpResponseHead
 from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
 from icapdlp.dicom.deid import uid_mapping
+from icapdlp.dicom.options import ServiceMode
 from icapdlp.payload.media import is_dicom_type
 from icapdlp.payload.triage import Triage, Verdict, triage
 from icapdlp.report import Container
@@ -60,7 +61,7 @@ class DlpAdapter:
         if early is not None:
             return early
         if complete:
-            return await self._rewrite(tx, head, Body(data=preview))
+            return await self._rewrite(tx, head, Body(data=preview), seen)
         if seen.verdict is Verdict.RAW_DICOM and self._may_use_206(tx, seen):
             partial = await self._header_only(tx, preview)
             if partial is not None:
@@ -73,10 +74,10 @@ class DlpAdapter:
             return NoChange(TransactionReport())
         # the body is here whole: a small one in memory is cleared on the loop, not in a worker
         at_hand = body.data is not None and body.size <= LOOP_CLASSIFY_BYTES
-        _, early = self._first_look(tx, head, body.data if at_hand else b"", at_hand)
+        seen, early = self._first_look(tx, head, body.data if at_hand else b"", at_hand)
         if early is not None:
             return early
-        return await self._rewrite(tx, head, body)
+        return await self._rewrite(tx, head, body, seen)
 
     def block_response(self, tx: Transaction, reason: BlockReason) -> tuple[HttpResponseHead, bytes]:
         return blockpage.block_response(tx, reason)
@@ -96,7 +97,7 @@ class DlpAdapter:
         if seen.verdict is Verdict.UNSUPPORTED_ENCODING:
             return seen, Block(BlockReason.UNSUPPORTED_ENCODING, "candidate body under an unsupported coding",
                                TransactionReport())
-        if seen.verdict is Verdict.RAW_DICOM and self._mode(tx) == "block":
+        if seen.verdict is Verdict.RAW_DICOM and self._mode(tx) is ServiceMode.BLOCK:
             return seen, Block(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects",
                                _raw_report())
         if _is_byte_range(tx) and (seen.verdict is Verdict.RAW_DICOM or is_dicom_type(seen.media)):
@@ -104,13 +105,18 @@ class DlpAdapter:
             return seen, Block(BlockReason.UNPARSEABLE_DICOM, "byte range of a DICOM object", _raw_report())
         return seen, None
 
-    async def _rewrite(self, tx: Transaction, head: Any, body: Body) -> BodyDecision:
-        """The whole body through the worker pool: rewritten, unchanged, or blocked."""
+    async def _rewrite(self, tx: Transaction, head: Any, body: Body, seen: Triage) -> BodyDecision:
+        """The whole body through the worker pool: rewritten, unchanged, or blocked.
+
+        ``seen`` (the first look's triage) travels with the body, so the worker
+        does not classify it again (it reads a spooled body's leading bytes only
+        when the first look had none of them to read).
+        """
         direction: Literal["request", "response"] = "request" if tx.icap_method == "REQMOD" else "response"
         content_type, codings = head.headers.get("Content-Type"), head.headers.get_all("Content-Encoding")
         try:
             result = await self._pool.run(worker_tasks.rewrite_body, self._policy, tx.service, direction,
-                                          content_type, codings, body.data, body.path)
+                                          content_type, codings, body.data, body.path, seen.verdict)
         except Blocked as blocked:
             return Block(blocked.reason, blocked.detail, worker_tasks.blocked_report(blocked))
         if not result.changed:
@@ -120,18 +126,18 @@ class DlpAdapter:
         request, response = with_new_body_length(tx, result.size, self._uid_mapping(tx))
         return Replace(request=request, response=response, body=new_body, report=result.report)
 
-    def _mode(self, tx: Transaction) -> str:
+    def _mode(self, tx: Transaction) -> ServiceMode:
         return self._settings.services[tx.service].mode
 
     def _uid_mapping(self, tx: Transaction):
         """The body's UID rewriting, for a STOW-RS path (None: the objects kept their UIDs)."""
-        if self._mode(tx) != "deidentify":
+        if self._mode(tx) is not ServiceMode.DEIDENTIFY:
             return None
         return uid_mapping(self._settings.profile_for(tx.service), self._policy.key)
 
     def _may_use_206(self, tx: Transaction, seen: Triage) -> bool:
         head = body_head(tx)
-        return (tx.allow_206 and self._settings.payload.use_206 and self._mode(tx) == "deidentify"
+        return (tx.allow_206 and self._settings.payload.use_206 and self._mode(tx) is ServiceMode.DEIDENTIFY
                 and not seen.codings and head is not None and declared_length(head.headers) is not None)
 
     async def _header_only(self, tx: Transaction, preview: bytes) -> PartialReplace | Block | None:

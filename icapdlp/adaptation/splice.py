@@ -16,7 +16,6 @@ import os
 import tempfile
 from typing import Any
 
-from icapdlp.payload.triage import Verdict, triage
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
@@ -29,15 +28,16 @@ SPLICE_HEADER_BYTES = 8 * 1024 * 1024
 COPY_STEP = 1024 * 1024
 
 
-def try_splice(path: str, size: int, content_type: str | None, content_encodings: list[str],
-               config: Any, pixel_cleaner: Any, spool_dir: str | None) -> tuple[str, ObjectReport] | None:
-    """(path of the rewritten body, what the header rewrite did), or None for the whole pipeline."""
-    if size < SPLICE_MIN_BYTES or config.mode != "deidentify":
+def try_splice(path: str, size: int, config: Any, pixel_cleaner: Any,
+               spool_dir: str | None) -> tuple[str, ObjectReport] | None:
+    """(path of the rewritten body, what the header rewrite did), or None for the whole pipeline.
+
+    ``path`` holds one raw object (the caller's triage said so) of a deidentify service.
+    """
+    if size < SPLICE_MIN_BYTES:
         return None
     with open(path, "rb") as source:
         prefix = source.read(SPLICE_HEADER_BYTES)
-    if triage(content_type, content_encodings, prefix[:65536], False).verdict is not Verdict.RAW_DICOM:
-        return None
     from icapdlp.dicom.pipeline import header_only_rewrite
 
     answer = header_only_rewrite(prefix, size, config, pixel_cleaner=pixel_cleaner)

@@ -13,19 +13,18 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from icapdlp.adaptation.api import TransactionReport
 from icapdlp.adaptation.splice import try_splice
+from icapdlp.dicom.options import ServiceMode
+from icapdlp.payload.sniff import SNIFF_WINDOW
 from icapdlp.payload.triage import Verdict, triage
 from icapdlp.payload.walker import Findings, PayloadWalker
 from icapdlp.report import NO_WRAPPING, Container, ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
-Mode = Literal["deidentify", "block", "report-only"]
-#: leading bytes of a spooled body the raw-object triage looks at (Squid's largest preview)
-RAW_TRIAGE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -33,30 +32,42 @@ class WorkerState:
     settings: Any
     key: bytes
     pixel_cleaner: Any
-    _configs: dict
+    #: each service's pipeline configuration, as the policy built it
+    pipelines: dict[str, Any]
+    _cleaners: dict = field(default_factory=dict)
 
     def cleaner(self, service: str) -> Any:
         """The pixel cleaner of one service: the shared one, unless [services.NAME.pixels] differs."""
         if self.pixel_cleaner is None or self.settings.pixels_for(service) == self.settings.pixels:
             return self.pixel_cleaner
-        key = ("cleaner", service)
-        if key not in self._configs:
+        if service not in self._cleaners:
             from icapdlp.pixels import build_cleaner
 
-            self._configs[key] = build_cleaner(self.settings, service=service)  # engines shared per process
-        return self._configs[key]
+            self._cleaners[service] = build_cleaner(self.settings, service=service)  # engines shared per process
+        return self._cleaners[service]
 
     def config(self, service: str) -> Any:
-        """The pipeline configuration of one service (built once per process)."""
-        if service not in self._configs:
-            from icapdlp.dicom.pipeline import PipelineConfig
+        """The pipeline configuration of one service; None for a block-mode service (it has no pipeline)."""
+        return self.pipelines.get(service)
 
-            mode = self.settings.services[service].mode
-            # "block" never reaches the pipeline (PipelineRewriter refuses first)
-            self._configs[service] = PipelineConfig(
-                profile=self.settings.profile_for(service), limits=self.settings.dicom_limits,
-                key=self.key, mode="report-only" if mode == "report-only" else "deidentify")
-        return self._configs[service]
+
+def pipeline_config(settings: Any, key: bytes, service: str | None = None) -> Any:
+    """The one place a ``PipelineConfig`` is made: a service's (its own profile and mode), or the
+    global policy's when there is no service (the offline CLI)."""
+    from icapdlp.dicom.pipeline import PipelineConfig
+
+    if service is None:
+        return PipelineConfig(settings.profile, settings.dicom_limits, key)
+    return PipelineConfig(settings.profile_for(service), settings.dicom_limits, key, settings.services[service].mode)
+
+
+def pipeline_configs(settings: Any, key: bytes) -> dict[str, Any]:
+    """Every service's pipeline configuration, built once per policy.
+
+    A block-mode service gets none: PipelineRewriter refuses its objects first.
+    """
+    return {name: pipeline_config(settings, key, name)
+            for name, service in settings.services.items() if service.mode is not ServiceMode.BLOCK}
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,12 @@ class Policy:
     token: str
     settings: Any
     key: bytes
+    #: :func:`pipeline_configs` of these settings and key: built with the policy, once, not per task
+    pipelines: dict[str, Any] = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.pipelines is None:
+            object.__setattr__(self, "pipelines", pipeline_configs(self.settings, self.key))
 
 
 #: states kept per process: the current policy and a few recent ones during a reload
@@ -123,7 +140,7 @@ def state(policy: Policy) -> WorkerState:
         while len(_STATES) >= MAX_STATES:
             _STATES.pop(next(iter(_STATES)))
         found = _STATES[policy.token] = WorkerState(policy.settings, policy.key,
-                                                    _build_cleaner(policy.settings), {})
+                                                    _build_cleaner(policy.settings), policy.pipelines)
     return found
 
 
@@ -148,16 +165,20 @@ class PipelineRewriter:
     def __init__(self, worker: WorkerState, service: str) -> None:
         self._worker = worker
         self._config = worker.config(service)
-        self._mode: Mode = worker.settings.services[service].mode
+        self._mode: ServiceMode = worker.settings.services[service].mode
         self._cleaner = worker.cleaner(service)
 
-    def rewrite_dicom(self, data: bytes) -> tuple[bytes, ObjectReport]:
-        if self._mode == "block":
+    def _refuse_in_block_mode(self) -> None:
+        if self._mode is ServiceMode.BLOCK:
             raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
+
+    def rewrite_dicom(self, data: bytes) -> tuple[bytes, ObjectReport]:
+        """The object rewritten (report-only: the pipeline answers with ``data`` itself) and the report."""
+        self._refuse_in_block_mode()
         from icapdlp.dicom.pipeline import deidentify_bytes
 
         result = deidentify_bytes(data, self._config, pixel_cleaner=self._cleaner)
-        return (data if self._mode == "report-only" else result.data), result.report
+        return result.data, result.report
 
     def rewrite_owned_dicom(self, data: bytearray) -> tuple[Any, bool]:
         """:meth:`rewrite_dicom` for a buffer the caller gives away: (pieces, changed).
@@ -166,16 +187,14 @@ class PipelineRewriter:
         pieces (``DeidOutput``) that are written out without being joined, so
         a large object is held once, not three or four times.
         """
-        if self._mode == "block":
-            raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
-        from icapdlp.dicom.pipeline import deidentify_buffer
+        self._refuse_in_block_mode()
+        from icapdlp.dicom.pipeline import deidentify_bytes
 
-        output = deidentify_buffer(data, self._config, pixel_cleaner=self._cleaner, owned=True)
-        return output, self._mode != "report-only"
+        output = deidentify_bytes(data, self._config, pixel_cleaner=self._cleaner, owned=True)
+        return output, self._mode is ServiceMode.DEIDENTIFY
 
     def rewrite_json(self, dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
-        if self._mode == "block":
-            raise Blocked(BlockReason.POLICY_BLOCKS_DICOM, "this service blocks DICOM objects")
+        self._refuse_in_block_mode()
         from pydicom import Dataset
 
         from icapdlp.dicom.pipeline import deidentify_dataset
@@ -195,7 +214,7 @@ class PipelineRewriter:
                 delattr(ds, keyword)
             if lent:
                 report.instance_ref = ""  # the lent UID identifies nothing
-            if self._mode == "report-only":
+            if self._mode is ServiceMode.REPORT_ONLY:
                 return dataset, report
             try:
                 return ds.to_json_dict(bulk_data_threshold=2**31), report
@@ -240,16 +259,23 @@ class BodyResult:
 
 def rewrite_body(policy: Policy, service: str, direction: Literal["request", "response"],
                  content_type: str | None, content_encodings: list[str],
-                 data: bytes | None, path: str | None) -> BodyResult:
-    """Worker task: find, rewrite and rebuild; Blocked propagates to the adapter."""
+                 data: bytes | None, path: str | None, verdict: Verdict = Verdict.NEED_BODY) -> BodyResult:
+    """Worker task, the one rewrite entry: find, rewrite and rebuild; Blocked propagates to the adapter.
+
+    ``verdict``: the adapter's triage of this body. A spooled body the adapter
+    could only judge by its head (NEED_BODY) is classified here, once, from its
+    leading bytes. One raw object in a spool file is spliced (large, pixels kept)
+    or rewritten in place; everything else goes through the payload walker.
+    """
     worker = state(policy)
     if data is None:
-        spliced = _splice(worker, service, path, content_type, content_encodings)
-        if spliced is not None:
-            return spliced
-        if _raw_dicom_file(path, content_type, content_encodings):
-            return _rewrite_raw(worker, service, _read_spooled(path, worker.settings.limits.body_bytes,
-                                                               owned=True))
+        if path is None:
+            raise Blocked(BlockReason.INTERNAL_ERROR, "body has neither data nor path")
+        if verdict is Verdict.NEED_BODY:
+            verdict = _classify_spooled(path, content_type, content_encodings)
+        if verdict is Verdict.RAW_DICOM:
+            return _splice(worker, service, path) or _rewrite_raw(
+                worker, service, _read_spooled(path, worker.settings.limits.body_bytes, owned=True))
         data = _read_spooled(path, worker.settings.limits.body_bytes)
     walker = PayloadWalker(PipelineRewriter(worker, service), worker.settings.payload, direction,
                            max_inflated_bytes=worker.settings.limits.body_bytes,
@@ -272,17 +298,14 @@ def rewrite_body(policy: Policy, service: str, direction: Literal["request", "re
     return BodyResult(True, report, data=result.body, size=len(result.body))
 
 
-def _raw_dicom_file(path: str | None, content_type: str | None, content_encodings: list[str]) -> bool:
-    """Whether a spooled body is one raw DICOM object (the triage the 206 and splice paths use)."""
-    if path is None:
-        return False
+def _classify_spooled(path: str, content_type: str | None, content_encodings: list[str]) -> Verdict:
+    """The triage of a spooled body from its leading bytes: as far as sniffing ever looks, no further."""
     try:
         with open(path, "rb") as handle:
-            prefix = handle.read(RAW_TRIAGE_BYTES)
+            prefix = handle.read(SNIFF_WINDOW + 1)
     except OSError as exc:
         raise Blocked(BlockReason.SPOOL_FAILED, f"cannot read spooled body ({exc.strerror})") from None
-    complete = len(prefix) < RAW_TRIAGE_BYTES
-    return triage(content_type, content_encodings, prefix, complete).verdict is Verdict.RAW_DICOM
+    return triage(content_type, content_encodings, prefix, len(prefix) <= SNIFF_WINDOW).verdict
 
 
 def _rewrite_raw(worker: WorkerState, service: str, data: bytearray) -> BodyResult:
@@ -318,14 +341,12 @@ def raw_transaction_report(report: ObjectReport) -> TransactionReport:
     return to_transaction_report(findings)
 
 
-def _splice(worker: WorkerState, service: str, path: str | None, content_type: str | None,
-            content_encodings: list[str]) -> BodyResult | None:
-    """Large raw objects whose pixels pass as they are: new header + streamed pixels."""
-    if path is None or worker.settings.services[service].mode != "deidentify":
+def _splice(worker: WorkerState, service: str, path: str) -> BodyResult | None:
+    """A large raw object whose pixels pass as they are: new header + streamed pixels (None: not spliced)."""
+    if worker.settings.services[service].mode is not ServiceMode.DEIDENTIFY:
         return None
     size = os.path.getsize(path)
-    answer = try_splice(path, size, content_type, content_encodings, worker.config(service),
-                        worker.cleaner(service), worker.settings.limits.spool_dir)
+    answer = try_splice(path, size, worker.config(service), worker.cleaner(service), worker.settings.limits.spool_dir)
     if answer is None:
         return None
     out, object_report = answer

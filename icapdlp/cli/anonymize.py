@@ -23,6 +23,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from icapdlp.adaptation.worker_tasks import pipeline_config
 from icapdlp.cli.errors import UsageError, printable
 from icapdlp.cli.options import add_config_option
 from icapdlp.cli.paths import check_output_folder, plan
@@ -30,7 +31,7 @@ from icapdlp.cli.progress import Progress
 from icapdlp.config import ConfigError, load_settings
 from icapdlp.config.keys import load_key
 from icapdlp.config.schema import KeyOptions, Settings
-from icapdlp.dicom.pipeline import PipelineConfig, deidentify_buffer
+from icapdlp.dicom.pipeline import PipelineConfig, deidentify_bytes
 from icapdlp.payload.sniff import SNIFF_WINDOW, Sniff, sniff_dicom
 from icapdlp.verdict import Blocked, BlockReason
 
@@ -88,7 +89,7 @@ def _process(pair: tuple[Path, Path]) -> tuple[str, str, str, dict]:
     except OSError:
         return str(source), str(destination), UNREADABLE, {}
     try:
-        result = deidentify_buffer(data, _WORKER["config"], _WORKER["cleaner"], owned=True)
+        result = deidentify_bytes(data, _WORKER["config"], _WORKER["cleaner"], owned=True)
     except Blocked as blocked:
         return str(source), str(destination), blocked.reason.value, {}
     except Exception:  # noqa: BLE001 - a worker bug must not stop the batch or print values
@@ -161,7 +162,7 @@ def build_config(args: argparse.Namespace, *, key: bytes | None = None,
         problems = startup_problems(settings)
         if problems:
             raise ConfigError(problems)
-    config = PipelineConfig(profile=settings.profile, limits=settings.dicom_limits, key=key)
+    config = pipeline_config(settings, key)
     return config, settings, settings.profile.clean_pixel_data
 
 

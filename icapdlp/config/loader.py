@@ -7,7 +7,7 @@ here. It collects *every* problem before failing, so an operator fixing a
 config file sees the whole list at once, and it never falls back to a default
 when a given file is broken.
 
-Supported field types: ``bool``, ``int``, ``float``, ``str``, ``Literal[...]``,
+Supported field types: ``bool``, ``int``, ``float``, ``str``, ``Literal[...]``, string enums,
 ``Optional[X]``, ``tuple[str, ...]``, ``tuple[int, ...]``, nested frozen
 dataclasses and ``dict[str, <dataclass>]``. Field metadata may carry ``min``,
 ``max`` (numbers), ``secret`` (redacted when printed) and ``doc``.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 import os
 import tomllib
 import types
@@ -220,6 +221,12 @@ def _convert(tp: Any, raw: Any, where: str, problems: list[str], meta: Mapping) 
             choices = ", ".join(repr(a) for a in args)
             problems.append(f"{where}: {raw!r} is not one of {choices}")
         return str(raw)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if not isinstance(raw, str) or raw not in {member.value for member in tp}:
+            choices = ", ".join(repr(member.value) for member in tp)
+            problems.append(f"{where}: {_show(raw, meta)} is not one of {choices}")
+            return None
+        return tp(str(raw))
     if dataclasses.is_dataclass(tp):
         return _build_dataclass(tp, raw, where, problems)
     if origin is dict:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from icapdlp.dicom.options import DicomLimits, ProfileOptions
+from icapdlp.dicom.options import DicomLimits, ProfileOptions, ServiceMode
 from icapdlp.observability.options import AuditOptions, LoggingOptions, MetricsOptions
 from icapdlp.payload.options import PayloadOptions
 from icapdlp.pixels.options import PixelOptions
@@ -40,7 +40,7 @@ class ServiceOptions:
 
     method: Literal["REQMOD", "RESPMOD"] = "REQMOD"
     #: deidentify (default); block every DICOM object; report-only audits without changing
-    mode: Literal["deidentify", "block", "report-only"] = "deidentify"
+    mode: ServiceMode = ServiceMode.DEIDENTIFY
     #: bytes icapdlp cannot account for (an unknown archive format, ambiguous multipart framing,
     #: content it cannot unpack): "block" (default) or "pass" them through unchanged
     uninspectable: Literal["block", "pass"] = "block"
@@ -49,6 +49,9 @@ class ServiceOptions:
     #: per-service pixel options (e.g. ``all_text = true`` for an ultrasound or secondary-capture
     #: service); keys left out inherit the global [pixels] table
     pixels: PixelOptions | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", ServiceMode(self.mode))  # a string given in code: resolved here too
 
 
 def _default_services() -> dict[str, ServiceOptions]:

@@ -58,7 +58,8 @@ ALWAYS_REMOVE = frozenset({
 })
 PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID = 0x00100010, 0x00100020, 0x00100021
 STUDY_UID = 0x0020000D
-OVERLAY_DATA_ELEMENT = 0x3000
+#: curve groups 50xx and overlay groups 60xx (even xx, PS3.5 7.6 repeating groups), by mask
+GRAPHICS_GROUP_MASK, CURVE_GROUP_BASE, OVERLAY_GROUP_BASE = 0xFFE1, 0x5000, 0x6000
 #: elements that carry codes, not free text; kept inside D / C sequences
 CODE_TAGS = frozenset(
     {0x0008_0000 | e for e in range(0x0100, 0x0123)}
@@ -143,8 +144,8 @@ class HeaderDeidentifier:
                 self._private(ds, tag, group, element)
             elif element == 0x0000 or group in (0x0000, 0x0002) or tag in ALWAYS_REMOVE:
                 self._remove(ds, tag)
-            elif (group & 0xFFE1) in (0x5000, 0x6000):
-                self._graphics(ds, tag, group, element)
+            elif (group & GRAPHICS_GROUP_MASK) in (CURVE_GROUP_BASE, OVERLAY_GROUP_BASE):
+                self._graphics(ds, tag, group)
             else:
                 action = self.table.action(tag)
                 if action in iod.COMPOUND_CODES:
@@ -229,18 +230,31 @@ class HeaderDeidentifier:
     def _safe_creators(self) -> frozenset[str]:
         return frozenset(c.strip() for c in self.profile.safe_private_creators)
 
-    def _graphics(self, ds: Dataset, tag: int, group: int, element: int) -> None:
-        """Curves (50xx) and overlays (60xx): removed, or cleaned under Clean Graphics."""
+    def _graphics(self, ds: Dataset, tag: int, group: int) -> None:
+        """Curves (50xx) and overlays (60xx): removed; under Clean Graphics curves are cleaned
+        and overlay planes are still removed, whole, and counted.
+
+        Why an overlay is not "cleaned" in place: its bitmap (60xx,3000) can hold burned-in
+        text that nothing here reads, and its Description, Label and Comments are free text a
+        deny-list only partly cleans. Blanking the bitmap would keep an empty plane that shows
+        nothing, so removal loses no more than blanking and leaves nothing to verify. This is
+        the only owner of the overlay decision: the pixel cleaner does not touch 60xx, so the
+        output is the same with pixel cleaning on or off. Bits above High Bit in Pixel Data
+        (embedded overlays) are zeroed when the object is rebuilt (``rebuild``).
+        """
+        if tag not in ds:
+            return  # its plane was removed with an earlier element of the group
         if not self.profile.clean_graphics:
             self._remove(ds, tag)
-            return
-        elem = ds[tag]
-        self.report.actions["C"] += 1
-        if group & 0xFF00 == 0x6000 and element == OVERLAY_DATA_ELEMENT:
-            # Overlay bitmaps can hold burned-in text we cannot verify: blank them.
-            elem.value = bytes(len(elem.value or b""))
-        elif elem.VR in TEXT_VRS:
-            self._clean(elem)
+        elif group & GRAPHICS_GROUP_MASK == OVERLAY_GROUP_BASE:
+            for element in [int(t) for t in ds.keys() if int(t) >> 16 == group]:
+                self._remove(ds, element)
+            self.report.cdr_findings[CdrFinding.OVERLAY_REMOVED] += 1
+        else:
+            elem = ds[tag]
+            self.report.actions["C"] += 1
+            if elem.VR in TEXT_VRS:
+                self._clean(elem)
 
     # -- value rewriting -------------------------------------------------------
 

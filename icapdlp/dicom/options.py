@@ -7,7 +7,23 @@ the Basic Application Confidentiality Profile plus Clean Pixel Data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal
+
+
+class ServiceMode(StrEnum):
+    """What a service does with the DICOM objects it finds; resolved once, when the config loads.
+
+    Here, with the profile, because both the service configuration and the
+    pipeline (which answers report-only with its input) name it. Config files
+    keep the string values.
+    """
+
+    DEIDENTIFY = "deidentify"
+    #: refuse every DICOM object (policy-blocks-dicom); the pipeline never runs
+    BLOCK = "block"
+    #: run the pipeline for the report and audit, pass the object unchanged
+    REPORT_ONLY = "report-only"
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ import logging
 import struct
 import time
 import warnings
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
@@ -30,7 +29,7 @@ from icapdlp.dicom.conformance import (
     expected_pixel_bytes,
 )
 from icapdlp.dicom.deid import HeaderDeidentifier
-from icapdlp.dicom.options import DicomLimits, ProfileOptions
+from icapdlp.dicom.options import DicomLimits, ProfileOptions, ServiceMode
 from icapdlp.dicom.pixel_cost import check_decode_cost
 from icapdlp.dicom.pixel_hook import PixelCleaner, frame_count
 from icapdlp.dicom.prescan import EXPLICIT_LE, IMPLICIT_LE, PIXEL_DATA, UNDEFINED, scan
@@ -63,20 +62,21 @@ DICOMDIR_TAGS = (0x00041130, 0x00041220)
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """What the pipeline needs: the profile, the parser limits and the key."""
+    """What the pipeline needs: the profile, the parser limits and the key.
+
+    ``mode``: report-only answers with the input (after the whole pipeline ran,
+    for the report). A block-mode service never reaches the pipeline.
+    """
 
     profile: ProfileOptions
     limits: DicomLimits
     key: bytes
-    mode: Literal["deidentify", "report-only"] = "deidentify"
+    mode: ServiceMode = ServiceMode.DEIDENTIFY
 
-
-@dataclass
-class DeidResult:
-    """The rebuilt object (or the original in report-only mode) and what was done."""
-
-    data: bytes
-    report: ObjectReport
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", ServiceMode(self.mode))
+        if self.mode is ServiceMode.BLOCK:
+            raise ValueError("a block-mode service has no pipeline")
 
 
 @dataclass
@@ -108,31 +108,25 @@ class DeidOutput:
             handle.write(chunk)
 
 
-def deidentify_bytes(data: bytes, config: PipelineConfig,
-                     pixel_cleaner: PixelCleaner | None = None) -> DeidResult:
-    """De-identify one DICOM object (Part-10 or bare dataset); raise Blocked if impossible."""
-    output = deidentify_buffer(data, config, pixel_cleaner)
-    return DeidResult(data if config.mode == "report-only" else output.data, output.report)
+def deidentify_bytes(data: bytes | bytearray, config: PipelineConfig,
+                     pixel_cleaner: PixelCleaner | None = None, *, owned: bool = False) -> DeidOutput:
+    """De-identify one DICOM object (Part-10 or bare dataset); raise Blocked if impossible.
 
-
-def deidentify_buffer(data: bytes | bytearray, config: PipelineConfig,
-                      pixel_cleaner: PixelCleaner | None = None, *, owned: bool = False) -> DeidOutput:
-    """:func:`deidentify_bytes` without a full-size join; raise Blocked if impossible.
-
-    ``owned``: the caller gives ``data`` away (a bytearray it will not use
-    again, e.g. the worker's copy of a spooled body), so bits above High Bit
-    are zeroed in that buffer instead of in a new one. Never in report-only
-    mode, which answers with the input itself.
+    The answer is in pieces (``.data`` joins them only when asked). ``owned``:
+    the caller gives ``data`` away (a bytearray it will not use again, e.g. the
+    worker's copy of a spooled body), so bits above High Bit are zeroed in that
+    buffer instead of in a new one. Never in report-only mode, which answers
+    with the input itself.
     """
     report = ObjectReport()
-    owned = owned and config.mode == "deidentify"
+    owned = owned and config.mode is ServiceMode.DEIDENTIFY
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds, ts = _guarded(Stage.PARSE, parse, data, config.limits, report)
         _guarded(Stage.DEID, _process, ds, config, pixel_cleaner, report)
         out_ts = output_transfer_syntax(str(ds.file_meta.TransferSyntaxUID))
         chunks = _guarded(Stage.ENCODE, _encode, ds, out_ts, owned, report)
-    return DeidOutput([data] if config.mode == "report-only" else chunks, report)
+    return DeidOutput([data] if config.mode is ServiceMode.REPORT_ONLY else chunks, report)
 
 
 def deidentify_dataset(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | None = None
@@ -146,8 +140,7 @@ def deidentify_dataset(ds: Dataset, config: PipelineConfig, pixel_cleaner: Pixel
         warnings.simplefilter("ignore")
         _guarded(Stage.DEID, _process_document, ds, config, pixel_cleaner, report)
         ts = str(ds.file_meta.TransferSyntaxUID)
-        if zero_bits_above_high_bit(ds, UID(ts).is_encapsulated):
-            report.cdr_findings[CdrFinding.PIXEL_HIGH_BITS] += 1
+        _clear_high_bits(ds, UID(ts).is_encapsulated, report)
         ds.file_meta = new_file_meta(ds, ts)
     return report
 
@@ -166,7 +159,7 @@ def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
     Pixel Data whose length is not its geometry, or anything after the Pixel Data.
     """
     limits = config.limits
-    if total_size > limits.max_object_bytes or config.mode != "deidentify":
+    if total_size > limits.max_object_bytes or config.mode is not ServiceMode.DEIDENTIFY:
         return None
     report = ObjectReport()
     started = time.perf_counter()
@@ -193,8 +186,7 @@ def header_only_rewrite(prefix: bytes, total_size: int, config: PipelineConfig,
                 if pixel_cleaner.needs_cleaning(ds):
                     return None
                 report.frames_skipped += frame_count(ds)
-            _process(ds, replace(config, profile=replace(config.profile, clean_pixel_data=False)),
-                     None, report)
+            _process(ds, config, None, report)  # no cleaner: the pixels were just found not to need one
             header = encode(ds, scanned.transfer_syntax)
     except (Blocked, Exception):  # noqa: BLE001 - any doubt means "use the full path"
         return None
@@ -266,7 +258,9 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
             if isinstance(ds.get_item(PIXEL_DATA).value if PIXEL_DATA in ds else None, memoryview):
                 ds[PIXEL_DATA]._value = bytes(ds[PIXEL_DATA].value)  # the cleaner decodes bytes
             if PIXEL_DATA in ds:  # whatever cleaner runs, a decode it cannot afford never starts
-                check_decode_cost(ds, config.limits, UID(str(ds.file_meta.TransferSyntaxUID)).is_encapsulated)
+                encapsulated = UID(str(ds.file_meta.TransferSyntaxUID)).is_encapsulated
+                check_decode_cost(ds, config.limits, encapsulated)
+                _clear_high_bits(ds, encapsulated, report)  # the cleaner sees (and writes) the image only
             pixel_cleaner.clean(ds, report)
     deid = HeaderDeidentifier(profile, config.key, report)
     deid.prepare(ds)
@@ -303,9 +297,20 @@ def _silence_audio(ds: Dataset, report: ObjectReport) -> None:
 
 
 def _encode(ds: Dataset, out_ts: str, owned: bool, report: ObjectReport) -> list:
-    if zero_bits_above_high_bit(ds, UID(out_ts).is_encapsulated, in_place=True, owned=owned):
-        report.cdr_findings[CdrFinding.PIXEL_HIGH_BITS] += 1
+    _clear_high_bits(ds, UID(out_ts).is_encapsulated, report, in_place=True, owned=owned)
     return encode_chunks(ds, out_ts)
+
+
+def _clear_high_bits(ds: Dataset, encapsulated: bool, report: ObjectReport, *, in_place: bool = False,
+                     owned: bool = False) -> None:
+    """Zero native Pixel Data's bits above High Bit (embedded overlays hide there), counted once.
+
+    Run before pixel cleaning, so the cleaner works on the image alone, and
+    again when encoding (a no-op if already clean): the finding is counted the
+    same with pixel cleaning on or off.
+    """
+    if zero_bits_above_high_bit(ds, encapsulated, in_place=in_place, owned=owned):
+        report.cdr_findings[CdrFinding.PIXEL_HIGH_BITS] += 1
 
 
 def _sop_instance(ds: Dataset) -> str:

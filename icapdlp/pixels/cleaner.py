@@ -44,15 +44,13 @@ class BurnedInTextCleaner:
     """Implements the pipeline's ``PixelCleaner`` protocol (needs_cleaning / clean)."""
 
     def __init__(self, options: PixelOptions, limits: DicomLimits | int, *, ner: NerFunction,
-                 read_words: WordReader | None = None, review_dir: str | None = None,
-                 clean_graphics: bool = False) -> None:
+                 read_words: WordReader | None = None, review_dir: str | None = None) -> None:
         self.options = options
         #: the decode budget (dicom/pixel_cost.py); an int is max_pixel_bytes with default ratio limits
         self.limits = DicomLimits(max_pixel_bytes=limits) if isinstance(limits, int) else limits
         self.ner = ner
         self.read_words = read_words or ocr.read_words
         self.review_dir = review_dir
-        self.clean_graphics = clean_graphics
         self.allow = frozenset(normalize(w) for w in options.allow_words)
         self.last_result: CleanResult | None = None
         #: the file being cleaned, when the caller has one (anonymize): review images are named after it
@@ -127,11 +125,7 @@ class BurnedInTextCleaner:
                     report.boxes_by_source[r.source] += 1
             write_back(ds, decoded)
         elif not decoded.encapsulated:
-            write_back(ds, decoded)  # native: cheap, and clears data hidden above Bits Stored
-        if self.clean_graphics:
-            from icapdlp.pixels.overlays import clean_overlays
-
-            clean_overlays(ds, report, self)
+            write_back(ds, decoded)  # native: cheap; the rebuild then zeroes bits above High Bit
         report.stage_seconds[Stage.ENCODE] += time.perf_counter() - t0
         report.pixels_cleaned = True
         self.last_result = result

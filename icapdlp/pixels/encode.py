@@ -22,6 +22,7 @@ from pydicom.uid import (
     UID,
 )
 
+from icapdlp.dicom.highbits import unused_bits_mask
 from icapdlp.pixels.frames import DecodedPixels
 from icapdlp.verdict import Blocked, BlockReason
 
@@ -52,11 +53,19 @@ def _was_lossy(ds: Dataset, ts: UID) -> bool:
 
 
 def _mask_unused_bits(frames: np.ndarray, ds: Dataset) -> np.ndarray:
-    """Clear bits above Bits Stored: overlays and other data can hide there."""
-    bits_stored = int(ds.get("BitsStored", frames.dtype.itemsize * 8))
-    if frames.dtype.kind != "u" or bits_stored >= frames.dtype.itemsize * 8:
+    """Clear bits above High Bit (overlays and other data hide there) in frames about to be compressed.
+
+    Only for output that stays encapsulated: native output is masked once, by
+    the DICOM layer's rebuild (``icapdlp.dicom.rebuild.zero_bits_above_high_bit``),
+    with pixel cleaning on or off alike, so the mask rule is the DICOM layer's.
+    """
+    allocated = frames.dtype.itemsize * 8
+    stored = int(ds.get("BitsStored", allocated))
+    high = ds.get("HighBit")
+    layout = unused_bits_mask(allocated, stored, int(high) if high is not None else stored - 1)
+    if frames.dtype.kind != "u" or layout is None:
         return frames
-    return frames & np.array((1 << bits_stored) - 1, dtype=frames.dtype)
+    return frames & np.array(layout[1], dtype=frames.dtype)
 
 
 def _set_native(ds: Dataset, frames: np.ndarray, photometric: str, ts: UID) -> None:
@@ -74,7 +83,7 @@ def _set_native(ds: Dataset, frames: np.ndarray, photometric: str, ts: UID) -> N
 
 def write_back(ds: Dataset, decoded: DecodedPixels) -> str:
     """Store ``decoded.frames`` in ``ds``; returns the transfer syntax UID written."""
-    frames = _mask_unused_bits(decoded.frames, ds)
+    frames = decoded.frames
     multi = "NumberOfFrames" in ds
     data = frames if multi or frames.shape[0] > 1 else frames[0]
     source = decoded.transfer_syntax
@@ -85,7 +94,7 @@ def write_back(ds: Dataset, decoded: DecodedPixels) -> str:
     lossy = _was_lossy(ds, source)
     if not lossy and source in REENCODE_LOSSLESS:
         stored_as = str(ds.get("PhotometricInterpretation", "")).strip()
-        _set_native(ds, data, photometric, ExplicitVRLittleEndian)
+        _set_native(ds, _mask_unused_bits(data, ds), photometric, ExplicitVRLittleEndian)
         if source == JPEG2000Lossless and stored_as == "YBR_RCT" and photometric == "RGB":
             # The decoder undid the reversible colour transform; saying YBR_RCT makes the
             # encoder apply it again. Labelled RGB, the frame is coded without it: about

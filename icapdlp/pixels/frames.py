@@ -74,8 +74,14 @@ def decode(ds: Dataset, limits: DicomLimits | int) -> DecodedPixels:
         raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, f"no decoder for transfer syntax {ts}") from None
     if not decoder.is_available:
         raise Blocked(BlockReason.PIXEL_CLEANING_IMPOSSIBLE, f"no decoder installed for {ts}")
+    # Native unsigned samples are read as stored: the DICOM layer has already zeroed the bits
+    # above High Bit (one rule, dicom/highbits.py), and pydicom's own correction would assume
+    # the stored bits are the low ones and wipe an image whose High Bit is not Bits Stored - 1.
+    # Signed samples keep pydicom's correction: it also extends the sign for display.
+    as_stored = not encapsulated and int(ds.get("PixelRepresentation", 0) or 0) == 0
     try:
-        arr, meta = decoder.as_array(ds, raw=not encapsulated, as_rgb=encapsulated)
+        arr, meta = decoder.as_array(ds, raw=not encapsulated, as_rgb=encapsulated,
+                                     **({"correct_unused_bits": False} if as_stored else {}))
     except MemoryError:  # the worker's memory cap: a resource limit, not an undecodable frame
         raise Blocked(BlockReason.LIMIT_EXCEEDED, "decoding ran out of memory") from None
     except Exception as exc:  # decoders raise many types on corrupt data; none may escape

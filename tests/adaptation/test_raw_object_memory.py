@@ -130,7 +130,7 @@ def test_spliced_objects_are_reported_like_full_rewrites(tmp_path, monkeypatch):
     obj = make_multiframe(63, frames=2, rows=256, columns=256, bits_stored=16, signatures=False)
     spooled = tmp_path / "body"
     spooled.write_bytes(obj.data)
-    spliced = worker_tasks._splice(worker_tasks.state(POLICY), "deid-req", str(spooled), "application/dicom", [])
+    spliced = worker_tasks._splice(worker_tasks.state(POLICY), "deid-req", str(spooled))  # a raw object, as triaged
     assert spliced is not None  # the header splice took it
     whole = worker_tasks.rewrite_body(POLICY, "deid-req", "request", "application/dicom", [], obj.data, None)
     assert _comparable(spliced.report) == _comparable(whole.report)

@@ -226,3 +226,19 @@ def test_check_config_prints_effective_settings_without_the_key(tmp_path):
     assert '"port": 1500' in result.stdout
     assert secret not in result.stdout and secret not in result.stderr
     assert '"fingerprint"' in result.stdout
+
+
+def test_service_mode_is_an_enum_resolved_once_and_a_bad_one_is_named(tmp_path):
+    from icapdlp.config import ServiceOptions
+    from icapdlp.dicom.options import ServiceMode
+
+    path = write(tmp_path, '[services.audit]\nmode = "report-only"\n[services.plain]\n')
+    services = load_settings(path, environ={"ICAPDLP_SERVICES__PLAIN__MODE": "block"}).services
+    assert services["audit"].mode is ServiceMode.REPORT_ONLY and services["plain"].mode is ServiceMode.BLOCK
+    assert ServiceOptions(mode="deidentify").mode is ServiceMode.DEIDENTIFY  # given in code: resolved too
+    bad = write(tmp_path, '[services.audit]\nmode = "audit"\n[services.other]\nmode = 3\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(bad, environ={})
+    assert caught.value.problems == [
+        "services.audit.mode: 'audit' is not one of 'deidentify', 'block', 'report-only'",
+        "services.other.mode: 3 is not one of 'deidentify', 'block', 'report-only'"]

@@ -1,6 +1,6 @@
 """Pixel Data is held once: a view of the input, masked in place only when the caller gives it away.
 
-Why: the pixel value is most of a large object. ``deidentify_buffer`` keeps
+Why: the pixel value is most of a large object. ``deidentify_bytes`` keeps
 it as a view of the input (no parse copy), zeroes bits above High Bit in one
 pass (in the caller's buffer only with ``owned=True``) and answers with
 pieces that are written without a join. These tests pin both halves: the
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from icapdlp.dicom import reader
 from icapdlp.dicom.highbits import CHUNK_PIXELS, mask_high_bits, unused_bits_mask
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
-from icapdlp.dicom.pipeline import PipelineConfig, deidentify_buffer, deidentify_bytes
+from icapdlp.dicom.pipeline import PipelineConfig, deidentify_bytes
 from icapdlp.dicom.prescan import EXPLICIT_LE
 from icapdlp.dicom.rebuild import encode
 from icapdlp.verdict import Blocked
@@ -44,7 +44,7 @@ def test_owned_buffer_gives_the_bytes_of_the_plain_path(ts, bits_stored):
     data = make_ct(41, rows=32, columns=32, frames=2, transfer_syntax=ts, bits_stored=bits_stored,
                    signatures=False).data
     expected = deidentify_bytes(data, config())
-    output = deidentify_buffer(bytearray(data), config(), owned=True)
+    output = deidentify_bytes(bytearray(data), config(), owned=True)
     assert output.data == expected.data
     assert output.size == len(expected.data)
     assert output.report.cdr_findings == expected.report.cdr_findings
@@ -55,7 +55,7 @@ def test_owned_dirty_pixels_are_masked_in_the_callers_buffer():
     obj = make_multiframe(42, frames=4, rows=64, columns=64, bits_stored=12, signatures=False)
     data = bytearray(obj.data)
     expected = deidentify_bytes(bytes(data), config()).data
-    output = deidentify_buffer(data, config(), owned=True)
+    output = deidentify_bytes(data, config(), owned=True)
     piece = _pixel_piece(output)
     assert piece.obj is data  # the value written out is the input buffer itself, not a copy
     assert output.report.cdr_findings["pixel-high-bits"] == 1
@@ -66,7 +66,7 @@ def test_owned_dirty_pixels_are_masked_in_the_callers_buffer():
 
 def test_clean_pixels_are_written_from_the_input_without_a_copy():
     data = make_multiframe(43, frames=4, rows=64, columns=64, bits_stored=16, signatures=False).data
-    output = deidentify_buffer(data, config())
+    output = deidentify_bytes(data, config())
     assert _pixel_piece(output).obj is data
     assert "pixel-high-bits" not in output.report.cdr_findings
     assert output.data == deidentify_bytes(data, config()).data
@@ -75,7 +75,7 @@ def test_clean_pixels_are_written_from_the_input_without_a_copy():
 def test_a_buffer_not_given_away_is_never_written():
     original = make_multiframe(44, frames=2, rows=64, columns=64, bits_stored=12, signatures=False).data
     data = bytearray(original)
-    output = deidentify_buffer(data, config())  # owned defaults to False
+    output = deidentify_bytes(data, config())  # owned defaults to False
     assert bytes(data) == original
     assert _pixel_piece(output).obj is not data
     assert output.data == deidentify_bytes(original, config()).data
@@ -84,7 +84,7 @@ def test_a_buffer_not_given_away_is_never_written():
 def test_report_only_never_writes_an_owned_buffer_and_answers_with_it():
     original = make_ct(45, rows=32, columns=32, bits_stored=12, signatures=False).data
     data = bytearray(original)
-    output = deidentify_buffer(data, config("report-only"), owned=True)
+    output = deidentify_bytes(data, config("report-only"), owned=True)
     assert bytes(data) == original
     assert output.chunks == [data]
     assert output.report.cdr_findings["pixel-high-bits"] == 1  # counted, not applied
@@ -97,7 +97,7 @@ def test_pixels_longer_than_their_geometry_are_cut_from_the_view():
     length = int.from_bytes(data[pos + 8:pos + 12], "little")
     patched = data[:pos + 8] + (length + 16).to_bytes(4, "little") + data[pos + 12:]
     expected = deidentify_bytes(patched, config())
-    output = deidentify_buffer(bytearray(patched), config(), owned=True)
+    output = deidentify_bytes(bytearray(patched), config(), owned=True)
     assert output.data == expected.data
     assert output.report.cdr_findings["trailing-bytes"] == 1
     assert len(_pixel_piece(output)) == length
@@ -158,7 +158,7 @@ def test_the_pixel_cleaner_is_handed_bytes_not_a_view_of_the_input():
     data = bytearray(make_ct(48, rows=32, columns=32, bits_stored=16, signatures=False).data)
     cleaner = _RecordingCleaner()
     cfg = PipelineConfig(ProfileOptions(clean_pixel_data=True), DicomLimits(), KEY)
-    deidentify_buffer(data, cfg, cleaner, owned=True)
+    deidentify_bytes(data, cfg, cleaner, owned=True)
     assert cleaner.seen == [bytes]
 
 
@@ -166,7 +166,7 @@ def test_pixel_data_with_an_odd_explicit_vr_takes_the_plain_parse():
     data = make_ct(49, rows=16, columns=16, bits_stored=16, signatures=False).data
     pos = data.rfind(b"\xe0\x7f\x10\x00OW")
     as_un = data[:pos + 4] + b"UN" + data[pos + 6:]
-    output = deidentify_buffer(as_un, config())
+    output = deidentify_bytes(as_un, config())
     piece = output.chunks[-1]
     assert not (isinstance(piece, memoryview) and piece.obj is as_un)  # pydicom read it, not a view
     assert output.data == deidentify_bytes(data, config()).data  # written back as OW, same object
@@ -179,7 +179,7 @@ _MUTATION_SEEDS = [make_ct(50, rows=16, columns=16, frames=2, transfer_syntax=ts
 
 def _outcome(data: bytes, *, owned: bool):
     try:
-        return deidentify_buffer(bytearray(data) if owned else data, config(), owned=owned).data
+        return deidentify_bytes(bytearray(data) if owned else data, config(), owned=owned).data
     except Blocked as blocked:
         return blocked.reason
 

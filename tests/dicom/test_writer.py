@@ -21,7 +21,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID
 
 from icapdlp.dicom import rebuild, writer
-from icapdlp.dicom.pipeline import deidentify_buffer, deidentify_bytes
+from icapdlp.dicom.pipeline import deidentify_bytes
 from icapdlp.dicom.rebuild import new_file_meta
 from tests.dicom.helpers import BASIC, config
 from tests.support.synthetic import make_ct, make_large_sequences, make_multiframe, make_study, to_bytes
@@ -80,7 +80,7 @@ def test_pipeline_output_is_dcmwrite_bytes(compared, name, profile):
 
 
 def test_owned_buffer_output_is_dcmwrite_bytes(compared):
-    output = deidentify_buffer(bytearray(make_large_sequences(9, items=200).data), config(), owned=True)
+    output = deidentify_bytes(bytearray(make_large_sequences(9, items=200).data), config(), owned=True)
     assert len(compared) == 1 and compared[0][0] == compared[0][1]
     assert output.data.startswith(bytes(128) + b"DICM")
 

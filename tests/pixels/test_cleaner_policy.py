@@ -144,3 +144,18 @@ def test_review_writes_side_by_side_png_and_index(case, tmp_path: Path):
     index = (tmp_path / "index.html").read_text()
     assert pngs[0].name in index
     assert case.header["PatientID"] not in index and case.header["last"] not in pngs[0].name
+
+
+def test_frames_the_policy_skips_are_counted_by_the_pipeline():
+    from icapdlp.dicom.options import DicomLimits, ProfileOptions
+    from icapdlp.dicom.pipeline import PipelineConfig, deidentify_bytes
+    from tests.support.synthetic import make_multiframe, to_bytes
+
+    obj = make_multiframe(3, frames=3, rows=8, columns=8)
+    ds = copy.deepcopy(obj.dataset)
+    ds.BurnedInAnnotation = "NO"
+    skipping = BurnedInTextCleaner(PixelOptions(ocr_when="unless-burned-in-no"), 1 << 30, ner=KeywordNer({}))
+    result = deidentify_bytes(to_bytes(ds), PipelineConfig(ProfileOptions(), DicomLimits(), bytes(range(32))),
+                              skipping)
+    assert result.report.frames_skipped == 3
+    assert result.report.frames_ocr == 0 and not result.report.pixels_cleaned
