@@ -126,7 +126,6 @@ _NOT_READING = _OWED | {_DONE, _CLOSED, _BODY_IN_HAND}
 
 #: the decision methods and the states they are legal in
 _LEGAL = {
-    "no_change": frozenset({_ASKED_PREVIEW, _ASKED_BODY}),
     "need_body": frozenset({_ASKED_PREVIEW}),
     "partial": frozenset({_ASKED_PREVIEW}),
     "respond": frozenset({_ASKED_PREVIEW, _ASKED_BODY, _KEEPING, _LIMIT}),
@@ -340,15 +339,18 @@ class ServerExchange:
 
     def no_change(self, kept_body: object = None) -> None:
         """Pass the message unchanged: 204 where allowed, else an echo (of ``kept_body`` after BODY)."""
-        self._check("no_change")
+        state = self._state
+        if state is not _ASKED_PREVIEW and state is not _ASKED_BODY:
+            raise IllegalDecision(f"no_change() is not legal while {state}")
         request = self.request
-        if self._state == _ASKED_PREVIEW and request.preview is not None:
+        if state is _ASKED_PREVIEW and request.preview is not None:
             may_204 = True  # inside a preview, or a Preview header on a bodiless request
         else:
             may_204 = "204" in request.allow or self._complete
         if may_204:
             head = self.context.replies.no_content(close=request.close)
-            if self._unpreviewed_body_follows():
+            if state is _ASKED_PREVIEW and request.preview is None and request.body_entity is not None:
+                # asked before the (unpreviewed) body was read: read it to its end first
                 self._skip_then(self._head_answer(head, 204, Outcome.NO_CHANGE))
                 return
             if request.has_body and not self._complete and self._state == _ASKED_PREVIEW:

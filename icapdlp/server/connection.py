@@ -23,7 +23,7 @@ import logging
 import time
 import traceback
 
-from icapdlp.adaptation.api import Body
+from icapdlp.adaptation.api import Body, NoChange
 from icapdlp.icap import NEED_DATA
 from icapdlp.icap.exchange import Adapt, Finished, KeepBody, LimitHit, Outcome, SendBody, ServerExchange, Stage
 from icapdlp.observability.events import TransactionRecord
@@ -265,6 +265,10 @@ class IcapConnection(asyncio.Protocol):
 
     def _apply(self, answer, allowed: tuple, kept: Body | None) -> None:
         exchange = self.exchange
+        if answer.__class__ is NoChange:  # the common answer: nothing to check or convert
+            self._report = answer.report
+            exchange.no_change(None if kept is None else (kept.data if kept.data is not None else kept))
+            return
         tx = self._tx
         decision = decisions.checked(answer, allowed, tx)
         self._report = getattr(decision, "report", None)
@@ -317,7 +321,8 @@ class IcapConnection(asyncio.Protocol):
             bytes_out=event.bytes_out, tx=self._tx, reason=self._reason, report=self._report))
         self._told_started = False
         self._tx = self._reason = self._report = None
-        self._close_spool()
+        if self._spool is not None:
+            self._close_spool()
         if self.exchange.buffered:
             self.phase, self.deadline, self.request_began = HEAD, now + self.server.limits.header_timeout, now
         else:
