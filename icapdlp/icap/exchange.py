@@ -164,7 +164,7 @@ class ServerExchange:
         self.bytes_in = 0
         self.bytes_out = 0
         self.response_started = False
-        self._preview: bytearray | bytes | None = None
+        self._preview: list[bytes] | bytes | None = None
         self._complete = False  # the preview held the whole body (or a bodiless request had a Preview)
         self._deferred = None  # the answer to write once a skipped body is read
         self._keep_alive = True
@@ -255,7 +255,7 @@ class ServerExchange:
             data = event.data
             self.bytes_in += len(data)
             if state == _PREVIEW:
-                self._preview += data
+                self._preview.append(data)
             elif state == _KEEPING:
                 return KeepBody(data)
             elif state == _ECHOING:
@@ -267,7 +267,8 @@ class ServerExchange:
         # EndOfMessage or PreviewEnd
         if state == _PREVIEW:
             self._complete = cls is EndOfMessage
-            self._preview = preview = bytes(self._preview)
+            pieces = self._preview
+            self._preview = preview = pieces[0] if len(pieces) == 1 else b"".join(pieces)
             self._state = _ASKED_PREVIEW
             return Adapt(self.request, Stage.PREVIEW, preview, self._complete)
         if cls is PreviewEnd:  # a preview nobody asks about (OPTIONS, refusals): the client waits for us
@@ -305,7 +306,7 @@ class ServerExchange:
             self._state = _ASKED_PREVIEW
             return Adapt(request, Stage.PREVIEW, b"", True)
         if request.preview is not None:
-            self._preview = bytearray()
+            self._preview = []  # its pieces, joined once when it ends
             self._state = _PREVIEW
             return None
         self._state = _ASKED_PREVIEW

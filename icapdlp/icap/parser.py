@@ -277,19 +277,27 @@ class RequestParser:
             _remember_chunk_line(line, chunk)
         elif chunk.size > self.limits.chunk_bytes:  # the memo is shared by parsers with other limits
             raise LimitExceeded("chunk_bytes", self.limits.chunk_bytes, 413)
-        del buf[:end + 2]
-        if chunk.size == 0:
+        size = chunk.size
+        if size == 0:
+            del buf[:end + 2]
             self._ieof = chunk.ieof and self._in_preview
             self._state = _TRAILERS
-            return None
-        self._body_total += chunk.size
+            return self._read_trailers() if buf[:2] == b"\r\n" else None  # no trailers: the usual end
+        self._body_total += size
         if self._body_total > self.limits.body_bytes:
             raise LimitExceeded("body_bytes", self.limits.body_bytes, 413)
         if self._in_preview:
-            self._preview_left -= chunk.size
+            self._preview_left -= size
             if self._preview_left < 0:
                 raise ProtocolError("preview longer than announced")
-        self._remaining = chunk.size
+        start = end + 2
+        stop = start + size
+        if buf[stop:stop + 2] == b"\r\n":  # the whole chunk is here: one event, same checks
+            data = bytes(buf[start:stop])
+            del buf[:stop + 2]
+            return BodyData(data)
+        del buf[:start]
+        self._remaining = size
         self._state = _CHUNK_DATA
         return None
 
