@@ -20,7 +20,7 @@ import traceback
 
 from icapdlp import __version__
 from icapdlp.cli.errors import EXIT_INTERNAL, EXIT_USAGE, UsageError, os_error_line, printable
-from icapdlp.config import ConfigError
+from icapdlp.errors import ConfigError
 
 #: sub-command modules under icapdlp.cli, in the order --help lists them
 COMMAND_MODULES = ("serve", "anonymize", "inspect", "check_config", "genkey")

@@ -14,8 +14,9 @@ import logging
 import sys
 
 from icapdlp import __version__
-from icapdlp.config import ConfigError, load_settings
+from icapdlp.config import load_settings
 from icapdlp.config.keys import fingerprint, load_key
+from icapdlp.errors import ConfigError
 
 EXIT_CONFIG = 2
 EXIT_NO_ADAPTER = 3

@@ -102,8 +102,9 @@ def _die_with_parent(parent_pid: int) -> None:
 def acceptor_main(config_path: str | None, port: int, index: int, conn, parent_pid: int) -> None:
     """Entry point of an extra acceptor process (spawned)."""
     _die_with_parent(parent_pid)
-    from icapdlp.config import ConfigError, load_settings
+    from icapdlp.config import load_settings
     from icapdlp.config.keys import load_key
+    from icapdlp.errors import ConfigError
     from icapdlp.server import app as app_module, lifecycle
 
     from icapdlp.observability.logs import configure_logging

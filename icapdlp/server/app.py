@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from icapdlp import __version__
-from icapdlp.config import ConfigError, Settings, load_settings
+from icapdlp.config import Settings, load_settings
 from icapdlp.config.keys import fingerprint, load_key
+from icapdlp.errors import ConfigError
 from icapdlp.observability.events import NullObserver, Observer
 from icapdlp.observability.logs import configure_logging
 from icapdlp.server.istag import make_istag

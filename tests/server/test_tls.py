@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from icapdlp.config.loader import ConfigError
+from icapdlp.errors import ConfigError
 from icapdlp.server.options import TlsOptions
 from tests.icap import messages as m
 from tests.server.harness import ISTAG, IcapClient, ScriptedAdapter, ServerThread, make_settings
