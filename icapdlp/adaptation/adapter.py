@@ -24,14 +24,13 @@ from icapdlp.adaptation.api import (
     PartialReplace,
     PreviewDecision,
     Replace,
-    Transaction,
-    TransactionReport,
 )
 from icapdlp.http import HttpResponseHead
 from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
 from icapdlp.dicom.deid import uid_mapping
 from icapdlp.payload.media import is_dicom_type
 from icapdlp.payload.triage import Triage, Verdict, triage
+from icapdlp.transaction import Transaction, TransactionReport
 from icapdlp.verdict import BlockReason, Blocked
 
 

@@ -16,11 +16,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from icapdlp.adaptation.api import TransactionReport
 from icapdlp.adaptation.splice import try_splice
 from icapdlp.payload.triage import Verdict, triage
 from icapdlp.payload.walker import Findings, PayloadWalker
 from icapdlp.report import ObjectReport
+from icapdlp.transaction import TransactionReport
 from icapdlp.verdict import BlockReason, Blocked
 
 Mode = Literal["deidentify", "block", "report-only"]

@@ -8,8 +8,9 @@ DICOM through unchanged is exactly what icapdlp must never do.
 
 from __future__ import annotations
 
-from icapdlp.adaptation.api import Body, BodyDecision, NoChange, PreviewDecision, Transaction
+from icapdlp.adaptation.api import Body, BodyDecision, NoChange, PreviewDecision
 from icapdlp.server.blockpage import minimal_block_response
+from icapdlp.transaction import Transaction
 from icapdlp.verdict import BlockReason
 
 

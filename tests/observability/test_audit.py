@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from icapdlp.adaptation.api import TransactionReport
 from icapdlp.observability.audit import MAX_REFS_PER_LINE, AuditLog, RotatingLineFile, audit_entry
 from icapdlp.observability.options import AuditOptions
 from icapdlp.report import ObjectReport
+from icapdlp.transaction import TransactionReport
 from icapdlp.verdict import BlockReason
 from tests.observability import records as R
 

@@ -19,13 +19,14 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from icapdlp.adaptation.api import Block, NeedBody, NoChange, Replace, TransactionReport
+from icapdlp.adaptation.api import Block, NeedBody, NoChange, Replace
 from icapdlp.http import HttpHeaders, HttpResponseHead
 from icapdlp.server import fastlane
 from icapdlp.server.blockpage import minimal_block_response
 from icapdlp.server.connection import IcapConnection
 from icapdlp.server.listener import IcapServer, Runtime
 from icapdlp.server.replies import Replies
+from icapdlp.transaction import TransactionReport
 from icapdlp.verdict import BlockReason, Blocked
 from tests.icap import messages as m
 from tests.server.harness import ISTAG, SERVICES, ListObserver, make_settings
