@@ -29,12 +29,12 @@ import uvloop  # noqa: E402
 from loadgen import build_case  # noqa: E402
 
 from icapdlp.config import Settings  # noqa: E402
+from icapdlp.config.server_options import ServerOptions  # noqa: E402
 from icapdlp.observability.events import NullObserver  # noqa: E402
 from icapdlp.observability.options import AuditOptions  # noqa: E402
 from icapdlp.server.app import build_observer, build_runtime, find_adapter_factory  # noqa: E402
 from icapdlp.server.connection import IcapConnection  # noqa: E402
 from icapdlp.server.listener import IcapServer  # noqa: E402
-from icapdlp.server.options import ServerOptions  # noqa: E402
 from icapdlp.server.passthrough import PassThroughAdapter  # noqa: E402
 
 CASES = {"a": "get-preview0", "b": "1k-preview-204"}

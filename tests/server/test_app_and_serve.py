@@ -12,9 +12,9 @@ import pytest
 
 from icapdlp.cli import serve
 from icapdlp.config import Settings, load_settings
+from icapdlp.config.server_options import ServerOptions
 from icapdlp.server import app as app_module
 from icapdlp.server.istag import MAX_ISTAG_BYTES, make_istag
-from icapdlp.server.options import ServerOptions
 from tests.icap import messages as m
 from tests.server.harness import IcapClient
 from tests.server.passthrough_serve import COMMAND as PASSTHROUGH_SERVE
