@@ -1,6 +1,6 @@
-"""How the application builds and starts observability (re-exported by the package).
+"""How the application builds and starts observability.
 
-The server needs two things from this package:
+The application wiring (``icapdlp.app``) needs two things from this package:
 
 - :func:`build_observer` once at start-up, then the observer's four calls per
   connection / request (see :mod:`icapdlp.observability.events`);
@@ -20,14 +20,14 @@ Typical start-up::
 
 from __future__ import annotations
 
-import importlib
 import os
 
 from prometheus_client import CollectorRegistry
 
+from icapdlp.dicom.ps315_table import EDITION as TABLE_EDITION
 from icapdlp.observability.audit import AuditLog
 from icapdlp.observability.health import HealthServer, Readiness, serve_health
-from icapdlp.observability.metrics import UNKNOWN, Metrics
+from icapdlp.observability.metrics import Metrics
 from icapdlp.observability.observer import RecordingObserver
 from icapdlp.observability.options import MetricsOptions
 
@@ -51,7 +51,7 @@ def build_observer(
     registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
     metrics = Metrics(
         registry,
-        table_edition=table_edition or _table_edition(),
+        table_edition=table_edition or TABLE_EDITION,
         policy_digest=policy_digest or settings.behaviour_digest(),
         process_collector=process_collector,
     )
@@ -71,7 +71,7 @@ def watch_worker_pool(metrics: Metrics | RecordingObserver, pool, readiness: Rea
     has finished). It is not the "engines usable" signal: a worker whose NER
     model or Tesseract fails still starts (and blocks images that need them), so
     the server registers separate "tesseract" and "ner_model" checks
-    (``icapdlp.server.app.engine_checks``).
+    (``icapdlp.app.application.engine_checks``).
     """
     metrics = metrics.metrics if isinstance(metrics, RecordingObserver) else metrics
     metrics.set_queue_depth_source(lambda: pool.queue_depth)
@@ -98,18 +98,3 @@ async def start_health_server(settings, metrics: Metrics | RecordingObserver | C
     metrics = metrics.metrics if isinstance(metrics, RecordingObserver) else metrics
     on_readiness = metrics.record_readiness if isinstance(metrics, Metrics) else None
     return await serve_health(registry, readiness or Readiness(), options.host, options.port, on_readiness)
-
-
-#: where the generated PS3.15 table may declare its edition (first match wins)
-_EDITION_SOURCES = (("icapdlp.dicom.ps315_table", "EDITION"),)
-
-
-def _table_edition() -> str:
-    for module_name, attribute in _EDITION_SOURCES:
-        try:
-            value = getattr(importlib.import_module(module_name), attribute, None)
-        except ImportError:
-            continue
-        if isinstance(value, str):
-            return value
-    return UNKNOWN

@@ -1,8 +1,8 @@
 """``icapdlp serve`` with the pass-through adapter, for protocol end-to-end tests only.
 
-The product's ``serve`` refuses to run without the real adapter; protocol
-tests must not depend on the DICOM layer, so this entry point injects the
-pass-through factory and otherwise runs the very same ``serve`` code.
+The product's ``serve`` always builds the DICOM adapter; protocol tests must
+not depend on the DICOM layer, so this entry point injects the pass-through
+factory and otherwise runs the very same ``serve`` code.
 Run as ``python -m tests.server.passthrough_serve --config FILE``.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sys
 
+from icapdlp.app import application
 from icapdlp.cli import serve
-from icapdlp.server import app
-from icapdlp.server.passthrough import passthrough_factory
+from icapdlp.server.passthrough import build_passthrough_adapter
 
 COMMAND = (sys.executable, "-m", "tests.server.passthrough_serve")
 
 if __name__ == "__main__":
-    app.find_adapter_factory = passthrough_factory
+    application.adapter_factory = lambda: application.AdapterFactory(build_passthrough_adapter)
     sys.exit(serve.main())
