@@ -21,6 +21,8 @@ Typical start-up::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -29,11 +31,42 @@ from icapdlp.observability.audit import AuditLog
 from icapdlp.observability.health import HealthServer, Readiness, serve_health
 from icapdlp.observability.metrics import Metrics
 from icapdlp.observability.observer import RecordingObserver
-from icapdlp.observability.options import MetricsOptions
+from icapdlp.observability.options import AuditOptions, MetricsOptions
+
+
+class WorkerCapacity(Protocol):
+    @property
+    def processes(self) -> int: ...  # 0: one per core
+
+    @property
+    def max_queue(self) -> int: ...
+
+
+class ObservedSettings(Protocol):
+    """The parts of the settings this module reads; ``icapdlp.config.Settings`` has them.
+
+    A protocol rather than an import: the configuration sits above this package
+    (it assembles :class:`AuditOptions` and :class:`MetricsOptions` with the
+    other layers' options), so this module names what it needs instead.
+    """
+
+    @property
+    def audit(self) -> AuditOptions: ...
+
+    @property
+    def metrics(self) -> MetricsOptions: ...
+
+    @property
+    def workers(self) -> WorkerCapacity: ...
+
+    @property
+    def services(self) -> Mapping[str, object]: ...
+
+    def behaviour_digest(self, key_fingerprint: str = "") -> str: ...
 
 
 def build_observer(
-    settings,
+    settings: ObservedSettings,
     registry: CollectorRegistry | None = None,
     *,
     table_edition: str | None = None,
@@ -70,7 +103,7 @@ def watch_worker_pool(metrics: Metrics | RecordingObserver, pool, readiness: Rea
     while at least one worker process runs (a worker counts once its initializer
     has finished). It is not the "engines usable" signal: a worker whose NER
     model or Tesseract fails still starts (and blocks images that need them), so
-    the server registers separate "tesseract" and "ner_model" checks
+    the application registers separate "tesseract" and "ner_model" checks
     (``icapdlp.app.application.engine_checks``).
     """
     metrics = metrics.metrics if isinstance(metrics, RecordingObserver) else metrics
@@ -82,7 +115,8 @@ def watch_worker_pool(metrics: Metrics | RecordingObserver, pool, readiness: Rea
         readiness.add("workers", lambda: len(pool.pids) > 0)
 
 
-async def start_health_server(settings, metrics: Metrics | RecordingObserver | CollectorRegistry,
+async def start_health_server(settings: ObservedSettings | MetricsOptions,
+                              metrics: Metrics | RecordingObserver | CollectorRegistry,
                               readiness: Readiness | None = None) -> HealthServer | None:
     """Start the ``/metrics`` + ``/healthz`` + ``/readyz`` listener, or ``None`` if disabled.
 
