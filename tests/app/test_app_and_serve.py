@@ -15,9 +15,9 @@ from icapdlp.cli import serve
 from icapdlp.config import Settings, load_settings
 from icapdlp.config.server_options import ServerOptions
 from icapdlp.server.istag import MAX_ISTAG_BYTES, make_istag
+from tests.app.passthrough_serve import COMMAND as PASSTHROUGH_SERVE
 from tests.icap import messages as m
 from tests.server.harness import IcapClient
-from tests.server.passthrough_serve import COMMAND as PASSTHROUGH_SERVE
 from tests.support.processes import ServerStartError, start_icapdlp
 
 KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"

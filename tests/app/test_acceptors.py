@@ -11,9 +11,9 @@ import urllib.request
 import pytest
 
 from icapdlp.app.application import worker_share
+from tests.app.passthrough_serve import COMMAND as PASSTHROUGH_SERVE
 from tests.icap import messages as m
 from tests.server.harness import IcapClient
-from tests.server.passthrough_serve import COMMAND as PASSTHROUGH_SERVE
 from tests.support.processes import start_icapdlp
 
 pytestmark = pytest.mark.e2e
