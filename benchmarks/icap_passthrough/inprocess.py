@@ -28,13 +28,13 @@ import uvloop  # noqa: E402
 
 from loadgen import build_case  # noqa: E402
 
+from icapdlp.app.application import adapter_factory, build_observer, build_runtime  # noqa: E402
 from icapdlp.config import Settings  # noqa: E402
+from icapdlp.config.server_options import ServerOptions  # noqa: E402
 from icapdlp.observability.events import NullObserver  # noqa: E402
 from icapdlp.observability.options import AuditOptions  # noqa: E402
-from icapdlp.server.app import build_observer, build_runtime, find_adapter_factory  # noqa: E402
 from icapdlp.server.connection import IcapConnection  # noqa: E402
 from icapdlp.server.listener import IcapServer  # noqa: E402
-from icapdlp.server.options import ServerOptions  # noqa: E402
 from icapdlp.server.passthrough import PassThroughAdapter  # noqa: E402
 
 CASES = {"a": "get-preview0", "b": "1k-preview-204"}
@@ -69,8 +69,8 @@ class FakeTransport:
 async def drive(args) -> None:
     settings = Settings(server=ServerOptions(port=0), audit=AuditOptions(destination="off"))  # as run.py
     key = b"k" * 32
-    factory = find_adapter_factory()
-    adapter = PassThroughAdapter() if factory is None or args.adapter == "passthrough" else factory.build(settings, key, None)
+    adapter = (PassThroughAdapter() if args.adapter == "passthrough"
+               else adapter_factory().build(settings, key, None))
     observer = NullObserver() if args.observer == "null" else build_observer(settings, key)
     server = IcapServer(settings, build_runtime(settings, key, adapter), observer)
     service = next(n for n, s in settings.services.items() if s.method == "REQMOD")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from icapdlp.app import application  # noqa: E402
 from icapdlp.cli import serve  # noqa: E402
-from icapdlp.server import app  # noqa: E402
-from icapdlp.server.passthrough import passthrough_factory  # noqa: E402
+from icapdlp.server.passthrough import build_passthrough_adapter  # noqa: E402
 
 if __name__ == "__main__":
-    app.find_adapter_factory = passthrough_factory
+    application.adapter_factory = lambda: application.AdapterFactory(build_passthrough_adapter)
     sys.exit(serve.main())

@@ -115,13 +115,6 @@ Service echo srv_echo.so
     return process
 
 
-def real_adapter_available() -> bool:
-    sys.path.insert(0, str(ROOT))
-    from icapdlp.server.app import find_adapter_factory
-
-    return find_adapter_factory() is not None
-
-
 def start_icapdlp(work: Path, port: int, adapter: str, acceptors: int) -> subprocess.Popen:
     key = work / "bench.key"
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -215,7 +208,7 @@ def main() -> int:
     parser.add_argument("--loadgen-procs", type=int, default=1)
     parser.add_argument("--cases", default="abc", help="subset of a, b, c")
     parser.add_argument("--adapter", choices=("auto", "real", "passthrough"), default="auto",
-                        help="icapdlp's adapter: the real DICOM one when installed (auto) or pass-through")
+                        help="icapdlp's adapter: the real DICOM one (auto, real) or pass-through")
     parser.add_argument("--acceptors", type=int, default=None,
                         help="icapdlp acceptor processes (SO_REUSEPORT); 0 = one per core")
     parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
@@ -224,7 +217,7 @@ def main() -> int:
     args = parser.parse_args()
     adapter = args.adapter
     if adapter == "auto":
-        adapter = "real" if real_adapter_available() else "passthrough"
+        adapter = "real"  # the DICOM adapter is part of the package; "auto" stays for old command lines
     work = Path(tempfile.mkdtemp(prefix="icap-bench-"))
     icap_port, cicap_port = free_port(), free_port()
     servers = []

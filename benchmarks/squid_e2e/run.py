@@ -45,7 +45,6 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.icap_passthrough.run import (  # noqa: E402
     cicap_version,
     free_port,
-    real_adapter_available,
     run_load,
     start_cicap,
     start_icapdlp,
@@ -230,11 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="each round measures all three columns")
     parser.add_argument("--connections", type=int, default=32, help="persistent client connections to Squid")
     parser.add_argument("--adapter", choices=("auto", "real", "passthrough"), default="auto",
-                        help="icapdlp's adapter: the real DICOM one when installed (auto) or pass-through")
+                        help="icapdlp's adapter: the real DICOM one (auto, real) or pass-through")
     args = parser.parse_args(argv)
-    adapter = args.adapter
-    if adapter == "auto":
-        adapter = "real" if real_adapter_available() else "passthrough"
+    adapter = "real" if args.adapter == "auto" else args.adapter
 
     work = Path(tempfile.mkdtemp(prefix="squid-e2e-bench-"))
     squid_dir = make_shared_dir("squid-e2e-squid-")

@@ -46,7 +46,8 @@ def probe(url: str, timeout: float = TIMEOUT) -> tuple[bool, str]:
 
 
 def main() -> int:
-    from icapdlp.config import ConfigError, load_settings
+    from icapdlp.config import load_settings
+    from icapdlp.errors import ConfigError
 
     try:
         url = readyz_url(load_settings())

@@ -24,8 +24,6 @@ from icapdlp.adaptation.api import (
     PartialReplace,
     PreviewDecision,
     Replace,
-    Transaction,
-    TransactionReport,
 )
 from icapdlp.http import HttpResponseHead
 from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
@@ -34,6 +32,7 @@ from icapdlp.dicom.options import ServiceMode
 from icapdlp.payload.media import is_dicom_type
 from icapdlp.payload.triage import Triage, Verdict, triage
 from icapdlp.report import Container
+from icapdlp.transaction import Transaction, TransactionReport
 from icapdlp.verdict import BlockReason, Blocked
 
 

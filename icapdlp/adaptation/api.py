@@ -5,7 +5,9 @@ negotiation and body spooling. An :class:`Adapter` owns the decision: it sees
 the encapsulated HTTP heads, the preview and, if it asks, the whole body, and
 answers with one of the decision types below. Neither side knows the other's
 internals, so the protocol layer is tested with a trivial adapter and the
-payload layer is tested without sockets.
+payload layer is tested without sockets. The :class:`~icapdlp.transaction.Transaction`
+it decides on and the :class:`~icapdlp.transaction.TransactionReport` it fills
+are ground-floor records (observability reads them too).
 
 Rules both sides rely on:
 
@@ -24,27 +26,12 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass, field
-from typing import BinaryIO, Literal, Protocol, Union
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol, Union
 
-from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
-from icapdlp.report import NO_WRAPPING, ObjectReport
+from icapdlp.http import HttpRequestHead, HttpResponseHead
+from icapdlp.transaction import Transaction, TransactionReport
 from icapdlp.verdict import BlockReason
-
-
-@dataclass(frozen=True)
-class Transaction:
-    """One ICAP REQMOD/RESPMOD as the adapter sees it."""
-
-    id: str  # random, PHI-free; shown on block pages and in the audit log
-    service: str  # the configured service name (URL path without "/")
-    icap_method: Literal["REQMOD", "RESPMOD"]
-    request: HttpRequestHead | None  # absent in some RESPMODs
-    response: HttpResponseHead | None  # RESPMOD only
-    has_body: bool
-    allow_204: bool  # the client sent "Allow: 204"
-    allow_206: bool  # the client sent "Allow: 206"
-    preview_size: int | None  # the client's "Preview:" value, None without preview
 
 
 class Body:
@@ -69,20 +56,6 @@ class Body:
             return self.data
         with open(self.path, "rb") as handle:
             return handle.read()
-
-
-@dataclass
-class TransactionReport:
-    """What the adapter found and did, for metrics and audit (counts only, no values)."""
-
-    #: wrapping label -> DICOM objects found (a ``report.Container`` value, prefixed "compressed>"
-    #: when a compression layer was undone to reach it: ``report.wrapping``)
-    objects_by_wrapping: dict[str, int] = field(default_factory=dict)
-    totals: ObjectReport = field(default_factory=ObjectReport)
-    #: keyed hashes of original Study / SOP Instance UIDs, for tracing without revealing
-    study_refs: list[str] = field(default_factory=list)
-    instance_refs: list[str] = field(default_factory=list)
-    wrapping: str = NO_WRAPPING  # the outermost wrapping label, "none" for non-DICOM
 
 
 @dataclass

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
-from icapdlp.adaptation.api import Transaction
 from icapdlp.http import HttpHeaders, HttpResponseHead
+from icapdlp.transaction import Transaction
 from icapdlp.verdict import BlockReason
 
 _EXPLANATIONS = {

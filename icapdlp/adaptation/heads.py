@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from icapdlp.adaptation.api import Transaction
 from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 from icapdlp.payload.dicomweb_target import map_target_uids
+from icapdlp.transaction import Transaction
 
 #: fields that describe the old body's bytes (RFC 9530 digests, RFC 1864, RFC 3230, validators)
 STALE_BODY_FIELDS = ("Content-MD5", "Digest", "Repr-Digest", "Content-Digest", "Want-Digest",

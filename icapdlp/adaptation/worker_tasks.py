@@ -16,13 +16,13 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from icapdlp.adaptation.api import TransactionReport
 from icapdlp.adaptation.splice import try_splice
 from icapdlp.dicom.options import ServiceMode
 from icapdlp.payload.sniff import SNIFF_WINDOW
 from icapdlp.payload.triage import Verdict, triage
 from icapdlp.payload.walker import Findings, PayloadWalker
 from icapdlp.report import NO_WRAPPING, Container, ObjectReport
+from icapdlp.transaction import TransactionReport
 from icapdlp.verdict import BlockReason, Blocked
 
 

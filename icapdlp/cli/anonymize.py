@@ -28,10 +28,11 @@ from icapdlp.cli.errors import UsageError, printable
 from icapdlp.cli.options import add_config_option
 from icapdlp.cli.paths import check_output_folder, plan
 from icapdlp.cli.progress import Progress
-from icapdlp.config import ConfigError, load_settings
+from icapdlp.config import load_settings
 from icapdlp.config.keys import load_key
 from icapdlp.config.schema import KeyOptions, Settings
 from icapdlp.dicom.pipeline import PipelineConfig, deidentify_bytes
+from icapdlp.errors import ConfigError
 from icapdlp.payload.sniff import SNIFF_WINDOW, Sniff, sniff_dicom
 from icapdlp.verdict import Blocked, BlockReason
 

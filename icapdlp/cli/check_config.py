@@ -12,12 +12,13 @@ import argparse
 import json
 import sys
 
+from icapdlp.app.application import startup_problems
 from icapdlp.cli.errors import EXIT_USAGE
 from icapdlp.cli.options import add_config_option, config_path
-from icapdlp.config import ConfigError, load_settings
+from icapdlp.config import load_settings
 from icapdlp.config.keys import fingerprint, load_key
 from icapdlp.config.loader import as_dict
-from icapdlp.server.app import startup_problems
+from icapdlp.errors import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -13,17 +13,17 @@ exception type only (its text may quote a value read from a file), exit 1.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import traceback
 
 from icapdlp import __version__
+from icapdlp.cli import anonymize, check_config, genkey, inspect, serve
 from icapdlp.cli.errors import EXIT_INTERNAL, EXIT_USAGE, UsageError, os_error_line, printable
-from icapdlp.config import ConfigError
+from icapdlp.errors import ConfigError
 
-#: sub-command modules under icapdlp.cli, in the order --help lists them
-COMMAND_MODULES = ("serve", "anonymize", "inspect", "check_config", "genkey")
+#: sub-command modules, in the order --help lists them
+COMMAND_MODULES = (serve, anonymize, inspect, check_config, genkey)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -40,8 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"icapdlp {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"icapdlp.cli.{name}")
+    for module in COMMAND_MODULES:
         sub = module.add_parser(subparsers)
         sub.set_defaults(run=module.run)
     return parser

@@ -2,9 +2,7 @@
 
 Exit codes: 0 after a clean stop, 2 for an invalid configuration or key (or a
 configured ``pixels.ner_model`` that is not installed while a profile cleans pixels),
-3 when the DICOM adaptation layer is missing (the server refuses to run
-rather than pass DICOM through unchanged), 1 when start-up fails otherwise
-(for example the port is taken).
+1 when start-up fails otherwise (for example the port is taken).
 """
 
 from __future__ import annotations
@@ -14,11 +12,13 @@ import logging
 import sys
 
 from icapdlp import __version__
-from icapdlp.config import ConfigError, load_settings
+from icapdlp.app import application, lifecycle
+from icapdlp.config import load_settings
 from icapdlp.config.keys import fingerprint, load_key
+from icapdlp.errors import ConfigError
+from icapdlp.observability.logs import configure_logging
 
 EXIT_CONFIG = 2
-EXIT_NO_ADAPTER = 3
 EXIT_STARTUP = 1
 
 
@@ -33,29 +33,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from icapdlp.server import app as app_module, lifecycle
-
-    from icapdlp.observability.logs import configure_logging
-
     configure_logging()
     log = logging.getLogger("icapdlp.server")
     try:
         settings = load_settings(args.config)
         configure_logging(settings.logging)
-        problems = app_module.startup_problems(settings)
+        problems = application.startup_problems(settings)
         if problems:  # e.g. a pixels.ner_model that is not installed: refuse now, not per image
             raise ConfigError(problems)
         key = load_key(settings.key)
     except ConfigError as exc:
         print(f"icapdlp serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    factory = app_module.find_adapter_factory()
-    if factory is None:
-        print("icapdlp serve: refusing to start: the DICOM adaptation layer "
-              f"({app_module.ADAPTER_FACTORY_MODULE}) is not installed, and serving without it would "
-              "pass DICOM through unchanged", file=sys.stderr)
-        return EXIT_NO_ADAPTER
-    app = app_module.App(settings, key, factory, config_path=args.config)
+    app = application.App(settings, key, application.adapter_factory(), config_path=args.config)
 
     def started() -> None:
         server = app.server

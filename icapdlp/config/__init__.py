@@ -6,17 +6,16 @@ import os
 from collections.abc import Mapping
 
 from icapdlp.config import loader
-from icapdlp.config.loader import ConfigError
 from icapdlp.config.schema import KeyOptions, ServiceOptions, Settings, inherit_service_profiles
 
-__all__ = ["ConfigError", "KeyOptions", "ServiceOptions", "Settings", "load_settings"]
+__all__ = ["KeyOptions", "ServiceOptions", "Settings", "load_settings"]
 
 
 def load_settings(path: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from an optional TOML file (or ``ICAPDLP_CONFIG``) plus ``ICAPDLP_*`` overrides.
 
     With neither a file nor variables this is the built-in default policy.
-    Raises :class:`ConfigError` naming every invalid key.
+    Raises :class:`icapdlp.errors.ConfigError` naming every invalid key.
     """
     environ = os.environ if environ is None else environ
     path = path or environ.get("ICAPDLP_CONFIG") or None

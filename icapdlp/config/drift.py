@@ -31,8 +31,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from icapdlp.config import ConfigError, Settings, load_settings
+from icapdlp.config import Settings, load_settings
 from icapdlp.config.keys import fingerprint, load_key
+from icapdlp.errors import ConfigError
 
 #: the running settings and key (they change on every successful reload)
 Running = Callable[[], tuple[Settings, bytes]]

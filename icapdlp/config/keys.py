@@ -14,8 +14,8 @@ import os
 import secrets
 import stat
 
-from icapdlp.config.loader import ConfigError
 from icapdlp.config.schema import KeyOptions
+from icapdlp.errors import ConfigError
 
 #: 128 bits is the floor for an HMAC key that resists guessing
 MIN_KEY_BYTES = 16

@@ -25,28 +25,13 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from icapdlp.errors import ConfigError
+
 ENV_PREFIX = "ICAPDLP_"
 #: separates section and key in environment names: ICAPDLP_SERVER__PORT=1345
 ENV_SEPARATOR = "__"
 #: ICAPDLP_* variables that are not settings (the config file path itself)
 NON_SETTING_VARIABLES = frozenset({"ICAPDLP_CONFIG"})
-
-
-class ConfigError(Exception):
-    """Raised with every invalid key and its reason; ``problems`` lists them.
-
-    Its text is one line (several problems numbered), so a command's error
-    and a log record stay one line each.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        if len(problems) == 1:
-            text = f"invalid configuration: {problems[0]}"
-        else:
-            text = f"invalid configuration, {len(problems)} problems: " + " ".join(
-                f"[{number}] {problem}" for number, problem in enumerate(problems, 1))
-        super().__init__(text)
 
 
 def load_toml_file(path: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """The one settings object: every section, assembled from the layers' options.
 
-Each section's dataclass lives with the layer that uses it; this module only
-puts them together, adds the per-service table and the key location, and
-knows which parts change behaviour (and so the ISTag).
+Each section's dataclass lives with the layer that uses it when that layer is
+below this package (dicom, payload, pixels, observability), and in
+:mod:`icapdlp.config.server_options` for the server, which sits above it. This
+module only puts them together, adds the per-service table and the key
+location, and knows which parts change behaviour (and so the ISTag).
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from icapdlp.config.server_options import LimitsOptions, ServerOptions, TlsOptions, WorkerOptions
 from icapdlp.dicom.options import DicomLimits, ProfileOptions, ServiceMode
 from icapdlp.observability.options import AuditOptions, LoggingOptions, MetricsOptions
 from icapdlp.payload.options import PayloadOptions
 from icapdlp.pixels.options import PixelOptions
-from icapdlp.server.options import LimitsOptions, ServerOptions, TlsOptions, WorkerOptions
 
 
 @dataclass(frozen=True)

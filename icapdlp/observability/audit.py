@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection
 from dataclasses import fields
 from typing import Any, TextIO
 
-from icapdlp.config.loader import ConfigError
+from icapdlp.errors import ConfigError
 from icapdlp.observability import labels as L
 from icapdlp.observability.events import TransactionRecord
 from icapdlp.observability.metrics import block_label

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from icapdlp.adaptation.api import Transaction, TransactionReport
+from icapdlp.transaction import Transaction, TransactionReport
 from icapdlp.verdict import BlockReason
 
 Outcome = Literal["no-change", "rewritten", "blocked", "error"]

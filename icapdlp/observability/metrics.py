@@ -70,7 +70,7 @@ UNKNOWN = "unknown"
 #: upper bounds of the duration buckets, +Inf last, and their "le" label texts
 _BOUNDS = (*DURATION_BUCKETS, math.inf)
 _LE = tuple("+Inf" if b == math.inf else repr(float(b)) for b in _BOUNDS)
-#: readiness checks the server registers (``icapdlp.server.app.start_observability``)
+#: readiness checks the server registers (``icapdlp.app.application.readiness_checks``)
 READY_CHECKS = ("workers", "config", "tesseract", "ner_model")
 #: how a reload ended
 RELOAD_OUTCOMES = ("success", "failure")

@@ -1,6 +1,6 @@
-"""How the application builds and starts observability (re-exported by the package).
+"""How the application builds and starts observability.
 
-The server needs two things from this package:
+The application wiring (``icapdlp.app``) needs two things from this package:
 
 - :func:`build_observer` once at start-up, then the observer's four calls per
   connection / request (see :mod:`icapdlp.observability.events`);
@@ -20,20 +20,53 @@ Typical start-up::
 
 from __future__ import annotations
 
-import importlib
 import os
+from collections.abc import Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
+from icapdlp.dicom.ps315_table import EDITION as TABLE_EDITION
 from icapdlp.observability.audit import AuditLog
 from icapdlp.observability.health import HealthServer, Readiness, serve_health
-from icapdlp.observability.metrics import UNKNOWN, Metrics
+from icapdlp.observability.metrics import Metrics
 from icapdlp.observability.observer import RecordingObserver
-from icapdlp.observability.options import MetricsOptions
+from icapdlp.observability.options import AuditOptions, MetricsOptions
+
+
+class WorkerCapacity(Protocol):
+    @property
+    def processes(self) -> int: ...  # 0: one per core
+
+    @property
+    def max_queue(self) -> int: ...
+
+
+class ObservedSettings(Protocol):
+    """The parts of the settings this module reads; ``icapdlp.config.Settings`` has them.
+
+    A protocol rather than an import: the configuration sits above this package
+    (it assembles :class:`AuditOptions` and :class:`MetricsOptions` with the
+    other layers' options), so this module names what it needs instead.
+    """
+
+    @property
+    def audit(self) -> AuditOptions: ...
+
+    @property
+    def metrics(self) -> MetricsOptions: ...
+
+    @property
+    def workers(self) -> WorkerCapacity: ...
+
+    @property
+    def services(self) -> Mapping[str, object]: ...
+
+    def behaviour_digest(self, key_fingerprint: str = "") -> str: ...
 
 
 def build_observer(
-    settings,
+    settings: ObservedSettings,
     registry: CollectorRegistry | None = None,
     *,
     table_edition: str | None = None,
@@ -51,7 +84,7 @@ def build_observer(
     registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
     metrics = Metrics(
         registry,
-        table_edition=table_edition or _table_edition(),
+        table_edition=table_edition or TABLE_EDITION,
         policy_digest=policy_digest or settings.behaviour_digest(),
         process_collector=process_collector,
     )
@@ -70,8 +103,8 @@ def watch_worker_pool(metrics: Metrics | RecordingObserver, pool, readiness: Rea
     while at least one worker process runs (a worker counts once its initializer
     has finished). It is not the "engines usable" signal: a worker whose NER
     model or Tesseract fails still starts (and blocks images that need them), so
-    the server registers separate "tesseract" and "ner_model" checks
-    (``icapdlp.server.app.engine_checks``).
+    the application registers separate "tesseract" and "ner_model" checks
+    (``icapdlp.app.application.engine_checks``).
     """
     metrics = metrics.metrics if isinstance(metrics, RecordingObserver) else metrics
     metrics.set_queue_depth_source(lambda: pool.queue_depth)
@@ -82,7 +115,8 @@ def watch_worker_pool(metrics: Metrics | RecordingObserver, pool, readiness: Rea
         readiness.add("workers", lambda: len(pool.pids) > 0)
 
 
-async def start_health_server(settings, metrics: Metrics | RecordingObserver | CollectorRegistry,
+async def start_health_server(settings: ObservedSettings | MetricsOptions,
+                              metrics: Metrics | RecordingObserver | CollectorRegistry,
                               readiness: Readiness | None = None) -> HealthServer | None:
     """Start the ``/metrics`` + ``/healthz`` + ``/readyz`` listener, or ``None`` if disabled.
 
@@ -98,18 +132,3 @@ async def start_health_server(settings, metrics: Metrics | RecordingObserver | C
     metrics = metrics.metrics if isinstance(metrics, RecordingObserver) else metrics
     on_readiness = metrics.record_readiness if isinstance(metrics, Metrics) else None
     return await serve_health(registry, readiness or Readiness(), options.host, options.port, on_readiness)
-
-
-#: where the generated PS3.15 table may declare its edition (first match wins)
-_EDITION_SOURCES = (("icapdlp.dicom.ps315_table", "EDITION"),)
-
-
-def _table_edition() -> str:
-    for module_name, attribute in _EDITION_SOURCES:
-        try:
-            value = getattr(importlib.import_module(module_name), attribute, None)
-        except ImportError:
-            continue
-        if isinstance(value, str):
-            return value
-    return UNKNOWN

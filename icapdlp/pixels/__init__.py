@@ -7,19 +7,38 @@ model loads on first use (or in ``warm_up``), once per process.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from icapdlp.dicom.options import DicomLimits, ProfileOptions
 from icapdlp.pixels import ocr
 from icapdlp.pixels.cleaner import BurnedInTextCleaner
 from icapdlp.pixels.ner import PresidioNer, model_installed
+from icapdlp.pixels.options import PixelOptions
 
-if TYPE_CHECKING:
-    from icapdlp.config import Settings
-
-__all__ = ["BurnedInTextCleaner", "build_cleaner", "engine_status", "warm_up"]
+__all__ = ["BurnedInTextCleaner", "PixelSettings", "build_cleaner", "engine_status", "warm_up"]
 
 
-def build_cleaner(settings: "Settings", review_dir: str | None = None,
+class PixelSettings(Protocol):
+    """The parts of the settings this package reads; ``icapdlp.config.Settings`` has them.
+
+    A protocol rather than an import: the configuration sits above this package
+    (it assembles :class:`PixelOptions` with the other layers' options), so
+    this package names what it needs instead of importing it.
+    """
+
+    @property
+    def pixels(self) -> PixelOptions: ...
+
+    @property
+    def dicom_limits(self) -> DicomLimits: ...
+
+    @property
+    def profile(self) -> ProfileOptions: ...
+
+    def pixels_for(self, service: str | None) -> PixelOptions: ...
+
+
+def build_cleaner(settings: PixelSettings, review_dir: str | None = None,
                   service: str | None = None) -> BurnedInTextCleaner:
     """The pixel cleaner for these settings, or for one service's pixel options (no model loaded yet)."""
     opts = settings.pixels_for(service)
@@ -32,7 +51,7 @@ def build_cleaner(settings: "Settings", review_dir: str | None = None,
     )
 
 
-def warm_up(settings: "Settings") -> dict[str, bool]:
+def warm_up(settings: PixelSettings) -> dict[str, bool]:
     """Load the NER model and start this process's Tesseract engine now (for readiness), not on first use.
 
     With the "library" engine this initialises the one Tesseract API object
@@ -50,11 +69,9 @@ def warm_up(settings: "Settings") -> dict[str, bool]:
     return status
 
 
-def engine_status(settings: "Settings | None" = None) -> dict[str, bool]:
+def engine_status(settings: PixelSettings | None = None) -> dict[str, bool]:
     """For /readyz, cheaply: does the configured Tesseract engine load (library, or program on PATH),
     is the configured NER model package installed."""
-    from icapdlp.pixels.options import PixelOptions
-
     opts = settings.pixels if settings is not None else PixelOptions()
     return {"tesseract": ocr.tesseract_available(opts.ocr_engine, opts.tesseract_library),
             "ner_model": model_installed(opts.ner_model)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 
-from icapdlp.config.loader import ConfigError
+from icapdlp.errors import ConfigError
 
 
 class AllowList:

@@ -8,8 +8,8 @@ every block page it shows only the reason code and the transaction id.
 
 from __future__ import annotations
 
-from icapdlp.adaptation.api import Transaction
 from icapdlp.http import HttpHeaders, HttpResponseHead
+from icapdlp.transaction import Transaction
 from icapdlp.verdict import BlockReason
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import os
 
-from icapdlp.adaptation.api import Block, Body, NeedBody, NoChange, PartialReplace, Replace, Transaction
+from icapdlp.adaptation.api import Block, Body, NeedBody, NoChange, PartialReplace, Replace
 from icapdlp.http import with_content_length
 from icapdlp.icap.events import Request
 from icapdlp.icap.exchange import Outcome, ServerExchange
 from icapdlp.server.blockpage import minimal_block_response
+from icapdlp.transaction import Transaction
 from icapdlp.verdict import BlockReason, Blocked
 
 log = logging.getLogger("icapdlp.server")

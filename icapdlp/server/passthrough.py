@@ -1,15 +1,18 @@
 """PassThroughAdapter: "no change" for everything. For protocol tests and the benchmark ONLY.
 
 It exists so the ICAP layer can be tested and measured without the DICOM
-pipeline. ``icapdlp serve`` never uses it: without the real adapter
-(``icapdlp.adaptation.factory``) the server refuses to start, because passing
-DICOM through unchanged is exactly what icapdlp must never do.
+pipeline. ``icapdlp serve`` never uses it: the application always builds the
+real adapter (``icapdlp.adaptation.factory``), because passing DICOM through
+unchanged is exactly what icapdlp must never do. Tests and the benchmark hand
+:func:`build_passthrough_adapter` to ``icapdlp.app.application.AdapterFactory``
+themselves.
 """
 
 from __future__ import annotations
 
-from icapdlp.adaptation.api import Body, BodyDecision, NoChange, PreviewDecision, Transaction
+from icapdlp.adaptation.api import Body, BodyDecision, NoChange, PreviewDecision
 from icapdlp.server.blockpage import minimal_block_response
+from icapdlp.transaction import Transaction
 from icapdlp.verdict import BlockReason
 
 
@@ -30,9 +33,3 @@ def build_passthrough_adapter(settings, key, pool) -> PassThroughAdapter:
     """Same signature as ``icapdlp.adaptation.factory.build_adapter``."""
     return PassThroughAdapter()
 
-
-def passthrough_factory():
-    """An ``AdapterFactory`` for the pass-through adapter (no worker initializer needed)."""
-    from icapdlp.server.app import AdapterFactory
-
-    return AdapterFactory(build_passthrough_adapter)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import resource
 
-from icapdlp.server.options import MIN_WORKER_MEMORY
+from icapdlp.config.server_options import MIN_WORKER_MEMORY
 
 #: of the host's memory (or the cgroup's limit), the share the worker caps add up to by default;
 #: the rest is for the event loop, Squid and the page cache

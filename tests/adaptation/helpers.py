@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from icapdlp.adaptation.api import Transaction
 from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 from icapdlp.adaptation.factory import build_adapter, worker_initializer
 from icapdlp.adaptation.inline import InlinePool
 from icapdlp.config.schema import ServiceOptions, Settings
 from icapdlp.dicom.options import ProfileOptions
 from icapdlp.payload.options import PayloadOptions
+from icapdlp.transaction import Transaction
 
 KEY = bytes(range(32))
 #: header-only profile: no OCR, so adapter tests stay fast (pixels are tested in their own area)

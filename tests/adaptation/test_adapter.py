@@ -164,7 +164,7 @@ def test_unsupported_encoding_is_blocked_from_the_preview():
 
 
 def test_spooled_body_is_read_by_path_and_large_results_come_back_as_files(tmp_path):
-    from icapdlp.server.options import LimitsOptions
+    from icapdlp.config.server_options import LimitsOptions
 
     adapter = make_adapter(make_settings(limits=LimitsOptions(spool_memory_bytes=1024)))
     obj = make_ct(26, rows=64, columns=64)
@@ -318,7 +318,7 @@ def test_unknown_service_is_refused_not_crashed():
 
 
 def test_output_that_cannot_be_written_is_blocked_as_spool_failed(tmp_path):
-    from icapdlp.server.options import LimitsOptions
+    from icapdlp.config.server_options import LimitsOptions
 
     missing = tmp_path / "gone"  # the spool folder vanished (disk unmounted, cleaned up)
     limits = LimitsOptions(spool_memory_bytes=1024, spool_dir=str(missing))

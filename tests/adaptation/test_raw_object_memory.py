@@ -22,9 +22,9 @@ import pytest
 from icapdlp.adaptation import splice, worker_tasks
 from icapdlp.adaptation.api import Body, NeedBody, PartialReplace, Replace
 from icapdlp.adaptation.factory import policy
+from icapdlp.config.server_options import LimitsOptions
 from icapdlp.dicom.options import DicomLimits, ProfileOptions
 from icapdlp.dicom.pipeline import PipelineConfig, deidentify_bytes
-from icapdlp.server.options import LimitsOptions
 from icapdlp.verdict import Blocked, BlockReason
 from tests.adaptation.helpers import KEY, make_adapter, make_settings, request_tx
 from tests.support.synthetic import make_multiframe

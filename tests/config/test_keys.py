@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from icapdlp.config import ConfigError
 from icapdlp.config.keys import MIN_KEY_BYTES, fingerprint, generate_key_file, load_key
 from icapdlp.config.schema import KeyOptions
+from icapdlp.errors import ConfigError
 
 
 def test_generated_key_file_is_private_and_loads(tmp_path):

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from icapdlp.config import ConfigError, load_settings
+from icapdlp.config import load_settings
+from icapdlp.errors import ConfigError
 from icapdlp.observability.logs import configure_logging
 from icapdlp.observability.options import LoggingOptions
 

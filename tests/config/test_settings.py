@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from icapdlp.config import ConfigError, Settings, load_settings
+from icapdlp.config import Settings, load_settings
 from icapdlp.config.loader import as_dict
+from icapdlp.errors import ConfigError
 
 
 def write(tmp_path, text: str) -> str:

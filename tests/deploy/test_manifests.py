@@ -23,9 +23,9 @@ import yaml
 
 from icapdlp.config import load_settings
 from icapdlp.config.schema import Settings
+from icapdlp.config.server_options import ServerOptions
 from icapdlp.observability import health
 from icapdlp.observability.options import MetricsOptions
-from icapdlp.server.options import ServerOptions
 from tests.support.squid import render_example
 
 ROOT = Path(__file__).resolve().parents[2]

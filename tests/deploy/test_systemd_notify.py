@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from icapdlp.server import notify
+from icapdlp.app import notify
 from tests.e2e.client import via_proxy
 from tests.e2e.conftest import E2E_POLICY
 from tests.support import synthetic

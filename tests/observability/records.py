@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from icapdlp.adaptation.api import Transaction, TransactionReport
 from icapdlp.observability.events import TransactionRecord
 from icapdlp.report import ObjectReport
+from icapdlp.transaction import Transaction, TransactionReport
 from icapdlp.verdict import BlockReason
 
 ACTIONS = ("D", "Z", "X", "K", "C", "U", "U*")

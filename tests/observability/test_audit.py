@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from icapdlp.adaptation.api import TransactionReport
 from icapdlp.observability.audit import MAX_REFS_PER_LINE, AuditLog, RotatingLineFile, audit_entry
 from icapdlp.observability.options import AuditOptions
 from icapdlp.report import ObjectReport
+from icapdlp.transaction import TransactionReport
 from icapdlp.verdict import BlockReason
 from tests.observability import records as R
 
@@ -178,7 +178,7 @@ def test_time_is_utc_with_milliseconds_across_second_boundaries():
 
 
 def test_an_unwritable_audit_file_stops_start_up_with_a_config_error(tmp_path):
-    from icapdlp.config import ConfigError
+    from icapdlp.errors import ConfigError
 
     missing = tmp_path / "no-such-dir" / "audit.log"
     with pytest.raises(ConfigError, match="audit.file: cannot open"):

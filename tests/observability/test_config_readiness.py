@@ -19,9 +19,9 @@ from prometheus_client import CollectorRegistry
 from icapdlp.config import load_settings
 from icapdlp.config.drift import RunningConfigCheck
 from icapdlp.config.keys import generate_key_file, load_key
-from icapdlp.observability import build_observer, start_health_server
 from icapdlp.observability.health import Readiness
 from icapdlp.observability.options import MetricsOptions
+from icapdlp.observability.wiring import build_observer, start_health_server
 from tests.observability.test_health import get
 from tests.support.processes import icapdlp_server  # noqa: F401  (the factory fixture)
 
@@ -170,8 +170,6 @@ def _config_check(server) -> dict:
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(strict=True, reason="needs server/app.py to register RunningConfigCheck as 'config' (lead's "
-                   "file; the wiring is in helper obs's report); remove this mark with that change")
 def test_a_served_process_reports_a_replaced_key_and_an_unreloaded_edit_until_sighup(icapdlp_server):
     import signal
 

@@ -13,10 +13,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from icapdlp.adaptation.api import TransactionReport
 from icapdlp.observability import labels as L
 from icapdlp.observability.metrics import Metrics
 from icapdlp.report import INFLATED, CdrFinding, Container, ObjectReport, Stage, wrapping
+from icapdlp.transaction import TransactionReport
 from icapdlp.verdict import BlockReason
 from tests.observability import records as R
 

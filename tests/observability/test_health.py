@@ -9,9 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from icapdlp.config import Settings
-from icapdlp.observability import build_observer, health, start_health_server
+from icapdlp.observability import health
 from icapdlp.observability.health import MAX_REQUEST_BYTES, Readiness
 from icapdlp.observability.options import MetricsOptions
+from icapdlp.observability.wiring import build_observer, start_health_server
 from tests.observability import records as R
 
 pytestmark = pytest.mark.timeout(30)

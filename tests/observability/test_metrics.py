@@ -9,10 +9,10 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from icapdlp.adaptation.api import TransactionReport
 from icapdlp.observability import labels as L
 from icapdlp.observability.metrics import DURATION_BUCKETS, Metrics
 from icapdlp.report import ObjectReport
+from icapdlp.transaction import TransactionReport
 from icapdlp.verdict import BlockReason
 from tests.observability import records as R
 

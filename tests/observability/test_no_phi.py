@@ -18,13 +18,13 @@ from collections import Counter
 
 from prometheus_client import CollectorRegistry
 
-from icapdlp.adaptation.api import TransactionReport
 from icapdlp.http import HttpHeaders, HttpRequestHead, HttpResponseHead
 from icapdlp.config import Settings
-from icapdlp.observability import build_observer, start_health_server
 from icapdlp.observability.audit import AuditLog
 from icapdlp.observability.options import AuditOptions, MetricsOptions
+from icapdlp.observability.wiring import build_observer, start_health_server
 from icapdlp.report import ObjectReport
+from icapdlp.transaction import TransactionReport
 from icapdlp.verdict import BlockReason
 from tests.observability import records as R
 

@@ -10,9 +10,10 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from icapdlp import __version__
 from icapdlp.config import Settings
-from icapdlp.observability import Readiness, build_observer, watch_worker_pool
+from icapdlp.config.server_options import WorkerOptions
 from icapdlp.observability.events import Observer
-from icapdlp.server.options import WorkerOptions
+from icapdlp.observability.health import Readiness
+from icapdlp.observability.wiring import build_observer, watch_worker_pool
 from tests.observability import records as R
 
 

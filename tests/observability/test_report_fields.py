@@ -16,11 +16,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from icapdlp import report as R
-from icapdlp.adaptation.api import TransactionReport
 from icapdlp.observability import labels as L
 from icapdlp.observability.audit import AUDITED, audit_entry
 from icapdlp.observability.metrics import Metrics
 from icapdlp.report import ObjectReport
+from icapdlp.transaction import TransactionReport
 from tests.observability import records
 
 NAMES = [f.name for f in fields(ObjectReport)]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from icapdlp.config import ConfigError, Settings
+from icapdlp.config import Settings
 from icapdlp.config.loader import build
+from icapdlp.errors import ConfigError
 from icapdlp.pixels import recognizers
 from icapdlp.pixels.detect import DetectionPolicy, Span, find_redactions
 from icapdlp.pixels.denylist import DenyList

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from icapdlp.config import Settings
-from icapdlp.config.loader import ConfigError
+from icapdlp.errors import ConfigError
 from icapdlp.pixels import build_cleaner, frames, ocr, regions, tesseract_api
 from icapdlp.pixels.options import PixelOptions
 from icapdlp.report import ObjectReport

@@ -17,9 +17,10 @@ import uvloop
 
 from icapdlp.adaptation.api import Body, NoChange
 from icapdlp.config import Settings
+from icapdlp.config.server_options import LimitsOptions, ServerOptions
 from icapdlp.server.blockpage import minimal_block_response
 from icapdlp.server.listener import IcapServer, Runtime
-from icapdlp.server.options import LimitsOptions, ServerOptions
+from icapdlp.config.server_options import LimitsOptions, ServerOptions
 from icapdlp.icap.replies import Replies
 
 ISTAG = '"test-istag"'

@@ -18,11 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
-from icapdlp.adaptation.api import TransactionReport
 from icapdlp.observability import labels as L
 from icapdlp.observability.events import TransactionRecord
 from icapdlp.observability.metrics import DURATION_BUCKETS, Metrics
 from icapdlp.report import ObjectReport
+from icapdlp.transaction import TransactionReport
 
 BOUNDS = (*DURATION_BUCKETS, math.inf)
 

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from icapdlp.config.loader import ConfigError
-from icapdlp.server.options import TlsOptions
+from icapdlp.config.server_options import TlsOptions
+from icapdlp.errors import ConfigError
 from tests.icap import messages as m
 from tests.server.harness import ISTAG, IcapClient, ScriptedAdapter, ServerThread, make_settings
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from icapdlp.server.options import MIN_WORKER_MEMORY, WorkerOptions
+from icapdlp.config.server_options import MIN_WORKER_MEMORY, WorkerOptions
 from icapdlp.server.worker_memory import host_memory_bytes, memory_cap
 from icapdlp.server.workers import WorkerPool
 from icapdlp.verdict import BlockReason, Blocked

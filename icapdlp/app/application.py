@@ -1,32 +1,39 @@
 """Composition root: settings -> key -> worker pool -> adapter -> observer -> server.
 
-Every import from another layer sits in one of five small functions below
-(:func:`find_adapter_factory`, :func:`build_observer`, :func:`readiness_checks`,
-:func:`start_observability`, :func:`engine_checks`), so wiring a new adapter or observer is a change
-to this file only.
+This package sits above every other layer but the command line, so it imports
+what it wires with plain imports: the DICOM adapter (``icapdlp.adaptation``),
+observability, the server. Nothing below imports it back; a layer that needs
+something from here is handed it (the server gets an adapter and an observer,
+never this module).
 
-Fail closed at start-up: when the real adapter (``icapdlp.adaptation.factory``)
-is not installed, :func:`find_adapter_factory` returns ``None`` and ``icapdlp
-serve`` refuses to start. The pass-through adapter is only ever passed in
-explicitly, by protocol tests and the benchmark.
+The product always serves with the DICOM adapter (:func:`adapter_factory`);
+the pass-through adapter is only ever passed in explicitly, by protocol tests
+and the benchmark.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import logging
 import os
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from icapdlp import __version__
-from icapdlp.config import ConfigError, Settings, load_settings
+from icapdlp.adaptation import engines, factory as dlp_factory
+from icapdlp.app import lifecycle
+from icapdlp.app.acceptors import AcceptorGroup, ForwardingObserver, die_with_parent
+from icapdlp.config import Settings, load_settings
+from icapdlp.config.drift import RunningConfigCheck
 from icapdlp.config.keys import fingerprint, load_key
-from icapdlp.observability.events import NullObserver, Observer
+from icapdlp.errors import ConfigError
+from icapdlp.observability import wiring
+from icapdlp.observability.events import Observer
+from icapdlp.observability.health import Readiness
 from icapdlp.observability.logs import configure_logging
 from icapdlp.server.istag import make_istag
 from icapdlp.server.listener import IcapServer, Runtime, ensure_port_free
@@ -35,69 +42,59 @@ from icapdlp.server.workers import WorkerPool
 
 log = logging.getLogger("icapdlp.server")
 
-#: the module that builds the real adapter: build_adapter(settings, key, pool) -> Adapter,
-#: and optionally worker_initializer(settings, key) -> (picklable fn, args) run in every worker
-ADAPTER_FACTORY_MODULE = "icapdlp.adaptation.factory"
-
 
 @dataclass(frozen=True)
 class AdapterFactory:
+    """How to build an adapter for a settings generation, and what each worker process runs first."""
+
     build: Callable[[Settings, bytes, "WorkerPool | None"], Any]
     worker_initializer: Callable[[Settings, bytes], tuple[Callable[..., Any], tuple]] | None = None
 
 
-def find_adapter_factory() -> AdapterFactory | None:
-    """The real adapter factory, or None when that module does not exist.
-
-    Only the absence of the module itself counts as "missing": an ImportError
-    raised *inside* it is a bug and propagates.
-    """
-    try:
-        module = importlib.import_module(ADAPTER_FACTORY_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name == ADAPTER_FACTORY_MODULE:
-            return None
-        raise
-    return AdapterFactory(module.build_adapter, getattr(module, "worker_initializer", None))
+def adapter_factory() -> AdapterFactory:
+    """The product's adapter: DICOM de-identification (``icapdlp.adaptation.factory``)."""
+    return AdapterFactory(dlp_factory.build_adapter, dlp_factory.worker_initializer)
 
 
 def build_observer(settings: Settings, key: bytes) -> Observer:
-    """Metrics + audit observer from the observability layer (NullObserver if it has none)."""
-    factory = getattr(importlib.import_module("icapdlp.observability"), "build_observer", None)
-    if factory is None:
-        return NullObserver()
-    return factory(settings, policy_digest=settings.behaviour_digest(fingerprint(key)))
+    """Metrics + audit observer, its build_info carrying the digest the ISTag is made from."""
+    return wiring.build_observer(settings, policy_digest=settings.behaviour_digest(fingerprint(key)))
 
 
-def readiness_checks(pool: WorkerPool | None, current_settings: Callable[[], Settings]):
+def readiness_checks(pool: WorkerPool | None, running: Callable[[], tuple[Settings, bytes]],
+                     config_path: str | None) -> Readiness:
     """The checks behind /readyz and systemd's READY=1 (one set, so both say the same).
 
-    "workers" (a worker process runs), "config" (a policy is loaded),
+    "workers" (a worker process runs), "config" (the files still give the
+    running policy: :class:`~icapdlp.config.drift.RunningConfigCheck`),
     "tesseract" and "ner_model" (the pixel engines the policy needs; see
-    :func:`engine_checks`). ``current_settings`` follows reloads.
+    :func:`engine_checks`). ``running`` gives the running settings and key, and
+    follows reloads.
     """
-    readiness = importlib.import_module("icapdlp.observability").Readiness()
+    readiness = Readiness()
     if pool is not None:
         readiness.add("workers", lambda: bool(pool.pids))
-    readiness.add("config", lambda: current_settings() is not None)
-    for name, check in engine_checks(current_settings, pool).items():
+    readiness.add("config", RunningConfigCheck(config_path, running))
+    for name, check in engine_checks(lambda: running()[0], pool).items():
         readiness.add(name, check)
     return readiness
 
 
-async def start_observability(settings: Settings, observer: Observer, pool: WorkerPool | None, readiness):
-    """Worker gauges and the /metrics, /healthz, /readyz listener; returns what to close, or None."""
-    observability = importlib.import_module("icapdlp.observability")
-    if not hasattr(observability, "start_health_server") or not hasattr(observer, "metrics"):
+async def start_observability(settings: Settings, observer: Observer, pool: WorkerPool | None,
+                              readiness: Readiness):
+    """Worker gauges and the /metrics, /healthz, /readyz listener; returns what to close, or None.
+
+    None also for an observer without metrics (a test's or the benchmark's).
+    """
+    if not hasattr(observer, "metrics"):
         return None
     if pool is not None:
-        observability.watch_worker_pool(observer, pool)
-    return await observability.start_health_server(settings, observer, readiness)
+        wiring.watch_worker_pool(observer, pool)
+    return await wiring.start_health_server(settings, observer, readiness)
 
 
 def engine_checks(current_settings: Callable[[], Settings], pool: WorkerPool | None) -> dict[str, Callable]:
     """The "tesseract" and "ner_model" checks: cheap lookups here plus what workers recorded."""
-    engines = importlib.import_module("icapdlp.adaptation.engines")
     readiness = engines.EngineReadiness(current_settings, lambda: pool.pids if pool is not None else (),
                                         engines.status_dir() if pool is not None else None)
     return {name: readiness.check(name) for name in engines.ENGINES}
@@ -105,7 +102,7 @@ def engine_checks(current_settings: Callable[[], Settings], pool: WorkerPool | N
 
 def startup_problems(settings: Settings) -> list[str]:
     """Problems the loader cannot see (a configured model package that is not installed)."""
-    return importlib.import_module("icapdlp.adaptation.engines").startup_problems(settings)
+    return engines.startup_problems(settings)
 
 
 def worker_share(processes: int, acceptors: int, index: int) -> int:
@@ -165,7 +162,7 @@ class App:
             adapter = await _build_adapter(self.factory, settings, key, self.pool)
             if self.observer is None:
                 self.observer = build_observer(settings, key)
-                self.readiness = readiness_checks(self.pool, lambda: self.settings)
+                self.readiness = readiness_checks(self.pool, lambda: (self.settings, self.key), self.config_path)
                 self._health = await start_observability(settings, self.observer, self.pool, self.readiness)
             if self.acceptors > 1 and self.acceptor_index == 0:
                 ensure_port_free(settings.server.host, settings.server.port if self.port is None else self.port)
@@ -175,9 +172,8 @@ class App:
                                      port=self.port, reuse_port=self.acceptors > 1)
             await self.server.start()
             if self.acceptors > 1 and self.acceptor_index == 0:
-                from icapdlp.server.acceptors import AcceptorGroup
-
-                self.group = AcceptorGroup(self.acceptors, self.config_path, self.server.port, self.observer)
+                self.group = AcceptorGroup(acceptor_main, self.acceptors, self.config_path, self.server.port,
+                                           self.observer)
                 self.group.start()
         except BaseException:
             await self.stop(0)
@@ -248,3 +244,24 @@ class App:
         metrics = getattr(self.observer, "metrics", None)
         if metrics is not None and hasattr(metrics, "record_reload"):
             metrics.record_reload(succeeded, policy_digest)
+
+
+def acceptor_main(config_path: str | None, port: int, index: int, conn, parent_pid: int) -> None:
+    """Entry point of an extra acceptor process (spawned by :class:`AcceptorGroup`).
+
+    It lives here, not with the group, because it builds an :class:`App`; the
+    group is handed it, so the two modules do not import each other.
+    """
+    die_with_parent(parent_pid)
+    configure_logging(process=f"acceptor {index}")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first acceptor decides when to stop
+    try:
+        settings = load_settings(config_path)
+        configure_logging(settings.logging, process=f"acceptor {index}")
+        key = load_key(settings.key)
+    except ConfigError as exc:
+        log.error("acceptor %d cannot start: %s", index, exc)
+        sys.exit(2)
+    app = App(settings, key, adapter_factory(), observer=ForwardingObserver(conn), config_path=config_path,
+              port=port, acceptor_index=index)
+    lifecycle.run(app, reload=app.reload)

@@ -20,6 +20,7 @@ import pickle
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger("icapdlp.server")
 
@@ -87,7 +88,7 @@ def replay(events: list, observer) -> None:
             observer.request_finished(event)
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """Ask Linux to SIGTERM us when the first acceptor dies, so no orphan keeps serving."""
     try:
         import ctypes
@@ -99,37 +100,17 @@ def _die_with_parent(parent_pid: int) -> None:
         sys.exit(0)
 
 
-def acceptor_main(config_path: str | None, port: int, index: int, conn, parent_pid: int) -> None:
-    """Entry point of an extra acceptor process (spawned)."""
-    _die_with_parent(parent_pid)
-    from icapdlp.config import ConfigError, load_settings
-    from icapdlp.config.keys import load_key
-    from icapdlp.server import app as app_module, lifecycle
-
-    from icapdlp.observability.logs import configure_logging
-
-    configure_logging(process=f"acceptor {index}")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first acceptor decides when to stop
-    try:
-        settings = load_settings(config_path)
-        configure_logging(settings.logging, process=f"acceptor {index}")
-        key = load_key(settings.key)
-    except ConfigError as exc:
-        log.error("acceptor %d cannot start: %s", index, exc)
-        sys.exit(2)
-    factory = app_module.find_adapter_factory()
-    if factory is None:
-        log.error("acceptor %d cannot start: the DICOM adaptation layer is not installed", index)
-        sys.exit(3)
-    app = app_module.App(settings, key, factory, observer=ForwardingObserver(conn), config_path=config_path,
-                         port=port, acceptor_index=index)
-    lifecycle.run(app, reload=app.reload)
-
-
 class AcceptorGroup:
-    """The extra acceptors, seen from the first: start, feed their events, forward signals, stop."""
+    """The extra acceptors, seen from the first: start, feed their events, forward signals, stop.
 
-    def __init__(self, count: int, config_path: str | None, port: int, observer) -> None:
+    ``entry`` is what each spawned process runs, ``entry(config_path, port,
+    index, conn, parent_pid)``: a module-level function (spawn pickles it by
+    name) that builds and runs that acceptor's application.
+    """
+
+    def __init__(self, entry: Callable[..., None], count: int, config_path: str | None, port: int,
+                 observer) -> None:
+        self.entry = entry
         self.count = count
         self.config_path = config_path
         self.port = port
@@ -147,8 +128,8 @@ class AcceptorGroup:
     def _spawn(self, index: int) -> None:
         loop = asyncio.get_running_loop()
         parent, child = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=acceptor_main, args=(self.config_path, self.port, index, child,
-                                                                  os.getpid()),
+        process = self._context.Process(target=self.entry,
+                                        args=(self.config_path, self.port, index, child, os.getpid()),
                                         name=f"icapdlp-acceptor-{index}")
         process.start()
         child.close()

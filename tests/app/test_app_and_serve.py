@@ -10,14 +10,14 @@ import time
 
 import pytest
 
+from icapdlp.app import application
 from icapdlp.cli import serve
 from icapdlp.config import Settings, load_settings
-from icapdlp.server import app as app_module
+from icapdlp.config.server_options import ServerOptions
 from icapdlp.server.istag import MAX_ISTAG_BYTES, make_istag
-from icapdlp.server.options import ServerOptions
+from tests.app.passthrough_serve import COMMAND as PASSTHROUGH_SERVE
 from tests.icap import messages as m
 from tests.server.harness import IcapClient
-from tests.server.passthrough_serve import COMMAND as PASSTHROUGH_SERVE
 from tests.support.processes import ServerStartError, start_icapdlp
 
 KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -51,7 +51,7 @@ def test_two_replicas_with_the_same_config_announce_the_same_istag():
     settings = load_settings(None, environ={"ICAPDLP_KEY__HEX": KEY_HEX, "ICAPDLP_SERVER__PORT": "0"})
 
     async def istag_of_a_replica() -> str:
-        replica = app_module.App(settings, bytes.fromhex(KEY_HEX), _passthrough(), use_pool=False,
+        replica = application.App(settings, bytes.fromhex(KEY_HEX), _passthrough(), use_pool=False,
                                  observer=_null())
         await replica.start()
         try:
@@ -63,23 +63,15 @@ def test_two_replicas_with_the_same_config_announce_the_same_istag():
 
 
 def _passthrough():
-    from icapdlp.server.passthrough import passthrough_factory
+    from icapdlp.server.passthrough import build_passthrough_adapter
 
-    return passthrough_factory()
+    return application.AdapterFactory(build_passthrough_adapter)
 
 
 def _null():
     from icapdlp.observability.events import NullObserver
 
     return NullObserver()
-
-
-def test_serve_refuses_to_start_without_the_real_adapter(monkeypatch, capsys):
-    monkeypatch.setattr(app_module, "find_adapter_factory", lambda: None)
-    monkeypatch.setenv("ICAPDLP_KEY__HEX", KEY_HEX)
-    code = serve.run(argparse.Namespace(config=None))
-    assert code == serve.EXIT_NO_ADAPTER
-    assert "refusing to start" in capsys.readouterr().err
 
 
 def test_serve_names_every_bad_key_and_exits_non_zero(tmp_path, capsys, monkeypatch):
@@ -96,14 +88,6 @@ def test_serve_without_a_key_exits_non_zero(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("ICAPDLP_KEY__FILE", raising=False)
     assert serve.run(argparse.Namespace(config=None)) == serve.EXIT_CONFIG
     assert "icapdlp genkey" in capsys.readouterr().err
-
-
-def test_a_missing_factory_module_is_none_but_a_broken_one_raises(monkeypatch):
-    monkeypatch.setattr(app_module, "ADAPTER_FACTORY_MODULE", "icapdlp.adaptation.no_such_factory")
-    assert app_module.find_adapter_factory() is None
-    monkeypatch.setattr(app_module, "ADAPTER_FACTORY_MODULE", "tests.server.broken_factory")
-    with pytest.raises(ModuleNotFoundError):
-        app_module.find_adapter_factory()
 
 
 @pytest.mark.e2e

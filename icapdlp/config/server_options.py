@@ -2,6 +2,11 @@
 
 Every limit has a safe default and a comment on why that number: the server
 reads bytes from a network it does not control, so each reader is bounded.
+
+The layers below the configuration own their options (``icapdlp.dicom.options``,
+``icapdlp.pixels.options``, ...) and never import this package. The server sits
+above it and reads the settings object it is handed, so its options live here,
+with the object that assembles them.
 """
 
 from __future__ import annotations

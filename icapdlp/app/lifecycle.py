@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
-from icapdlp.server.notify import Notifier, ServiceState
+from icapdlp.app.notify import Notifier, ServiceState
 
 log = logging.getLogger("icapdlp.server")
 

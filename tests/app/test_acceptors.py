@@ -1,4 +1,4 @@
-"""server.acceptors > 1: several processes on one port, one set of metrics, restarts, clean stop."""
+"""[server] acceptors > 1: several processes on one port, one set of metrics, restarts, clean stop."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import urllib.request
 
 import pytest
 
-from icapdlp.server.app import worker_share
+from icapdlp.app.application import worker_share
+from tests.app.passthrough_serve import COMMAND as PASSTHROUGH_SERVE
 from tests.icap import messages as m
 from tests.server.harness import IcapClient
-from tests.server.passthrough_serve import COMMAND as PASSTHROUGH_SERVE
 from tests.support.processes import start_icapdlp
 
 pytestmark = pytest.mark.e2e

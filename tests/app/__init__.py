@@ -1,0 +1,1 @@
+"""Tests of the application wiring (icapdlp.app): start-up, reload, acceptors, serve."""

@@ -1,0 +1,1 @@
+"""Tests of the package structure itself: which layer may import which."""
