@@ -55,7 +55,7 @@ class DlpAdapter:
     async def on_preview(self, tx: Transaction, preview: bytes, complete: bool) -> PreviewDecision:
         head = body_head(tx)
         if not tx.has_body or head is None:
-            return NoChange(TransactionReport())
+            return NoChange()  # nothing inspected: no report (observers read None as nothing found)
         seen, early = self._first_look(tx, head, preview, complete)
         if early is not None:
             return early
@@ -70,7 +70,7 @@ class DlpAdapter:
     async def on_body(self, tx: Transaction, body: Body) -> BodyDecision:
         head = body_head(tx)
         if head is None:
-            return NoChange(TransactionReport())
+            return NoChange()  # nothing inspected: no report (observers read None as nothing found)
         # the body is here whole: a small one in memory is cleared on the loop, not in a worker
         at_hand = body.data is not None and body.size <= LOOP_CLASSIFY_BYTES
         seen, early = self._first_look(tx, head, body.data if at_hand else b"", at_hand)
@@ -92,7 +92,7 @@ class DlpAdapter:
         if tx.service not in self._settings.services:
             return seen, Block(BlockReason.INTERNAL_ERROR, "unknown service", TransactionReport())
         if seen.verdict is Verdict.PASS:
-            return seen, NoChange(TransactionReport())
+            return seen, NoChange()  # passed unopened: no report (observers read None as nothing found)
         if seen.verdict is Verdict.UNSUPPORTED_ENCODING:
             return seen, Block(BlockReason.UNSUPPORTED_ENCODING, "candidate body under an unsupported coding",
                                TransactionReport())

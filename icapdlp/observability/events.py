@@ -16,7 +16,7 @@ from icapdlp.verdict import BlockReason
 Outcome = Literal["no-change", "rewritten", "blocked", "error"]
 
 
-@dataclass
+@dataclass(slots=True)
 class TransactionRecord:
     """One finished ICAP request."""
 
