@@ -202,6 +202,8 @@ def _glued(left: OcrWord, right: OcrWord) -> bool:
     height = max(1, min(lb.height, rb.height))
     if gap < -1:
         return False  # overlapping boxes are two readings, not two halves of one string
+    if left.text.rstrip()[-1:] == ":":
+        return False  # a label's colon ends it ("SSN:" touching its value read as "SSN511-39-8899")
     if gap <= GLUE_GAP_HEIGHTS * height:
         return True
     return gap <= JOINER_GAP_HEIGHTS * height and (left.text[-1:] in JOINERS or right.text[:1] in JOINERS
@@ -218,13 +220,9 @@ def word_like(word: OcrWord) -> bool:
     return sum(c in THIN_GLYPHS for c in text) <= MAX_THIN_SHARE * len(text)
 
 
-def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
-              policy: DetectionPolicy) -> dict[int, tuple[str, bool]]:
-    """id(word) -> (entity type, found by a shape recogniser), for words any NER span touches.
-
-    A shape span ("Dr S. Okonkwo", "ID: 00482913") takes its allow-listed words along ("Dr", "ID"):
-    the value is one box, and a title or label left standing between filled words helps no one.
-    """
+def _ner_text(lines: list[list[OcrWord]], floor: float) -> tuple[str, list[tuple[int, int, OcrWord]]]:
+    """The OCR lines as one text for the analyzer, with each word's character offsets; words read with
+    less than ``floor`` confidence are left out."""
     parts: list[str] = []
     offsets: list[tuple[int, int, OcrWord]] = []
     pos = 0
@@ -232,7 +230,7 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
         previous: OcrWord | None = None
         for w in line:
             token = ner_token(w.text)
-            if w.conf < policy.min_conf or not token or _overlaid(w, line):
+            if w.conf < floor or not token or _overlaid(w, line):
                 continue
             if previous is not None and parts and not _glued(previous, w):
                 parts.append(" ")
@@ -243,14 +241,40 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
             previous = w
         parts.append(" " + LINE_END)
         pos += 1 + len(LINE_END)
-    text = "".join(parts)
+    return "".join(parts), offsets
+
+
+def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
+              policy: DetectionPolicy) -> dict[int, tuple[str, bool]]:
+    """id(word) -> (entity type, found by a shape recogniser), for words any NER span touches.
+
+    A shape span ("Dr S. Okonkwo", "ID: 00482913") takes its allow-listed words along ("Dr", "ID"):
+    the value is one box, and a title or label left standing between filled words helps no one.
+
+    A second pass reads every word, however unconfident, and keeps only shape spans: Tesseract gives
+    confidence 0 to correct readings often enough ("MRN-" "34615717" at 0, an e-mail address at 21, the
+    last group of a phone number at 0), and a whole address, date or number shape is not what noise on
+    anatomy reads as. Statistical (spaCy) spans still need the confident first pass.
+    """
     hits: dict[int, tuple[str, bool]] = {}
+    text, offsets = _ner_text(lines, policy.min_conf)
+    _add_hits(hits, text, offsets, ner, policy, shapes_only=False)
+    every_text, every_offsets = _ner_text(lines, 0.0)
+    if every_text != text:
+        _add_hits(hits, every_text, every_offsets, ner, policy, shapes_only=True)
+    return hits
+
+
+def _add_hits(hits: dict[int, tuple[str, bool]], text: str, offsets: list[tuple[int, int, OcrWord]],
+              ner: NerFunction, policy: DetectionPolicy, shapes_only: bool) -> None:
     if not text.strip():
-        return hits
+        return
     for span in ner(text):
         if span.score < policy.min_score:
             continue
         trusted = span.recognizer in STRUCTURAL
+        if shapes_only and not trusted:
+            continue
         touched = [w for start, end, w in offsets if start < span.end and span.start < end]
         if not trusted and (not touched or sum(w.conf for w in touched) / len(touched) < NER_MIN_WORD_CONF):
             continue  # a statistical span over a run of unconfident readings ("Ss ai jx" on foliage)
@@ -258,7 +282,6 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
             if start < span.end and span.start < end and (trusted or word_like(w)):
                 if id(w) not in hits or (trusted and not hits[id(w)][1]):
                     hits[id(w)] = (span.entity, trusted)
-    return hits
 
 
 def _joined_match(deny: DenyList, texts: list[str]) -> str | None:

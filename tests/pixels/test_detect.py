@@ -6,7 +6,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from icapdlp.pixels.denylist import DenyList, build_deny_list, normalize
-from icapdlp.pixels.detect import DetectionPolicy, find_redactions, group_lines
+from icapdlp.pixels.detect import DetectionPolicy, Span, find_redactions, group_lines
 from icapdlp.pixels.geometry import Box
 from icapdlp.pixels.ocr import OcrWord
 from icapdlp.pixels.options import PixelOptions
@@ -97,11 +97,31 @@ def test_words_on_different_rows_are_not_one_line():
     assert [[w.text for w in line] for line in lines] == [["A", "C"], ["B"]]
 
 
-def test_ner_never_sees_low_confidence_garbage():
+def test_statistical_ner_never_acts_on_low_confidence_garbage():
+    """The confident words are analysed alone; the pass over every word keeps shape spans only."""
+    ner = KeywordNer({"xyzzy": "PERSON"})
+    out = find_redactions([word("Boston", 10, 10, 60, 30), word("xyzzy", 70, 10, 120, 30, conf=10)], ner,
+                          DenyList({}), policy(), 480, 640)
+    assert ner.calls == ["Boston .\n", "Boston xyzzy .\n"]
+    assert out == []
+
+
+def test_a_shape_read_at_confidence_zero_is_redacted():
+    """Tesseract gives 0 to correct readings ("MRN-" "34615717"): a shape recogniser still finds them."""
+    def ner(text):
+        start = text.find("MRN-")
+        return [Span(start, start + 12, "MEDICAL_RECORD_NUMBER", 0.9, "medical-record-number")] if start >= 0 else []
+    out = find_redactions([word("MRN-", 10, 10, 50, 30, conf=0), word("34615717", 52, 10, 140, 30, conf=0)], ner,
+                          DenyList({}), policy(padding=0), 480, 640)
+    assert [r.box for r in out] == [Box(10, 10, 140, 30)]
+
+
+def test_a_label_colon_is_not_glued_to_the_value_it_touches():
+    """ "SSN:" whose box touches its value: the analyzer must see "SSN: 511-39-8899", not "SSN511-39-8899"."""
     ner = KeywordNer({})
-    find_redactions([word("Boston", 10, 10, 60, 30), word("x#", 70, 10, 80, 30, conf=10)], ner, DenyList({}),
-                    policy(), 480, 640)
-    assert ner.calls == ["Boston .\n"]
+    find_redactions([word("SSN:", 70, 10, 113, 30, conf=96), word("511-39-8899", 112, 10, 212, 30)], ner,
+                    DenyList({}), policy(), 480, 640)
+    assert ner.calls == ["SSN 511-39-8899 .\n"]
 
 
 def test_low_confidence_garbage_in_a_gap_does_not_split_the_box():
