@@ -105,8 +105,8 @@ def _date() -> Any:
         ("yyyymmdd", r"\b(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b", 0.6),
         # a date's layout with OCR's digit confusions (0/6/8, 1/7): "66.87.2618" is 06.07.2018; two digits,
         # two digits, four digits with one repeated separator is a date on an overlay whatever the digits
-        ("dd.mm.yyyy layout", r"\b\d{2}([./\-])\d{2}\1\d{4}\b", 0.8),
-        ("yyyy.mm.dd layout", r"\b\d{4}([./\-])\d{2}\1\d{2}\b", 0.8),
+        ("dd.mm.yyyy layout", r"\b\d{2}([./\-])\d{2}\1\d{4}\b", SHAPE_SCORE),
+        ("yyyy.mm.dd layout", r"\b\d{4}([./\-])\d{2}\1\d{2}\b", SHAPE_SCORE),
     ])
 
 
@@ -217,14 +217,6 @@ def _phone() -> list[Any]:
             shapes]
 
 
-def _us_ssn() -> list[Any]:
-    # presidio's recogniser scores a bare 3-2-4 number 0.05 and lifts it only through context words, which
-    # its context enhancer finds through lemmas this pipeline does not compute ("SSN 511-39-8899" stayed
-    # 0.05): the written 3-2-4 shape is an SSN on an overlay, whatever presidio's validity rules say
-    return [_predefined("UsSsnRecognizer", "us-ssn")(),
-            _pattern("us-ssn", "US_SSN", [("3-2-4 digits", r"(?<![\w\-])\d{3}-\d{2}-\d{4}(?![\w\-])", 0.85)])]
-
-
 def _predefined(class_name: str, name: str) -> Callable[[], Any]:
     def build() -> Any:
         from presidio_analyzer import predefined_recognizers
@@ -244,7 +236,7 @@ FACTORIES: dict[str, Callable[[], Any]] = {
     "patient-id": _patient_id,
     "phone-number": _phone,
     "email": _email,
-    "us-ssn": _us_ssn,
+    "us-ssn": _predefined("UsSsnRecognizer", "us-ssn"),
     "uk-nhs": _predefined("NhsRecognizer", "uk-nhs"),
     "uk-nino": _predefined("UkNinoRecognizer", "uk-nino"),
     "institution": _institution,
