@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import statistics
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -73,15 +75,17 @@ def main() -> int:
         return words
 
     cleaner.read_words = keep
-    boxes, blocked, verdicts = {}, {}, Counter()
+    boxes, blocked, verdicts, cpu = {}, {}, Counter(), {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, case in cases.items():
             path = Path(tmp) / name
             case.dataset.save_as(path, enforce_file_format=True)
             ds = pydicom.dcmread(path)
             seen.clear()
+            t0 = time.process_time()
             try:
                 cleaner.clean(ds, ObjectReport())
+                cpu[name] = (time.process_time() - t0) / int(ds.get("NumberOfFrames", 1) or 1)
             except Blocked as exc:
                 blocked[name] = str(exc.reason.value)
                 continue
@@ -124,6 +128,8 @@ def main() -> int:
     print(f"\nmasked {t.rate('overall', 'all'):.1%} full {t.rate('overall', 'all', 1):.1%}  "
           f"non-PHI kept {t.labels[0]}/{t.labels[1]}  boxes on text-free frames {t.empty_boxes}  "
           f"outside {t.outside / max(1, t.pixels):.2%}")
+    print(f"  CPU s/frame: median {statistics.median(cpu.values()):.3f}, max {max(cpu.values()):.3f} "
+          f"({max(cpu, key=cpu.get)}), total {sum(cpu.values()):.1f}")
     for key in sorted(t.groups["style"]):
         print(f"  {key:16} {t.rate('style', key):6.1%} / {t.rate('style', key, 1):6.1%}  n={t.groups['style'][key][2]}")
     for group in ("size", "kind"):
