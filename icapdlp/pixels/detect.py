@@ -123,15 +123,20 @@ def dedupe(words: Iterable[OcrWord], min_conf: float = 100.0) -> list[OcrWord]:
 
 
 def drop_implausible(words: list[OcrWord], min_conf: float) -> list[OcrWord]:
-    """Drop unconfident 'words' much taller than the confident ones (plate edges, noise read as text).
+    """Drop unconfident 'words' much taller than the confident ones that lie on confident words (plate
+    edges, noise read as text).
 
-    Such a box can span several real lines; redacting it would erase labels between them.
+    Such a box can span several real lines; redacting it would erase labels between them. A tall
+    unconfident word on its own is a large line of real text among small ones (an e-mail address in
+    32 px read at confidence 27 beside 8-10 px labels): kept.
     """
-    heights = sorted(w.box.height for w in words if w.conf >= min_conf)
+    confident = [w for w in words if w.conf >= min_conf]
+    heights = sorted(w.box.height for w in confident)
     if not heights:
         return words
     limit = MAX_HEIGHT_RATIO * heights[len(heights) // 2]
-    return [w for w in words if w.box.height <= limit or w.conf >= max(min_conf, TALL_WORD_MIN_CONF)]
+    return [w for w in words if w.box.height <= limit or w.conf >= max(min_conf, TALL_WORD_MIN_CONF)
+            or not any(w.box.intersects(c.box) for c in confident)]
 
 
 def reading_box(w: OcrWord) -> Box:

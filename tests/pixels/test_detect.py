@@ -116,6 +116,18 @@ def test_a_shape_read_at_confidence_zero_is_redacted():
     assert [r.box for r in out] == [Box(10, 10, 140, 30)]
 
 
+def test_a_large_unconfident_line_among_small_text_is_still_read():
+    """A 32 px e-mail address read at confidence 27 beside 8-10 px labels is a line of its own, not a plate
+    edge spanning lines: its shape is found."""
+    def ner(text):
+        start = text.find("s.haddad@")
+        return [Span(start, start + 28, "EMAIL_ADDRESS", 0.9, "email")] if start >= 0 else []
+    words = [word("s.haddad@harrowgate-hosp.org", 13, 131, 418, 160, conf=27),
+             word("120", 574, 139, 597, 150), word("kV", 601, 139, 620, 150), word("AP", 615, 109, 681, 118)]
+    out = find_redactions(words, ner, DenyList({}), policy(padding=0), 480, 640)
+    assert [r.box for r in out] == [Box(13, 131, 418, 160)]
+
+
 def test_a_label_colon_is_not_glued_to_the_value_it_touches():
     """ "SSN:" whose box touches its value: the analyzer must see "SSN: 511-39-8899", not "SSN511-39-8899"."""
     ner = KeywordNer({})
