@@ -53,6 +53,14 @@ VALUE_LABELS = frozenset({"SSN", "MRN", "MR", "DOB", "BORN", "ACC", "ACCNO", "AC
                           "GEBDAT", "GEB", "NE", "NEE"})
 #: ... at most this many words of it
 MAX_LABELLED_WORDS = 4
+#: a word this close (in glyph heights) to a PHI word of its line, and itself a fragment or unconfidently
+#: read, is a piece of the same value that OCR broke ("OKO" "HARUTO", "R" "828434", "Tocnasz"@24 between
+#: "Pr" and "Moreau"): it goes with it. Separate overlay items stand a line height or more apart
+FRAGMENT_GAP_HEIGHTS = 0.8
+#: ... a fragment: at most this many letters or digits
+FRAGMENT_CHARS = 3
+#: ... and no taller than this many times the value's glyphs, nor wider per character
+FRAGMENT_SIZE_RATIO = 2.0
 #: the label of such a box (a closed-set word, like the entity types)
 LABELLED_VALUE = "LABELLED_VALUE"
 #: characters OCR adds at word ends from plate edges and noise, removed before recognition
@@ -353,6 +361,43 @@ def _labelled_values(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, s
                 reasons.setdefault(id(value), (SOURCE_NER, LABELLED_VALUE))
 
 
+def _is_fragment(word: OcrWord, policy: DetectionPolicy) -> bool:
+    """Not a kept word (allow-listed, or a label such as "SSN:") and unconfident or a few characters."""
+    if _is_allowed(word, policy.allow_words) or normalize(word.text) in VALUE_LABELS:
+        return False
+    return word.conf < NER_MIN_WORD_CONF or sum(c.isalnum() for c in word.text) <= FRAGMENT_CHARS
+
+
+def _piece_of(fragment: OcrWord, value: OcrWord) -> bool:
+    """True when ``fragment`` sits right beside ``value`` and has the size of its glyphs: a wide or tall
+    garbage reading of a plate ("OE" over 105 px beside "Johnson.") is no piece of it."""
+    fb, vb = reading_box(fragment), reading_box(value)
+    gap = fb.x0 - vb.x1 if fb.x0 >= vb.x0 else vb.x0 - fb.x1
+    per_char = vb.width / max(1, len(value.text))
+    return gap <= FRAGMENT_GAP_HEIGHTS * max(1, min(fb.height, vb.height)) and \
+        fb.height <= FRAGMENT_SIZE_RATIO * vb.height and \
+        fb.width <= FRAGMENT_SIZE_RATIO * per_char * max(1, len(fragment.text))
+
+
+def _fragments_follow_values(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, str]],
+                             policy: DetectionPolicy) -> None:
+    """Fragments and unconfident readings right beside a redacted word of their line go with it, both
+    ways, until none is left: OCR breaks small text into a confident piece the recognisers find and
+    pieces they cannot ("N" "1981" of 9 May 1981, "Prat." "L." "Sorensen")."""
+    for line in lines:
+        changed = True
+        while changed:
+            changed = False
+            for i, w in enumerate(line):
+                if id(w) in reasons or not _is_fragment(w, policy):
+                    continue
+                for j in (i - 1, i + 1):
+                    if 0 <= j < len(line) and id(line[j]) in reasons and _piece_of(w, line[j]):
+                        reasons[id(w)] = reasons[id(line[j])]
+                        changed = True
+                        break
+
+
 def _bridge(a: Box, b: Box) -> Box:
     """The gap between two boxes side by side (or one above the other, on turned lines), or ``b`` itself."""
     y0, y1 = max(a.y0, b.y0), min(a.y1, b.y1)
@@ -404,6 +449,8 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
                 reasons[id(w)] = (SOURCE_NER, ner_hits[id(w)][0])
     _titles_follow_names(lines, reasons)
     _labelled_values(lines, reasons, policy)
+    if not policy.all_text:
+        _fragments_follow_values(lines, reasons, policy)
     out: list[Redaction] = []
     for line in lines:
         current: Redaction | None = None

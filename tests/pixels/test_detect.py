@@ -128,6 +128,18 @@ def test_a_large_unconfident_line_among_small_text_is_still_read():
     assert [r.box for r in out] == [Box(13, 131, 418, 160)]
 
 
+def test_pieces_ocr_broke_off_a_value_go_with_it():
+    """ "OKO" (confident, three letters) beside "HARUTO" that the header matches, and "N"@67 beside "1981"
+    that a shape finds: the pieces go too; "kVp" (allow-listed) and a word a line height away stay."""
+    def ner(text):
+        start = text.find("1981")
+        return [Span(start, start + 4, "DATE_TIME", 0.9, "date")] if start >= 0 else []
+    words = [word("OKO", 10, 10, 34, 20), word("HARUTO", 37, 10, 85, 20), word("kVp", 88, 10, 112, 20),
+             word("N", 200, 50, 208, 60, conf=67), word("1981", 211, 50, 243, 60), word("Glenmore", 256, 50, 320, 60)]
+    out = find_redactions(words, ner, header(PatientName="Okonkwo^Haruto"), policy(padding=0), 480, 640)
+    assert sorted((r.box.x0, r.box.y0, r.box.x1, r.box.y1) for r in out) == [(10, 10, 85, 20), (200, 50, 243, 60)]
+
+
 def test_a_label_colon_is_not_glued_to_the_value_it_touches():
     """ "SSN:" whose box touches its value: the analyzer must see "SSN: 511-39-8899", not "SSN511-39-8899"."""
     ner = KeywordNer({})
