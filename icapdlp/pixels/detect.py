@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from icapdlp.pixels.denylist import DenyList, normalize
 from icapdlp.pixels.geometry import SOURCE_ALL_TEXT, SOURCE_HEADER, SOURCE_NER, Box, Redaction
 from icapdlp.pixels.ocr import OcrWord
@@ -25,6 +27,9 @@ DUPLICATE_IOU = 0.5
 #: (0.5 left "Lerases", 0.49 covered, splitting "Springfield General Hospital"; 0.4 and 0.5 read
 #: the same on two held-out sets of 36 images)
 SHADOW_COVERED = 0.4
+#: two words read in different views (polarity or turn) are readings of the same ink when they overlap by this
+#: share of the smaller box
+COMPETING_OVERLAP = 0.3
 #: consecutive words joined when matching split renderings of IDs and dates
 MAX_JOINED_WORDS = 5
 #: ends each OCR line in the NER text: as a sentence of its own spaCy tags "Seattle" alone,
@@ -128,6 +133,52 @@ def dedupe(words: Iterable[OcrWord], min_conf: float = 100.0) -> list[OcrWord]:
             continue
         kept.append(w)
     return kept
+
+
+def _view(w: OcrWord) -> tuple[int, int]:
+    return w.polarity, w.rotation
+
+
+def weaker_views_dropped(words: list[OcrWord]) -> list[OcrWord]:
+    """Where two views of one crop read the same ink (light and dark text, or the two turns of a side
+    label), keep only the view whose overlapping words were read more confidently.
+
+    Only one view of any ink is right; the other reads the gaps between its strokes, or the glyphs upside
+    down. Word by word, the wrong view sometimes wins ("(EPSP"@33 over "Rosenthal"@13 beside "General"@89
+    and "Hospital"@59), breaking the name it lies in; compared over all the words where the two crops
+    overlap (confidence times characters read), the right view wins.
+    """
+    if len(words) < 2:
+        return words
+    boxes = np.array([(w.box.x0, w.box.y0, w.box.x1, w.box.y1) for w in words], dtype=np.int64)
+    views = np.array([_view(w) for w in words])
+    ix = np.clip(np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0]),
+                 0, None)
+    iy = np.clip(np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1]),
+                 0, None)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    smaller = np.maximum(1, np.minimum(area[:, None], area[None, :]))
+    other_view = (views[:, None, :] != views[None, :, :]).any(axis=2)
+    competing = np.triu(other_view & (ix * iy >= COMPETING_OVERLAP * smaller), 1)
+    crops: dict[tuple, tuple[set[int], set[int]]] = {}
+    for a, b in zip(*np.nonzero(competing)):
+        ka, kb = (words[a].line[0], *_view(words[a])), (words[b].line[0], *_view(words[b]))
+        key, first = ((ka, kb), True) if ka < kb else ((kb, ka), False)
+        sides = crops.setdefault(key, (set(), set()))
+        sides[0 if first else 1].add(int(a))
+        sides[1 if first else 0].add(int(b))
+    dropped: set[int] = set()
+    for left, right in crops.values():
+        read_left, read_right = _confident_chars(words, left), _confident_chars(words, right)
+        if read_left != read_right:
+            dropped |= right if read_left > read_right else left
+    return [w for i, w in enumerate(words) if i not in dropped]
+
+
+def _confident_chars(words: list[OcrWord], picked: set[int]) -> float:
+    """Letters and digits read, weighted by confidence: a turned label read horizontally gives single
+    glyphs at high confidence ("N"@86), its right turn the whole value at less ("2019-08-22"@28)."""
+    return sum(words[i].conf * sum(c.isalnum() for c in words[i].text) for i in picked)
 
 
 def drop_implausible(words: list[OcrWord], min_conf: float) -> list[OcrWord]:
@@ -423,7 +474,8 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
     confident word in all-text mode, are redacted. Adjacent words of one line
     with the same reason become one box so the gap between them goes too.
     """
-    lines = group_lines(dedupe(drop_implausible(list(words), policy.min_conf), policy.min_conf))
+    lines = group_lines(dedupe(drop_implausible(weaker_views_dropped(list(words)), policy.min_conf),
+                               policy.min_conf))
     ner_hits = _ner_hits(lines, ner, policy) if not policy.all_text else {}
     reasons: dict[int, tuple[str, str]] = {}
     for line in lines:

@@ -140,6 +140,25 @@ def test_pieces_ocr_broke_off_a_value_go_with_it():
     assert sorted((r.box.x0, r.box.y0, r.box.x1, r.box.y1) for r in out) == [(10, 10, 85, 20), (200, 50, 243, 60)]
 
 
+def test_the_view_that_read_the_ink_wins_over_the_one_that_read_its_gaps():
+    """Light view: "Rosenthal"@13 "General"@89 "Hospital"@59; dark view of the same crop: "(EPSP"@33 ... .
+    Word by word the dark view's "(EPSP" beat "Rosenthal" and split the name; compared crop against
+    crop, the light view wins and the institution is found whole."""
+    def light(text, x0, x1, conf):
+        return OcrWord(text, Box(x0, 536, x1, 542), conf, (3, 0, 0, 0), 0, 0)
+
+    def dark(text, x0, x1, conf):
+        return OcrWord(text, Box(x0, 536, x1, 542), conf, (4, 0, 0, 0), 0, 1)
+    words = [light("Rosenthal", 474, 509, 13), light("General", 512, 540, 89), light("Hospital", 543, 571, 59),
+             dark("(EPSP", 476, 504, 33), dark("i", 510, 526, 30), dark("ea", 531, 544, 43), dark("ETE", 549, 570, 30)]
+
+    def ner(text):
+        start = text.find("Rosenthal General Hospital")
+        return [Span(start, start + 26, "INSTITUTION", 0.85, "institution")] if start >= 0 else []
+    out = find_redactions(words, ner, DenyList({}), policy(padding=0), 600, 800)
+    assert [r.box for r in out] == [Box(474, 536, 571, 542)]
+
+
 def test_a_label_colon_is_not_glued_to_the_value_it_touches():
     """ "SSN:" whose box touches its value: the analyzer must see "SSN: 511-39-8899", not "SSN511-39-8899"."""
     ner = KeywordNer({})
