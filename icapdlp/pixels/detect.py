@@ -506,6 +506,7 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
     out: list[Redaction] = []
     for line in lines:
         current: Redaction | None = None
+        run: list[Redaction] = []  # redactions of this line that touch one another
         redacted = [w.box for w in line if id(w) in reasons]
         for w in line:
             why = reasons.get(id(w))
@@ -513,17 +514,32 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
                 continue  # a garbage or other-polarity reading between redacted words: not a kept word
             if why is None:
                 if current:
-                    out.append(current)
-                current = None
+                    run.append(current)
+                out.extend(_one_band(run, line[0].rotation))
+                current, run = None, []
                 continue
             if current and (current.source, current.label) == why:
                 current = Redaction(current.box.union(w.box), *why)
             else:
                 box = w.box
                 if current:  # a redacted neighbour for another reason: the gap between them goes too
-                    out.append(current)
+                    run.append(current)
                     box = box.union(_bridge(current.box, w.box))
                 current = Redaction(box, *why)
         if current:
-            out.append(current)
+            run.append(current)
+        out.extend(_one_band(run, line[0].rotation))
     return [Redaction(r.box.padded(policy.padding, rows, cols), r.source, r.label) for r in out]
+
+
+def _one_band(run: list[Redaction], rotation: int) -> list[Redaction]:
+    """Touching redactions of one line (redacted for different reasons: "Dr. med." as a title, "Ingrid
+    Brandt" as a name) share the line's band, so the string's ascenders and descenders under the shorter
+    words' boxes go too."""
+    if len(run) < 2:
+        return run
+    if rotation:
+        x0, x1 = min(r.box.x0 for r in run), max(r.box.x1 for r in run)
+        return [Redaction(Box(x0, r.box.y0, x1, r.box.y1), r.source, r.label) for r in run]
+    y0, y1 = min(r.box.y0 for r in run), max(r.box.y1 for r in run)
+    return [Redaction(Box(r.box.x0, y0, r.box.x1, y1), r.source, r.label) for r in run]

@@ -159,6 +159,19 @@ def test_the_view_that_read_the_ink_wins_over_the_one_that_read_its_gaps():
     assert [r.box for r in out] == [Box(474, 536, 571, 542)]
 
 
+def test_a_title_and_the_name_after_it_share_the_line_band():
+    """ "Dr. med." (redacted as a title, no descenders) and "Ingrid" (as a name, with its "g") are two boxes;
+    both reach from the line's top to its lowest descender, so no strip of the string is left."""
+    def ner(text):  # the title found by a shape, the name by the header: two reasons, two boxes
+        start = text.find("Dr")
+        return [Span(start, start + 7, "PERSON", 0.9, "person-title")] if start >= 0 else []
+    words = [word("Dr.", 19, 933, 60, 959), word("med.", 70, 933, 117, 959), word("Ingrid", 128, 933, 200, 963),
+             word("Brandt", 210, 933, 274, 959)]
+    out = find_redactions(words, ner, header(ReferringPhysicianName="Brandt^Ingrid"), policy(padding=0), 1000, 800)
+    assert {(r.box.y0, r.box.y1) for r in out} == {(933, 963)}
+    assert min(r.box.x0 for r in out) == 19 and max(r.box.x1 for r in out) == 274
+
+
 def test_a_label_colon_is_not_glued_to_the_value_it_touches():
     """ "SSN:" whose box touches its value: the analyzer must see "SSN: 511-39-8899", not "SSN511-39-8899"."""
     ner = KeywordNer({})
