@@ -61,7 +61,7 @@ MAX_LABELLED_WORDS = 4
 #: a word this close (in glyph heights) to a PHI word of its line, and itself a fragment or unconfidently
 #: read, is a piece of the same value that OCR broke ("OKO" "HARUTO", "R" "828434", "Tocnasz"@24 between
 #: "Pr" and "Moreau"): it goes with it. Separate overlay items stand a line height or more apart
-FRAGMENT_GAP_HEIGHTS = 0.8
+FRAGMENT_GAP_HEIGHTS = 1.0
 #: ... a fragment: at most this many letters or digits
 FRAGMENT_CHARS = 3
 #: ... and no taller than this many times the value's glyphs, nor wider per character
