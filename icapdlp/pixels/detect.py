@@ -329,6 +329,15 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
     return hits
 
 
+#: a span read wholly below the confidence floor counts only with this many digits (or an "@"): a date, an
+#: ID, a number, an address are shapes noise does not form; a title before a capitalised word is
+MIN_UNCONFIDENT_DIGITS = 4
+
+
+def _hard_shape(text: str) -> bool:
+    return "@" in text or sum(c.isdigit() for c in text) >= MIN_UNCONFIDENT_DIGITS
+
+
 def _add_hits(hits: dict[int, tuple[str, bool]], text: str, offsets: list[tuple[int, int, OcrWord]],
               ner: NerFunction, policy: DetectionPolicy, shapes_only: bool) -> None:
     if not text.strip():
@@ -340,6 +349,8 @@ def _add_hits(hits: dict[int, tuple[str, bool]], text: str, offsets: list[tuple[
         if shapes_only and not trusted:
             continue
         touched = [w for start, end, w in offsets if start < span.end and span.start < end]
+        if shapes_only and all(w.conf < policy.min_conf for w in touched) and not _hard_shape(text[span.start:span.end]):
+            continue  # letters alone, all unconfident: noise on a photograph reads "ms EF", a title and a name
         if not trusted and (not touched or sum(w.conf for w in touched) / len(touched) < NER_MIN_WORD_CONF):
             continue  # a statistical span over a run of unconfident readings ("Ss ai jx" on foliage)
         for start, end, w in offsets:

@@ -116,6 +116,23 @@ def test_a_shape_read_at_confidence_zero_is_redacted():
     assert [r.box for r in out] == [Box(10, 10, 140, 30)]
 
 
+def test_a_letters_only_shape_read_wholly_unconfidently_is_noise():
+    """Foliage on a photograph read "ms"@0 "EF"@19: a title and a capitalised word to the title recogniser.
+    With no confident word in it and no digits, the span redacts nothing; an unconfident MRN does."""
+    def ner(text):
+        spans = []
+        for needle, entity, name in (("ms EF", "PERSON", "person-title"), ("MRN-", "MEDICAL_RECORD_NUMBER",
+                                                                            "medical-record-number")):
+            start = text.find(needle)
+            if start >= 0:
+                spans.append(Span(start, start + (5 if needle == "ms EF" else 12), entity, 0.9, name))
+        return spans
+    words = [word("ms", 1031, 1481, 1060, 1500, conf=0), word("EF", 1066, 1481, 1090, 1500, conf=19),
+             word("MRN-", 10, 10, 50, 30, conf=0), word("34615717", 52, 10, 140, 30, conf=0)]
+    out = find_redactions(words, ner, DenyList({}), policy(padding=0), 1536, 2048)
+    assert [r.box for r in out] == [Box(10, 10, 140, 30)]
+
+
 def test_a_large_unconfident_line_among_small_text_is_still_read():
     """A 32 px e-mail address read at confidence 27 beside 8-10 px labels is a line of its own, not a plate
     edge spanning lines: its shape is found."""
