@@ -152,10 +152,8 @@ def weaker_views_dropped(words: list[OcrWord]) -> list[OcrWord]:
         return words
     boxes = np.array([(w.box.x0, w.box.y0, w.box.x1, w.box.y1) for w in words], dtype=np.int64)
     views = np.array([_view(w) for w in words])
-    ix = np.clip(np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0]),
-                 0, None)
-    iy = np.clip(np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1]),
-                 0, None)
+    lo, hi = np.maximum(boxes[:, None, :2], boxes[None, :, :2]), np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    ix, iy = np.clip(hi[..., 0] - lo[..., 0], 0, None), np.clip(hi[..., 1] - lo[..., 1], 0, None)
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     smaller = np.maximum(1, np.minimum(area[:, None], area[None, :]))
     other_view = (views[:, None, :] != views[None, :, :]).any(axis=2)
@@ -349,8 +347,9 @@ def _add_hits(hits: dict[int, tuple[str, bool]], text: str, offsets: list[tuple[
         if shapes_only and not trusted:
             continue
         touched = [w for start, end, w in offsets if start < span.end and span.start < end]
-        if shapes_only and all(w.conf < policy.min_conf for w in touched) and not _hard_shape(text[span.start:span.end]):
-            continue  # letters alone, all unconfident: noise on a photograph reads "ms EF", a title and a name
+        if shapes_only and all(w.conf < policy.min_conf for w in touched) \
+                and not _hard_shape(text[span.start:span.end]):
+            continue  # letters alone, all unconfident: a photograph's foliage read "ms EF", a title and a name
         if not trusted and (not touched or sum(w.conf for w in touched) / len(touched) < NER_MIN_WORD_CONF):
             continue  # a statistical span over a run of unconfident readings ("Ss ai jx" on foliage)
         for start, end, w in offsets:
