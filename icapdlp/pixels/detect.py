@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from icapdlp.pixels.denylist import DenyList, normalize
 from icapdlp.pixels.geometry import SOURCE_ALL_TEXT, SOURCE_HEADER, SOURCE_NER, Box, Redaction
 from icapdlp.pixels.ocr import OcrWord
@@ -25,6 +27,9 @@ DUPLICATE_IOU = 0.5
 #: (0.5 left "Lerases", 0.49 covered, splitting "Springfield General Hospital"; 0.4 and 0.5 read
 #: the same on two held-out sets of 36 images)
 SHADOW_COVERED = 0.4
+#: two words read in different views (polarity or turn) are readings of the same ink when they overlap by this
+#: share of the smaller box
+COMPETING_OVERLAP = 0.3
 #: consecutive words joined when matching split renderings of IDs and dates
 MAX_JOINED_WORDS = 5
 #: ends each OCR line in the NER text: as a sentence of its own spaCy tags "Seattle" alone,
@@ -53,6 +58,14 @@ VALUE_LABELS = frozenset({"SSN", "MRN", "MR", "DOB", "BORN", "ACC", "ACCNO", "AC
                           "GEBDAT", "GEB", "NE", "NEE"})
 #: ... at most this many words of it
 MAX_LABELLED_WORDS = 4
+#: a word this close (in glyph heights) to a PHI word of its line, and itself a fragment or unconfidently
+#: read, is a piece of the same value that OCR broke ("OKO" "HARUTO", "R" "828434", "Tocnasz"@24 between
+#: "Pr" and "Moreau"): it goes with it. Separate overlay items stand a line height or more apart
+FRAGMENT_GAP_HEIGHTS = 1.0
+#: ... a fragment: at most this many letters or digits
+FRAGMENT_CHARS = 3
+#: ... and no taller than this many times the value's glyphs, nor wider per character
+FRAGMENT_SIZE_RATIO = 2.0
 #: the label of such a box (a closed-set word, like the entity types)
 LABELLED_VALUE = "LABELLED_VALUE"
 #: characters OCR adds at word ends from plate edges and noise, removed before recognition
@@ -122,16 +135,65 @@ def dedupe(words: Iterable[OcrWord], min_conf: float = 100.0) -> list[OcrWord]:
     return kept
 
 
-def drop_implausible(words: list[OcrWord], min_conf: float) -> list[OcrWord]:
-    """Drop unconfident 'words' much taller than the confident ones (plate edges, noise read as text).
+def _view(w: OcrWord) -> tuple[int, int]:
+    return w.polarity, w.rotation
 
-    Such a box can span several real lines; redacting it would erase labels between them.
+
+def weaker_views_dropped(words: list[OcrWord]) -> list[OcrWord]:
+    """Where two views of one crop read the same ink (light and dark text, or the two turns of a side
+    label), keep only the view whose overlapping words were read more confidently.
+
+    Only one view of any ink is right; the other reads the gaps between its strokes, or the glyphs upside
+    down. Word by word, the wrong view sometimes wins ("(EPSP"@33 over "Rosenthal"@13 beside "General"@89
+    and "Hospital"@59), breaking the name it lies in; compared over all the words where the two crops
+    overlap (confidence times characters read), the right view wins.
     """
-    heights = sorted(w.box.height for w in words if w.conf >= min_conf)
+    if len(words) < 2:
+        return words
+    boxes = np.array([(w.box.x0, w.box.y0, w.box.x1, w.box.y1) for w in words], dtype=np.int64)
+    views = np.array([_view(w) for w in words])
+    lo, hi = np.maximum(boxes[:, None, :2], boxes[None, :, :2]), np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    ix, iy = np.clip(hi[..., 0] - lo[..., 0], 0, None), np.clip(hi[..., 1] - lo[..., 1], 0, None)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    smaller = np.maximum(1, np.minimum(area[:, None], area[None, :]))
+    other_view = (views[:, None, :] != views[None, :, :]).any(axis=2)
+    competing = np.triu(other_view & (ix * iy >= COMPETING_OVERLAP * smaller), 1)
+    crops: dict[tuple, tuple[set[int], set[int]]] = {}
+    for a, b in zip(*np.nonzero(competing)):
+        ka, kb = (words[a].line[0], *_view(words[a])), (words[b].line[0], *_view(words[b]))
+        key, first = ((ka, kb), True) if ka < kb else ((kb, ka), False)
+        sides = crops.setdefault(key, (set(), set()))
+        sides[0 if first else 1].add(int(a))
+        sides[1 if first else 0].add(int(b))
+    dropped: set[int] = set()
+    for left, right in crops.values():
+        read_left, read_right = _confident_chars(words, left), _confident_chars(words, right)
+        if read_left != read_right:
+            dropped |= right if read_left > read_right else left
+    return [w for i, w in enumerate(words) if i not in dropped]
+
+
+def _confident_chars(words: list[OcrWord], picked: set[int]) -> float:
+    """Letters and digits read, weighted by confidence: a turned label read horizontally gives single
+    glyphs at high confidence ("N"@86), its right turn the whole value at less ("2019-08-22"@28)."""
+    return sum(words[i].conf * sum(c.isalnum() for c in words[i].text) for i in picked)
+
+
+def drop_implausible(words: list[OcrWord], min_conf: float) -> list[OcrWord]:
+    """Drop unconfident 'words' much taller than the confident ones that lie on confident words (plate
+    edges, noise read as text).
+
+    Such a box can span several real lines; redacting it would erase labels between them. A tall
+    unconfident word on its own is a large line of real text among small ones (an e-mail address in
+    32 px read at confidence 27 beside 8-10 px labels): kept.
+    """
+    confident = [w for w in words if w.conf >= min_conf]
+    heights = sorted(w.box.height for w in confident)
     if not heights:
         return words
     limit = MAX_HEIGHT_RATIO * heights[len(heights) // 2]
-    return [w for w in words if w.box.height <= limit or w.conf >= max(min_conf, TALL_WORD_MIN_CONF)]
+    return [w for w in words if w.box.height <= limit or w.conf >= max(min_conf, TALL_WORD_MIN_CONF)
+            or not any(w.box.intersects(c.box) for c in confident)]
 
 
 def reading_box(w: OcrWord) -> Box:
@@ -202,6 +264,8 @@ def _glued(left: OcrWord, right: OcrWord) -> bool:
     height = max(1, min(lb.height, rb.height))
     if gap < -1:
         return False  # overlapping boxes are two readings, not two halves of one string
+    if left.text.rstrip()[-1:] == ":":
+        return False  # a label's colon ends it ("SSN:" touching its value read as "SSN511-39-8899")
     if gap <= GLUE_GAP_HEIGHTS * height:
         return True
     return gap <= JOINER_GAP_HEIGHTS * height and (left.text[-1:] in JOINERS or right.text[:1] in JOINERS
@@ -218,13 +282,9 @@ def word_like(word: OcrWord) -> bool:
     return sum(c in THIN_GLYPHS for c in text) <= MAX_THIN_SHARE * len(text)
 
 
-def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
-              policy: DetectionPolicy) -> dict[int, tuple[str, bool]]:
-    """id(word) -> (entity type, found by a shape recogniser), for words any NER span touches.
-
-    A shape span ("Dr S. Okonkwo", "ID: 00482913") takes its allow-listed words along ("Dr", "ID"):
-    the value is one box, and a title or label left standing between filled words helps no one.
-    """
+def _ner_text(lines: list[list[OcrWord]], floor: float) -> tuple[str, list[tuple[int, int, OcrWord]]]:
+    """The OCR lines as one text for the analyzer, with each word's character offsets; words read with
+    less than ``floor`` confidence are left out."""
     parts: list[str] = []
     offsets: list[tuple[int, int, OcrWord]] = []
     pos = 0
@@ -232,7 +292,7 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
         previous: OcrWord | None = None
         for w in line:
             token = ner_token(w.text)
-            if w.conf < policy.min_conf or not token or _overlaid(w, line):
+            if w.conf < floor or not token or _overlaid(w, line):
                 continue
             if previous is not None and parts and not _glued(previous, w):
                 parts.append(" ")
@@ -243,22 +303,59 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
             previous = w
         parts.append(" " + LINE_END)
         pos += 1 + len(LINE_END)
-    text = "".join(parts)
+    return "".join(parts), offsets
+
+
+def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
+              policy: DetectionPolicy) -> dict[int, tuple[str, bool]]:
+    """id(word) -> (entity type, found by a shape recogniser), for words any NER span touches.
+
+    A shape span ("Dr S. Okonkwo", "ID: 00482913") takes its allow-listed words along ("Dr", "ID"):
+    the value is one box, and a title or label left standing between filled words helps no one.
+
+    A second pass reads every word, however unconfident, and keeps only shape spans: Tesseract gives
+    confidence 0 to correct readings often enough ("MRN-" "34615717" at 0, an e-mail address at 21, the
+    last group of a phone number at 0), and a whole address, date or number shape is not what noise on
+    anatomy reads as. Statistical (spaCy) spans still need the confident first pass.
+    """
     hits: dict[int, tuple[str, bool]] = {}
+    text, offsets = _ner_text(lines, policy.min_conf)
+    _add_hits(hits, text, offsets, ner, policy, shapes_only=False)
+    every_text, every_offsets = _ner_text(lines, 0.0)
+    if every_text != text:
+        _add_hits(hits, every_text, every_offsets, ner, policy, shapes_only=True)
+    return hits
+
+
+#: a span read wholly below the confidence floor counts only with this many digits (or an "@"): a date, an
+#: ID, a number, an address are shapes noise does not form; a title before a capitalised word is
+MIN_UNCONFIDENT_DIGITS = 4
+
+
+def _hard_shape(text: str) -> bool:
+    return "@" in text or sum(c.isdigit() for c in text) >= MIN_UNCONFIDENT_DIGITS
+
+
+def _add_hits(hits: dict[int, tuple[str, bool]], text: str, offsets: list[tuple[int, int, OcrWord]],
+              ner: NerFunction, policy: DetectionPolicy, shapes_only: bool) -> None:
     if not text.strip():
-        return hits
+        return
     for span in ner(text):
         if span.score < policy.min_score:
             continue
         trusted = span.recognizer in STRUCTURAL
+        if shapes_only and not trusted:
+            continue
         touched = [w for start, end, w in offsets if start < span.end and span.start < end]
+        if shapes_only and all(w.conf < policy.min_conf for w in touched) \
+                and not _hard_shape(text[span.start:span.end]):
+            continue  # letters alone, all unconfident: a photograph's foliage read "ms EF", a title and a name
         if not trusted and (not touched or sum(w.conf for w in touched) / len(touched) < NER_MIN_WORD_CONF):
             continue  # a statistical span over a run of unconfident readings ("Ss ai jx" on foliage)
         for start, end, w in offsets:
             if start < span.end and span.start < end and (trusted or word_like(w)):
                 if id(w) not in hits or (trusted and not hits[id(w)][1]):
                     hits[id(w)] = (span.entity, trusted)
-    return hits
 
 
 def _joined_match(deny: DenyList, texts: list[str]) -> str | None:
@@ -325,6 +422,43 @@ def _labelled_values(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, s
                 reasons.setdefault(id(value), (SOURCE_NER, LABELLED_VALUE))
 
 
+def _is_fragment(word: OcrWord, policy: DetectionPolicy) -> bool:
+    """Not a kept word (allow-listed, or a label such as "SSN:") and unconfident or a few characters."""
+    if _is_allowed(word, policy.allow_words) or normalize(word.text) in VALUE_LABELS:
+        return False
+    return word.conf < NER_MIN_WORD_CONF or sum(c.isalnum() for c in word.text) <= FRAGMENT_CHARS
+
+
+def _piece_of(fragment: OcrWord, value: OcrWord) -> bool:
+    """True when ``fragment`` sits right beside ``value`` and has the size of its glyphs: a wide or tall
+    garbage reading of a plate ("OE" over 105 px beside "Johnson.") is no piece of it."""
+    fb, vb = reading_box(fragment), reading_box(value)
+    gap = fb.x0 - vb.x1 if fb.x0 >= vb.x0 else vb.x0 - fb.x1
+    per_char = vb.width / max(1, len(value.text))
+    return gap <= FRAGMENT_GAP_HEIGHTS * max(1, min(fb.height, vb.height)) and \
+        fb.height <= FRAGMENT_SIZE_RATIO * vb.height and \
+        fb.width <= FRAGMENT_SIZE_RATIO * per_char * max(1, len(fragment.text))
+
+
+def _fragments_follow_values(lines: list[list[OcrWord]], reasons: dict[int, tuple[str, str]],
+                             policy: DetectionPolicy) -> None:
+    """Fragments and unconfident readings right beside a redacted word of their line go with it, both
+    ways, until none is left: OCR breaks small text into a confident piece the recognisers find and
+    pieces they cannot ("N" "1981" of 9 May 1981, "Prat." "L." "Sorensen")."""
+    for line in lines:
+        changed = True
+        while changed:
+            changed = False
+            for i, w in enumerate(line):
+                if id(w) in reasons or not _is_fragment(w, policy):
+                    continue
+                for j in (i - 1, i + 1):
+                    if 0 <= j < len(line) and id(line[j]) in reasons and _piece_of(w, line[j]):
+                        reasons[id(w)] = reasons[id(line[j])]
+                        changed = True
+                        break
+
+
 def _bridge(a: Box, b: Box) -> Box:
     """The gap between two boxes side by side (or one above the other, on turned lines), or ``b`` itself."""
     y0, y1 = max(a.y0, b.y0), min(a.y1, b.y1)
@@ -350,7 +484,8 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
     confident word in all-text mode, are redacted. Adjacent words of one line
     with the same reason become one box so the gap between them goes too.
     """
-    lines = group_lines(dedupe(drop_implausible(list(words), policy.min_conf), policy.min_conf))
+    lines = group_lines(dedupe(drop_implausible(weaker_views_dropped(list(words)), policy.min_conf),
+                               policy.min_conf))
     ner_hits = _ner_hits(lines, ner, policy) if not policy.all_text else {}
     reasons: dict[int, tuple[str, str]] = {}
     for line in lines:
@@ -376,9 +511,12 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
                 reasons[id(w)] = (SOURCE_NER, ner_hits[id(w)][0])
     _titles_follow_names(lines, reasons)
     _labelled_values(lines, reasons, policy)
+    if not policy.all_text:
+        _fragments_follow_values(lines, reasons, policy)
     out: list[Redaction] = []
     for line in lines:
         current: Redaction | None = None
+        run: list[Redaction] = []  # redactions of this line that touch one another
         redacted = [w.box for w in line if id(w) in reasons]
         for w in line:
             why = reasons.get(id(w))
@@ -386,17 +524,32 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
                 continue  # a garbage or other-polarity reading between redacted words: not a kept word
             if why is None:
                 if current:
-                    out.append(current)
-                current = None
+                    run.append(current)
+                out.extend(_one_band(run, line[0].rotation))
+                current, run = None, []
                 continue
             if current and (current.source, current.label) == why:
                 current = Redaction(current.box.union(w.box), *why)
             else:
                 box = w.box
                 if current:  # a redacted neighbour for another reason: the gap between them goes too
-                    out.append(current)
+                    run.append(current)
                     box = box.union(_bridge(current.box, w.box))
                 current = Redaction(box, *why)
         if current:
-            out.append(current)
+            run.append(current)
+        out.extend(_one_band(run, line[0].rotation))
     return [Redaction(r.box.padded(policy.padding, rows, cols), r.source, r.label) for r in out]
+
+
+def _one_band(run: list[Redaction], rotation: int) -> list[Redaction]:
+    """Touching redactions of one line (redacted for different reasons: "Dr. med." as a title, "Ingrid
+    Brandt" as a name) share the line's band, so the string's ascenders and descenders under the shorter
+    words' boxes go too."""
+    if len(run) < 2:
+        return run
+    if rotation:
+        x0, x1 = min(r.box.x0 for r in run), max(r.box.x1 for r in run)
+        return [Redaction(Box(x0, r.box.y0, x1, r.box.y1), r.source, r.label) for r in run]
+    y0, y1 = min(r.box.y0 for r in run), max(r.box.y1 for r in run)
+    return [Redaction(Box(r.box.x0, y0, r.box.x1, y1), r.source, r.label) for r in run]

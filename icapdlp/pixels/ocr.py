@@ -65,6 +65,7 @@ class OcrWord:
     conf: float
     line: tuple[int, int, int, int]  # (crop, block, paragraph, line) from Tesseract
     rotation: int = 0  # degrees the crop it was read on had been turned (regions.Placement.rotation)
+    polarity: int = 0  # the view it was read in: 0 light text, 1 dark text (regions.Placement.polarity)
 
 
 def tesseract_available(engine: str = LIBRARY, library: str = tesseract_api.DEFAULT_LIBRARY) -> bool:
@@ -302,7 +303,8 @@ def words_from_composite(data: dict[str, list], placements: list[regions.Placeme
         if box.x1 <= box.x0 or box.y1 <= box.y0:
             continue
         line = (index, int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i]))
-        words.append(OcrWord(text, box, float(data["conf"][i]), line, placements[index].rotation))
+        words.append(OcrWord(text, box, float(data["conf"][i]), line, placements[index].rotation,
+                             placements[index].polarity))
     return words
 
 

@@ -65,7 +65,7 @@ _INSTITUTION_TAILS = (r"Medical\s+Cent(?:er|re)|Royal\s+Infirmary|Infirmary|(?:G
                       r"Children'?s\s+|Memorial\s+|District\s+|County\s+)?Hospital|Clinic|Health\s+Cent(?:er|re)|"
                       r"Imaging\s+Cent(?:er|re)|Radiology|Ziekenhuis|Krankenhaus|Klinikum|Universitätsklinikum|"
                       r"Sjukhus|Sygehus|Sykehus|Spital|Kliniek|Klinik|Hospices?")
-_INSTITUTION_HEADS = (r"Kliniek|Klinik|Klinikum|Hôpital|Hopital|Hospital|Ospedale|Clinica|Clínica|Clinique|"
+_INSTITUTION_HEADS = (r"Kliniek|Klinik|Klinikum|H[ôoó6éeè0]pital|Hospital|Ospedale|Clinica|Clínica|Clinique|"
                       r"Centre\s+Hospitalier|Ziekenhuis|Policlinico|Hospices?|Szpital|Sjukhuset|Universitätsklinikum|"
                       r"Krankenhaus|Spital|CHU|AZ|UZ")
 _PARTICLES = (r"(?:(?:de|du|la|le|des|del|della|di|da|do|dos|San|Santa|Santo|Saint|Sainte|St\.?|Ste\.?|of|the|"
@@ -103,6 +103,10 @@ def _date() -> Any:
         ("d/m/y numeric", rf"\b\d{{1,2}}{_SEP}\d{{1,2}}{_SEP}(?:{_YEAR}|\d{{2}})\b", SHAPE_SCORE),
         ("y/m/d numeric", rf"\b{_YEAR}{_SEP}\d{{1,2}}{_SEP}\d{{1,2}}\b", SHAPE_SCORE),
         ("yyyymmdd", r"\b(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b", 0.6),
+        # a date's layout with OCR's digit confusions (0/6/8, 1/7): "66.87.2618" is 06.07.2018; two digits,
+        # two digits, four digits with one repeated separator is a date on an overlay whatever the digits
+        ("dd.mm.yyyy layout", r"\b\d{2}([./\-])\d{2}\1\d{4}\b", SHAPE_SCORE),
+        ("yyyy.mm.dd layout", r"\b\d{4}([./\-])\d{2}\1\d{2}\b", SHAPE_SCORE),
     ])
 
 

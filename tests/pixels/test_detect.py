@@ -6,7 +6,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from icapdlp.pixels.denylist import DenyList, build_deny_list, normalize
-from icapdlp.pixels.detect import DetectionPolicy, find_redactions, group_lines
+from icapdlp.pixels.detect import DetectionPolicy, Span, find_redactions, group_lines
 from icapdlp.pixels.geometry import Box
 from icapdlp.pixels.ocr import OcrWord
 from icapdlp.pixels.options import PixelOptions
@@ -97,11 +97,104 @@ def test_words_on_different_rows_are_not_one_line():
     assert [[w.text for w in line] for line in lines] == [["A", "C"], ["B"]]
 
 
-def test_ner_never_sees_low_confidence_garbage():
+def test_statistical_ner_never_acts_on_low_confidence_garbage():
+    """The confident words are analysed alone; the pass over every word keeps shape spans only."""
+    ner = KeywordNer({"xyzzy": "PERSON"})
+    out = find_redactions([word("Boston", 10, 10, 60, 30), word("xyzzy", 70, 10, 120, 30, conf=10)], ner,
+                          DenyList({}), policy(), 480, 640)
+    assert ner.calls == ["Boston .\n", "Boston xyzzy .\n"]
+    assert out == []
+
+
+def test_a_shape_read_at_confidence_zero_is_redacted():
+    """Tesseract gives 0 to correct readings ("MRN-" "34615717"): a shape recogniser still finds them."""
+    def ner(text):
+        start = text.find("MRN-")
+        return [Span(start, start + 12, "MEDICAL_RECORD_NUMBER", 0.9, "medical-record-number")] if start >= 0 else []
+    out = find_redactions([word("MRN-", 10, 10, 50, 30, conf=0), word("34615717", 52, 10, 140, 30, conf=0)], ner,
+                          DenyList({}), policy(padding=0), 480, 640)
+    assert [r.box for r in out] == [Box(10, 10, 140, 30)]
+
+
+def test_a_letters_only_shape_read_wholly_unconfidently_is_noise():
+    """Foliage on a photograph read "ms"@0 "EF"@19: a title and a capitalised word to the title recogniser.
+    With no confident word in it and no digits, the span redacts nothing; an unconfident MRN does."""
+    def ner(text):
+        spans = []
+        for needle, entity, name in (("ms EF", "PERSON", "person-title"), ("MRN-", "MEDICAL_RECORD_NUMBER",
+                                                                            "medical-record-number")):
+            start = text.find(needle)
+            if start >= 0:
+                spans.append(Span(start, start + (5 if needle == "ms EF" else 12), entity, 0.9, name))
+        return spans
+    words = [word("ms", 1031, 1481, 1060, 1500, conf=0), word("EF", 1066, 1481, 1090, 1500, conf=19),
+             word("MRN-", 10, 10, 50, 30, conf=0), word("34615717", 52, 10, 140, 30, conf=0)]
+    out = find_redactions(words, ner, DenyList({}), policy(padding=0), 1536, 2048)
+    assert [r.box for r in out] == [Box(10, 10, 140, 30)]
+
+
+def test_a_large_unconfident_line_among_small_text_is_still_read():
+    """A 32 px e-mail address read at confidence 27 beside 8-10 px labels is a line of its own, not a plate
+    edge spanning lines: its shape is found."""
+    def ner(text):
+        start = text.find("s.haddad@")
+        return [Span(start, start + 28, "EMAIL_ADDRESS", 0.9, "email")] if start >= 0 else []
+    words = [word("s.haddad@harrowgate-hosp.org", 13, 131, 418, 160, conf=27),
+             word("120", 574, 139, 597, 150), word("kV", 601, 139, 620, 150), word("AP", 615, 109, 681, 118)]
+    out = find_redactions(words, ner, DenyList({}), policy(padding=0), 480, 640)
+    assert [r.box for r in out] == [Box(13, 131, 418, 160)]
+
+
+def test_pieces_ocr_broke_off_a_value_go_with_it():
+    """ "OKO" (confident, three letters) beside "HARUTO" that the header matches, and "N"@67 beside "1981"
+    that a shape finds: the pieces go too; "kVp" (allow-listed) and a word a line height away stay."""
+    def ner(text):
+        start = text.find("1981")
+        return [Span(start, start + 4, "DATE_TIME", 0.9, "date")] if start >= 0 else []
+    words = [word("OKO", 10, 10, 34, 20), word("HARUTO", 37, 10, 85, 20), word("kVp", 88, 10, 112, 20),
+             word("N", 200, 50, 208, 60, conf=67), word("1981", 211, 50, 243, 60), word("Glenmore", 256, 50, 320, 60)]
+    out = find_redactions(words, ner, header(PatientName="Okonkwo^Haruto"), policy(padding=0), 480, 640)
+    assert sorted((r.box.x0, r.box.y0, r.box.x1, r.box.y1) for r in out) == [(10, 10, 85, 20), (200, 50, 243, 60)]
+
+
+def test_the_view_that_read_the_ink_wins_over_the_one_that_read_its_gaps():
+    """Light view: "Rosenthal"@13 "General"@89 "Hospital"@59; dark view of the same crop: "(EPSP"@33 ... .
+    Word by word the dark view's "(EPSP" beat "Rosenthal" and split the name; compared crop against
+    crop, the light view wins and the institution is found whole."""
+    def light(text, x0, x1, conf):
+        return OcrWord(text, Box(x0, 536, x1, 542), conf, (3, 0, 0, 0), 0, 0)
+
+    def dark(text, x0, x1, conf):
+        return OcrWord(text, Box(x0, 536, x1, 542), conf, (4, 0, 0, 0), 0, 1)
+    words = [light("Rosenthal", 474, 509, 13), light("General", 512, 540, 89), light("Hospital", 543, 571, 59),
+             dark("(EPSP", 476, 504, 33), dark("i", 510, 526, 30), dark("ea", 531, 544, 43), dark("ETE", 549, 570, 30)]
+
+    def ner(text):
+        start = text.find("Rosenthal General Hospital")
+        return [Span(start, start + 26, "INSTITUTION", 0.85, "institution")] if start >= 0 else []
+    out = find_redactions(words, ner, DenyList({}), policy(padding=0), 600, 800)
+    assert [r.box for r in out] == [Box(474, 536, 571, 542)]
+
+
+def test_a_title_and_the_name_after_it_share_the_line_band():
+    """ "Dr. med." (redacted as a title, no descenders) and "Ingrid" (as a name, with its "g") are two boxes;
+    both reach from the line's top to its lowest descender, so no strip of the string is left."""
+    def ner(text):  # the title found by a shape, the name by the header: two reasons, two boxes
+        start = text.find("Dr")
+        return [Span(start, start + 7, "PERSON", 0.9, "person-title")] if start >= 0 else []
+    words = [word("Dr.", 19, 933, 60, 959), word("med.", 70, 933, 117, 959), word("Ingrid", 128, 933, 200, 963),
+             word("Brandt", 210, 933, 274, 959)]
+    out = find_redactions(words, ner, header(ReferringPhysicianName="Brandt^Ingrid"), policy(padding=0), 1000, 800)
+    assert {(r.box.y0, r.box.y1) for r in out} == {(933, 963)}
+    assert min(r.box.x0 for r in out) == 19 and max(r.box.x1 for r in out) == 274
+
+
+def test_a_label_colon_is_not_glued_to_the_value_it_touches():
+    """ "SSN:" whose box touches its value: the analyzer must see "SSN: 511-39-8899", not "SSN511-39-8899"."""
     ner = KeywordNer({})
-    find_redactions([word("Boston", 10, 10, 60, 30), word("x#", 70, 10, 80, 30, conf=10)], ner, DenyList({}),
-                    policy(), 480, 640)
-    assert ner.calls == ["Boston .\n"]
+    find_redactions([word("SSN:", 70, 10, 113, 30, conf=96), word("511-39-8899", 112, 10, 212, 30)], ner,
+                    DenyList({}), policy(), 480, 640)
+    assert ner.calls == ["SSN 511-39-8899 .\n"]
 
 
 def test_low_confidence_garbage_in_a_gap_does_not_split_the_box():

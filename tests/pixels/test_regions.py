@@ -80,6 +80,14 @@ def test_blank_and_flat_frames_have_no_candidates():
     assert _compose(noisy)[1] == (None, [])
 
 
+def test_strong_noise_is_texture_and_goes_to_no_tesseract_call():
+    """Grain with a wide spread puts most pixels over the candidate threshold; reading both whole polarities
+    of it cost 5 s of Tesseract and found nothing."""
+    for seed, spread in ((1, 40), (2, 60)):
+        noisy = np.random.default_rng(seed).normal(128, spread, (400, 500)).clip(0, 255).astype(np.uint8)
+        assert _compose(noisy)[1] == (None, [])
+
+
 def test_text_much_fainter_than_the_brightest_text_is_still_a_candidate():
     g = (np.random.default_rng(1).normal(38, 8, (480, 640))).clip(0, 255).astype(np.uint8)
     _draw(g, (40, 40), "BRIGHT 12345", 250)

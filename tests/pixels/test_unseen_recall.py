@@ -1,0 +1,54 @@
+"""Misses found on the independent set (benchmarks/burned_in/diagnose.py, seed 6000), each fixed and pinned here.
+
+The real analyzer (presidio + the pinned spaCy model) scores the OCR text, as the cleaner does:
+a recogniser that finds a shape at a score under the policy's floor finds nothing, and a span spaCy
+alone finds counts only on confidently read words (detect.NER_MIN_WORD_CONF), so shapes are asked of
+the shape recognisers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from icapdlp.config import Settings
+from icapdlp.pixels import build_cleaner, ner
+from icapdlp.pixels.options import PixelOptions
+from icapdlp.pixels.recognizers import STRUCTURAL
+from icapdlp.report import ObjectReport
+from tests.support.burned_in_independent import MASKED_SHARE, make_case
+
+pytestmark = pytest.mark.slow
+
+
+def _scored(text: str) -> set[str]:
+    opts = PixelOptions()
+    spans = ner.PresidioNer(opts.ner_model, opts.ner_entities, opts.recognizers)(text)
+    return {text[s.start:s.end] for s in spans if s.score >= opts.ner_min_score and s.recognizer in STRUCTURAL}
+
+
+@pytest.mark.parametrize("text, value", [
+    ("66.87.2618 .\n", "66.87.2618"),  # 06.07.2018 with OCR's 0/6/8 confusions
+    ("H6pital Glenmore .\n", "H6pital Glenmore"),  # Hôpital with its accent read as a digit
+])
+def test_shapes_ocr_reads_are_scored_above_the_floor(text, value):
+    assert value in _scored(text)
+
+
+@pytest.mark.parametrize("style, seed, value", [
+    ("jpeg-lossy", 6507, "s.haddad@"),  # a 32 px address read at confidence 27 among 8-10 px labels
+    ("over-anatomy", 6200, "Rosenthal"),  # the dark view's "(EPSP"@33 had beaten "Rosenthal"@13
+    ("black-on-white", 6102, "511-39-8899"),  # "SSN:" touching its value was analysed as "SSN511-39-8899"
+])
+def test_phi_the_old_cleaner_left_readable_is_masked(style, seed, value):
+    """Real Tesseract and the real analyzer on objects of the independent set (tuning seed 6000) where a
+    PHI string was left wholly readable before this work."""
+    case = make_case(seed, style)
+    truth = next(t for t in case.truth if value in t.text)
+    cleaner = build_cleaner(Settings())
+    cleaner.clean(case.dataset, ObjectReport())
+    mask = np.zeros((int(case.dataset.Rows), int(case.dataset.Columns)), dtype=bool)
+    for r in cleaner.last_result.redactions[truth.frame or 0]:
+        mask[r.box.y0:r.box.y1, r.box.x0:r.box.x1] = True
+    x0, y0, x1, y1 = truth.box
+    assert mask[y0:y1, x0:x1].mean() >= MASKED_SHARE
