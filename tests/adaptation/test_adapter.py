@@ -67,7 +67,7 @@ def test_non_dicom_passes_once_all_of_it_was_seen_never_from_a_partial_preview()
     tx = response_tx("text/html", len(body))
     assert isinstance(run(ADAPTER.on_preview(tx, body[:4096], False)), NeedBody)
     decision = run(ADAPTER.on_body(tx, Body(data=body)))
-    assert isinstance(decision, NoChange) and decision.report.wrapping == "none"
+    assert isinstance(decision, NoChange) and decision.report is None  # cleared unopened: nothing to report
     small = b"<html>" + b"x" * 2000
     decision = run(ADAPTER.on_preview(response_tx("text/html", len(small)), small, True))
     assert isinstance(decision, NoChange)
