@@ -35,7 +35,15 @@ least one ``%XX``; the decoded value is classified like any entity (so the
 base64 inside a form value is found too). ``+`` is a space to a form decoder
 and itself to a URI decoder, so a run holding ``+`` is classified both ways.
 
-Still a gap: base64 interleaved with other skipped characters in plain text.
+Base64 glued to other text (``"see attached:QUJD..."``, prose made of
+letters before a block) is a run whose first characters are not the data's;
+decoded from there it is garbage. Lenient decoders (Python's ``b64decode``)
+skip every character outside the alphabet and read the rest of the text as one
+stream, and a receiver that knows where the data starts cuts the words off.
+Either way the data is one contiguous stretch of the text's alphabet
+characters, read at one of four alignments: ``lenient_readings`` gives the four
+decodings of a stretch's alphabet characters (and four more without ``-`` and
+``_``, which a standard decoder skips as junk), so the walker can check them.
 """
 
 from __future__ import annotations
@@ -354,6 +362,70 @@ def may_hold_encoded(data: bytes, complete: bool) -> bool:
         if length >= MIN_RUN_CHARS or (not complete and match.end() == len(data) and length >= _STRETCH):
             return True
     return False
+
+
+#: "a" for printable ASCII and white space, " " for anything else: where binary holds text
+_ASCII_TEXT_MASK = bytes(0x61 if 0x20 <= i <= 0x7E or i in b"\t\n\r\x0b\x0c" else 0x20 for i in range(256))
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+#: bytes.translate tables: every other byte deleted; "-_" read as "+/" (both alphabets, as Node's
+#: and the URL-safe decoders do) or deleted (as the standard one does, skipping them as junk)
+_MIXED_TABLE = bytes.maketrans(b"-_", b"+/")
+_NOT_MIXED = bytes(set(range(256)) - set(_ALPHABET + b"-_"))
+_NOT_STANDARD = bytes(set(range(256)) - set(_ALPHABET))
+#: alignments a decoder can read a stretch at (base64 groups are four characters)
+_ALIGNMENTS = range(4)
+
+
+def lenient_readings(body: bytes, accounted: list[tuple[int, int]] = (), *, text: bool = True) -> Iterator[bytes]:
+    """What a decoder that skips every non-alphabet character can read from the text in ``body``.
+
+    For each stretch of text (the whole of a ``text`` body; in binary, runs
+    of printable ASCII), its base64 characters are taken in order,
+    everything else skipped, and decoded at each of the four alignments: the
+    data of a run glued to words before it (or broken up by any other
+    character) is aligned in one of them. ``accounted``: spans (runs already
+    decoded and rewritten) left out of the stretch. A stretch with fewer than
+    MIN_RUN_CHARS alphabet characters is skipped.
+    """
+    if accounted:
+        pieces, position = [], 0
+        for start, end in sorted(accounted):
+            pieces.append(body[position:start])
+            position = max(position, end)
+        body = b"".join(pieces) + body[position:]
+    for stretch in ([body] if text else _text_stretches(body)):
+        mixed = stretch.translate(_MIXED_TABLE, _NOT_MIXED)
+        if len(mixed) < MIN_RUN_CHARS:
+            continue
+        streams = [mixed]
+        if b"-" in stretch or b"_" in stretch:
+            standard = stretch.translate(None, _NOT_STANDARD)
+            if len(standard) >= MIN_RUN_CHARS:
+                streams.append(standard)
+        for stream in streams:
+            for shift in _ALIGNMENTS:
+                chars = stream[shift:]
+                yield binascii.a2b_base64(chars[:len(chars) - len(chars) % 4])
+
+
+def _text_stretches(binary: bytes) -> Iterator[bytes]:
+    """The runs of at least MIN_RUN_CHARS printable ASCII characters in ``binary``.
+
+    Only where a stretch of _STRETCH alphabet characters in a row stands
+    somewhere (base64 broken up every few characters is looked for in text
+    bodies only): the garbage of a misaligned reading, random bytes and images
+    have none, and are not cut into thousands of short stretches.
+    """
+    if not _has_stretch(binary):
+        return
+    mask = binary.translate(_ASCII_TEXT_MASK)
+    needle = b"a" * MIN_RUN_CHARS
+    found = mask.find(needle)
+    while found >= 0:
+        end = mask.find(b" ", found + MIN_RUN_CHARS)  # (the first run of the needle starts a stretch)
+        end = len(binary) if end < 0 else end
+        yield binary[found:end]
+        found = mask.find(needle, end)
 
 
 def _alphabet_chars(text: bytes) -> bytes:

@@ -212,7 +212,7 @@ class PayloadWalker:
                           "patient attributes inside content that is not unpacked")
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
-        encoded = self._encoded_text(body, depth, label)  # text runs stored in binary (an uncompressed tar)
+        encoded = self._encoded_text(body, depth, label, text=False)  # text stored in binary (a tar)
         return body if encoded is None else encoded
 
     def _text(self, body: bytes, depth: int, label: str, top: bool) -> bytes:
@@ -280,7 +280,7 @@ class PayloadWalker:
             return body
         return encoding.encode(new_inner, coding)
 
-    def _encoded_text(self, body: bytes, depth: int, label: str) -> bytes | None:
+    def _encoded_text(self, body: bytes, depth: int, label: str, *, text: bool = True) -> bytes | None:
         """A body written as text, or holding files written as text (``textruns``).
 
         Base64, hex and percent-encoded runs (JSON strings, data: URIs, form
@@ -302,10 +302,9 @@ class PayloadWalker:
             if self._finds_dicom(decoded, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in a JSON string whose escapes or spaces cannot be rewritten in place")
-        if not runs:
-            return None
         pieces: list[bytes] = []
         position = 0
+        accounted: list[tuple[int, int]] = []
         for run in runs:
             if run.alternative is not None and self._finds_dicom(run.alternative, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in the other reading of a {run.kind} run")
@@ -313,10 +312,31 @@ class PayloadWalker:
             if new is not run.decoded:
                 pieces += [body[position:run.start], run.encode(new, body)]
                 position = run.end
+                accounted.append((run.start, run.end))
+        self._check_lenient_readings(body, accounted, depth, label, text)
+        if not runs:
+            return None
         if not pieces:
             return body
         pieces.append(body[position:])
         return b"".join(pieces)
+
+    def _check_lenient_readings(self, body: bytes, accounted: list[tuple[int, int]], depth: int,
+                                label: str, text: bool) -> None:
+        """Refuse text whose base64 characters, read at some alignment, hold DICOM no run accounted for.
+
+        Base64 glued behind words made of its alphabet (prose, a token, a
+        field name) is read misaligned from the run's first character, so the
+        run decodes to garbage; Python's ``b64decode`` of the whole text (it
+        skips every other character), or a receiver that cuts the words off,
+        gets the object. Where it starts cannot be told from the text, so it
+        cannot be rewritten in place: such a body is refused. Runs rewritten
+        already (``accounted``) are left out, so an ordinary upload still is.
+        """
+        for reading in textruns.lenient_readings(body, accounted, text=text):
+            if self._finds_dicom(reading, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              "DICOM in base64 that decodes only at another alignment (glued to other text)")
 
     def _compressed_file(self, body: bytes, coding: str, depth: int, label: str, top: bool) -> bytes:
         """A body that is a compressed file (.gz, .bz2, .xz, .zst): decoded whole and classified.
