@@ -405,7 +405,34 @@ def lenient_readings(body: bytes, accounted: list[tuple[int, int]] = (), *, text
         for stream in streams:
             for shift in _ALIGNMENTS:
                 chars = stream[shift:]
-                yield binascii.a2b_base64(chars[:len(chars) - len(chars) % 4])
+                if len(chars) % 4 == 1:
+                    chars = chars[:-1]  # (six bits make no byte)
+                yield binascii.a2b_base64(chars + b"=" * (-len(chars) % 4))  # a last partial group too
+
+
+#: escapes of control bytes (``=00`` to ``=1F``) a body needs before its quoted-printable reading is
+#: checked: binary written as quoted-printable has one in every few bytes (a DICOM element header
+#: holds several); text, even text in another script, has none
+MIN_QP_CONTROL_ESCAPES = 16
+_QP_CONTROL_ESCAPE = re.compile(rb"=[01][0-9A-Fa-f]")
+
+
+def quoted_printable_reading(body: bytes) -> bytes | None:
+    """``body`` as a quoted-printable decoder reads it, when it holds binary written so; else None.
+
+    Quoted-printable leaves printable bytes as they are, so an object written
+    so shows its text values (a patient's name) to anyone, and a decoder
+    (Python's ``quopri``, a mail client) turns the ``=XX`` escapes back into
+    the file, whatever surrounds it. A body holding a part with
+    ``Content-Transfer-Encoding: quoted-printable`` that no framing found (a
+    multipart body glued behind other bytes) is read so.
+    """
+    if body.count(b"=") < MIN_QP_CONTROL_ESCAPES:
+        return None
+    escapes = _QP_CONTROL_ESCAPE.finditer(body)
+    if sum(1 for _, _ in zip(range(MIN_QP_CONTROL_ESCAPES), escapes)) < MIN_QP_CONTROL_ESCAPES:
+        return None
+    return binascii.a2b_qp(body)
 
 
 def _text_stretches(binary: bytes) -> Iterator[bytes]:

@@ -114,6 +114,9 @@ class PayloadWalker:
         #: inflate limit for content codings and gzip files (the archive limit is the options')
         self._max_inflated = min(max_inflated_bytes, options.max_inflated_bytes)
         self.findings = Findings()
+        #: the content of a quoted-printable part while it is checked as sent: its quoted-printable
+        #: reading is the part's own decoding, classified (and rewritten) as the part
+        self._quoted_printable_as_sent: bytes | None = None
 
     def rewrite_message(self, content_type: str | None, content_encodings: list[str],
                         body: bytes) -> Rewritten:
@@ -314,6 +317,10 @@ class PayloadWalker:
                 position = run.end
                 accounted.append((run.start, run.end))
         self._check_lenient_readings(body, accounted, depth, label, text)
+        if body is not self._quoted_printable_as_sent:
+            reading = textruns.quoted_printable_reading(body)
+            if reading is not None and self._finds_dicom(reading, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE, "DICOM written as quoted-printable outside a MIME part")
         if not runs:
             return None
         if not pieces:
@@ -397,8 +404,13 @@ class PayloadWalker:
         binary labelled quoted-printable cannot hide behind its decoding.
         """
         cte = transfer.transfer_encoding(part.headers)
-        if cte == "quoted-printable" and self._finds_dicom(part.content, depth, label):
-            raise Blocked(BlockReason.UNINSPECTABLE, "a quoted-printable part holds DICOM as sent")
+        if cte == "quoted-printable":
+            self._quoted_printable_as_sent = part.content  # its decoding is the part's reading, below
+            try:
+                if self._finds_dicom(part.content, depth, label):
+                    raise Blocked(BlockReason.UNINSPECTABLE, "a quoted-printable part holds DICOM as sent")
+            finally:
+                self._quoted_printable_as_sent = None
         content = part.content if cte is None else transfer.decode_transfer(part.content, cte)
         new = self._entity(media, codings, content, depth + 1, label, **context)
         if new is content:

@@ -1,0 +1,150 @@
+"""Files written as text and glued to other text: base64 at a shifted alignment, quoted-printable.
+
+Found by the wrappings fuzzer (benchmarks/fuzz/findings, 7 of 10 recorded
+cases): base64 of a DICOM object glued with no separator behind words made of
+base64 characters decodes to garbage from the run's first character, so the
+walker saw nothing; Python's ``b64decode`` of the whole body (it skips every
+character outside the alphabet) gets the object whenever the words hold a
+multiple of four letters, and a receiver that cuts the words off always does.
+Quoted-printable leaves the text values of an object readable as they are.
+Each case below passed the old code; the receiver's own decoding shows the
+object is there.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import quopri
+
+import pytest
+
+from icapdlp.payload import textruns
+from icapdlp.verdict import BlockReason, Blocked
+from tests.payload.helpers import form_body, marker, walk
+from tests.payload.test_multipart_one_reading import PLANTED, tiny_bare_dataset
+from tests.support.synthetic import make_ct
+
+DCM = make_ct(43).data
+TINY = tiny_bare_dataset()
+#: words of base64-alphabet characters, as the fuzzer's prose prefix; the last word, glued to the
+#: data, shifts it by 1, 2, 3 and 0 characters (several lines of them: by their letters in all)
+WORDS = [b"here is x", b"it is ok", b"look and see", b"sent here", b"lines\nof\nwords\nbefore\nit"]
+
+
+#: a run aligned by luck decodes to a few bytes of garbage before the object: a DICOM marker inside
+#: content that is not unpacked (unparseable-dicom); found only at another alignment: uninspectable
+REFUSALS = {BlockReason.UNINSPECTABLE, BlockReason.UNPARSEABLE_DICOM}
+
+
+def refused(content_type: str | None, body: bytes) -> BlockReason:
+    with pytest.raises(Blocked) as info:
+        walk(content_type, body)
+    return info.value.reason
+
+
+def python_reads(body: bytes, data: bytes, words: bytes) -> bool:
+    """Whether Python's lenient b64decode returns ``data`` from ``body`` with some words cut off."""
+    for start in range(len(words) + 1):
+        for padding in (b"", b"=", b"=="):
+            try:
+                if data in base64.b64decode(body[start:] + padding):
+                    return True
+            except binascii.Error:
+                continue
+    return False
+
+
+@pytest.mark.parametrize("words", WORDS, ids=["shift1", "shift2", "shift3", "shift0", "lines"])
+@pytest.mark.parametrize("encode", [base64.b64encode, base64.encodebytes, base64.urlsafe_b64encode],
+                         ids=["one-line", "mime-lines", "urlsafe"])
+@pytest.mark.parametrize("data", [DCM, TINY], ids=["part10", "bare"])
+def test_base64_glued_behind_words_is_refused(words, encode, data):
+    body = words + encode(data)
+    if encode is not base64.urlsafe_b64encode:
+        assert python_reads(body, data, words)  # the receiver gets the object
+    assert refused("text/plain", body) in REFUSALS
+
+
+def test_whole_body_b64decode_of_words_and_data_returns_the_object():
+    """The reading Python's b64decode makes of the whole body, when the words hold 4k letters."""
+    body = b"file follows " + base64.b64encode(TINY)  # "filefollows": 11 letters; + "b" below
+    body = b"b" + body
+    assert TINY in base64.b64decode(body)
+    assert refused(None, body) in REFUSALS
+
+
+@pytest.mark.parametrize("junk", [b".", b"*", b"-", b"_"])
+def test_base64_broken_up_by_junk_characters_is_refused(junk):
+    """Python's b64decode skips the junk (a standard decoder skips - and _ too): no run is 64 long."""
+    text = base64.b64encode(DCM)
+    body = junk.join(text[i:i + 20] for i in range(0, len(text), 20))
+    assert base64.b64decode(body) == DCM
+    assert refused("text/plain", body) in REFUSALS
+
+
+def test_a_glued_run_beside_a_rewritten_one_is_still_refused():
+    body = json.dumps({"a": base64.b64encode(DCM).decode(),
+                       "b": "see attached scans" + base64.b64encode(TINY).decode()}).encode()
+    assert refused("application/json", body) in REFUSALS
+
+
+def test_base64_glued_inside_a_json_string_is_refused():
+    body = json.dumps({"note": "scan" + base64.b64encode(DCM).decode()[:-4] + "AAAA"}).encode()
+    assert refused("application/json", body) in REFUSALS
+
+
+# -- quoted-printable outside a MIME part -------------------------------------------------------
+
+@pytest.mark.parametrize("data", [DCM, TINY], ids=["part10", "bare"])
+@pytest.mark.parametrize("prefix", [b"", b"here it is: ", bytes(range(256)) * 4], ids=["alone", "words", "binary"])
+def test_an_object_written_as_quoted_printable_is_refused(data, prefix):
+    body = prefix + quopri.encodestring(data)
+    assert PLANTED in body or data is DCM  # its text values are readable as they are
+    assert quopri.decodestring(body).endswith(data)  # and a decoder returns the object
+    assert refused("text/plain", body) in REFUSALS
+
+
+def test_a_multipart_body_glued_behind_words_with_a_quoted_printable_part_is_refused():
+    """The fuzzer's shape: no framing finds the part (its delimiter does not start a line)."""
+    body = b"some words" + form_body("qpB0undary", [(
+        b'Content-Disposition: form-data; name="f"\r\nContent-Transfer-Encoding: quoted-printable',
+        quopri.encodestring(TINY))])
+    assert refused(None, body) in REFUSALS
+
+
+def test_a_quoted_printable_part_of_a_declared_multipart_is_still_rewritten():
+    body = form_body("qpB0undary", [(
+        b'Content-Disposition: form-data; name="f"\r\nContent-Transfer-Encoding: quoted-printable',
+        binascii.b2a_qp(DCM, istext=False))])
+    result, rewriter = walk("multipart/form-data; boundary=qpB0undary", body)
+    assert rewriter.seen == [DCM] and marker(DCM) in result.body
+
+
+# -- ordinary text still passes, byte for byte ----------------------------------------------------
+
+ORDINARY = {
+    "prose": b"The quick brown fox jumps over the lazy dog; then it rests. " * 2000,
+    "html": b"<div class=\"nav-bar x_y\"><a href=\"/a-b/c_d?x=1&y=2\">Home page</a></div>\n" * 800,
+    "csv": b"id,first_name,last_name,email,score\n" + b"".join(
+        b"%d,Jane-Ann,O_Neil,jane.%d@example.org,%d.5\n" % (i, i, i) for i in range(3000)),
+    "json": json.dumps([{"id": i, "uuid": f"{i:08x}-aaaa-bbbb-cccc-{i:012x}", "tag": "alpha_beta-gamma"}
+                        for i in range(2000)]).encode(),
+    "qp-mail": quopri.encodestring("Grüße aus Köln, à bientôt, ça va.\r\n".encode() * 400),
+    "base64-image": json.dumps({"png": base64.b64encode(bytes(range(256)) * 300).decode(),
+                                "caption": "see attached image"}).encode(),
+    "urlsafe-tokens": b"\n".join(base64.urlsafe_b64encode(bytes([i]) * 90) for i in range(200)),
+}
+
+
+@pytest.mark.parametrize("name", list(ORDINARY))
+def test_ordinary_text_is_passed_unchanged(name):
+    body = ORDINARY[name]
+    assert walk("text/plain", body)[0].body is body
+
+
+def test_lenient_readings_of_words_and_data_include_the_aligned_one():
+    body = b"abc" + base64.b64encode(TINY)
+    assert any(TINY in reading for reading in textruns.lenient_readings(body))
+    assert textruns.quoted_printable_reading(b"a=3Db " * 40) is None  # escapes of printable text only
