@@ -534,9 +534,15 @@ def _leading_boundary(body: bytes) -> str | None:
     a short preamble) and the matching close delimiter further on.
     """
     match = _DELIMITER_LINE.search(body[:MULTIPART_SNIFF_BYTES + 80])
-    if match is None or b"--" + match.group(1) + b"--" not in body:
+    if match is None or not _BOUNDARY_WORD.search(match.group(1)) or b"--" + match.group(1) + b"--" not in body:
         return None
     return match.group(1).decode("ascii")
+
+
+#: a guessed boundary holds a letter or a digit (every client's does: curl, browsers, requests);
+#: a line of dashes or equals signs is a reStructuredText or Markdown rule, and text full of them
+#: (documentation, docstrings) was read as a multipart body and refused as ambiguous
+_BOUNDARY_WORD = re.compile(rb"[0-9A-Za-z]")
 
 
 #: an element of the PS3.19 native DICOM model (optionally namespace-prefixed)

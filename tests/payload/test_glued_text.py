@@ -148,3 +148,10 @@ def test_lenient_readings_of_words_and_data_include_the_aligned_one():
     body = b"abc" + base64.b64encode(TINY)
     assert any(TINY in reading for reading in textruns.lenient_readings(body))
     assert textruns.quoted_printable_reading(b"a=3Db " * 40) is None  # escapes of printable text only
+
+
+def test_text_with_rules_of_dashes_is_not_taken_for_a_multipart_body():
+    """Found measuring the false-block rate: reST underlines read as a guessed boundary, refused."""
+    body = (b"Title\n-----\n\nSome text.\n\nSection\n--------------\n\nMore text.\n"
+            b"\n----------------------------------------\n")
+    assert walk("text/plain", body)[0].body is body
