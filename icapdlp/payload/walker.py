@@ -197,6 +197,17 @@ class PayloadWalker:
         """
         if lenient.looks_like_dataset(body):
             return self._dicom(body, label, top)
+        wide = signatures.wide_text(body)
+        if wide is not None:  # UTF-16 or UTF-32 text (a JSON upload): classified as the text it is
+            bom, codec = wide
+            text = body[len(bom):].decode(codec).encode("utf-8", "surrogatepass")
+            new = self._entity(MediaType(), [], text, depth + 1, label)
+            if new is not text:
+                try:
+                    return bom + new.decode("utf-8", "surrogatepass").encode(codec, "surrogatepass")
+                except UnicodeError:
+                    raise Blocked(BlockReason.UNINSPECTABLE,
+                                  f"rewritten {codec} text cannot be written back as {codec}") from None
         unopenable = signatures.uninspectable_format(body)
         if unopenable is not None:
             raise Blocked(BlockReason.UNINSPECTABLE, f"{unopenable}: a format icapdlp cannot open")

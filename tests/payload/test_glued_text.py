@@ -155,3 +155,22 @@ def test_text_with_rules_of_dashes_is_not_taken_for_a_multipart_body():
     body = (b"Title\n-----\n\nSome text.\n\nSection\n--------------\n\nMore text.\n"
             b"\n----------------------------------------\n")
     assert walk("text/plain", body)[0].body is body
+
+
+# -- text in UTF-16 and UTF-32 ------------------------------------------------------------------
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le"])
+def test_a_json_upload_in_utf16_or_utf32_is_rewritten(codec):
+    """Python's json.loads reads all of these (by the mark, or the NULs of the first characters)."""
+    body = json.dumps({"file": base64.b64encode(DCM).decode(), "name": "scan"}).encode(codec)
+    assert base64.b64decode(json.loads(body)["file"]) == DCM  # what the API gets
+    result, rewriter = walk("application/json", body)
+    assert rewriter.seen == [DCM]
+    parsed = json.loads(result.body)
+    assert base64.b64decode(parsed["file"]) == marker(DCM) and parsed["name"] == "scan"
+    assert result.body.startswith(body[:2]) and len(result.body) % (4 if "32" in codec else 2) == 0
+
+
+def test_ordinary_utf16_text_passes_unchanged():
+    body = ("Grüße, a note in UTF-16 with nothing encoded in it. " * 200).encode("utf-16")
+    assert walk("text/plain", body)[0].body is body
