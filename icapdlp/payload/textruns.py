@@ -398,16 +398,65 @@ def lenient_readings(body: bytes, accounted: list[tuple[int, int]] = (), *, text
         if len(mixed) < MIN_RUN_CHARS:
             continue
         streams = [mixed]
-        if b"-" in stretch or b"_" in stretch:
+        if (b"-" in stretch or b"_" in stretch) and _has_stretch(stretch):  # (junk inside a run)
             standard = stretch.translate(None, _NOT_STANDARD)
             if len(standard) >= MIN_RUN_CHARS:
                 streams.append(standard)
         for stream in streams:
             for shift in _ALIGNMENTS:
-                chars = stream[shift:]
-                if len(chars) % 4 == 1:
-                    chars = chars[:-1]  # (six bits make no byte)
-                yield binascii.a2b_base64(chars + b"=" * (-len(chars) % 4))  # a last partial group too
+                yield _lenient_decode(stream[shift:])
+        if stretch.translate(_PADDING_MASK).count(b"a" * 8 + b"=") >= 2:
+            padded = _padded_pieces(stretch)
+            if padded is not None:
+                yield padded
+        hex_digits = _hex_stream(stretch)
+        if hex_digits is not None:
+            for shift in (0, 1):
+                digits = hex_digits[shift:]
+                yield binascii.unhexlify(digits[:len(digits) - len(digits) % 2])
+
+
+def _lenient_decode(chars: bytes) -> bytes:
+    if len(chars) % 4 == 1:
+        chars = chars[:-1]  # (six bits make no byte)
+    return binascii.a2b_base64(chars + b"=" * (-len(chars) % 4))  # a last partial group too
+
+
+_NOT_MIXED_OR_PAD = bytes(set(_NOT_MIXED) - {ord("=")})
+#: "a" for an alphabet character, "=" for itself: two pieces of base64 that end in padding show as
+#: "aaaaaaaa=" (an HTML attribute name before its "=" is shorter)
+_PADDING_MASK = bytes(0x61 if i in _ALPHABET + b"-_" else 0x3D if i == 0x3D else 0x20 for i in range(256))
+_PADDING = re.compile(rb"=+")
+
+
+def _padded_pieces(stretch: bytes) -> bytes | None:
+    """The stretch as a decoder reads it that starts again after each padding (line by line, for one).
+
+    Base64 of a file cut into pieces that are each padded (``=``) reads as
+    one object only piece by piece: every piece is aligned at its own start,
+    which the four alignments of the whole stream miss.
+    """
+    pieces = [p for p in _PADDING.split(stretch.translate(_MIXED_TABLE, _NOT_MIXED_OR_PAD)) if p]
+    if sum(len(p) >= 2 for p in pieces) < 2:  # (a padded piece holds at least two characters)
+        return None
+    return b"".join(_lenient_decode(p) for p in pieces)
+
+
+_HEX = b"0123456789ABCDEFabcdef"
+_NOT_HEX = bytes(set(range(256)) - set(_HEX))
+#: hex written as text: MIN_RUN_CHARS hex digits in a row, anywhere in a stretch
+_HEX_MASK = bytes(0x61 if i in _HEX else 0x20 for i in range(256))
+
+
+def _hex_stream(stretch: bytes) -> bytes | None:
+    """The hex digits of a stretch that holds a hex run, everything else skipped; else None.
+
+    Hex glued behind a word of hex letters (``cafe``, ``a``) is read one
+    digit off from the run's start, so the run decodes to other bytes.
+    """
+    if b"a" * MIN_RUN_CHARS not in stretch.translate(_HEX_MASK):
+        return None
+    return stretch.translate(None, _NOT_HEX)
 
 
 #: escapes of control bytes (``=00`` to ``=1F``) a body needs before its quoted-printable reading is

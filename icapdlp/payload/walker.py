@@ -341,7 +341,7 @@ class PayloadWalker:
 
     def _check_lenient_readings(self, body: bytes, accounted: list[tuple[int, int]], depth: int,
                                 label: str, text: bool) -> None:
-        """Refuse text whose base64 characters, read at some alignment, hold DICOM no run accounted for.
+        """Refuse text whose base64 or hex characters, read at some alignment, hold DICOM no run accounted for.
 
         Base64 glued behind words made of its alphabet (prose, a token, a
         field name) is read misaligned from the run's first character, so the
@@ -354,7 +354,7 @@ class PayloadWalker:
         for reading in textruns.lenient_readings(body, accounted, text=text):
             if self._finds_dicom(reading, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,
-                              "DICOM in base64 that decodes only at another alignment (glued to other text)")
+                              "DICOM in encoded text that decodes only at another alignment (glued to other text)")
 
     def _compressed_file(self, body: bytes, coding: str, depth: int, label: str, top: bool) -> bytes:
         """A body that is a compressed file (.gz, .bz2, .xz, .zst): decoded whole and classified.

@@ -174,3 +174,22 @@ def test_a_json_upload_in_utf16_or_utf32_is_rewritten(codec):
 def test_ordinary_utf16_text_passes_unchanged():
     body = ("Grüße, a note in UTF-16 with nothing encoded in it. " * 200).encode("utf-16")
     assert walk("text/plain", body)[0].body is body
+
+
+# -- what else a lenient receiver reads: hex glued to words, base64 padded piece by piece ---------
+
+@pytest.mark.parametrize("words", [b"see a", b"deadbeef a", b"note: ab"], ids=["odd", "hex-word-odd", "even"])
+def test_hex_glued_behind_words_of_hex_letters_is_refused(words):
+    body = words + TINY.hex().encode()
+    assert bytes.fromhex(body[len(words):].decode()) == TINY  # a receiver that cuts the words off
+    assert refused("text/plain", body) in REFUSALS
+
+
+@pytest.mark.parametrize("piece, glue", [(55, b"\n"), (10, b""), (55, b"\r\n")])
+def test_base64_padded_piece_by_piece_is_refused(piece, glue):
+    """Each piece padded on its own: Python stops at the first padding, a line-by-line reader does not."""
+    body = b"here x" + glue.join(base64.b64encode(TINY[i:i + piece]) for i in range(0, len(TINY), piece))
+    pieces = [p for p in body[6:].replace(b"\r\n", b"\n").split(b"\n")] if glue else None
+    if pieces:
+        assert b"".join(base64.b64decode(p) for p in pieces) == TINY  # the line-by-line reader
+    assert refused("text/plain", body) in REFUSALS
