@@ -355,6 +355,11 @@ class PayloadWalker:
             if self._finds_dicom(reading, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in encoded text that decodes only at another alignment (glued to other text)")
+        for name in textruns.rarer_encodings(body) if text else ():
+            self._heavy()  # (pure-Python decoders: a probing walk hands the body to a worker)
+            reading = textruns.decode_rarer(body, name)
+            if reading and self._finds_dicom(reading, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in {name} text")
 
     def _compressed_file(self, body: bytes, coding: str, depth: int, label: str, top: bool) -> bytes:
         """A body that is a compressed file (.gz, .bz2, .xz, .zst): decoded whole and classified.

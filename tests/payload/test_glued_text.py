@@ -193,3 +193,18 @@ def test_base64_padded_piece_by_piece_is_refused(piece, glue):
     if pieces:
         assert b"".join(base64.b64decode(p) for p in pieces) == TINY  # the line-by-line reader
     assert refused("text/plain", body) in REFUSALS
+
+
+@pytest.mark.parametrize("encode", [
+    base64.b32encode, base64.a85encode, lambda d: base64.a85encode(d, adobe=True, wrapcol=76), base64.b85encode,
+    lambda d: b"begin 644 scan.dcm\n" + b"".join(binascii.b2a_uu(d[i:i + 45]) for i in range(0, len(d), 45))
+    + b"`\nend\n",
+], ids=["base32", "ascii85", "ascii85-adobe", "base85", "uuencode"])
+def test_a_body_in_a_rarer_text_encoding_is_refused(encode):
+    """Python's base64 and binascii modules decode all of these; none is rewritten, none passes."""
+    assert refused("text/plain", encode(TINY)) in REFUSALS
+
+
+def test_letters_and_spaces_only_pass_although_they_spell_base32():
+    body = b"hello world this is only letters and spaces " * 300
+    assert walk("text/plain", body)[0].body is body
