@@ -139,7 +139,7 @@ def find_runs(body: bytes) -> list[Run]:
     percent = _percent_runs(body)
     runs = list(percent)
     if _has_stretch(body):
-        for match in _RUN.finditer(body):
+        for match in _long_run_matches(body):
             if match.end() - match.start() < MIN_RUN_CHARS:
                 continue
             if any(p.start <= match.start() < p.end for p in percent):
@@ -152,6 +152,23 @@ def find_runs(body: bytes) -> list[Run]:
             if run is not None:
                 runs.append(run)
     return sorted(runs, key=lambda run: run.start)
+
+
+def _long_run_matches(body: bytes) -> Iterator[re.Match]:
+    """``_RUN`` matches, looked for only where the mask shows MIN_RUN_CHARS run characters in a row.
+
+    Every character a run holds (alphabet, line ends, JSON escapes) is "a" in
+    the mask, so a run never crosses another byte but its closing ``=``; in
+    binary, matching everywhere yielded one short match per letter.
+    """
+    mask = body.translate(_MASK)
+    needle = b"a" * MIN_RUN_CHARS
+    found = mask.find(needle)
+    while found >= 0:
+        end = mask.find(b" ", found)
+        end = len(body) if end < 0 else end
+        yield from _RUN.finditer(body, found, min(len(body), end + 2))
+        found = mask.find(needle, end)
 
 
 def _trim_to_wrapped_lines(body: bytes, start: int, end: int) -> tuple[int, int]:
@@ -399,7 +416,8 @@ def lenient_readings(body: bytes, accounted: list[tuple[int, int]] = (), *, text
         if len(mixed) < MIN_RUN_CHARS:
             continue
         streams = [mixed]
-        if (b"-" in stretch or b"_" in stretch) and _has_stretch(stretch):  # (junk inside a run)
+        if (b"-" in stretch or b"_" in stretch) and b"a" * MIN_RUN_CHARS in stretch.translate(_MASK):
+            # junk inside a run: the standard decoder skips - and _ (identifiers and words have them)
             standard = stretch.translate(None, _NOT_STANDARD)
             if len(standard) >= MIN_RUN_CHARS:
                 streams.append(standard)
@@ -539,23 +557,28 @@ def decode_rarer(body: bytes, name: str) -> bytes | None:
 
 
 def _text_stretches(binary: bytes) -> Iterator[bytes]:
-    """The runs of at least MIN_RUN_CHARS printable ASCII characters in ``binary``.
+    """The stretches of printable ASCII in ``binary`` that hold a run of MIN_RUN_CHARS base64 characters.
 
-    Only where a stretch of _STRETCH alphabet characters in a row stands
-    somewhere (base64 broken up every few characters is looked for in text
-    bodies only): the garbage of a misaligned reading, random bytes and images
-    have none, and are not cut into thousands of short stretches.
+    A file written as text inside binary (a member of a container icapdlp
+    does not open) keeps its run whole; the words glued before it are in the
+    same stretch. Symbol tables, strings and the garbage of a misaligned
+    reading have no such run and are not read, or a shared library would be
+    cut into thousands of short readings. (Base64 broken up every few
+    characters is looked for in text bodies only.)
     """
     if not _has_stretch(binary):
         return
-    mask = binary.translate(_ASCII_TEXT_MASK)
+    runs = binary.translate(_MASK)
+    text = binary.translate(_ASCII_TEXT_MASK)
     needle = b"a" * MIN_RUN_CHARS
-    found = mask.find(needle)
+    found = runs.find(needle)
     while found >= 0:
-        end = mask.find(b" ", found + MIN_RUN_CHARS)  # (the first run of the needle starts a stretch)
+        start = text.rfind(b" ", 0, found) + 1
+        end = text.find(b" ", found)
         end = len(binary) if end < 0 else end
-        yield binary[found:end]
-        found = mask.find(needle, end)
+        if end - found >= MIN_RUN_CHARS:  # (a run of the mask may hold a byte that is not ASCII text)
+            yield binary[start:end]
+        found = runs.find(needle, max(end, found + 1))
 
 
 def _alphabet_chars(text: bytes) -> bytes:

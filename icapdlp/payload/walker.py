@@ -48,6 +48,11 @@ BULK_DATA_TYPES = frozenset({
 JSON_TYPES = frozenset({"application/dicom+json", "application/json", "text/json", ""})
 
 
+#: bodies up to this size have their lenient readings (textruns.lenient_readings) joined and
+#: classified in one walk; larger ones one reading at a time, so memory stays near one reading
+JOINED_READINGS_BYTES = 1024 * 1024
+
+
 class NeedsWork(Exception):
     """Raised by a probing walk where a real walk would decode, unpack or rewrite something."""
 
@@ -351,8 +356,11 @@ class PayloadWalker:
         cannot be rewritten in place: such a body is refused. Runs rewritten
         already (``accounted``) are left out, so an ordinary upload still is.
         """
-        for reading in textruns.lenient_readings(body, accounted, text=text):
-            if self._finds_dicom(reading, depth, label):
+        readings = textruns.lenient_readings(body, accounted, text=text)
+        if len(body) <= JOINED_READINGS_BYTES:  # classified as one: one walk instead of up to ten
+            readings = iter([b"\0".join(readings)])
+        for reading in readings:
+            if reading and self._finds_dicom(reading, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in encoded text that decodes only at another alignment (glued to other text)")
         for name in textruns.rarer_encodings(body) if text else ():
