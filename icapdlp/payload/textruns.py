@@ -161,14 +161,48 @@ def _long_run_matches(body: bytes) -> Iterator[re.Match]:
     the mask, so a run never crosses another byte but its closing ``=``; in
     binary, matching everywhere yielded one short match per letter.
     """
-    mask = body.translate(_MASK)
-    needle = b"a" * MIN_RUN_CHARS
-    found = mask.find(needle)
-    while found >= 0:
-        end = mask.find(b" ", found)
-        end = len(body) if end < 0 else end
-        yield from _RUN.finditer(body, found, min(len(body), end + 2))
-        found = mask.find(needle, end)
+    for start, end in _marked_regions(body, _MASK, MIN_RUN_CHARS):
+        yield from _RUN.finditer(body, start, min(len(body), end + 2))
+
+
+def _marked_regions(body: bytes, table: bytes, length: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each stretch of at least ``length`` bytes that ``table`` marks "a" (else " ").
+
+    Masked a window at a time, so a large body costs no second copy of itself.
+    """
+    needle = b"a" * length
+    position = 0
+    while position < len(body):
+        window = body[position:position + MASK_WINDOW + length].translate(table)
+        found = window.find(needle)
+        if found < 0:
+            position += MASK_WINDOW
+            continue
+        start = position + found
+        end = _marked_end(body, table, start + length)
+        yield start, end
+        position = end
+
+
+def _marked_end(body: bytes, table: bytes, position: int) -> int:
+    """The first byte at or after ``position`` that ``table`` does not mark (the body's end if none)."""
+    while position < len(body):
+        found = body[position:position + MASK_WINDOW].translate(table).find(b" ")
+        if found >= 0:
+            return position + found
+        position += MASK_WINDOW
+    return len(body)
+
+
+def _marked_start(body: bytes, table: bytes, position: int) -> int:
+    """The start of the marked stretch that holds ``position``."""
+    while position > 0:
+        low = max(0, position - MASK_WINDOW)
+        found = body[low:position].translate(table).rfind(b" ")
+        if found >= 0:
+            return low + found + 1
+        position = low
+    return 0
 
 
 def _trim_to_wrapped_lines(body: bytes, start: int, end: int) -> tuple[int, int]:
@@ -416,7 +450,7 @@ def lenient_readings(body: bytes, accounted: list[tuple[int, int]] = (), *, text
         if len(mixed) < MIN_RUN_CHARS:
             continue
         streams = [mixed]
-        if (b"-" in stretch or b"_" in stretch) and b"a" * MIN_RUN_CHARS in stretch.translate(_MASK):
+        if (b"-" in stretch or b"_" in stretch) and next(_marked_regions(stretch, _MASK, MIN_RUN_CHARS), None):
             # junk inside a run: the standard decoder skips - and _ (identifiers and words have them)
             standard = stretch.translate(None, _NOT_STANDARD)
             if len(standard) >= MIN_RUN_CHARS:
@@ -473,16 +507,15 @@ def _hex_stream(stretch: bytes) -> bytes | None:
     Hex glued behind a word of hex letters (``cafe``, ``a``) is read one
     digit off from the run's start, so the run decodes to other bytes.
     """
-    if b"a" * MIN_RUN_CHARS not in stretch.translate(_HEX_MASK):
+    if next(_marked_regions(stretch, _HEX_MASK, MIN_RUN_CHARS), None) is None:
         return None
     return stretch.translate(None, _NOT_HEX)
 
 
-#: escapes of control bytes (``=00`` to ``=1F``) a body needs before its quoted-printable reading is
-#: checked: binary written as quoted-printable has one in every few bytes (a DICOM element header
-#: holds several); text, even text in another script, has none
-MIN_QP_CONTROL_ESCAPES = 16
-_QP_CONTROL_ESCAPE = re.compile(rb"=[01][0-9A-Fa-f]")
+#: "=00=" (a NUL escape followed by another escape) a body needs before its quoted-printable
+#: reading is checked: every DICOM element header written so holds several (tags and lengths are
+#: mostly NUL bytes); text has none, and random binary one in 4 GiB
+MIN_QP_NUL_ESCAPES = 4
 
 
 def quoted_printable_reading(body: bytes) -> bytes | None:
@@ -495,10 +528,7 @@ def quoted_printable_reading(body: bytes) -> bytes | None:
     ``Content-Transfer-Encoding: quoted-printable`` that no framing found (a
     multipart body glued behind other bytes) is read so.
     """
-    if body.count(b"=") < MIN_QP_CONTROL_ESCAPES:
-        return None
-    escapes = _QP_CONTROL_ESCAPE.finditer(body)
-    if sum(1 for _, _ in zip(range(MIN_QP_CONTROL_ESCAPES), escapes)) < MIN_QP_CONTROL_ESCAPES:
+    if body.count(b"=00=") < MIN_QP_NUL_ESCAPES:
         return None
     return binascii.a2b_qp(body)
 
@@ -568,17 +598,13 @@ def _text_stretches(binary: bytes) -> Iterator[bytes]:
     """
     if not _has_stretch(binary):
         return
-    runs = binary.translate(_MASK)
-    text = binary.translate(_ASCII_TEXT_MASK)
-    needle = b"a" * MIN_RUN_CHARS
-    found = runs.find(needle)
-    while found >= 0:
-        start = text.rfind(b" ", 0, found) + 1
-        end = text.find(b" ", found)
-        end = len(binary) if end < 0 else end
-        if end - found >= MIN_RUN_CHARS:  # (a run of the mask may hold a byte that is not ASCII text)
-            yield binary[start:end]
-        found = runs.find(needle, max(end, found + 1))
+    end = 0
+    for run_start, run_end in _marked_regions(binary, _MASK, MIN_RUN_CHARS):
+        if run_start < end:
+            continue  # (in the stretch given already)
+        start = _marked_start(binary, _ASCII_TEXT_MASK, run_start)
+        end = _marked_end(binary, _ASCII_TEXT_MASK, run_end)
+        yield binary[start:end]
 
 
 def _alphabet_chars(text: bytes) -> bytes:
