@@ -43,7 +43,11 @@ stream, and a receiver that knows where the data starts cuts the words off.
 Either way the data is one contiguous stretch of the text's alphabet
 characters, read at one of four alignments: ``lenient_readings`` gives the four
 decodings of a stretch's alphabet characters (and four more without ``-`` and
-``_``, which a standard decoder skips as junk), so the walker can check them.
+``_``, which a standard decoder skips as junk), so the walker can check them;
+likewise hex at two alignments, and base64 padded piece by piece (read line by
+line). Quoted-printable (``quoted_printable_reading``) and whole bodies in
+base32, ascii85, base85 or uuencode (``rarer_encodings``) are read too. None of
+these readings can be rewritten in place: DICOM found only there is refused.
 """
 
 from __future__ import annotations
