@@ -216,6 +216,9 @@ class PayloadWalker:
         unopenable = signatures.uninspectable_format(body)
         if unopenable is not None:
             raise Blocked(BlockReason.UNINSPECTABLE, f"{unopenable}: a format icapdlp cannot open")
+        tar_at = tarball.aligned_tar_offset(body)
+        if tar_at is not None:  # GNU tar skips to it
+            return self._tar_behind_prefix(body, tar_at, depth, top)
         if signatures.zip_record_offset(body) is not None:
             return self._zip(body, depth, top)
         if signatures.dicom_marker_offset(body) is not None:
@@ -504,6 +507,15 @@ class PayloadWalker:
         if not changed and new_trailing is trailing:
             return body
         return tarball.rebuild_tar(parsed.members, contents) + new_trailing
+
+    def _tar_behind_prefix(self, body: bytes, offset: int, depth: int, top: bool) -> bytes:
+        """A tar after whole blocks of other bytes: the prefix classified, the tar read as any tar."""
+        prefix, archive = body[:offset], body[offset:]
+        new_prefix = self._entity(MediaType(), [], prefix, depth + 1, "tar")
+        new_archive = self._tar(archive, depth, top)
+        if new_prefix is prefix and new_archive is archive:
+            return body
+        return new_prefix + new_archive
 
     def _zip(self, body: bytes, depth: int, top: bool) -> bytes:
         self._heavy()
