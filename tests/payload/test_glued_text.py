@@ -208,3 +208,19 @@ def test_a_body_in_a_rarer_text_encoding_is_refused(encode):
 def test_letters_and_spaces_only_pass_although_they_spell_base32():
     body = b"hello world this is only letters and spaces " * 300
     assert walk("text/plain", body)[0].body is body
+
+
+@pytest.mark.parametrize("preamble", [b"words glued", b"x" * 2000])
+def test_a_declared_multipart_body_whose_first_delimiter_is_glued_to_its_preamble_is_refused(preamble):
+    """Werkzeug finds the first delimiter without a line break before it; the strict reading does not."""
+    import io
+
+    from werkzeug.formparser import MultiPartParser
+
+    body = (preamble + b'--B0undary\r\nContent-Disposition: form-data; name="f"; filename="x.dcm"\r\n\r\n'
+            + TINY + b"\r\n--B0undary--\r\n")
+    _, files = MultiPartParser().parse(io.BytesIO(body), b"B0undary", len(body))
+    assert files["f"].read() == TINY  # what Flask hands the application
+    with pytest.raises(Blocked) as info:
+        walk("multipart/form-data; boundary=B0undary", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
