@@ -135,37 +135,46 @@ class Run:
         return encode_like(data, original) if self.kind == "base64" else _percent_like(data, original)
 
 
-def find_runs(body: bytes) -> list[Run]:
+def long_run_regions(body: bytes) -> list[tuple[int, int]]:
+    """Where ``body`` holds MIN_RUN_CHARS run characters in a row (alphabet, line ends, escapes).
+
+    Every base64 run, and every stretch a lenient reading of binary looks at,
+    lies in one; computed once and handed to both.
+    """
+    return list(_marked_regions(body, _MASK, MIN_RUN_CHARS))
+
+
+def find_runs(body: bytes, regions: list[tuple[int, int]] | None = None) -> list[Run]:
     """Every base64 or percent-encoded run in ``body`` that decodes, in order, none overlapping.
 
     A base64-looking stretch inside a percent run is part of that run's value.
+    ``regions``: :func:`long_run_regions` of ``body``, when the caller has them.
     """
     percent = _percent_runs(body)
     runs = list(percent)
-    if _has_stretch(body):
-        for match in _long_run_matches(body):
-            if match.end() - match.start() < MIN_RUN_CHARS:
-                continue
-            if any(p.start <= match.start() < p.end for p in percent):
-                continue
-            start, end = _trim_to_wrapped_lines(body, match.start(), match.end())
-            run = _alphabet_run(start, end, body[start:end])
-            if run is not None and (start, end) != (match.start(), match.end()) and run.alternative is None:
-                # the untrimmed reading, in case a receiver takes the whole stretch
-                run = Run(run.start, run.end, run.decoded, run.kind, decode_run(match.group()))
-            if run is not None:
-                runs.append(run)
+    for match in _long_run_matches(body, long_run_regions(body) if regions is None else regions):
+        if match.end() - match.start() < MIN_RUN_CHARS:
+            continue
+        if any(p.start <= match.start() < p.end for p in percent):
+            continue
+        start, end = _trim_to_wrapped_lines(body, match.start(), match.end())
+        run = _alphabet_run(start, end, body[start:end])
+        if run is not None and (start, end) != (match.start(), match.end()) and run.alternative is None:
+            # the untrimmed reading, in case a receiver takes the whole stretch
+            run = Run(run.start, run.end, run.decoded, run.kind, decode_run(match.group()))
+        if run is not None:
+            runs.append(run)
     return sorted(runs, key=lambda run: run.start)
 
 
-def _long_run_matches(body: bytes) -> Iterator[re.Match]:
+def _long_run_matches(body: bytes, regions: list[tuple[int, int]]) -> Iterator[re.Match]:
     """``_RUN`` matches, looked for only where the mask shows MIN_RUN_CHARS run characters in a row.
 
     Every character a run holds (alphabet, line ends, JSON escapes) is "a" in
     the mask, so a run never crosses another byte but its closing ``=``; in
     binary, matching everywhere yielded one short match per letter.
     """
-    for start, end in _marked_regions(body, _MASK, MIN_RUN_CHARS):
+    for start, end in regions:
         yield from _RUN.finditer(body, start, min(len(body), end + 2))
 
 
@@ -432,7 +441,8 @@ _NOT_STANDARD = bytes(set(range(256)) - set(_ALPHABET))
 _ALIGNMENTS = range(4)
 
 
-def lenient_readings(body: bytes, accounted: list[tuple[int, int]] = (), *, text: bool = True) -> Iterator[bytes]:
+def lenient_readings(body: bytes, accounted: list[tuple[int, int]] = (), *, text: bool = True,
+                     regions: list[tuple[int, int]] | None = None) -> Iterator[bytes]:
     """What a decoder that skips every non-alphabet character can read from the text in ``body``.
 
     For each stretch of text (the whole of a ``text`` body; in binary, runs
@@ -449,7 +459,9 @@ def lenient_readings(body: bytes, accounted: list[tuple[int, int]] = (), *, text
             pieces.append(body[position:start])
             position = max(position, end)
         body = b"".join(pieces) + body[position:]
-    for stretch in ([body] if text else _text_stretches(body)):
+    if not text and regions is None:
+        regions = long_run_regions(body)
+    for stretch in ([body] if text else _text_stretches(body, regions)):
         mixed = stretch.translate(_MIXED_TABLE, _NOT_MIXED)
         if len(mixed) < MIN_RUN_CHARS:
             continue
@@ -590,7 +602,7 @@ def decode_rarer(body: bytes, name: str) -> bytes | None:
     return b"".join(out)
 
 
-def _text_stretches(binary: bytes) -> Iterator[bytes]:
+def _text_stretches(binary: bytes, regions: list[tuple[int, int]]) -> Iterator[bytes]:
     """The stretches of printable ASCII in ``binary`` that hold a run of MIN_RUN_CHARS base64 characters.
 
     A file written as text inside binary (a member of a container icapdlp
@@ -600,10 +612,8 @@ def _text_stretches(binary: bytes) -> Iterator[bytes]:
     cut into thousands of short readings. (Base64 broken up every few
     characters is looked for in text bodies only.)
     """
-    if not _has_stretch(binary):
-        return
     end = 0
-    for run_start, run_end in _marked_regions(binary, _MASK, MIN_RUN_CHARS):
+    for run_start, run_end in regions:
         if run_start < end:
             continue  # (in the stretch given already)
         start = _marked_start(binary, _ASCII_TEXT_MASK, run_start)

@@ -313,7 +313,8 @@ class PayloadWalker:
         ways, or DICOM in a JSON string that cannot be rewritten in place, is
         refused.
         """
-        runs = textruns.find_runs(body)
+        regions = textruns.long_run_regions(body)
+        runs = textruns.find_runs(body, regions)
         whole = textruns.whole_body_run(body)
         if whole is not None and not runs:
             runs = [whole]  # base64 broken up by spaces: only the whole body is one run
@@ -335,7 +336,7 @@ class PayloadWalker:
                 pieces += [body[position:run.start], run.encode(new, body)]
                 position = run.end
                 accounted.append((run.start, run.end))
-        self._check_lenient_readings(body, accounted, depth, label, text)
+        self._check_lenient_readings(body, accounted, depth, label, text, regions)
         if body is not self._quoted_printable_as_sent:
             reading = textruns.quoted_printable_reading(body)
             if reading is not None and self._finds_dicom(reading, depth, label):
@@ -348,7 +349,7 @@ class PayloadWalker:
         return b"".join(pieces)
 
     def _check_lenient_readings(self, body: bytes, accounted: list[tuple[int, int]], depth: int,
-                                label: str, text: bool) -> None:
+                                label: str, text: bool, regions: list[tuple[int, int]]) -> None:
         """Refuse text whose base64 or hex characters, read at some alignment, hold DICOM no run accounted for.
 
         Base64 glued behind words made of its alphabet (prose, a token, a
@@ -359,7 +360,7 @@ class PayloadWalker:
         cannot be rewritten in place: such a body is refused. Runs rewritten
         already (``accounted``) are left out, so an ordinary upload still is.
         """
-        readings = textruns.lenient_readings(body, accounted, text=text)
+        readings = textruns.lenient_readings(body, accounted, text=text, regions=regions)
         if len(body) <= JOINED_READINGS_BYTES:  # classified as one: one walk instead of up to ten
             readings = iter([b"\0".join(readings)])
         for reading in readings:
