@@ -69,8 +69,7 @@ def test_base64_glued_behind_words_is_refused(words, encode, data):
 
 def test_whole_body_b64decode_of_words_and_data_returns_the_object():
     """The reading Python's b64decode makes of the whole body, when the words hold 4k letters."""
-    body = b"file follows " + base64.b64encode(TINY)  # "filefollows": 11 letters; + "b" below
-    body = b"b" + body
+    body = b"b file follows " + base64.b64encode(TINY)  # 12 letters before the data: aligned
     assert TINY in base64.b64decode(body)
     assert refused(None, body) in REFUSALS
 
