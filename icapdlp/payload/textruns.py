@@ -532,6 +532,9 @@ def _hex_stream(stretch: bytes) -> bytes | None:
 #: reading is checked: every DICOM element header written so holds several (tags and lengths are
 #: mostly NUL bytes); text has none, and random binary one in 4 GiB
 MIN_QP_NUL_ESCAPES = 4
+#: or "=3D" (an escaped "="): quoted-printable written as quoted-printable again (a part inside a
+#: part) shows no "=00=" but one of these per escape; random binary has one in 16 MiB
+MIN_QP_EQUALS_ESCAPES = 16
 
 
 def quoted_printable_reading(body: bytes) -> bytes | None:
@@ -544,7 +547,8 @@ def quoted_printable_reading(body: bytes) -> bytes | None:
     ``Content-Transfer-Encoding: quoted-printable`` that no framing found (a
     multipart body glued behind other bytes) is read so.
     """
-    if body.count(b"=00=") < MIN_QP_NUL_ESCAPES:
+    if (body.count(b"=00=") < MIN_QP_NUL_ESCAPES
+            and body.count(b"=3D") + body.count(b"=3d") < MIN_QP_EQUALS_ESCAPES):
         return None
     return binascii.a2b_qp(body)
 

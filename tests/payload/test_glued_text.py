@@ -146,7 +146,8 @@ def test_ordinary_text_is_passed_unchanged(name):
 def test_lenient_readings_of_words_and_data_include_the_aligned_one():
     body = b"abc" + base64.b64encode(TINY)
     assert any(TINY in reading for reading in textruns.lenient_readings(body))
-    assert textruns.quoted_printable_reading(b"a=3Db " * 40) is None  # escapes of printable text only
+    assert textruns.quoted_printable_reading(b"a=3Db c=20d " * 4) is None  # a few escapes: text
+    assert textruns.quoted_printable_reading(quopri.encodestring(TINY)).endswith(TINY)
 
 
 def test_text_with_rules_of_dashes_is_not_taken_for_a_multipart_body():
@@ -223,3 +224,11 @@ def test_a_declared_multipart_body_whose_first_delimiter_is_glued_to_its_preambl
     with pytest.raises(Blocked) as info:
         walk("multipart/form-data; boundary=B0undary", body)
     assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_quoted_printable_written_as_quoted_printable_again_is_refused():
+    """Found by campaign 20261209: a part inside a part, each quoted-printable; "=3D00=3D08" only."""
+    body = b"some words" + quopri.encodestring(quopri.encodestring(TINY))
+    assert PLANTED in body and b"=00=" not in body
+    assert quopri.decodestring(quopri.decodestring(body[10:])) == TINY
+    assert refused("text/plain", body) in REFUSALS
