@@ -12,6 +12,7 @@ is cheap enough to run on every body, including on the event loop.
 
 from __future__ import annotations
 
+import json
 import re
 
 #: the Part-10 magic; in a binary body at any offset it means a DICOM file rides inside
@@ -62,6 +63,34 @@ def is_text(body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+#: byte order marks of the wide Unicode encodings (longest first: UTF-32 LE starts like UTF-16 LE)
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+              (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def wide_text(body: bytes) -> tuple[bytes, str] | None:
+    """(byte order mark, codec) of a body that is UTF-16 or UTF-32 text, or None.
+
+    Python's ``json.loads`` reads a JSON body in any of the four, by its mark
+    or by where the NULs of its first characters stand (``json.detect_encoding``,
+    used here too), so a base64 file in a UTF-16 JSON upload reaches an API
+    whose gateway saw only NULs between letters. Text means: it decodes, and
+    holds no control character.
+    """
+    bom, codec = next(((bom, codec) for bom, codec in _WIDE_BOMS if body.startswith(bom)), (b"", ""))
+    if not bom:
+        codec = json.detect_encoding(body[:4])
+        if not codec.startswith(("utf-16", "utf-32")):
+            return None
+    try:
+        text = body[len(bom):].decode(codec)
+    except UnicodeDecodeError:
+        return None
+    if _NON_TEXT.search(text.encode("utf-8", "surrogatepass")):
+        return None
+    return bom, codec
 
 
 def dicom_marker_offset(body: bytes) -> int | None:

@@ -83,6 +83,24 @@ def looks_like_tar(data: bytes) -> bool:
     return stored in (unsigned, signed)
 
 
+def aligned_tar_offset(data: bytes) -> int | None:
+    """Offset (a multiple of 512 past 0) of a tar header that GNU tar finds behind other bytes, or None.
+
+    GNU tar, meeting a block that is no header, says "Skipping to next header"
+    and tries every following 512-byte block: a tar behind a prefix of whole
+    blocks is extracted, compressed members and all. Looked for by the ustar
+    magic (C-speed ``find``), then the checksum; a v7 header (no magic) behind
+    a prefix is not found.
+    """
+    found = data.find(b"ustar", BLOCK + MAGIC_OFFSET)
+    while found >= 0:
+        start = found - MAGIC_OFFSET
+        if start % BLOCK == 0 and looks_like_tar(data[start:start + BLOCK]):
+            return start
+        found = data.find(b"ustar", found + 1)
+    return None
+
+
 def read_tar(data: bytes, limits: ArchiveLimits) -> TarArchive:
     """Every member (regular files with their data), and the non-zero trailing bytes.
 

@@ -35,11 +35,24 @@ least one ``%XX``; the decoded value is classified like any entity (so the
 base64 inside a form value is found too). ``+`` is a space to a form decoder
 and itself to a URI decoder, so a run holding ``+`` is classified both ways.
 
-Still a gap: base64 interleaved with other skipped characters in plain text.
+Base64 glued to other text (``"see attached:QUJD..."``, prose made of
+letters before a block) is a run whose first characters are not the data's;
+decoded from there it is garbage. Lenient decoders (Python's ``b64decode``)
+skip every character outside the alphabet and read the rest of the text as one
+stream, and a receiver that knows where the data starts cuts the words off.
+Either way the data is one contiguous stretch of the text's alphabet
+characters, read at one of four alignments: ``lenient_readings`` gives the four
+decodings of a stretch's alphabet characters (and four more without ``-`` and
+``_``, which a standard decoder skips as junk), so the walker can check them;
+likewise hex at two alignments, and base64 padded piece by piece (read line by
+line). Quoted-printable (``quoted_printable_reading``) and whole bodies in
+base32, ascii85, base85 or uuencode (``rarer_encodings``) are read too. None of
+these readings can be rewritten in place: DICOM found only there is refused.
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 import re
@@ -73,7 +86,7 @@ _PERCENT_PLAIN_RUN = re.compile(_PERCENT_PLAIN + rb"*")
 _PERCENT_PLAIN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*._~!'()+-")
 #: JSON bodies above this are not parsed for escaped runs (json.loads holds several copies)
 MAX_JSON_PARSE_BYTES = 64 * 1024 * 1024
-_WHITESPACE = re.compile(rb"[ \t\r\n\x0b\x0c]+")
+_WHITESPACE_BYTES = b" \t\r\n\x0b\x0c"  # (deleted with bytes.translate: many times faster than a regex)
 _WHITESPACE_TEXT = re.compile(r"[ \t\r\n\x0b\x0c]+")
 #: a JSON string with a NUL or another control character that text does not hold is binary
 _BINARY_TEXT = re.compile(r"[\x00-\x08\x0e-\x1f]")
@@ -122,27 +135,87 @@ class Run:
         return encode_like(data, original) if self.kind == "base64" else _percent_like(data, original)
 
 
-def find_runs(body: bytes) -> list[Run]:
+def long_run_regions(body: bytes) -> list[tuple[int, int]]:
+    """Where ``body`` holds MIN_RUN_CHARS run characters in a row (alphabet, line ends, escapes).
+
+    Every base64 run, and every stretch a lenient reading of binary looks at,
+    lies in one; computed once and handed to both.
+    """
+    return list(_marked_regions(body, _MASK, MIN_RUN_CHARS))
+
+
+def find_runs(body: bytes, regions: list[tuple[int, int]] | None = None) -> list[Run]:
     """Every base64 or percent-encoded run in ``body`` that decodes, in order, none overlapping.
 
     A base64-looking stretch inside a percent run is part of that run's value.
+    ``regions``: :func:`long_run_regions` of ``body``, when the caller has them.
     """
     percent = _percent_runs(body)
     runs = list(percent)
-    if _has_stretch(body):
-        for match in _RUN.finditer(body):
-            if match.end() - match.start() < MIN_RUN_CHARS:
-                continue
-            if any(p.start <= match.start() < p.end for p in percent):
-                continue
-            start, end = _trim_to_wrapped_lines(body, match.start(), match.end())
-            run = _alphabet_run(start, end, body[start:end])
-            if run is not None and (start, end) != (match.start(), match.end()) and run.alternative is None:
-                # the untrimmed reading, in case a receiver takes the whole stretch
-                run = Run(run.start, run.end, run.decoded, run.kind, decode_run(match.group()))
-            if run is not None:
-                runs.append(run)
+    for match in _long_run_matches(body, long_run_regions(body) if regions is None else regions):
+        if match.end() - match.start() < MIN_RUN_CHARS:
+            continue
+        if any(p.start <= match.start() < p.end for p in percent):
+            continue
+        start, end = _trim_to_wrapped_lines(body, match.start(), match.end())
+        run = _alphabet_run(start, end, body[start:end])
+        if run is not None and (start, end) != (match.start(), match.end()) and run.alternative is None:
+            # the untrimmed reading, in case a receiver takes the whole stretch
+            run = Run(run.start, run.end, run.decoded, run.kind, decode_run(match.group()))
+        if run is not None:
+            runs.append(run)
     return sorted(runs, key=lambda run: run.start)
+
+
+def _long_run_matches(body: bytes, regions: list[tuple[int, int]]) -> Iterator[re.Match]:
+    """``_RUN`` matches, looked for only where the mask shows MIN_RUN_CHARS run characters in a row.
+
+    Every character a run holds (alphabet, line ends, JSON escapes) is "a" in
+    the mask, so a run never crosses another byte but its closing ``=``; in
+    binary, matching everywhere yielded one short match per letter.
+    """
+    for start, end in regions:
+        yield from _RUN.finditer(body, start, min(len(body), end + 2))
+
+
+def _marked_regions(body: bytes, table: bytes, length: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each stretch of at least ``length`` bytes that ``table`` marks "a" (else " ").
+
+    Masked a window at a time, so a large body costs no second copy of itself.
+    """
+    needle = b"a" * length
+    position = 0
+    while position < len(body):
+        window = body[position:position + MASK_WINDOW + length].translate(table)
+        found = window.find(needle)
+        if found < 0:
+            position += MASK_WINDOW
+            continue
+        start = position + found
+        end = _marked_end(body, table, start + length)
+        yield start, end
+        position = end
+
+
+def _marked_end(body: bytes, table: bytes, position: int) -> int:
+    """The first byte at or after ``position`` that ``table`` does not mark (the body's end if none)."""
+    while position < len(body):
+        found = body[position:position + MASK_WINDOW].translate(table).find(b" ")
+        if found >= 0:
+            return position + found
+        position += MASK_WINDOW
+    return len(body)
+
+
+def _marked_start(body: bytes, table: bytes, position: int) -> int:
+    """The start of the marked stretch that holds ``position``."""
+    while position > 0:
+        low = max(0, position - MASK_WINDOW)
+        found = body[low:position].translate(table).rfind(b" ")
+        if found >= 0:
+            return low + found + 1
+        position = low
+    return 0
 
 
 def _trim_to_wrapped_lines(body: bytes, start: int, end: int) -> tuple[int, int]:
@@ -272,7 +345,7 @@ def whole_body_run(body: bytes) -> Run | None:
     """
     if not _ENCODED_TEXT.fullmatch(body):
         return None  # (checked in place first: a binary body fails at once and is not copied)
-    compact = _WHITESPACE.sub(b"", body)
+    compact = body.translate(None, _WHITESPACE_BYTES)
     if len(compact) < MIN_RUN_CHARS or not _BASE64_TEXT.fullmatch(compact):
         return None
     start, end = len(body) - len(body.lstrip()), len(body.rstrip())
@@ -356,10 +429,206 @@ def may_hold_encoded(data: bytes, complete: bool) -> bool:
     return False
 
 
+#: "a" for printable ASCII and white space, " " for anything else: where binary holds text
+_ASCII_TEXT_MASK = bytes(0x61 if 0x20 <= i <= 0x7E or i in b"\t\n\r\x0b\x0c" else 0x20 for i in range(256))
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+#: bytes.translate tables: every other byte deleted; "-_" read as "+/" (both alphabets, as Node's
+#: and the URL-safe decoders do) or deleted (as the standard one does, skipping them as junk)
+_MIXED_TABLE = bytes.maketrans(b"-_", b"+/")
+_NOT_MIXED = bytes(set(range(256)) - set(_ALPHABET + b"-_"))
+_NOT_STANDARD = bytes(set(range(256)) - set(_ALPHABET))
+#: alignments a decoder can read a stretch at (base64 groups are four characters)
+_ALIGNMENTS = range(4)
+
+
+def lenient_readings(body: bytes, accounted: list[tuple[int, int]] = (), *, text: bool = True,
+                     regions: list[tuple[int, int]] | None = None) -> Iterator[bytes]:
+    """What a decoder that skips every non-alphabet character can read from the text in ``body``.
+
+    For each stretch of text (the whole of a ``text`` body; in binary, runs
+    of printable ASCII), its base64 characters are taken in order,
+    everything else skipped, and decoded at each of the four alignments: the
+    data of a run glued to words before it (or broken up by any other
+    character) is aligned in one of them. ``accounted``: spans (runs already
+    decoded and rewritten) left out of the stretch. A stretch with fewer than
+    MIN_RUN_CHARS alphabet characters is skipped.
+    """
+    if accounted:
+        pieces, position = [], 0
+        for start, end in sorted(accounted):
+            pieces.append(body[position:start])
+            position = max(position, end)
+        body = b"".join(pieces) + body[position:]
+    if not text and regions is None:
+        regions = long_run_regions(body)
+    for stretch in ([body] if text else _text_stretches(body, regions)):
+        mixed = stretch.translate(_MIXED_TABLE, _NOT_MIXED)
+        if len(mixed) < MIN_RUN_CHARS:
+            continue
+        streams = [mixed]
+        if (b"-" in stretch or b"_" in stretch) and next(_marked_regions(stretch, _MASK, MIN_RUN_CHARS), None):
+            # junk inside a run: the standard decoder skips - and _ (identifiers and words have them)
+            standard = stretch.translate(None, _NOT_STANDARD)
+            if len(standard) >= MIN_RUN_CHARS:
+                streams.append(standard)
+        for stream in streams:
+            for shift in _ALIGNMENTS:
+                yield _lenient_decode(stream[shift:])
+        if stretch.translate(_PADDING_MASK).count(b"a" * 8 + b"=") >= 2:
+            padded = _padded_pieces(stretch)
+            if padded is not None:
+                yield padded
+        hex_digits = _hex_stream(stretch)
+        if hex_digits is not None:
+            for shift in (0, 1):
+                digits = hex_digits[shift:]
+                yield binascii.unhexlify(digits[:len(digits) - len(digits) % 2])
+
+
+def _lenient_decode(chars: bytes) -> bytes:
+    if len(chars) % 4 == 1:
+        chars = chars[:-1]  # (six bits make no byte)
+    return binascii.a2b_base64(chars + b"=" * (-len(chars) % 4))  # a last partial group too
+
+
+_NOT_MIXED_OR_PAD = bytes(set(_NOT_MIXED) - {ord("=")})
+#: "a" for an alphabet character, "=" for itself: two pieces of base64 that end in padding show as
+#: "aaaaaaaa=" (an HTML attribute name before its "=" is shorter)
+_PADDING_MASK = bytes(0x61 if i in _ALPHABET + b"-_" else 0x3D if i == 0x3D else 0x20 for i in range(256))
+_PADDING = re.compile(rb"=+")
+
+
+def _padded_pieces(stretch: bytes) -> bytes | None:
+    """The stretch as a decoder reads it that starts again after each padding (line by line, for one).
+
+    Base64 of a file cut into pieces that are each padded (``=``) reads as
+    one object only piece by piece: every piece is aligned at its own start,
+    which the four alignments of the whole stream miss.
+    """
+    pieces = [p for p in _PADDING.split(stretch.translate(_MIXED_TABLE, _NOT_MIXED_OR_PAD)) if p]
+    if sum(len(p) >= 2 for p in pieces) < 2:  # (a padded piece holds at least two characters)
+        return None
+    return b"".join(_lenient_decode(p) for p in pieces)
+
+
+_HEX = b"0123456789ABCDEFabcdef"
+_NOT_HEX = bytes(set(range(256)) - set(_HEX))
+#: hex written as text: MIN_RUN_CHARS hex digits in a row, anywhere in a stretch
+_HEX_MASK = bytes(0x61 if i in _HEX else 0x20 for i in range(256))
+
+
+def _hex_stream(stretch: bytes) -> bytes | None:
+    """The hex digits of a stretch that holds a hex run, everything else skipped; else None.
+
+    Hex glued behind a word of hex letters (``cafe``, ``a``) is read one
+    digit off from the run's start, so the run decodes to other bytes.
+    """
+    if next(_marked_regions(stretch, _HEX_MASK, MIN_RUN_CHARS), None) is None:
+        return None
+    return stretch.translate(None, _NOT_HEX)
+
+
+#: "=00=" (a NUL escape followed by another escape) a body needs before its quoted-printable
+#: reading is checked: every DICOM element header written so holds several (tags and lengths are
+#: mostly NUL bytes); text has none, and random binary one in 4 GiB
+MIN_QP_NUL_ESCAPES = 4
+#: or "=3D" (an escaped "="): quoted-printable written as quoted-printable again (a part inside a
+#: part) shows no "=00=" but one of these per escape; random binary has one in 16 MiB
+MIN_QP_EQUALS_ESCAPES = 16
+
+
+def quoted_printable_reading(body: bytes) -> bytes | None:
+    """``body`` as a quoted-printable decoder reads it, when it holds binary written so; else None.
+
+    Quoted-printable leaves printable bytes as they are, so an object written
+    so shows its text values (a patient's name) to anyone, and a decoder
+    (Python's ``quopri``, a mail client) turns the ``=XX`` escapes back into
+    the file, whatever surrounds it. A body holding a part with
+    ``Content-Transfer-Encoding: quoted-printable`` that no framing found (a
+    multipart body glued behind other bytes) is read so.
+    """
+    if (body.count(b"=00=") < MIN_QP_NUL_ESCAPES
+            and body.count(b"=3D") + body.count(b"=3d") < MIN_QP_EQUALS_ESCAPES):
+        return None
+    return binascii.a2b_qp(body)
+
+
+#: the alphabets as their encoders write them, white space allowed (checked on the body as it is:
+#: prose fails at its first comma). Python's b32decode wants capitals; ordinary text that spells
+#: an alphabet (markup without punctuation, code) lacks one of the classes encoded binary shows.
+_RARER_ALPHABETS = {
+    "base32": re.compile(rb"[A-Z2-7\s]+=*\s*"),
+    "ascii85": re.compile(rb"\s*(?:<~)?[!-uz\s]+(?:~>)?\s*"),
+    "base85": re.compile(rb"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~\s]+"),
+}
+#: character classes the output of base32 (the first two) and base85 (all four) of any binary holds
+_CLASSES = tuple(re.compile(c) for c in (rb"[A-Z]", rb"[0-9]", rb"[a-z]", rb"[!-/:-@\[-`{-~]"))
+_UUENCODED = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} [^\r\n]*\r?\n(.*?)^end", re.S | re.M)
+
+
+def rarer_encodings(body: bytes) -> list[str]:
+    """Which rarer text encodings Python's ``base64`` and ``binascii`` decode ``body`` is written in.
+
+    Whole bodies in base32, ascii85 or base85, and uuencoded blocks between
+    ``begin`` and ``end`` lines: icapdlp does not rewrite these, but a file in
+    them must not pass unseen. Only the look (a fullmatch of the alphabet);
+    :func:`decode_rarer` decodes, in pure Python and so slowly.
+    """
+    if len(body) < MIN_RUN_CHARS:
+        return []
+    names = [name for name, alphabet in _RARER_ALPHABETS.items() if alphabet.fullmatch(body)
+             and all(c.search(body) for c in _CLASSES[:2 if name == "base32" else 4])]
+    if b"begin" in body and _UUENCODED.search(body):
+        names.append("uuencode")
+    return names
+
+
+def decode_rarer(body: bytes, name: str) -> bytes | None:
+    """``body`` decoded as ``name`` (one of :func:`rarer_encodings`), or None if it does not decode."""
+    compact = body.translate(None, _WHITESPACE_BYTES)
+    try:
+        if name == "base32":
+            compact = compact.rstrip(b"=")
+            return base64.b32decode(compact + b"=" * (-len(compact) % 8))
+        if name == "ascii85":
+            return base64.a85decode(compact, adobe=compact.startswith(b"<~"))
+        if name == "base85":
+            return base64.b85decode(compact)
+    except ValueError:
+        return None
+    out = []
+    for block in _UUENCODED.finditer(body):
+        for line in block.group(1).splitlines():
+            try:
+                out.append(binascii.a2b_uu(line))
+            except binascii.Error:
+                continue
+    return b"".join(out)
+
+
+def _text_stretches(binary: bytes, regions: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The stretches of printable ASCII in ``binary`` that hold a run of MIN_RUN_CHARS base64 characters.
+
+    A file written as text inside binary (a member of a container icapdlp
+    does not open) keeps its run whole; the words glued before it are in the
+    same stretch. Symbol tables, strings and the garbage of a misaligned
+    reading have no such run and are not read, or a shared library would be
+    cut into thousands of short readings. (Base64 broken up every few
+    characters is looked for in text bodies only.)
+    """
+    end = 0
+    for run_start, run_end in regions:
+        if run_start < end:
+            continue  # (in the stretch given already)
+        start = _marked_start(binary, _ASCII_TEXT_MASK, run_start)
+        end = _marked_end(binary, _ASCII_TEXT_MASK, run_end)
+        yield binary[start:end]
+
+
 def _alphabet_chars(text: bytes) -> bytes:
     for line_end in _BREAKS:
         text = text.replace(line_end, b"")
-    return _WHITESPACE.sub(b"", text.replace(b"\\/", b"/"))
+    return text.replace(b"\\/", b"/").translate(None, _WHITESPACE_BYTES)
 
 
 def decode_run(text: bytes) -> bytes | None:

@@ -48,6 +48,11 @@ BULK_DATA_TYPES = frozenset({
 JSON_TYPES = frozenset({"application/dicom+json", "application/json", "text/json", ""})
 
 
+#: bodies up to this size have their lenient readings (textruns.lenient_readings) joined and
+#: classified in one walk; larger ones one reading at a time, so memory stays near one reading
+JOINED_READINGS_BYTES = 1024 * 1024
+
+
 class NeedsWork(Exception):
     """Raised by a probing walk where a real walk would decode, unpack or rewrite something."""
 
@@ -114,6 +119,9 @@ class PayloadWalker:
         #: inflate limit for content codings and gzip files (the archive limit is the options')
         self._max_inflated = min(max_inflated_bytes, options.max_inflated_bytes)
         self.findings = Findings()
+        #: the content of a quoted-printable part while it is checked as sent: its quoted-printable
+        #: reading is the part's own decoding, classified (and rewritten) as the part
+        self._quoted_printable_as_sent: bytes | None = None
 
     def rewrite_message(self, content_type: str | None, content_encodings: list[str],
                         body: bytes) -> Rewritten:
@@ -194,9 +202,23 @@ class PayloadWalker:
         """
         if lenient.looks_like_dataset(body):
             return self._dicom(body, label, top)
+        wide = signatures.wide_text(body)
+        if wide is not None:  # UTF-16 or UTF-32 text (a JSON upload): classified as the text it is
+            bom, codec = wide
+            text = body[len(bom):].decode(codec).encode("utf-8", "surrogatepass")
+            new = self._entity(MediaType(), [], text, depth + 1, label)
+            if new is not text:
+                try:
+                    return bom + new.decode("utf-8", "surrogatepass").encode(codec, "surrogatepass")
+                except UnicodeError:
+                    raise Blocked(BlockReason.UNINSPECTABLE,
+                                  f"rewritten {codec} text cannot be written back as {codec}") from None
         unopenable = signatures.uninspectable_format(body)
         if unopenable is not None:
             raise Blocked(BlockReason.UNINSPECTABLE, f"{unopenable}: a format icapdlp cannot open")
+        tar_at = tarball.aligned_tar_offset(body)
+        if tar_at is not None:  # GNU tar skips to it
+            return self._tar_behind_prefix(body, tar_at, depth, top)
         if signatures.zip_record_offset(body) is not None:
             return self._zip(body, depth, top)
         if signatures.dicom_marker_offset(body) is not None:
@@ -212,7 +234,7 @@ class PayloadWalker:
                           "patient attributes inside content that is not unpacked")
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
-        encoded = self._encoded_text(body, depth, label)  # text runs stored in binary (an uncompressed tar)
+        encoded = self._encoded_text(body, depth, label, text=False)  # text stored in binary (a tar)
         return body if encoded is None else encoded
 
     def _text(self, body: bytes, depth: int, label: Container, top: bool) -> bytes:
@@ -280,7 +302,7 @@ class PayloadWalker:
             return body
         return encoding.encode(new_inner, coding)
 
-    def _encoded_text(self, body: bytes, depth: int, label: Container) -> bytes | None:
+    def _encoded_text(self, body: bytes, depth: int, label: Container, *, text: bool = True) -> bytes | None:
         """A body written as text, or holding files written as text (``textruns``).
 
         Base64, hex and percent-encoded runs (JSON strings, data: URIs, form
@@ -291,7 +313,8 @@ class PayloadWalker:
         ways, or DICOM in a JSON string that cannot be rewritten in place, is
         refused.
         """
-        runs = textruns.find_runs(body)
+        regions = textruns.long_run_regions(body)
+        runs = textruns.find_runs(body, regions)
         whole = textruns.whole_body_run(body)
         if whole is not None and not runs:
             runs = [whole]  # base64 broken up by spaces: only the whole body is one run
@@ -302,10 +325,9 @@ class PayloadWalker:
             if self._finds_dicom(decoded, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in a JSON string whose escapes or spaces cannot be rewritten in place")
-        if not runs:
-            return None
         pieces: list[bytes] = []
         position = 0
+        accounted: list[tuple[int, int]] = []
         for run in runs:
             if run.alternative is not None and self._finds_dicom(run.alternative, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in the other reading of a {run.kind} run")
@@ -313,10 +335,43 @@ class PayloadWalker:
             if new is not run.decoded:
                 pieces += [body[position:run.start], run.encode(new, body)]
                 position = run.end
+                accounted.append((run.start, run.end))
+        self._check_lenient_readings(body, accounted, depth, label, text, regions)
+        if body is not self._quoted_printable_as_sent:
+            reading = textruns.quoted_printable_reading(body)
+            if reading is not None and self._finds_dicom(reading, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE, "DICOM written as quoted-printable outside a MIME part")
+        if not runs:
+            return None
         if not pieces:
             return body
         pieces.append(body[position:])
         return b"".join(pieces)
+
+    def _check_lenient_readings(self, body: bytes, accounted: list[tuple[int, int]], depth: int,
+                                label: Container, text: bool, regions: list[tuple[int, int]]) -> None:
+        """Refuse text whose base64 or hex characters, read at some alignment, hold DICOM no run accounted for.
+
+        Base64 glued behind words made of its alphabet (prose, a token, a
+        field name) is read misaligned from the run's first character, so the
+        run decodes to garbage; Python's ``b64decode`` of the whole text (it
+        skips every other character), or a receiver that cuts the words off,
+        gets the object. Where it starts cannot be told from the text, so it
+        cannot be rewritten in place: such a body is refused. Runs rewritten
+        already (``accounted``) are left out, so an ordinary upload still is.
+        """
+        readings = textruns.lenient_readings(body, accounted, text=text, regions=regions)
+        if len(body) <= JOINED_READINGS_BYTES:  # classified as one: one walk instead of up to ten
+            readings = iter([b"\0".join(readings)])
+        for reading in readings:
+            if reading and self._finds_dicom(reading, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              "DICOM in encoded text that decodes only at another alignment (glued to other text)")
+        for name in textruns.rarer_encodings(body) if text else ():
+            self._heavy()  # (pure-Python decoders: a probing walk hands the body to a worker)
+            reading = textruns.decode_rarer(body, name)
+            if reading and self._finds_dicom(reading, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in {name} text")
 
     def _compressed_file(self, body: bytes, coding: str, depth: int, label: Container, top: bool) -> bytes:
         """A body that is a compressed file (.gz, .bz2, .xz, .zst): decoded whole and classified.
@@ -377,8 +432,13 @@ class PayloadWalker:
         binary labelled quoted-printable cannot hide behind its decoding.
         """
         cte = transfer.transfer_encoding(part.headers)
-        if cte == "quoted-printable" and self._finds_dicom(part.content, depth, label):
-            raise Blocked(BlockReason.UNINSPECTABLE, "a quoted-printable part holds DICOM as sent")
+        if cte == "quoted-printable":
+            self._quoted_printable_as_sent = part.content  # its decoding is the part's reading, below
+            try:
+                if self._finds_dicom(part.content, depth, label):
+                    raise Blocked(BlockReason.UNINSPECTABLE, "a quoted-printable part holds DICOM as sent")
+            finally:
+                self._quoted_printable_as_sent = None
         content = part.content if cte is None else transfer.decode_transfer(part.content, cte)
         new = self._entity(media, codings, content, depth + 1, label, **context)
         if new is content:
@@ -449,6 +509,15 @@ class PayloadWalker:
             return body
         return tarball.rebuild_tar(parsed.members, contents) + new_trailing
 
+    def _tar_behind_prefix(self, body: bytes, offset: int, depth: int, top: bool) -> bytes:
+        """A tar after whole blocks of other bytes: the prefix classified, the tar read as any tar."""
+        prefix, archive = body[:offset], body[offset:]
+        new_prefix = self._entity(MediaType(), [], prefix, depth + 1, Container.TAR)
+        new_archive = self._tar(archive, depth, top)
+        if new_prefix is prefix and new_archive is archive:
+            return body
+        return new_prefix + new_archive
+
     def _zip(self, body: bytes, depth: int, top: bool) -> bytes:
         self._heavy()
         self._enter(Container.ZIP, top)
@@ -502,9 +571,15 @@ def _leading_boundary(body: bytes) -> str | None:
     a short preamble) and the matching close delimiter further on.
     """
     match = _DELIMITER_LINE.search(body[:MULTIPART_SNIFF_BYTES + 80])
-    if match is None or b"--" + match.group(1) + b"--" not in body:
+    if match is None or not _BOUNDARY_WORD.search(match.group(1)) or b"--" + match.group(1) + b"--" not in body:
         return None
     return match.group(1).decode("ascii")
+
+
+#: a guessed boundary holds a letter or a digit (every client's does: curl, browsers, requests);
+#: a line of dashes or equals signs is a reStructuredText or Markdown rule, and text full of them
+#: (documentation, docstrings) was read as a multipart body and refused as ambiguous
+_BOUNDARY_WORD = re.compile(rb"[0-9A-Za-z]")
 
 
 #: an element of the PS3.19 native DICOM model (optionally namespace-prefixed)

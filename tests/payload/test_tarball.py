@@ -250,3 +250,19 @@ def test_corrupted_tars_read_or_block(position, value):
         read_tar(bytes(body), LIMITS)
     except Blocked as blocked:
         assert blocked.reason in (BlockReason.UNSAFE_ARCHIVE, BlockReason.UNINSPECTABLE)
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 3])
+def test_a_tar_behind_whole_blocks_of_other_bytes_is_found_as_gnu_tar_finds_it(tmp_path, blocks):
+    """GNU tar skips a prefix block by block ("Skipping to next header") and extracts what follows."""
+    member = gzip.compress(CT.data, mtime=0)  # a compressed member: no byte of it shows DICOM
+    body = b"junk " * (blocks * 512 // 5) + b"x" * (blocks * 512 % 5) + make_tar([("scan.dcm.gz", member)])
+    (tmp_path / "in.tar").write_bytes(body)
+    subprocess.run(["tar", "-xf", "in.tar"], cwd=tmp_path, capture_output=True)  # (exits 2: it warned)
+    assert gzip.decompress((tmp_path / "scan.dcm.gz").read_bytes()) == CT.data  # the receiver gets it
+    result, rewriter = walk("application/octet-stream", body)
+    assert rewriter.seen == [CT.data]
+    (tmp_path / "scan.dcm.gz").unlink()
+    (tmp_path / "out.tar").write_bytes(result.body)
+    subprocess.run(["tar", "-xf", "out.tar"], cwd=tmp_path, capture_output=True)
+    assert gzip.decompress((tmp_path / "scan.dcm.gz").read_bytes()) == marker(CT.data)
