@@ -349,15 +349,8 @@ class ServerExchange:
         else:
             may_204 = "204" in request.allow or self._complete
         if may_204:
-            head = self.context.replies.no_content(close=request.close)
-            if state is _ASKED_PREVIEW and request.preview is None and request.body_entity is not None:
-                # asked before the (unpreviewed) body was read: read it to its end first
-                self._skip_then(self._head_answer(head, 204, Outcome.NO_CHANGE))
-                return
-            if request.has_body and not self._complete and self._state == _ASKED_PREVIEW:
-                self.parser.finish_early()  # answered from a preview that stopped short
-            self._write_head(head, 204, Outcome.NO_CHANGE)
-            self._state = _DONE
+            self._answer(self._head_answer(self.context.replies.no_content(close=request.close), 204,
+                                           Outcome.NO_CHANGE))
         elif self._unpreviewed_body_follows():  # echo the body while it arrives, holding none of it
             self._write_head(self._echo_head(), 200, Outcome.NO_CHANGE)
             self._state = _ECHOING
