@@ -377,8 +377,10 @@ class IcapConnection(asyncio.Protocol):
             return
         if self.phase == IDLE or self.phase == CLOSING:
             self.close()
-        elif now >= self.stall_deadline and self._write_paused:
-            self.abort()  # the client stopped reading our answer: nothing more can reach it
+        elif self._write_paused and (now >= self.stall_deadline or self._unsent_finish is not None):
+            # the client stopped reading our answer (or the whole answer is written and waits to be
+            # read): nothing more can reach it, and a 408 after a complete answer would be a second one
+            self.abort()
         else:
             task, self._task = self._task, None
             if task is not None:

@@ -1,0 +1,51 @@
+"""Adversarial review of the single request path (issue 15): socket-level findings."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from icapdlp.adaptation.api import NeedBody, Replace
+from icapdlp.http import HttpHeaders, HttpRequestHead
+from tests.icap import messages as m
+from tests.server.harness import ScriptedAdapter
+
+WAIT = 15.0
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    sock.settimeout(3.0)  # silence for 3 s: nothing more comes
+    data = bytearray()
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    except (ConnectionResetError, TimeoutError, socket.timeout):
+        pass
+    return bytes(data)
+
+
+def test_request_deadline_after_the_whole_answer_is_written_answers_nothing_more(icap_server):
+    """The answer is complete but still in the send buffer when request_timeout passes.
+
+    The request is over: the deadline must not write a second (408) answer
+    after it, nor record a second transaction.
+    """
+    head = HttpRequestHead("POST", "/upload", "HTTP/1.1", HttpHeaders([("Host", "h")]))
+    big = b"x" * (48 * 1024 * 1024)  # more than the socket buffers hold
+    thread = icap_server(ScriptedAdapter(preview=NeedBody(), body=Replace(request=head, body=big)),
+                         limits={"request_timeout": 1.0, "header_timeout": 1.0, "idle_timeout": 60.0})
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        first, _ = m.reqmod_post(b"small", preview=4096)
+        sock.sendall(first)
+        time.sleep(2.5)  # the request deadline passes while the answer waits to be read
+        data = _read_until_closed(sock)
+        assert b"ICAP/1.0 408" not in data
+        started = time.monotonic()
+        while not thread.observer.records and time.monotonic() - started < WAIT:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert len(thread.observer.records) == 1
+        assert thread.observer.records[0].outcome == "error"  # the answer never reached the client whole
+    finally:
+        sock.close()
