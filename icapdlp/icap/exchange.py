@@ -128,7 +128,8 @@ _NOT_READING = _OWED | {_DONE, _CLOSED, _BODY_IN_HAND}
 _LEGAL = {
     "need_body": frozenset({_ASKED_PREVIEW}),
     "partial": frozenset({_ASKED_PREVIEW}),
-    "respond": frozenset({_ASKED_PREVIEW, _ASKED_BODY, _KEEPING, _LIMIT}),
+    # _KEEPING and _BODY_IN_HAND: keeping the body failed (the spool), the driver blocks
+    "respond": frozenset({_ASKED_PREVIEW, _ASKED_BODY, _KEEPING, _BODY_IN_HAND, _LIMIT}),
 }
 
 

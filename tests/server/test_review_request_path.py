@@ -49,3 +49,24 @@ def test_request_deadline_after_the_whole_answer_is_written_answers_nothing_more
         assert thread.observer.records[0].outcome == "error"  # the answer never reached the client whole
     finally:
         sock.close()
+
+
+def test_a_spool_failure_on_a_body_the_preview_held_whole_is_blocked_and_recorded(icap_server, connect, tmp_path):
+    """NeedBody on a complete preview keeps the preview; if the spool fails there, the answer is a block.
+
+    The same failure after 100 Continue already answered a block; on a preview
+    that held the whole body the block was refused as an illegal decision and
+    the connection closed with no answer and no transaction record.
+    """
+    missing = str(tmp_path / "no-such-dir")
+    thread = icap_server(ScriptedAdapter(preview=NeedBody()),
+                         limits={"spool_memory_bytes": 0, "spool_dir": missing})
+    client = connect(thread.port)
+    first, _ = m.reqmod_post(b"a body the preview holds whole", preview=4096)
+    client.send(first)
+    response = client.read_response()
+    assert response.status == 200 and b"403" in response.http_heads.split(b"\r\n")[0]
+    started = time.monotonic()
+    while not thread.observer.records and time.monotonic() - started < WAIT:
+        time.sleep(0.05)
+    assert [(r.outcome, r.reason.value) for r in thread.observer.records] == [("blocked", "spool-failed")]
