@@ -126,7 +126,8 @@ class IcapConnection(asyncio.Protocol):
             if self._task is None and not self.closed:
                 self._advance()  # a request cut off mid-way is recorded as an error
             self.server.forget(self)
-        self._close_spool()
+        if self._task is None:  # else the adapter may still read the body: the task's _finish closes it
+            self._close_spool()
 
     def pause_writing(self) -> None:
         self._write_paused = True

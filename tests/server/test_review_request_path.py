@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import socket
+import struct
 import time
 
-from icapdlp.adaptation.api import NeedBody, Replace
+from icapdlp.adaptation.api import NeedBody, NoChange, Replace
 from icapdlp.http import HttpHeaders, HttpRequestHead
 from tests.icap import messages as m
 from tests.server.harness import ScriptedAdapter
@@ -70,3 +71,35 @@ def test_a_spool_failure_on_a_body_the_preview_held_whole_is_blocked_and_recorde
     while not thread.observer.records and time.monotonic() - started < WAIT:
         time.sleep(0.05)
     assert [(r.outcome, r.reason.value) for r in thread.observer.records] == [("blocked", "spool-failed")]
+
+
+class _SlowBodyReader(ScriptedAdapter):
+    """Reads the body's file only after a pause, as a worker process does when the pool is busy."""
+
+    def __init__(self) -> None:
+        super().__init__(preview=NeedBody())
+        self.file_there: list[bool] = []
+
+    async def on_body(self, tx, body):
+        import asyncio
+        import os
+
+        await asyncio.sleep(1.0)
+        self.file_there.append(body.path is not None and os.path.exists(body.path))
+        return NoChange()
+
+
+def test_a_client_leaving_while_the_adapter_works_does_not_delete_the_body_under_it(icap_server, tmp_path):
+    adapter = _SlowBodyReader()
+    thread = icap_server(adapter, limits={"spool_memory_bytes": 0, "spool_dir": str(tmp_path)})
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    first, _ = m.reqmod_post(b"a body spooled to a file", preview=4096)
+    sock.sendall(first)
+    time.sleep(0.3)  # the adapter has the body
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # a reset: the connection is lost at once
+    started = time.monotonic()
+    while not thread.observer.records and time.monotonic() - started < WAIT:
+        time.sleep(0.05)
+    assert adapter.file_there == [True]
+    assert list(tmp_path.iterdir()) == []  # and the file is gone once the request is over
