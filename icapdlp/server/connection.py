@@ -365,6 +365,8 @@ class IcapConnection(asyncio.Protocol):
             return
         self.closed = True
         self.phase = CLOSING
+        if self.lost and self._task is None:  # connection_lost left the spool to a task that is over now
+            self._close_spool()
         if self.exchange is not None:
             self._flush()
         if self.transport is not None:
