@@ -198,6 +198,8 @@ class IcapConnection(asyncio.Protocol):
                 self._task = asyncio.get_running_loop().create_task(self._stream(event.body))
                 return
             elif cls is LimitHit:
+                if self._tx is None:  # the limit hit inside the preview, before the adapter was asked
+                    self._tx = decisions.new_transaction(exchange.request)
                 decisions.block(exchange, self._tx, exchange.context.adapter, BlockReason.LIMIT_EXCEEDED,
                                 "body larger than limits.body_bytes", close=True)
                 self._reason = BlockReason.LIMIT_EXCEEDED

@@ -103,3 +103,22 @@ def test_a_client_leaving_while_the_adapter_works_does_not_delete_the_body_under
         time.sleep(0.05)
     assert adapter.file_there == [True]
     assert list(tmp_path.iterdir()) == []  # and the file is gone once the request is over
+
+
+def test_a_preview_that_outgrows_the_body_limit_is_blocked_with_its_transaction(icap_server, connect):
+    """The block page and the audit record name the transaction, as they do for every other block.
+
+    Before, a limit hit inside the preview (before the adapter was asked)
+    had no transaction: the real block page raised on it and the audit
+    record had no id.
+    """
+    thread = icap_server(ScriptedAdapter(preview=NeedBody()), limits={"body_bytes": 1024})
+    client = connect(thread.port)
+    first, _ = m.reqmod_post(b"p" * 3000, preview=4096)
+    client.send(first)
+    response = client.read_response()
+    assert response.status == 200 and b"403" in response.http_heads.split(b"\r\n")[0]
+    assert client.is_closed()
+    records = thread.observer.records
+    assert [(r.outcome, r.reason.value) for r in records] == [("blocked", "limit-exceeded")]
+    assert records[0].tx is not None and records[0].tx.service == "deid-req"
