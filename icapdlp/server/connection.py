@@ -155,7 +155,7 @@ class IcapConnection(asyncio.Protocol):
         exchange = self.exchange
         self.stall_deadline = float("inf")
         while not self.closed:
-            if self._write_paused:  # resume_writing() comes back here
+            if self._write_paused and not self.lost:  # resume_writing() comes back here
                 self._flush()
                 self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
                 return
@@ -382,9 +382,10 @@ class IcapConnection(asyncio.Protocol):
             return
         if self.phase == IDLE or self.phase == CLOSING:
             self.close()
-        elif self._write_paused and (now >= self.stall_deadline or self._unsent_finish is not None):
-            # the client stopped reading our answer (or the whole answer is written and waits to be
-            # read): nothing more can reach it, and a 408 after a complete answer would be a second one
+        elif self._write_paused:
+            # the client stopped reading our answer, or is overdue while our answer waits unread:
+            # nothing more can reach it. A 408 here would follow a complete answer (a second one) or
+            # restart the stall deadline at every sweep, holding the connection forever.
             self.abort()
         else:
             task, self._task = self._task, None

@@ -122,3 +122,30 @@ def test_a_preview_that_outgrows_the_body_limit_is_blocked_with_its_transaction(
     records = thread.observer.records
     assert [(r.outcome, r.reason.value) for r in records] == [("blocked", "limit-exceeded")]
     assert records[0].tx is not None and records[0].tx.service == "deid-req"
+
+
+def test_a_streamed_answer_the_client_stops_reading_after_the_request_deadline_is_dropped(icap_server, tmp_path):
+    """The request deadline passes while a spooled answer is streamed and the client does not read.
+
+    Before, every sweep answered the overdue request again (a 408 that could
+    not be written) and restarted the stall deadline, so the connection was
+    never dropped.
+    """
+    from icapdlp.adaptation.api import Body
+
+    page = tmp_path / "answer"
+    page.write_bytes(b"y" * (48 * 1024 * 1024))  # more than the socket buffers hold
+    head = HttpRequestHead("POST", "/upload", "HTTP/1.1", HttpHeaders([("Host", "h")]))
+    answer = Replace(request=head, body=Body(path=str(page), size=page.stat().st_size))
+    thread = icap_server(ScriptedAdapter(preview=NeedBody(), body=answer),
+                         limits={"request_timeout": 1.0, "header_timeout": 1.0, "idle_timeout": 2.0})
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        first, _ = m.reqmod_post(b"small", preview=4096)
+        sock.sendall(first)  # and never read
+        started = time.monotonic()
+        while not thread.observer.records and time.monotonic() - started < WAIT:
+            time.sleep(0.05)
+        assert [r.outcome for r in thread.observer.records] == ["error"], "the stalled answer was still held"
+    finally:
+        sock.close()
