@@ -128,7 +128,8 @@ _NOT_READING = _OWED | {_DONE, _CLOSED, _BODY_IN_HAND}
 _LEGAL = {
     "need_body": frozenset({_ASKED_PREVIEW}),
     "partial": frozenset({_ASKED_PREVIEW}),
-    "respond": frozenset({_ASKED_PREVIEW, _ASKED_BODY, _KEEPING, _LIMIT}),
+    # _KEEPING and _BODY_IN_HAND: keeping the body failed (the spool), the driver blocks
+    "respond": frozenset({_ASKED_PREVIEW, _ASKED_BODY, _KEEPING, _BODY_IN_HAND, _LIMIT}),
 }
 
 
@@ -147,7 +148,7 @@ class ServerExchange:
 
     __slots__ = ("parser", "_current_context", "context", "_out", "_state", "request", "status",
                  "outcome", "bytes_in", "bytes_out", "response_started", "_preview", "_complete",
-                 "_deferred", "_keep_alive", "_in_request", "_next")
+                 "_deferred", "_keep_alive", "_in_request", "_next", "_routed")
 
     def __init__(self, limits: CodecLimits | None, current_context) -> None:
         self.parser = RequestParser(limits)
@@ -170,6 +171,7 @@ class ServerExchange:
         self._keep_alive = True
         self._in_request = False
         self._next = None  # an event a decision produced, returned by the next next_event()
+        self._routed = False  # routed to adaptation (not refused): a body limit is then a LimitHit
 
     # -- bytes in and out -------------------------------------------------------------
 
@@ -240,7 +242,7 @@ class ServerExchange:
         except LimitExceeded as exc:
             request = self.request
             if (exc.limit == "body_bytes" and not self.response_started and request is not None
-                    and request.method in ADAPTED_METHODS and self._state in (_PREVIEW, _KEEPING, _SKIPPING)):
+                    and self._routed and self._state in (_PREVIEW, _KEEPING, _SKIPPING)):
                 self._keep_alive = False
                 self._state = _LIMIT
                 return LimitHit(exc)
@@ -299,6 +301,7 @@ class ServerExchange:
             return self._skip_then(self._refuser(404 if request.service not in services else 405))
         if request.missing_http_head is not None:  # a body without its head: nothing to adapt, never echo
             return self._skip_then(self._refuser(400))
+        self._routed = True
         if request.body_entity is None:
             self.parser.next_event()  # the EndOfMessage a bodiless request always has ready
             # a Preview header with null-body is still "inside a preview": 204 is always allowed

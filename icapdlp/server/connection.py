@@ -126,7 +126,8 @@ class IcapConnection(asyncio.Protocol):
             if self._task is None and not self.closed:
                 self._advance()  # a request cut off mid-way is recorded as an error
             self.server.forget(self)
-        self._close_spool()
+        if self._task is None:  # else the adapter may still read the body: the task's _finish closes it
+            self._close_spool()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -154,7 +155,7 @@ class IcapConnection(asyncio.Protocol):
         exchange = self.exchange
         self.stall_deadline = float("inf")
         while not self.closed:
-            if self._write_paused:  # resume_writing() comes back here
+            if self._write_paused and not self.lost:  # resume_writing() comes back here
                 self._flush()
                 self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
                 return
@@ -197,6 +198,8 @@ class IcapConnection(asyncio.Protocol):
                 self._task = asyncio.get_running_loop().create_task(self._stream(event.body))
                 return
             elif cls is LimitHit:
+                if self._tx is None:  # the limit hit inside the preview, before the adapter was asked
+                    self._tx = decisions.new_transaction(exchange.request)
                 decisions.block(exchange, self._tx, exchange.context.adapter, BlockReason.LIMIT_EXCEEDED,
                                 "body larger than limits.body_bytes", close=True)
                 self._reason = BlockReason.LIMIT_EXCEEDED
@@ -364,6 +367,8 @@ class IcapConnection(asyncio.Protocol):
             return
         self.closed = True
         self.phase = CLOSING
+        if self.lost and self._task is None:  # connection_lost left the spool to a task that is over now
+            self._close_spool()
         if self.exchange is not None:
             self._flush()
         if self.transport is not None:
@@ -377,8 +382,11 @@ class IcapConnection(asyncio.Protocol):
             return
         if self.phase == IDLE or self.phase == CLOSING:
             self.close()
-        elif now >= self.stall_deadline and self._write_paused:
-            self.abort()  # the client stopped reading our answer: nothing more can reach it
+        elif self._write_paused:
+            # the client stopped reading our answer, or is overdue while our answer waits unread:
+            # nothing more can reach it. A 408 here would follow a complete answer (a second one) or
+            # restart the stall deadline at every sweep, holding the connection forever.
+            self.abort()
         else:
             task, self._task = self._task, None
             if task is not None:

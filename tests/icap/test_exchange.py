@@ -299,3 +299,17 @@ def test_every_request_shape_and_answer_gives_one_legal_final_response(shape, al
     # the connection carries on: a second request is read from exactly where the first ended
     exchange.receive_data(m.reqmod_get_preview0())
     assert isinstance(exchange.next_event(), Adapt)
+
+
+def test_a_refused_request_whose_body_outgrows_the_limit_is_an_icap_error_not_a_limit_hit():
+    """A request refused by routing (unknown service) is never adapted: no LimitHit (block page) for it.
+
+    The driver has no transaction for it; the old exchange answered an ICAP
+    error (413) and recorded an error, not a blocked transaction.
+    """
+    data, _ = m.reqmod_post(b"b" * 5000, service=b"no-such-service")
+    exchange = new_exchange(body_bytes=1024)
+    exchange.receive_data(data)
+    event = exchange.next_event()
+    assert isinstance(event, Finished) and event.outcome is Outcome.ERROR and not event.keep_alive
+    assert statuses(exchange.data_to_send()) == [event.status] and event.status in (404, 413)
