@@ -270,7 +270,7 @@ class IcapConnection(asyncio.Protocol):
         exchange = self.exchange
         if answer.__class__ is NoChange:  # the common answer: nothing to check or convert
             self._report = answer.report
-            exchange.no_change(None if kept is None else (kept.data if kept.data is not None else kept))
+            exchange.no_change(decisions.payload(kept))
             return
         tx = self._tx
         decision = decisions.checked(answer, allowed, tx)

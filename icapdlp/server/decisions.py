@@ -89,7 +89,7 @@ def apply(exchange: ServerExchange, decision, tx: Transaction, adapter, kept: Bo
     """
     cls = decision.__class__
     if cls is NoChange:
-        exchange.no_change(_payload(kept))
+        exchange.no_change(payload(kept))
     elif cls is NeedBody:
         exchange.need_body()
     elif cls is Block:
@@ -131,7 +131,7 @@ def _replace(exchange: ServerExchange, tx: Transaction, adapter, decision: Repla
     body = decision.body
     if isinstance(body, Body):
         size = body.size
-        body = _payload(body)
+        body = payload(body)
     elif body is not None:
         body = bytes(body)
         size = len(body)
@@ -149,7 +149,7 @@ def _replacement_heads(tx: Transaction, request, response):
     return None
 
 
-def _payload(body: Body | None):
+def payload(body: Body | None):
     """What the exchange writes: the bytes of an in-memory body, else the Body to stream."""
     if body is None:
         return None
