@@ -26,6 +26,7 @@ from icapdlp.adaptation.api import (
     Replace,
 )
 from icapdlp.http import HttpResponseHead
+from icapdlp.adaptation.release import CheckedRelease
 from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
 from icapdlp.dicom.deid import uid_mapping
 from icapdlp.dicom.options import ServiceMode
@@ -65,6 +66,8 @@ class DlpAdapter:
             partial = await self._header_only(tx, preview)
             if partial is not None:
                 return partial
+        if self._may_release(tx, seen):
+            return NeedBody(release=CheckedRelease(head.headers.get("Content-Type"), self._settings.payload))
         return NeedBody()
 
     async def on_body(self, tx: Transaction, body: Body) -> BodyDecision:
@@ -133,6 +136,17 @@ class DlpAdapter:
         if self._mode(tx) is not ServiceMode.DEIDENTIFY:
             return None
         return uid_mapping(self._settings.profile_for(tx.service), self._policy.key)
+
+    def _may_release(self, tx: Transaction, seen: Triage) -> bool:
+        """A response read whole only to be classified: its cleared bytes may leave early.
+
+        Responses only: Squid holds a request's body itself, and an upload
+        cut off half way would still reach the origin in part. Bodies under a
+        content coding are held whole (a window of compressed bytes says
+        nothing); DICOM by type or by its first bytes is never echoed.
+        """
+        return (tx.icap_method == "RESPMOD" and self._settings.payload.release_responses
+                and seen.verdict is Verdict.NEED_BODY and not seen.codings)
 
     def _may_use_206(self, tx: Transaction, seen: Triage) -> bool:
         head = body_head(tx)

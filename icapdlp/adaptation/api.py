@@ -15,7 +15,10 @@ Rules both sides rely on:
   client sent no preview (then ``preview`` is ``b""`` and ``complete`` says
   whether there is no body at all). It must be cheap or offload its work.
 - :class:`NeedBody` makes the server read the whole body (spooled past the
-  memory threshold) and call ``on_body`` once.
+  memory threshold) and call ``on_body`` once. With a ``release`` check the
+  server also echoes the bytes that check clears while the rest arrives; a
+  decision other than :class:`NoChange` then cuts the answer off (the client
+  sees a failed transaction, never the uncleared bytes).
 - :class:`PartialReplace` is only valid from ``on_preview`` and only when
   ``tx.allow_206``; the server otherwise turns it into a full read.
 - Any exception out of an adapter is a bug; the server blocks the message with
@@ -65,9 +68,19 @@ class NoChange:
     report: TransactionReport | None = None
 
 
+class ReleaseCheck(Protocol):
+    """Clears the leading bytes of a body for release while its later bytes are still arriving."""
+
+    def feed(self, data: bytes) -> int:
+        """Take the body's next bytes; give back how many more leading bytes of the body are cleared."""
+        ...
+
+
 @dataclass
 class NeedBody:
-    """Read the whole body and call ``on_body``."""
+    """Read the whole body and call ``on_body``; echo what ``release`` clears meanwhile."""
+
+    release: ReleaseCheck | None = None
 
 
 @dataclass

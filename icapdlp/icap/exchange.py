@@ -7,7 +7,8 @@ into bytes::
     exchange.receive_data(data)            # b"" when the peer closed
     event = exchange.next_event()          # NEED_DATA, CONNECTION_CLOSED or one of:
         Adapt(request, stage, preview, complete)  -> answer with a decision method
-        KeepBody(data)                     -> keep these body bytes (the adapter asked for the body)
+        KeepBody(data)                     -> keep these body bytes (the adapter asked for the body);
+                                              release() may echo checked ones while the rest arrives
         SendBody(body)                     -> stream ``body`` with send_body_piece() / end_body()
         LimitHit(error)                    -> a body limit inside an adapted request: respond() or fail()
         Finished(...)                      -> one request is answered; close unless keep_alive
@@ -21,7 +22,9 @@ after a preview, 204 only where the client allowed it or inside a preview,
 an echo otherwise (streamed as it arrives when there was no preview), 206
 only from a preview and only with ``Allow: 206``, finishing a preview early
 when the answer comes from it, and reading a body to its end before an early
-answer so the client is never reset mid-upload.
+answer so the client is never reset mid-upload. A body being kept may be
+echoed as it is cleared (:meth:`release`); such an answer can then only be
+completed unchanged or cut off, never replaced.
 
 Nothing here awaits, spools or knows the adapter's types: the server maps
 the adapter's decisions onto these methods (``icapdlp.server.decisions``).
@@ -148,7 +151,7 @@ class ServerExchange:
 
     __slots__ = ("parser", "_current_context", "context", "_out", "_state", "request", "status",
                  "outcome", "bytes_in", "bytes_out", "response_started", "_preview", "_complete",
-                 "_deferred", "_keep_alive", "_in_request", "_next", "_routed")
+                 "_deferred", "_keep_alive", "_in_request", "_next", "_routed", "released")
 
     def __init__(self, limits: CodecLimits | None, current_context) -> None:
         self.parser = RequestParser(limits)
@@ -172,6 +175,7 @@ class ServerExchange:
         self._in_request = False
         self._next = None  # an event a decision produced, returned by the next next_event()
         self._routed = False  # routed to adaptation (not refused): a body limit is then a LimitHit
+        self.released = 0  # body bytes echoed by release() while the body was still being read
 
     # -- bytes in and out -------------------------------------------------------------
 
@@ -201,6 +205,11 @@ class ServerExchange:
     def in_request(self) -> bool:
         """A request's head has been read and the request is not finished."""
         return self._in_request
+
+    @property
+    def may_release(self) -> bool:
+        """A body is being kept: :meth:`release` is legal."""
+        return self._state == _KEEPING
 
     @property
     def may_partial(self) -> bool:
@@ -347,6 +356,9 @@ class ServerExchange:
         if state is not _ASKED_PREVIEW and state is not _ASKED_BODY:
             raise IllegalDecision(f"no_change() is not legal while {state}")
         request = self.request
+        if self.released:  # the echo has begun: the rest of the body completes it
+            self._next = self._body_answer(kept_body if kept_body is not None else b"")()
+            return
         if state is _ASKED_PREVIEW and request.preview is not None:
             may_204 = True  # inside a preview, or a Preview header on a bodiless request
         else:
@@ -389,6 +401,9 @@ class ServerExchange:
         ends after this answer; always so while body bytes are still unread.
         """
         self._check("respond")
+        if self.released:
+            self._cut_off(outcome)
+            return
         if self._state == _KEEPING or self._state == _LIMIT:
             close = True  # the rest of the body is unread: nothing after this answer can be framed
         entity = None if body is None else ("req-body" if http_response is None else "res-body")
@@ -419,6 +434,33 @@ class ServerExchange:
             self._out.append(last_chunk(use_original_body=original_offset))
             return self._finish_answer()
         self._answer(answer)
+
+    def release(self, piece: bytes) -> None:
+        """Echo ``piece``, the next bytes of a body still being kept, before the adapter's answer.
+
+        For a client that must see the answer begin before it sends more
+        (Squid 5.7 stops reading a response's origin while its 64 KiB
+        adaptation buffer waits on the ICAP server). The first call writes the
+        unchanged head (ICAP 200). From then on the answer can only be
+        completed by :meth:`no_change` with the rest of the body; any other
+        answer cuts the connection off, which every ICAP client reads as a
+        failed transaction.
+        """
+        if self._state != _KEEPING:
+            raise IllegalDecision(f"release() is not legal while {self._state}")
+        if not self.response_started:
+            self._write_head(self._echo_head(), 200, Outcome.NO_CHANGE)
+        if piece:
+            self._out.append(encode_chunk(piece))
+            self.bytes_out += len(piece)
+            self.released += len(piece)
+
+    def _cut_off(self, outcome: Outcome) -> None:
+        """An answer other than the echo after release(): write nothing more and close."""
+        self.outcome = outcome
+        self._keep_alive = False
+        self._next = self._deferred = None
+        self._state = _DONE
 
     def fail(self, status: int) -> None:
         """The request cannot be finished: an ICAP error if nothing was sent yet; the connection closes."""
@@ -489,6 +531,12 @@ class ServerExchange:
             self._write_head(head, status, outcome)
             if body is None:
                 return self._finish_answer()
+            return self._body_answer(body)()
+        return answer
+
+    def _body_answer(self, body):
+        """The body part of an answer whose head is written: bytes at once, else SendBody."""
+        def answer():
             if isinstance(body, (bytes, bytearray)):
                 if body:
                     self._out.append(encode_chunk(bytes(body)))

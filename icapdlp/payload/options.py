@@ -22,3 +22,6 @@ class PayloadOptions:
     max_nesting: int = field(default=4, metadata={"min": 1, "max": 16})
     #: answer 206 + use-original-body for header-only rewrites of large objects
     use_206: bool = True
+    #: RESPMOD: echo a large response's bytes as windows of it are cleared, holding back the rest
+    #: (Squid 5.7 stalls responses above 64 KiB otherwise); false: every body is held whole
+    release_responses: bool = True

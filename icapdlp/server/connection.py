@@ -23,7 +23,7 @@ import logging
 import time
 import traceback
 
-from icapdlp.adaptation.api import Body, NoChange
+from icapdlp.adaptation.api import Body, NeedBody, NoChange
 from icapdlp.icap import NEED_DATA
 from icapdlp.icap.exchange import Adapt, Finished, KeepBody, LimitHit, Outcome, SendBody, ServerExchange, Stage
 from icapdlp.observability.events import TransactionRecord
@@ -75,6 +75,10 @@ class IcapConnection(asyncio.Protocol):
         self._spool: Spool | None = None
         self._reason: BlockReason | None = None
         self._report = None
+        #: the adapter's check that clears a kept body's bytes for release as they arrive, and the
+        #: count of leading body bytes it has cleared (released ones: ``exchange.released``)
+        self._release = None
+        self._cleared = 0
         #: a finished answer still in the socket's send buffer: recorded once the client reads it
         self._unsent_finish: Finished | None = None
 
@@ -138,6 +142,8 @@ class IcapConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         elif self._task is None and not self.closed:
+            if self._release is not None:
+                self._release_cleared()
             self._advance()
 
     # -- driving the exchange ----------------------------------------------------------
@@ -155,7 +161,8 @@ class IcapConnection(asyncio.Protocol):
         exchange = self.exchange
         self.stall_deadline = float("inf")
         while not self.closed:
-            if self._write_paused and not self.lost:  # resume_writing() comes back here
+            # resume_writing() comes back here; a body being released is still read (and kept)
+            if self._write_paused and not self.lost and self._release is None:
                 self._flush()
                 self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
                 return
@@ -224,6 +231,7 @@ class IcapConnection(asyncio.Protocol):
             call = adapter.on_preview, tx, event.preview, event.complete
         else:
             tx = self._tx
+            self._release = None  # the body is whole: what was not released goes with the answer
             try:
                 kept = self._spool.body() if self._spool is not None else Body(data=b"")
             except Blocked as exc:  # the spool could not be flushed
@@ -270,13 +278,15 @@ class IcapConnection(asyncio.Protocol):
         exchange = self.exchange
         if answer.__class__ is NoChange:  # the common answer: nothing to check or convert
             self._report = answer.report
-            exchange.no_change(decisions.payload(kept))
+            exchange.no_change(decisions.payload(kept, exchange.released))
             return
         tx = self._tx
         decision = decisions.checked(answer, allowed, tx)
         self._report = getattr(decision, "report", None)
         if decision.__class__ is decisions.Block:
             self._reason = decision.reason
+        elif decision.__class__ is NeedBody:
+            self._release = decision.release
         decisions.apply(exchange, decision, tx, exchange.context.adapter, kept)
 
     def _keep(self, data: bytes) -> None:
@@ -287,7 +297,36 @@ class IcapConnection(asyncio.Protocol):
         try:
             spool.write(data)
         except Blocked as exc:  # the rest of the body stays unread: answer and close
+            self._release = None
             self._blocked(exc.reason, exc.detail)
+            return
+        if self._release is not None:
+            try:
+                self._cleared += self._release.feed(data)
+            except Exception as exc:  # a bug: release nothing more, the end-of-body verdict decides alone
+                log.error("release check failed with %s; holding the body whole", type(exc).__name__)
+                self._release = None
+                return
+            self._release_cleared()
+
+    def _release_cleared(self) -> None:
+        """Echo the bytes the release check cleared, read back from the spool, while the client reads.
+
+        While the client does not read our answer, nothing more is released
+        but the body is still read and kept (a client that writes its whole
+        request before reading must not deadlock); resume_writing() goes on.
+        """
+        exchange = self.exchange
+        start, end = exchange.released, self._cleared
+        if end <= start or self._write_paused or not exchange.may_release:
+            return
+        try:
+            piece = self._spool.read(start, end)
+        except Blocked as exc:
+            self._release = None
+            self._blocked(exc.reason, exc.detail)
+            return
+        exchange.release(piece)
 
     def _blocked(self, reason: BlockReason, detail: str) -> None:
         self._reason = reason
@@ -323,7 +362,8 @@ class IcapConnection(asyncio.Protocol):
             duration_seconds=now - (self.request_began or now), bytes_in=event.bytes_in,
             bytes_out=event.bytes_out, tx=self._tx, reason=self._reason, report=self._report))
         self._told_started = False
-        self._tx = self._reason = self._report = None
+        self._tx = self._reason = self._report = self._release = None
+        self._cleared = 0
         if self._spool is not None:
             self._close_spool()
         if self.exchange.buffered:

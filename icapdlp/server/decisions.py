@@ -89,7 +89,7 @@ def apply(exchange: ServerExchange, decision, tx: Transaction, adapter, kept: Bo
     """
     cls = decision.__class__
     if cls is NoChange:
-        exchange.no_change(payload(kept))
+        exchange.no_change(payload(kept, exchange.released))
     elif cls is NeedBody:
         exchange.need_body()
     elif cls is Block:
@@ -149,8 +149,28 @@ def _replacement_heads(tx: Transaction, request, response):
     return None
 
 
-def payload(body: Body | None):
-    """What the exchange writes: the bytes of an in-memory body, else the Body to stream."""
+def payload(body: Body | None, skip: int = 0):
+    """What the exchange writes: the bytes of an in-memory body, else the Body to stream.
+
+    ``skip``: the leading bytes already released (echoed while the body was read).
+    """
     if body is None:
         return None
-    return body.data if body.data is not None else body
+    if body.data is not None:
+        return body.data[skip:] if skip else body.data
+    return _Tail(body, skip) if skip else body
+
+
+class _Tail:
+    """The part of a spooled body after its first ``start`` bytes, for the driver to stream."""
+
+    __slots__ = ("body", "start")
+
+    def __init__(self, body: Body, start: int) -> None:
+        self.body = body
+        self.start = start
+
+    def open(self):
+        handle = self.body.open()
+        handle.seek(self.start)
+        return handle

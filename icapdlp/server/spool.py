@@ -46,6 +46,23 @@ class Spool:
         self._file.write(self._memory)
         self._memory = None
 
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes ``start:end`` of what was written so far (a release echoes them while the body grows)."""
+        if self._memory is not None:
+            return bytes(self._memory[start:end])
+        try:
+            self._file.flush()
+            pieces = []
+            while start < end:
+                piece = os.pread(self._file.fileno(), end - start, start)
+                if not piece:
+                    raise OSError(0, "spool shorter than written")
+                pieces.append(piece)
+                start += len(piece)
+        except OSError as exc:
+            raise Blocked(BlockReason.SPOOL_FAILED, f"spool read failed ({exc.strerror})") from None
+        return b"".join(pieces)
+
     def body(self) -> Body:
         """The complete body; the spool keeps owning (and later deletes) any file."""
         if self._memory is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from icapdlp.http import HttpHeaders, HttpResponseHead
-from icapdlp.icap import NEED_DATA, CodecLimits
+from icapdlp.icap import CONNECTION_CLOSED, NEED_DATA, CodecLimits
 from icapdlp.icap.exchange import (
     Adapt, Finished, IllegalDecision, KeepBody, LimitHit, Outcome, SendBody, ServerExchange, Stage,
 )
@@ -313,3 +313,94 @@ def test_a_refused_request_whose_body_outgrows_the_limit_is_an_icap_error_not_a_
     event = exchange.next_event()
     assert isinstance(event, Finished) and event.outcome is Outcome.ERROR and not event.keep_alive
     assert statuses(exchange.data_to_send()) == [event.status] and event.status in (404, 413)
+
+
+# -- release(): echoing checked bytes of a body still being read -------------------------
+
+
+def _keeping_respmod(body: bytes, preview: int = 100):
+    """An exchange keeping a RESPMOD body after its preview (100 Continue sent), and the rest to send."""
+    first, rest = m.respmod(body, preview=preview)
+    exchange = new_exchange()
+    exchange.receive_data(first)
+    assert isinstance(exchange.next_event(), Adapt)
+    exchange.need_body()
+    assert exchange.next_event() == KeepBody(body[:preview])
+    assert exchange.next_event() is NEED_DATA
+    assert exchange.data_to_send() == b"ICAP/1.0 100 Continue\r\n\r\n"
+    return exchange, rest
+
+
+def test_released_bytes_start_the_echo_and_no_change_completes_it_with_the_rest():
+    body = bytes(range(256)) * 40
+    exchange, rest = _keeping_respmod(body)
+    exchange.release(body[:60])
+    early = exchange.data_to_send()
+    assert statuses(early) == [200] and early.endswith(b"3c\r\n" + body[:60] + b"\r\n")
+    exchange.receive_data(rest)
+    events = events_until_wait(exchange)
+    assert isinstance(events[-1], Adapt) and events[-1].stage is Stage.BODY
+    exchange.no_change(body[60:])  # the driver gives what was not released yet
+    finished = exchange.next_event()
+    assert finished.status == 200 and finished.outcome is Outcome.NO_CHANGE and finished.keep_alive
+    late = exchange.data_to_send()
+    assert statuses(late) == []  # one head only, though the client allowed 204
+    assert finished.bytes_out == len(body) and late.endswith(b"\r\n0\r\n\r\n")
+    assert exchange.next_event() is NEED_DATA and exchange.idle
+
+
+def test_a_block_after_release_cuts_the_answer_off_instead_of_completing_it():
+    body = b"x" * 5000
+    exchange, rest = _keeping_respmod(body)
+    exchange.release(body[:1000])
+    sent = exchange.data_to_send()
+    exchange.receive_data(rest)
+    events_until_wait(exchange)
+    exchange.respond(200, http_response=PAGE_HEAD, body=b"blocked", outcome=Outcome.BLOCKED)
+    finished = exchange.next_event()
+    assert finished.outcome is Outcome.BLOCKED and not finished.keep_alive
+    assert exchange.data_to_send() == b""  # no block page, no last chunk: the client sees a failure
+    assert not sent.endswith(b"0\r\n\r\n") and b"blocked" not in sent
+    assert exchange.next_event() is CONNECTION_CLOSED
+
+
+def test_a_spool_failure_while_releasing_cuts_the_answer_off():
+    body = b"y" * 5000
+    exchange, _rest = _keeping_respmod(body)
+    exchange.release(body[:500])
+    exchange.data_to_send()
+    exchange.respond(200, http_response=PAGE_HEAD, body=b"page", outcome=Outcome.BLOCKED, close=True)
+    finished = exchange.next_event()
+    assert finished.outcome is Outcome.BLOCKED and not finished.keep_alive and exchange.data_to_send() == b""
+
+
+def test_a_body_limit_after_release_ends_without_completing_the_answer():
+    body = b"z" * 5000
+    first, rest = m.respmod(body, preview=100)
+    exchange = new_exchange(body_bytes=2000)
+    exchange.receive_data(first)
+    exchange.next_event()
+    exchange.need_body()
+    events_until_wait(exchange)
+    exchange.release(body[:100])
+    exchange.data_to_send()
+    exchange.receive_data(rest)
+    finished = events_until_wait(exchange)[-1]
+    assert isinstance(finished, Finished) and finished.outcome is Outcome.ERROR and not finished.keep_alive
+    assert not exchange.data_to_send().endswith(b"0\r\n\r\n")
+
+
+@pytest.mark.parametrize("state", ["asking about the preview", "asked about the body", "idle"])
+def test_release_is_only_legal_while_a_body_is_kept(state):
+    body = b"q" * 3000
+    first, rest = m.respmod(body, preview=100)
+    exchange = new_exchange()
+    if state != "idle":
+        exchange.receive_data(first)
+        exchange.next_event()
+    if state == "asked about the body":
+        exchange.need_body()
+        exchange.receive_data(rest)
+        events_until_wait(exchange)
+    with pytest.raises(IllegalDecision):
+        exchange.release(b"q")
