@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -203,3 +205,53 @@ def test_narrow_opt_in_lets_mislabelled_dicom_through_as_its_readme_warns(narrow
     assert got.body == body and original.surviving(got.body) != []
     lines = narrow_squid.wait_icap_log(start + 1, timeout=2.0)[start:]
     assert [o for o in icap_outcomes(lines) if o[0] == "REQMOD"] == []
+
+
+# -- large responses: released while checked (Squid 5.7 stalls them otherwise, bug 5352) ----------
+
+
+def download(proxy_port: int, url: str) -> tuple[int, bytes, bool]:
+    """(HTTP status, the bytes that arrived, whether the body arrived whole)."""
+    conn = http.client.HTTPConnection("127.0.0.1", proxy_port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", url)
+        response = conn.getresponse()
+        try:
+            return response.status, response.read(), True
+        except http.client.IncompleteRead as exc:
+            return response.status, exc.partial, False
+        except (ConnectionError, http.client.HTTPException):
+            return response.status, b"", False
+    finally:
+        conn.close()
+
+
+def jpeg_like(seed: int, size: int) -> bytes:
+    return (b"\xff\xd8\xff\xe0" + random.Random(seed).randbytes(size))[:size]
+
+
+def html_like(size: int) -> bytes:
+    return (b"<!doctype html><p>" + b"<div class='row'>radiology portal report list</div>\n" * (size // 50 + 1))[:size]
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("image/jpeg", jpeg_like(1, 3_000_000)), ("text/html", html_like(1_000_000)),
+    ("application/octet-stream", jpeg_like(2, 200_000)),
+], ids=["jpeg-3MB", "html-1MB", "octets-200KB"])
+def test_a_large_download_flows_through_squid_unchanged(content_type, body, squid, origin):
+    """Above 64 KiB: before release, Squid 5.7 stalled until icap_io_timeout and the client got a 500."""
+    path = origin.add_blob(f"large-{content_type.replace('/', '-')}-{len(body)}", body, content_type)
+    started = time.monotonic()
+    status, data, complete = download(squid.port, origin.url(path))
+    assert status == 200 and complete and data == body
+    assert time.monotonic() - started < 30  # far below icap_io_timeout: it did not stall
+
+
+def test_dicom_glued_deep_inside_a_large_download_never_reaches_the_client(squid, origin):
+    original = synthetic.make_ct(351)
+    body = jpeg_like(3, 600_000) + original.data + jpeg_like(4, 300_000)
+    path = origin.add_blob("large-glued.jpg", body, "image/jpeg")
+    status, data, complete = download(squid.port, origin.url(path))
+    assert original.surviving(data) == [], "planted PHI reached the client"
+    assert not (status == 200 and complete), "the download must be cut off or refused, not completed"
+    assert len(data) <= 600_000 + 512  # at most the bytes in front of the object were released

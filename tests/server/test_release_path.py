@@ -1,0 +1,170 @@
+"""The connection's side of releasing a body while it is read (NeedBody with a release check).
+
+A scripted check clears all but the last ``TAIL`` bytes it was fed, so these
+tests are about the driver: released bytes come from the spool in order, an
+unchanged verdict completes the echo, any other verdict cuts it off with the
+held bytes never sent, and a client that writes its whole request before it
+reads does not deadlock the connection.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from icapdlp.adaptation.api import Block, NeedBody, NoChange
+from icapdlp.verdict import BlockReason
+from tests.icap import messages as m
+from tests.server.harness import ScriptedAdapter
+
+TAIL = 1000
+WAIT = 15.0
+
+
+class ClearAllButTail:
+    """Clears every byte but the last TAIL seen so far."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.seen = self.cleared = 0
+        self.fail_after = fail_after
+
+    def feed(self, data: bytes) -> int:
+        self.seen += len(data)
+        if self.fail_after is not None and self.seen > self.fail_after:
+            raise RuntimeError("a bug in the check")
+        more = max(self.seen - TAIL - self.cleared, 0)
+        self.cleared += more
+        return more
+
+
+def releasing(body_decision) -> ScriptedAdapter:
+    return ScriptedAdapter(preview=lambda *_: NeedBody(release=ClearAllButTail()), body=body_decision)
+
+
+def read_all(sock: socket.socket, quiet: float = 3.0) -> bytes:
+    sock.settimeout(quiet)
+    data = bytearray()
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    except (TimeoutError, socket.timeout, ConnectionResetError):
+        pass
+    return bytes(data)
+
+
+def dechunk(data: bytes) -> tuple[bytes, bool]:
+    """The chunked body after the ICAP and HTTP heads, and whether its last chunk arrived."""
+    at = data.index(b"\r\n\r\n") + 4  # ICAP head
+    at = data.index(b"\r\n\r\n", at) + 4  # HTTP response head
+    body = bytearray()
+    while True:
+        end = data.find(b"\r\n", at)
+        if end < 0:
+            return bytes(body), False
+        size = int(data[at:end].split(b";")[0], 16)
+        if size == 0:
+            return bytes(body), True
+        body += data[end + 2:end + 2 + size]
+        if end + 2 + size > len(data):
+            return bytes(body), False
+        at = end + 2 + size + 2
+
+
+def wait_records(thread, count: int = 1):
+    started = time.monotonic()
+    while len(thread.observer.records) < count and time.monotonic() - started < WAIT:
+        time.sleep(0.02)
+    return thread.observer.records
+
+
+def test_released_bytes_arrive_before_the_body_ends_and_the_echo_completes_unchanged(icap_server):
+    thread = icap_server(releasing(NoChange()))
+    body = os.urandom(300_000)
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest[:100_000])  # the body is not over yet
+        early = bytearray()
+        sock.settimeout(WAIT)
+        while b"ICAP/1.0 200 OK" not in early or len(early) < 90_000:
+            early += sock.recv(1 << 20)
+        assert early.startswith(b"ICAP/1.0 100 Continue")  # the answer began while the client still sends
+        sock.sendall(rest[100_000:])
+        data = bytes(early) + read_all(sock, quiet=2.0)
+    finally:
+        sock.close()
+    echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and echoed == body
+    [record] = wait_records(thread)
+    assert record.outcome == "no-change" and record.bytes_out == len(body)
+
+
+def test_an_unchanged_verdict_echoes_the_whole_body_byte_identical_and_keeps_the_connection(icap_server):
+    thread = icap_server(releasing(NoChange()), limits={"spool_memory_bytes": 50_000})  # spooled to a file
+    body = os.urandom(700_000)
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest + m.reqmod_get_preview0())
+        data = read_all(sock, quiet=2.0)
+    finally:
+        sock.close()
+    echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and echoed == body
+    assert data.count(b"ICAP/1.0 204") == 1  # the pipelined GET after it, on the same connection
+    records = wait_records(thread, 2)
+    assert [r.outcome for r in records] == ["no-change", "no-change"]
+
+
+def test_a_block_after_release_cuts_the_answer_off_and_the_held_bytes_never_leave(icap_server):
+    thread = icap_server(releasing(Block(BlockReason.UNPARSEABLE_DICOM, "planted")))
+    body = os.urandom(200_000)
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest)
+        data = read_all(sock)
+    finally:
+        sock.close()
+    echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert not complete, "a blocked body must not end like a complete one"
+    assert body.startswith(echoed) and len(body) - len(echoed) >= TAIL  # the held tail never left
+    assert b"403" not in data[data.index(b"ICAP/1.0 200") + 20:]  # no block page after a started answer
+    [record] = wait_records(thread)
+    assert record.outcome == "blocked" and record.reason is BlockReason.UNPARSEABLE_DICOM
+
+
+def test_a_client_that_writes_everything_before_reading_does_not_deadlock(icap_server):
+    """Released bytes fill the client's receive buffer while it still writes: we keep reading."""
+    thread = icap_server(releasing(NoChange()))
+    body = os.urandom(24 * 1024 * 1024)
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    try:
+        sock.settimeout(30)
+        sock.sendall(first + rest)  # everything, before reading a byte
+        data = read_all(sock)
+    finally:
+        sock.close()
+    echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and echoed == body
+
+
+def test_a_release_check_that_raises_only_stops_releasing(icap_server):
+    check = ClearAllButTail(fail_after=100_000)
+    thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check), body=NoChange()))
+    body = os.urandom(400_000)
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest)
+        data = read_all(sock)
+    finally:
+        sock.close()
+    echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and echoed == body  # the end-of-body verdict completed what was released
