@@ -41,6 +41,8 @@ from icapdlp.verdict import BlockReason, Blocked
 #: 256 KiB costs about half a millisecond, less than a worker round trip); larger ones go to
 #: a worker, so that one event loop is not the bottleneck for large no-change bodies
 LOOP_CLASSIFY_BYTES = 256 * 1024
+#: a response Squid 5.7 buffers whole before it waits on the ICAP server (its adaptation buffer)
+SQUID_BUFFER_BYTES = 64 * 1024
 
 
 class DlpAdapter:
@@ -66,7 +68,7 @@ class DlpAdapter:
             partial = await self._header_only(tx, preview)
             if partial is not None:
                 return partial
-        if self._may_release(tx, seen):
+        if self._may_release(tx, seen, head):
             return NeedBody(release=CheckedRelease(head.headers.get("Content-Type"), self._settings.payload))
         return NeedBody()
 
@@ -137,16 +139,21 @@ class DlpAdapter:
             return None
         return uid_mapping(self._settings.profile_for(tx.service), self._policy.key)
 
-    def _may_release(self, tx: Transaction, seen: Triage) -> bool:
+    def _may_release(self, tx: Transaction, seen: Triage, head: Any) -> bool:
         """A response read whole only to be classified: its cleared bytes may leave early.
 
         Responses only: Squid holds a request's body itself, and an upload
         cut off half way would still reach the origin in part. Bodies under a
         content coding are held whole (a window of compressed bytes says
-        nothing); DICOM by type or by its first bytes is never echoed.
+        nothing); DICOM by type or by its first bytes is never echoed. A body
+        declared to fit Squid's 64 KiB buffer is held too: Squid sends it all
+        without waiting, and it keeps its cheaper 204.
         """
-        return (tx.icap_method == "RESPMOD" and self._settings.payload.release_responses
-                and seen.verdict is Verdict.NEED_BODY and not seen.codings)
+        if not (tx.icap_method == "RESPMOD" and self._settings.payload.release_responses
+                and seen.verdict is Verdict.NEED_BODY and not seen.codings):
+            return False
+        length = declared_length(head.headers)
+        return length is None or length > SQUID_BUFFER_BYTES
 
     def _may_use_206(self, tx: Transaction, seen: Triage) -> bool:
         head = body_head(tx)

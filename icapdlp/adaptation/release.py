@@ -20,18 +20,24 @@ one owner of that verdict; when the verdict is anything but "unchanged", the
 answer that began is cut off, and the client gets a truncated response holding
 only bytes a window cleared.
 
-Windows start at multiples of ``ALIGN_BYTES`` from the body's start, so text
-in UTF-16 or UTF-32 and tar blocks are read at the alignment the whole-body
-walk reads them at, and each window repeats ``CONTEXT_BYTES`` already released
-so that a signature across the cut is seen whole.
+A window must be read the way the whole body is read. The first window
+fixes the reading: UTF-8 text, UTF-16/32 text (by its mark or its NULs), or
+binary. A later text window is trimmed to whole characters, a later wide
+window is read with the first one's byte order mark in front; one that does
+not read that way (binary inside text) stops the release. Windows start at
+multiples of ``ALIGN_BYTES`` from the body's start (tar blocks, wide-text
+units) and repeat ``CONTEXT_BYTES`` already released, so a signature across
+the cut is seen whole. A body that opens like a multipart body is held whole:
+only its end (the close delimiter) says whether it is one.
 """
 
 from __future__ import annotations
 
 import logging
 
+from icapdlp.payload import signatures
 from icapdlp.payload.options import PayloadOptions
-from icapdlp.payload.walker import passes_unopened
+from icapdlp.payload.walker import may_open_as_multipart, passes_unopened
 
 log = logging.getLogger("icapdlp.adaptation")
 
@@ -46,6 +52,11 @@ CONTEXT_BYTES = 4 * 1024
 #: release points and window starts are multiples of this (tar blocks, UTF-16/32 units)
 ALIGN_BYTES = 512
 
+_BINARY, _TEXT = "binary", "text"
+#: the mark each wide codec is read with in a later window
+_MARKS = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff", "utf-32-le": b"\xff\xfe\x00\x00",
+          "utf-32-be": b"\x00\x00\xfe\xff"}
+
 
 class CheckedRelease:
     """A :class:`~icapdlp.adaptation.api.ReleaseCheck` over one body, fed in order.
@@ -54,13 +65,14 @@ class CheckedRelease:
     body is only kept, and the end-of-body verdict decides alone.
     """
 
-    __slots__ = ("_content_type", "_options", "_pending", "_context", "stopped", "cleared")
+    __slots__ = ("_content_type", "_options", "_pending", "_context", "_reading", "stopped", "cleared")
 
     def __init__(self, content_type: str | None, options: PayloadOptions) -> None:
         self._content_type = content_type
         self._options = options
         self._pending = bytearray()
         self._context = b""
+        self._reading: str | None = None  # _BINARY, _TEXT or a wide codec, fixed by the first window
         self.stopped = False
         self.cleared = 0
 
@@ -71,9 +83,9 @@ class CheckedRelease:
         pending += data
         if len(pending) < HOLD_BYTES + STEP_BYTES:
             return 0
-        window = self._context + pending
         try:
-            passes = passes_unopened(self._content_type, [], window, self._options)
+            window = self._window(self._context + pending)
+            passes = window is not None and passes_unopened(self._content_type, [], window, self._options)
         except Exception as exc:  # a bug in a check is a window that did not pass (fail closed)
             log.error("release check raised %s; the body is held whole", type(exc).__name__)
             passes = False
@@ -86,7 +98,63 @@ class CheckedRelease:
         self.cleared += cut
         return cut
 
+    def _window(self, raw: bytes) -> bytes | None:
+        """``raw`` as the whole-body walk would read it, or None when it cannot be read that way."""
+        first = self.cleared == 0
+        if first:
+            if may_open_as_multipart(raw):
+                return None
+            self._reading = _first_reading(raw)
+        reading = self._reading
+        if reading == _BINARY:
+            return raw
+        if reading == _TEXT:
+            text = _whole_characters(raw, first)
+            return text if signatures.is_text(text) else None
+        unit = 4 if reading.startswith("utf-32") else 2
+        body = raw[:len(raw) // unit * unit]
+        if not first:
+            body = _MARKS[reading] + _whole_wide_units(body, reading)
+        wide = signatures.wide_text(body)
+        return body if wide is not None and wide[1] == reading else None
+
     def _stop(self) -> None:
         self.stopped = True
         self._pending = bytearray()
         self._context = b""
+
+
+def _first_reading(window: bytes) -> str:
+    if signatures.is_text(_whole_characters(window, True)):
+        return _TEXT
+    wide = signatures.wide_text(window[:len(window) // 4 * 4])
+    return wide[1] if wide is not None else _BINARY
+
+
+def _whole_characters(window: bytes, at_start: bool) -> bytes:
+    """UTF-8 ``window`` without a character cut at either end (at most 3 bytes off each)."""
+    start = 0
+    if not at_start:
+        while start < 3 and start < len(window) and 0x80 <= window[start] <= 0xBF:
+            start += 1
+    end = len(window)
+    lead = end - 1
+    while lead > start and end - lead < 4 and 0x80 <= window[lead] <= 0xBF:
+        lead -= 1
+    if lead >= start and window[lead] >= 0xC0:
+        needed = 2 if window[lead] < 0xE0 else 3 if window[lead] < 0xF0 else 4
+        if end - lead < needed:
+            end = lead
+    return window[start:end]
+
+
+def _whole_wide_units(body: bytes, codec: str) -> bytes:
+    """UTF-16 ``body`` without half a surrogate pair at either end (UTF-32 has none)."""
+    if not codec.startswith("utf-16"):
+        return body
+    order = "little" if codec.endswith("le") else "big"
+    if len(body) >= 2 and 0xDC00 <= int.from_bytes(body[:2], order) <= 0xDFFF:
+        body = body[2:]
+    if len(body) >= 2 and 0xD800 <= int.from_bytes(body[-2:], order) <= 0xDBFF:
+        body = body[:-2]
+    return body

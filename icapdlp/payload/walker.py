@@ -202,6 +202,8 @@ class PayloadWalker:
         """
         if lenient.looks_like_dataset(body):
             return self._dicom(body, label, top)
+        if _DICOM_XML.search(body):  # the XML model in a text with a stray binary byte is still the model
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
         wide = signatures.wide_text(body)
         if wide is not None:  # UTF-16 or UTF-32 text (a JSON upload): classified as the text it is
             bom, codec = wide
@@ -574,6 +576,17 @@ def _leading_boundary(body: bytes) -> str | None:
     if match is None or not _BOUNDARY_WORD.search(match.group(1)) or b"--" + match.group(1) + b"--" not in body:
         return None
     return match.group(1).decode("ascii")
+
+
+def may_open_as_multipart(prefix: bytes) -> bool:
+    """Whether a body starting with ``prefix`` is a multipart body should its close delimiter follow.
+
+    For a reader that sees a body's start before its end (the release of a
+    large response): the delimiter line the whole-body walk looks for is
+    there, and only the rest of the body can tell.
+    """
+    match = _DELIMITER_LINE.search(prefix[:MULTIPART_SNIFF_BYTES + 80])
+    return match is not None and _BOUNDARY_WORD.search(match.group(1)) is not None
 
 
 #: a guessed boundary holds a letter or a digit (every client's does: curl, browsers, requests);

@@ -162,7 +162,7 @@ class IcapConnection(asyncio.Protocol):
         self.stall_deadline = float("inf")
         while not self.closed:
             # resume_writing() comes back here; a body being released is still read (and kept)
-            if self._write_paused and not self.lost and self._release is None:
+            if self._write_paused and not self.lost and not (self._release is not None and exchange.may_release):
                 self._flush()
                 self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
                 return
@@ -179,6 +179,7 @@ class IcapConnection(asyncio.Protocol):
                     self._flush()
                     return
             elif cls is Finished:
+                self._release = None
                 if event.bytes_out:  # a body may have filled the socket's buffer: the client must read it
                     self._flush()
                     if self._write_paused and not self.lost:  # recorded once the client has read it
@@ -205,6 +206,7 @@ class IcapConnection(asyncio.Protocol):
                 self._task = asyncio.get_running_loop().create_task(self._stream(event.body))
                 return
             elif cls is LimitHit:
+                self._release = None
                 if self._tx is None:  # the limit hit inside the preview, before the adapter was asked
                     self._tx = decisions.new_transaction(exchange.request)
                 decisions.block(exchange, self._tx, exchange.context.adapter, BlockReason.LIMIT_EXCEEDED,
@@ -317,16 +319,16 @@ class IcapConnection(asyncio.Protocol):
         request before reading must not deadlock); resume_writing() goes on.
         """
         exchange = self.exchange
-        start, end = exchange.released, self._cleared
-        if end <= start or self._write_paused or not exchange.may_release:
-            return
-        try:
-            piece = self._spool.read(start, end)
-        except Blocked as exc:
-            self._release = None
-            self._blocked(exc.reason, exc.detail)
-            return
-        exchange.release(piece)
+        while exchange.released < self._cleared and not self._write_paused and exchange.may_release:
+            start = exchange.released
+            try:
+                piece = self._spool.read(start, min(self._cleared, start + FILE_PIECE_BYTES))
+            except Blocked as exc:
+                self._release = None
+                self._blocked(exc.reason, exc.detail)
+                return
+            exchange.release(piece)
+            self._flush()  # may pause writing: the rest waits for resume_writing()
 
     def _blocked(self, reason: BlockReason, detail: str) -> None:
         self._reason = reason

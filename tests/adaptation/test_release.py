@@ -23,8 +23,10 @@ import zlib
 import pytest
 
 from icapdlp.adaptation import release
+from icapdlp.adaptation.api import NeedBody
 from icapdlp.adaptation.release import ALIGN_BYTES, HOLD_BYTES, STEP_BYTES, CheckedRelease
 from icapdlp.payload.options import PayloadOptions
+from icapdlp.payload.walker import passes_unopened
 from tests.fuzz.budget import SCALE
 from tests.fuzz.wrappings import generate, receiver_views, surviving
 from tests.support import synthetic
@@ -186,3 +188,94 @@ def test_the_truncated_view_finds_what_a_cut_off_stream_still_gives():
     squeezed = stream.compress(original.data) + stream.flush()
     cut = squeezed[:len(squeezed) * 3 // 4]
     assert original.surviving(b"".join(truncated_views(cut))) != []
+
+
+# -- which bodies the adapter releases --------------------------------------------------------------
+
+
+def _preview_decision(tx, preview: bytes = b"\xff\xd8\xff\xe0" + bytes(4092), adapter=None):
+    import asyncio
+
+    from tests.adaptation.helpers import make_adapter
+
+    return asyncio.run((adapter or make_adapter()).on_preview(tx, preview, False))
+
+
+@pytest.mark.parametrize("length", [None, 64 * 1024 + 1, 10_000_000])
+def test_a_large_or_unsized_response_is_read_with_a_release_check(length):
+    from tests.adaptation.helpers import response_tx
+
+    decision = _preview_decision(response_tx("image/jpeg", length))
+    assert isinstance(decision, NeedBody) and isinstance(decision.release, CheckedRelease)
+
+
+def test_what_is_held_whole():
+    from tests.adaptation.helpers import make_adapter, make_settings, request_tx, response_tx
+
+    held = {
+        "fits Squid's buffer": _preview_decision(response_tx("image/jpeg", 64 * 1024)),
+        "an upload": _preview_decision(request_tx("image/jpeg", 10_000_000)),
+        "content-coded": _preview_decision(response_tx("text/html", None, extra=[("Content-Encoding", "gzip")]),
+                                           preview=b"\x1f\x8b\x08" + bytes(100)),
+        "turned off": _preview_decision(response_tx("image/jpeg", None), adapter=make_adapter(
+            make_settings(payload=PayloadOptions(release_responses=False)))),
+    }
+    for name, decision in held.items():
+        assert isinstance(decision, NeedBody) and decision.release is None, name
+    # a declared container gets a check, whose first window holds it whole
+    check = _preview_decision(response_tx("application/zip", None), preview=b"PK\x03\x04" + bytes(100)).release
+    assert check.feed(_zip_of(random.Random(5).randbytes(300_000))) == 0 and check.stopped
+
+
+# -- a window is read the way the whole body is (found by the adversarial review) -------------------
+
+
+def _feed_in(body: bytes, content_type: str, piece: int = 4096) -> CheckedRelease:
+    check = CheckedRelease(content_type, OPTIONS)
+    for at in range(0, len(body), piece):
+        check.feed(body[at:at + piece])
+    return check
+
+
+def _tiny_part10() -> tuple[synthetic.Synthetic, bytes]:
+    original = synthetic.make_ct(6)
+    return original, original.data
+
+
+def test_xml_model_after_a_window_cut_inside_a_multibyte_character_stops_the_release():
+    """A window starting mid-character was read as binary, where the XML model was not looked for."""
+    wide_chars = "中".encode() * 40_000
+    model = (b'<NativeDicomModel><DicomAttribute tag="00100010" vr="PN"><PersonName number="1">'
+             b"<Alphabetic><FamilyName>PLANTED</FamilyName></Alphabetic></PersonName></DicomAttribute>"
+             b"</NativeDicomModel>")
+    body = b"<doc><!--" + wide_chars + b"-->" + model + b"<!--" + wide_chars + b"--></doc>"
+    assert not passes_unopened("text/xml", [], body, OPTIONS)
+    check = _feed_in(body, "text/xml")
+    assert check.stopped and check.cleared <= body.index(model)
+
+
+def test_utf16_text_is_read_as_utf16_in_every_window():
+    """A later window's first characters made it look like UTF-8 or binary; base64 in it went unread."""
+    original, data = _tiny_part10()
+    text = '{"a":"' + "中" * 30_000 + '","file":"' + base64.b64encode(data).decode() + '","b":"' + "中" * 30_000 + '"}'
+    body = b"\xff\xfe" + text.encode("utf-16-le")
+    check = _feed_in(body, "application/json")
+    assert check.stopped and check.cleared <= body.index(base64.b64encode(data)[:16].decode().encode("utf-16-le"))
+
+
+@pytest.mark.parametrize("declared", ["application/octet-stream", "text/plain"])
+def test_a_body_that_opens_like_multipart_is_held_whole(declared):
+    """Only the close delimiter at its end makes it multipart; a window never holds both."""
+    original, data = _tiny_part10()
+    import gzip as gzip_module
+
+    body = (b"--XyZ1\r\nContent-Type: text/plain\r\n\r\n" + b"notes " * 20_000 + b"\r\n--XyZ1\r\n"
+            b"Content-Type: application/gzip\r\n\r\n" + gzip_module.compress(data) + b"\r\n--XyZ1--\r\n")
+    check = _feed_in(body, declared)
+    assert check.stopped and check.cleared == 0
+
+
+def test_a_text_window_cut_mid_character_still_releases_plain_text():
+    body = "Überweisung für Röntgen — 中文 ".encode() * 20_000
+    check = _feed_in(body, "text/plain", piece=4097)
+    assert not check.stopped and check.cleared > len(body) - HOLD_BYTES - STEP_BYTES - 4097

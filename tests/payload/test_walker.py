@@ -214,6 +214,15 @@ def test_dicom_xml_model_is_refused():
     assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
 
 
+@pytest.mark.parametrize("stray", [b"\x01", b"\xe4", b"\x00"])
+def test_dicom_xml_model_in_text_with_a_stray_binary_byte_is_refused(stray):
+    """One control or invalid UTF-8 byte made the body binary, where the model was not looked for."""
+    model = b'<NativeDicomModel><DicomAttribute tag="00100010" vr="PN"/></NativeDicomModel>'
+    with pytest.raises(Blocked) as info:
+        walk("text/xml", b"<doc>" + model + b"</doc>" + stray)
+    assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=500), st.sampled_from([
     "application/dicom", "multipart/form-data; boundary=x",

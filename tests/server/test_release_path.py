@@ -168,3 +168,76 @@ def test_a_release_check_that_raises_only_stops_releasing(icap_server):
         sock.close()
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
     assert complete and echoed == body  # the end-of-body verdict completed what was released
+
+
+def test_a_body_limit_hit_while_the_client_reads_nothing_ends_the_request_and_the_server_keeps_serving(
+        icap_server):
+    """Finished arrived while writing was paused and a release check was still set: the loop spun forever."""
+    thread = icap_server(releasing(NoChange()), limits={"body_bytes": 6_000_000, "idle_timeout": 3.0})
+    body = os.urandom(12_000_000)
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", thread.port))
+    sock.settimeout(10)
+    try:
+        try:
+            sock.sendall(first + rest)  # never reads: our answer fills its buffer, then the limit hits
+        except OSError:
+            pass  # the server closed on the limit
+        other = socket.create_connection(("127.0.0.1", thread.port), timeout=5)
+        other.sendall(b"OPTIONS icap://127.0.0.1/deid-resp ICAP/1.0\r\nHost: x\r\n\r\n")
+        assert other.recv(100).startswith(b"ICAP/1.0 200")  # the event loop is free
+        other.close()
+        # recorded once the unread answer is given up (idle_timeout), as an error
+        records = wait_records(thread, 2)
+        assert sorted(r.outcome for r in records) == ["error", "no-change"]
+    finally:
+        sock.close()
+
+
+class ClearInBursts:
+    """Clears nothing for a while, then megabytes at once (as a check does after a pause in writing)."""
+
+    BURST = 8_000_000
+
+    def __init__(self) -> None:
+        self.seen = self.cleared = 0
+
+    def feed(self, data: bytes) -> int:
+        self.seen += len(data)
+        if self.seen - self.cleared < self.BURST + TAIL:
+            return 0
+        more = self.seen - TAIL - self.cleared
+        self.cleared += more
+        return more
+
+
+def test_a_burst_of_cleared_bytes_is_released_in_bounded_pieces(icap_server, monkeypatch):
+    """Everything cleared at once went out as one spool read and one chunk (tens of MB per connection)."""
+    from icapdlp.server import connection, spool
+
+    largest = [0]
+    original_read = spool.Spool.read
+
+    def recording_read(self, start, end):
+        largest[0] = max(largest[0], end - start)
+        return original_read(self, start, end)
+    monkeypatch.setattr(spool.Spool, "read", recording_read)
+    thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=ClearInBursts()), body=NoChange()))
+    body = os.urandom(20_000_000)
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    sock.settimeout(30)
+    try:
+        received = bytearray()
+        reader = threading.Thread(target=lambda: received.extend(read_all(sock, quiet=3.0)))
+        reader.start()
+        sock.sendall(first + rest)
+        reader.join(60)
+    finally:
+        sock.close()
+    data = bytes(received)
+    echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and echoed == body
+    assert 0 < largest[0] <= connection.FILE_PIECE_BYTES, largest
