@@ -66,6 +66,7 @@ class IcapConnection(asyncio.Protocol):
         self.closed = False
         self.request_began = 0.0  # monotonic time of the first byte of the current request
         self._task: asyncio.Task | None = None  # the one thing being waited for, if any
+        self._task_is_adapter = False  # that thing is the adapter's answer (nobody waits for it once we are lost)
         self._drain_waiter: asyncio.Future | None = None
         self._write_paused = False
         self._read_paused = False
@@ -127,6 +128,13 @@ class IcapConnection(asyncio.Protocol):
                 unsent.outcome, unsent.keep_alive = Outcome.ERROR, False
                 self._finish(unsent)
             self.exchange.receive_data(b"")
+            task = self._task
+            if task is not None and self._task_is_adapter:
+                # nobody will read the answer: give its queue place or worker back now, not after
+                # the worker deadline, and record the request as the error it ended in
+                self._task = None
+                task.cancel()
+                self.exchange.abandon()
             if self._task is None and not self.closed:
                 self._advance()  # a request cut off mid-way is recorded as an error
             self.server.forget(self)
@@ -153,9 +161,22 @@ class IcapConnection(asyncio.Protocol):
         try:
             self._advance_until_wait()
         except Exception as exc:  # a bug: log where, never the message (it could quote payload bytes)
-            frames = "".join(traceback.format_tb(exc.__traceback__))
-            log.error("connection handler failed with %s\n%s", type(exc).__name__, frames)
-            self.close()
+            self._handler_failed(exc)
+
+    def _handler_failed(self, exc: Exception) -> None:
+        """A bug in this driver: the request in progress is recorded as an error and the connection closes."""
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("connection handler failed with %s\n%s", type(exc).__name__, frames)
+        exchange = self.exchange
+        if exchange is not None and (exchange.in_request or self._tx is not None) and not self.closed:
+            try:
+                exchange.abandon()
+                finished = exchange.next_event()
+                if finished.__class__ is Finished:
+                    self._finish(finished)
+            except Exception as again:  # noqa: BLE001 - recording must not raise a second time
+                log.error("recording the failed request failed with %s", type(again).__name__)
+        self.close()
 
     def _advance_until_wait(self) -> None:
         exchange = self.exchange
@@ -204,6 +225,7 @@ class IcapConnection(asyncio.Protocol):
             elif cls is SendBody:
                 self._flush()
                 self._task = asyncio.get_running_loop().create_task(self._stream(event.body))
+                self._task_is_adapter = False
                 return
             elif cls is LimitHit:
                 self._release = None
@@ -250,6 +272,7 @@ class IcapConnection(asyncio.Protocol):
             answer = decisions.from_error(exc, tx)
         if answer.__class__ is Suspended:
             self._task = asyncio.get_running_loop().create_task(self._await_adapter(answer, allowed, kept))
+            self._task_is_adapter = True
             return False
         self._apply(answer, allowed, kept)
         return True
@@ -270,9 +293,7 @@ class IcapConnection(asyncio.Protocol):
         try:
             self._apply(answer, allowed, kept)
         except Exception as exc:
-            frames = "".join(traceback.format_tb(exc.__traceback__))
-            log.error("connection handler failed with %s\n%s", type(exc).__name__, frames)
-            self.close()
+            self._handler_failed(exc)
             return
         self._advance()
 

@@ -89,7 +89,10 @@ class _SlowBodyReader(ScriptedAdapter):
         return NoChange()
 
 
-def test_a_client_leaving_while_the_adapter_works_does_not_delete_the_body_under_it(icap_server, tmp_path):
+def test_a_client_leaving_while_the_adapter_works_ends_the_request_at_once(icap_server, tmp_path):
+    """Nobody reads the answer: the adapter's wait is given up (its queue place or worker comes back),
+    the request is recorded as the error it ended in, not as whatever the abandoned job returns, and
+    its body file is removed. (Before, the wait went on until the worker deadline.)"""
     adapter = _SlowBodyReader()
     thread = icap_server(adapter, limits={"spool_memory_bytes": 0, "spool_dir": str(tmp_path)})
     sock = socket.create_connection(("127.0.0.1", thread.port))
@@ -101,8 +104,11 @@ def test_a_client_leaving_while_the_adapter_works_does_not_delete_the_body_under
     started = time.monotonic()
     while not thread.observer.records and time.monotonic() - started < WAIT:
         time.sleep(0.05)
-    assert adapter.file_there == [True]
-    assert list(tmp_path.iterdir()) == []  # and the file is gone once the request is over
+    assert [r.outcome for r in thread.observer.records] == ["error"]
+    assert time.monotonic() - started < 0.9  # before the adapter's own 1 s pause was over
+    assert list(tmp_path.iterdir()) == []
+    time.sleep(1.2)
+    assert adapter.file_there == []  # its wait was cancelled: it never went on to read
 
 
 def test_a_preview_that_outgrows_the_body_limit_is_blocked_with_its_transaction(icap_server, connect):
@@ -149,3 +155,40 @@ def test_a_streamed_answer_the_client_stops_reading_after_the_request_deadline_i
         assert [r.outcome for r in thread.observer.records] == ["error"], "the stalled answer was still held"
     finally:
         sock.close()
+
+
+def test_a_bug_in_the_connection_handler_still_records_the_request_as_an_error(icap_server, monkeypatch):
+    """The handler closed the connection on an unexpected exception and wrote no transaction record."""
+    from icapdlp.server import decisions
+
+    def broken_apply(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(decisions, "apply", broken_apply)
+    thread = icap_server(ScriptedAdapter(preview=NeedBody()))
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        first, _rest = m.reqmod_post(b"x" * 10_000, preview=100)
+        sock.sendall(first)
+        assert _read_until_closed(sock) == b""  # closed, with nothing written for the broken request
+    finally:
+        sock.close()
+    started = time.monotonic()
+    while not thread.observer.records and time.monotonic() - started < WAIT:
+        time.sleep(0.05)
+    assert [r.outcome for r in thread.observer.records] == ["error"]
+
+
+def test_a_lost_connection_gives_up_its_adapter_wait_at_once(icap_server):
+    """The adapter's answer (a queued or running worker job) was awaited until the worker deadline."""
+    thread = icap_server(ScriptedAdapter(delay=30.0))
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    first, _rest = m.reqmod_post(b"y" * 5000, preview=100)
+    sock.sendall(first)
+    time.sleep(0.3)  # the adapter is now being awaited
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # a reset: the connection is lost (a FIN alone leaves our side open for the answer)
+    started = time.monotonic()
+    while not thread.observer.records and time.monotonic() - started < 10:
+        time.sleep(0.05)
+    assert [r.outcome for r in thread.observer.records] == ["error"]
+    assert time.monotonic() - started < 5  # not after the adapter's 30 s
