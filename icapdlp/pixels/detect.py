@@ -74,6 +74,9 @@ STRAY_CHARS = "\"'`“”‘’|¦!¡°«»\\:;,"
 GLUE_GAP_HEIGHTS = 0.12
 JOINERS = frozenset("-/@_")  # not ".": "Drs." and "Lindqvist" are two words
 JOINER_GAP_HEIGHTS = 0.6
+#: ... and wider still between digits: a monospace hyphen has wide side bearings, and Tesseract split
+#: "(555) 368-5894" into "368" and "-5894" 0.7 glyph heights apart (a word space is a glyph height or more)
+DIGIT_JOINER_GAP_HEIGHTS = 0.85
 
 
 @dataclass(frozen=True)
@@ -242,9 +245,17 @@ def _is_allowed(word: OcrWord, allow: frozenset[str]) -> bool:
 
 def ner_token(text: str) -> str:
     """A word as the recognisers see it: OCR's stray quotes and bars at its ends dropped ('"8229025',
-    '30!'), nothing for a word of punctuation alone (a "|" between "San" and "Marco" broke the name)."""
+    '30!'), nothing for a word of punctuation alone (a "|" between "San" and "Marco" broke the name).
+
+    A comma after a word of letters stays: it is how a patient's name is printed ("MOREAU, Rafael"), and
+    the family-given-name recogniser needs it.
+    """
     token = text.strip(STRAY_CHARS).rstrip(".")  # "+49." but ".org" (glued to the address before it)
-    return token if any(c.isalnum() for c in token) else ""
+    if not any(c.isalnum() for c in token):
+        return ""
+    if text.rstrip(STRAY_CHARS.replace(",", "")).endswith(",") and token.replace("-", "").replace("'", "").isalpha():
+        token += ","
+    return token
 
 
 def _overlaid(word: OcrWord, line: list[OcrWord]) -> bool:
@@ -268,8 +279,17 @@ def _glued(left: OcrWord, right: OcrWord) -> bool:
         return False  # a label's colon ends it ("SSN:" touching its value read as "SSN511-39-8899")
     if gap <= GLUE_GAP_HEIGHTS * height:
         return True
+    if _digit_joint(left.text, right.text):
+        return gap <= DIGIT_JOINER_GAP_HEIGHTS * height
     return gap <= JOINER_GAP_HEIGHTS * height and (left.text[-1:] in JOINERS or right.text[:1] in JOINERS
                                                    or right.text[:1] == ".")  # ".org", not "Dr." + "Lindqvist"
+
+
+def _digit_joint(left: str, right: str) -> bool:
+    """True when a joining character stands between digits at the seam ("368" "-5894", "07/" "12")."""
+    if left[-1:] in JOINERS:
+        return left[-2:-1].isdigit() and right[:1].isdigit()
+    return left[-1:].isdigit() and right[:1] in JOINERS and right[1:2].isdigit()
 
 
 def word_like(word: OcrWord) -> bool:
@@ -332,7 +352,16 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
 MIN_UNCONFIDENT_DIGITS = 4
 
 
-def _hard_shape(text: str) -> bool:
+#: ... or comes from one of these recognisers and has this many letters: an institution needs a kind word
+#: ("Clinic", "Hospital"), a city a name from a closed list; noise on anatomy reads neither (a 32 px "Lyon"
+#: came back at confidence 24, beside an opening quote)
+UNCONFIDENT_NAMED = frozenset({"institution", "city"})
+MIN_UNCONFIDENT_LETTERS = 4
+
+
+def _hard_shape(text: str, recognizer: str = "") -> bool:
+    if recognizer in UNCONFIDENT_NAMED and sum(c.isalpha() for c in text) >= MIN_UNCONFIDENT_LETTERS:
+        return True
     return "@" in text or sum(c.isdigit() for c in text) >= MIN_UNCONFIDENT_DIGITS
 
 
@@ -348,7 +377,7 @@ def _add_hits(hits: dict[int, tuple[str, bool]], text: str, offsets: list[tuple[
             continue
         touched = [w for start, end, w in offsets if start < span.end and span.start < end]
         if shapes_only and all(w.conf < policy.min_conf for w in touched) \
-                and not _hard_shape(text[span.start:span.end]):
+                and not _hard_shape(text[span.start:span.end], span.recognizer):
             continue  # letters alone, all unconfident: a photograph's foliage read "ms EF", a title and a name
         if not trusted and (not touched or sum(w.conf for w in touched) / len(touched) < NER_MIN_WORD_CONF):
             continue  # a statistical span over a run of unconfident readings ("Ss ai jx" on foliage)

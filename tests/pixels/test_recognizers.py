@@ -30,6 +30,9 @@ def found(name: str, text: str) -> set[str]:
     ("person-title", "Dr. med. I. Duarte", "Dr. med. I. Duarte"),
     ("person-title", "Dott. Lucia Castellano", "Dott. Lucia Castellano"),
     ("person-title", "Dr A. van der Berg", "Dr A. van der Berg"),
+    ("family-given-name", "MOREAU, Rafael", "MOREAU, Rafael"),
+    ("family-given-name", "VAN DIJK, Mette", "VAN DIJK, Mette"),
+    ("family-given-name", "DOE^JOHN", "DOE^JOHN"),
     ("date", "11-Apr-2023", "11-Apr-2023"),
     ("date", "14/03/1962", "14/03/1962"),
     ("date", "3 März 2021", "3 März 2021"),
@@ -59,7 +62,8 @@ def test_recogniser_finds_its_shape(name, text, expected):
 
 
 @pytest.mark.parametrize("text", ["kVp 120", "mAs 250", "W 400 L 40", "DWI b1000", "1.25 mm", "5 cm", "Gain 52 dB",
-                                  "Depth 16 cm", "PORTABLE", "AX T1 SE", "FR 32Hz", "DR", "120 kV"])
+                                  "Depth 16 cm", "PORTABLE", "AX T1 SE", "FR 32Hz", "DR", "120 kV",
+                                  "BS, Aly", "SAG T2, Fat Sat"])
 def test_labels_are_no_shape(text):
     hits = {n: found(n, text) for n in recognizers.FACTORIES}
     assert not any(hits.values()), hits
