@@ -21,6 +21,11 @@ LINE_OVERLAP = 0.5
 #: ... and starts at most this many word heights after the line's last word (2.0 split "Dr [S.] Moreau"
 #: when OCR lost the initial)
 LINE_GAP_HEIGHTS = 2.5
+#: ... on a turned crop (a side label along the frame's edge) up to this many: OCR loses short groups of a
+#: turned value more often ("+31 [10] 952 2501" read without "10", 3.75 heights between "+31" and "952"), and
+#: the value's recogniser then needs the pieces on either side in one line (seeds 4000/6000/8000: one more
+#: turned value masked each; 5.5 masked no more and redacted more outside)
+TURNED_LINE_GAP_HEIGHTS = 4.0
 #: the same word read in both polarities: boxes overlapping this much are one word
 DUPLICATE_IOU = 0.5
 #: an unconfident word this much covered by confident words is their other-polarity shadow
@@ -228,7 +233,8 @@ def group_lines(words: Iterable[OcrWord]) -> list[list[OcrWord]]:
             lb = reading_box(last)
             overlap = min(lb.y1, box.y1) - max(lb.y0, box.y0)
             gap = box.x0 - lb.x1
-            if overlap >= LINE_OVERLAP * min(h, max(1, lb.height)) and -h <= gap <= LINE_GAP_HEIGHTS * h:
+            limit = TURNED_LINE_GAP_HEIGHTS if w.rotation else LINE_GAP_HEIGHTS
+            if overlap >= LINE_OVERLAP * min(h, max(1, lb.height)) and -h <= gap <= limit * h:
                 if best is None or abs(gap) < best_gap:
                     best, best_gap = line, abs(gap)
         if best is None:

@@ -145,3 +145,14 @@ def test_a_deep_radiograph_whose_stretched_view_is_texture_costs_no_second_readi
     assert view is not None
     cleaner = build_cleaner(Settings())
     assert cleaner.read_faint_words(view, "eng") == []
+
+
+def test_pieces_of_a_turned_value_with_a_group_unread_between_them_stay_one_line():
+    """ "+31" and "952 2501" read on a turned crop, "10" between them lost: 3.75 glyph heights apart, one line
+    (a horizontal line splits there: separate overlay items on one row stand that far apart)."""
+    def turned(text, y0, y1):
+        return OcrWord(text, Box(58, y0, 70, y1), 90.0, (0, 0, 0, 0), rotation=270)
+    words = [turned("+31", 908, 939), turned("952", 833, 863), turned("2501", 779, 820)]
+    assert [[w.text for w in line] for line in group_lines(words)] == [["+31", "952", "2501"]]
+    flat = [OcrWord(t, Box(x0, 58, x1, 70), 90.0, (0, 0, 0, 0)) for t, x0, x1 in (("+31", 0, 31), ("952", 76, 106))]
+    assert len(group_lines(flat)) == 2
