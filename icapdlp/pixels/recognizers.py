@@ -120,9 +120,9 @@ def _date() -> Any:
         # two digits, four digits with one repeated separator is a date on an overlay whatever the digits
         ("dd.mm.yyyy layout", r"\b\d{2}([./\-])\d{2}\1\d{4}\b", SHAPE_SCORE),
         ("yyyy.mm.dd layout", r"\b\d{4}([./\-])\d{2}\1\d{2}\b", SHAPE_SCORE),
-        # the same for a month name OCR misread ("13-An-1954" for 13-Jun-1954): a day, two to four letters and
-        # a year, joined by one repeated separator
-        ("dd-mon-yyyy layout", r"\b\d{1,2}([./\-])[^\W\d_]{2,4}\1(?:19|20)\d{2}\b", SHAPE_SCORE),
+        # the same for a month name OCR misread ("13-An-1954" for 13-Jun-1954, "22-tun-3883" for 23-Jun-1981):
+        # a day, two to four letters and four digits, joined by one repeated separator
+        ("dd-mon-yyyy layout", r"\b\d{1,2}([./\-])[^\W\d_]{2,4}\1\d{4}\b", SHAPE_SCORE),
     ])
 
 

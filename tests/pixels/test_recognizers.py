@@ -42,6 +42,7 @@ def found(name: str, text: str) -> set[str]:
     ("date", "14 de octubre 2017", "octubre 2017"),
     ("date", "2023.04.11", "2023.04.11"),
     ("date", "13-An-1954", "13-An-1954"),  # 13-Jun-1954 with its month misread
+    ("date", "22-tun-3883", "22-tun-3883"),  # 23-Jun-1981, month and year misread
     ("medical-record-number", "MRN-00583920", "MRN-00583920"),
     ("accession-number", "ACC: A2024-55123", "ACC: A2024-55123"),
     ("patient-id", "HX4417729", "HX4417729"),
