@@ -84,12 +84,18 @@ class BurnedInTextCleaner:
                 from None
 
     def _timed_ner(self, report: ObjectReport) -> NerFunction:
-        def run(text: str) -> list[Span]:
-            t0 = time.perf_counter()
-            try:
-                return self.ner(text)
-            finally:
-                report.stage_seconds[Stage.NER] += time.perf_counter() - t0
+        def timed(function: NerFunction) -> NerFunction:
+            def run(text: str) -> list[Span]:
+                t0 = time.perf_counter()
+                try:
+                    return function(text)
+                finally:
+                    report.stage_seconds[Stage.NER] += time.perf_counter() - t0
+            return run
+        run = timed(self.ner)
+        shapes = getattr(self.ner, "shapes", None)
+        if shapes is not None:
+            run.shapes = timed(shapes)  # type: ignore[attr-defined]
         return run
 
     def _clean(self, ds: Dataset, report: ObjectReport) -> None:

@@ -349,7 +349,8 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
     _add_hits(hits, text, offsets, ner, policy, shapes_only=False)
     every_text, every_offsets = _ner_text(lines, 0.0)
     if every_text != text:
-        _add_hits(hits, every_text, every_offsets, ner, policy, shapes_only=True)
+        # an analyzer that can run its shape recognisers alone (ner.PresidioNer.shapes) skips spaCy's spans
+        _add_hits(hits, every_text, every_offsets, getattr(ner, "shapes", ner), policy, shapes_only=True)
     return hits
 
 

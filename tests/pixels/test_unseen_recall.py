@@ -58,3 +58,18 @@ def test_phi_the_old_cleaner_left_readable_is_masked(style, seed, value):
         mask[r.box.y0:r.box.y1, r.box.x0:r.box.x1] = True
     x0, y0, x1, y1 = truth.box
     assert mask[y0:y1, x0:x1].mean() >= MASKED_SHARE
+
+
+def test_the_every_word_pass_gets_the_shape_spans_without_spacy():
+    """detect's second pass keeps shape spans only: the analyzer gives it the same shape spans as the full
+    analysis (presidio's context words included: "SSN" raises the number's score over the floor), and none
+    from spaCy's entity model, which it no longer runs there."""
+    opts = PixelOptions()
+    analyzer = ner.PresidioNer(opts.ner_model, opts.ner_entities, opts.recognizers)
+    text = "SSN 427-38-2652 .\nJohn Smith .\nDr S. Okonkwo .\nMOREAU, Rafael .\n14/03/1962 .\n"
+    full = {(s.start, s.end, s.entity, s.score) for s in analyzer(text) if s.recognizer in STRUCTURAL}
+    shapes = analyzer.shapes(text)
+    assert {(s.start, s.end, s.entity, s.score) for s in shapes} == full
+    assert {text[s.start:s.end] for s in shapes if s.score >= opts.ner_min_score} >= {
+        "427-38-2652", "Dr S. Okonkwo", "MOREAU, Rafael", "14/03/1962"}
+    assert all(s.recognizer in STRUCTURAL for s in shapes)
