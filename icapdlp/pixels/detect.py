@@ -253,13 +253,16 @@ def ner_token(text: str) -> str:
     """A word as the recognisers see it: OCR's stray quotes and bars at its ends dropped ('"8229025',
     '30!'), nothing for a word of punctuation alone (a "|" between "San" and "Marco" broke the name).
 
-    A comma after a word of letters stays: it is how a patient's name is printed ("MOREAU, Rafael"), and
-    the family-given-name recogniser needs it.
+    A comma after a word in capitals stays: it is how a patient's family name is printed ("MOREAU,
+    Rafael"), and the family-given-name recogniser needs it. Elsewhere it goes: OCR reads a title's period
+    as a comma ("Prof," before a name), and the title shape has no comma.
     """
     token = text.strip(STRAY_CHARS).rstrip(".")  # "+49." but ".org" (glued to the address before it)
     if not any(c.isalnum() for c in token):
         return ""
-    if text.rstrip(STRAY_CHARS.replace(",", "")).endswith(",") and token.replace("-", "").replace("'", "").isalpha():
+    letters = token.replace("-", "").replace("'", "")
+    if text.rstrip(STRAY_CHARS.replace(",", "")).endswith(",") and letters.isalpha() and letters.isupper() \
+            and len(letters) >= 3:
         token += ","
     return token
 
