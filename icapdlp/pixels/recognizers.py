@@ -28,8 +28,8 @@ from typing import Any
 SPACY = "spacy-ner"
 #: spans found by these are a shape, not a guess: they are trusted at the OCR confidence floor,
 #: where a spaCy-only span needs a confidently read, word-like token (see detect.NER_MIN_WORD_CONF)
-STRUCTURAL = frozenset({"person-title", "date", "medical-record-number", "accession-number", "patient-id",
-                        "phone-number", "email", "us-ssn", "uk-nhs", "uk-nino", "institution", "city"})
+STRUCTURAL = frozenset({"person-title", "family-given-name", "date", "medical-record-number", "accession-number",
+                        "patient-id", "phone-number", "email", "us-ssn", "uk-nhs", "uk-nino", "institution", "city"})
 LANGUAGE = "en"
 #: score of a shape match for entity types spaCy also reports: above spaCy's 0.85, because presidio drops
 #: a result contained in another of the same type with an equal or higher score, and the shape's result
@@ -94,6 +94,19 @@ def _person_title() -> Any:
                     case_sensitive=True)
 
 
+def _family_given_name() -> Any:
+    # how viewers and modalities print the Patient's Name attribute: the family name in capitals, a comma and
+    # the given name ("MOREAU, Rafael", "VAN DIJK, Mette"), or the stored form with its caret ("DOE^JOHN").
+    # Case-sensitive: a label line in capitals ("PORTABLE", "SAG T2 FSE") has no comma before a given name
+    # three letters or more each: foliage on a photograph read "BS, Aly"
+    caps = r"[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'’\-]{2,}"
+    given = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ][\w'’\-]+"
+    return _pattern("family-given-name", "PERSON", [
+        ("FAMILY, Given", rf"(?<!\w){caps}(?:\s{caps})?,\s*{given}(?:[\s\-]{given})?", SHAPE_SCORE),
+        ("FAMILY^GIVEN", rf"(?<!\w){caps}\^{caps}(?:\^{caps})*", SHAPE_SCORE),
+    ], case_sensitive=True)
+
+
 def _date() -> Any:
     return _pattern("date", "DATE_TIME", [
         ("day month-name year",
@@ -107,6 +120,9 @@ def _date() -> Any:
         # two digits, four digits with one repeated separator is a date on an overlay whatever the digits
         ("dd.mm.yyyy layout", r"\b\d{2}([./\-])\d{2}\1\d{4}\b", SHAPE_SCORE),
         ("yyyy.mm.dd layout", r"\b\d{4}([./\-])\d{2}\1\d{2}\b", SHAPE_SCORE),
+        # the same for a month name OCR misread ("13-An-1954" for 13-Jun-1954, "22-tun-3883" for 23-Jun-1981):
+        # a day, two to four letters and four digits, joined by one repeated separator
+        ("dd-mon-yyyy layout", r"\b\d{1,2}([./\-])[^\W\d_]{2,4}\1\d{4}\b", SHAPE_SCORE),
     ])
 
 
@@ -230,6 +246,7 @@ def _predefined(class_name: str, name: str) -> Callable[[], Any]:
 #: name -> factory of one recogniser or a list of them; the order is the documentation's
 FACTORIES: dict[str, Callable[[], Any]] = {
     "person-title": _person_title,
+    "family-given-name": _family_given_name,
     "date": _date,
     "medical-record-number": _mrn,
     "accession-number": _accession,

@@ -47,6 +47,9 @@ GAP_ROWS = 24
 #: the smaller ink fraction below this share of the larger one decides the polarity; otherwise both
 #: polarities of the region go in (measured on the synthetic set, see the benchmark README)
 POLARITY_RATIO = 0.6
+#: in the stretched view of a deep frame, regions taller than this (prepared pixels: three lines of 40 px
+#: text) are stretched texture; faint overlay text there sits on a flat patch and makes regions of its lines
+MAX_FAINT_REGION_HEIGHT = 160
 #: a region this many times taller than wide may be a vertical line of text (side labels)
 VERTICAL_ASPECT = 2.5
 #: ... and at most this wide (prepared pixels; the height of 40 px glyphs on an upscaled frame, with margin):
@@ -170,8 +173,8 @@ def _zoom(glyph_px: int) -> int:
     return max(1, min(MAX_ZOOM, -(-TARGET_GLYPH_PX // max(1, glyph_px))))
 
 
-def compose(light: np.ndarray, dark: np.ndarray, light_mask: np.ndarray,
-            dark_mask: np.ndarray) -> tuple[np.ndarray | None, list[Placement]]:
+def compose(light: np.ndarray, dark: np.ndarray, light_mask: np.ndarray, dark_mask: np.ndarray,
+            faint: bool = False) -> tuple[np.ndarray | None, list[Placement]]:
     """The composite image of every text-candidate crop (None when there is no candidate).
 
     Regions are found in each polarity's candidates separately, so light text
@@ -180,6 +183,14 @@ def compose(light: np.ndarray, dark: np.ndarray, light_mask: np.ndarray,
     in twice more, turned 90 degrees each way, so vertical side labels are read
     whichever way they were written (the reading of the wrong turn is garbage
     at low confidence, and the duplicate filter keeps the better one).
+
+    Crops that would outgrow both whole polarities are given as both whole
+    polarities (text everywhere). ``faint``: the stretched view of a deep
+    frame (:mod:`icapdlp.pixels.contrast`), where only regions of text size are
+    read and never whole polarities: a larger region there is stretched
+    texture, not faint text (pydicom-data's RG3: one 1760 px region per
+    polarity, 4.7 s of Tesseract on 427 words of noise, the ordinary view
+    having read the frame already).
     """
     rows, cols = light.shape
     masks = tuple(np.zeros_like(m) if float(m.mean()) > TEXTURE_SHARE else m for m in (light_mask, dark_mask))
@@ -187,6 +198,8 @@ def compose(light: np.ndarray, dark: np.ndarray, light_mask: np.ndarray,
     vertical: list[tuple[tuple[int, int, int, int], int, int]] = []
     for polarity, (own, other) in enumerate((masks, masks[::-1])):
         for box in find_regions(own):
+            if faint and box[3] - box[1] > MAX_FAINT_REGION_HEIGHT:
+                continue
             if _plausible(own, box) and not looks_like_gaps(own, other, box):
                 chosen.append((box, polarity, 0))
         for box in _vertical_regions(own, other):
@@ -198,6 +211,8 @@ def compose(light: np.ndarray, dark: np.ndarray, light_mask: np.ndarray,
     y = _bottom(placements)
     width = max(p.footprint[1] for p in placements) + 2 * CROP_MARGIN if placements else 0
     if y * width > 2 * (rows + GAP_ROWS) * (cols + 2 * CROP_MARGIN):
+        if faint:
+            return None, []
         # text everywhere (a scanned form) or noise read as regions: never more than both whole
         # polarities, which is what Tesseract was given before regions existed
         placements = [Placement(0, 0, cols, rows, GAP_ROWS, 0), Placement(0, 0, cols, rows, 2 * GAP_ROWS + rows, 1)]

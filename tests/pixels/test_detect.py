@@ -241,3 +241,15 @@ def test_a_tall_reading_below_the_tall_word_confidence_is_not_text():
     words[-1] = word("OES", 90, 60, 330, 200, conf=80)  # as confident as real text: kept, and filled
     out = find_redactions(words, ner, header(PatientName="MILLER^JOHN"), policy(padding=0), 480, 640)
     assert Box(90, 60, 330, 200) in [r.box for r in out]
+
+
+def test_a_comma_reaches_the_recognisers_only_after_a_family_name_in_capitals():
+    """ "MOREAU," keeps it (FAMILY, Given); a title whose period OCR read as a comma ("Prof,") loses it, or the
+    title-and-name shape no longer matches."""
+    from icapdlp.pixels.detect import ner_token
+
+    assert ner_token("MOREAU,") == "MOREAU,"
+    assert ner_token("\u2018WHITCOMBE,") == "WHITCOMBE,"
+    assert ner_token("Prof,") == "Prof"
+    assert ner_token("Rafael,") == "Rafael"
+    assert ner_token("1954,") == "1954"

@@ -113,3 +113,27 @@ def test_a_frame_full_of_text_is_never_given_to_tesseract_larger_than_both_whole
     assert all((pl.src_x0, pl.src_y0, pl.width, pl.height) == (0, 0, cols, rows) for pl in placements)
     assert np.array_equal(composite[placements[1].dst_y0:placements[1].dst_y0 + rows,
                                     regions.CROP_MARGIN:regions.CROP_MARGIN + cols], p.dark)
+
+
+def test_the_faint_view_reads_text_sized_regions_and_never_whole_polarities():
+    """The stretched view of a deep frame: crops outgrowing both whole polarities are stretched texture, and
+    that view is not read at all (the ordinary view of the same frame still is)."""
+    g = np.full((400, 500), 30, dtype=np.uint8)
+    for row in range(20, 390, 14):
+        _draw(g, (10, row), "ID 12345 name", 220, size=10)
+        _draw(g, (260, row), "other 987", 220, size=10)
+    p = ocr.polarities(g)
+    assert regions.compose(p.light, p.dark, p.light_mask, p.dark_mask, faint=True) == (None, [])
+    few = np.full((400, 500), 30, dtype=np.uint8)
+    _draw(few, (10, 20), "ID 12345 name", 220, size=10)
+    q = ocr.polarities(few)
+    composite, placements = regions.compose(q.light, q.dark, q.light_mask, q.dark_mask, faint=True)
+    assert composite is not None and placements
+    big = np.zeros((600, 500), dtype=np.uint8)
+    big[::3, :] = 200  # one tall region of fine texture the XY cut cannot split
+    big[:, ::5] = 120
+    r = ocr.polarities(big)
+    assert any(pl.height > regions.MAX_FAINT_REGION_HEIGHT for pl in
+               regions.compose(r.light, r.dark, r.light_mask, r.dark_mask)[1])
+    assert all(pl.height <= regions.MAX_FAINT_REGION_HEIGHT + 2 * regions.CROP_MARGIN for pl in
+               regions.compose(r.light, r.dark, r.light_mask, r.dark_mask, faint=True)[1])

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pydicom
+import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from icapdlp.pixels import contrast, ocr, regions
+from icapdlp.config import Settings
+from icapdlp.pixels import build_cleaner, contrast, ocr, regions
+from icapdlp.pixels import frames as frames_mod
 from icapdlp.pixels.detect import group_lines
 from icapdlp.pixels.geometry import Box
 from icapdlp.pixels.ocr import OcrWord
@@ -122,3 +128,31 @@ def test_a_tall_wide_band_is_not_read_turned():
     rng = np.random.default_rng(2)
     frame[50:550, 300:450] = rng.integers(120, 255, (500, 150))
     assert not any(pl.rotation for pl in _compose(frame)[1][1])
+
+
+@pytest.mark.slow
+def test_a_deep_radiograph_whose_stretched_view_is_texture_costs_no_second_reading():
+    """pydicom-data's RG3 (1760 x 1760, 12-bit CR): its stretched view once went to Tesseract as both whole
+    polarities (427 words of noise, 4.7 s). The cleaner's faint-text reader now reads nothing there; the
+    ordinary reader still reads the ordinary view."""
+    data_store = pytest.importorskip("data_store")
+    path = Path(data_store.__path__[0]) / "data" / "RG3_UNCR.dcm"
+    if not path.exists():
+        pytest.skip("pydicom-data is not installed")
+    ds = pydicom.dcmread(path)
+    decoded = frames_mod.decode(ds, 1 << 30)
+    view = contrast.local_view(decoded.frames[0], decoded.photometric)
+    assert view is not None
+    cleaner = build_cleaner(Settings())
+    assert cleaner.read_faint_words(view, "eng") == []
+
+
+def test_pieces_of_a_turned_value_with_a_group_unread_between_them_stay_one_line():
+    """ "+31" and "952 2501" read on a turned crop, "10" between them lost: 3.75 glyph heights apart, one line
+    (a horizontal line splits there: separate overlay items on one row stand that far apart)."""
+    def turned(text, y0, y1):
+        return OcrWord(text, Box(58, y0, 70, y1), 90.0, (0, 0, 0, 0), rotation=270)
+    words = [turned("+31", 908, 939), turned("952", 833, 863), turned("2501", 779, 820)]
+    assert [[w.text for w in line] for line in group_lines(words)] == [["+31", "952", "2501"]]
+    flat = [OcrWord(t, Box(x0, 58, x1, 70), 90.0, (0, 0, 0, 0)) for t, x0, x1 in (("+31", 0, 31), ("952", 76, 106))]
+    assert len(group_lines(flat)) == 2
