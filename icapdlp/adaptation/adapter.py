@@ -26,10 +26,11 @@ from icapdlp.adaptation.api import (
     Replace,
 )
 from icapdlp.http import HttpResponseHead
-from icapdlp.adaptation.release import CheckedRelease
+from icapdlp.adaptation.release import CheckedRelease, CodedRelease
 from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
 from icapdlp.dicom.deid import uid_mapping
 from icapdlp.dicom.options import ServiceMode
+from icapdlp.payload.encoding import STREAMED_CODINGS
 from icapdlp.payload.media import is_dicom_type
 from icapdlp.payload.triage import Triage, Verdict, triage
 from icapdlp.report import Container
@@ -69,7 +70,10 @@ class DlpAdapter:
             if partial is not None:
                 return partial
         if self._may_release(tx, seen, head):
-            return NeedBody(release=CheckedRelease(head.headers.get("Content-Type"), self._settings.payload))
+            content_type, options = head.headers.get("Content-Type"), self._settings.payload
+            if seen.codings:
+                return NeedBody(release=CodedRelease(seen.codings[0], content_type, options))
+            return NeedBody(release=CheckedRelease(content_type, options))
         return NeedBody()
 
     async def on_body(self, tx: Transaction, body: Body) -> BodyDecision:
@@ -143,14 +147,17 @@ class DlpAdapter:
         """A response read whole only to be classified: its cleared bytes may leave early.
 
         Responses only: Squid holds a request's body itself, and an upload
-        cut off half way would still reach the origin in part. Bodies under a
-        content coding are held whole (a window of compressed bytes says
-        nothing); DICOM by type or by its first bytes is never echoed. A body
-        declared to fit Squid's 64 KiB buffer is held too: Squid sends it all
-        without waiting, and it keeps its cheaper 204.
+        cut off half way would still reach the origin in part. A body under
+        one content coding that decodes as a stream (gzip, deflate, br) is
+        checked on its decoded content; other codings, and stacked ones, are
+        held whole. DICOM by type or by its first bytes is never echoed. A
+        body declared to fit Squid's 64 KiB buffer is held too: Squid sends it
+        all without waiting, and it keeps its cheaper 204.
         """
         if not (tx.icap_method == "RESPMOD" and self._settings.payload.release_responses
-                and seen.verdict is Verdict.NEED_BODY and not seen.codings):
+                and seen.verdict is Verdict.NEED_BODY):
+            return False
+        if seen.codings and (len(seen.codings) > 1 or seen.codings[0] not in STREAMED_CODINGS):
             return False
         length = declared_length(head.headers)
         return length is None or length > SQUID_BUFFER_BYTES

@@ -14,8 +14,10 @@ what the client received.
 from __future__ import annotations
 
 import http.client
+import base64
 import json
 import random
+import zlib
 import subprocess
 import time
 from collections.abc import Callable
@@ -245,6 +247,38 @@ def test_a_large_download_flows_through_squid_unchanged(content_type, body, squi
     status, data, complete = download(squid.port, origin.url(path))
     assert status == 200 and complete and data == body
     assert time.monotonic() - started < 30  # far below icap_io_timeout: it did not stall
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br"])
+def test_a_large_compressed_page_flows_through_squid_unchanged(coding, squid, origin):
+    """Most large text on the web comes gzip- or br-coded: checked on its decoded content as it arrives."""
+    import gzip as gzip_module
+
+    import brotli
+
+    rng = random.Random(9)
+    page = b"".join(b"<p>report %d of the portal</p>\n" % rng.getrandbits(40) for _ in range(60_000))
+    body = gzip_module.compress(page, mtime=0) if coding == "gzip" else brotli.compress(page, quality=5)
+    assert len(body) > 200_000
+    path = origin.add_blob(f"page.html.{coding}", body, "text/html", content_encoding=coding)
+    status, data, complete = download(squid.port, origin.url(path))
+    assert status == 200 and complete and data == body  # http.client does not undo the coding
+
+
+def test_dicom_inside_a_large_gzip_page_never_reaches_the_client(squid, origin):
+    import gzip as gzip_module
+
+    original = synthetic.make_ct(352)
+    rng = random.Random(10)
+    page = b"".join(b"<p>row %d</p>\n" % rng.getrandbits(40) for _ in range(40_000))
+    body = gzip_module.compress(page + b"<pre>" + base64.b64encode(original.data) + b"</pre>" + page, mtime=0)
+    path = origin.add_blob("report.html.gz", body, "text/html", content_encoding="gzip")
+    status, data, complete = download(squid.port, origin.url(path))
+    assert not (status == 200 and complete), "the download must be cut off or refused, not completed"
+    inflater = zlib.decompressobj(31)
+    seen = inflater.decompress(data) if data else b""
+    assert original.surviving(seen) == [] and original.surviving(base64.b64decode(
+        seen[seen.find(b"<pre>") + 5:] if b"<pre>" in seen else b"", validate=False)) == []
 
 
 def test_dicom_glued_deep_inside_a_large_download_never_reaches_the_client(squid, origin):
