@@ -392,3 +392,43 @@ def test_wrapped_planted_values_inside_a_coded_response_never_leave_early():
                 leaks.append((coding, case.shape, case.content_type, len(released), len(prefix)))
     assert leaks == [], f"{len(leaks)} coded cases released planted values early, e.g. {leaks[:5]}"
     assert released_cases > tried // 6, (released_cases, tried)
+
+
+# -- responses that may need rewriting are held open, not released ----------------------------------
+
+
+@pytest.mark.parametrize("content_type, filler", [
+    ('multipart/related; type="application/dicom"; boundary=x', b"\r\n"),
+    ("application/dicom+json", b"\n"), ("application/json", b"\n"), ("application/vnd.api+json", b"\n"),
+])
+def test_a_large_multipart_or_json_response_is_held_open_with_filler_its_format_ignores(content_type, filler):
+    from icapdlp.adaptation.api import HoldOpen
+    from tests.adaptation.helpers import response_tx
+
+    tx = response_tx(content_type, 5_000_000)
+    decision = _preview_decision(tx, preview=b"--x\r\n" if "multipart" in content_type else b"[{")
+    assert isinstance(decision, NeedBody) and decision.release is None
+    assert isinstance(decision.hold_open, HoldOpen) and decision.hold_open.filler == filler
+    sent = decision.hold_open.response.headers
+    assert sent.get("Content-Length") is None and sent.get("ETag") is None  # true of any body that follows
+    assert sent.get("Content-Type") == content_type
+
+
+def test_the_head_a_rewrite_sends_matches_the_held_open_one_but_for_its_length():
+    """The server refuses to continue a held-open answer with any other head."""
+    from icapdlp.adaptation.heads import held_open_response, with_new_body_length
+    from tests.adaptation.helpers import response_tx
+
+    tx = response_tx('multipart/related; type="application/dicom"; boundary=x', 5_000_000)
+    _request, rewritten = with_new_body_length(tx, 1234)
+    assert list(rewritten.headers.without("Content-Length")) == list(held_open_response(tx).headers)
+
+
+def test_small_or_coded_multipart_responses_are_not_held_open():
+    from tests.adaptation.helpers import response_tx
+
+    small = _preview_decision(response_tx("multipart/related; boundary=x", 60_000), preview=b"--x\r\n")
+    coded = _preview_decision(response_tx("multipart/related; boundary=x", None,
+                                          extra=[("Content-Encoding", "gzip")]), preview=b"\x1f\x8b\x08")
+    assert small.hold_open is None and small.release is None
+    assert coded.hold_open is None  # the filler would have to be inside the coding
