@@ -74,6 +74,17 @@ def dechunk(data: bytes) -> tuple[bytes, bool]:
         at = end + 2 + size + 2
 
 
+def _exchange_bytes(thread, body: bytes) -> bytes:
+    """One RESPMOD of ``body`` (4 KiB preview) sent whole; everything the server answered."""
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest)
+        return read_all(sock)
+    finally:
+        sock.close()
+
+
 def wait_records(thread, count: int = 1):
     started = time.monotonic()
     while len(thread.observer.records) < count and time.monotonic() - started < WAIT:
@@ -123,13 +134,7 @@ def test_an_unchanged_verdict_echoes_the_whole_body_byte_identical_and_keeps_the
 def test_a_block_after_release_cuts_the_answer_off_and_the_held_bytes_never_leave(icap_server):
     thread = icap_server(releasing(Block(BlockReason.UNPARSEABLE_DICOM, "planted")))
     body = os.urandom(200_000)
-    first, rest = m.respmod(body, preview=4096)
-    sock = socket.create_connection(("127.0.0.1", thread.port))
-    try:
-        sock.sendall(first + rest)
-        data = read_all(sock)
-    finally:
-        sock.close()
+    data = _exchange_bytes(thread, body)
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
     assert not complete, "a blocked body must not end like a complete one"
     assert body.startswith(echoed) and len(body) - len(echoed) >= TAIL  # the held tail never left
@@ -159,13 +164,7 @@ def test_a_release_check_that_raises_only_stops_releasing(icap_server):
     check = ClearAllButTail(fail_after=100_000)
     thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check), body=NoChange()))
     body = os.urandom(400_000)
-    first, rest = m.respmod(body, preview=4096)
-    sock = socket.create_connection(("127.0.0.1", thread.port))
-    try:
-        sock.sendall(first + rest)
-        data = read_all(sock)
-    finally:
-        sock.close()
+    data = _exchange_bytes(thread, body)
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
     assert complete and echoed == body  # the end-of-body verdict completed what was released
 
@@ -253,16 +252,6 @@ OPEN_HEAD = HttpResponseHead("HTTP/1.1", 200, "OK", HttpHeaders([("Content-Type"
 
 def holding(body_decision) -> ScriptedAdapter:
     return ScriptedAdapter(preview=lambda *_: NeedBody(hold_open=HoldOpen(OPEN_HEAD, b"\r\n")), body=body_decision)
-
-
-def _exchange_bytes(thread, body: bytes) -> bytes:
-    first, rest = m.respmod(body, preview=4096)
-    sock = socket.create_connection(("127.0.0.1", thread.port))
-    try:
-        sock.sendall(first + rest)
-        return read_all(sock)
-    finally:
-        sock.close()
 
 
 def test_a_held_open_response_sends_only_filler_until_the_verdict_then_the_rewritten_body(icap_server):
