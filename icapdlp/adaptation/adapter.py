@@ -19,6 +19,7 @@ from icapdlp.adaptation.api import (
     Block,
     Body,
     BodyDecision,
+    HoldOpen,
     NeedBody,
     NoChange,
     PartialReplace,
@@ -26,11 +27,12 @@ from icapdlp.adaptation.api import (
     Replace,
 )
 from icapdlp.http import HttpResponseHead
-from icapdlp.adaptation.release import CheckedRelease
-from icapdlp.adaptation.heads import body_head, declared_length, with_new_body_length
+from icapdlp.adaptation.release import CheckedRelease, CodedRelease
+from icapdlp.adaptation.heads import body_head, held_open_response, declared_length, with_new_body_length
 from icapdlp.dicom.deid import uid_mapping
 from icapdlp.dicom.options import ServiceMode
-from icapdlp.payload.media import is_dicom_type
+from icapdlp.payload.encoding import STREAMED_CODINGS
+from icapdlp.payload.media import is_dicom_type, is_multipart
 from icapdlp.payload.triage import Triage, Verdict, triage
 from icapdlp.report import Container
 from icapdlp.transaction import Transaction, TransactionReport
@@ -41,6 +43,8 @@ from icapdlp.verdict import BlockReason, Blocked
 #: 256 KiB costs about half a millisecond, less than a worker round trip); larger ones go to
 #: a worker, so that one event loop is not the bottleneck for large no-change bodies
 LOOP_CLASSIFY_BYTES = 256 * 1024
+#: JSON media types a held-open response may carry (and any ``+json`` suffix)
+JSON_RESPONSE_TYPES = frozenset({"application/json", "text/json", "application/dicom+json"})
 #: a response Squid 5.7 buffers whole before it waits on the ICAP server (its adaptation buffer)
 SQUID_BUFFER_BYTES = 64 * 1024
 
@@ -68,8 +72,14 @@ class DlpAdapter:
             partial = await self._header_only(tx, preview)
             if partial is not None:
                 return partial
+        filler = self._hold_open_filler(tx, seen, head)
+        if filler is not None:
+            return NeedBody(hold_open=HoldOpen(held_open_response(tx), filler))
         if self._may_release(tx, seen, head):
-            return NeedBody(release=CheckedRelease(head.headers.get("Content-Type"), self._settings.payload))
+            content_type, options = head.headers.get("Content-Type"), self._settings.payload
+            if seen.codings:
+                return NeedBody(release=CodedRelease(seen.codings[0], content_type, options))
+            return NeedBody(release=CheckedRelease(content_type, options))
         return NeedBody()
 
     async def on_body(self, tx: Transaction, body: Body) -> BodyDecision:
@@ -139,18 +149,40 @@ class DlpAdapter:
             return None
         return uid_mapping(self._settings.profile_for(tx.service), self._policy.key)
 
+    def _hold_open_filler(self, tx: Transaction, seen: Triage, head: Any) -> bytes | None:
+        """Bytes a large response's format ignores in front of it, when it may need rewriting.
+
+        A multipart response (WADO-RS) and a JSON one (DICOM JSON metadata)
+        may carry objects to rewrite, so none of their bytes can leave before
+        the verdict; their formats allow a preamble (RFC 2046 section 5.1.1) or
+        leading white space (RFC 8259 section 2), which keeps Squid 5.7 reading
+        (bug 5352) while the body is held whole. Not under a content coding:
+        the filler would have to be inside it.
+        """
+        if not self._may_release(tx, seen, head) or seen.codings:
+            return None
+        if is_multipart(seen.media):
+            return b"\r\n"
+        essence = seen.media.essence
+        if essence in JSON_RESPONSE_TYPES or essence.endswith("+json"):
+            return b"\n"
+        return None
+
     def _may_release(self, tx: Transaction, seen: Triage, head: Any) -> bool:
         """A response read whole only to be classified: its cleared bytes may leave early.
 
         Responses only: Squid holds a request's body itself, and an upload
-        cut off half way would still reach the origin in part. Bodies under a
-        content coding are held whole (a window of compressed bytes says
-        nothing); DICOM by type or by its first bytes is never echoed. A body
-        declared to fit Squid's 64 KiB buffer is held too: Squid sends it all
-        without waiting, and it keeps its cheaper 204.
+        cut off half way would still reach the origin in part. A body under
+        one content coding that decodes as a stream (gzip, deflate, br) is
+        checked on its decoded content; other codings, and stacked ones, are
+        held whole. DICOM by type or by its first bytes is never echoed. A
+        body declared to fit Squid's 64 KiB buffer is held too: Squid sends it
+        all without waiting, and it keeps its cheaper 204.
         """
         if not (tx.icap_method == "RESPMOD" and self._settings.payload.release_responses
-                and seen.verdict is Verdict.NEED_BODY and not seen.codings):
+                and seen.verdict is Verdict.NEED_BODY):
+            return False
+        if seen.codings and (len(seen.codings) > 1 or seen.codings[0] not in STREAMED_CODINGS):
             return False
         length = declared_length(head.headers)
         return length is None or length > SQUID_BUFFER_BYTES

@@ -77,10 +77,28 @@ class ReleaseCheck(Protocol):
 
 
 @dataclass
+class HoldOpen:
+    """Keep a proxy reading a response whose body is held whole until its verdict.
+
+    The answer starts with ``response`` (a head that promises no length and
+    no validators) and ``filler`` bytes the body's format ignores in front of
+    it (a multipart preamble, JSON white space) go out as the body arrives.
+    Then :class:`NoChange` sends the body, :class:`Replace` its new body (its
+    head must agree with ``response`` but for the length), anything else cuts
+    the answer off.
+    """
+
+    response: HttpResponseHead
+    filler: bytes
+
+
+@dataclass
 class NeedBody:
-    """Read the whole body and call ``on_body``; echo what ``release`` clears meanwhile."""
+    """Read the whole body and call ``on_body``; echo what ``release`` clears meanwhile,
+    or keep the client reading with ``hold_open`` (at most one of the two)."""
 
     release: ReleaseCheck | None = None
+    hold_open: HoldOpen | None = None
 
 
 @dataclass

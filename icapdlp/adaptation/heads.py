@@ -45,6 +45,18 @@ def rewritten_headers(headers: HttpHeaders, new_length: int) -> HttpHeaders:
     return headers.replaced("Content-Length", str(new_length))
 
 
+def held_open_response(tx: Transaction) -> HttpResponseHead:
+    """The head of a response whose answer begins before its body is decided.
+
+    Whatever the body turns out to be (unchanged, rewritten), the head sent
+    first must be true of it: no length, no validators or digests of the old
+    bytes. A Replace's head is this one plus its new length.
+    """
+    head = tx.response
+    assert head is not None, "only a response is held open"
+    return replace(head, headers=head.headers.without(*STALE_BODY_FIELDS, "Content-Length"))
+
+
 def with_new_body_length(tx: Transaction, new_length: int, map_uid: Callable[[str], str] | None = None
                          ) -> tuple[HttpRequestHead | None, HttpResponseHead | None]:
     """(request, response) heads for a Replace/PartialReplace of the adapted message.

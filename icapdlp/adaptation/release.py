@@ -34,8 +34,10 @@ only its end (the close delimiter) says whether it is one.
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from icapdlp.payload import signatures
+from icapdlp.payload.encoding import StreamDecoder
 from icapdlp.payload.options import PayloadOptions
 from icapdlp.payload.walker import may_open_as_multipart, passes_unopened
 
@@ -158,3 +160,69 @@ def _whole_wide_units(body: bytes, codec: str) -> bytes:
     if len(body) >= 2 and 0xD800 <= int.from_bytes(body[-2:], order) <= 0xDBFF:
         body = body[:-2]
     return body
+
+
+#: coded bytes decoded per mark: coded bytes leave at these boundaries, so this bounds how far
+#: the coded release lags the decoded one
+CODED_SLICE_BYTES = 4 * 1024
+#: decoded bytes asked of the decoder per piece
+DECODED_PIECE_BYTES = 64 * 1024
+#: decoded bytes allowed beyond ``max_compression_ratio`` times the coded ones (small bodies)
+INFLATE_SLACK_BYTES = 1024 * 1024
+
+
+class CodedRelease:
+    """A release check over a body under one content coding (gzip, deflate, br).
+
+    The decoded content goes through a :class:`CheckedRelease`; a coded byte
+    leaves only when everything the coded bytes up to it decode to has been
+    cleared, so a receiver that decodes the released prefix gets cleared
+    content only. A stream that is corrupt, is followed by junk, or inflates
+    past the payload limits stops the release; the end-of-body walk, which
+    decodes the whole body, gives the verdict.
+    """
+
+    __slots__ = ("_decoder", "_inner", "_marks", "_coded", "_decoded", "_max_decoded", "_ratio",
+                 "stopped", "cleared")
+
+    def __init__(self, coding: str, content_type: str | None, options: PayloadOptions) -> None:
+        self._decoder = StreamDecoder(coding)
+        self._inner = CheckedRelease(content_type, options)
+        self._marks: deque[tuple[int, int]] = deque()  # (coded bytes, decoded bytes) at slice ends
+        self._coded = self._decoded = 0
+        self._max_decoded = options.max_inflated_bytes
+        self._ratio = options.max_compression_ratio
+        self.stopped = False
+        self.cleared = 0
+
+    def feed(self, data: bytes) -> int:
+        if self.stopped:
+            return 0
+        try:
+            for at in range(0, len(data), CODED_SLICE_BYTES):
+                coded = data[at:at + CODED_SLICE_BYTES]
+                for piece in self._decoder.decode(coded, DECODED_PIECE_BYTES):
+                    self._decoded += len(piece)
+                    if (self._decoded > self._max_decoded
+                            or self._decoded > self._ratio * (self._coded + len(coded)) + INFLATE_SLACK_BYTES):
+                        raise ValueError("inflates past the payload limits")
+                    self._inner.feed(piece)
+                self._coded += len(coded)
+                self._marks.append((self._coded, self._decoded))
+        except Exception as exc:  # corrupt, junk after the stream, a bomb, or a bug: hold the rest
+            log.info("coded release stopped (%s); the body is held whole", type(exc).__name__)
+            self._stop()
+            return 0
+        if self._inner.stopped:
+            self._stop()
+            return 0
+        released = self.cleared
+        marks = self._marks
+        while marks and marks[0][1] <= self._inner.cleared:
+            released = marks.popleft()[0]
+        more, self.cleared = released - self.cleared, released
+        return more
+
+    def _stop(self) -> None:
+        self.stopped = True
+        self._marks.clear()

@@ -356,7 +356,7 @@ class ServerExchange:
         if state is not _ASKED_PREVIEW and state is not _ASKED_BODY:
             raise IllegalDecision(f"no_change() is not legal while {state}")
         request = self.request
-        if self.released:  # the echo has begun: the rest of the body completes it
+        if self.response_started:  # the answer began (release, begin): the driver's body completes it
             self._next = self._body_answer(kept_body if kept_body is not None else b"")()
             return
         if state is _ASKED_PREVIEW and request.preview is not None:
@@ -401,7 +401,7 @@ class ServerExchange:
         ends after this answer; always so while body bytes are still unread.
         """
         self._check("respond")
-        if self.released:
+        if self.response_started:  # a began answer cannot become another one
             self._cut_off(outcome)
             return
         if self._state == _KEEPING or self._state == _LIMIT:
@@ -454,6 +454,26 @@ class ServerExchange:
             self._out.append(encode_chunk(piece))
             self.bytes_out += len(piece)
             self.released += len(piece)
+
+    def begin(self, http_response) -> None:
+        """Start the answer with ``http_response`` (RESPMOD) while a body is still being kept.
+
+        For a body held whole until its verdict behind a proxy that waits for
+        the answer to begin: :meth:`release` then sends bytes the body's format
+        ignores, and :meth:`continue_with` (or :meth:`no_change`) the body.
+        """
+        if self._state != _KEEPING or self.response_started or self.request.method != "RESPMOD":
+            raise IllegalDecision(f"begin() is not legal while {self._state}")
+        head = self.context.replies.message(200, http_response=http_response, body_entity="res-body",
+                                            close=self.request.close)
+        self._write_head(head, 200, Outcome.NO_CHANGE)
+
+    def continue_with(self, body: object, outcome: Outcome = Outcome.REWRITTEN) -> None:
+        """Complete an answer that :meth:`begin` started with ``body`` (bytes, or an object for SendBody)."""
+        if self._state is not _ASKED_BODY or not self.response_started:
+            raise IllegalDecision(f"continue_with() is not legal while {self._state}")
+        self.outcome = outcome
+        self._next = self._body_answer(body if body is not None else b"")()
 
     def _cut_off(self, outcome: Outcome) -> None:
         """An answer other than the echo after release(): write nothing more and close."""

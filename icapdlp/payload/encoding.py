@@ -67,6 +67,90 @@ def inflate_prefix(data: bytes, coding: str, limit: int) -> bytes:
     return b"" if codec is None else _codecs.decode_prefix(codec, data, limit)
 
 
+#: codings :class:`StreamDecoder` undoes as bytes arrive (zstd's streaming API cannot bound its output)
+STREAMED_CODINGS: frozenset[str] = frozenset({"gzip", "deflate", "br"})
+
+
+class StreamDecoder:
+    """Undo one content coding as its bytes arrive, in bounded pieces of output.
+
+    For a reader that must see a coded body's content before the body ends
+    (the release of a large response). Every piece of output the given bytes
+    allow comes out, so a prefix of the coded body decodes here to exactly what
+    any decoder gets from it. Raises ``ValueError`` on data the coding does
+    not allow (corrupt, or junk after the last gzip member).
+    """
+
+    def __init__(self, coding: str) -> None:
+        if coding not in STREAMED_CODINGS:
+            raise ValueError(f"{coding} is not decoded as a stream")
+        self._coding = coding
+        self._zlib = None
+        self._brotli = brotli_decompressor() if coding == "br" else None
+        self._head = b""  # deflate: the first bytes tell zlib-wrapped from raw
+        self.finished = False
+
+    def decode(self, data: bytes, step: int):
+        """Yield the output ``data`` adds, in pieces of at most ``step`` bytes."""
+        if self._brotli is not None:
+            yield from self._decode_brotli(data, step)
+        else:
+            yield from self._decode_zlib(data, step)
+
+    def _decode_zlib(self, data: bytes, step: int):
+        import zlib
+
+        if self._head:
+            data, self._head = self._head + data, b""
+        if self._zlib is None:
+            if self._coding == "deflate" and len(data) < 2:
+                self._head = data
+                return
+            wbits = 31 if self._coding == "gzip" else (15 if _codecs._zlib_header(data) else -15)
+            self._zlib = zlib.decompressobj(wbits)
+        try:
+            while data:
+                if self.finished:  # another gzip member may follow; anything else is junk
+                    if len(data) < 2 and data == b"\x1f"[:len(data)] and self._coding == "gzip":
+                        self._head = data  # the next member's magic, cut in two
+                        return
+                    if self._coding != "gzip" or not data.startswith(b"\x1f\x8b"):
+                        raise ValueError(f"bytes after the {self._coding} stream")
+                    self._zlib, self.finished = zlib.decompressobj(31), False
+                piece = self._zlib.decompress(data, step)
+                data = self._zlib.unconsumed_tail
+                if self._zlib.eof:  # what follows the stream is all in unused_data
+                    self.finished = True
+                    data = self._zlib.unused_data
+                if piece:
+                    yield piece
+                elif not data or self._zlib.eof:
+                    continue
+        except zlib.error as exc:
+            raise ValueError(f"{self._coding} data is corrupt") from exc
+
+    def _decode_brotli(self, data: bytes, step: int):
+        import brotli
+
+        decoder = self._brotli
+        try:
+            if self.finished and data:
+                raise ValueError("bytes after the br stream")
+            piece = decoder.process(data, output_buffer_limit=step)
+            while piece:  # output held back at the limit comes with empty input
+                yield piece
+                piece = decoder.process(b"", output_buffer_limit=step)
+            self.finished = decoder.is_finished()
+        except brotli.error as exc:
+            raise ValueError("br data is corrupt") from exc
+
+
+def brotli_decompressor():
+    import brotli
+
+    return brotli.Decompressor()
+
+
 def encode(data: bytes, coding: str) -> bytes:
     """Apply ``coding`` to a rewritten body (deterministic: same input, same bytes)."""
     return _codec(coding).encode(data)

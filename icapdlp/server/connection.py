@@ -23,7 +23,7 @@ import logging
 import time
 import traceback
 
-from icapdlp.adaptation.api import Body, NeedBody, NoChange
+from icapdlp.adaptation.api import Body, NeedBody, NoChange, Replace
 from icapdlp.icap import NEED_DATA
 from icapdlp.icap.exchange import Adapt, Finished, KeepBody, LimitHit, Outcome, SendBody, ServerExchange, Stage
 from icapdlp.observability.events import TransactionRecord
@@ -38,6 +38,9 @@ log = logging.getLogger("icapdlp.server")
 #: stop reading from the socket while this much is parsed-but-unconsumed: a
 #: client streaming faster than we spool must not grow our memory
 READ_HIGH_WATER = 256 * 1024
+#: a body held open gets its first filler once this much of it is kept: a smaller one fits
+#: Squid's buffer and keeps its cheaper 204
+HOLD_OPEN_AFTER = 32 * 1024
 #: pieces read from a spooled body file per write; large enough for few syscalls,
 #: small enough that one slow client holds little memory
 FILE_PIECE_BYTES = 256 * 1024
@@ -80,6 +83,8 @@ class IcapConnection(asyncio.Protocol):
         #: count of leading body bytes it has cleared (released ones: ``exchange.released``)
         self._release = None
         self._cleared = 0
+        #: or the adapter's HoldOpen: filler keeps the client reading while the body is held whole
+        self._hold = None
         #: a finished answer still in the socket's send buffer: recorded once the client reads it
         self._unsent_finish: Finished | None = None
 
@@ -183,7 +188,7 @@ class IcapConnection(asyncio.Protocol):
         self.stall_deadline = float("inf")
         while not self.closed:
             # resume_writing() comes back here; a body being released is still read (and kept)
-            if self._write_paused and not self.lost and not (self._release is not None and exchange.may_release):
+            if self._write_paused and not self.lost and not (self._reading_on() and exchange.may_release):
                 self._flush()
                 self.stall_deadline = time.monotonic() + self.server.limits.idle_timeout
                 return
@@ -200,7 +205,7 @@ class IcapConnection(asyncio.Protocol):
                     self._flush()
                     return
             elif cls is Finished:
-                self._release = None
+                self._release = self._hold = None
                 if event.bytes_out:  # a body may have filled the socket's buffer: the client must read it
                     self._flush()
                     if self._write_paused and not self.lost:  # recorded once the client has read it
@@ -228,7 +233,7 @@ class IcapConnection(asyncio.Protocol):
                 self._task_is_adapter = False
                 return
             elif cls is LimitHit:
-                self._release = None
+                self._release = self._hold = None
                 if self._tx is None:  # the limit hit inside the preview, before the adapter was asked
                     self._tx = decisions.new_transaction(exchange.request)
                 decisions.block(exchange, self._tx, exchange.context.adapter, BlockReason.LIMIT_EXCEEDED,
@@ -237,6 +242,14 @@ class IcapConnection(asyncio.Protocol):
             else:  # CONNECTION_CLOSED: the peer closed between requests
                 self.close()
                 return
+
+    def _reading_on(self) -> bool:
+        """A body is being kept with an answer that may already have begun: read on while writing waits."""
+        return self._release is not None or self._hold is not None
+
+    def _echoed(self) -> int:
+        """Leading bytes of the kept body already sent (release), which the end of the answer skips."""
+        return 0 if self._hold is not None else self.exchange.released
 
     def _enter_request(self) -> None:
         """The head is read: from now on the request timeout runs, from the request's first byte."""
@@ -301,7 +314,7 @@ class IcapConnection(asyncio.Protocol):
         exchange = self.exchange
         if answer.__class__ is NoChange:  # the common answer: nothing to check or convert
             self._report = answer.report
-            exchange.no_change(decisions.payload(kept, exchange.released))
+            exchange.no_change(decisions.payload(kept, self._echoed()))
             return
         tx = self._tx
         decision = decisions.checked(answer, allowed, tx)
@@ -309,8 +322,11 @@ class IcapConnection(asyncio.Protocol):
         if decision.__class__ is decisions.Block:
             self._reason = decision.reason
         elif decision.__class__ is NeedBody:
-            self._release = decision.release
-        decisions.apply(exchange, decision, tx, exchange.context.adapter, kept)
+            self._release, self._hold = decision.release, decision.hold_open
+        elif decision.__class__ is Replace and self._hold is not None and exchange.response_started:
+            self._reason = decisions.continue_held(exchange, decision, self._hold, tx, exchange.context.adapter)
+            return
+        decisions.apply(exchange, decision, tx, exchange.context.adapter, kept, self._echoed())
 
     def _keep(self, data: bytes) -> None:
         spool = self._spool
@@ -320,10 +336,12 @@ class IcapConnection(asyncio.Protocol):
         try:
             spool.write(data)
         except Blocked as exc:  # the rest of the body stays unread: answer and close
-            self._release = None
+            self._release = self._hold = None
             self._blocked(exc.reason, exc.detail)
             return
-        if self._release is not None:
+        if self._hold is not None:
+            self._send_filler()
+        elif self._release is not None:
             try:
                 self._cleared += self._release.feed(data)
             except Exception as exc:  # a bug: release nothing more, the end-of-body verdict decides alone
@@ -331,6 +349,15 @@ class IcapConnection(asyncio.Protocol):
                 self._release = None
                 return
             self._release_cleared()
+
+    def _send_filler(self) -> None:
+        """Begin the held-open answer, and send filler for the body bytes that just arrived."""
+        exchange = self.exchange
+        if self._write_paused or not exchange.may_release or self._spool.size < HOLD_OPEN_AFTER:
+            return
+        if not exchange.response_started:
+            exchange.begin(self._hold.response)
+        exchange.release(self._hold.filler)
 
     def _release_cleared(self) -> None:
         """Echo the bytes the release check cleared, read back from the spool, while the client reads.
@@ -385,7 +412,7 @@ class IcapConnection(asyncio.Protocol):
             duration_seconds=now - (self.request_began or now), bytes_in=event.bytes_in,
             bytes_out=event.bytes_out, tx=self._tx, reason=self._reason, report=self._report))
         self._told_started = False
-        self._tx = self._reason = self._report = self._release = None
+        self._tx = self._reason = self._report = self._release = self._hold = None
         self._cleared = 0
         if self._spool is not None:
             self._close_spool()

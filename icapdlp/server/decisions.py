@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 
-from icapdlp.adaptation.api import Block, Body, NeedBody, NoChange, PartialReplace, Replace
+from icapdlp.adaptation.api import Block, Body, HoldOpen, NeedBody, NoChange, PartialReplace, Replace
 from icapdlp.http import with_content_length
 from icapdlp.icap.events import Request
 from icapdlp.icap.exchange import Outcome, ServerExchange
@@ -80,16 +80,18 @@ def from_error(exc: Exception, tx: Transaction) -> Block:
     return Block(BlockReason.INTERNAL_ERROR, f"adapter raised {type(exc).__name__}")
 
 
-def apply(exchange: ServerExchange, decision, tx: Transaction, adapter, kept: Body | None = None) -> None:
+def apply(exchange: ServerExchange, decision, tx: Transaction, adapter, kept: Body | None = None,
+          echoed: int = 0) -> None:
     """Answer the exchange's question with the adapter's (checked) decision.
 
     ``kept`` is the body read for the BODY stage, echoed when the message
-    passes unchanged and a 204 is not allowed. A PartialReplace where 206 is
+    passes unchanged and a 204 is not allowed (from ``echoed`` on, when its
+    start was released already). A PartialReplace where 206 is
     not allowed becomes a full read, as RFC 3507 leaves no other answer.
     """
     cls = decision.__class__
     if cls is NoChange:
-        exchange.no_change(payload(kept, exchange.released))
+        exchange.no_change(payload(kept, echoed))
     elif cls is NeedBody:
         exchange.need_body()
     elif cls is Block:
@@ -121,6 +123,25 @@ def block(exchange: ServerExchange, tx: Transaction | None, adapter, reason: Blo
         head, page = minimal_block_response(tx, reason)
     exchange.respond(200, http_response=with_content_length(head, len(page)), body=page,
                      outcome=Outcome.BLOCKED, close=close)
+
+
+def continue_held(exchange: ServerExchange, decision: Replace, hold: HoldOpen, tx: Transaction,
+                  adapter) -> BlockReason | None:
+    """A Replace for a response held open: its body completes the answer that began with ``hold``'s head.
+
+    The head already sent must be true of the new body: a Replace whose head
+    differs from it in anything but the length is cut off instead (the
+    returned reason; None when the body was sent).
+    """
+    sent, new = hold.response, decision.response
+    if (new is None or (new.version, new.status, new.reason) != (sent.version, sent.status, sent.reason)
+            or list(new.headers.without("Content-Length")) != list(sent.headers)):
+        block(exchange, tx, adapter, BlockReason.INTERNAL_ERROR, "rewritten head differs from the one sent")
+        return BlockReason.INTERNAL_ERROR
+    body = decision.body
+    exchange.continue_with(payload(body) if isinstance(body, Body) else (b"" if body is None else bytes(body)),
+                           Outcome.REWRITTEN)
+    return None
 
 
 def _replace(exchange: ServerExchange, tx: Transaction, adapter, decision: Replace) -> None:

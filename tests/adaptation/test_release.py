@@ -24,7 +24,7 @@ import pytest
 
 from icapdlp.adaptation import release
 from icapdlp.adaptation.api import NeedBody
-from icapdlp.adaptation.release import ALIGN_BYTES, HOLD_BYTES, STEP_BYTES, CheckedRelease
+from icapdlp.adaptation.release import ALIGN_BYTES, HOLD_BYTES, STEP_BYTES, CheckedRelease, CodedRelease
 from icapdlp.payload.options import PayloadOptions
 from icapdlp.payload.walker import passes_unopened
 from tests.fuzz.budget import SCALE
@@ -61,8 +61,8 @@ def opaque(rng: random.Random, size: int) -> bytes:
 def page(rng: random.Random, size: int) -> bytes:
     words = [b"radiology", b"portal", b"<div class='row'>", b"</div>\n", b"function(a){return a}", b"12.5"]
     out = bytearray(b"<!doctype html><html><body>\n")
-    while len(out) < size:
-        out += rng.choice(words) + b" "
+    while len(out) < size:  # numbers keep it about as compressible as real markup (3-5:1)
+        out += rng.choice(words) + b" %d " % rng.getrandbits(24)
     return bytes(out[:size])
 
 
@@ -209,14 +209,24 @@ def test_a_large_or_unsized_response_is_read_with_a_release_check(length):
     assert isinstance(decision, NeedBody) and isinstance(decision.release, CheckedRelease)
 
 
+@pytest.mark.parametrize("token", ["gzip", "x-gzip", "deflate", "br"])
+def test_a_large_response_under_one_streamable_coding_is_checked_on_its_decoded_content(token):
+    from tests.adaptation.helpers import response_tx
+
+    decision = _preview_decision(response_tx("text/html", None, extra=[("Content-Encoding", token)]))
+    assert isinstance(decision, NeedBody) and isinstance(decision.release, CodedRelease)
+
+
 def test_what_is_held_whole():
     from tests.adaptation.helpers import make_adapter, make_settings, request_tx, response_tx
 
     held = {
         "fits Squid's buffer": _preview_decision(response_tx("image/jpeg", 64 * 1024)),
         "an upload": _preview_decision(request_tx("image/jpeg", 10_000_000)),
-        "content-coded": _preview_decision(response_tx("text/html", None, extra=[("Content-Encoding", "gzip")]),
-                                           preview=b"\x1f\x8b\x08" + bytes(100)),
+        "stacked codings": _preview_decision(response_tx("text/html", None,
+                                                         extra=[("Content-Encoding", "gzip, br")])),
+        "zstd (no bounded streaming decoder)": _preview_decision(
+            response_tx("text/html", None, extra=[("Content-Encoding", "zstd")]), preview=b"\x28\xb5\x2f\xfd"),
         "turned off": _preview_decision(response_tx("image/jpeg", None), adapter=make_adapter(
             make_settings(payload=PayloadOptions(release_responses=False)))),
     }
@@ -279,3 +289,146 @@ def test_a_text_window_cut_mid_character_still_releases_plain_text():
     body = "Überweisung für Röntgen — 中文 ".encode() * 20_000
     check = _feed_in(body, "text/plain", piece=4097)
     assert not check.stopped and check.cleared > len(body) - HOLD_BYTES - STEP_BYTES - 4097
+
+
+# -- coded responses (gzip, deflate, br): checked on what they decode to ----------------------------
+
+
+def _encode(coding: str, data: bytes) -> bytes:
+    import gzip as gzip_module
+
+    import brotli
+
+    return {"gzip": lambda: gzip_module.compress(data, mtime=0), "deflate": lambda: zlib.compress(data),
+            "br": lambda: brotli.compress(data, quality=4)}[coding]()
+
+
+def _decode_prefix(coding: str, coded: bytes) -> bytes:
+    """What any decoder gets from a coded prefix (a cut-off download)."""
+    from icapdlp.payload.encoding import StreamDecoder
+
+    out = bytearray()
+    try:
+        for piece in StreamDecoder(coding).decode(coded, 1 << 20):
+            out += piece
+    except ValueError:
+        pass
+    return bytes(out)
+
+
+def coded_cleared(coding: str, decoded: bytes, content_type: str | None, rng: random.Random) -> tuple[int, bytes]:
+    coded = _encode(coding, decoded)
+    check = CodedRelease(coding, content_type, OPTIONS)
+    at = cleared = 0
+    while at < len(coded):
+        size = rng.choice(PIECES)
+        cleared += check.feed(coded[at:at + size])
+        at += size
+    return cleared, coded
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])
+def test_a_coded_page_is_released_and_decodes_to_its_own_start(coding):
+    rng = random.Random(21)
+    decoded = page(rng, 2_000_000)
+    cleared, coded = coded_cleared(coding, decoded, "text/html", rng)
+    assert cleared > len(coded) // 2
+    released = _decode_prefix(coding, coded[:cleared])
+    assert decoded.startswith(released) and len(decoded) - len(released) >= HOLD_BYTES
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])
+def test_an_object_inside_a_coded_response_never_leaves_decoded_or_coded(coding):
+    rng = random.Random(22)
+    original = synthetic.make_ct(7)
+    prefix = page(rng, 400_000)
+    decoded = prefix + b"<pre>" + base64.b64encode(original.data) + b"</pre>" + page(rng, 200_000)
+    cleared, coded = coded_cleared(coding, decoded, "text/html", rng)
+    released = _decode_prefix(coding, coded[:cleared])
+    assert 0 < len(released) <= len(prefix) + 512
+    assert original.surviving(b"".join(truncated_views(released))) == []
+
+
+def test_a_decompression_bomb_stops_the_release_early():
+    rng = random.Random(23)
+    check = CodedRelease("gzip", "text/plain", OPTIONS)
+    bomb = _encode("gzip", bytes(400_000_000))  # about 390 KB that inflate 1000:1
+    for at in range(0, len(bomb), 65_536):
+        check.feed(bomb[at:at + 65_536])
+        if check.stopped:
+            break
+    assert check.stopped and check.cleared < 100_000
+
+
+def test_junk_after_the_coded_stream_stops_the_release():
+    rng = random.Random(24)
+    coded = _encode("gzip", page(rng, 300_000)) + b"JUNK" + bytes(200_000)
+    check = CodedRelease("gzip", "text/html", OPTIONS)
+    for at in range(0, len(coded), 16_384):
+        check.feed(coded[at:at + 16_384])
+    assert check.stopped
+
+
+@pytest.mark.slow
+def test_wrapped_planted_values_inside_a_coded_response_never_leave_early():
+    """The adversarial wrappings again, behind a large prefix, the whole under gzip, deflate or br."""
+    rng = random.Random(20261205)
+    leaks, released_cases, tried = [], 0, 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(CASES // 2):
+            case = generate(rng)
+            if case.codings:
+                continue
+            tried += 1
+            coding = rng.choice(["gzip", "deflate", "br"])
+            prefix = rng.choice([opaque, page])(rng, rng.choice([60_000, 200_000]))
+            decoded = prefix + case.body + rng.choice([opaque, page])(rng, rng.choice([0, 100_000]))
+            cleared, coded = coded_cleared(coding, decoded, case.content_type, rng)
+            released_cases += cleared > 0
+            released = _decode_prefix(coding, coded[:cleared])
+            left = surviving(case.planted, truncated_views(released, case.content_type) + [coded[:cleared]])
+            if left:
+                leaks.append((coding, case.shape, case.content_type, len(released), len(prefix)))
+    assert leaks == [], f"{len(leaks)} coded cases released planted values early, e.g. {leaks[:5]}"
+    assert released_cases > tried // 6, (released_cases, tried)
+
+
+# -- responses that may need rewriting are held open, not released ----------------------------------
+
+
+@pytest.mark.parametrize("content_type, filler", [
+    ('multipart/related; type="application/dicom"; boundary=x', b"\r\n"),
+    ("application/dicom+json", b"\n"), ("application/json", b"\n"), ("application/vnd.api+json", b"\n"),
+])
+def test_a_large_multipart_or_json_response_is_held_open_with_filler_its_format_ignores(content_type, filler):
+    from icapdlp.adaptation.api import HoldOpen
+    from tests.adaptation.helpers import response_tx
+
+    tx = response_tx(content_type, 5_000_000)
+    decision = _preview_decision(tx, preview=b"--x\r\n" if "multipart" in content_type else b"[{")
+    assert isinstance(decision, NeedBody) and decision.release is None
+    assert isinstance(decision.hold_open, HoldOpen) and decision.hold_open.filler == filler
+    sent = decision.hold_open.response.headers
+    assert sent.get("Content-Length") is None and sent.get("ETag") is None  # true of any body that follows
+    assert sent.get("Content-Type") == content_type
+
+
+def test_the_head_a_rewrite_sends_matches_the_held_open_one_but_for_its_length():
+    """The server refuses to continue a held-open answer with any other head."""
+    from icapdlp.adaptation.heads import held_open_response, with_new_body_length
+    from tests.adaptation.helpers import response_tx
+
+    tx = response_tx('multipart/related; type="application/dicom"; boundary=x', 5_000_000)
+    _request, rewritten = with_new_body_length(tx, 1234)
+    assert list(rewritten.headers.without("Content-Length")) == list(held_open_response(tx).headers)
+
+
+def test_small_or_coded_multipart_responses_are_not_held_open():
+    from tests.adaptation.helpers import response_tx
+
+    small = _preview_decision(response_tx("multipart/related; boundary=x", 60_000), preview=b"--x\r\n")
+    coded = _preview_decision(response_tx("multipart/related; boundary=x", None,
+                                          extra=[("Content-Encoding", "gzip")]), preview=b"\x1f\x8b\x08")
+    assert small.hold_open is None and small.release is None
+    assert coded.hold_open is None  # the filler would have to be inside the coding

@@ -14,8 +14,11 @@ what the client received.
 from __future__ import annotations
 
 import http.client
+import base64
+import io
 import json
 import random
+import zlib
 import subprocess
 import time
 from collections.abc import Callable
@@ -247,6 +250,38 @@ def test_a_large_download_flows_through_squid_unchanged(content_type, body, squi
     assert time.monotonic() - started < 30  # far below icap_io_timeout: it did not stall
 
 
+@pytest.mark.parametrize("coding", ["gzip", "br"])
+def test_a_large_compressed_page_flows_through_squid_unchanged(coding, squid, origin):
+    """Most large text on the web comes gzip- or br-coded: checked on its decoded content as it arrives."""
+    import gzip as gzip_module
+
+    import brotli
+
+    rng = random.Random(9)
+    page = b"".join(b"<p>report %d of the portal</p>\n" % rng.getrandbits(40) for _ in range(60_000))
+    body = gzip_module.compress(page, mtime=0) if coding == "gzip" else brotli.compress(page, quality=5)
+    assert len(body) > 200_000
+    path = origin.add_blob(f"page.html.{coding}", body, "text/html", content_encoding=coding)
+    status, data, complete = download(squid.port, origin.url(path))
+    assert status == 200 and complete and data == body  # http.client does not undo the coding
+
+
+def test_dicom_inside_a_large_gzip_page_never_reaches_the_client(squid, origin):
+    import gzip as gzip_module
+
+    original = synthetic.make_ct(352)
+    rng = random.Random(10)
+    page = b"".join(b"<p>row %d</p>\n" % rng.getrandbits(40) for _ in range(40_000))
+    body = gzip_module.compress(page + b"<pre>" + base64.b64encode(original.data) + b"</pre>" + page, mtime=0)
+    path = origin.add_blob("report.html.gz", body, "text/html", content_encoding="gzip")
+    status, data, complete = download(squid.port, origin.url(path))
+    assert not (status == 200 and complete), "the download must be cut off or refused, not completed"
+    inflater = zlib.decompressobj(31)
+    seen = inflater.decompress(data) if data else b""
+    assert original.surviving(seen) == [] and original.surviving(base64.b64decode(
+        seen[seen.find(b"<pre>") + 5:] if b"<pre>" in seen else b"", validate=False)) == []
+
+
 def test_dicom_glued_deep_inside_a_large_download_never_reaches_the_client(squid, origin):
     original = synthetic.make_ct(351)
     body = jpeg_like(3, 600_000) + original.data + jpeg_like(4, 300_000)
@@ -255,3 +290,44 @@ def test_dicom_glued_deep_inside_a_large_download_never_reaches_the_client(squid
     assert original.surviving(data) == [], "planted PHI reached the client"
     assert not (status == 200 and complete), "the download must be cut off or refused, not completed"
     assert len(data) <= 600_000 + 512  # at most the bytes in front of the object were released
+
+
+def test_a_large_wado_rs_study_is_deidentified_through_squid(squid, origin):
+    """A multipart/related study above 64 KiB: held open with preamble filler, then rewritten (Squid 5.7 stalled)."""
+    import email
+    import email.policy
+
+    from tests.support.origin import boundary_of, split_multipart
+
+    study = synthetic.make_study(n_series=1, n_instances=3, seed=353, rows=128, columns=128)
+    assert sum(len(obj.data) for obj in study) > 64 * 1024
+    path = origin.add_study([obj.data for obj in study])
+    conn = http.client.HTTPConnection("127.0.0.1", squid.port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", origin.url(path))
+        response = conn.getresponse()
+        status, content_type, data = response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        conn.close()
+    assert status == 200 and content_type.startswith("multipart/related")
+    assert all(obj.surviving(data) == [] for obj in study)
+    parts = split_multipart(data, boundary_of(content_type))
+    assert len(parts) == 3
+    for obj, part in zip(study, parts):
+        ds = pydicom.dcmread(io.BytesIO(part.data))
+        assert ds.PatientIdentityRemoved == "YES" and ds.SOPInstanceUID != obj.dataset.SOPInstanceUID
+    # a strict MIME reader takes the preamble the filler made
+    message = email.message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + data,
+                                       policy=email.policy.HTTP)
+    assert message.is_multipart() and len(message.get_payload()) == 3
+
+
+def test_large_dicom_json_metadata_is_deidentified_through_squid(squid, origin):
+    study = synthetic.make_study(n_series=2, n_instances=40, seed=354)
+    body = json.dumps([obj.dataset.to_json_dict(bulk_data_threshold=64) for obj in study]).encode()
+    assert len(body) > 64 * 1024
+    path = origin.add_blob("metadata.json", body, "application/dicom+json")
+    status, data, complete = download(squid.port, origin.url(path))
+    assert status == 200 and complete
+    assert all(obj.surviving(data) == [] for obj in study)
+    assert len(json.loads(data)) == 80  # leading white space is still JSON

@@ -404,3 +404,46 @@ def test_release_is_only_legal_while_a_body_is_kept(state):
         events_until_wait(exchange)
     with pytest.raises(IllegalDecision):
         exchange.release(b"q")
+
+
+# -- begin() and continue_with(): a response held open until its verdict ----------------------------
+
+
+def test_a_held_open_answer_begins_with_the_given_head_then_filler_then_the_new_body():
+    body = b"--b\r\n" + b"x" * 5000 + b"\r\n--b--\r\n"
+    exchange, rest = _keeping_respmod(body)
+    open_head = HttpResponseHead("HTTP/1.1", 200, "OK", HttpHeaders([("Content-Type", "multipart/related")]))
+    exchange.begin(open_head)
+    exchange.release(b"\r\n")
+    early = exchange.data_to_send()
+    assert statuses(early) == [200] and b"Content-Type: multipart/related" in early
+    assert b"Content-Length" not in early and early.endswith(b"2\r\n\r\n\r\n")
+    exchange.receive_data(rest)
+    events_until_wait(exchange)
+    exchange.continue_with(b"NEW BODY")
+    finished = exchange.next_event()
+    assert finished.outcome is Outcome.REWRITTEN and finished.keep_alive
+    assert exchange.data_to_send() == b"8\r\nNEW BODY\r\n0\r\n\r\n"
+
+
+def test_begin_is_only_for_a_response_being_kept_and_only_once():
+    first, _rest = m.reqmod_post(b"r" * 3000, preview=100)
+    exchange = new_exchange()
+    exchange.receive_data(first)
+    exchange.next_event()
+    exchange.need_body()
+    events_until_wait(exchange)
+    with pytest.raises(IllegalDecision):
+        exchange.begin(PAGE_HEAD)  # a request is not held open
+    exchange, _ = _keeping_respmod(b"s" * 3000)
+    exchange.begin(PAGE_HEAD)
+    with pytest.raises(IllegalDecision):
+        exchange.begin(PAGE_HEAD)
+
+
+def test_continue_with_needs_a_begun_answer_at_the_body_stage():
+    exchange, rest = _keeping_respmod(b"t" * 3000)
+    exchange.receive_data(rest)
+    events_until_wait(exchange)
+    with pytest.raises(IllegalDecision):
+        exchange.continue_with(b"x")

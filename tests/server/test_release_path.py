@@ -74,6 +74,17 @@ def dechunk(data: bytes) -> tuple[bytes, bool]:
         at = end + 2 + size + 2
 
 
+def _exchange_bytes(thread, body: bytes) -> bytes:
+    """One RESPMOD of ``body`` (4 KiB preview) sent whole; everything the server answered."""
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest)
+        return read_all(sock)
+    finally:
+        sock.close()
+
+
 def wait_records(thread, count: int = 1):
     started = time.monotonic()
     while len(thread.observer.records) < count and time.monotonic() - started < WAIT:
@@ -123,13 +134,7 @@ def test_an_unchanged_verdict_echoes_the_whole_body_byte_identical_and_keeps_the
 def test_a_block_after_release_cuts_the_answer_off_and_the_held_bytes_never_leave(icap_server):
     thread = icap_server(releasing(Block(BlockReason.UNPARSEABLE_DICOM, "planted")))
     body = os.urandom(200_000)
-    first, rest = m.respmod(body, preview=4096)
-    sock = socket.create_connection(("127.0.0.1", thread.port))
-    try:
-        sock.sendall(first + rest)
-        data = read_all(sock)
-    finally:
-        sock.close()
+    data = _exchange_bytes(thread, body)
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
     assert not complete, "a blocked body must not end like a complete one"
     assert body.startswith(echoed) and len(body) - len(echoed) >= TAIL  # the held tail never left
@@ -159,13 +164,7 @@ def test_a_release_check_that_raises_only_stops_releasing(icap_server):
     check = ClearAllButTail(fail_after=100_000)
     thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check), body=NoChange()))
     body = os.urandom(400_000)
-    first, rest = m.respmod(body, preview=4096)
-    sock = socket.create_connection(("127.0.0.1", thread.port))
-    try:
-        sock.sendall(first + rest)
-        data = read_all(sock)
-    finally:
-        sock.close()
+    data = _exchange_bytes(thread, body)
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
     assert complete and echoed == body  # the end-of-body verdict completed what was released
 
@@ -241,3 +240,51 @@ def test_a_burst_of_cleared_bytes_is_released_in_bounded_pieces(icap_server, mon
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
     assert complete and echoed == body
     assert 0 < largest[0] <= connection.FILE_PIECE_BYTES, largest
+
+
+# -- a response held open: filler, then the verdict's body ------------------------------------------
+
+from icapdlp.adaptation.api import HoldOpen, Replace  # noqa: E402
+from icapdlp.http import HttpHeaders, HttpResponseHead  # noqa: E402
+
+OPEN_HEAD = HttpResponseHead("HTTP/1.1", 200, "OK", HttpHeaders([("Content-Type", "multipart/related; boundary=b")]))
+
+
+def holding(body_decision) -> ScriptedAdapter:
+    return ScriptedAdapter(preview=lambda *_: NeedBody(hold_open=HoldOpen(OPEN_HEAD, b"\r\n")), body=body_decision)
+
+
+def test_a_held_open_response_sends_only_filler_until_the_verdict_then_the_rewritten_body(icap_server):
+    new_head = HttpResponseHead("HTTP/1.1", 200, "OK", HttpHeaders(
+        [("Content-Type", "multipart/related; boundary=b"), ("Content-Length", "9")]))
+    thread = icap_server(holding(Replace(response=new_head, body=b"REWRITTEN")))
+    body = b"--b\r\n\r\n" + os.urandom(300_000) + b"\r\n--b--\r\n"
+    data = _exchange_bytes(thread, body)
+    sent, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and sent.endswith(b"REWRITTEN") and set(sent[:-9]) <= {13, 10} and len(sent) > 9
+    assert b"Content-Length" not in data[:data.index(b"\r\n\r\n", data.index(b"HTTP/1.1 200")) + 4]
+    [record] = wait_records(thread)
+    assert record.outcome == "rewritten"
+
+
+def test_a_held_open_response_that_passes_unchanged_sends_the_original_body_after_the_filler(icap_server):
+    thread = icap_server(holding(NoChange()))
+    body = b"--b\r\n\r\n" + os.urandom(200_000) + b"\r\n--b--\r\n"
+    sent, complete = dechunk((data := _exchange_bytes(thread, body))[data.index(b"ICAP/1.0 200"):])
+    assert complete and sent.lstrip(b"\r\n") == body
+
+
+@pytest.mark.parametrize("verdict", ["block", "incompatible head"])
+def test_a_held_open_response_that_is_not_passed_as_announced_is_cut_off_with_nothing_of_it_sent(
+        icap_server, verdict):
+    other_head = HttpResponseHead("HTTP/1.1", 200, "OK", HttpHeaders([("Content-Type", "application/zip")]))
+    decision = (Block(BlockReason.UNPARSEABLE_DICOM, "x") if verdict == "block"
+                else Replace(response=other_head, body=b"ZIP"))
+    thread = icap_server(holding(decision))
+    body = b"--b\r\n\r\n" + os.urandom(200_000) + b"\r\n--b--\r\n"
+    data = _exchange_bytes(thread, body)
+    sent, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert not complete and set(sent) <= {13, 10}  # filler only: not a byte of the body, old or new
+    [record] = wait_records(thread)
+    assert record.outcome == "blocked"
+    assert record.reason is (BlockReason.UNPARSEABLE_DICOM if verdict == "block" else BlockReason.INTERNAL_ERROR)

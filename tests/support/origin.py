@@ -153,9 +153,10 @@ class OriginServer:
 
     # -- what tests register and read -------------------------------------
 
-    def add_blob(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+    def add_blob(self, name: str, data: bytes, content_type: str = "application/octet-stream",
+                 content_encoding: str | None = None) -> str:
         with self._lock:
-            self._blobs[name] = (content_type, data)
+            self._blobs[name] = (content_type, data, content_encoding)
         return f"/blob/{name}"
 
     def add_study(self, instances: list[bytes]) -> str:
@@ -186,7 +187,7 @@ class OriginServer:
         with self._lock:
             self._received.append(item)
 
-    def _blob(self, name: str) -> tuple[str, bytes] | None:
+    def _blob(self, name: str) -> tuple[str, bytes, str | None] | None:
         with self._lock:
             return self._blobs.get(name)
 
@@ -228,9 +229,12 @@ class _OriginHandler(BaseHTTPRequestHandler):
             raise ValueError("body too large for the test origin")
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+    def _send(self, status: int, body: bytes, content_type: str = "text/plain",
+              content_encoding: str | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if content_encoding is not None:
+            self.send_header("Content-Encoding", content_encoding)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -280,7 +284,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
             if blob is None:
                 self._send(404, b"no such blob\n")
             else:
-                self._send(200, blob[1], blob[0])
+                self._send(200, blob[1], blob[0], blob[2])
             return
         if path.startswith("/studies/"):
             instances = self.server_origin._study(path[len("/studies/"):])
