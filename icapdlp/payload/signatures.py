@@ -113,6 +113,35 @@ def zip_record_offset(body: bytes) -> int | None:
     return None
 
 
+#: the first two bytes of what is looked for at any offset of binary content: compressed streams
+#: (gzip, bzip2, xz, zstd, a zstd skippable frame from its second byte) and the end of a tar
+#: header's checksum field as tar writers put it (six octal digits, a NUL, a space: the only mark
+#: a v7 header, which has no magic, shows)
+ANCHOR_PAIRS = frozenset({b"\x1f\x8b", b"BZ", b"\xfd7", b"\x28\xb5", b"\x2a\x4d", b"\0 "})
+_FIRSTS = {pair[0] for pair in ANCHOR_PAIRS}
+_SECONDS = {pair[1] for pair in ANCHOR_PAIRS}
+assert not _FIRSTS & _SECONDS  # (one class per byte, so one search finds every pair)
+#: "A" for a first byte, "B" for a second, "." for any other: every pair shows as "AB"
+_ANCHOR_MASK = bytes(0x41 if i in _FIRSTS else 0x42 if i in _SECONDS else 0x2E for i in range(256))
+
+
+def anchor_offsets(body: bytes) -> list[int]:
+    """Offsets of every ANCHOR_PAIRS pair in ``body``, in order.
+
+    One translate and one search over the body instead of one search per
+    signature: each search of a body costs about as much as the translate.
+    The caller checks what stands at each offset (most are chance pairs).
+    """
+    masked = body.translate(_ANCHOR_MASK)
+    offsets = []
+    found = masked.find(b"AB")
+    while found >= 0:
+        if body[found:found + 2] in ANCHOR_PAIRS:
+            offsets.append(found)
+        found = masked.find(b"AB", found + 1)
+    return offsets
+
+
 def uninspectable_format(body: bytes) -> str | None:
     """The name of a format at the start of ``body`` that icapdlp cannot open, or None."""
     for offset, magic, name in UNINSPECTABLE_MAGICS:

@@ -53,6 +53,16 @@ JSON_TYPES = frozenset({"application/dicom+json", "application/json", "text/json
 JOINED_READINGS_BYTES = 1024 * 1024
 
 
+#: compressed-stream magics inside one binary body that are decoded; past this many the body
+#: cannot be cleared at a bounded cost and is refused
+MAX_CARVED_STREAMS = 256
+#: ... or one per this many bytes of the body, whichever is more (random bytes show a gzip
+#: header by chance about once in 16 MiB)
+CARVED_STREAM_SPACING = 64 * 1024
+#: output a probing walk decodes from a stream behind a prefix before leaving it to a worker
+PROBE_INFLATE_BYTES = 64 * 1024
+
+
 class NeedsWork(Exception):
     """Raised by a probing walk where a real walk would decode, unpack or rewrite something."""
 
@@ -216,8 +226,9 @@ class PayloadWalker:
         unopenable = signatures.uninspectable_format(body)
         if unopenable is not None:
             raise Blocked(BlockReason.UNINSPECTABLE, f"{unopenable}: a format icapdlp cannot open")
-        tar_at = tarball.aligned_tar_offset(body)
-        if tar_at is not None:  # GNU tar skips to it
+        anchors = signatures.anchor_offsets(body)
+        tar_at = tarball.tar_offset(body, anchors)
+        if tar_at is not None:  # GNU tar skips to it (behind whole blocks); a carving reader finds it anywhere
             return self._tar_behind_prefix(body, tar_at, depth, top)
         if signatures.zip_record_offset(body) is not None:
             return self._zip(body, depth, top)
@@ -234,8 +245,44 @@ class PayloadWalker:
                           "patient attributes inside content that is not unpacked")
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
+        self._check_carved_streams(body, anchors, depth, label)
         encoded = self._encoded_text(body, depth, label, text=False)  # text stored in binary (a tar)
         return body if encoded is None else encoded
+
+    def _check_carved_streams(self, body: bytes, anchors: list[int], depth: int, label: Container) -> None:
+        """Refuse binary content holding DICOM in a compressed stream that starts past its first byte.
+
+        ``gzip -d`` does not skip a prefix, but a receiver that knows where the
+        stream starts in its own framing, or searches for the magic as carving
+        tools do, decodes it from there to its end or its damage. Such a
+        stream cannot be rewritten in place (the bytes around it belong to a
+        format icapdlp does not know), so DICOM in it, or a decoding past the
+        inflate limit, refuses the body; a magic that decodes to nothing (by
+        chance, in random bytes) is no finding.
+        """
+        offsets = encoding.stream_offsets(body, anchors)
+        if len(offsets) > max(MAX_CARVED_STREAMS, len(body) // CARVED_STREAM_SPACING):
+            raise Blocked(BlockReason.UNINSPECTABLE, "too many compressed-stream magics to check")
+        budget = self._max_inflated  # shared by every stream of the body: magics cannot multiply it
+        covered = 0  # the end of the last stream decoded: a magic inside it is its data, read already
+        for offset, coding in offsets:
+            if offset < covered:
+                continue
+            limit = min(PROBE_INFLATE_BYTES, budget) if self._probe else budget
+            try:
+                inner, end = encoding.inflate_leading(body[offset:], coding, limit)
+            except Blocked:
+                self._heavy()  # (a probing walk leaves a large stream to the worker)
+                raise
+            budget -= len(inner)
+            if end is not None:
+                covered = offset + end
+            if len(inner) < textruns.MIN_BINARY_STRING:
+                continue  # (too short for any dataset: the garbage a chance magic decodes to)
+            self._heavy()
+            if self._finds_dicom(inner, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              f"DICOM in a {coding} stream behind other bytes (a carving reader decodes it)")
 
     def _text(self, body: bytes, depth: int, label: Container, top: bool) -> bytes:
         """Text: DICOM can only ride in it encoded (JSON model, XML model, base64, hex, percent-encoded)."""
@@ -510,7 +557,7 @@ class PayloadWalker:
         return tarball.rebuild_tar(parsed.members, contents) + new_trailing
 
     def _tar_behind_prefix(self, body: bytes, offset: int, depth: int, top: bool) -> bytes:
-        """A tar after whole blocks of other bytes: the prefix classified, the tar read as any tar."""
+        """A tar after other bytes: the prefix classified, the tar read as any tar."""
         prefix, archive = body[:offset], body[offset:]
         new_prefix = self._entity(MediaType(), [], prefix, depth + 1, Container.TAR)
         new_archive = self._tar(archive, depth, top)
