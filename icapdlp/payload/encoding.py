@@ -102,11 +102,7 @@ def _codec(coding: str) -> _codecs.Codec:
     return codec
 
 
-#: (anchor pair, how far before it the stream starts): signatures.ANCHOR_PAIRS of compressed streams
-_STREAM_ANCHORS = {b"\x1f\x8b": 0, b"BZ": 0, b"\xfd7": 0, b"\x28\xb5": 0, b"\x2a\x4d": 1}
-
-
-def stream_offsets(data: bytes, anchors: list[int]) -> list[tuple[int, str]]:
+def stream_offsets(data: bytes, anchors: list[tuple[int, str]]) -> list[tuple[int, str]]:
     """(offset, coding) of every compressed stream's magic past the first byte of ``data``, in order.
 
     ``anchors``: ``signatures.anchor_offsets(data)``. A stream behind other
@@ -116,13 +112,9 @@ def stream_offsets(data: bytes, anchors: list[int]) -> list[tuple[int, str]]:
     as strict as the tools' own.
     """
     found = []
-    for anchor in anchors:
-        back = _STREAM_ANCHORS.get(data[anchor:anchor + 2])
-        if back is None or anchor - back < 1:
-            continue
-        coding = body_compression(data[anchor - back:anchor - back + 10])
-        if coding is not None:
-            found.append((anchor - back, coding))
+    for offset, kind in anchors:
+        if offset > 0 and kind in _codecs.CODECS and body_compression(data[offset:offset + 10]) == kind:
+            found.append((offset, kind))
     return found
 
 

@@ -113,32 +113,41 @@ def zip_record_offset(body: bytes) -> int | None:
     return None
 
 
-#: the first two bytes of what is looked for at any offset of binary content: compressed streams
-#: (gzip, bzip2, xz, zstd, a zstd skippable frame from its second byte) and the end of a tar
-#: header's checksum field as tar writers put it (six octal digits, a NUL, a space: the only mark
-#: a v7 header, which has no magic, shows)
-ANCHOR_PAIRS = frozenset({b"\x1f\x8b", b"BZ", b"\xfd7", b"\x28\xb5", b"\x2a\x4d", b"\0 "})
-_FIRSTS = {pair[0] for pair in ANCHOR_PAIRS}
-_SECONDS = {pair[1] for pair in ANCHOR_PAIRS}
-assert not _FIRSTS & _SECONDS  # (one class per byte, so one search finds every pair)
-#: "A" for a first byte, "B" for a second, "." for any other: every pair shows as "AB"
-_ANCHOR_MASK = bytes(0x41 if i in _FIRSTS else 0x42 if i in _SECONDS else 0x2E for i in range(256))
+#: what is looked for at any offset of binary content, by three bytes that stand in it:
+#: (kind, where the thing starts relative to them, the bytes that must stand there in full).
+#: Compressed streams (gzip, bzip2, xz, zstd, a zstd skippable frame; their headers are checked
+#: by ``encoding.body_compression``), tar headers (ustar by its magic; v7, which has none, by
+#: the end of its checksum field as tar writers end it: an octal digit, a NUL, a space), zip
+#: records and the DICOM marker.
+ANCHORS: dict[bytes, tuple[str, int, bytes]] = {
+    b"\x1f\x8b\x08": ("gzip", 0, b""), b"BZh": ("bzip2", 0, b""), b"7zX": ("xz", -1, b""),
+    b"\x28\xb5\x2f": ("zstd", 0, b""), b"\x2a\x4d\x18": ("zstd", -1, b""),
+    **{bytes([digit]) + b"\0 ": ("tar", -153, b"") for digit in b"01234567"},
+    b"ust": ("ustar", -257, b"ustar"), b"DIC": ("dicm", 0, DICM),
+    **{record[:3]: ("zip", 0, record) for record in ZIP_RECORDS},
+}
+_CLASSES = [{anchor[i] for anchor in ANCHORS} for i in range(3)]
+assert not (_CLASSES[0] & _CLASSES[1] or _CLASSES[0] & _CLASSES[2] or _CLASSES[1] & _CLASSES[2])
+#: "A", "B", "C" for a byte that stands first, second, third in some anchor; "." for any other
+_ANCHOR_MASK = bytes(next((0x41 + k for k in range(3) if i in _CLASSES[k]), 0x2E) for i in range(256))
 
 
-def anchor_offsets(body: bytes) -> list[int]:
-    """Offsets of every ANCHOR_PAIRS pair in ``body``, in order.
+def anchor_offsets(body: bytes) -> list[tuple[int, str]]:
+    """(offset, kind) of every ANCHORS hit in ``body``: where such a thing may start, in the order found.
 
     One translate and one search over the body instead of one search per
-    signature: each search of a body costs about as much as the translate.
-    The caller checks what stands at each offset (most are chance pairs).
+    signature (each search of a body costs about as much as the translate);
+    random bytes show about a hundred chance hits per MiB. The caller checks
+    what stands at each offset; offsets before the body's start are left out.
     """
     masked = body.translate(_ANCHOR_MASK)
     offsets = []
-    found = masked.find(b"AB")
+    found = masked.find(b"ABC")
     while found >= 0:
-        if body[found:found + 2] in ANCHOR_PAIRS:
-            offsets.append(found)
-        found = masked.find(b"AB", found + 1)
+        anchor = ANCHORS.get(body[found:found + 3])
+        if anchor is not None and found + anchor[1] >= 0 and body.startswith(anchor[2], found):
+            offsets.append((found + anchor[1], anchor[0]))
+        found = masked.find(b"ABC", found + 1)
     return offsets
 
 

@@ -101,35 +101,18 @@ def aligned_tar_offset(data: bytes) -> int | None:
     return None
 
 
-#: where the end of a v7 header's checksum field (a NUL, then a space) stands in its header
-CHECKSUM_END = CHECKSUM_FIELD.stop - 2
-
-
-def tar_offset(data: bytes, anchors: list[int]) -> int | None:
+def tar_offset(data: bytes, anchors: list[tuple[int, str]]) -> int | None:
     """Offset (past 0) of the first tar header behind other bytes, whatever the prefix's length, or None.
 
     GNU tar finds one behind whole 512-byte blocks of other bytes; a receiver
     that knows where the archive starts in its own framing, or a carving
-    tool, finds it behind any prefix. A ustar or GNU header is found by its
-    magic; a v7 header (no magic) by the end of its checksum field as tar
-    writers put it (``signatures.anchor_offsets``, the pairs ``b"\\0 "``).
-    Either way the header's checksum decides.
+    tool, finds it behind any prefix. ``anchors``: ``signatures.anchor_offsets``
+    of ``data``, where a ustar or GNU header shows its magic and a v7 header
+    (no magic) the end of its checksum field as tar writers end it. Either
+    way the header's checksum decides.
     """
-    first = None
-    found = data.find(b"ustar", MAGIC_OFFSET + 1)
-    while found >= 0:
-        start = found - MAGIC_OFFSET
-        if looks_like_tar(data[start:start + BLOCK]):
-            first = start
-            break
-        found = data.find(b"ustar", found + 1)
-    for anchor in anchors:
-        start = anchor - CHECKSUM_END
-        if first is not None and start >= first:
-            break
-        if start > 0 and data[anchor:anchor + 2] == b"\0 " and looks_like_tar(data[start:start + BLOCK]):
-            return start
-    return first
+    starts = sorted(start for start, kind in anchors if kind in ("tar", "ustar") and start > 0)
+    return next((start for start in starts if looks_like_tar(data[start:start + BLOCK])), None)
 
 
 def read_tar(data: bytes, limits: ArchiveLimits) -> TarArchive:

@@ -547,10 +547,21 @@ def quoted_printable_reading(body: bytes) -> bytes | None:
     ``Content-Transfer-Encoding: quoted-printable`` that no framing found (a
     multipart body glued behind other bytes) is read so.
     """
-    if (body.count(b"=00=") < MIN_QP_NUL_ESCAPES
-            and body.count(b"=3D") + body.count(b"=3d") < MIN_QP_EQUALS_ESCAPES):
+    if body.count(b"=00=") < MIN_QP_NUL_ESCAPES and not _holds_equals_escapes(body):
         return None
     return binascii.a2b_qp(body)
+
+
+def _holds_equals_escapes(body: bytes) -> bool:
+    """Whether ``body`` holds MIN_QP_EQUALS_ESCAPES of ``=3D`` or ``=3d``: one pass, not one per case."""
+    seen, found = 0, body.find(b"=3")
+    while found >= 0:
+        if body[found + 2:found + 3] in (b"D", b"d"):
+            seen += 1
+            if seen == MIN_QP_EQUALS_ESCAPES:
+                return True
+        found = body.find(b"=3", found + 1)
+    return False
 
 
 #: the alphabets as their encoders write them, white space allowed (checked on the body as it is:

@@ -230,9 +230,10 @@ class PayloadWalker:
         tar_at = tarball.tar_offset(body, anchors)
         if tar_at is not None:  # GNU tar skips to it (behind whole blocks); a carving reader finds it anywhere
             return self._tar_behind_prefix(body, tar_at, depth, top)
-        if signatures.zip_record_offset(body) is not None:
+        kinds = {kind for _, kind in anchors}
+        if "zip" in kinds:  # (signatures.zip_record_offset)
             return self._zip(body, depth, top)
-        if signatures.dicom_marker_offset(body) is not None:
+        if "dicm" in kinds:  # (signatures.dicom_marker_offset)
             # DICOM by the marker (whatever the declared type), and not where a parser can take it
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM marker inside content that is not unpacked")
         try:
@@ -249,7 +250,8 @@ class PayloadWalker:
         encoded = self._encoded_text(body, depth, label, text=False)  # text stored in binary (a tar)
         return body if encoded is None else encoded
 
-    def _check_carved_streams(self, body: bytes, anchors: list[int], depth: int, label: Container) -> None:
+    def _check_carved_streams(self, body: bytes, anchors: list[tuple[int, str]], depth: int,
+                              label: Container) -> None:
         """Refuse binary content holding DICOM in a compressed stream that starts past its first byte.
 
         ``gzip -d`` does not skip a prefix, but a receiver that knows where the
