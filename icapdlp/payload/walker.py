@@ -132,6 +132,10 @@ class PayloadWalker:
         #: the content of a quoted-printable part while it is checked as sent: its quoted-printable
         #: reading is the part's own decoding, classified (and rewritten) as the part
         self._quoted_printable_as_sent: bytes | None = None
+        #: lenient readings (textruns.lenient_readings) being classified around this point: in a
+        #: reading (garbage but for the data it may hold) binary pieces of runs are not joined,
+        #: or readings of readings of its garbage nest past max_nesting
+        self._within_reading = 0
 
     def rewrite_message(self, content_type: str | None, content_encodings: list[str],
                         body: bytes) -> Rewritten:
@@ -212,9 +216,7 @@ class PayloadWalker:
         """
         if lenient.looks_like_dataset(body):
             return self._dicom(body, label, top)
-        wide = signatures.wide_text(body)
-        if wide is not None:  # UTF-16 or UTF-32 text (a JSON upload): classified as the text it is
-            bom, codec = wide
+        for bom, codec in signatures.wide_texts(body):  # UTF-16 or UTF-32 text: classified as the text it is
             text = body[len(bom):].decode(codec).encode("utf-8", "surrogatepass")
             new = self._entity(MediaType(), [], text, depth + 1, label)
             if new is not text:
@@ -362,7 +364,11 @@ class PayloadWalker:
         ways, or DICOM in a JSON string that cannot be rewritten in place, is
         refused.
         """
-        regions = textruns.long_run_regions(body)
+        # in binary, the pieces of runs (broken up by bytes); inside a lenient reading, long runs alone
+        stretches = None if text or self._within_reading else textruns.stretch_regions(body)
+        regions = textruns.long_run_regions(body, stretches)
+        if not text and stretches is None:
+            stretches = regions
         runs = textruns.find_runs(body, regions)
         whole = textruns.whole_body_run(body)
         if whole is not None and not runs:
@@ -385,7 +391,7 @@ class PayloadWalker:
                 pieces += [body[position:run.start], run.encode(new, body)]
                 position = run.end
                 accounted.append((run.start, run.end))
-        self._check_lenient_readings(body, accounted, depth, label, text, regions)
+        self._check_lenient_readings(body, accounted, depth, label, text, stretches)
         if body is not self._quoted_printable_as_sent:
             reading = textruns.quoted_printable_reading(body)
             if reading is not None and self._finds_dicom(reading, depth, label):
@@ -398,7 +404,7 @@ class PayloadWalker:
         return b"".join(pieces)
 
     def _check_lenient_readings(self, body: bytes, accounted: list[tuple[int, int]], depth: int,
-                                label: Container, text: bool, regions: list[tuple[int, int]]) -> None:
+                                label: Container, text: bool, stretches: list[tuple[int, int]] | None) -> None:
         """Refuse text whose base64 or hex characters, read at some alignment, hold DICOM no run accounted for.
 
         Base64 glued behind words made of its alphabet (prose, a token, a
@@ -409,11 +415,17 @@ class PayloadWalker:
         cannot be rewritten in place: such a body is refused. Runs rewritten
         already (``accounted``) are left out, so an ordinary upload still is.
         """
-        readings = textruns.lenient_readings(body, accounted, text=text, regions=regions)
+        readings = textruns.lenient_readings(body, accounted, text=text, stretches=stretches,
+                                             join=not self._within_reading)
         if len(body) <= JOINED_READINGS_BYTES:  # classified as one: one walk instead of up to ten
             readings = iter([b"\0".join(readings)])
         for reading in readings:
-            if reading and self._finds_dicom(reading, depth, label):
+            self._within_reading += 1
+            try:
+                found = reading and self._finds_dicom(reading, depth, label)
+            finally:
+                self._within_reading -= 1
+            if found:
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in encoded text that decodes only at another alignment (glued to other text)")
         for name in textruns.rarer_encodings(body) if text else ():
