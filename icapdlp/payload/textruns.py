@@ -642,6 +642,12 @@ def decode_rarer(body: bytes, name: str) -> bytes | None:
     return b"".join(out)
 
 
+#: a piece of a run (its padding too), and how far past the last long piece a shorter last one is
+#: looked for (a run cut into pieces of N characters ends in a piece of fewer)
+_ALPHABET_PIECE = re.compile(rb"[A-Za-z0-9+/_-]+=*")
+MAX_PIECE_GAP = 256
+
+
 def _without(body: bytes, spans: list[tuple[int, int]]) -> bytes:
     """``body`` with the (start, end) ``spans`` cut out."""
     if not spans:
@@ -679,6 +685,10 @@ def _binary_stretches(binary: bytes, stretches: list[tuple[int, int]],
             index += 1
         if index - first == 1 and end - start < MIN_RUN_CHARS:
             continue  # (one short piece: an identifier, a word; a run broken up shows several)
+        if join and index - first > 1:  # the last piece of a run cut every N characters is shorter
+            last = _ALPHABET_PIECE.search(binary, end, min(end + MAX_PIECE_GAP, len(binary)))
+            if last is not None and (index == len(stretches) or last.end() <= stretches[index][0]):
+                end = last.end()
         start = _marked_start(binary, _ASCII_TEXT_MASK, start)
         end = _marked_end(binary, _ASCII_TEXT_MASK, end)
         if index - first > 1:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Iterator, Literal, Protocol
 
 from icapdlp.payload import (
     archive, dicomjson, encoding, lenient, multipart, signatures, tarball, textruns, transfer, zipscan,
@@ -284,7 +285,9 @@ class PayloadWalker:
             if len(inner) < textruns.MIN_BINARY_STRING:
                 continue  # (too short for any dataset: the garbage a chance magic decodes to)
             self._heavy()
-            if self._finds_dicom(inner, depth, label):
+            with self._decoded_for_real():
+                found = self._finds_dicom(inner, depth, label)
+            if found:
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               f"DICOM in a {coding} stream behind other bytes (a carving reader decodes it)")
 
@@ -297,6 +300,19 @@ class PayloadWalker:
             current = self._json(current, top, declared=False)
         encoded = self._encoded_text(current, depth, label)
         return current if encoded is None else encoded
+
+    @contextmanager
+    def _decoded_for_real(self) -> Iterator[None]:
+        """Around content a real decoder produced (a stream that decompressed): not a reading's garbage.
+
+        Garbage does not decompress, so inside what did, binary pieces of runs
+        are joined again (see ``_within_reading``).
+        """
+        within, self._within_reading = self._within_reading, 0
+        try:
+            yield
+        finally:
+            self._within_reading = within
 
     def _heavy(self) -> None:
         """Mark a step that decodes, unpacks or rewrites: a probing walk stops here."""
@@ -345,8 +361,9 @@ class PayloadWalker:
         inner = encoding.inflate(body, coding, self._max_inflated)
         self.findings.inflated += 1
         try:
-            new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top,
-                                     bulk_context=bulk_context, dicom_declared=dicom_declared)
+            with self._decoded_for_real():
+                new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top,
+                                         bulk_context=bulk_context, dicom_declared=dicom_declared)
         finally:
             self.findings.inflated -= 1
         if new_inner is inner:
@@ -444,7 +461,8 @@ class PayloadWalker:
         inner = encoding.inflate(body, coding, self._max_inflated)
         self.findings.inflated += 1
         try:
-            new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
+            with self._decoded_for_real():
+                new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
         finally:
             self.findings.inflated -= 1
         return body if new_inner is inner else encoding.encode(new_inner, coding)
@@ -517,10 +535,27 @@ class PayloadWalker:
             return self._entity(MediaType(), [], content, depth + 1, label) is not content
         except Blocked as blocked:
             if blocked.reason is BlockReason.UNSUPPORTED_ENCODING:
-                return False
+                return self._finds_dicom_in_leading_stream(content, depth, label)
             if blocked.reason is BlockReason.UNPARSEABLE_DICOM:
                 return True  # a DICOM marker or model in that reading: DICOM, whatever else it is
             raise
+
+    def _finds_dicom_in_leading_stream(self, content: bytes, depth: int, label: Container) -> bool:
+        """Whether a compressed stream at the start of a second reading, followed by other bytes, holds DICOM.
+
+        As a body such a stream is refused (its tool refuses the bytes after
+        it); in a reading (a lenient decoding, joined to the next one) it is
+        what a carving reader decodes, to its end or its damage.
+        """
+        coding = encoding.body_compression(content)
+        if coding is None:
+            return False
+        self._heavy()
+        inner, _ = encoding.inflate_leading(content, coding, self._max_inflated)
+        if len(inner) < textruns.MIN_BINARY_STRING:
+            return False
+        with self._decoded_for_real():
+            return self._finds_dicom(inner, depth + 1, label)
 
     def _check_dicom_declared_part(self, part_media: MediaType, content: bytes) -> None:
         """Fail closed on a part of a DICOM-declared multipart/related we would not rewrite.

@@ -285,3 +285,15 @@ def test_bomless_utf16_be_text_that_also_reads_as_utf16_le_is_read_both_ways():
 def test_ordinary_bomless_wide_text_starting_with_non_ascii_passes_unchanged():
     body = ("Заключение без вложений. " * 500).encode("utf-16-le")
     assert walk("text/plain", body)[0].body is body
+
+
+@pytest.mark.parametrize("coding", ["gzip", "bzip2", "xz", "zstd"])
+def test_base64_of_a_compressed_object_broken_up_inside_binary_is_refused(coding):
+    """Found by the wrappings fuzzer: the stream's reading was joined to the next one (junk after the
+    stream: "not a compressed body"), and its short last piece was left out (a truncated stream)."""
+    from icapdlp.payload.encoding import encode
+
+    text = base64.b64encode(encode(DCM, coding))
+    region = b"\x00\x01".join(text[i:i + 40] for i in range(0, len(text), 40))
+    body = BINARY + region + BINARY
+    assert refused("application/octet-stream", body) in REFUSALS
