@@ -434,7 +434,9 @@ class PayloadWalker:
         """
         readings = textruns.lenient_readings(body, accounted, text=text, stretches=stretches,
                                              join=not self._within_reading)
-        if len(body) <= JOINED_READINGS_BYTES:  # classified as one: one walk instead of up to ten
+        if text and len(body) <= JOINED_READINGS_BYTES:  # classified as one: one walk instead of up to ten
+            # (binary holds few clusters; each reading alone keeps what whole-body checks see: a stream at
+            # its start, UTF-16 text)
             readings = iter([b"\0".join(readings)])
         for reading in readings:
             self._within_reading += 1

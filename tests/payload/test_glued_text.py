@@ -297,3 +297,12 @@ def test_base64_of_a_compressed_object_broken_up_inside_binary_is_refused(coding
     region = b"\x00\x01".join(text[i:i + 40] for i in range(0, len(text), 40))
     body = BINARY + region + BINARY
     assert refused("application/octet-stream", body) in REFUSALS
+
+
+def test_bomless_wide_text_written_as_base64_broken_up_inside_binary_is_refused():
+    """Found by the wrappings fuzzer (seed 20261212): the readings of binary were joined into one
+    walk, and the UTF-16 text of the right one, followed by the others, was no text any more."""
+    wide = ("日本語の報告 " + base64.b64encode(DCM).decode() + "\n").encode("utf-16-le")
+    text = base64.b64encode(wide)
+    body = BINARY + b"\x00".join(text[i:i + 40] for i in range(0, len(text), 40)) + BINARY
+    assert refused("application/octet-stream", body) in REFUSALS
