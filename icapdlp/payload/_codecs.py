@@ -277,7 +277,8 @@ def decode_leading(codec: Codec, data: bytes, limit: int,
                 chunk = stream.read(STEP)
                 out += chunk
                 if len(out) > limit:
-                    raise Blocked(BlockReason.LIMIT_EXCEEDED, f"decoded {codec.name} stream exceeds {limit} bytes")
+                    raise Blocked(BlockReason.LIMIT_EXCEEDED,
+                                  f"decoded {codec.name} stream exceeds {limit} bytes")
                 idle = 0 if chunk else idle + 1
                 if idle and (stream.starved or idle > MAX_IDLE_READS):
                     return bytes(out), None

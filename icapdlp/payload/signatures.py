@@ -72,7 +72,7 @@ _WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-
 
 
 def wide_text(body: bytes) -> tuple[bytes, str] | None:
-    """(byte order mark, codec) of a body that is UTF-16 or UTF-32 text, or None (the first of :func:`wide_texts`)."""
+    """(byte order mark, codec) of a body that is UTF-16 or UTF-32 text, or None (see :func:`wide_texts`)."""
     return next(iter(wide_texts(body)), None)
 
 

@@ -648,6 +648,10 @@ _ALPHABET_PIECE = re.compile(rb"[A-Za-z0-9+/_-]+=*")
 MAX_PIECE_GAP = 256
 
 
+def _alphabet_between(binary: bytes, start: int, end: int) -> bool:
+    return bool(binary[start:end].translate(None, _NOT_MIXED))
+
+
 def _without(body: bytes, spans: list[tuple[int, int]]) -> bytes:
     """``body`` with the (start, end) ``spans`` cut out."""
     if not spans:
@@ -680,7 +684,7 @@ def _binary_stretches(binary: bytes, stretches: list[tuple[int, int]],
         start, end = stretches[index]
         first = index
         index += 1
-        while join and index < len(stretches) and not binary[end:stretches[index][0]].translate(None, _NOT_MIXED):
+        while join and index < len(stretches) and not _alphabet_between(binary, end, stretches[index][0]):
             end = stretches[index][1]
             index += 1
         if index - first == 1 and end - start < MIN_RUN_CHARS:

@@ -231,7 +231,7 @@ class PayloadWalker:
             raise Blocked(BlockReason.UNINSPECTABLE, f"{unopenable}: a format icapdlp cannot open")
         anchors = signatures.anchor_offsets(body)
         tar_at = tarball.tar_offset(body, anchors)
-        if tar_at is not None:  # GNU tar skips to it (behind whole blocks); a carving reader finds it anywhere
+        if tar_at is not None:  # GNU tar skips to it (behind whole blocks); a carving reader, anywhere
             return self._tar_behind_prefix(body, tar_at, depth, top)
         kinds = {kind for _, kind in anchors}
         if "zip" in kinds:  # (signatures.zip_record_offset)
@@ -421,7 +421,8 @@ class PayloadWalker:
         return b"".join(pieces)
 
     def _check_lenient_readings(self, body: bytes, accounted: list[tuple[int, int]], depth: int,
-                                label: Container, text: bool, stretches: list[tuple[int, int]] | None) -> None:
+                                label: Container, text: bool,
+                                stretches: list[tuple[int, int]] | None) -> None:
         """Refuse text whose base64 or hex characters, read at some alignment, hold DICOM no run accounted for.
 
         Base64 glued behind words made of its alphabet (prose, a token, a

@@ -8,7 +8,9 @@ an entry the central directory does not list, concatenated, under a
 directory-like name), tar (after a README or a large first member), multipart
 (CRLF or LF-only framing, base64 or quoted-printable parts, preambles),
 base64 and hex bodies, JSON fields and data: URIs, url-encoded form fields, and
-plain binary in front of it. The declared type lies now and then.
+plain binary in front of it, opaque binary of any length around it, v7 tars,
+base64 cut into pieces inside binary, and BOM-less UTF-16/32 text. The
+declared type lies now and then.
 
 The oracle does not trust icapdlp's view of the body: :func:`receiver_views`
 undoes everything a lenient receiver could undo (all the above, found by
@@ -208,7 +210,8 @@ def _binary_prefix(rng, inner, _):
 
 
 #: opaque bytes with no base64, hex or signature character: what a binary framing puts around a field
-_JUNK = bytes(b for b in range(256) if not (chr(b).isalnum() or chr(b) in "+/-_=%&\\") and b not in b"\x1f\x8b(*\xfd")
+_JUNK = bytes(b for b in range(256)
+              if not (chr(b).isalnum() or chr(b) in "+/-_=%&\\") and b not in b"\x1f\x8b(*\xfd")
 
 
 def _junk(rng: random.Random, size: int) -> bytes:
@@ -386,7 +389,8 @@ def _carved_streams(data: bytes) -> Iterator[bytes]:
     decoded to the stream's end or its damage, whatever follows."""
     import zstandard
 
-    openers = ((b"\x1f\x8b\x08", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)), (b"BZh", bz2.BZ2Decompressor),
+    openers = ((b"\x1f\x8b\x08", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)),
+               (b"BZh", bz2.BZ2Decompressor),
                (b"\xfd7zXZ\x00", lzma.LZMADecompressor), (b"(\xb5/\xfd", lambda: zstandard.ZstdDecompressor(
                    max_window_size=1 << 27).decompressobj()))
     for magic, opener in openers:
@@ -528,7 +532,7 @@ def _wide_decodings(data: bytes) -> Iterator[bytes]:
         except UnicodeDecodeError:
             continue
         if not re.search(r"[\x00-\x08\x0e-\x1f]", text) and re.search(r"[A-Za-z0-9+/]{64}", text):
-            yield text.encode("utf-8", "surrogatepass")  # (only text that carries a run: garbage spawns garbage)
+            yield text.encode("utf-8", "surrogatepass")  # (text with a run only: garbage spawns garbage)
 
 
 def _skipping_decodings(data: bytes) -> Iterator[bytes]:
@@ -569,7 +573,7 @@ def outcome(case: Case) -> tuple[str, list[bytes]]:
     """("blind" | "blocked:<reason>" | "clean" | "phi-survived", surviving planted values).
 
     "blind": the oracle itself finds no planted value in the generated body (a
-    wrapping no receiver undoes, such as a compressed stream behind a prefix):
+    wrapping no receiver undoes, such as hex behind an opaque prefix):
     not a test of icapdlp, counted apart.
     """
     from icapdlp.verdict import Blocked
