@@ -108,6 +108,8 @@ class CheckedRelease:
                 return None
             self._reading = _first_reading(raw)
         reading = self._reading
+        if reading is None:
+            return None
         if reading == _BINARY:
             return raw
         if reading == _TEXT:
@@ -126,11 +128,14 @@ class CheckedRelease:
         self._context = b""
 
 
-def _first_reading(window: bytes) -> str:
+def _first_reading(window: bytes) -> str | None:
+    """How the whole-body walk reads this body, or None when it reads it more than one way."""
     if signatures.is_text(_whole_characters(window, True)):
         return _TEXT
-    wide = signatures.wide_text(window[:len(window) // 4 * 4])
-    return wide[1] if wide is not None else _BINARY
+    readings = signatures.wide_texts(window[:len(window) // 4 * 4])
+    if len(readings) > 1:  # wide text without a mark, in both byte orders: each is walked whole
+        return None
+    return readings[0][1] if readings else _BINARY
 
 
 def _whole_characters(window: bytes, at_start: bool) -> bytes:

@@ -254,3 +254,37 @@ def decode_prefix(codec: Codec, data: bytes, limit: int) -> bytes:
     except _ERRORS:
         pass
     return bytes(out[:limit])
+
+
+def decode_leading(codec: Codec, data: bytes, limit: int,
+                   another_stream: Callable[[bytes], bool]) -> tuple[bytes, int | None]:
+    """What a carving reader gets from the stream(s) at the start of ``data``, and where they end.
+
+    Unlike :func:`decode`, what follows is not judged: streams are read one
+    after another while ``another_stream`` says the rest starts with one (a
+    format that may be concatenated), and damage, truncation or other
+    bytes simply end the output (what was decoded by then is what a carving
+    tool writes out). The end is None when the output ended in damage or
+    truncation (where the stream ends is then unknown). Blocked above ``limit``.
+    """
+    out = bytearray()
+    remaining = data
+    while True:
+        try:
+            stream = codec.open(remaining, limit - len(out))
+            idle = 0
+            while not stream.finished:
+                chunk = stream.read(STEP)
+                out += chunk
+                if len(out) > limit:
+                    raise Blocked(BlockReason.LIMIT_EXCEEDED,
+                                  f"decoded {codec.name} stream exceeds {limit} bytes")
+                idle = 0 if chunk else idle + 1
+                if idle and (stream.starved or idle > MAX_IDLE_READS):
+                    return bytes(out), None
+            rest = stream.rest
+        except _ERRORS:
+            return bytes(out), None
+        if not (codec.concatenated and another_stream(rest)):
+            return bytes(out), len(data) - len(rest)
+        remaining = rest

@@ -184,3 +184,30 @@ def _codec(coding: str) -> _codecs.Codec:
     if codec is None:
         raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"content coding {coding[:40]!r} is not supported")
     return codec
+
+
+def stream_offsets(data: bytes, anchors: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(offset, coding) of every compressed stream's magic past the first byte of ``data``, in order.
+
+    ``anchors``: ``signatures.anchor_offsets(data)``. A stream behind other
+    bytes is no compressed *body* (its tool refuses the junk before it), but
+    a receiver that knows where it starts, or searches for the magic as
+    carving tools do, decodes it. The header checks are ``body_compression``'s,
+    as strict as the tools' own.
+    """
+    found = []
+    for offset, kind in anchors:
+        if offset > 0 and kind in _codecs.CODECS and body_compression(data[offset:offset + 10]) == kind:
+            found.append((offset, kind))
+    return found
+
+
+def inflate_leading(data: bytes, coding: str, limit: int) -> tuple[bytes, int | None]:
+    """What a carving reader decodes from the stream at the start of ``data``, and where it ends.
+
+    Damage, truncation or bytes after the stream end the output quietly (see
+    ``_codecs.decode_leading``); None for the end when it is unknown. Blocked
+    (limit-exceeded) when the output passes ``limit``.
+    """
+    return _codecs.decode_leading(_codec(coding), data, limit,
+                                  lambda rest: body_compression(rest[:10]) == coding)

@@ -12,6 +12,7 @@ is cheap enough to run on every body, including on the event loop.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 
@@ -71,26 +72,60 @@ _WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-
 
 
 def wide_text(body: bytes) -> tuple[bytes, str] | None:
-    """(byte order mark, codec) of a body that is UTF-16 or UTF-32 text, or None.
+    """(byte order mark, codec) of a body that is UTF-16 or UTF-32 text, or None (see :func:`wide_texts`)."""
+    return next(iter(wide_texts(body)), None)
+
+
+#: codecs tried on a body without a byte order mark whose first bytes show no NUL (non-ASCII
+#: first characters: "Д" is 04 14 in UTF-16-LE); the longer unit first, as the marks are
+_BOMLESS_CODECS = ("utf-32-le", "utf-32-be", "utf-16-le", "utf-16-be")
+#: bytes decoded first when guessing: random or binary bytes fail within them
+_GUESS_BYTES = 4096
+
+
+def wide_texts(body: bytes) -> list[tuple[bytes, str]]:
+    """Every (byte order mark, codec) in which ``body`` is UTF-16 or UTF-32 text; most bodies: none.
 
     Python's ``json.loads`` reads a JSON body in any of the four, by its mark
     or by where the NULs of its first characters stand (``json.detect_encoding``,
     used here too), so a base64 file in a UTF-16 JSON upload reaches an API
-    whose gateway saw only NULs between letters. Text means: it decodes, and
-    holds no control character.
+    whose gateway saw only NULs between letters. A receiver told the charset
+    (``text/plain; charset=utf-16le``) reads text whose first characters show
+    no NUL at all (Cyrillic, CJK, "€"): without a mark, each wide codec in
+    which the whole body is text is a reading (UTF-16 text of CJK characters
+    may be text in both byte orders; base64 is ASCII in only one of them).
+    Text means: it decodes, and holds no control character.
     """
-    bom, codec = next(((bom, codec) for bom, codec in _WIDE_BOMS if body.startswith(bom)), (b"", ""))
-    if not bom:
-        codec = json.detect_encoding(body[:4])
-        if not codec.startswith(("utf-16", "utf-32")):
-            return None
+    bom = next((bom for bom, _ in _WIDE_BOMS if body.startswith(bom)), b"")
+    if bom:
+        candidates = [next(codec for mark, codec in _WIDE_BOMS if mark == bom)]
+    else:
+        guess = json.detect_encoding(body[:4])
+        candidates = [guess] if guess.startswith(("utf-16", "utf-32")) else list(_BOMLESS_CODECS)
+    readings = []
+    for codec in candidates:
+        rest = body[len(bom):]
+        if not bom and not _wide_start(rest, codec):
+            continue  # (random and binary bytes stop here, at the cost of a few kilobytes)
+        try:
+            text = rest.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if not _NON_TEXT.search(text.encode("utf-8", "surrogatepass")):
+            readings.append((bom, codec))
+    return readings
+
+
+def _wide_start(body: bytes, codec: str) -> bool:
+    """Whether the first _GUESS_BYTES of ``body`` decode as text in ``codec`` (a cheap first look)."""
+    unit = 4 if "32" in codec else 2
+    if len(body) % unit:
+        return False
     try:
-        text = body[len(bom):].decode(codec)
+        head = codecs.getincrementaldecoder(codec)().decode(body[:_GUESS_BYTES], final=False)
     except UnicodeDecodeError:
-        return None
-    if _NON_TEXT.search(text.encode("utf-8", "surrogatepass")):
-        return None
-    return bom, codec
+        return False
+    return not _NON_TEXT.search(head.encode("utf-8", "surrogatepass"))
 
 
 def dicom_marker_offset(body: bytes) -> int | None:
@@ -111,6 +146,44 @@ def zip_record_offset(body: bytes) -> int | None:
             return found
         found = body.find(b"PK", found + 1)
     return None
+
+
+#: what is looked for at any offset of binary content, by three bytes that stand in it:
+#: (kind, where the thing starts relative to them, the bytes that must stand there in full).
+#: Compressed streams (gzip, bzip2, xz, zstd, a zstd skippable frame; their headers are checked
+#: by ``encoding.body_compression``), tar headers (ustar by its magic; v7, which has none, by
+#: the end of its checksum field as tar writers end it: an octal digit, a NUL, a space), zip
+#: records and the DICOM marker.
+ANCHORS: dict[bytes, tuple[str, int, bytes]] = {
+    b"\x1f\x8b\x08": ("gzip", 0, b""), b"BZh": ("bzip2", 0, b""), b"7zX": ("xz", -1, b""),
+    b"\x28\xb5\x2f": ("zstd", 0, b""), b"\x2a\x4d\x18": ("zstd", -1, b""),
+    **{bytes([digit]) + b"\0 ": ("tar", -153, b"") for digit in b"01234567"},
+    b"ust": ("ustar", -257, b"ustar"), b"DIC": ("dicm", 0, DICM),
+    **{record[:3]: ("zip", 0, record) for record in ZIP_RECORDS},
+}
+_CLASSES = [{anchor[i] for anchor in ANCHORS} for i in range(3)]
+assert not (_CLASSES[0] & _CLASSES[1] or _CLASSES[0] & _CLASSES[2] or _CLASSES[1] & _CLASSES[2])
+#: "A", "B", "C" for a byte that stands first, second, third in some anchor; "." for any other
+_ANCHOR_MASK = bytes(next((0x41 + k for k in range(3) if i in _CLASSES[k]), 0x2E) for i in range(256))
+
+
+def anchor_offsets(body: bytes) -> list[tuple[int, str]]:
+    """(offset, kind) of every ANCHORS hit in ``body``: where such a thing may start, in the order found.
+
+    One translate and one search over the body instead of one search per
+    signature (each search of a body costs about as much as the translate);
+    random bytes show about a hundred chance hits per MiB. The caller checks
+    what stands at each offset; offsets before the body's start are left out.
+    """
+    masked = body.translate(_ANCHOR_MASK)
+    offsets = []
+    found = masked.find(b"ABC")
+    while found >= 0:
+        anchor = ANCHORS.get(body[found:found + 3])
+        if anchor is not None and found + anchor[1] >= 0 and body.startswith(anchor[2], found):
+            offsets.append((found + anchor[1], anchor[0]))
+        found = masked.find(b"ABC", found + 1)
+    return offsets
 
 
 def uninspectable_format(body: bytes) -> str | None:

@@ -101,6 +101,20 @@ def aligned_tar_offset(data: bytes) -> int | None:
     return None
 
 
+def tar_offset(data: bytes, anchors: list[tuple[int, str]]) -> int | None:
+    """Offset (past 0) of the first tar header behind other bytes, whatever the prefix's length, or None.
+
+    GNU tar finds one behind whole 512-byte blocks of other bytes; a receiver
+    that knows where the archive starts in its own framing, or a carving
+    tool, finds it behind any prefix. ``anchors``: ``signatures.anchor_offsets``
+    of ``data``, where a ustar or GNU header shows its magic and a v7 header
+    (no magic) the end of its checksum field as tar writers end it. Either
+    way the header's checksum decides.
+    """
+    starts = sorted(start for start, kind in anchors if kind in ("tar", "ustar") and start > 0)
+    return next((start for start in starts if looks_like_tar(data[start:start + BLOCK])), None)
+
+
 def read_tar(data: bytes, limits: ArchiveLimits) -> TarArchive:
     """Every member (regular files with their data), and the non-zero trailing bytes.
 

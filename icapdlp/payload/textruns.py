@@ -135,13 +135,27 @@ class Run:
         return encode_like(data, original) if self.kind == "base64" else _percent_like(data, original)
 
 
-def long_run_regions(body: bytes) -> list[tuple[int, int]]:
+def long_run_regions(body: bytes, stretches: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
     """Where ``body`` holds MIN_RUN_CHARS run characters in a row (alphabet, line ends, escapes).
 
     Every base64 run, and every stretch a lenient reading of binary looks at,
-    lies in one; computed once and handed to both.
+    lies in one; computed once and handed to both. ``stretches``:
+    :func:`stretch_regions` of ``body``, when the caller has them (the long
+    ones are among them: no second pass over the body).
     """
+    if stretches is not None:
+        return [(start, end) for start, end in stretches if end - start >= MIN_RUN_CHARS]
     return list(_marked_regions(body, _MASK, MIN_RUN_CHARS))
+
+
+def stretch_regions(body: bytes) -> list[tuple[int, int]]:
+    """Where ``body`` holds _STRETCH run characters in a row: the pieces of a run broken up by other bytes.
+
+    Random bytes hold none (a quarter of all bytes are run characters, so
+    sixteen in a row come about once in 4 GiB); the search costs what the
+    search for MIN_RUN_CHARS costs.
+    """
+    return list(_marked_regions(body, _MASK, _STRETCH))
 
 
 def find_runs(body: bytes, regions: list[tuple[int, int]] | None = None) -> list[Run]:
@@ -181,20 +195,26 @@ def _long_run_matches(body: bytes, regions: list[tuple[int, int]]) -> Iterator[r
 def _marked_regions(body: bytes, table: bytes, length: int) -> Iterator[tuple[int, int]]:
     """(start, end) of each stretch of at least ``length`` bytes that ``table`` marks "a" (else " ").
 
-    Masked a window at a time, so a large body costs no second copy of itself.
+    Masked a window at a time, so a large body costs no second copy of itself;
+    every stretch in a window is read from that window's mask (binary full of
+    short strings has thousands).
     """
     needle = b"a" * length
     position = 0
     while position < len(body):
         window = body[position:position + MASK_WINDOW + length].translate(table)
+        following = position + MASK_WINDOW
         found = window.find(needle)
-        if found < 0:
-            position += MASK_WINDOW
-            continue
-        start = position + found
-        end = _marked_end(body, table, start + length)
-        yield start, end
-        position = end
+        while found >= 0:
+            gap = window.find(b" ", found + length)
+            if gap < 0:  # (it runs on past the window)
+                following = _marked_end(body, table, position + len(window))
+                yield position + found, following
+                break
+            yield position + found, position + gap
+            following = max(following, position + gap)
+            found = window.find(needle, gap)
+        position = following
 
 
 def _marked_end(body: bytes, table: bytes, position: int) -> int:
@@ -442,26 +462,31 @@ _ALIGNMENTS = range(4)
 
 
 def lenient_readings(body: bytes, accounted: list[tuple[int, int]] = (), *, text: bool = True,
-                     regions: list[tuple[int, int]] | None = None) -> Iterator[bytes]:
+                     regions: list[tuple[int, int]] | None = None,
+                     stretches: list[tuple[int, int]] | None = None, join: bool = True) -> Iterator[bytes]:
     """What a decoder that skips every non-alphabet character can read from the text in ``body``.
 
-    For each stretch of text (the whole of a ``text`` body; in binary, runs
-    of printable ASCII), its base64 characters are taken in order,
-    everything else skipped, and decoded at each of the four alignments: the
-    data of a run glued to words before it (or broken up by any other
-    character) is aligned in one of them. ``accounted``: spans (runs already
-    decoded and rewritten) left out of the stretch. A stretch with fewer than
-    MIN_RUN_CHARS alphabet characters is skipped.
+    For each stretch of text (the whole of a ``text`` body; in binary, the
+    pieces of runs and the text around them, see :func:`_binary_stretches`),
+    its base64 characters are taken in order, everything else skipped, and
+    decoded at each of the four alignments: the data of a run glued to words
+    before it (or broken up by any other character or byte) is aligned in one
+    of them. ``accounted``: spans (runs already decoded and rewritten) left
+    out of the stretch, unless, in binary, other pieces are joined to the run
+    (the run is then part of something longer). A stretch with fewer than
+    MIN_RUN_CHARS alphabet characters is skipped. ``stretches``:
+    :func:`stretch_regions` of a binary ``body`` when the caller has them
+    (``regions``, the long ones alone, is accepted as before and read as such).
+    ``join=False``: binary pieces are read one by one (see the walker: a
+    reading of a reading is garbage, and joining its pieces only makes more).
     """
-    if accounted:
-        pieces, position = [], 0
-        for start, end in sorted(accounted):
-            pieces.append(body[position:start])
-            position = max(position, end)
-        body = b"".join(pieces) + body[position:]
-    if not text and regions is None:
-        regions = long_run_regions(body)
-    for stretch in ([body] if text else _text_stretches(body, regions)):
+    if text:
+        readings_of = [_without(body, accounted)]
+    else:
+        if stretches is None:
+            stretches = regions if regions is not None else stretch_regions(body)
+        readings_of = _binary_stretches(body, stretches, accounted, join)
+    for stretch in readings_of:
         mixed = stretch.translate(_MIXED_TABLE, _NOT_MIXED)
         if len(mixed) < MIN_RUN_CHARS:
             continue
@@ -547,10 +572,21 @@ def quoted_printable_reading(body: bytes) -> bytes | None:
     ``Content-Transfer-Encoding: quoted-printable`` that no framing found (a
     multipart body glued behind other bytes) is read so.
     """
-    if (body.count(b"=00=") < MIN_QP_NUL_ESCAPES
-            and body.count(b"=3D") + body.count(b"=3d") < MIN_QP_EQUALS_ESCAPES):
+    if body.count(b"=00=") < MIN_QP_NUL_ESCAPES and not _holds_equals_escapes(body):
         return None
     return binascii.a2b_qp(body)
+
+
+def _holds_equals_escapes(body: bytes) -> bool:
+    """Whether ``body`` holds MIN_QP_EQUALS_ESCAPES of ``=3D`` or ``=3d``: one pass, not one per case."""
+    seen, found = 0, body.find(b"=3")
+    while found >= 0:
+        if body[found + 2:found + 3] in (b"D", b"d"):
+            seen += 1
+            if seen == MIN_QP_EQUALS_ESCAPES:
+                return True
+        found = body.find(b"=3", found + 1)
+    return False
 
 
 #: the alphabets as their encoders write them, white space allowed (checked on the body as it is:
@@ -606,23 +642,64 @@ def decode_rarer(body: bytes, name: str) -> bytes | None:
     return b"".join(out)
 
 
-def _text_stretches(binary: bytes, regions: list[tuple[int, int]]) -> Iterator[bytes]:
-    """The stretches of printable ASCII in ``binary`` that hold a run of MIN_RUN_CHARS base64 characters.
+#: a piece of a run (its padding too), and how far past the last long piece a shorter last one is
+#: looked for (a run cut into pieces of N characters ends in a piece of fewer)
+_ALPHABET_PIECE = re.compile(rb"[A-Za-z0-9+/_-]+=*")
+MAX_PIECE_GAP = 256
+
+
+def _alphabet_between(binary: bytes, start: int, end: int) -> bool:
+    return bool(binary[start:end].translate(None, _NOT_MIXED))
+
+
+def _without(body: bytes, spans: list[tuple[int, int]]) -> bytes:
+    """``body`` with the (start, end) ``spans`` cut out."""
+    if not spans:
+        return body
+    pieces, position = [], 0
+    for start, end in sorted(spans):
+        pieces.append(body[position:start])
+        position = max(position, end)
+    return b"".join(pieces) + body[position:]
+
+
+def _binary_stretches(binary: bytes, stretches: list[tuple[int, int]],
+                      accounted: list[tuple[int, int]] = (), join: bool = True) -> Iterator[bytes]:
+    """Where binary holds text a lenient decoder reads: pieces of runs, joined across junk, with their words.
 
     A file written as text inside binary (a member of a container icapdlp
-    does not open) keeps its run whole; the words glued before it are in the
-    same stretch. Symbol tables, strings and the garbage of a misaligned
-    reading have no such run and are not read, or a shared library would be
-    cut into thousands of short readings. (Base64 broken up every few
-    characters is looked for in text bodies only.)
+    does not open) keeps its characters in order, though bytes may break it
+    into pieces (a NUL or other bytes every few dozen characters): a decoder
+    handed the region skips them. Pieces of at least _STRETCH run characters
+    are joined while the bytes between them hold no alphabet character (the
+    data is then one stream of characters), and the printable text around
+    the ends (words glued before the run) is kept. Random bytes show no
+    piece at all; symbol tables and strings are read, and decode to nothing.
+    A run already rewritten (``accounted``) is cut out of a stretch that is
+    that one piece; joined to others it is one part of a longer stream (a
+    dataset whose first part alone decodes as one) and is read with them.
     """
-    end = 0
-    for run_start, run_end in regions:
-        if run_start < end:
-            continue  # (in the stretch given already)
-        start = _marked_start(binary, _ASCII_TEXT_MASK, run_start)
-        end = _marked_end(binary, _ASCII_TEXT_MASK, run_end)
-        yield binary[start:end]
+    index = 0
+    while index < len(stretches):
+        start, end = stretches[index]
+        first = index
+        index += 1
+        while join and index < len(stretches) and not _alphabet_between(binary, end, stretches[index][0]):
+            end = stretches[index][1]
+            index += 1
+        if index - first == 1 and end - start < MIN_RUN_CHARS:
+            continue  # (one short piece: an identifier, a word; a run broken up shows several)
+        if join and index - first > 1:  # the last piece of a run cut every N characters is shorter
+            last = _ALPHABET_PIECE.search(binary, end, min(end + MAX_PIECE_GAP, len(binary)))
+            if last is not None and (index == len(stretches) or last.end() <= stretches[index][0]):
+                end = last.end()
+        start = _marked_start(binary, _ASCII_TEXT_MASK, start)
+        end = _marked_end(binary, _ASCII_TEXT_MASK, end)
+        if index - first > 1:
+            yield binary[start:end]
+        else:
+            yield _without(binary[start:end], [(max(a, start) - start, min(b, end) - start)
+                                               for a, b in accounted if a < end and b > start])
 
 
 def _alphabet_chars(text: bytes) -> bytes:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Iterator, Literal, Protocol
 
 from icapdlp.payload import (
     archive, dicomjson, encoding, lenient, multipart, signatures, tarball, textruns, transfer, zipscan,
@@ -51,6 +52,16 @@ JSON_TYPES = frozenset({"application/dicom+json", "application/json", "text/json
 #: bodies up to this size have their lenient readings (textruns.lenient_readings) joined and
 #: classified in one walk; larger ones one reading at a time, so memory stays near one reading
 JOINED_READINGS_BYTES = 1024 * 1024
+
+
+#: compressed-stream magics inside one binary body that are decoded; past this many the body
+#: cannot be cleared at a bounded cost and is refused
+MAX_CARVED_STREAMS = 256
+#: ... or one per this many bytes of the body, whichever is more (random bytes show a gzip
+#: header by chance about once in 16 MiB)
+CARVED_STREAM_SPACING = 64 * 1024
+#: output a probing walk decodes from a stream behind a prefix before leaving it to a worker
+PROBE_INFLATE_BYTES = 64 * 1024
 
 
 class NeedsWork(Exception):
@@ -122,6 +133,10 @@ class PayloadWalker:
         #: the content of a quoted-printable part while it is checked as sent: its quoted-printable
         #: reading is the part's own decoding, classified (and rewritten) as the part
         self._quoted_printable_as_sent: bytes | None = None
+        #: lenient readings (textruns.lenient_readings) being classified around this point: in a
+        #: reading (garbage but for the data it may hold) binary pieces of runs are not joined,
+        #: or readings of readings of its garbage nest past max_nesting
+        self._within_reading = 0
 
     def rewrite_message(self, content_type: str | None, content_encodings: list[str],
                         body: bytes) -> Rewritten:
@@ -204,9 +219,7 @@ class PayloadWalker:
             return self._dicom(body, label, top)
         if _DICOM_XML.search(body):  # the XML model in a text with a stray binary byte is still the model
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
-        wide = signatures.wide_text(body)
-        if wide is not None:  # UTF-16 or UTF-32 text (a JSON upload): classified as the text it is
-            bom, codec = wide
+        for bom, codec in signatures.wide_texts(body):  # UTF-16 or UTF-32 text: classified as the text it is
             text = body[len(bom):].decode(codec).encode("utf-8", "surrogatepass")
             new = self._entity(MediaType(), [], text, depth + 1, label)
             if new is not text:
@@ -218,12 +231,14 @@ class PayloadWalker:
         unopenable = signatures.uninspectable_format(body)
         if unopenable is not None:
             raise Blocked(BlockReason.UNINSPECTABLE, f"{unopenable}: a format icapdlp cannot open")
-        tar_at = tarball.aligned_tar_offset(body)
-        if tar_at is not None:  # GNU tar skips to it
+        anchors = signatures.anchor_offsets(body)
+        tar_at = tarball.tar_offset(body, anchors)
+        if tar_at is not None:  # GNU tar skips to it (behind whole blocks); a carving reader, anywhere
             return self._tar_behind_prefix(body, tar_at, depth, top)
-        if signatures.zip_record_offset(body) is not None:
+        kinds = {kind for _, kind in anchors}
+        if "zip" in kinds:  # (signatures.zip_record_offset)
             return self._zip(body, depth, top)
-        if signatures.dicom_marker_offset(body) is not None:
+        if "dicm" in kinds:  # (signatures.dicom_marker_offset)
             # DICOM by the marker (whatever the declared type), and not where a parser can take it
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM marker inside content that is not unpacked")
         try:
@@ -236,8 +251,47 @@ class PayloadWalker:
                           "patient attributes inside content that is not unpacked")
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
+        self._check_carved_streams(body, anchors, depth, label)
         encoded = self._encoded_text(body, depth, label, text=False)  # text stored in binary (a tar)
         return body if encoded is None else encoded
+
+    def _check_carved_streams(self, body: bytes, anchors: list[tuple[int, str]], depth: int,
+                              label: Container) -> None:
+        """Refuse binary content holding DICOM in a compressed stream that starts past its first byte.
+
+        ``gzip -d`` does not skip a prefix, but a receiver that knows where the
+        stream starts in its own framing, or searches for the magic as carving
+        tools do, decodes it from there to its end or its damage. Such a
+        stream cannot be rewritten in place (the bytes around it belong to a
+        format icapdlp does not know), so DICOM in it, or a decoding past the
+        inflate limit, refuses the body; a magic that decodes to nothing (by
+        chance, in random bytes) is no finding.
+        """
+        offsets = encoding.stream_offsets(body, anchors)
+        if len(offsets) > max(MAX_CARVED_STREAMS, len(body) // CARVED_STREAM_SPACING):
+            raise Blocked(BlockReason.UNINSPECTABLE, "too many compressed-stream magics to check")
+        budget = self._max_inflated  # shared by every stream of the body: magics cannot multiply it
+        covered = 0  # the end of the last stream decoded: a magic inside it is its data, read already
+        for offset, coding in offsets:
+            if offset < covered:
+                continue
+            limit = min(PROBE_INFLATE_BYTES, budget) if self._probe else budget
+            try:
+                inner, end = encoding.inflate_leading(body[offset:], coding, limit)
+            except Blocked:
+                self._heavy()  # (a probing walk leaves a large stream to the worker)
+                raise
+            budget -= len(inner)
+            if end is not None:
+                covered = offset + end
+            if len(inner) < textruns.MIN_BINARY_STRING:
+                continue  # (too short for any dataset: the garbage a chance magic decodes to)
+            self._heavy()
+            with self._decoded_for_real():
+                found = self._finds_dicom(inner, depth, label)
+            if found:
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              f"DICOM in a {coding} stream behind other bytes (a carving reader decodes it)")
 
     def _text(self, body: bytes, depth: int, label: Container, top: bool) -> bytes:
         """Text: DICOM can only ride in it encoded (JSON model, XML model, base64, hex, percent-encoded)."""
@@ -248,6 +302,19 @@ class PayloadWalker:
             current = self._json(current, top, declared=False)
         encoded = self._encoded_text(current, depth, label)
         return current if encoded is None else encoded
+
+    @contextmanager
+    def _decoded_for_real(self) -> Iterator[None]:
+        """Around content a real decoder produced (a stream that decompressed): not a reading's garbage.
+
+        Garbage does not decompress, so inside what did, binary pieces of runs
+        are joined again (see ``_within_reading``).
+        """
+        within, self._within_reading = self._within_reading, 0
+        try:
+            yield
+        finally:
+            self._within_reading = within
 
     def _heavy(self) -> None:
         """Mark a step that decodes, unpacks or rewrites: a probing walk stops here."""
@@ -296,8 +363,9 @@ class PayloadWalker:
         inner = encoding.inflate(body, coding, self._max_inflated)
         self.findings.inflated += 1
         try:
-            new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top,
-                                     bulk_context=bulk_context, dicom_declared=dicom_declared)
+            with self._decoded_for_real():
+                new_inner = self._entity(media, codings[:-1], inner, depth + 1, label, top=top,
+                                         bulk_context=bulk_context, dicom_declared=dicom_declared)
         finally:
             self.findings.inflated -= 1
         if new_inner is inner:
@@ -315,7 +383,11 @@ class PayloadWalker:
         ways, or DICOM in a JSON string that cannot be rewritten in place, is
         refused.
         """
-        regions = textruns.long_run_regions(body)
+        # in binary, the pieces of runs (broken up by bytes); inside a lenient reading, long runs alone
+        stretches = None if text or self._within_reading else textruns.stretch_regions(body)
+        regions = textruns.long_run_regions(body, stretches)
+        if not text and stretches is None:
+            stretches = regions
         runs = textruns.find_runs(body, regions)
         whole = textruns.whole_body_run(body)
         if whole is not None and not runs:
@@ -338,7 +410,7 @@ class PayloadWalker:
                 pieces += [body[position:run.start], run.encode(new, body)]
                 position = run.end
                 accounted.append((run.start, run.end))
-        self._check_lenient_readings(body, accounted, depth, label, text, regions)
+        self._check_lenient_readings(body, accounted, depth, label, text, stretches)
         if body is not self._quoted_printable_as_sent:
             reading = textruns.quoted_printable_reading(body)
             if reading is not None and self._finds_dicom(reading, depth, label):
@@ -351,7 +423,8 @@ class PayloadWalker:
         return b"".join(pieces)
 
     def _check_lenient_readings(self, body: bytes, accounted: list[tuple[int, int]], depth: int,
-                                label: Container, text: bool, regions: list[tuple[int, int]]) -> None:
+                                label: Container, text: bool,
+                                stretches: list[tuple[int, int]] | None) -> None:
         """Refuse text whose base64 or hex characters, read at some alignment, hold DICOM no run accounted for.
 
         Base64 glued behind words made of its alphabet (prose, a token, a
@@ -362,11 +435,19 @@ class PayloadWalker:
         cannot be rewritten in place: such a body is refused. Runs rewritten
         already (``accounted``) are left out, so an ordinary upload still is.
         """
-        readings = textruns.lenient_readings(body, accounted, text=text, regions=regions)
-        if len(body) <= JOINED_READINGS_BYTES:  # classified as one: one walk instead of up to ten
+        readings = textruns.lenient_readings(body, accounted, text=text, stretches=stretches,
+                                             join=not self._within_reading)
+        if text and len(body) <= JOINED_READINGS_BYTES:  # classified as one: one walk instead of up to ten
+            # (binary holds few clusters; each reading alone keeps what whole-body checks see: a stream at
+            # its start, UTF-16 text)
             readings = iter([b"\0".join(readings)])
         for reading in readings:
-            if reading and self._finds_dicom(reading, depth, label):
+            self._within_reading += 1
+            try:
+                found = reading and self._finds_dicom(reading, depth, label)
+            finally:
+                self._within_reading -= 1
+            if found:
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in encoded text that decodes only at another alignment (glued to other text)")
         for name in textruns.rarer_encodings(body) if text else ():
@@ -385,7 +466,8 @@ class PayloadWalker:
         inner = encoding.inflate(body, coding, self._max_inflated)
         self.findings.inflated += 1
         try:
-            new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
+            with self._decoded_for_real():
+                new_inner = self._entity(MediaType(), [], inner, depth + 1, label, top=top)
         finally:
             self.findings.inflated -= 1
         return body if new_inner is inner else encoding.encode(new_inner, coding)
@@ -458,10 +540,27 @@ class PayloadWalker:
             return self._entity(MediaType(), [], content, depth + 1, label) is not content
         except Blocked as blocked:
             if blocked.reason is BlockReason.UNSUPPORTED_ENCODING:
-                return False
+                return self._finds_dicom_in_leading_stream(content, depth, label)
             if blocked.reason is BlockReason.UNPARSEABLE_DICOM:
                 return True  # a DICOM marker or model in that reading: DICOM, whatever else it is
             raise
+
+    def _finds_dicom_in_leading_stream(self, content: bytes, depth: int, label: Container) -> bool:
+        """Whether a compressed stream at the start of a second reading, followed by other bytes, holds DICOM.
+
+        As a body such a stream is refused (its tool refuses the bytes after
+        it); in a reading (a lenient decoding, joined to the next one) it is
+        what a carving reader decodes, to its end or its damage.
+        """
+        coding = encoding.body_compression(content)
+        if coding is None:
+            return False
+        self._heavy()
+        inner, _ = encoding.inflate_leading(content, coding, self._max_inflated)
+        if len(inner) < textruns.MIN_BINARY_STRING:
+            return False
+        with self._decoded_for_real():
+            return self._finds_dicom(inner, depth + 1, label)
 
     def _check_dicom_declared_part(self, part_media: MediaType, content: bytes) -> None:
         """Fail closed on a part of a DICOM-declared multipart/related we would not rewrite.
@@ -512,7 +611,7 @@ class PayloadWalker:
         return tarball.rebuild_tar(parsed.members, contents) + new_trailing
 
     def _tar_behind_prefix(self, body: bytes, offset: int, depth: int, top: bool) -> bytes:
-        """A tar after whole blocks of other bytes: the prefix classified, the tar read as any tar."""
+        """A tar after other bytes: the prefix classified, the tar read as any tar."""
         prefix, archive = body[:offset], body[offset:]
         new_prefix = self._entity(MediaType(), [], prefix, depth + 1, Container.TAR)
         new_archive = self._tar(archive, depth, top)

@@ -28,7 +28,7 @@ def test_the_oracle_sees_the_planted_values_through_every_wrapping_a_receiver_un
         if not surviving(case.planted, receiver_views(case.body, case.content_type, case.codings)):
             blind[case.shape] += 1
             # only compressed or encoded bytes behind an arbitrary prefix hide from a receiver
-            assert "prefix" in case.shape, case.shape
+            assert "prefix" in case.shape or "junk-framed" in case.shape, case.shape
     assert sum(blind.values()) < 0.1 * 300
 
 

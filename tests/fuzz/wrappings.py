@@ -8,7 +8,9 @@ an entry the central directory does not list, concatenated, under a
 directory-like name), tar (after a README or a large first member), multipart
 (CRLF or LF-only framing, base64 or quoted-printable parts, preambles),
 base64 and hex bodies, JSON fields and data: URIs, url-encoded form fields, and
-plain binary in front of it. The declared type lies now and then.
+plain binary in front of it, opaque binary of any length around it, v7 tars,
+base64 cut into pieces inside binary, and BOM-less UTF-16/32 text. The
+declared type lies now and then.
 
 The oracle does not trust icapdlp's view of the body: :func:`receiver_views`
 undoes everything a lenient receiver could undo (all the above, found by
@@ -207,10 +209,54 @@ def _binary_prefix(rng, inner, _):
     return _filler(rng, rng.choice([100, 70_000])) + inner, "application/octet-stream"
 
 
+#: opaque bytes with no base64, hex or signature character: what a binary framing puts around a field
+_JUNK = bytes(b for b in range(256)
+              if not (chr(b).isalnum() or chr(b) in "+/-_=%&\\") and b not in b"\x1f\x8b(*\xfd")
+
+
+def _junk(rng: random.Random, size: int) -> bytes:
+    return bytes(rng.choice(_JUNK) for _ in range(size))
+
+
+def _junk_framed(rng, inner, _):
+    prefix = _junk(rng, rng.choice([1, 37, 511, 513, 5000]))
+    return prefix + inner + _junk(rng, rng.choice([0, 0, 60])), "application/octet-stream"
+
+
+def _v7_tar(rng, inner, _):
+    """A v7 tar (no "ustar" magic), as GNU tar --format=v7 writes its headers."""
+    data, _type = _tar(rng, inner, _)
+    body = bytearray(data)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        offsets = [member.offset for member in tar.getmembers()]
+    for start in offsets:
+        header = start
+        body[header + 257:header + 512] = bytes(255)  # no magic, version, owner names, device, prefix
+        checksum = sum(body[header:header + 148]) + 8 * 0x20 + sum(body[header + 156:header + 512])
+        body[header + 148:header + 156] = b"%06o\0 " % checksum
+    return bytes(body), "application/octet-stream"
+
+
+def _base64_in_binary(rng, inner, _):
+    """Base64 cut into pieces by junk bytes, between opaque bytes (a field of a binary format)."""
+    text = base64.b64encode(inner)
+    piece = rng.choice([16, 40, 100])
+    region = b"".join(text[i:i + piece] + _junk(rng, rng.choice([1, 3])) for i in range(0, len(text), piece))
+    return _junk(rng, 200) + region + _junk(rng, 200), "application/octet-stream"
+
+
+def _wide_text(rng, inner, inner_type):
+    """A base64 body (or JSON field) as UTF-16 or UTF-32 text without a byte order mark, non-ASCII first."""
+    text = rng.choice(["Заключение: ", "日本語の報告 ", "€ "]) + base64.b64encode(inner).decode() + "\n"
+    codec = rng.choice(["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+    return text.encode(codec), rng.choice([f"text/plain; charset={codec}", "application/octet-stream"])
+
+
 WRAPPERS: dict[str, Callable] = {
     "gzip": _gzip, "bz2": _bz2, "xz": _xz, "zstd": _zstd, "zip": _zip, "tar": _tar,
     "multipart": _multipart, "base64": _base64_body, "hex": _hex_body, "json-field": _json_field,
-    "urlencoded": _urlencoded, "prefix": _binary_prefix,
+    "urlencoded": _urlencoded, "prefix": _binary_prefix, "junk-framed": _junk_framed, "v7-tar": _v7_tar,
+    "base64-in-binary": _base64_in_binary, "wide-text": _wide_text,
 }
 #: Content-Encoding spellings (RFC 9110 tokens are case-insensitive; x-gzip is gzip)
 CODINGS = {"gzip": ["gzip", "GZIP", "x-gzip"], "deflate": ["deflate"], "br": ["br"], "zstd": ["zstd"]}
@@ -335,6 +381,30 @@ def _decompressions(data: bytes) -> Iterator[bytes]:
                     yield undo(data)
             except Exception:  # noqa: BLE001
                 pass
+    yield from _carved_streams(data)
+
+
+def _carved_streams(data: bytes) -> Iterator[bytes]:
+    """As a carving tool (or a receiver that knows where a stream starts): every magic past byte 0,
+    decoded to the stream's end or its damage, whatever follows."""
+    import zstandard
+
+    openers = ((b"\x1f\x8b\x08", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)),
+               (b"BZh", bz2.BZ2Decompressor),
+               (b"\xfd7zXZ\x00", lzma.LZMADecompressor), (b"(\xb5/\xfd", lambda: zstandard.ZstdDecompressor(
+                   max_window_size=1 << 27).decompressobj()))
+    for magic, opener in openers:
+        found, tries = data.find(magic, 1), 0
+        while found > 0 and tries < 16:
+            tries += 1
+            try:
+                decoder = opener()
+                out = decoder.decompress(data[found:found + MAX_INFLATE // 64])
+                if len(out) >= 64:
+                    yield out
+            except Exception:  # noqa: BLE001 - damage ends what a carving tool writes out
+                pass
+            found = data.find(magic, found + 1)
 
 
 def _zip_members(data: bytes) -> Iterator[bytes]:
@@ -360,8 +430,21 @@ def _zip_members(data: bytes) -> Iterator[bytes]:
 
 
 def _tar_members(data: bytes) -> Iterator[bytes]:
-    if len(data) < 512 or data[257:262] != b"ustar":
+    if len(data) < 512:
         return
+    # a tar where it starts (by the magic, or a v7 checksum field's end), as a receiver that knows does
+    starts = {0} if data[257:262] == b"ustar" else set()
+    for magic, back in ((b"ustar", 257), (b"\0 ", 154)):
+        found = data.find(magic, back)
+        while found >= 0 and len(starts) < 8:
+            if found - back >= 0 and (magic == b"ustar" or data[found - 6:found].isdigit()):
+                starts.add(found - back)
+            found = data.find(magic, found + 1)
+    for start in sorted(starts):
+        yield from _tar_at(data[start:])
+
+
+def _tar_at(data: bytes) -> Iterator[bytes]:
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for member in tar.getmembers():
@@ -404,6 +487,12 @@ def _b64(text: bytes) -> Iterator[bytes]:
 
 
 def _text_decodings(data: bytes) -> Iterator[bytes]:
+    if b"\0" in data[:4096] or not data.isascii():
+        yield from _wide_decodings(data)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            yield from _skipping_decodings(data)
     if b"\0" in data[:4096]:
         return
     stripped = data.strip()
@@ -435,6 +524,37 @@ def _text_decodings(data: bytes) -> Iterator[bytes]:
                     yield from _b64(text.split(",", 1)[1].encode())
 
 
+def _wide_decodings(data: bytes) -> Iterator[bytes]:
+    """Text in a wide codec a receiver is told (a charset parameter), as UTF-8."""
+    for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if not re.search(r"[\x00-\x08\x0e-\x1f]", text) and re.search(r"[A-Za-z0-9+/]{64}", text):
+            yield text.encode("utf-8", "surrogatepass")  # (text with a run only: garbage spawns garbage)
+
+
+def _skipping_decodings(data: bytes) -> Iterator[bytes]:
+    """Python's b64decode of binary: every byte outside the alphabet skipped, at each alignment."""
+    if not re.search(rb"[A-Za-z0-9+/]{16}", data):
+        return  # (decoded garbage, random bytes: reading them spawns only more garbage)
+    chars = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+    if len(chars) < 64:
+        return
+    for shift in range(4):
+        part = chars[shift:]
+        part = part[:len(part) - 1] if len(part) % 4 == 1 else part  # (six bits make no byte)
+        try:
+            yield base64.b64decode(part + b"=" * (-len(part) % 4))
+        except (binascii.Error, ValueError):
+            pass
+    for run in re.findall(rb"[0-9a-fA-F]{64,}", data):  # hex written into binary
+        for shift in (0, 1):
+            digits = run[shift:]
+            yield binascii.unhexlify(digits[:len(digits) - len(digits) % 2])
+
+
 def _json_strings(node) -> Iterator[str]:
     stack = [node]
     while stack:
@@ -453,7 +573,7 @@ def outcome(case: Case) -> tuple[str, list[bytes]]:
     """("blind" | "blocked:<reason>" | "clean" | "phi-survived", surviving planted values).
 
     "blind": the oracle itself finds no planted value in the generated body (a
-    wrapping no receiver undoes, such as a compressed stream behind a prefix):
+    wrapping no receiver undoes, such as hex behind an opaque prefix):
     not a test of icapdlp, counted apart.
     """
     from icapdlp.verdict import Blocked

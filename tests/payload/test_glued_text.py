@@ -232,3 +232,77 @@ def test_quoted_printable_written_as_quoted_printable_again_is_refused():
     assert PLANTED in body and b"=00=" not in body
     assert quopri.decodestring(quopri.decodestring(body[10:])) == TINY
     assert refused("text/plain", body) in REFUSALS
+
+
+# -- base64 broken up by junk bytes inside binary content ---------------------------------------
+
+#: opaque binary around the run: no byte of the base64 alphabet in it, so a lenient decoder that
+#: is handed the region (it knows where its field starts) reads the run's characters and nothing else
+BINARY = bytes(b for b in range(256) if not (chr(b).isalnum() or chr(b) in "+/-_=")) * 4
+
+
+@pytest.mark.parametrize("piece", [16, 40, 100], ids=["16", "40", "100"])
+@pytest.mark.parametrize("junk", [b"\x00", b"\xff\xfe\x01", b"\r\n\x00\x00"], ids=["nul", "bytes", "crlf-nul"])
+@pytest.mark.parametrize("data", [DCM, TINY], ids=["part10", "bare"])
+def test_base64_broken_up_by_junk_bytes_inside_binary_is_refused(piece, junk, data):
+    """The binary path read base64 stretch by stretch: a run cut into pieces by bytes was never whole."""
+    text = base64.b64encode(data)
+    region = junk.join(text[i:i + piece] for i in range(0, len(text), piece))
+    body = BINARY + region + BINARY
+    assert base64.b64decode(region) == data  # Python's decoder skips the junk bytes
+    assert refused("application/octet-stream", body) in REFUSALS
+
+
+def test_binary_with_short_words_between_junk_bytes_passes():
+    """Symbol tables and strings in binary: stretches of letters between NULs decode to nothing."""
+    words = b"\x00".join(b"symbol_name_%04d_with_words" % i for i in range(2000))
+    body = BINARY + words + BINARY
+    assert walk("application/octet-stream", body)[0].body is body
+
+
+# -- UTF-16 and UTF-32 text with no byte order mark and non-ASCII first characters --------------
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+@pytest.mark.parametrize("words", ["Заключение: ", "日本語の報告 ", "€ "], ids=["cyrillic", "cjk", "euro"])
+def test_bomless_wide_text_starting_with_non_ascii_is_read_as_the_text_it_is(codec, words):
+    """json.detect_encoding guesses by NULs among the first bytes: "Д" (04 14) or "日" show none."""
+    body = (words + "\n" + base64.b64encode(DCM).decode() + "\n").encode(codec)
+    assert base64.b64decode(body.decode(codec).split("\n")[1]) == DCM  # a receiver told the charset
+    result, rewriter = walk("text/plain; charset=" + codec, body)
+    assert rewriter.seen == [DCM]
+    assert base64.b64decode(result.body.decode(codec).split("\n")[1]) == marker(DCM)
+    assert result.body.decode(codec).startswith(words)
+
+
+def test_bomless_utf16_be_text_that_also_reads_as_utf16_le_is_read_both_ways():
+    """Base64 in UTF-16-BE ("\\0A") reads as CJK in little endian: both readings are text."""
+    body = ("日本 " + base64.b64encode(DCM).decode()).encode("utf-16-be")
+    body.decode("utf-16-le")  # (valid little endian too)
+    result, rewriter = walk(None, body)
+    assert rewriter.seen == [DCM]
+
+
+def test_ordinary_bomless_wide_text_starting_with_non_ascii_passes_unchanged():
+    body = ("Заключение без вложений. " * 500).encode("utf-16-le")
+    assert walk("text/plain", body)[0].body is body
+
+
+@pytest.mark.parametrize("coding", ["gzip", "bzip2", "xz", "zstd"])
+def test_base64_of_a_compressed_object_broken_up_inside_binary_is_refused(coding):
+    """Found by the wrappings fuzzer: the stream's reading was joined to the next one (junk after the
+    stream: "not a compressed body"), and its short last piece was left out (a truncated stream)."""
+    from icapdlp.payload.encoding import encode
+
+    text = base64.b64encode(encode(DCM, coding))
+    region = b"\x00\x01".join(text[i:i + 40] for i in range(0, len(text), 40))
+    body = BINARY + region + BINARY
+    assert refused("application/octet-stream", body) in REFUSALS
+
+
+def test_bomless_wide_text_written_as_base64_broken_up_inside_binary_is_refused():
+    """Found by the wrappings fuzzer (seed 20261212): the readings of binary were joined into one
+    walk, and the UTF-16 text of the right one, followed by the others, was no text any more."""
+    wide = ("日本語の報告 " + base64.b64encode(DCM).decode() + "\n").encode("utf-16-le")
+    text = base64.b64encode(wide)
+    body = BINARY + b"\x00".join(text[i:i + 40] for i in range(0, len(text), 40)) + BINARY
+    assert refused("application/octet-stream", body) in REFUSALS
