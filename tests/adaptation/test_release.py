@@ -432,3 +432,13 @@ def test_small_or_coded_multipart_responses_are_not_held_open():
                                           extra=[("Content-Encoding", "gzip")]), preview=b"\x1f\x8b\x08")
     assert small.hold_open is None and small.release is None
     assert coded.hold_open is None  # the filler would have to be inside the coding
+
+
+def test_wide_text_without_a_mark_that_reads_in_both_byte_orders_is_held_whole():
+    """The whole-body walk reads such text both ways; a window is read one way only."""
+    from icapdlp.payload import signatures
+
+    body = ("中文报告 " * 40_000).encode("utf-16-le")
+    assert len(signatures.wide_texts(body[:4096])) > 1
+    check = _feed_in(body, "text/plain")
+    assert check.stopped and check.cleared == 0
