@@ -213,6 +213,23 @@ CODECS: dict[str, Codec] = {codec.name: codec for codec in (
 )}
 
 
+def _drain(codec: Codec, stream: _Stream, out: bytearray, limit: int) -> bool:
+    """Read ``stream`` into ``out`` until it finishes (True) or stops giving output (False).
+
+    Blocked when ``out`` grows past ``limit``.
+    """
+    idle = 0
+    while not stream.finished:
+        chunk = stream.read(STEP)
+        out += chunk
+        if len(out) > limit:
+            raise Blocked(BlockReason.LIMIT_EXCEEDED, f"decoded {codec.name} data exceeds {limit} bytes")
+        idle = 0 if chunk else idle + 1
+        if not stream.finished and idle and (stream.starved or idle > MAX_IDLE_READS):
+            return False
+    return True
+
+
 def decode(codec: Codec, data: bytes, limit: int) -> bytes:
     """Every stream in ``data``; Blocked if corrupt, truncated, followed by junk, or above ``limit``."""
     out = bytearray()
@@ -220,16 +237,8 @@ def decode(codec: Codec, data: bytes, limit: int) -> bytes:
     try:
         while True:
             stream = codec.open(remaining, limit - len(out))
-            idle = 0
-            while not stream.finished:
-                chunk = stream.read(STEP)
-                out += chunk
-                if len(out) > limit:
-                    raise Blocked(BlockReason.LIMIT_EXCEEDED,
-                                  f"decoded {codec.name} body exceeds {limit} bytes")
-                idle = 0 if chunk else idle + 1
-                if not stream.finished and idle and (stream.starved or idle > MAX_IDLE_READS):
-                    raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"{codec.name} body is truncated")
+            if not _drain(codec, stream, out, limit):
+                raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"{codec.name} body is truncated")
             rest = codec.after_stream(stream.rest)
             if rest is None or (rest and not codec.concatenated):
                 raise Blocked(BlockReason.UNSUPPORTED_ENCODING, f"bytes after the {codec.name} stream")
@@ -272,16 +281,8 @@ def decode_leading(codec: Codec, data: bytes, limit: int,
     while True:
         try:
             stream = codec.open(remaining, limit - len(out))
-            idle = 0
-            while not stream.finished:
-                chunk = stream.read(STEP)
-                out += chunk
-                if len(out) > limit:
-                    raise Blocked(BlockReason.LIMIT_EXCEEDED,
-                                  f"decoded {codec.name} stream exceeds {limit} bytes")
-                idle = 0 if chunk else idle + 1
-                if idle and (stream.starved or idle > MAX_IDLE_READS):
-                    return bytes(out), None
+            if not _drain(codec, stream, out, limit):
+                return bytes(out), None
             rest = stream.rest
         except _ERRORS:
             return bytes(out), None
