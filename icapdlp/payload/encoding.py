@@ -28,6 +28,10 @@ declared as a Content-Encoding.
 
 from __future__ import annotations
 
+import zlib
+
+import brotli
+
 from icapdlp.payload import _codecs
 from icapdlp.verdict import BlockReason, Blocked
 
@@ -86,20 +90,18 @@ class StreamDecoder:
             raise ValueError(f"{coding} is not decoded as a stream")
         self._coding = coding
         self._zlib = None
-        self._brotli = brotli_decompressor() if coding == "br" else None
-        self._head = b""  # deflate: the first bytes tell zlib-wrapped from raw
+        self._brotli = brotli.Decompressor() if coding == "br" else None
+        self._head = b""  # bytes held for the next call: deflate's first two, or half a gzip magic
         self.finished = False
 
     def decode(self, data: bytes, step: int):
-        """Yield the output ``data`` adds, in pieces of at most ``step`` bytes."""
+        """Yield the output ``data`` adds, in pieces of ``step`` bytes (brotli may pass it a little)."""
         if self._brotli is not None:
             yield from self._decode_brotli(data, step)
         else:
             yield from self._decode_zlib(data, step)
 
     def _decode_zlib(self, data: bytes, step: int):
-        import zlib
-
         if self._head:
             data, self._head = self._head + data, b""
         if self._zlib is None:
@@ -124,14 +126,10 @@ class StreamDecoder:
                     data = self._zlib.unused_data
                 if piece:
                     yield piece
-                elif not data or self._zlib.eof:
-                    continue
         except zlib.error as exc:
             raise ValueError(f"{self._coding} data is corrupt") from exc
 
     def _decode_brotli(self, data: bytes, step: int):
-        import brotli
-
         decoder = self._brotli
         try:
             if self.finished and data:
@@ -143,12 +141,6 @@ class StreamDecoder:
             self.finished = decoder.is_finished()
         except brotli.error as exc:
             raise ValueError("br data is corrupt") from exc
-
-
-def brotli_decompressor():
-    import brotli
-
-    return brotli.Decompressor()
 
 
 def encode(data: bytes, coding: str) -> bytes:
