@@ -79,6 +79,12 @@ class LimitsOptions:
     header_timeout: float = field(default=10.0, metadata={"min": 0.1})
     #: seconds for one whole transaction, body and adaptation included
     request_timeout: float = field(default=300.0, metadata={"min": 0.1})
+    #: seconds a large response's body may stop arriving, held whole, before its bytes are
+    #: released as a check clears them. Squid 5.7 stops sending once about 64 KiB wait unanswered
+    #: (bug 5352): a pause this long starts the release. A body that keeps arriving is checked
+    #: once, whole, at its end (release checks cost about twice that walk). 0 releases from the
+    #: first byte on; ``payload.release_responses = false`` never releases.
+    release_after_pause: float = field(default=0.03, metadata={"min": 0, "max": 10})
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from tests.server.harness import ScriptedAdapter
 
 TAIL = 1000
 WAIT = 15.0
+#: the release check is fed from the first byte (tests of the driver); the default waits for a pause
+EAGER = {"release_after_pause": 0}
 
 
 class ClearAllButTail:
@@ -115,7 +117,7 @@ def test_released_bytes_arrive_before_the_body_ends_and_the_echo_completes_uncha
 
 
 def test_an_unchanged_verdict_echoes_the_whole_body_byte_identical_and_keeps_the_connection(icap_server):
-    thread = icap_server(releasing(NoChange()), limits={"spool_memory_bytes": 50_000})  # spooled to a file
+    thread = icap_server(releasing(NoChange()), limits={**EAGER, "spool_memory_bytes": 50_000})  # spooled to a file
     body = os.urandom(700_000)
     first, rest = m.respmod(body, preview=4096)
     sock = socket.create_connection(("127.0.0.1", thread.port))
@@ -132,7 +134,7 @@ def test_an_unchanged_verdict_echoes_the_whole_body_byte_identical_and_keeps_the
 
 
 def test_a_block_after_release_cuts_the_answer_off_and_the_held_bytes_never_leave(icap_server):
-    thread = icap_server(releasing(Block(BlockReason.UNPARSEABLE_DICOM, "planted")))
+    thread = icap_server(releasing(Block(BlockReason.UNPARSEABLE_DICOM, "planted")), limits=EAGER)
     body = os.urandom(200_000)
     data = _exchange_bytes(thread, body)
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
@@ -145,7 +147,7 @@ def test_a_block_after_release_cuts_the_answer_off_and_the_held_bytes_never_leav
 
 def test_a_client_that_writes_everything_before_reading_does_not_deadlock(icap_server):
     """Released bytes fill the client's receive buffer while it still writes: we keep reading."""
-    thread = icap_server(releasing(NoChange()))
+    thread = icap_server(releasing(NoChange()), limits=EAGER)
     body = os.urandom(24 * 1024 * 1024)
     first, rest = m.respmod(body, preview=4096)
     sock = socket.create_connection(("127.0.0.1", thread.port))
@@ -162,7 +164,7 @@ def test_a_client_that_writes_everything_before_reading_does_not_deadlock(icap_s
 
 def test_a_release_check_that_raises_only_stops_releasing(icap_server):
     check = ClearAllButTail(fail_after=100_000)
-    thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check), body=NoChange()))
+    thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check), body=NoChange()), limits=EAGER)
     body = os.urandom(400_000)
     data = _exchange_bytes(thread, body)
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
@@ -172,7 +174,7 @@ def test_a_release_check_that_raises_only_stops_releasing(icap_server):
 def test_a_body_limit_hit_while_the_client_reads_nothing_ends_the_request_and_the_server_keeps_serving(
         icap_server):
     """Finished arrived while writing was paused and a release check was still set: the loop spun forever."""
-    thread = icap_server(releasing(NoChange()), limits={"body_bytes": 6_000_000, "idle_timeout": 3.0})
+    thread = icap_server(releasing(NoChange()), limits={**EAGER, "body_bytes": 6_000_000, "idle_timeout": 3.0})
     body = os.urandom(12_000_000)
     first, rest = m.respmod(body, preview=4096)
     sock = socket.socket()
@@ -193,6 +195,84 @@ def test_a_body_limit_hit_while_the_client_reads_nothing_ends_the_request_and_th
         assert sorted(r.outcome for r in records) == ["error", "no-change"]
     finally:
         sock.close()
+
+
+# -- when the release starts: only once the body pauses (limits.release_after_pause) ---------------
+
+
+class CountingCheck(ClearAllButTail):
+    """Clears all but the tail, and remembers what it was fed, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fed = bytearray()
+
+    def feed(self, data: bytes) -> int:
+        self.fed += data
+        return super().feed(data)
+
+
+def test_a_body_that_keeps_arriving_is_never_fed_to_the_release_check(icap_server):
+    """Release checks cost about twice the end-of-body walk: a client that sends on is not made to pay."""
+    check = CountingCheck()
+    thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check), body=NoChange()),
+                         limits={"release_after_pause": 0.5})
+    body = os.urandom(2_000_000)
+    first, rest = m.respmod(body, preview=4096, allow_204=False)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest)
+        data = read_all(sock, quiet=2.0)
+    finally:
+        sock.close()
+    echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and echoed == body
+    assert check.fed == b""
+
+
+def test_a_pause_feeds_the_check_everything_kept_then_every_later_arrival(icap_server):
+    check = CountingCheck()
+    thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check), body=NoChange()))
+    body = os.urandom(300_000)
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest[:100_000])  # then nothing: the client waits for an answer, as Squid 5.7 does
+        early = bytearray()
+        sock.settimeout(WAIT)
+        while b"ICAP/1.0 200 OK" not in early or len(early) < 90_000:
+            early += sock.recv(1 << 20)
+        sock.sendall(rest[100_000:])
+        data = bytes(early) + read_all(sock, quiet=2.0)
+    finally:
+        sock.close()
+    echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and echoed == body
+    assert bytes(check.fed) == body  # from the first byte, each byte once, in order
+
+
+def test_a_pause_after_more_than_the_catch_up_holds_the_body_whole(icap_server, monkeypatch):
+    """Checking a long kept stretch at once would stall the event loop: such a body is never released."""
+    from icapdlp.server import connection
+
+    monkeypatch.setattr(connection, "RELEASE_CATCH_UP_BYTES", 50_000)
+    check = CountingCheck()
+    thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check), body=NoChange()),
+                         limits={"release_after_pause": 0.05})
+    body = os.urandom(300_000)
+    first, rest = m.respmod(body, preview=4096, allow_204=False)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest[:100_000])
+        during_pause = read_all(sock, quiet=1.0)
+        sock.sendall(rest[100_000:])
+        data = during_pause + read_all(sock, quiet=2.0)
+    finally:
+        sock.close()
+    assert during_pause == b"ICAP/1.0 100 Continue\r\n\r\n"  # nothing of the body left early
+    echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and echoed == body
+    assert check.fed == b""
 
 
 class ClearInBursts:
@@ -223,7 +303,8 @@ def test_a_burst_of_cleared_bytes_is_released_in_bounded_pieces(icap_server, mon
         largest[0] = max(largest[0], end - start)
         return original_read(self, start, end)
     monkeypatch.setattr(spool.Spool, "read", recording_read)
-    thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=ClearInBursts()), body=NoChange()))
+    thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=ClearInBursts()), body=NoChange()),
+                         limits=EAGER)
     body = os.urandom(20_000_000)
     first, rest = m.respmod(body, preview=4096)
     sock = socket.create_connection(("127.0.0.1", thread.port))
