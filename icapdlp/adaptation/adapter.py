@@ -72,15 +72,7 @@ class DlpAdapter:
             partial = await self._header_only(tx, preview)
             if partial is not None:
                 return partial
-        filler = self._hold_open_filler(tx, seen, head)
-        if filler is not None:
-            return NeedBody(hold_open=HoldOpen(held_open_response(tx), filler))
-        if self._may_release(tx, seen, head):
-            content_type, options = head.headers.get("Content-Type"), self._settings.payload
-            if seen.codings:
-                return NeedBody(release=CodedRelease(seen.codings[0], content_type, options))
-            return NeedBody(release=CheckedRelease(content_type, options))
-        return NeedBody()
+        return self._read_whole(tx, seen, head)
 
     async def on_body(self, tx: Transaction, body: Body) -> BodyDecision:
         head = body_head(tx)
@@ -149,40 +141,43 @@ class DlpAdapter:
             return None
         return uid_mapping(self._settings.profile_for(tx.service), self._policy.key)
 
-    def _hold_open_filler(self, tx: Transaction, seen: Triage, head: Any) -> bytes | None:
-        """Bytes a large response's format ignores in front of it, when it may need rewriting.
+    def _read_whole(self, tx: Transaction, seen: Triage, head: Any) -> NeedBody:
+        """Read the body whole; for a large response, also how its answer begins before the verdict.
 
-        A multipart response (WADO-RS) and a JSON one (DICOM JSON metadata)
-        may carry objects to rewrite, so none of their bytes can leave before
-        the verdict; their formats allow a preamble (RFC 2046 section 5.1.1) or
-        leading white space (RFC 8259 section 2), which keeps Squid 5.7 reading
-        (bug 5352) while the body is held whole. Not under a content coding:
-        the filler would have to be inside it.
+        Squid 5.7 stops reading a response from the origin once about 64 KiB
+        of it wait for an answer that has not begun (bug 5352). So a response
+        that may not fit is either *released* while checked (a body that may
+        be no DICOM: its cleared bytes leave early) or *held open* (the answer
+        begins with a head that promises no length, measured to keep Squid
+        reading, and the body follows its verdict). A release check that
+        stops before it cleared anything (a zip, say) falls back to holding
+        open. Multipart and JSON responses (WADO-RS, DICOM JSON metadata) may
+        be rewritten, so they are held open from the start, with filler their
+        formats ignore (a preamble, RFC 2046 section 5.1.1; leading white
+        space, RFC 8259 section 2) that also keeps the client's own timers
+        quiet; everything else may be DICOM or coded, and gets no filler.
         """
-        if not self._may_release(tx, seen, head) or seen.codings:
-            return None
-        if is_multipart(seen.media):
-            return b"\r\n"
-        essence = seen.media.essence
-        if essence in JSON_RESPONSE_TYPES or essence.endswith("+json"):
-            return b"\n"
-        return None
+        if not self._answers_early(tx, head):
+            return NeedBody()
+        hold = HoldOpen(held_open_response(tx), _filler(seen))
+        if seen.verdict is not Verdict.NEED_BODY or hold.filler:
+            return NeedBody(hold_open=hold)
+        content_type, options = head.headers.get("Content-Type"), self._settings.payload
+        if not seen.codings:
+            return NeedBody(release=CheckedRelease(content_type, options), hold_open=hold)
+        if len(seen.codings) == 1 and seen.codings[0] in STREAMED_CODINGS:
+            return NeedBody(release=CodedRelease(seen.codings[0], content_type, options), hold_open=hold)
+        return NeedBody(hold_open=hold)  # zstd, stacked codings: no bounded streaming decoder
 
-    def _may_release(self, tx: Transaction, seen: Triage, head: Any) -> bool:
-        """A response read whole only to be classified: its cleared bytes may leave early.
+    def _answers_early(self, tx: Transaction, head: Any) -> bool:
+        """A response whose answer may begin before its verdict (``payload.release_responses``).
 
-        Responses only: Squid holds a request's body itself, and an upload
-        cut off half way would still reach the origin in part. A body under
-        one content coding that decodes as a stream (gzip, deflate, br) is
-        checked on its decoded content; other codings, and stacked ones, are
-        held whole. DICOM by type or by its first bytes is never echoed. A
-        body declared to fit Squid's 64 KiB buffer is held too: Squid sends it
-        all without waiting, and it keeps its cheaper 204.
+        Responses only: Squid holds a request's body itself, and an upload cut
+        off half way would still reach the origin in part. A body declared to
+        fit Squid's 64 KiB buffer is held too: Squid sends it all without
+        waiting, and it keeps its cheaper 204 and a proper block page.
         """
-        if not (tx.icap_method == "RESPMOD" and self._settings.payload.release_responses
-                and seen.verdict is Verdict.NEED_BODY):
-            return False
-        if seen.codings and (len(seen.codings) > 1 or seen.codings[0] not in STREAMED_CODINGS):
+        if not (tx.icap_method == "RESPMOD" and self._settings.payload.release_responses):
             return False
         length = declared_length(head.headers)
         return length is None or length > SQUID_BUFFER_BYTES
@@ -206,6 +201,16 @@ class DlpAdapter:
         prefix, offset, report = answer
         request, response = with_new_body_length(tx, len(prefix) + total - offset, self._uid_mapping(tx))
         return PartialReplace(request, response, prefix, offset, report)
+
+
+def _filler(seen: Triage) -> bytes:
+    """Bytes the response's format ignores in front of its body (none under a content coding)."""
+    if seen.codings:
+        return b""
+    if is_multipart(seen.media):
+        return b"\r\n"
+    essence = seen.media.essence
+    return b"\n" if essence in JSON_RESPONSE_TYPES or essence.endswith("+json") else b""
 
 
 def _is_byte_range(tx: Transaction) -> bool:

@@ -71,6 +71,9 @@ class NoChange:
 class ReleaseCheck(Protocol):
     """Clears the leading bytes of a body for release while its later bytes are still arriving."""
 
+    #: no byte will be cleared any more (the body is kept whole from here on)
+    stopped: bool
+
     def feed(self, data: bytes) -> int:
         """Take the body's next bytes; give back how many more leading bytes of the body are cleared."""
         ...
@@ -94,8 +97,9 @@ class HoldOpen:
 
 @dataclass
 class NeedBody:
-    """Read the whole body and call ``on_body``; echo what ``release`` clears meanwhile,
-    or keep the client reading with ``hold_open`` (at most one of the two)."""
+    """Read the whole body and call ``on_body``; meanwhile echo what ``release`` clears, or
+    keep the client reading with ``hold_open`` (with both: once the release check stops
+    before it cleared a byte)."""
 
     release: ReleaseCheck | None = None
     hold_open: HoldOpen | None = None

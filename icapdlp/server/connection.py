@@ -87,10 +87,12 @@ class IcapConnection(asyncio.Protocol):
         #: count of leading body bytes it has cleared (released ones: ``exchange.released``)
         self._release = None
         self._cleared = 0
-        #: the release check waits for the body to pause (limits.release_after_pause) before it
-        #: is fed: a body that keeps arriving is never checked twice
-        self._release_waits = False
-        #: or the adapter's HoldOpen: filler keeps the client reading while the body is held whole
+        #: what to hold open with if the release check stops before it cleared a byte
+        self._hold_later = None
+        #: neither the release check nor the held-open answer starts before the body pauses
+        #: (limits.release_after_pause): a client that keeps sending is answered after the verdict
+        self._waits = False
+        #: or the adapter's HoldOpen: an answer begun early keeps the client reading while the body is held whole
         self._hold = None
         #: a finished answer still in the socket's send buffer: recorded once the client reads it
         self._unsent_finish: Finished | None = None
@@ -275,7 +277,8 @@ class IcapConnection(asyncio.Protocol):
             call = adapter.on_preview, tx, event.preview, event.complete
         else:
             tx = self._tx
-            self._release = None  # the body is whole: what was not released goes with the answer
+            self._release = self._hold_later = None  # the body is whole: what was not released goes with the answer
+            self._waits = False
             try:
                 kept = self._spool.body() if self._spool is not None else Body(data=b"")
             except Blocked as exc:  # the spool could not be flushed
@@ -329,8 +332,12 @@ class IcapConnection(asyncio.Protocol):
         if decision.__class__ is decisions.Block:
             self._reason = decision.reason
         elif decision.__class__ is NeedBody:
-            self._release, self._hold = decision.release, decision.hold_open
-            if self._release is not None:
+            self._release = decision.release
+            if decision.release is None:
+                self._hold = decision.hold_open
+            else:
+                self._hold_later = decision.hold_open
+            if self._release is not None or self._hold is not None:
                 self._wait_for_pause()
         elif decision.__class__ is Replace and self._hold is not None and exchange.response_started:
             self._reason = decisions.continue_held(exchange, decision, self._hold, tx, exchange.context.adapter)
@@ -348,61 +355,82 @@ class IcapConnection(asyncio.Protocol):
             self._release = self._hold = None
             self._blocked(exc.reason, exc.detail)
             return
+        if self._waits:
+            return
         if self._hold is not None:
             self._send_filler()
-        elif self._release is not None and not self._release_waits:
-            try:
-                self._cleared += self._release.feed(data)
-            except Exception as exc:  # a bug: release nothing more, the end-of-body verdict decides alone
-                log.error("release check failed with %s; holding the body whole", type(exc).__name__)
-                self._release = None
-                return
-            self._release_cleared()
+        elif self._release is not None:
+            self._feed_release(data)
+
+    def _feed_release(self, data: bytes) -> None:
+        """Feed the release check and echo what it clears; hold open instead once it stops unanswered."""
+        release = self._release
+        try:
+            self._cleared += release.feed(data)
+            stopped = release.stopped
+        except Exception as exc:  # a bug: release nothing more, the end-of-body verdict decides alone
+            log.error("release check failed with %s; holding the body whole", type(exc).__name__)
+            self._release, stopped = None, True
+        if stopped and not self.exchange.response_started:
+            self._hold_instead()
+        elif self._release is not None:
+            self._release_cleared()  # what it cleared before it stopped still goes
+
+    def _hold_instead(self) -> None:
+        """The release ended before a byte left: hold the answer open instead, if the adapter said how."""
+        self._release, self._hold, self._hold_later = None, self._hold_later, None
+        if self._hold is not None:
+            self._send_filler()
 
     def _wait_for_pause(self) -> None:
-        """Start the release check only once the body stops arriving (or at once, without a pause).
+        """Start the release check or the held-open answer only once the body stops arriving.
 
         Why wait: the check walks every window of the body as it arrives, about
-        twice the work of the one walk of the whole body at its end, and only a
-        client that stops sending until it is answered needs it (Squid 5.7). A
+        twice the work of the one walk of the whole body at its end, and an
+        answer begun early can no longer become a block page; only a client
+        that stops sending until it is answered needs either (Squid 5.7). A
         timer looks every ``release_after_pause`` seconds whether the kept body
         grew; the first time it did not, the check is fed what was kept so far
-        and from then on every arrival.
+        (or the held-open answer begins) and from then on every arrival.
         """
         pause = self.server.limits.release_after_pause
-        self._release_waits = pause > 0
-        if self._release_waits:
+        self._waits = pause > 0
+        if self._waits:
             kept = self._spool.size if self._spool is not None else 0
-            asyncio.get_running_loop().call_later(pause, self._release_if_paused, self._release, kept)
+            asyncio.get_running_loop().call_later(pause, self._answer_if_paused, self._tx, kept)
 
-    def _release_if_paused(self, release, kept_then: int) -> None:
-        if release is not self._release or not self._release_waits or self.closed or self.lost:
+    def _answer_if_paused(self, tx, kept_then: int) -> None:
+        if tx is not self._tx or not self._waits or self.closed or self.lost:
             return  # the body ended, or the request is over
         kept = self._spool.size if self._spool is not None else 0
         if kept != kept_then:  # still arriving
             asyncio.get_running_loop().call_later(self.server.limits.release_after_pause,
-                                                  self._release_if_paused, release, kept)
+                                                  self._answer_if_paused, tx, kept)
             return
-        self._release_waits = False
-        if kept > RELEASE_CATCH_UP_BYTES:  # not a client waiting for an answer to send more
-            self._release = None
+        self._waits = False
+        try:
+            if self._release is not None:
+                self._catch_up(kept)
+            elif self._hold is not None:
+                self._send_filler()
+            self._flush()
+        except Exception as exc:
+            self._handler_failed(exc)
+
+    def _catch_up(self, kept: int) -> None:
+        """Feed the release check what was kept before the pause, all at once, on this event loop."""
+        if kept > RELEASE_CATCH_UP_BYTES:  # too much to check at once
+            self._hold_instead()
             return
         try:
-            self._cleared += release.feed(self._spool.read(0, kept)) if kept else 0
+            kept_bytes = self._spool.read(0, kept) if kept else b""
         except Blocked as exc:  # the spool could not be read back
-            self._release = None
+            self._release = self._hold_later = None
             self._blocked(exc.reason, exc.detail)
             if self._task is None:
                 self._advance()
             return
-        except Exception as exc:  # a bug in the check: the end-of-body verdict decides alone
-            log.error("release check failed with %s; holding the body whole", type(exc).__name__)
-            self._release = None
-            return
-        try:
-            self._release_cleared()
-        except Exception as exc:
-            self._handler_failed(exc)
+        self._feed_release(kept_bytes)
 
     def _send_filler(self) -> None:
         """Begin the held-open answer, and send filler for the body bytes that just arrived."""
@@ -466,9 +494,9 @@ class IcapConnection(asyncio.Protocol):
             duration_seconds=now - (self.request_began or now), bytes_in=event.bytes_in,
             bytes_out=event.bytes_out, tx=self._tx, reason=self._reason, report=self._report))
         self._told_started = False
-        self._tx = self._reason = self._report = self._release = self._hold = None
+        self._tx = self._reason = self._report = self._release = self._hold = self._hold_later = None
         self._cleared = 0
-        self._release_waits = False
+        self._waits = False
         if self._spool is not None:
             self._close_spool()
         if self.exchange.buffered:

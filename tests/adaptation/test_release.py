@@ -424,14 +424,55 @@ def test_the_head_a_rewrite_sends_matches_the_held_open_one_but_for_its_length()
     assert list(rewritten.headers.without("Content-Length")) == list(held_open_response(tx).headers)
 
 
-def test_small_or_coded_multipart_responses_are_not_held_open():
+def test_a_small_response_is_neither_released_nor_held_open():
+    """It fits Squid's buffer: Squid sends it all, and it keeps its 204 and a proper block page."""
     from tests.adaptation.helpers import response_tx
 
     small = _preview_decision(response_tx("multipart/related; boundary=x", 60_000), preview=b"--x\r\n")
+    assert small.hold_open is None and small.release is None
+
+
+def test_a_coded_multipart_response_is_released_on_its_decoded_content_or_else_held_open_without_filler():
+    """The filler would have to be inside the coding; a rewrite keeps the coding and the held-open head."""
+    from icapdlp.adaptation.release import CodedRelease
+    from tests.adaptation.helpers import response_tx
+
     coded = _preview_decision(response_tx("multipart/related; boundary=x", None,
                                           extra=[("Content-Encoding", "gzip")]), preview=b"\x1f\x8b\x08")
-    assert small.hold_open is None and small.release is None
-    assert coded.hold_open is None  # the filler would have to be inside the coding
+    assert isinstance(coded.release, CodedRelease)
+    assert coded.hold_open.filler == b"" and coded.hold_open.response.headers.get("Content-Encoding") == "gzip"
+
+
+@pytest.mark.parametrize("content_type, codings, preview", [
+    ("text/html", [("Content-Encoding", "zstd")], b"\x28\xb5\x2f\xfd" + bytes(60)),
+    ("text/html", [("Content-Encoding", "gzip"), ("Content-Encoding", "br")], b"\x1f\x8b\x08" + bytes(60)),
+    ("application/dicom", [], bytes(128) + b"DICM" + bytes(60)),
+], ids=["zstd", "stacked-codings", "raw-dicom"])
+def test_a_large_response_that_cannot_be_released_is_held_open_with_its_head_only(content_type, codings, preview):
+    """Squid 5.7 stalled these: the answer now begins with the head, and the body follows its verdict."""
+    from tests.adaptation.helpers import response_tx
+
+    decision = _preview_decision(response_tx(content_type, 5_000_000, extra=codings), preview=preview)
+    assert isinstance(decision, NeedBody) and decision.release is None
+    assert decision.hold_open.filler == b"" and decision.hold_open.response.headers.get("Content-Length") is None
+
+
+def test_a_large_zip_is_checked_for_release_and_held_open_once_the_check_stops():
+    from tests.adaptation.helpers import response_tx
+
+    decision = _preview_decision(response_tx("application/zip", 5_000_000), preview=b"PK\x03\x04" + bytes(60))
+    assert isinstance(decision.release, CheckedRelease) and decision.hold_open.filler == b""
+    decision.release.feed(b"PK\x03\x04" + bytes(60_000))
+    assert decision.release.stopped and decision.release.cleared == 0
+
+
+def test_responses_are_never_answered_early_when_release_is_off():
+    from tests.adaptation.helpers import make_adapter, make_settings, response_tx
+
+    adapter = make_adapter(make_settings(payload=PayloadOptions(release_responses=False)))
+    for content_type in ("application/zip", "multipart/related; boundary=x", "application/dicom"):
+        decision = _preview_decision(response_tx(content_type, 5_000_000), adapter=adapter)
+        assert decision.release is None and decision.hold_open is None
 
 
 def test_wide_text_without_a_mark_that_reads_in_both_byte_orders_is_held_whole():

@@ -30,6 +30,8 @@ EAGER = {"release_after_pause": 0}
 class ClearAllButTail:
     """Clears every byte but the last TAIL seen so far."""
 
+    stopped = False
+
     def __init__(self, fail_after: int | None = None) -> None:
         self.seen = self.cleared = 0
         self.fail_after = fail_after
@@ -279,6 +281,7 @@ class ClearInBursts:
     """Clears nothing for a while, then megabytes at once (as a check does after a pause in writing)."""
 
     BURST = 8_000_000
+    stopped = False
 
     def __init__(self) -> None:
         self.seen = self.cleared = 0
@@ -338,7 +341,7 @@ def holding(body_decision) -> ScriptedAdapter:
 def test_a_held_open_response_sends_only_filler_until_the_verdict_then_the_rewritten_body(icap_server):
     new_head = HttpResponseHead("HTTP/1.1", 200, "OK", HttpHeaders(
         [("Content-Type", "multipart/related; boundary=b"), ("Content-Length", "9")]))
-    thread = icap_server(holding(Replace(response=new_head, body=b"REWRITTEN")))
+    thread = icap_server(holding(Replace(response=new_head, body=b"REWRITTEN")), limits=EAGER)
     body = b"--b\r\n\r\n" + os.urandom(300_000) + b"\r\n--b--\r\n"
     data = _exchange_bytes(thread, body)
     sent, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
@@ -349,7 +352,7 @@ def test_a_held_open_response_sends_only_filler_until_the_verdict_then_the_rewri
 
 
 def test_a_held_open_response_that_passes_unchanged_sends_the_original_body_after_the_filler(icap_server):
-    thread = icap_server(holding(NoChange()))
+    thread = icap_server(holding(NoChange()), limits=EAGER)
     body = b"--b\r\n\r\n" + os.urandom(200_000) + b"\r\n--b--\r\n"
     sent, complete = dechunk((data := _exchange_bytes(thread, body))[data.index(b"ICAP/1.0 200"):])
     assert complete and sent.lstrip(b"\r\n") == body
@@ -361,7 +364,7 @@ def test_a_held_open_response_that_is_not_passed_as_announced_is_cut_off_with_no
     other_head = HttpResponseHead("HTTP/1.1", 200, "OK", HttpHeaders([("Content-Type", "application/zip")]))
     decision = (Block(BlockReason.UNPARSEABLE_DICOM, "x") if verdict == "block"
                 else Replace(response=other_head, body=b"ZIP"))
-    thread = icap_server(holding(decision))
+    thread = icap_server(holding(decision), limits=EAGER)
     body = b"--b\r\n\r\n" + os.urandom(200_000) + b"\r\n--b--\r\n"
     data = _exchange_bytes(thread, body)
     sent, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
@@ -369,3 +372,97 @@ def test_a_held_open_response_that_is_not_passed_as_announced_is_cut_off_with_no
     [record] = wait_records(thread)
     assert record.outcome == "blocked"
     assert record.reason is (BlockReason.UNPARSEABLE_DICOM if verdict == "block" else BlockReason.INTERNAL_ERROR)
+
+
+def test_a_held_open_response_that_keeps_arriving_gets_a_proper_block_page(icap_server):
+    """No pause, no early answer: the client gets the block page, not a cut-off download."""
+    thread = icap_server(holding(Block(BlockReason.UNPARSEABLE_DICOM, "x")), limits={"release_after_pause": 0.5})
+    body = b"--b\r\n\r\n" + os.urandom(2_000_000) + b"\r\n--b--\r\n"
+    data = _exchange_bytes(thread, body)
+    assert b"ICAP/1.0 200 OK" in data and b"HTTP/1.1 403" in data
+    [record] = wait_records(thread)
+    assert record.outcome == "blocked"
+
+
+def test_a_held_open_response_that_pauses_begins_its_answer_during_the_pause(icap_server):
+    new_head = HttpResponseHead("HTTP/1.1", 200, "OK", HttpHeaders(
+        [("Content-Type", "multipart/related; boundary=b"), ("Content-Length", "9")]))
+    thread = icap_server(holding(Replace(response=new_head, body=b"REWRITTEN")))
+    body = b"--b\r\n\r\n" + os.urandom(300_000) + b"\r\n--b--\r\n"
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest[:100_000])
+        during_pause = read_all(sock, quiet=1.0)
+        sock.sendall(rest[100_000:])
+        data = during_pause + read_all(sock, quiet=2.0)
+    finally:
+        sock.close()
+    assert b"HTTP/1.1 200 OK" in during_pause and b"multipart/related" in during_pause
+    sent, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and sent.endswith(b"REWRITTEN") and set(sent[:-9]) <= {13, 10}
+
+
+class StopsAtOnce:
+    """A release check whose first window fails (a zip, say): it never clears a byte."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def feed(self, data: bytes) -> int:
+        self.stopped = True
+        return 0
+
+
+ZIP_HEAD = HttpResponseHead("HTTP/1.1", 200, "OK", HttpHeaders([("Content-Type", "application/zip")]))
+
+
+def test_a_release_that_stops_before_clearing_a_byte_holds_the_answer_open_instead(icap_server):
+    """A large zip of a study: nothing of it may leave, yet Squid 5.7 must see the answer begin."""
+    new_head = HttpResponseHead("HTTP/1.1", 200, "OK", HttpHeaders([("Content-Type", "application/zip"),
+                                                                     ("Content-Length", "9")]))
+    thread = icap_server(ScriptedAdapter(
+        preview=lambda *_: NeedBody(release=StopsAtOnce(), hold_open=HoldOpen(ZIP_HEAD, b"")),
+        body=Replace(response=new_head, body=b"REWRITTEN")))
+    body = b"PK\x03\x04" + os.urandom(300_000)
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest[:100_000])
+        during_pause = read_all(sock, quiet=1.0)
+        sock.sendall(rest[100_000:])
+        data = during_pause + read_all(sock, quiet=2.0)
+    finally:
+        sock.close()
+    head_end = during_pause.index(b"\r\n\r\n", during_pause.index(b"HTTP/1.1 200 OK")) + 4
+    assert b"application/zip" in during_pause and b"Content-Length" not in during_pause
+    assert during_pause[head_end:] == b""  # the head only: not a byte of the body before the verdict
+    sent, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and sent == b"REWRITTEN"
+
+
+def test_a_release_that_cleared_bytes_before_it_stopped_is_not_held_open_again(icap_server):
+    """Once the echo began with the original head, only the echo can go on (or be cut off)."""
+    check = ClearThenStop(stop_after=100_000)
+    thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check, hold_open=HoldOpen(ZIP_HEAD, b"")),
+                                         body=NoChange()), limits=EAGER)
+    body = os.urandom(300_000)
+    data = _exchange_bytes(thread, body)
+    assert check.stopped and check.cleared > 0
+    assert data.count(b"HTTP/1.1 200") == 1 and b"application/zip" not in data
+    echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and echoed == body
+
+
+class ClearThenStop(ClearAllButTail):
+    def __init__(self, stop_after: int) -> None:
+        super().__init__()
+        self.stop_after = stop_after
+        self.stopped = False
+
+    def feed(self, data: bytes) -> int:
+        if self.stopped:
+            return 0
+        more = super().feed(data)
+        self.stopped = self.seen > self.stop_after
+        return more
