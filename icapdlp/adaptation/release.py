@@ -172,8 +172,15 @@ def _whole_wide_units(body: bytes, codec: str) -> bytes:
 CODED_SLICE_BYTES = 4 * 1024
 #: decoded bytes asked of the decoder per piece
 DECODED_PIECE_BYTES = 64 * 1024
-#: decoded bytes allowed beyond ``max_compression_ratio`` times the coded ones (small bodies)
-INFLATE_SLACK_BYTES = 1024 * 1024
+#: decoded bytes the check walks per coded byte, at most (plus ``INFLATE_SLACK_BYTES``): it walks
+#: them on the event loop (about 100 ms per MiB of text), so a coded arrival, or the catch-up of
+#: 512 KiB kept before a pause, must cost about what the same bytes uncoded would, not
+#: ``max_compression_ratio`` (200) times that (measured: 512 KiB of a 160:1 page, 12 s). Markup
+#: inflates 3-5:1; a body that inflates more stops the release (it is held open instead) and is
+#: decoded at its end by a worker
+RELEASE_INFLATE_RATIO = 10
+#: decoded bytes allowed beyond that ratio times the coded ones (a stream's first slices)
+INFLATE_SLACK_BYTES = 256 * 1024
 
 
 class CodedRelease:
@@ -196,7 +203,7 @@ class CodedRelease:
         self._marks: deque[tuple[int, int]] = deque()  # (coded bytes, decoded bytes) at slice ends
         self._coded = self._decoded = 0
         self._max_decoded = options.max_inflated_bytes
-        self._ratio = options.max_compression_ratio
+        self._ratio = min(options.max_compression_ratio, RELEASE_INFLATE_RATIO)
         self.stopped = False
         self.cleared = 0
 

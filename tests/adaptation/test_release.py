@@ -360,6 +360,43 @@ def test_a_decompression_bomb_stops_the_release_early():
     assert check.stopped and check.cleared < 100_000
 
 
+def test_a_page_that_inflates_far_more_than_markup_stops_the_release_before_it_is_walked():
+    """The walk runs on the event loop: 512 KiB of a 160:1 page caught up at once held it for 12 s.
+
+    Repetitive text passes every window, so nothing but its inflation can stop it;
+    the release stops (the answer is held open) and a worker decodes it at its end.
+    """
+    rng = random.Random(25)
+    lines = b"".join(b"<p>report %d</p>\n" % rng.getrandbits(20) for _ in range(200))
+    coded = _encode("gzip", lines * 3000)  # about 10 MB that inflate about 150:1
+    check = CodedRelease("gzip", "text/plain", OPTIONS)
+    check._inner = walked = _Walked(check._inner)
+    arrival = coded[:65_536]  # about what Squid 5.7 sends before it pauses
+    check.feed(arrival)
+    assert check.stopped and check.cleared == 0
+    bound = release.RELEASE_INFLATE_RATIO * len(arrival) + release.INFLATE_SLACK_BYTES + release.DECODED_PIECE_BYTES
+    assert walked.fed <= bound
+
+
+class _Walked:
+    """A CheckedRelease that counts the decoded bytes it is fed."""
+
+    def __init__(self, inner: CheckedRelease) -> None:
+        self.inner, self.fed = inner, 0
+
+    def feed(self, data: bytes) -> int:
+        self.fed += len(data)
+        return self.inner.feed(data)
+
+    @property
+    def stopped(self) -> bool:
+        return self.inner.stopped
+
+    @property
+    def cleared(self) -> int:
+        return self.inner.cleared
+
+
 def test_junk_after_the_coded_stream_stops_the_release():
     rng = random.Random(24)
     coded = _encode("gzip", page(rng, 300_000)) + b"JUNK" + bytes(200_000)
