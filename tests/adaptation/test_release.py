@@ -451,6 +451,18 @@ def test_a_large_multipart_or_json_response_is_held_open_with_filler_its_format_
     assert sent.get("Content-Type") == content_type
 
 
+@pytest.mark.parametrize("preview", [
+    b"\xef\xbb\xbf[{", b"\xff\xfe[\x00{\x00", b"[\x00{\x00", b"\x00\x00\x00[", b"",
+], ids=["utf-8-mark", "utf-16-mark", "utf-16-without-mark", "utf-32", "no-preview"])
+def test_a_large_json_response_not_known_to_start_as_plain_utf8_is_held_open_without_filler(preview):
+    """A newline in front of a byte order mark makes JSON invalid (json.loads and JSON.parse drop a
+    mark only as the first character); in front of UTF-16 or UTF-32 it shifts every character."""
+    from tests.adaptation.helpers import response_tx
+
+    decision = _preview_decision(response_tx("application/json", 5_000_000), preview=preview)
+    assert decision.release is None and decision.hold_open.filler == b""
+
+
 def test_the_head_a_rewrite_sends_matches_the_held_open_one_but_for_its_length():
     """The server refuses to continue a held-open answer with any other head."""
     from icapdlp.adaptation.heads import held_open_response, with_new_body_length
