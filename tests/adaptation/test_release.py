@@ -378,6 +378,26 @@ def test_a_page_that_inflates_far_more_than_markup_stops_the_release_before_it_i
     assert walked.fed <= bound
 
 
+def test_a_burst_behind_a_body_that_barely_compresses_stops_the_release_before_it_is_walked():
+    """The ratio over the body so far left room for one arrival to inflate tens of megabytes."""
+    rng = random.Random(26)
+    text = base64.b64encode(rng.randbytes(1_200_000))
+    stream = zlib.compressobj(6, zlib.DEFLATED, 31)
+    coded = (stream.compress(b"\n".join(text[at:at + 76] for at in range(0, len(text), 76)))
+             + stream.compress(b"<p>report portal row</p>\n" * 800_000) + stream.flush())
+    check = CodedRelease("gzip", "text/plain", OPTIONS)
+    check._inner = walked = _Walked(check._inner)
+    arrival, most = 65_536, 0
+    for at in range(0, len(coded), arrival):
+        before = walked.fed
+        check.feed(coded[at:at + arrival])
+        most = max(most, walked.fed - before)
+        if check.stopped:
+            break
+    assert check.stopped and check.cleared > 0  # the start was released; the burst was not walked
+    assert most <= release.RELEASE_INFLATE_RATIO * arrival + release.INFLATE_SLACK_BYTES + release.DECODED_PIECE_BYTES
+
+
 class _Walked:
     """A CheckedRelease that counts the decoded bytes it is fed."""
 
