@@ -72,7 +72,7 @@ class DlpAdapter:
             partial = await self._header_only(tx, preview)
             if partial is not None:
                 return partial
-        return self._read_whole(tx, seen, head)
+        return self._read_whole(tx, seen, head, preview)
 
     async def on_body(self, tx: Transaction, body: Body) -> BodyDecision:
         head = body_head(tx)
@@ -141,7 +141,7 @@ class DlpAdapter:
             return None
         return uid_mapping(self._settings.profile_for(tx.service), self._policy.key)
 
-    def _read_whole(self, tx: Transaction, seen: Triage, head: Any) -> NeedBody:
+    def _read_whole(self, tx: Transaction, seen: Triage, head: Any, preview: bytes) -> NeedBody:
         """Read the body whole; for a large response, also how its answer begins before the verdict.
 
         Squid 5.7 stops reading a response from the origin once about 64 KiB
@@ -159,8 +159,8 @@ class DlpAdapter:
         """
         if not self._answers_early(tx, head):
             return NeedBody()
-        hold = HoldOpen(held_open_response(tx), _filler(seen))
-        if seen.verdict is not Verdict.NEED_BODY or hold.filler:
+        hold = HoldOpen(held_open_response(tx), _filler(seen, preview))
+        if seen.verdict is not Verdict.NEED_BODY or (not seen.codings and _may_be_rewritten(seen)):
             return NeedBody(hold_open=hold)
         content_type, options = head.headers.get("Content-Type"), self._settings.payload
         if not seen.codings:
@@ -203,14 +203,29 @@ class DlpAdapter:
         return PartialReplace(request, response, prefix, offset, report)
 
 
-def _filler(seen: Triage) -> bytes:
-    """Bytes the response's format ignores in front of its body (none under a content coding)."""
-    if seen.codings:
+def _may_be_rewritten(seen: Triage) -> bool:
+    """A multipart or JSON response: it may carry objects to rewrite (WADO-RS, DICOM JSON)."""
+    essence = seen.media.essence
+    return is_multipart(seen.media) or essence in JSON_RESPONSE_TYPES or essence.endswith("+json")
+
+
+def _filler(seen: Triage, preview: bytes) -> bytes:
+    """Bytes the response's format ignores in front of its body (none under a content coding).
+
+    JSON only when the preview shows it starts as plain UTF-8 JSON: in front
+    of a byte order mark a newline makes the text invalid (parsers drop a
+    mark only as the very first character), and in front of UTF-16 or UTF-32
+    text one byte shifts every character.
+    """
+    if seen.codings or not _may_be_rewritten(seen):
         return b""
     if is_multipart(seen.media):
         return b"\r\n"
-    essence = seen.media.essence
-    return b"\n" if essence in JSON_RESPONSE_TYPES or essence.endswith("+json") else b""
+    return b"\n" if preview[:1] in _JSON_FIRST_BYTES and b"\x00" not in preview[:4] else b""
+
+
+#: the bytes a JSON text in UTF-8 without a byte order mark can begin with (RFC 8259 section 2)
+_JSON_FIRST_BYTES = frozenset(bytes([b]) for b in b'{["-0123456789tfn \t\r\n')
 
 
 def _is_byte_range(tx: Transaction) -> bool:

@@ -172,8 +172,16 @@ def _whole_wide_units(body: bytes, codec: str) -> bytes:
 CODED_SLICE_BYTES = 4 * 1024
 #: decoded bytes asked of the decoder per piece
 DECODED_PIECE_BYTES = 64 * 1024
-#: decoded bytes allowed beyond ``max_compression_ratio`` times the coded ones (small bodies)
-INFLATE_SLACK_BYTES = 1024 * 1024
+#: decoded bytes the check walks per coded byte, at most (plus ``INFLATE_SLACK_BYTES``), over the
+#: body so far and over each arrival alone: it walks them on the event loop (about 100 ms per MiB
+#: of text), so a coded arrival, or the catch-up of 512 KiB kept before a pause, must cost about
+#: what the same bytes uncoded would, not ``max_compression_ratio`` (200) times that (measured:
+#: 512 KiB of a 160:1 page, 12 s; a 64 KiB burst behind megabytes that barely compress, 2.9 s).
+#: Markup inflates 3-5:1; a body that inflates more stops the release (it is held open instead)
+#: and is decoded at its end by a worker
+RELEASE_INFLATE_RATIO = 10
+#: decoded bytes allowed beyond that ratio times the coded ones (a stream's first slices)
+INFLATE_SLACK_BYTES = 256 * 1024
 
 
 class CodedRelease:
@@ -196,19 +204,20 @@ class CodedRelease:
         self._marks: deque[tuple[int, int]] = deque()  # (coded bytes, decoded bytes) at slice ends
         self._coded = self._decoded = 0
         self._max_decoded = options.max_inflated_bytes
-        self._ratio = options.max_compression_ratio
+        self._ratio = min(options.max_compression_ratio, RELEASE_INFLATE_RATIO)
         self.stopped = False
         self.cleared = 0
 
     def feed(self, data: bytes) -> int:
         if self.stopped:
             return 0
+        arrival_budget = self._decoded + self._ratio * len(data) + INFLATE_SLACK_BYTES
         try:
             for at in range(0, len(data), CODED_SLICE_BYTES):
                 coded = data[at:at + CODED_SLICE_BYTES]
                 for piece in self._decoder.decode(coded, DECODED_PIECE_BYTES):
                     self._decoded += len(piece)
-                    if (self._decoded > self._max_decoded
+                    if (self._decoded > self._max_decoded or self._decoded > arrival_budget
                             or self._decoded > self._ratio * (self._coded + len(coded)) + INFLATE_SLACK_BYTES):
                         raise ValueError("inflates past the payload limits")
                     self._inner.feed(piece)

@@ -434,8 +434,9 @@ class IcapConnection(asyncio.Protocol):
 
     def _send_filler(self) -> None:
         """Begin the held-open answer, and send filler for the body bytes that just arrived."""
-        exchange = self.exchange
-        if self._write_paused or not exchange.may_release or self._spool.size < HOLD_OPEN_AFTER:
+        exchange, spool = self.exchange, self._spool
+        # no spool yet: the pause came before the body's first byte (no preview, a slow origin)
+        if self._write_paused or not exchange.may_release or spool is None or spool.size < HOLD_OPEN_AFTER:
             return
         if not exchange.response_started:
             exchange.begin(self._hold.response)

@@ -360,6 +360,63 @@ def test_a_decompression_bomb_stops_the_release_early():
     assert check.stopped and check.cleared < 100_000
 
 
+def test_a_page_that_inflates_far_more_than_markup_stops_the_release_before_it_is_walked():
+    """The walk runs on the event loop: 512 KiB of a 160:1 page caught up at once held it for 12 s.
+
+    Repetitive text passes every window, so nothing but its inflation can stop it;
+    the release stops (the answer is held open) and a worker decodes it at its end.
+    """
+    rng = random.Random(25)
+    lines = b"".join(b"<p>report %d</p>\n" % rng.getrandbits(20) for _ in range(200))
+    coded = _encode("gzip", lines * 3000)  # about 10 MB that inflate about 150:1
+    check = CodedRelease("gzip", "text/plain", OPTIONS)
+    check._inner = walked = _Walked(check._inner)
+    arrival = coded[:65_536]  # about what Squid 5.7 sends before it pauses
+    check.feed(arrival)
+    assert check.stopped and check.cleared == 0
+    bound = release.RELEASE_INFLATE_RATIO * len(arrival) + release.INFLATE_SLACK_BYTES + release.DECODED_PIECE_BYTES
+    assert walked.fed <= bound
+
+
+def test_a_burst_behind_a_body_that_barely_compresses_stops_the_release_before_it_is_walked():
+    """The ratio over the body so far left room for one arrival to inflate tens of megabytes."""
+    rng = random.Random(26)
+    text = base64.b64encode(rng.randbytes(1_200_000))
+    stream = zlib.compressobj(6, zlib.DEFLATED, 31)
+    coded = (stream.compress(b"\n".join(text[at:at + 76] for at in range(0, len(text), 76)))
+             + stream.compress(b"<p>report portal row</p>\n" * 800_000) + stream.flush())
+    check = CodedRelease("gzip", "text/plain", OPTIONS)
+    check._inner = walked = _Walked(check._inner)
+    arrival, most = 65_536, 0
+    for at in range(0, len(coded), arrival):
+        before = walked.fed
+        check.feed(coded[at:at + arrival])
+        most = max(most, walked.fed - before)
+        if check.stopped:
+            break
+    assert check.stopped and check.cleared > 0  # the start was released; the burst was not walked
+    assert most <= release.RELEASE_INFLATE_RATIO * arrival + release.INFLATE_SLACK_BYTES + release.DECODED_PIECE_BYTES
+
+
+class _Walked:
+    """A CheckedRelease that counts the decoded bytes it is fed."""
+
+    def __init__(self, inner: CheckedRelease) -> None:
+        self.inner, self.fed = inner, 0
+
+    def feed(self, data: bytes) -> int:
+        self.fed += len(data)
+        return self.inner.feed(data)
+
+    @property
+    def stopped(self) -> bool:
+        return self.inner.stopped
+
+    @property
+    def cleared(self) -> int:
+        return self.inner.cleared
+
+
 def test_junk_after_the_coded_stream_stops_the_release():
     rng = random.Random(24)
     coded = _encode("gzip", page(rng, 300_000)) + b"JUNK" + bytes(200_000)
@@ -412,6 +469,18 @@ def test_a_large_multipart_or_json_response_is_held_open_with_filler_its_format_
     sent = decision.hold_open.response.headers
     assert sent.get("Content-Length") is None and sent.get("ETag") is None  # true of any body that follows
     assert sent.get("Content-Type") == content_type
+
+
+@pytest.mark.parametrize("preview", [
+    b"\xef\xbb\xbf[{", b"\xff\xfe[\x00{\x00", b"[\x00{\x00", b"\x00\x00\x00[", b"",
+], ids=["utf-8-mark", "utf-16-mark", "utf-16-without-mark", "utf-32", "no-preview"])
+def test_a_large_json_response_not_known_to_start_as_plain_utf8_is_held_open_without_filler(preview):
+    """A newline in front of a byte order mark makes JSON invalid (json.loads and JSON.parse drop a
+    mark only as the first character); in front of UTF-16 or UTF-32 it shifts every character."""
+    from tests.adaptation.helpers import response_tx
+
+    decision = _preview_decision(response_tx("application/json", 5_000_000), preview=preview)
+    assert decision.release is None and decision.hold_open.filler == b""
 
 
 def test_the_head_a_rewrite_sends_matches_the_held_open_one_but_for_its_length():

@@ -403,3 +403,71 @@ def test_a_large_zstd_page_flows_through_squid_unchanged(squid, origin):
     path = origin.add_blob("page.html.zst", body, "text/html", content_encoding="zstd")
     status, data, complete = download(squid.port, origin.url(path))
     assert status == 200 and complete and data == body
+
+
+# -- review13: Squid without previews, and an origin slow to send its body ---------------------------
+
+
+class SlowBodyOrigin:
+    """Sends one response's head at once and its body after ``delay`` seconds (a slow origin)."""
+
+    def __init__(self, content_type: str, body: bytes, delay: float) -> None:
+        import socket
+        import threading
+
+        self.head = (b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                     % (content_type.encode(), len(body)))
+        self.body, self.delay = body, delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request and (piece := conn.recv(65536)):
+                    request += piece
+                conn.sendall(self.head)
+                time.sleep(self.delay)
+                conn.sendall(self.body)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture(scope="module")
+def squid_without_preview(icapdlp):
+    proxy = start_squid_from_example("upload-download.conf", icap_port=icapdlp.port,
+                                     replace_lines={"icap_preview_enable": ["icap_preview_enable off"]})
+    yield proxy
+    proxy.cleanup()
+
+
+def test_a_large_wado_rs_study_from_a_slow_origin_through_squid_without_previews(squid_without_preview):
+    """Squid sends the heads at once and the body as it comes: the pause ends before a body byte is kept.
+
+    The held-open answer then began on a spool that did not exist yet; the connection handler
+    failed (AttributeError) and Squid answered the download with an ICAP error.
+    """
+    from tests.support.origin import split_multipart
+
+    study = synthetic.make_study(n_series=1, n_instances=3, seed=358, rows=128, columns=128)
+    boundary = "slow-origin-study"
+    body = b"".join(b"--%s\r\nContent-Type: application/dicom\r\n\r\n%s\r\n" % (boundary.encode(), obj.data)
+                    for obj in study) + b"--%s--\r\n" % boundary.encode()
+    assert len(body) > 64 * 1024
+    origin = SlowBodyOrigin(f'multipart/related; type="application/dicom"; boundary={boundary}', body, 0.5)
+    try:
+        status, data, complete = download(squid_without_preview.port, f"http://127.0.0.1:{origin.port}/study")
+    finally:
+        origin.close()
+    assert status == 200 and complete
+    assert all(obj.surviving(data) == [] for obj in study)
+    parts = split_multipart(data, boundary)
+    assert len(parts) == 3
+    assert all(pydicom.dcmread(io.BytesIO(part.data)).PatientIdentityRemoved == "YES" for part in parts)

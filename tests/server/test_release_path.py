@@ -466,3 +466,31 @@ class ClearThenStop(ClearAllButTail):
         more = super().feed(data)
         self.stopped = self.seen > self.stop_after
         return more
+
+
+# -- review13: attacks on the pause timer and the held-open answer -----------------------------------
+
+
+def test_a_held_open_response_whose_body_has_not_begun_when_the_pause_ends_is_still_answered(icap_server):
+    """No preview (Squid with icap_preview_enable off), and the origin's first body bytes come late.
+
+    The pause timer found no body kept yet and began the held-open answer:
+    ``_send_filler`` read the size of a spool that did not exist, and the
+    connection handler failed (AttributeError), closing the connection.
+    """
+    thread = icap_server(holding(NoChange()))
+    body = b"--b\r\n\r\n" + os.urandom(200_000) + b"\r\n--b--\r\n"
+    head_and_body, _ = m.respmod(body, preview=None)
+    split = head_and_body.index(b"\r\n\r\n", head_and_body.index(b"HTTP/1.1 200")) + 4
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(head_and_body[:split])  # the heads; the body follows after a pause
+        time.sleep(0.3)
+        sock.sendall(head_and_body[split:])
+        data = read_all(sock, quiet=2.0)
+    finally:
+        sock.close()
+    sent, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
+    assert complete and sent.lstrip(b"\r\n") == body
+    [record] = wait_records(thread)
+    assert record.outcome == "no-change"
