@@ -27,13 +27,17 @@ window is read with the first one's byte order mark in front; one that does
 not read that way (binary inside text) stops the release. Windows start at
 multiples of ``ALIGN_BYTES`` from the body's start (tar blocks, wide-text
 units) and repeat ``CONTEXT_BYTES`` already released, so a signature across
-the cut is seen whole. A body that opens like a multipart body is held whole:
+the cut is seen whole; the base64 characters of the bytes before a window
+(``JOINED_BYTES`` of them) go in front of it, since the whole-body walk joins
+a text's base64 characters across any distance. A body that opens like a
+multipart body is held whole:
 only its end (the close delimiter) says whether it is one.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 
 from icapdlp.payload import signatures
@@ -53,6 +57,17 @@ STEP_BYTES = 32 * 1024
 CONTEXT_BYTES = 4 * 1024
 #: release points and window starts are multiples of this (tar blocks, UTF-16/32 units)
 ALIGN_BYTES = 512
+#: base64 characters of the bytes before a window carried in front of it: the whole-body walk
+#: reads every base64 character of a text in order, whatever lies between them (as Python's
+#: b64decode does), so pieces far apart join there; a window must see the join too. Enough for
+#: the start of an object (a Part-10 preamble and marker, a dataset's first elements): the first
+#: window whose join shows it stops the release, before the pieces after it leave
+JOINED_BYTES = 4 * 1024
+#: every byte a decoder that skips non-alphabet bytes drops (standard and URL-safe alphabets)
+_NOT_BASE64 = bytes(set(range(256)) - set(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_="))
+#: in binary only runs count: random bytes hold a base64 character in four, and their join is noise
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/=_-]{16,}")
 
 _BINARY, _TEXT = "binary", "text"
 #: the mark each wide codec is read with in a later window
@@ -67,13 +82,15 @@ class CheckedRelease:
     body is only kept, and the end-of-body verdict decides alone.
     """
 
-    __slots__ = ("_content_type", "_options", "_pending", "_context", "_reading", "stopped", "cleared")
+    __slots__ = ("_content_type", "_options", "_pending", "_context", "_joined", "_reading", "stopped",
+                 "cleared")
 
     def __init__(self, content_type: str | None, options: PayloadOptions) -> None:
         self._content_type = content_type
         self._options = options
         self._pending = bytearray()
         self._context = b""
+        self._joined = b""  # the last JOINED_BYTES base64 characters before the window
         self._reading: str | None = None  # _BINARY, _TEXT or a wide codec, fixed by the first window
         self.stopped = False
         self.cleared = 0
@@ -95,7 +112,10 @@ class CheckedRelease:
             self._stop()
             return 0
         cut = (len(pending) - HOLD_BYTES) // ALIGN_BYTES * ALIGN_BYTES
-        self._context = (self._context + pending[:cut])[-CONTEXT_BYTES:]
+        span = self._context + pending[:cut]
+        if len(span) > CONTEXT_BYTES and self._reading in (_TEXT, _BINARY):
+            self._joined = (self._joined + _base64_characters(span[:-CONTEXT_BYTES], self._reading))[-JOINED_BYTES:]
+        self._context = span[-CONTEXT_BYTES:]
         del pending[:cut]
         self.cleared += cut
         return cut
@@ -111,10 +131,10 @@ class CheckedRelease:
         if reading is None:
             return None
         if reading == _BINARY:
-            return raw
+            return self._joined + raw
         if reading == _TEXT:
             text = _whole_characters(raw, first)
-            return text if signatures.is_text(text) else None
+            return self._joined + text if signatures.is_text(text) else None
         unit = 4 if reading.startswith("utf-32") else 2
         body = raw[:len(raw) // unit * unit]
         if not first:
@@ -125,7 +145,14 @@ class CheckedRelease:
     def _stop(self) -> None:
         self.stopped = True
         self._pending = bytearray()
-        self._context = b""
+        self._context = self._joined = b""
+
+
+def _base64_characters(released: bytes, reading: str) -> bytes:
+    """The base64 characters a decoder joins from ``released`` (text: all of them; binary: its runs)."""
+    if reading == _TEXT:
+        return released.translate(None, _NOT_BASE64)
+    return b"".join(_BASE64_RUN.findall(released))
 
 
 def _first_reading(window: bytes) -> str | None:

@@ -44,10 +44,11 @@ HOLD_OPEN_AFTER = 32 * 1024
 #: pieces read from a spooled body file per write; large enough for few syscalls,
 #: small enough that one slow client holds little memory
 FILE_PIECE_BYTES = 256 * 1024
-#: a body that pauses with more than this kept is held whole: Squid 5.7 pauses at about 64 KiB,
-#: and the check of what was kept runs at once on the event loop (about 25 ms per MiB of binary,
-#: 100 ms per MiB of text), so it must stay small
-RELEASE_CATCH_UP_BYTES = 512 * 1024
+#: a body that pauses with more than this kept is held open, not checked: Squid 5.7 pauses at
+#: about 64 KiB, and the check of what was kept runs at once on the event loop (about 40 ms per
+#: MiB of binary, 150-550 ms per MiB of text, adversarial url-encoded text the most), so it must
+#: stay small
+RELEASE_CATCH_UP_BYTES = 256 * 1024
 
 # what the connection is waiting for; each phase has its own timeout
 IDLE, HEAD, REQUEST, CLOSING = "idle", "head", "request", "closing"

@@ -552,3 +552,32 @@ def test_wide_text_without_a_mark_that_reads_in_both_byte_orders_is_held_whole()
     assert len(signatures.wide_texts(body[:4096])) > 1
     check = _feed_in(body, "text/plain")
     assert check.stopped and check.cleared == 0
+
+
+# -- base64 pieces far apart: the whole-body walk joins them, so every window sees the join -----------
+
+
+def _pieces_far_apart(junk: bytes) -> tuple[synthetic.Synthetic, list[bytes], bytes]:
+    """The base64 of a Part-10 file in pieces cut after the 'D' of DICM and one character into the
+    Patient's Name, each piece alone no object, with ``junk`` (more than a window) between them."""
+    original = synthetic.make_ct(361)
+    b64 = base64.b64encode(original.data)
+    name_at = original.data.index(b"\x10\x00\x10\x00PN") + 12
+    cuts = [0, 172, name_at * 4 // 3 + 1, len(b64)]
+    pieces = [b64[a:b] for a, b in zip(cuts, cuts[1:])]
+    return original, pieces, junk[:5000] + junk.join(pieces) + junk * 3
+
+
+@pytest.mark.parametrize("reading", ["text", "binary"])
+def test_base64_pieces_further_apart_than_a_window_never_leave_past_the_marker(reading):
+    """Red-team F33: each window passed alone, Python's b64decode of the released part read the header."""
+    junk = b"." * 50_000 if reading == "text" else bytes(0x80 + i % 100 for i in range(50_000))
+    original, pieces, body = _pieces_far_apart(junk)
+    assert original.surviving(base64.b64decode(bytes(c for c in body if c < 0x80 and c != 0x2E)
+                                               [:len(body)], validate=False)) != []  # the whole body holds it
+    check = CheckedRelease("text/plain" if reading == "text" else "application/octet-stream", PayloadOptions())
+    cleared = sum(check.feed(body[at:at + 16384]) for at in range(0, len(body), 16384))
+    released = body[:cleared]
+    assert pieces[1] not in released and pieces[2] not in released
+    joined = bytes(c for c in released if c < 0x80 and c != 0x2E)
+    assert original.surviving(base64.b64decode(joined[:len(joined) // 4 * 4], validate=False)) == []
