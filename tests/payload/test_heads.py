@@ -92,3 +92,25 @@ def test_ordinary_heads_pass():
 
 def test_short_values_are_not_walked():
     assert head_values("/a/b?x=1", [("Host", "h")]) == []
+
+
+# -- pieces of a larger body (red-team F11 across messages) ------------------------------------------
+
+@pytest.mark.parametrize("status, request_headers, response_headers, expected", [
+    (200, [], [("Content-Type", "application/octet-stream")], None),
+    (206, [], [("Content-Range", "bytes 0-99/100")], None),
+    (206, [], [("Content-Range", "bytes 0-99/5000")], 0),
+    (206, [], [("content-range", "bytes 128-131/1000")], 128),
+    (206, [], [("Content-Range", "bytes */1000")], 1),
+    (206, [], [("Content-Type", "multipart/byteranges; boundary=RNG")], 1),
+    (None, [("Upload-Offset", "0"), ("Tus-Resumable", "1.0.0")], [], 0),
+    (None, [("Upload-Offset", "132"), ("Tus-Resumable", "1.0.0")], [], 132),
+    (None, [("Upload-Offset", "-5")], [], 1),
+    (None, [("Content-Range", "bytes 4096-8191/20000")], [], 4096),
+    (None, [("Content-Type", "application/dicom")], [], None),
+], ids=["whole", "206-whole", "206-first", "206-later", "206-unsatisfied", "206-multi", "tus-first", "tus-later",
+        "tus-bad", "put-range", "plain-request"])
+def test_a_body_that_is_a_piece_is_told_by_its_place(status, request_headers, response_headers, expected):
+    from icapdlp.payload.heads import piece_offset
+
+    assert piece_offset(status, request_headers, response_headers) == expected
