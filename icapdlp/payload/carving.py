@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 import zlib
 
+from icapdlp.verdict import BlockReason, Blocked
+
 #: the headers zlib writes for its compression levels (CMF 0x78: deflate, 32 KiB window)
 _ZLIB_HEADER = re.compile(rb"\x78[\x01\x5e\x9c\xda]")
 #: a PDF stream's data starts after the ``stream`` keyword and its end of line (ISO 32000 7.3.8)
@@ -29,6 +31,9 @@ _PDF_STREAM = b"stream"
 #: or one per ZLIB_STREAM_SPACING bytes, the body cannot be cleared at a bounded cost
 MAX_ZLIB_STREAMS = 4096
 ZLIB_STREAM_SPACING = 1024
+#: input all the zlib streams of one body may make the decoder read, per byte of the body: streams
+#: that end cleanly cover what they read, so only crafted overlapping damaged ones come near it
+MAX_ZLIB_READ_FACTOR = 8
 #: input inflated before a header is believed: random bytes fail well within it
 TRY_BYTES = 1024
 #: output allowed to the trial (it only asks whether the decoder fails)
@@ -71,3 +76,36 @@ def _decoder_takes(head: bytes) -> bool:
     except zlib.error:
         return False
     return True
+
+
+#: input handed to the decoder at a time, and output asked of it at a time
+_PIECE = 64 * 1024
+
+
+def inflate_zlib(data: bytes, offset: int, limit: int) -> tuple[bytes, int | None, int]:
+    """What a reader decodes from the zlib stream at ``offset``: to its end, damage or the data's end.
+
+    Returns the output, where the stream ends (None after damage or
+    truncation: then where it ends is unknown), and how much input the
+    decoder was handed. Reads ``data`` in place: a body with thousands of
+    streams (a PDF) is not copied once per stream. Blocked (limit-exceeded)
+    when the output passes ``limit``.
+    """
+    decoder = zlib.decompressobj()
+    view = memoryview(data)
+    fed, pending, out = offset, b"", bytearray()
+    try:
+        while not decoder.eof:
+            if not pending:
+                if fed >= len(data):
+                    return bytes(out), None, fed - offset  # (truncated: what a carving tool writes)
+                pending = view[fed:fed + (TRY_BYTES if fed == offset else _PIECE)]  # (a damaged
+                fed += len(pending)  # stream is then counted about as far as it was read)
+            out += decoder.decompress(pending, _PIECE)
+            pending = decoder.unconsumed_tail
+            if len(out) > limit:
+                raise Blocked(BlockReason.LIMIT_EXCEEDED, f"decoded zlib data exceeds {limit} bytes")
+    except zlib.error:
+        return bytes(out), None, fed - offset
+    end = fed - len(decoder.unused_data)  # (after the end, zlib keeps what it left in unused_data)
+    return bytes(out), end, end - offset

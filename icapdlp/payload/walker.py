@@ -271,20 +271,25 @@ class PayloadWalker:
         offsets = carving.zlib_offsets(body)
         if len(offsets) > max(carving.MAX_ZLIB_STREAMS, len(body) // carving.ZLIB_STREAM_SPACING):
             raise Blocked(BlockReason.UNINSPECTABLE, "too many zlib streams to check")
-        budget = self._max_inflated  # shared by every stream of the body
+        # output shared by every stream of the body (a probe's is small: a PDF of many streams goes to
+        # a worker), and input too: damaged streams cover nothing, so overlaps of crafted ones are bounded
+        budget = PROBE_INFLATE_BYTES if self._probe else self._max_inflated
+        reading = carving.MAX_ZLIB_READ_FACTOR * len(body)
         covered = 0
         for offset in offsets:
             if offset < covered:
-                continue
+                continue  # (its data, read already)
             try:
-                inner, end = encoding.inflate_leading(body[offset:], "deflate",
-                                                      PROBE_INFLATE_BYTES if self._probe else budget)
+                inner, end, read = carving.inflate_zlib(body, offset, budget)
             except Blocked:
                 self._heavy()  # (a probing walk leaves a large stream to the worker)
                 raise
             budget -= len(inner)
+            reading -= read
+            if reading < 0:
+                raise Blocked(BlockReason.UNINSPECTABLE, "overlapping zlib streams: too much to check")
             if end is not None:
-                covered = offset + end
+                covered = end  # (where a damaged stream stopped is unknown: it covers nothing)
             if len(inner) < textruns.MIN_BINARY_STRING:
                 continue
             with self._decoded_for_real():

@@ -150,3 +150,28 @@ def test_a_squashfs_image_holding_dicom_is_refused(tmp_path):
     subprocess.run(["unsquashfs", "-q", "-d", "out", "img"], cwd=tmp_path, check=True, capture_output=True)
     assert (tmp_path / "out" / "scan.dcm").read_bytes() == DCM
     assert refused("application/octet-stream", body) is BlockReason.UNINSPECTABLE
+
+
+def test_a_pdf_with_many_ordinary_streams_passes():
+    """Pages, fonts and images: hundreds of streams, each decoded once and read in place."""
+    rng = random.Random(15)
+    objects = [b"%d 0 obj\n<< /Filter /FlateDecode >>\nstream\n" % number
+               + zlib.compress(b"BT /F1 12 Tf (%d) Tj ET\n" % number * rng.randrange(20, 200))
+               + b"\nendstream\nendobj\n" for number in range(1, 400)]
+    body = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + b"".join(objects) + b"%%EOF\n"
+    assert walk("application/pdf", body)[0].body is body
+
+
+def test_a_zlib_stream_is_read_in_place_to_its_end():
+    from icapdlp.payload.carving import inflate_zlib
+
+    data = b"an ordinary record\n" * 5000
+    stream = zlib.compress(data)
+    body = junk(77) + stream + junk(70_000, seed=4)
+    assert inflate_zlib(body, 77, 1 << 20) == (data, 77 + len(stream), len(stream))
+    damaged = body[:77 + len(stream) // 2]
+    out, end, _ = inflate_zlib(damaged, 77, 1 << 20)
+    assert data.startswith(out) and end is None
+    with pytest.raises(Blocked) as info:
+        inflate_zlib(body, 77, 1000)
+    assert info.value.reason is BlockReason.LIMIT_EXCEEDED
