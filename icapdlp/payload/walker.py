@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Protocol
 
 from icapdlp.payload import (
-    archive, carving, dicomjson, encoding, lenient, multipart, signatures, tarball, textruns, transfer, zipscan,
+    archive, carving, dicomjson, encoding, lenient, multipart, signatures, tarball, textruns, transfer,
+    zipscan,
 )
 from icapdlp.payload.media import (
     MediaType,

@@ -91,7 +91,7 @@ def test_overlapping_patient_header_look_alikes_do_not_hide_the_real_one():
 
 
 def test_random_and_sample_like_binary_still_pass():
-    """A dark 16-bit image (little-endian samples below 64) repeats group-0010 bytes; it decodes as no dataset."""
+    """A dark 16-bit image (little-endian samples below 64) repeats group-0010 bytes: no dataset."""
     import random
 
     rng = random.Random(28)

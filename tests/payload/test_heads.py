@@ -55,7 +55,8 @@ def _read(data: bytes) -> str:
 
 def test_a_part10_file_in_a_query_parameter_is_refused():
     target = f"/upload?f={ENCODED}&name=scan"
-    assert _read(base64.urlsafe_b64decode(parse_qs(urlsplit(target).query)["f"][0])) == NAME  # the origin's reading
+    value = parse_qs(urlsplit(target).query)["f"][0]
+    assert _read(base64.urlsafe_b64decode(value)) == NAME  # the origin's reading
     assert len(ENCODED) < 2048
     assert refused(target, [("Host", "example.org")]) is BlockReason.UNINSPECTABLE
 
@@ -80,11 +81,15 @@ def test_a_hex_written_file_in_a_cookie_is_refused():
 
 
 def test_ordinary_heads_pass():
-    token = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=") + "." + \
-        base64.urlsafe_b64encode(b'{"sub":"1234567890","name":"A User","iat":1516239022}').decode().rstrip("=") + \
-        ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    token = ".".join([part(b'{"alg":"HS256","typ":"JWT"}'),
+                      part(b'{"sub":"1234567890","name":"A User","iat":1516239022}'),
+                      "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"])
     headers = [("Host", "pacs.example.org"), ("Authorization", "Bearer " + token),
-               ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"),
+               ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                              "Chrome/120.0"),
                ("Cookie", "sid=" + "a1b2c3d4" * 16), ("Accept", "application/dicom+json")]
     target = "/dicomweb/studies?PatientID=12345&limit=25&includefield=00100010&fuzzymatching=true"
     check_head(target, headers, OPTIONS)  # (raises nothing)
@@ -108,8 +113,8 @@ def test_short_values_are_not_walked():
     (None, [("Upload-Offset", "-5")], [], 1),
     (None, [("Content-Range", "bytes 4096-8191/20000")], [], 4096),
     (None, [("Content-Type", "application/dicom")], [], None),
-], ids=["whole", "206-whole", "206-first", "206-later", "206-unsatisfied", "206-multi", "tus-first", "tus-later",
-        "tus-bad", "put-range", "plain-request"])
+], ids=["whole", "206-whole", "206-first", "206-later", "206-unsatisfied", "206-multi", "tus-first",
+        "tus-later", "tus-bad", "put-range", "plain-request"])
 def test_a_body_that_is_a_piece_is_told_by_its_place(status, request_headers, response_headers, expected):
     from icapdlp.payload.heads import piece_offset
 
