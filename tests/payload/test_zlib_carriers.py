@@ -10,6 +10,7 @@ there.
 
 from __future__ import annotations
 
+import io
 import random
 import subprocess
 import zlib
@@ -175,3 +176,17 @@ def test_a_zlib_stream_is_read_in_place_to_its_end():
     with pytest.raises(Blocked) as info:
         inflate_zlib(body, 77, 1000)
     assert info.value.reason is BlockReason.LIMIT_EXCEEDED
+
+
+def test_a_dicom_file_in_a_png_text_chunk_is_refused():
+    """zTXt holds its text as a zlib stream; Pillow hands the chunk back as a latin-1 string."""
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("scan", DCM.decode("latin-1"), zip=True)
+    out = io.BytesIO()
+    Image.new("L", (8, 8)).save(out, "PNG", pnginfo=info)
+    body = out.getvalue()
+    assert b"DICM" not in body
+    assert Image.open(io.BytesIO(body)).text["scan"].encode("latin-1") == DCM
+    assert refused("image/png", body) is BlockReason.UNINSPECTABLE
