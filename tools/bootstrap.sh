@@ -13,6 +13,7 @@ PACKAGES=(
   squid-openssl           # Squid 5.7 built with OpenSSL: ICAPS and ssl_bump work
   c-icap                  # c-icap-client for conformance tests, c-icap for the benchmark
   dicom3tools             # dciodvfy validates rebuilt objects in tests
+  qpdf poppler-utils git squashfs-tools  # tests build a PDF attachment, a git pack, a squashfs image and read them back
   prometheus              # promtool checks the alert rules
   unzip                   # Info-ZIP unzip: tests read rebuilt archives as a receiver does
   prometheus-alertmanager # amtool checks the compose Alertmanager config (the daemon is not used)

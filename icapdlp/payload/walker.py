@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Protocol
 
 from icapdlp.payload import (
-    archive, dicomjson, encoding, lenient, multipart, signatures, tarball, textruns, transfer, zipscan,
+    archive, carving, dicomjson, encoding, lenient, multipart, signatures, tarball, textruns, transfer,
+    zipscan,
 )
 from icapdlp.payload.media import (
     MediaType,
@@ -251,9 +252,53 @@ class PayloadWalker:
                           "patient attributes inside content that is not unpacked")
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
+        self._check_zlib_streams(body, depth, label)
         self._check_carved_streams(body, anchors, depth, label)
         encoded = self._encoded_text(body, depth, label, text=False)  # text stored in binary (a tar)
         return body if encoded is None else encoded
+
+    def _check_zlib_streams(self, body: bytes, depth: int, label: Container) -> None:
+        """Refuse binary content holding DICOM in a zlib stream past its first byte.
+
+        A PDF attachment (FlateDecode), a git packfile's objects, a squashfs
+        block and a PNG's image data are zlib streams, found by their format's
+        reader or by a carving tool from zlib's header (``carving``). Each
+        start a decoder takes is decoded to the stream's end or damage and
+        classified; a stream inside one already decoded is its data, read
+        already. Like a carved gzip stream, DICOM in one refuses the body. A
+        probing walk reads up to PROBE_INFLATE_BYTES itself, so a small PNG or
+        PDF still passes from the event loop.
+        """
+        offsets = carving.zlib_offsets(body)
+        if len(offsets) > max(carving.MAX_ZLIB_STREAMS, len(body) // carving.ZLIB_STREAM_SPACING):
+            raise Blocked(BlockReason.UNINSPECTABLE, "too many zlib streams to check")
+        # output shared by every stream of the body (a probe's is small: a PDF of many streams goes to
+        # a worker), and input too: damaged streams cover nothing, so overlaps of crafted ones are bounded
+        budget = PROBE_INFLATE_BYTES if self._probe else self._max_inflated
+        reading = carving.MAX_ZLIB_READ_FACTOR * len(body)
+        covered = 0
+        for offset in offsets:
+            if offset < covered:
+                continue  # (its data, read already)
+            try:
+                inner, end, read = carving.inflate_zlib(body, offset, budget)
+            except Blocked:
+                self._heavy()  # (a probing walk leaves a large stream to the worker)
+                raise
+            budget -= len(inner)
+            reading -= read
+            if reading < 0:
+                raise Blocked(BlockReason.UNINSPECTABLE, "overlapping zlib streams: too much to check")
+            if end is not None:
+                covered = end  # (where a damaged stream stopped is unknown: it covers nothing)
+            if len(inner) < textruns.MIN_BINARY_STRING:
+                continue
+            with self._decoded_for_real():
+                found = self._finds_dicom(inner, depth, label)
+            if found:
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              "DICOM in a zlib stream behind other bytes (its format's reader or a carving "
+                              "tool decodes it)")
 
     def _check_carved_streams(self, body: bytes, anchors: list[tuple[int, str]], depth: int,
                               label: Container) -> None:
