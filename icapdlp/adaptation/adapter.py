@@ -32,6 +32,7 @@ from icapdlp.adaptation.heads import body_head, held_open_response, declared_len
 from icapdlp.dicom.deid import uid_mapping
 from icapdlp.dicom.options import ServiceMode
 from icapdlp.payload.encoding import STREAMED_CODINGS
+from icapdlp.payload.heads import check_head, piece_offset
 from icapdlp.payload.media import is_dicom_type, is_multipart
 from icapdlp.payload.triage import Triage, Verdict, triage
 from icapdlp.report import Container
@@ -60,6 +61,9 @@ class DlpAdapter:
     # -- Adapter protocol -------------------------------------------------
 
     async def on_preview(self, tx: Transaction, preview: bytes, complete: bool) -> PreviewDecision:
+        refused = self._refused_head(tx)
+        if refused is not None:
+            return refused
         head = body_head(tx)
         if not tx.has_body or head is None:
             return NoChange()  # nothing inspected: no report (observers read None as nothing found)
@@ -140,6 +144,35 @@ class DlpAdapter:
         if self._mode(tx) is not ServiceMode.DEIDENTIFY:
             return None
         return uid_mapping(self._settings.profile_for(tx.service), self._policy.key)
+
+    def _refused_head(self, tx: Transaction) -> Block | None:
+        """What the heads alone refuse: an object in a request's target or a header value, or a
+        body that is a piece of a larger one past its start under ``partial_bodies = "block"``.
+
+        Asked once per message, bodiless ones included (a GET can carry a
+        small object in its query). A response's own head is checked too; the
+        request head of a RESPMOD was the REQMOD service's to check.
+        """
+        settings = self._settings
+        service = settings.services.get(tx.service)
+        if service is None or service.uninspectable == "pass":
+            return None
+        options = settings.payload
+        if options.check_heads:
+            target, headers = ((tx.request.target, tx.request.headers) if tx.icap_method == "REQMOD"
+                               else (None, tx.response.headers if tx.response is not None else ()))
+            try:
+                check_head(target, headers, options)
+            except Blocked as blocked:
+                return Block(blocked.reason, blocked.detail, TransactionReport())
+        if options.partial_bodies == "block" and tx.has_body:
+            place = piece_offset(tx.response.status if tx.icap_method == "RESPMOD" and tx.response else None,
+                                 tx.request.headers if tx.request is not None else (),
+                                 tx.response.headers if tx.response is not None else ())
+            if place:  # None: the whole body; 0: the first piece, which holds any object's header
+                return Block(BlockReason.UNINSPECTABLE, "a piece of a larger body, past its start",
+                             TransactionReport())
+        return None
 
     def _read_whole(self, tx: Transaction, seen: Triage, head: Any, preview: bytes) -> NeedBody:
         """Read the body whole; for a large response, also how its answer begins before the verdict.
