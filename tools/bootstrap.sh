@@ -15,6 +15,7 @@ PACKAGES=(
   dicom3tools             # dciodvfy validates rebuilt objects in tests
   prometheus              # promtool checks the alert rules
   unzip                   # Info-ZIP unzip: tests read rebuilt archives as a receiver does
+  p7zip-full gcab cabextract  # 7-Zip, a cabinet writer and cabextract: tests show they find archives behind a prefix
   prometheus-alertmanager # amtool checks the compose Alertmanager config (the daemon is not used)
   curl openssl ca-certificates
 )

@@ -232,6 +232,9 @@ class PayloadWalker:
         if unopenable is not None:
             raise Blocked(BlockReason.UNINSPECTABLE, f"{unopenable}: a format icapdlp cannot open")
         anchors = signatures.anchor_offsets(body)
+        searched = signatures.searched_archive(body, anchors)
+        if searched is not None:  # (a self-extracting stub or any bytes before it: its tool finds it)
+            raise Blocked(BlockReason.UNINSPECTABLE, f"{searched} inside other bytes: a format icapdlp cannot open")
         tar_at = tarball.tar_offset(body, anchors)
         if tar_at is not None:  # GNU tar skips to it (behind whole blocks); a carving reader, anywhere
             return self._tar_behind_prefix(body, tar_at, depth, top)

@@ -155,3 +155,14 @@ def test_a_tar_behind_a_prefix_whose_member_is_compressed_dicom_is_rewritten(tmp
     body = junk(99) + gnu_tar(tmp_path, "v7", [("scan.dcm.gz", member)])
     result, rewriter = walk(None, body)
     assert rewriter.seen == [DCM]
+
+
+def test_a_zstd_file_starting_with_a_skippable_frame_behind_a_prefix_is_refused():
+    """The skippable frame is not looked for: the frame after it shows its own magic."""
+    skippable = (0x184D2A50).to_bytes(4, "little") + (9).to_bytes(4, "little") + b"metadata!"
+    body = junk(37) + skippable + encode(DCM, "zstd")
+    import zstandard
+
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body[37:]), read_across_frames=True)
+    assert reader.read() == DCM  # (as `zstd -d` reads a file: past the skippable frame)
+    assert refused(None, body) is BlockReason.UNINSPECTABLE
