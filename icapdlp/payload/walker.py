@@ -54,6 +54,12 @@ JSON_TYPES = frozenset({"application/dicom+json", "application/json", "text/json
 JOINED_READINGS_BYTES = 1024 * 1024
 
 
+#: lenient readings a binary body may sit in and still have the pieces of its runs joined: base64
+#: broken up inside binary, inside the same again, is one reading deep. Joined at every depth,
+#: ordinary text nests past max_nesting (base64 tokens of repeated letters read as letters again)
+MAX_JOINING_READINGS = 1
+
+
 #: compressed-stream magics inside one binary body that are decoded; past this many the body
 #: cannot be cleared at a bounded cost and is refused
 MAX_CARVED_STREAMS = 256
@@ -134,8 +140,8 @@ class PayloadWalker:
         #: reading is the part's own decoding, classified (and rewritten) as the part
         self._quoted_printable_as_sent: bytes | None = None
         #: lenient readings (textruns.lenient_readings) being classified around this point: in a
-        #: reading (garbage but for the data it may hold) binary pieces of runs are not joined,
-        #: or readings of readings of its garbage nest past max_nesting
+        #: reading of a reading (garbage but for the data it may hold) binary pieces of runs are
+        #: not joined, or readings of readings of its garbage nest past max_nesting
         self._within_reading = 0
 
     def rewrite_message(self, content_type: str | None, content_encodings: list[str],
@@ -386,8 +392,10 @@ class PayloadWalker:
         ways, or DICOM in a JSON string that cannot be rewritten in place, is
         refused.
         """
-        # in binary, the pieces of runs (broken up by bytes); inside a lenient reading, long runs alone
-        stretches = None if text or self._within_reading else textruns.stretch_regions(body)
+        # in binary, the pieces of runs (broken up by bytes), also inside one lenient reading (base64
+        # broken up inside binary, nested in the same again); deeper, long runs alone
+        joins = self._within_reading <= MAX_JOINING_READINGS
+        stretches = textruns.stretch_regions(body) if not text and joins else None
         regions = textruns.long_run_regions(body, stretches)
         if not text and stretches is None:
             stretches = regions
@@ -439,7 +447,7 @@ class PayloadWalker:
         already (``accounted``) are left out, so an ordinary upload still is.
         """
         readings = textruns.lenient_readings(body, accounted, text=text, stretches=stretches,
-                                             join=not self._within_reading)
+                                             join=self._within_reading <= MAX_JOINING_READINGS)
         if text and len(body) <= JOINED_READINGS_BYTES:  # classified as one: one walk instead of up to ten
             # (binary holds few clusters; each reading alone keeps what whole-body checks see: a stream at
             # its start, UTF-16 text)
