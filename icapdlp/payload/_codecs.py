@@ -48,7 +48,7 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _ZLIB_WBITS = zlib.MAX_WBITS
 _RAW_WBITS = -zlib.MAX_WBITS
 
-_ERRORS = (zlib.error, OSError, EOFError, lzma.LZMAError, brotli.error, zstandard.ZstdError, ValueError)
+ERRORS = (zlib.error, OSError, EOFError, lzma.LZMAError, brotli.error, zstandard.ZstdError, ValueError)
 
 
 class _Stream(Protocol):
@@ -213,6 +213,19 @@ CODECS: dict[str, Codec] = {codec.name: codec for codec in (
 )}
 
 
+#: streams without a magic number that a receiver may be handed as a whole body and decode
+#: (``zlib.decompress`` with either window form, ``lzma.decompress`` of an .lzma file): found
+#: only by decoding, so tried on binary content (``encoding.unmarked_streams``). Not brotli:
+#: its decoder takes the first kilobyte of one random body in thirteen (a stored meta-block
+#: copies it), which would send that many bodies to a worker and stop released downloads
+UNMARKED: dict[str, Codec] = {codec.name: codec for codec in (
+    CODECS["deflate"],
+    Codec("lzma", lambda data, _: _BufferingStream(
+              lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=DECODER_MEMORY_BYTES), data),
+          lambda data: lzma.compress(data, lzma.FORMAT_ALONE, preset=XZ_PRESET), False),
+)}
+
+
 def _drain(codec: Codec, stream: _Stream, out: bytearray, limit: int) -> bool:
     """Read ``stream`` into ``out`` until it finishes (True) or stops giving output (False).
 
@@ -245,7 +258,7 @@ def decode(codec: Codec, data: bytes, limit: int) -> bytes:
             if not rest:
                 return bytes(out)
             remaining = rest
-    except _ERRORS:
+    except ERRORS:
         raise Blocked(BlockReason.UNSUPPORTED_ENCODING,
                       f"{codec.name} body is corrupt or needs more decoder memory than allowed") from None
 
@@ -260,7 +273,7 @@ def decode_prefix(codec: Codec, data: bytes, limit: int) -> bytes:
             if not chunk and stream.starved:
                 break
             out += chunk
-    except _ERRORS:
+    except ERRORS:
         pass
     return bytes(out[:limit])
 
@@ -284,7 +297,7 @@ def decode_leading(codec: Codec, data: bytes, limit: int,
             if not _drain(codec, stream, out, limit):
                 return bytes(out), None
             rest = stream.rest
-        except _ERRORS:
+        except ERRORS:
             return bytes(out), None
         if not (codec.concatenated and another_stream(rest)):
             return bytes(out), len(data) - len(rest)

@@ -203,3 +203,49 @@ def inflate_leading(data: bytes, coding: str, limit: int) -> tuple[bytes, int | 
     """
     return _codecs.decode_leading(_codec(coding), data, limit,
                                   lambda rest: body_compression(rest[:10]) == coding)
+
+
+#: input a decoder is first given when trying a stream without a magic number: random and
+#: ordinary binary bytes fail within it (about 4 microseconds), a real stream decodes it
+UNMARKED_TRY_BYTES = 1024
+#: an LZMA-alone header's uncompressed size is unknown (all ones) or below this (liblzma's own
+#: sanity bound, 256 GiB): random bytes meet that about once in 64 million
+_LZMA_ALONE_MAX_SIZE = 1 << 38
+
+
+def unmarked_streams(data: bytes) -> list[str]:
+    """The codings without a magic number (``_codecs.UNMARKED``) whose decoder takes the start of ``data``.
+
+    A zlib, raw deflate, LZMA-alone or brotli stream shows no signature a
+    search could find, but an API that inflates uploads (``zlib.decompress``,
+    PHP's ``gzuncompress``, Node's ``inflateSync``, ``lzma.decompress``) reads
+    a body that is one. Each decoder is handed the first UNMARKED_TRY_BYTES;
+    one that does not fail there is worth decoding (``inflate_leading``).
+    """
+    head = data[:UNMARKED_TRY_BYTES]
+    found = []
+    for name in _codecs.UNMARKED:
+        if name == "lzma" and not _lzma_alone_header(head):
+            continue
+        try:
+            _codecs.UNMARKED[name].open(head, UNMARKED_TRY_BYTES * 64).read(UNMARKED_TRY_BYTES * 64)
+        except _codecs.ERRORS:
+            continue
+        found.append(name)
+    return found
+
+
+def _lzma_alone_header(head: bytes) -> bool:
+    """Properties a decoder accepts (lc+lp+pb packed below 225) and a plausible uncompressed size."""
+    if len(head) < 13 or head[0] >= 9 * 5 * 5:
+        return False
+    size = int.from_bytes(head[5:13], "little")
+    return size == (1 << 64) - 1 or size < _LZMA_ALONE_MAX_SIZE
+
+
+def inflate_unmarked(data: bytes, name: str, limit: int) -> bytes:
+    """What a receiver decodes from the ``name`` stream (see :func:`unmarked_streams`) at the start of ``data``.
+
+    To its end or its damage, as ``inflate_leading``; Blocked (limit-exceeded) past ``limit``.
+    """
+    return _codecs.decode_leading(_codecs.UNMARKED[name], data, limit, lambda rest: False)[0]

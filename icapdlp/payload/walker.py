@@ -261,6 +261,7 @@ class PayloadWalker:
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
         self._check_carved_streams(body, anchors, depth, label)
+        self._check_unmarked_streams(body, depth, label)
         encoded = self._encoded_text(body, depth, label, text=False)  # text stored in binary (a tar)
         return body if encoded is None else encoded
 
@@ -301,6 +302,34 @@ class PayloadWalker:
             if found:
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               f"DICOM in a {coding} stream behind other bytes (a carving reader decodes it)")
+
+    def _check_unmarked_streams(self, body: bytes, depth: int, label: Container) -> None:
+        """Refuse binary content that is a zlib, raw deflate or LZMA-alone stream holding DICOM.
+
+        No magic number shows these, but an API that inflates what it is sent
+        (``zlib.decompress``, PHP's ``gzuncompress``, ``lzma.decompress``)
+        reads a body that is one. A decoder that takes the body's first bytes
+        (``encoding.unmarked_streams``; random bytes fail within a few) is
+        run to the stream's end or damage, and what it gives is classified;
+        DICOM in it is refused (nothing marks the body as compressed, so it
+        is not rewritten). A probing walk decodes up to PROBE_INFLATE_BYTES
+        itself: a chance decoding of ordinary binary must not send every
+        such body, or stop every such released download, to a worker.
+        """
+        for name in encoding.unmarked_streams(body):
+            limit = PROBE_INFLATE_BYTES if self._probe else self._max_inflated
+            try:
+                inner = encoding.inflate_unmarked(body, name, limit)
+            except Blocked:
+                self._heavy()  # (a probing walk leaves a large stream to the worker)
+                raise
+            if len(inner) < textruns.MIN_BINARY_STRING:
+                continue  # (the garbage a chance decoding gives)
+            with self._decoded_for_real():
+                found = self._finds_dicom(inner, depth, label)
+            if found:
+                raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in a {name} stream (a receiver that inflates "
+                                                         "the body reads it)")
 
     def _text(self, body: bytes, depth: int, label: Container, top: bool) -> bytes:
         """Text: DICOM can only ride in it encoded (JSON model, XML model, base64, hex, percent-encoded)."""
