@@ -108,12 +108,34 @@ def read_archive(data: bytes, limits: ArchiveLimits) -> ZipArchive:
     if any(signatures.dicom_marker_offset(region) is not None for region in layout.metadata(data)):
         # comments and extra fields are carried over unread when nothing else changes
         raise Blocked(BlockReason.UNINSPECTABLE, "a DICOM file in zip metadata (a comment or an extra field)")
+    if _records_in_metadata(layout.metadata(data)):
+        raise Blocked(BlockReason.UNINSPECTABLE, "zip records inside zip metadata (an archive in an extra field)")
     unlisted = []
     for entry in layout.unlisted:
         member = _read_unlisted(data, entry, limits.max_inflated_bytes - total, limits.max_ratio)
         total += len(member.data)
         unlisted.append(member)
     return ZipArchive(members, comment, data[:layout.prefix_end], data[layout.end:], unlisted)
+
+
+def _records_in_metadata(regions: list[bytes]) -> bool:
+    """Whether a local header or directory record stands where only one member's header belongs.
+
+    Each region but the last is the bytes before a member's data: its local
+    header (and the data descriptor of the member before it); the last holds
+    the central directory and end records. An entry and a directory hidden in
+    an extra field or a comment are an archive another reader may be pointed
+    at (an end record that disagrees, a carving tool): none belongs there.
+    """
+    *headers, tail = regions
+    for region in headers:
+        if region.count(zipscan.LOCAL_SIG) > 1 or any(sig in region for sig in _DIRECTORY_SIGS):
+            return True
+    return zipscan.LOCAL_SIG in tail
+
+
+#: central directory and end records, which stand only after the members' data
+_DIRECTORY_SIGS = (zipscan.CENTRAL_SIG, zipscan.EOCD_SIG, zipscan.ZIP64_EOCD_SIG, zipscan.ZIP64_LOCATOR_SIG)
 
 
 def _read_unlisted(data: bytes, entry: zipscan.Entry, budget: int, max_ratio: int) -> Member:
