@@ -78,14 +78,81 @@ def embedded_dataset_offset(data: bytes) -> int | None:
     return None
 
 
-def _plausible_tag(group: int, elem: int) -> bool:
+def _plausible_tag(group: int, elem: int, known_only: bool = True) -> bool:
+    """A tag a stored dataset may hold: a dictionary tag, a group length, a private tag.
+
+    ``known_only=False`` (after the first element): an even tag the dictionary
+    does not define is plausible too; a lenient reader takes it as an
+    element of its VR (explicit) or as UN, and goes on.
+    """
     if group in (0xFFFE, 0xFFFF) or group < 0x0002:
         return False  # item delimiters and command groups never lead a stored dataset
     if elem == 0:
         return True  # group length
     if group & 1:
         return group > 0x0008  # private
-    return dictionary_has_tag((group << 16) | elem)
+    return dictionary_has_tag((group << 16) | elem) or not known_only
+
+
+#: items and their delimiters inside a value of undefined length (sequences, encapsulated pixel data)
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+#: sequences inside sequences walked before the verdict is left to what decoded before them
+MAX_SEQUENCE_DEPTH = 8
+
+
+def _element(data: bytes, pos: int, order: str, explicit: bool) -> tuple[int, int, int] | None:
+    """(tag, value length, header size) of the element header at ``pos``, or None if it is no element."""
+    end = len(data)
+    group, elem = struct.unpack_from(order + "HH", data, pos)
+    if explicit and group != 0xFFFE:
+        vr = data[pos + 4:pos + 6]
+        if vr not in _VRS:
+            return None
+        if vr in _LONG_VRS:
+            if end - pos < 12 or data[pos + 6:pos + 8] != b"\0\0":
+                return None
+            return group << 16 | elem, struct.unpack_from(order + "I", data, pos + 8)[0], 12
+        return group << 16 | elem, struct.unpack_from(order + "H", data, pos + 6)[0], 8
+    return group << 16 | elem, struct.unpack_from(order + "I", data, pos + 4)[0], 8
+
+
+def _after_undefined(data: bytes, pos: int, order: str, explicit: bool, depth: int) -> int | None:
+    """Where a value of undefined length starting at ``pos`` ends (after its sequence delimiter), or None.
+
+    A lenient reader walks such a value item by item (pydicom does, for a
+    sequence or encapsulated pixel data first in a dataset); the walk goes
+    on after it. None when the items do not decode or run past the bytes read.
+    """
+    while depth <= MAX_SEQUENCE_DEPTH and len(data) - pos >= 8:
+        group, elem, length = struct.unpack_from(order + "HHI", data, pos)
+        tag = group << 16 | elem
+        pos += 8
+        if tag == _SEQUENCE_END:
+            return pos
+        if tag != _ITEM:
+            return None
+        if length != _UNDEFINED:
+            pos += length
+            continue
+        while len(data) - pos >= 8:  # an item of undefined length: elements up to its delimiter
+            element = _element(data, pos, order, explicit)
+            if element is None:
+                return None
+            tag, length, header = element
+            if tag == _ITEM_END:
+                pos += 8
+                break
+            pos += header
+            if length == _UNDEFINED:
+                found = _after_undefined(data, pos, order, explicit, depth + 1)
+                if found is None:
+                    return None
+                pos = found
+            else:
+                pos += length
+        else:
+            return None
+    return None
 
 
 def _walk(data: bytes, little: bool, explicit: bool) -> bool:
@@ -96,27 +163,20 @@ def _walk(data: bytes, little: bool, explicit: bool) -> bool:
         if count >= MIN_ELEMENTS and identifying:
             return True
         group, elem = struct.unpack_from(order + "HH", data, pos)
-        if not _plausible_tag(group, elem):
+        if not _plausible_tag(group, elem, known_only=count == 0):
             break  # a reader that got this far has already read the elements before it
-        if explicit:
-            vr = data[pos + 4:pos + 6]
-            if vr not in _VRS:
-                break
-            if vr in _LONG_VRS:
-                if end - pos < 12 or data[pos + 6:pos + 8] != b"\0\0":
-                    break
-                (length,) = struct.unpack_from(order + "I", data, pos + 8)
-                header = 12
-            else:
-                (length,) = struct.unpack_from(order + "H", data, pos + 6)
-                header = 8
-        else:
-            (length,) = struct.unpack_from(order + "I", data, pos + 4)
-            header = 8
+        element = _element(data, pos, order, explicit)
+        if element is None:
+            break
+        _, length, header = element
         count += 1
         identifying = identifying or group in IDENTIFYING_GROUPS
-        if length == _UNDEFINED:
-            break  # a sequence or encapsulated value: the elements before it decide
+        if length == _UNDEFINED:  # a sequence or encapsulated value: walked to its delimiter
+            after = _after_undefined(data, pos + header, order, explicit, 0)
+            if after is None:
+                break  # (the elements before it decide)
+            pos = after
+            continue
         pos += header + length
         if pos > end:
             break  # the value runs past what was read: judge on what decoded

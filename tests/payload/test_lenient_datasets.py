@@ -1,0 +1,81 @@
+"""Bare datasets a lenient reader takes though their start is unusual (red-team F1).
+
+pydicom's ``dcmread(force=True)`` walks a sequence of undefined length item by
+item, and reads a tag the dictionary does not define as an element like any
+other. The walker's lenient look stopped at both, so a bare dataset that
+starts with an undefined-length sequence and has an undefined tag after each
+patient element passed as opaque binary while pydicom read the patient's name.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from pydicom import Dataset, Sequence, dcmread
+from pydicom.filewriter import dcmwrite
+
+from icapdlp.payload import lenient
+from tests.payload.helpers import walk
+
+NAME, PATIENT_ID = "PLANTEDNAME^LENIENT", "PLANTEDID42"
+
+
+def odd_dataset(first_sequence: bool = True, undefined_tags: bool = True, *, little: bool = True,
+                implicit: bool = False, nested: bool = False) -> bytes:
+    ds = Dataset()
+    if first_sequence:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "eng", "RFC5646", "English"
+        if nested:
+            inner = Dataset()
+            inner.CodeValue, inner.CodingSchemeDesignator = "x", "99LOCAL"
+            item.ConceptCodeSequence = Sequence([inner])
+            item["ConceptCodeSequence"].is_undefined_length = True
+        ds.LanguageCodeSequence = Sequence([item])  # (0008,0006), the first element: undefined length
+        ds["LanguageCodeSequence"].is_undefined_length = True
+    ds.PatientName = NAME
+    ds.PatientID = PATIENT_ID
+    ds.PatientBirthDate = "19610214"
+    if undefined_tags:
+        ds.add_new(0x00100011, "LO", "x")  # (not in the dictionary) right after Patient's Name
+        ds.add_new(0x00100023, "LO", "y")  # ... and after Patient ID
+    ds.StudyDescription = "CHEST"
+    out = io.BytesIO()
+    dcmwrite(out, ds, enforce_file_format=False, little_endian=little, implicit_vr=implicit)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("form", ["explicit-le", "explicit-be", "implicit-le"])
+@pytest.mark.parametrize("nested", [False, True], ids=["flat", "nested"])
+def test_a_dataset_starting_with_an_undefined_length_sequence_is_dicom(form, nested):
+    body = odd_dataset(little=form != "explicit-be", implicit=form == "implicit-le", nested=nested)
+    assert dcmread(io.BytesIO(body), force=True).PatientName == NAME  # the receiver reads it
+    assert lenient.looks_like_dataset(body)
+    result, rewriter = walk("application/octet-stream", body)
+    assert rewriter.seen == [body]
+
+
+def test_undefined_tags_after_the_patient_elements_do_not_hide_them_inside_other_bytes():
+    body = os.urandom(0) + bytes(range(256)) * 4 + odd_dataset(first_sequence=False)
+    assert lenient.embedded_dataset_offset(body) is not None
+
+
+def test_the_undefined_tags_alone_and_the_sequence_alone_are_dicom_too():
+    for first, undefined in ((True, False), (False, True)):
+        assert lenient.looks_like_dataset(odd_dataset(first, undefined))
+
+
+def test_an_unterminated_undefined_length_value_first_is_judged_on_what_decoded():
+    """A sequence whose delimiter never comes is no dataset by itself (random bytes stay random)."""
+    body = b"\x08\x00\x06\x00SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff" + os.urandom(4000)
+    assert not lenient.looks_like_dataset(body)
+
+
+def test_random_and_text_bytes_are_still_no_dataset():
+    import random
+
+    rng = random.Random(17)
+    assert not any(lenient.looks_like_dataset(rng.randbytes(4096)) for _ in range(2000))
+    assert not lenient.looks_like_dataset(b"Patient name and ID are in the attached report. " * 100)
