@@ -315,7 +315,13 @@ class PayloadWalker:
         is not rewritten). A probing walk decodes up to PROBE_INFLATE_BYTES
         itself: a chance decoding of ordinary binary must not send every
         such body, or stop every such released download, to a worker.
+        Garbage decodes too (repeated letters read as fixed-Huffman codes
+        give more repeats, readings of those nest past max_nesting), so
+        nothing is tried inside a lenient reading: only on content as sent
+        or as a real decoder gave it.
         """
+        if self._within_reading:
+            return
         for name in encoding.unmarked_streams(body):
             limit = PROBE_INFLATE_BYTES if self._probe else self._max_inflated
             try:
@@ -325,9 +331,7 @@ class PayloadWalker:
                 raise
             if len(inner) < textruns.MIN_BINARY_STRING:
                 continue  # (the garbage a chance decoding gives)
-            with self._decoded_for_real():
-                found = self._finds_dicom(inner, depth, label)
-            if found:
+            if self._finds_dicom(inner, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in a {name} stream (a receiver that inflates "
                                                          "the body reads it)")
 
