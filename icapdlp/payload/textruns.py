@@ -384,11 +384,11 @@ def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
     ``encode("latin-1")``.
     """
     if len(body) > MAX_JSON_PARSE_BYTES or not _JSON_START.match(body):
-        return []
+        return escaped_binary_strings(body)
     try:
         document = json.loads(body.decode("utf-8-sig"))
     except (ValueError, RecursionError):
-        return []
+        return escaped_binary_strings(body)
     seen = {_alphabet_chars(run.text(body)).rstrip(b"=") for run in found}
     decoded_runs = []
     for text in _strings(document):
@@ -405,6 +405,54 @@ def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
         if decoded is not None:
             decoded_runs.append(decoded)
     return decoded_runs
+
+
+#: a JSON string literal: from a quote to the next unescaped quote (or the body's end, cut off)
+_STRING_LITERAL = re.compile(rb'"((?:[^"\\]|\\.)*)(?:"|\\?$)')
+#: the end of a literal a body's start cut off (a window of a larger body may start inside one, and
+#: end inside it too)
+_LITERAL_END = re.compile(rb'((?:[^"\\]|\\.)*)(?:"|\\?$)')
+
+
+def escaped_binary_strings(body: bytes) -> list[bytes]:
+    """Binary written as JSON string escapes (``\u0000``) in text that is no single JSON document.
+
+    NDJSON (one document a line), JSONP (``cb({...});``), an XSSI prefix
+    (``)]}',``), bytes after the value (``raw_decode``), or a window of a
+    larger body: a receiver parses the part it knows and turns the string
+    back into bytes with ``encode("latin-1")``. Looked for only in text
+    holding MIN_CONTROL_ESCAPES control-character escapes (one count of the
+    body otherwise); a literal cut off by the body's start or end is read
+    as far as it goes.
+    """
+    if body.count(b"\\u00") < MIN_CONTROL_ESCAPES or len(_CONTROL_ESCAPE.findall(body)) < MIN_CONTROL_ESCAPES:
+        return []
+    # read once from a quote, once as if the body started inside a literal (the quotes pair the other way)
+    literals = [match.group(1) for match in _STRING_LITERAL.finditer(body)]
+    cut = _LITERAL_END.match(body)
+    if cut is not None:
+        literals += [cut.group(1)] + [match.group(1) for match in _STRING_LITERAL.finditer(body, cut.end())]
+    found = []
+    for literal in literals:
+        if len(literal) < MIN_BINARY_STRING or not _CONTROL_ESCAPE.search(literal):
+            continue
+        text = _unescape(literal)
+        if text is not None and _BINARY_TEXT.search(text) and max(text) <= "\xff":
+            found.append(text.encode("latin-1"))
+    return found
+
+
+#: a partial escape a window may end in (``\u00``, ``\``), dropped before the literal is read
+_PARTIAL_ESCAPE = re.compile(rb"\\(?:u[0-9A-Fa-f]{0,3})?$")
+
+
+def _unescape(literal: bytes) -> str | None:
+    """The string a JSON literal's inside stands for (a cut-off escape at its end dropped), or None."""
+    literal = _PARTIAL_ESCAPE.sub(b"", literal)
+    try:
+        return json.loads(b'"' + literal + b'"')
+    except ValueError:
+        return None
 
 
 def _strings(document: Any) -> Iterator[str]:
