@@ -455,6 +455,35 @@ def _unescape(literal: bytes) -> str | None:
         return None
 
 
+#: a byte written as a decimal number, zeros included, with its separator: DICOM element headers
+#: are mostly zero bytes, so a dataset written so shows ",0," (or ", 0,") many times; prose does not
+_DECIMAL_ZEROS = (b",0,", b", 0,", b"\n0\n")
+MIN_DECIMAL_ZEROS = 8
+#: a stretch of digits and separators long enough for MIN_BINARY_STRING numbers (one class, so the
+#: search stays linear; the numbers in it are counted after)
+_DECIMAL_STRETCH = re.compile(rb"[0-9][0-9, \t\r\n]{%d,}" % (2 * MIN_BINARY_STRING - 2))
+_DECIMAL_NUMBER = re.compile(rb"[0-9]+")
+
+
+def decimal_byte_strings(body: bytes) -> list[bytes]:
+    """Files written as lists of decimal byte values: ``JSON.stringify`` of a Node Buffer
+    (``{"type":"Buffer","data":[0,0,...]}``), ``json.dumps(list(data))``, a CSV line of bytes.
+
+    A receiver turns the list back into the file with one ``bytes(...)`` or
+    ``Buffer.from(...)``. Each stretch of at least MIN_BINARY_STRING numbers,
+    all of them 0-255, is such a list; text without MIN_DECIMAL_ZEROS zero
+    bytes so written costs two counts.
+    """
+    if sum(body.count(zero) for zero in _DECIMAL_ZEROS) < MIN_DECIMAL_ZEROS:
+        return []
+    found = []
+    for match in _DECIMAL_STRETCH.finditer(body):
+        numbers = [int(number) for number in _DECIMAL_NUMBER.findall(match.group())]
+        if len(numbers) >= MIN_BINARY_STRING and max(numbers) <= 255:
+            found.append(bytes(numbers))
+    return found
+
+
 def _strings(document: Any) -> Iterator[str]:
     """Every string in a parsed JSON document, keys included, without recursion."""
     stack = [document]

@@ -443,6 +443,9 @@ class PayloadWalker:
             if self._finds_dicom(decoded, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in a JSON string whose escapes or spaces cannot be rewritten in place")
+        for decoded in textruns.decimal_byte_strings(body) if text else ():
+            if self._finds_dicom(decoded, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE, "DICOM written as a list of decimal byte values")
         pieces: list[bytes] = []
         position = 0
         accounted: list[tuple[int, int]] = []
