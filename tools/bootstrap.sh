@@ -17,6 +17,7 @@ PACKAGES=(
   unzip                   # Info-ZIP unzip: tests read rebuilt archives as a receiver does
   p7zip-full gcab cabextract  # 7-Zip, a cabinet writer and cabextract: tests show they find archives behind a prefix
   busybox                 # busybox tar: a tar reader that ignores pax size records (tests)
+  squashfs-tools          # mksquashfs/unsquashfs: tests show a squashfs image is refused
   prometheus-alertmanager # amtool checks the compose Alertmanager config (the daemon is not used)
   curl openssl ca-certificates
 )

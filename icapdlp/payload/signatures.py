@@ -48,6 +48,20 @@ UNINSPECTABLE_MAGICS: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE compound file"),
     (0, b"-----BEGIN PGP", "PGP message"),
     (0, b"\x85\x02", "PGP message"),
+    (0, b"hsqs", "squashfs image"),
+    (0, b"sqsh", "squashfs image"),
+    (0, b"\x45\x3d\xcd\x28", "cramfs image"),
+    (0, b"\x28\xcd\x3d\x45", "cramfs image"),
+    (1024, b"\xe2\xe1\xf5\xe0", "EROFS image"),
+    (0, b"\x31\x18\x10\x06", "UBIFS image"),
+    (0, b"MSWIM\0\0\0", "WIM image"),
+    (0, b"\xed\xab\xee\xdb", "RPM package"),
+    (0, b"\x60\xea", "ARJ archive"),
+    (2, b"-lh", "LHA archive"),
+    (2, b"-lz", "LHA archive"),
+    (0, b"ZOO ", "ZOO archive"),
+    (0, b"\x89LZO\0\r\n\x1a\n", "lzop file"),
+    (0, b"\x02\x21\x4c\x18", "LZ4 legacy frame"),
 )
 
 #: control characters that never occur in text a client means as text

@@ -96,3 +96,27 @@ def test_a_7z_start_header_is_believed_by_its_crc():
     header = signatures.SEVEN_ZIP + b"\0\x04" + zlib.crc32(start).to_bytes(4, "little") + start
     body = junk(300) + header + junk(300, seed=12)
     assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+# -- images and packages icapdlp cannot open, at their start (red-team F22) ---------------------
+
+def test_a_squashfs_image_holding_dicom_is_refused(tmp_path):
+    """unsquashfs (and 7-Zip; snaps and AppImages are squashfs) writes the file back; its default
+    compressor's zlib streams carry no magic the carving looks for."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "scan.dcm").write_bytes(DCM)
+    subprocess.run(["mksquashfs", str(source), str(tmp_path / "img"), "-comp", "gzip", "-noappend", "-quiet"],
+                   check=True, capture_output=True)
+    body = (tmp_path / "img").read_bytes()
+    subprocess.run(["unsquashfs", "-d", str(tmp_path / "out"), str(tmp_path / "img")], check=True,
+                   capture_output=True)
+    assert (tmp_path / "out" / "scan.dcm").read_bytes() == DCM
+    assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+@pytest.mark.parametrize("offset, magic", [(m[0], m[1]) for m in signatures.UNINSPECTABLE_MAGICS],
+                         ids=[m[2].replace(" ", "-") + "-" + m[1][:4].hex() for m in signatures.UNINSPECTABLE_MAGICS])
+def test_every_format_icapdlp_cannot_open_is_refused_at_its_start(offset, magic):
+    body = junk(offset) + magic + junk(600, seed=14)
+    assert refused(body) is BlockReason.UNINSPECTABLE
