@@ -40,10 +40,14 @@ _UNDEFINED = 0xFFFFFFFF
 _FORMS = ((True, True), (True, False), (False, True), (False, False))
 
 
-def looks_like_dataset(data: bytes | memoryview) -> bool:
-    """True when some byte order and VR form decode ``data``'s start as an identifying dataset."""
-    head = bytes(data[:256 * 1024])
-    return any(_walk(head, little, explicit) for little, explicit in _FORMS)
+def looks_like_dataset(data: bytes) -> bool:
+    """True when some byte order and VR form decode ``data``'s start as an identifying dataset.
+
+    The walk reads element headers only, over the whole body: a first value
+    of 300 KB (an OB before the patient module) is stepped over, as a
+    lenient reader steps over it.
+    """
+    return any(_walk(data, little, explicit) for little, explicit in _FORMS)
 
 
 #: element headers of Patient's Name and Patient ID in the four encodings (group, element in both
@@ -71,8 +75,7 @@ def embedded_dataset_offset(data: bytes) -> int | None:
         while found >= 0:
             if tried == MAX_CANDIDATES:
                 raise TooManyCandidates
-            window = data[found:found + 4096]
-            if any(_walk(window, little, explicit) for little, explicit in _FORMS):
+            if any(_walk(data, little, explicit, found) for little, explicit in _FORMS):
                 return found
             found, tried = data.find(tag, found + 1), tried + 1
     return None
@@ -155,9 +158,9 @@ def _after_undefined(data: bytes, pos: int, order: str, explicit: bool, depth: i
     return None
 
 
-def _walk(data: bytes, little: bool, explicit: bool) -> bool:
+def _walk(data: bytes, little: bool, explicit: bool, start: int = 0) -> bool:
     order = "<" if little else ">"
-    pos, count, identifying = 0, 0, False
+    pos, count, identifying = start, 0, False
     end = len(data)
     while count < MAX_ELEMENTS and end - pos >= 8:
         if count >= MIN_ELEMENTS and identifying:

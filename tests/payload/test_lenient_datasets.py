@@ -79,3 +79,30 @@ def test_random_and_text_bytes_are_still_no_dataset():
     rng = random.Random(17)
     assert not any(lenient.looks_like_dataset(rng.randbytes(4096)) for _ in range(2000))
     assert not lenient.looks_like_dataset(b"Patient name and ID are in the attached report. " * 100)
+
+
+def test_a_first_value_longer_than_any_window_is_stepped_over():
+    """Red-team F19: a 300 KB value first, then the patient module (each of its elements followed by an
+    undefined tag); pydicom reads it, and the look at the body's start stopped at its first 256 KiB."""
+    ds = Dataset()
+    ds.add_new(0x00080119, "UC", "x" * 300_000)  # Long Code Value
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = NAME, PATIENT_ID, "19610214"
+    ds.add_new(0x00100011, "LO", "x")
+    ds.StudyDescription = "CHEST"
+    out = io.BytesIO()
+    dcmwrite(out, ds, enforce_file_format=False, little_endian=True, implicit_vr=False)
+    body = out.getvalue()
+    assert dcmread(io.BytesIO(body), force=True).PatientName == NAME
+    result, rewriter = walk("application/octet-stream", body)
+    assert rewriter.seen == [body]
+
+
+def test_patient_elements_followed_by_a_long_value_inside_other_bytes_are_found():
+    ds = Dataset()
+    ds.PatientName, ds.PatientID = NAME, PATIENT_ID
+    ds.add_new(0x00100011, "LT", "x" * 9000)  # right after the name, longer than the 4 KiB looked at before
+    ds.StudyDescription = "CHEST"
+    out = io.BytesIO()
+    dcmwrite(out, ds, enforce_file_format=False, little_endian=True, implicit_vr=False)
+    body = bytes(range(256)) * 4 + out.getvalue()
+    assert lenient.embedded_dataset_offset(body) is not None
