@@ -61,3 +61,15 @@ def test_a_window_holding_part_of_such_a_string_does_not_pass(start):
 def test_text_with_a_few_control_escapes_passes():
     body = ("\n".join(json.dumps({"line": i, "text": "tab\there, bell\u0007"}) for i in range(10))).encode()
     assert walk("application/x-ndjson", body)[0].body is body
+
+
+def test_a_json_body_above_the_parse_limit_still_has_its_strings_read(monkeypatch):
+    """Red-team F18: above MAX_JSON_PARSE_BYTES (64 MiB) the document was not parsed and passed unread."""
+    from icapdlp.payload import textruns
+
+    body = json.dumps({"file": DCM.decode("latin-1"), "pad": "." * 5000}).encode()
+    monkeypatch.setattr(textruns, "MAX_JSON_PARSE_BYTES", 4096)  # (the body stands for a 68 MB one)
+    assert len(body) > textruns.MAX_JSON_PARSE_BYTES
+    with pytest.raises(Blocked) as info:
+        walk("application/json", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
