@@ -18,6 +18,7 @@ PACKAGES=(
   p7zip-full gcab cabextract  # 7-Zip, a cabinet writer and cabextract: tests show they find archives behind a prefix
   busybox                 # busybox tar: a tar reader that ignores pax size records (tests)
   squashfs-tools          # mksquashfs/unsquashfs: tests show a squashfs image is refused
+  dcmtk                   # dcm2xml/dcmdump and xml2dcm/dump2dcm: DCMTK's text forms of an object (tests)
   prometheus-alertmanager # amtool checks the compose Alertmanager config (the daemon is not used)
   curl openssl ca-certificates
 )

@@ -339,6 +339,8 @@ class PayloadWalker:
         """Text: DICOM can only ride in it encoded (JSON model, XML model, base64, hex, percent-encoded)."""
         if _DICOM_XML.search(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
+        if _dcmtk_text_form(body):
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM object in DCMTK's XML or dump text form")
         current = body
         if dicomjson.looks_like_dicom_json(current):
             current = self._json(current, top, declared=False)
@@ -743,6 +745,18 @@ _BOUNDARY_WORD = re.compile(rb"[0-9A-Za-z]")
 
 #: an element of the PS3.19 native DICOM model (optionally namespace-prefixed)
 _DICOM_XML = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:NativeDicomModel|DicomAttribute)\b")
+
+
+#: DCMTK's own text forms of an object, which its xml2dcm and dump2dcm write back into the file:
+#: dcm2xml's ``<element tag="0010,0010" vr="PN"`` and dcmdump's ``(0010,0010) PN [...]`` lines,
+#: looked for by a patient element (the gates are one search each, most text has neither)
+_DCMTK_GATES = (b'tag="0010,', b"(0010,")
+_DCMTK_PATIENT = re.compile(rb'<element tag="0010,[0-9A-Fa-f]{4}" vr="[A-Z]{2}"'
+                            rb'|^[ \t]*\(0010,[0-9A-Fa-f]{4}\) [A-Z]{2} ', re.M)
+
+
+def _dcmtk_text_form(body: bytes) -> bool:
+    return any(gate in body for gate in _DCMTK_GATES) and _DCMTK_PATIENT.search(body) is not None
 
 
 def passes_unopened(content_type: str | None, codings: list[str], body: bytes,
