@@ -676,6 +676,9 @@ class PayloadWalker:
         prefix, trailing = parsed.prefix, parsed.trailing
         new_prefix = self._entity(MediaType(), [], prefix, depth + 1, Container.ZIP) if prefix else prefix
         new_trailing = self._entity(MediaType(), [], trailing, depth + 1, Container.ZIP) if trailing else trailing
+        for piece in parsed.metadata:  # comments and extra fields: kept byte for byte by a rebuild
+            if self._finds_dicom(piece, depth, Container.ZIP):
+                raise Blocked(BlockReason.UNINSPECTABLE, "DICOM in zip metadata (a comment or an extra field)")
         unlisted_changed = False
         for member in parsed.unlisted:
             data = member.data
