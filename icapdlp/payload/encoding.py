@@ -249,3 +249,48 @@ def inflate_unmarked(data: bytes, name: str, limit: int) -> bytes:
     To its end or its damage, as ``inflate_leading``; Blocked (limit-exceeded) past ``limit``.
     """
     return _codecs.decode_leading(_codecs.UNMARKED[name], data, limit, lambda rest: False)[0]
+
+
+#: gzip header flags (RFC 1952 §2.3.1)
+_FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 0x02, 0x04, 0x08, 0x10
+
+
+def stream_header_fields(data: bytes, coding: str) -> tuple[int, list[bytes]]:
+    """(length, free-form payloads) of what a decoder skips at the start of a ``coding`` stream.
+
+    A gzip header's extra field, file name and comment, and the contents of
+    zstd skippable frames before the first frame: ``gzip -d`` and ``zstd -d``
+    step over them, a carving reader (binwalk) finds the stream hidden there,
+    and ``gzip.GzipFile`` hands the name over. (0, []) for other codings or
+    a header that does not parse (the decoder refuses it then).
+    """
+    if coding == "zstd":
+        return _skippable_frames(data)
+    if coding != "gzip" or len(data) < 10:
+        return 0, []
+    flags, position, fields = data[3], 10, []
+    if flags & _FEXTRA:
+        if len(data) < position + 2:
+            return 0, []
+        length = int.from_bytes(data[position:position + 2], "little")
+        fields.append(data[position + 2:position + 2 + length])
+        position += 2 + length
+    for flag in (_FNAME, _FCOMMENT):
+        if flags & flag:
+            end = data.find(b"\0", position)
+            if end < 0:
+                return 0, []
+            fields.append(data[position:end])
+            position = end + 1
+    if flags & _FHCRC:
+        position += 2
+    return min(position, len(data)), fields
+
+
+def _skippable_frames(data: bytes) -> tuple[int, list[bytes]]:
+    position, fields = 0, []
+    while len(data) - position >= 8 and data[position] & 0xF0 == 0x50 and data[position + 1:position + 4] == b"\x2a\x4d\x18":
+        length = int.from_bytes(data[position + 4:position + 8], "little")
+        fields.append(data[position + 8:position + 8 + length])
+        position += 8 + length
+    return min(position, len(data)), fields

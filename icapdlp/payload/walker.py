@@ -68,6 +68,9 @@ MAX_CARVED_STREAMS = 256
 CARVED_STREAM_SPACING = 64 * 1024
 #: output a probing walk decodes from a stream behind a prefix before leaving it to a worker
 PROBE_INFLATE_BYTES = 64 * 1024
+#: bytes of a carved stream's start read for its header fields (a gzip extra field is at most
+#: 64 KiB; a longer name or comment leaves the whole stream uncovered: every magic in it is read)
+HEADER_FIELDS_BYTES = 128 * 1024
 
 
 class NeedsWork(Exception):
@@ -281,9 +284,11 @@ class PayloadWalker:
         if len(offsets) > max(MAX_CARVED_STREAMS, len(body) // CARVED_STREAM_SPACING):
             raise Blocked(BlockReason.UNINSPECTABLE, "too many compressed-stream magics to check")
         budget = self._max_inflated  # shared by every stream of the body: magics cannot multiply it
-        covered = 0  # the end of the last stream decoded: a magic inside it is its data, read already
+        # the data of the last stream decoded (after its header): a magic inside it is its data, read
+        # already; one inside its header fields is not (decoders skip them, a carving tool does not)
+        covered_from, covered = 0, 0
         for offset, coding in offsets:
-            if offset < covered:
+            if covered_from <= offset < covered:
                 continue
             limit = min(PROBE_INFLATE_BYTES, budget) if self._probe else budget
             try:
@@ -292,8 +297,9 @@ class PayloadWalker:
                 self._heavy()  # (a probing walk leaves a large stream to the worker)
                 raise
             budget -= len(inner)
-            if end is not None:
-                covered = offset + end
+            if end is not None:  # (the header's fields are bytes of this body, classified with it)
+                header, _ = encoding.stream_header_fields(body[offset:offset + HEADER_FIELDS_BYTES], coding)
+                covered_from, covered = (offset + header, offset + end) if header else (0, 0)
             if len(inner) < textruns.MIN_BINARY_STRING:
                 continue  # (too short for any dataset: the garbage a chance magic decodes to)
             self._heavy()
@@ -334,6 +340,15 @@ class PayloadWalker:
             if self._finds_dicom(inner, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in a {name} stream (a receiver that inflates "
                                                          "the body reads it)")
+
+    def _check_header_fields(self, stream: bytes, coding: str, depth: int, label: Container) -> None:
+        """Refuse a compressed body whose header fields (gzip's extra field, name, comment; zstd
+        skippable frames) hold DICOM. Decoders step over these bytes, so the decoded content never
+        shows them, and the re-encoded body would not carry them over."""
+        for field in encoding.stream_header_fields(stream, coding)[1]:
+            if len(field) >= textruns.MIN_BINARY_STRING and self._finds_dicom(field, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              f"DICOM in a {coding} header field (decoders skip it, carving readers do not)")
 
     def _text(self, body: bytes, depth: int, label: Container, top: bool) -> bytes:
         """Text: DICOM can only ride in it encoded (JSON model, XML model, base64, hex, percent-encoded)."""
@@ -513,6 +528,7 @@ class PayloadWalker:
         """
         self._heavy()
         inner = encoding.inflate(body, coding, self._max_inflated)
+        self._check_header_fields(body, coding, depth, label)
         self.findings.inflated += 1
         try:
             with self._decoded_for_real():
