@@ -565,11 +565,37 @@ class PayloadWalker:
             else:
                 changed = True
                 new_parts.append(multipart.replace_content(part, new_content, dash_boundary))
+        if media.essence == "multipart/byteranges":
+            self._check_joined_ranges(parsed.parts, depth, label)
         self._mark(label, top, found=self.findings.objects > before)
         if not changed:
             return body
         parsed.parts = new_parts
         return parsed.to_rewritten_bytes()
+
+    def _check_joined_ranges(self, parts: list[multipart.Part], depth: int, label: Container) -> None:
+        """Refuse byte ranges that, placed where their Content-Range says, hold a DICOM object.
+
+        A reader of a 206 answer (a download manager, a range-reading viewer)
+        writes each part at its offset: an object cut so that no piece shows
+        a marker or a patient element followed by others is whole again. The
+        parts are joined in offset order (placed at their offsets when that
+        stays near the body's size) and classified; nothing can be rewritten
+        in place.
+        """
+        ranges = sorted((start, part.content) for part in parts
+                        if (start := _range_start(part.header("Content-Range"))) is not None)
+        if len(ranges) < 2:
+            return
+        end = max(start + len(content) for start, content in ranges)
+        if end <= 2 * sum(len(content) for _, content in ranges) + 64 * 1024:
+            joined = bytearray(end)
+            for start, content in ranges:
+                joined[start:start + len(content)] = content
+        else:
+            joined = bytearray(b"".join(content for _, content in ranges))
+        if self._finds_dicom(bytes(joined), depth, label):
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "byte ranges of a DICOM object")
 
     def _part_content(self, part: multipart.Part, media: MediaType, codings: list[str], depth: int,
                       label: Container, **context: bool) -> bytes:
@@ -806,6 +832,15 @@ class _NoRewriter:
 
 
 _NO_REWRITER = _NoRewriter()
+
+
+_CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d{1,15})\s*-\s*\d{1,15}\s*/", re.I)
+
+
+def _range_start(value: str | None) -> int | None:
+    """The first byte a part's ``Content-Range: bytes a-b/n`` places it at, or None."""
+    match = _CONTENT_RANGE.match(value or "")
+    return int(match.group(1)) if match else None
 
 
 def _part_codings(part: multipart.Part) -> list[str]:
