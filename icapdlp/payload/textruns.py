@@ -425,7 +425,9 @@ def escaped_binary_strings(body: bytes) -> list[bytes]:
     body otherwise); a literal cut off by the body's start or end is read
     as far as it goes.
     """
-    if body.count(b"\\u00") < MIN_CONTROL_ESCAPES or len(_CONTROL_ESCAPE.findall(body)) < MIN_CONTROL_ESCAPES:
+    if b"\\" not in body or body.count(b"\\u00") < MIN_CONTROL_ESCAPES:  # (a find of one byte: memchr)
+        return []
+    if len(_CONTROL_ESCAPE.findall(body)) < MIN_CONTROL_ESCAPES:
         return []
     # read once from a quote, once as if the body started inside a literal (the quotes pair the other way)
     literals = [match.group(1) for match in _STRING_LITERAL.finditer(body)]
@@ -465,6 +467,19 @@ _DECIMAL_STRETCH = re.compile(rb"[0-9][0-9, \t\r\n]{%d,}" % (2 * MIN_BINARY_STRI
 _DECIMAL_NUMBER = re.compile(rb"[0-9]+")
 
 
+#: zero digits a text needs before its numbers are read as bytes: a file written as decimal values,
+#: a hex dump or a C array shows one or two per zero byte, and DICOM holds many
+MIN_ZERO_DIGITS = 32
+
+
+def number_readings(body: bytes) -> list[bytes]:
+    """Files written as numbers: decimal byte lists, hex dumps and C arrays (one count of "0" for
+    text that holds none of them; the looks of each form follow only past it)."""
+    if body.count(b"0") < MIN_ZERO_DIGITS:
+        return []
+    return decimal_byte_strings(body) + hex_dump_readings(body)
+
+
 def decimal_byte_strings(body: bytes) -> list[bytes]:
     """Files written as lists of decimal byte values: ``JSON.stringify`` of a Node Buffer
     (``{"type":"Buffer","data":[0,0,...]}``), ``json.dumps(list(data))``, a CSV line of bytes.
@@ -482,6 +497,67 @@ def decimal_byte_strings(body: bytes) -> list[bytes]:
         if len(numbers) >= MIN_BINARY_STRING and max(numbers) <= 255:
             found.append(bytes(numbers))
     return found
+
+
+#: string-literal escapes of bytes (C, JavaScript, PHP, bash ``$'...'``, Python's ``b'...'`` repr):
+#: ``\xNN``, octal ``\NNN``, ``\u00NN``, and the one-letter ones
+_BYTE_ESCAPE = re.compile(rb"\\(?:x([0-9A-Fa-f]{2})|u00([0-9A-Fa-f]{2})|([0-7]{1,3})|(.))", re.S)
+_LETTER_ESCAPES = {b"n": 10, b"r": 13, b"t": 9, b"0": 0, b"a": 7, b"b": 8, b"f": 12, b"v": 11, b"e": 27}
+#: escapes of NUL (every DICOM element header holds several) a text needs before it is read so
+MIN_NUL_ESCAPES = 16
+_NUL_ESCAPES = (b"\\x00", b"\\000", b"\\0\\", b"\\u0000")
+
+
+def byte_escape_reading(body: bytes) -> bytes | None:
+    """``body`` with string-literal byte escapes undone, when it holds binary written so; else None.
+
+    ``codecs.escape_decode``, ``ast.literal_eval`` of a Python bytes repr, a
+    JavaScript or C string, ``printf '%b'``: each turns ``\x00\x10...`` (or
+    ``\000\020``) back into the file, whatever the text around it. Text
+    without MIN_NUL_ESCAPES escaped NULs costs four counts.
+    """
+    if b"\\" not in body or sum(body.count(escape) for escape in _NUL_ESCAPES) < MIN_NUL_ESCAPES:
+        return None
+
+    def byte(match: re.Match) -> bytes:
+        hex_digits = match.group(1) or match.group(2)
+        if hex_digits:
+            return bytes([int(hex_digits, 16)])
+        if match.group(3):
+            return bytes([int(match.group(3), 8) & 0xFF])
+        letter = match.group(4)
+        return bytes([_LETTER_ESCAPES[letter]]) if letter in _LETTER_ESCAPES else letter
+
+    return _BYTE_ESCAPE.sub(byte, body)
+
+
+#: a hex dump line: an offset (``xxd``: ``00000010:``; ``hexdump -C``, ``od -Ax -tx1``: ``00000010``)
+#: and the hex columns after it, up to the ASCII column (``|...|``, or two spaces in ``xxd``)
+_DUMP_LINE = re.compile(rb"^[0-9A-Fa-f]{4,16}:?[ \t]+([0-9A-Fa-f]{2}(?:[0-9A-Fa-f ]|  (?=[0-9A-Fa-f]{2} ))*)", re.M)
+_HEX_PAIR = re.compile(rb"[0-9A-Fa-f]{2}")
+#: a C array of bytes (``xxd -i``): ``0x44, 0x49, ...``
+_C_BYTE = re.compile(rb"0[xX]([0-9A-Fa-f]{1,2})\b")
+MIN_DUMP_LINES = 4
+
+
+def hex_dump_readings(body: bytes) -> list[bytes]:
+    """The bytes of a hex dump (``xxd``, ``hexdump -C``, ``od -Ax -tx1``) or a C array (``xxd -i``).
+
+    ``xxd -r`` and two-line scripts read these back; the offset column and
+    the ASCII column shift the pairs for a reader of all hex digits. Dump
+    offsets are zero-padded (``00000010``): text without MIN_DUMP_LINES lines
+    starting so, and without MIN_BINARY_STRING ``0x`` bytes, costs two counts.
+    """
+    readings = []
+    if body.count(b"\n000") >= MIN_DUMP_LINES:  # (offsets below 256 MiB, zero-padded, at line starts)
+        pairs = b"".join(pair for line in _DUMP_LINE.findall(body) for pair in _HEX_PAIR.findall(line.replace(b" ", b"")))
+        if len(pairs) >= 2 * MIN_BINARY_STRING:
+            readings.append(bytes.fromhex(pairs.decode("ascii")))
+    if body.count(b"0x") + body.count(b"0X") >= MIN_BINARY_STRING:
+        values = _C_BYTE.findall(body)
+        if len(values) >= MIN_BINARY_STRING:
+            readings.append(bytes(int(value, 16) for value in values))
+    return readings
 
 
 def _strings(document: Any) -> Iterator[str]:

@@ -460,9 +460,13 @@ class PayloadWalker:
             if self._finds_dicom(decoded, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in a JSON string whose escapes or spaces cannot be rewritten in place")
-        for decoded in textruns.decimal_byte_strings(body) if text else ():
+        for decoded in textruns.number_readings(body) if text else ():
             if self._finds_dicom(decoded, depth, label):
-                raise Blocked(BlockReason.UNINSPECTABLE, "DICOM written as a list of decimal byte values")
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              "DICOM written as numbers (decimal byte values, a hex dump, a C array)")
+        escaped = textruns.byte_escape_reading(body) if text else None
+        if escaped is not None and self._finds_dicom(escaped, depth, label):
+            raise Blocked(BlockReason.UNINSPECTABLE, "DICOM written as string-literal byte escapes")
         pieces: list[bytes] = []
         position = 0
         accounted: list[tuple[int, int]] = []
@@ -794,14 +798,14 @@ _DICOM_XML = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:NativeDicomModel|DicomAttri
 
 #: DCMTK's own text forms of an object, which its xml2dcm and dump2dcm write back into the file:
 #: dcm2xml's ``<element tag="0010,0010" vr="PN"`` and dcmdump's ``(0010,0010) PN [...]`` lines,
-#: looked for by a patient element (the gates are one search each, most text has neither)
-_DCMTK_GATES = (b'tag="0010,', b"(0010,")
+#: looked for by a patient element (one search first: most text has no "0010,")
+_DCMTK_GATE = b"0010,"
 _DCMTK_PATIENT = re.compile(rb'<element tag="0010,[0-9A-Fa-f]{4}" vr="[A-Z]{2}"'
                             rb'|^[ \t]*\(0010,[0-9A-Fa-f]{4}\) [A-Z]{2} ', re.M)
 
 
 def _dcmtk_text_form(body: bytes) -> bool:
-    return any(gate in body for gate in _DCMTK_GATES) and _DCMTK_PATIENT.search(body) is not None
+    return _DCMTK_GATE in body and _DCMTK_PATIENT.search(body) is not None
 
 
 def passes_unopened(content_type: str | None, codings: list[str], body: bytes,

@@ -1,0 +1,59 @@
+"""A file written as a hex dump, a C array or string-literal escapes (red-team F3, F10).
+
+``xxd -r`` turns an ``xxd`` dump back into the file; ``hexdump -C`` and
+``od`` dumps and ``xxd -i`` arrays are read back by a two-line script;
+``codecs.escape_decode``, ``ast.literal_eval`` or any C/JavaScript string
+reader undoes ``\\xNN`` and octal escapes. Each passed as plain text.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import subprocess
+
+import pytest
+
+from icapdlp.verdict import BlockReason, Blocked
+from tests.payload.helpers import walk
+from tests.support.synthetic import make_ct
+
+DCM = make_ct(75, rows=4, columns=4, signatures=False).data
+
+
+def dump(tmp_path, *command: str) -> bytes:
+    (tmp_path / "scan.dcm").write_bytes(DCM)
+    return subprocess.run([*command, "scan.dcm"], cwd=tmp_path, capture_output=True, check=True).stdout
+
+
+def refused(body: bytes) -> BlockReason:
+    with pytest.raises(Blocked) as info:
+        walk("text/plain", body)
+    return info.value.reason
+
+
+@pytest.mark.parametrize("command", [["xxd"], ["hexdump", "-C"], ["od", "-Ax", "-tx1"], ["xxd", "-i"]],
+                         ids=["xxd", "hexdump-C", "od", "xxd-i"])
+def test_a_hex_dump_of_a_file_is_refused(tmp_path, command):
+    body = dump(tmp_path, *command)
+    if command == ["xxd"]:
+        assert subprocess.run(["xxd", "-r"], input=body, capture_output=True, check=True).stdout == DCM
+    assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+@pytest.mark.parametrize("form", ["python-repr", "x-escapes", "octal"])
+def test_a_file_as_string_literal_escapes_is_refused(form):
+    if form == "python-repr":
+        body = repr(DCM).encode()
+        assert ast.literal_eval(body.decode()) == DCM
+    else:
+        escape = "\\x{:02x}" if form == "x-escapes" else "\\{:03o}"
+        body = ("var data = \"" + "".join(escape.format(b) for b in DCM) + "\";\n").encode()
+        assert codecs.escape_decode(body[12:-3])[0] == DCM
+    assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+def test_text_with_a_few_escapes_and_a_short_dump_passes():
+    body = (b'printf "a\\x00b\\n"; echo "\\033[0m"\n' * 5 + b"00000000: 6865 6c6c 6f  hello\n"
+            + b"Times: 10: 20: 30: 40: 50:\n")
+    assert walk("text/plain", body)[0].body is body
