@@ -752,7 +752,11 @@ _RARER_ALPHABETS = {
 }
 #: character classes the output of base32 (the first two) and base85 (all four) of any binary holds
 _CLASSES = tuple(re.compile(c) for c in (rb"[A-Z]", rb"[0-9]", rb"[a-z]", rb"[!-/:-@\[-`{-~]"))
-_UUENCODED = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} [^\r\n]*\r?\n(.*?)^end", re.S | re.M)
+#: a uuencoded block as GNU uudecode and Python's email package find one: a line starting with
+#: "begin" and an octal mode (any number of digits, any spacing, a name or none), then lines to an
+#: "end" line or the text's end (a truncated block is decoded as far as it goes)
+_UUENCODED = re.compile(rb"^[ \t]*begin(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n(.*?)(?:^[ \t]*end\b|\Z)",
+                        re.S | re.M)
 
 
 def rarer_encodings(body: bytes) -> list[str]:
