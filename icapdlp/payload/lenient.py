@@ -27,6 +27,8 @@ from pydicom.datadict import dictionary_has_tag
 MAX_ELEMENTS = 64
 #: plausible elements required before a dataset is believed
 MIN_ELEMENTS = 3
+#: elements the dictionary defines, in any groups, that make a dataset without an identifying group's
+MIN_STRUCTURAL_ELEMENTS = 5
 #: groups whose attributes identify a patient or a study (identifying, per PS3.15's table)
 IDENTIFYING_GROUPS = frozenset({0x0008, 0x0010, 0x0020, 0x0032, 0x0038, 0x0040})
 
@@ -88,12 +90,12 @@ def _plausible_tag(group: int, elem: int, known_only: bool = True) -> bool:
     does not define is plausible too; a lenient reader takes it as an
     element of its VR (explicit) or as UN, and goes on.
     """
-    if group in (0xFFFE, 0xFFFF) or group < 0x0002:
+    if group in (0xFFFE, 0xFFFF) or group == 0x0000:
         return False  # item delimiters and command groups never lead a stored dataset
     if elem == 0:
         return True  # group length
     if group & 1:
-        return group > 0x0008  # private
+        return True  # private (pydicom reads the illegal groups 0001-0007 so too)
     return dictionary_has_tag((group << 16) | elem) or not known_only
 
 
@@ -159,11 +161,14 @@ def _after_undefined(data: bytes, pos: int, order: str, explicit: bool, depth: i
 
 
 def _walk(data: bytes, little: bool, explicit: bool, start: int = 0) -> bool:
+    """Whether elements decode from ``start``: three including an identifying group's, or
+    MIN_STRUCTURAL_ELEMENTS the dictionary defines in any groups (the structure is the evidence:
+    clinical-trial, pixel, annotation and review groups name people too)."""
     order = "<" if little else ">"
-    pos, count, identifying = start, 0, False
+    pos, count, identifying, known = start, 0, False, 0
     end = len(data)
     while count < MAX_ELEMENTS and end - pos >= 8:
-        if count >= MIN_ELEMENTS and identifying:
+        if (count >= MIN_ELEMENTS and identifying) or known >= MIN_STRUCTURAL_ELEMENTS:
             return True
         group, elem = struct.unpack_from(order + "HH", data, pos)
         if not _plausible_tag(group, elem, known_only=count == 0):
@@ -174,6 +179,7 @@ def _walk(data: bytes, little: bool, explicit: bool, start: int = 0) -> bool:
         _, length, header = element
         count += 1
         identifying = identifying or group in IDENTIFYING_GROUPS
+        known += elem != 0 and not group & 1 and dictionary_has_tag((group << 16) | elem)
         if length == _UNDEFINED:  # a sequence or encapsulated value: walked to its delimiter
             after = _after_undefined(data, pos + header, order, explicit, 0)
             if after is None:
@@ -183,4 +189,4 @@ def _walk(data: bytes, little: bool, explicit: bool, start: int = 0) -> bool:
         pos += header + length
         if pos > end:
             break  # the value runs past what was read: judge on what decoded
-    return count >= MIN_ELEMENTS and identifying
+    return (count >= MIN_ELEMENTS and identifying) or known >= MIN_STRUCTURAL_ELEMENTS

@@ -106,3 +106,33 @@ def test_patient_elements_followed_by_a_long_value_inside_other_bytes_are_found(
     dcmwrite(out, ds, enforce_file_format=False, little_endian=True, implicit_vr=False)
     body = bytes(range(256)) * 4 + out.getvalue()
     assert lenient.embedded_dataset_offset(body) is not None
+
+
+def _written(ds: Dataset, implicit: bool = False) -> bytes:
+    out = io.BytesIO()
+    dcmwrite(out, ds, enforce_file_format=False, little_endian=True, implicit_vr=implicit)
+    return out.getvalue()
+
+
+def test_a_dataset_of_groups_outside_the_identifying_ones_is_dicom():
+    """Red-team F28: clinical trial, pixel, annotation and review groups only; PS3.15 lists each."""
+    ds = Dataset()
+    ds.ClinicalTrialSubjectID, ds.ClinicalTrialSubjectReadingID = PATIENT_ID, PATIENT_ID
+    ds.Rows, ds.Columns, ds.BitsAllocated = 2, 2, 8
+    ds.ContentCreatorName = NAME
+    ds.ReviewerName, ds.ReviewDate = NAME, "19610214"
+    body = _written(ds)
+    assert str(dcmread(io.BytesIO(body), force=True).ReviewerName) == NAME
+    assert lenient.looks_like_dataset(body)
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+def test_a_dataset_led_by_an_element_of_group_0001_is_dicom(implicit):
+    """Red-team F29: pydicom reads a (0001,xxxx) element as private and goes on."""
+    ds = Dataset()
+    ds.add_new(0x00010010, "LO", "LEADER")
+    ds.OtherPatientIDs, ds.PatientBirthDate = PATIENT_ID, "19610214"
+    ds.add_new(0x00101001, "PN", NAME)  # Other Patient Names
+    ds.StudyDescription = "CHEST"
+    body = _written(ds, implicit)
+    assert lenient.looks_like_dataset(body)
