@@ -457,10 +457,6 @@ def _unescape(literal: bytes) -> str | None:
         return None
 
 
-#: a byte written as a decimal number, zeros included, with its separator: DICOM element headers
-#: are mostly zero bytes, so a dataset written so shows ",0," (or ", 0,") many times; prose does not
-_DECIMAL_ZEROS = (b",0,", b", 0,", b"\n0\n")
-MIN_DECIMAL_ZEROS = 8
 #: a stretch of digits and separators long enough for MIN_BINARY_STRING numbers (one class, so the
 #: search stays linear; the numbers in it are counted after)
 _DECIMAL_STRETCH = re.compile(rb"[0-9][0-9, \t\r\n]{%d,}" % (2 * MIN_BINARY_STRING - 2))
@@ -473,11 +469,12 @@ MIN_ZERO_DIGITS = 32
 
 
 def number_readings(body: bytes) -> list[bytes]:
-    """Files written as numbers: decimal byte lists, hex dumps and C arrays (one count of "0" for
-    text that holds none of them; the looks of each form follow only past it)."""
-    if body.count(b"0") < MIN_ZERO_DIGITS:
-        return []
-    return decimal_byte_strings(body) + hex_dump_readings(body)
+    """Files written as numbers: decimal byte lists (32 zero digits or 48 commas first: a text
+    file written so has no zero byte), hex dumps and C arrays (32 zero digits first: offsets and
+    NUL bytes); the looks of each form follow only past these counts."""
+    zeros = body.count(b"0") >= MIN_ZERO_DIGITS
+    readings = decimal_byte_strings(body) if zeros or body.count(b",") >= MIN_BINARY_STRING else []
+    return readings + hex_dump_readings(body) if zeros else readings
 
 
 def decimal_byte_strings(body: bytes) -> list[bytes]:
@@ -486,11 +483,8 @@ def decimal_byte_strings(body: bytes) -> list[bytes]:
 
     A receiver turns the list back into the file with one ``bytes(...)`` or
     ``Buffer.from(...)``. Each stretch of at least MIN_BINARY_STRING numbers,
-    all of them 0-255, is such a list; text without MIN_DECIMAL_ZEROS zero
-    bytes so written costs two counts.
+    all of them 0-255, is such a list (of any file: text written so too).
     """
-    if sum(body.count(zero) for zero in _DECIMAL_ZEROS) < MIN_DECIMAL_ZEROS:
-        return []
     found = []
     for match in _DECIMAL_STRETCH.finditer(body):
         numbers = [int(number) for number in _DECIMAL_NUMBER.findall(match.group())]
@@ -503,7 +497,11 @@ def decimal_byte_strings(body: bytes) -> list[bytes]:
 #: ``\xNN``, octal ``\NNN``, ``\u00NN``, and the one-letter ones
 _BYTE_ESCAPE = re.compile(rb"\\(?:x([0-9A-Fa-f]{2})|u00([0-9A-Fa-f]{2})|([0-7]{1,3})|(.))", re.S)
 _LETTER_ESCAPES = {b"n": 10, b"r": 13, b"t": 9, b"0": 0, b"a": 7, b"b": 8, b"f": 12, b"v": 11, b"e": 27}
-#: escapes of NUL (every DICOM element header holds several) a text needs before it is read so
+#: numeric escapes of one byte each (a file written so shows one per byte, text written so too)
+_NUMERIC_ESCAPE = re.compile(rb"\\(?:x[0-9A-Fa-f]{2}|[0-7]{3}|u00[0-9A-Fa-f]{2})")
+#: escapes of NUL (every DICOM element header holds several; Python's repr keeps other bytes as
+#: they are and writes NUL as \x00) a text needs before it is read so, unless MIN_BINARY_STRING
+#: numeric escapes of any byte stand in it
 MIN_NUL_ESCAPES = 16
 _NUL_ESCAPES = (b"\\x00", b"\\000", b"\\0\\", b"\\u0000")
 
@@ -516,7 +514,10 @@ def byte_escape_reading(body: bytes) -> bytes | None:
     ``\000\020``) back into the file, whatever the text around it. Text
     without MIN_NUL_ESCAPES escaped NULs costs four counts.
     """
-    if b"\\" not in body or sum(body.count(escape) for escape in _NUL_ESCAPES) < MIN_NUL_ESCAPES:
+    if b"\\" not in body:  # (a find of one byte: memchr)
+        return None
+    if (sum(body.count(escape) for escape in _NUL_ESCAPES) < MIN_NUL_ESCAPES
+            and len(_NUMERIC_ESCAPE.findall(body)) < MIN_BINARY_STRING):
         return None
 
     def byte(match: re.Match) -> bytes:

@@ -57,3 +57,19 @@ def test_text_with_a_few_escapes_and_a_short_dump_passes():
     body = (b'printf "a\\x00b\\n"; echo "\\033[0m"\n' * 5 + b"00000000: 6865 6c6c 6f  hello\n"
             + b"Times: 10: 20: 30: 40: 50:\n")
     assert walk("text/plain", body)[0].body is body
+
+
+@pytest.mark.parametrize("form", ["buffer-json", "x-escapes", "octal"])
+def test_a_text_file_written_so_is_read_too(form):
+    """Found by a trial fuzz wrapping: a JSON upload (base64 of the object inside) written as numbers
+    or escapes has no zero byte and no escaped NUL, which the first gates wanted."""
+    import base64
+    import json
+
+    inner = json.dumps({"file": base64.b64encode(DCM).decode()}).encode()
+    if form == "buffer-json":
+        body = json.dumps({"type": "Buffer", "data": list(inner)}, separators=(",", ":")).encode()
+    else:
+        escape = "\\x{:02x}" if form == "x-escapes" else "\\{:03o}"
+        body = ("var b = \"" + "".join(escape.format(b) for b in inner) + "\";\n").encode()
+    assert refused(body) is BlockReason.UNINSPECTABLE
