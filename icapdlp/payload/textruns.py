@@ -375,7 +375,7 @@ def whole_body_run(body: bytes) -> Run | None:
     return None if decoded is None else Run(start, end, decoded)
 
 
-def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
+def escaped_json_runs(body: bytes, found: list[Run], *, text: bool = True) -> list[bytes]:
     """Payloads of a JSON body's strings that the raw bytes do not show as written.
 
     Base64 strings the raw scan (``found``) did not see whole (``\\u`` escapes,
@@ -384,7 +384,7 @@ def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
     ``encode("latin-1")``.
     """
     if len(body) > MAX_JSON_PARSE_BYTES or not _JSON_START.match(body):
-        return escaped_binary_strings(body)
+        return escaped_binary_strings(body) if text else []  # (binary holds no JSON text)
     try:
         document = json.loads(body.decode("utf-8-sig"))
     except (ValueError, RecursionError):

@@ -456,7 +456,7 @@ class PayloadWalker:
         elif whole is not None and [(r.start, r.end) for r in runs] != [(whole.start, whole.end)]:
             if self._finds_dicom(whole.decoded, depth, label):  # (e.g. PEM armour read as base64 too)
                 raise Blocked(BlockReason.UNINSPECTABLE, "DICOM in the whole-body reading of encoded text")
-        for decoded in textruns.escaped_json_runs(body, runs):
+        for decoded in textruns.escaped_json_runs(body, runs, text=text):
             if self._finds_dicom(decoded, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in a JSON string whose escapes or spaces cannot be rewritten in place")
