@@ -472,8 +472,10 @@ def number_readings(body: bytes) -> list[bytes]:
     """Files written as numbers: decimal byte lists (32 zero digits or 48 commas first: a text
     file written so has no zero byte), hex dumps and C arrays (32 zero digits first: offsets and
     NUL bytes); the looks of each form follow only past these counts."""
-    zeros = body.count(b"0") >= MIN_ZERO_DIGITS
-    readings = decimal_byte_strings(body) if zeros or body.count(b",") >= MIN_BINARY_STRING else []
+    # (a find of one byte is memchr: text without a zero digit or a comma costs two of those)
+    zeros = b"0" in body and body.count(b"0") >= MIN_ZERO_DIGITS
+    readings = (decimal_byte_strings(body)
+                if zeros or (b"," in body and body.count(b",") >= MIN_BINARY_STRING) else [])
     return readings + hex_dump_readings(body) if zeros else readings
 
 
@@ -726,6 +728,8 @@ def quoted_printable_reading(body: bytes) -> bytes | None:
     ``Content-Transfer-Encoding: quoted-printable`` that no framing found (a
     multipart body glued behind other bytes) is read so.
     """
+    if b"=" not in body:  # (memchr: text without one costs nothing more)
+        return None
     if body.count(b"=00=") < MIN_QP_NUL_ESCAPES and not _holds_equals_escapes(body):
         return None
     return binascii.a2b_qp(body)
