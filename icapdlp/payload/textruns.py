@@ -489,8 +489,11 @@ def decimal_byte_strings(body: bytes) -> list[bytes]:
     """
     found = []
     for match in _DECIMAL_STRETCH.finditer(body):
-        numbers = [int(number) for number in _DECIMAL_NUMBER.findall(match.group())]
-        if len(numbers) >= MIN_BINARY_STRING and max(numbers) <= 255:
+        tokens = _DECIMAL_NUMBER.findall(match.group())
+        if len(tokens) < MIN_BINARY_STRING or max(map(len, tokens)) > 3:
+            continue  # (a long run of digits is no byte value, and int() refuses thousands of them)
+        numbers = [int(token) for token in tokens]
+        if max(numbers) <= 255:
             found.append(bytes(numbers))
     return found
 

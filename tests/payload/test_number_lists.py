@@ -42,3 +42,9 @@ def test_numbers_that_are_no_bytes_pass():
     assert walk("text/csv", table)[0].body is table
     series = json.dumps({"values": [0] * 500 + list(range(200))}).encode()  # bytes, but no DICOM in them
     assert walk("application/json", series)[0].body is series
+
+
+def test_a_long_run_of_digits_is_no_list_of_bytes():
+    """Found by the nested-encodings test: int() of a 16,000-digit run raised ValueError (internal-error)."""
+    body = b"0" * 16_000 + b"," + b",".join(b"1" for _ in range(100))
+    assert walk("text/plain", body)[0].body is body
