@@ -62,7 +62,15 @@ UNINSPECTABLE_MAGICS: tuple[tuple[int, bytes, str], ...] = (
     (0, b"ZOO ", "ZOO archive"),
     (0, b"\x89LZO\0\r\n\x1a\n", "lzop file"),
     (0, b"\x02\x21\x4c\x18", "LZ4 legacy frame"),
+    (0, b"\x8c\x0d\x04", "PGP message"),  # a symmetric-key session packet (gpg --symmetric), old format
+    (0, b"\xc3\x0d\x04", "PGP message"),  # ... new format
+    (0, b"Salted__", "OpenSSL encrypted file"),
+    (0, b"age-encryption.org/v1", "age encrypted file"),
 )
+
+#: ASCII armour of encrypted files: gpg and age find it after any text before it
+ENCRYPTED_ARMOUR = ((b"-----BEGIN PGP MESSAGE-----", "PGP message"),
+                    (b"-----BEGIN AGE ENCRYPTED FILE-----", "age encrypted file"))
 
 #: control characters that never occur in text a client means as text
 _NON_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
@@ -245,6 +253,17 @@ def _cabinet_header(header: bytes) -> bool:
         return False
     size, files = int.from_bytes(header[8:12], "little"), int.from_bytes(header[16:20], "little")
     return files <= size
+
+
+def encrypted_armour(text: bytes) -> str | None:
+    """The name of an encrypted file's ASCII armour anywhere in ``text``, or None.
+
+    Its base64 decodes to ciphertext, which no look can tell from a DICOM
+    file; whoever holds the key reads it.
+    """
+    if b"-----BEGIN " not in text:
+        return None
+    return next((name for armour, name in ENCRYPTED_ARMOUR if armour in text), None)
 
 
 def uninspectable_format(body: bytes) -> str | None:

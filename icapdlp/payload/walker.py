@@ -352,6 +352,9 @@ class PayloadWalker:
 
     def _text(self, body: bytes, depth: int, label: Container, top: bool) -> bytes:
         """Text: DICOM can only ride in it encoded (JSON model, XML model, base64, hex, percent-encoded)."""
+        armour = signatures.encrypted_armour(body)
+        if armour is not None:
+            raise Blocked(BlockReason.UNINSPECTABLE, f"{armour}: ciphertext icapdlp cannot open")
         if _DICOM_XML.search(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
         if _dcmtk_text_form(body):
@@ -420,6 +423,7 @@ class PayloadWalker:
         self._heavy()
         coding = codings[-1]  # the last one applied is undone first
         inner = encoding.inflate(body, coding, self._max_inflated)
+        self._check_header_fields(body, coding, depth, label)  # (a download saved coded keeps them)
         self.findings.inflated += 1
         try:
             with self._decoded_for_real():

@@ -196,3 +196,20 @@ def test_a_zstd_skippable_frame_holding_a_stream_is_refused():
     body = (0x184D2A50).to_bytes(4, "little") + len(hidden).to_bytes(4, "little") + hidden
     body += zstandard.ZstdCompressor().compress(b"harmless text\n" * 10)
     assert refused("application/zstd", body) is BlockReason.UNINSPECTABLE
+
+
+@pytest.mark.parametrize("coding", ["gzip", "zstd"])
+def test_a_stream_hidden_in_a_content_codings_header_is_refused(coding):
+    """Red-team F37: the same shapes as a Content-Encoding; curl -o keeps the coded bytes, a carver
+    reads the hidden stream."""
+    import zstandard
+
+    hidden = encode(DCM, "gzip")
+    if coding == "gzip":
+        body = _gzip_with_extra(hidden, b"harmless text\n" * 10)
+    else:
+        body = (0x184D2A50).to_bytes(4, "little") + len(hidden).to_bytes(4, "little") + hidden
+        body += zstandard.ZstdCompressor().compress(b"harmless text\n" * 10)
+    with pytest.raises(Blocked) as info:
+        walk("text/plain", body, codings=[coding])
+    assert info.value.reason is BlockReason.UNINSPECTABLE

@@ -73,3 +73,12 @@ def test_a_json_body_above_the_parse_limit_still_has_its_strings_read(monkeypatc
     with pytest.raises(Blocked) as info:
         walk("application/json", body)
     assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_a_duplicate_key_whose_first_value_holds_the_file_is_refused():
+    """Red-team F38: json.loads keeps the last value; first-match readers (cJSON) the first."""
+    body = ('{"file": ' + json.dumps(DCM.decode("latin-1")) + ', "file": "nothing here"}').encode()
+    assert json.loads(body)["file"] == "nothing here"
+    with pytest.raises(Blocked) as info:
+        walk("application/json", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE

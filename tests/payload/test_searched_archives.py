@@ -120,3 +120,27 @@ def test_a_squashfs_image_holding_dicom_is_refused(tmp_path):
 def test_every_format_icapdlp_cannot_open_is_refused_at_its_start(offset, magic):
     body = junk(offset) + magic + junk(600, seed=14)
     assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+# -- encrypted files (red-team F39) -------------------------------------------------------------
+
+def test_encrypted_files_are_refused(tmp_path):
+    """gpg --symmetric (binary and armoured) and openssl enc: whoever has the passphrase reads them."""
+    (tmp_path / "scan.dcm").write_bytes(DCM)
+    env = {"GNUPGHOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    for armour in ([], ["--armor"]):
+        out = tmp_path / ("scan.asc" if armour else "scan.gpg")
+        subprocess.run(["gpg", "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", "x",
+                        "--symmetric", *armour, "-o", str(out), str(tmp_path / "scan.dcm")], env=env,
+                       check=True, capture_output=True)
+        body = out.read_bytes()
+        if armour:
+            body = b"Here is the scan you asked for:\n\n" + body
+            with pytest.raises(Blocked) as info:
+                walk("text/plain", body)
+            assert info.value.reason is BlockReason.UNINSPECTABLE
+        else:
+            assert refused(body) is BlockReason.UNINSPECTABLE
+    salted = subprocess.run(["openssl", "enc", "-aes-256-cbc", "-pbkdf2", "-pass", "pass:x", "-in",
+                             str(tmp_path / "scan.dcm")], check=True, capture_output=True).stdout
+    assert refused(salted) is BlockReason.UNINSPECTABLE
