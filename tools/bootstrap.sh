@@ -21,6 +21,7 @@ PACKAGES=(
   dcmtk                   # dcm2xml/dcmdump and xml2dcm/dump2dcm: DCMTK's text forms of an object (tests)
   prometheus-alertmanager # amtool checks the compose Alertmanager config (the daemon is not used)
   curl openssl ca-certificates
+  gnupg                   # gpg: tests show an encrypted file is refused
 )
 
 missing=()

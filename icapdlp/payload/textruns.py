@@ -544,6 +544,8 @@ _HEX_PAIR = re.compile(rb"[0-9A-Fa-f]{2}")
 #: a C array of bytes (``xxd -i``): ``0x44, 0x49, ...``
 _C_BYTE = re.compile(rb"0[xX]([0-9A-Fa-f]{1,2})\b")
 MIN_DUMP_LINES = 4
+#: hex pairs joined by one separator: ``bytes.fromhex(text.replace(":", ""))`` or a split on commas
+_SEPARATED_HEX = re.compile(rb"(?:[0-9A-Fa-f]{2}[:,;-]){%d,}[0-9A-Fa-f]{2}(?![0-9A-Fa-f])" % (MIN_BINARY_STRING - 1))
 
 
 def hex_dump_readings(body: bytes) -> list[bytes]:
@@ -563,6 +565,8 @@ def hex_dump_readings(body: bytes) -> list[bytes]:
         values = _C_BYTE.findall(body)
         if len(values) >= MIN_BINARY_STRING:
             readings.append(bytes(int(value, 16) for value in values))
+    for match in _SEPARATED_HEX.finditer(body):  # 00:10:..., 00,10,... (openssl, MAC-address style, CSV)
+        readings.append(bytes.fromhex(b"".join(_HEX_PAIR.findall(match.group())).decode("ascii")))
     return readings
 
 

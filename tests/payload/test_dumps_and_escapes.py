@@ -73,3 +73,11 @@ def test_a_text_file_written_so_is_read_too(form):
         escape = "\\x{:02x}" if form == "x-escapes" else "\\{:03o}"
         body = ("var b = \"" + "".join(escape.format(b) for b in inner) + "\";\n").encode()
     assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+@pytest.mark.parametrize("separator", [":", ",", "-"])
+def test_hex_pairs_joined_by_a_separator_are_refused(separator):
+    """Red-team F36: openssl / MAC-address style, or a CSV line of hex bytes."""
+    body = separator.join(f"{b:02X}" for b in DCM).encode() + b"\n"
+    assert bytes.fromhex(body.decode().replace(separator, "")) == DCM
+    assert refused(body) is BlockReason.UNINSPECTABLE
