@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import struct
 
-from pydicom.datadict import dictionary_has_tag
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
 
 #: elements decoded before the verdict; a real dataset reaches its patient module well within this
 MAX_ELEMENTS = 64
@@ -160,6 +160,12 @@ def _after_undefined(data: bytes, pos: int, order: str, explicit: bool, depth: i
     return None
 
 
+def _names_a_person(group: int, elem: int) -> bool:
+    """Whether the dictionary gives this tag the person-name VR (a reviewer, an operator, a
+    content creator: PS3.15 removes them wherever their group stands)."""
+    return "PN" in dictionary_VR((group << 16) | elem)
+
+
 def _walk(data: bytes, little: bool, explicit: bool, start: int = 0) -> bool:
     """Whether elements decode from ``start``: three including an identifying group's, or
     MIN_STRUCTURAL_ELEMENTS the dictionary defines in any groups (the structure is the evidence:
@@ -178,8 +184,9 @@ def _walk(data: bytes, little: bool, explicit: bool, start: int = 0) -> bool:
             break
         _, length, header = element
         count += 1
-        identifying = identifying or group in IDENTIFYING_GROUPS
-        known += elem != 0 and not group & 1 and dictionary_has_tag((group << 16) | elem)
+        defined = elem != 0 and not group & 1 and dictionary_has_tag((group << 16) | elem)
+        known += defined
+        identifying = identifying or group in IDENTIFYING_GROUPS or (defined and _names_a_person(group, elem))
         if length == _UNDEFINED:  # a sequence or encapsulated value: walked to its delimiter
             after = _after_undefined(data, pos + header, order, explicit, 0)
             if after is None:

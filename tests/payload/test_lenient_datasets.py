@@ -136,3 +136,14 @@ def test_a_dataset_led_by_an_element_of_group_0001_is_dicom(implicit):
     ds.StudyDescription = "CHEST"
     body = _written(ds, implicit)
     assert lenient.looks_like_dataset(body)
+
+
+def test_three_elements_outside_the_identifying_groups_holding_a_name_are_dicom():
+    """Red-team F41: 80 bytes, Clinical Trial Subject ID and two person names; pydicom reads them."""
+    ds = Dataset()
+    ds.ClinicalTrialSubjectID = PATIENT_ID
+    ds.ContentCreatorName = NAME
+    ds.ReviewerName = NAME
+    body = _written(ds)
+    assert str(dcmread(io.BytesIO(body), force=True).ReviewerName) == NAME
+    assert lenient.looks_like_dataset(body)
