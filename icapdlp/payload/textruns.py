@@ -766,9 +766,10 @@ _RARER_ALPHABETS = {
 _CLASSES = tuple(re.compile(c) for c in (rb"[A-Z]", rb"[0-9]", rb"[a-z]", rb"[!-/:-@\[-`{-~]"))
 #: a uuencoded block as GNU uudecode and Python's email package find one: a line starting with
 #: "begin" and an octal mode (any number of digits, any spacing, a name or none), then lines to an
-#: "end" line or the text's end (a truncated block is decoded as far as it goes)
-_UUENCODED = re.compile(rb"^[ \t]*begin(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n(.*?)(?:^[ \t]*end\b|\Z)",
-                        re.S | re.M)
+#: "end" line or the text's end (a truncated block is decoded as far as it goes); the line after
+#: it must be made of uuencode's characters, so prose ("begin 2 weeks from now") is no block
+_UUENCODED = re.compile(rb"^[ \t]*begin(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n(?=[ -`]{2,}\r?\n)"
+                        rb"(.*?)(?:^[ \t]*end\b|\Z)", re.S | re.M)
 
 
 def rarer_encodings(body: bytes) -> list[str]:

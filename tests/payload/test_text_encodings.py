@@ -392,3 +392,12 @@ def test_uuencode_with_other_begin_and_end_lines_is_refused(begin, end):
     with pytest.raises(Blocked) as info:
         walk("text/plain", body)
     assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_prose_with_a_line_starting_begin_and_a_number_passes_from_the_probe():
+    """No uuencoded block: the release of a large text response must not stop at it."""
+    from icapdlp.payload.options import PayloadOptions
+    from icapdlp.payload.walker import passes_unopened
+
+    body = b"Plan:\nbegin 2 weeks from now, with the new team.\nend of the plan.\n" * 50
+    assert passes_unopened("text/plain", [], body, PayloadOptions())
