@@ -188,7 +188,7 @@ def _xz_after(rest: bytes) -> bytes | None:
     return rest[zeros:] if zeros % 4 == 0 else None
 
 
-def _zlib_header(data: bytes) -> bool:
+def zlib_header(data: bytes) -> bool:
     return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 
 
@@ -200,7 +200,7 @@ def _gzip_encode(data: bytes) -> bytes:
 CODECS: dict[str, Codec] = {codec.name: codec for codec in (
     Codec("gzip", lambda data, _: _ZlibStream(data, _GZIP_WBITS), _gzip_encode, True, _gzip_after),
     # HTTP "deflate" is zlib-wrapped (RFC 9110 §8.4.1.2), but some servers send raw deflate
-    Codec("deflate", lambda data, _: _ZlibStream(data, _ZLIB_WBITS if _zlib_header(data) else _RAW_WBITS),
+    Codec("deflate", lambda data, _: _ZlibStream(data, _ZLIB_WBITS if zlib_header(data) else _RAW_WBITS),
           lambda data: zlib.compress(data, GZIP_LEVEL), False),
     Codec("br", lambda data, _: _BrotliStream(data),
           lambda data: brotli.compress(data, quality=BROTLI_QUALITY), False),

@@ -108,7 +108,7 @@ class StreamDecoder:
             if self._coding == "deflate" and len(data) < 2:
                 self._head = data
                 return
-            wbits = 31 if self._coding == "gzip" else (15 if _codecs._zlib_header(data) else -15)
+            wbits = 31 if self._coding == "gzip" else (15 if _codecs.zlib_header(data) else -15)
             self._zlib = zlib.decompressobj(wbits)
         try:
             while data:
@@ -213,25 +213,36 @@ UNMARKED_TRY_BYTES = 1024
 _LZMA_ALONE_MAX_SIZE = 1 << 38
 
 
-def unmarked_streams(data: bytes) -> list[str]:
-    """The codings without a magic number (``_codecs.UNMARKED``) whose decoder takes the start of ``data``.
+#: bytes a length prefix (a binary protocol's framing) may take before a zlib stream: a zlib
+#: header is looked for at each of these offsets too (its check bits make 1 in 500 offsets of
+#: random bytes a candidate, each tried on UNMARKED_TRY_BYTES)
+MAX_LENGTH_PREFIX = 16
 
-    A zlib, raw deflate, LZMA-alone or brotli stream shows no signature a
-    search could find, but an API that inflates uploads (``zlib.decompress``,
-    PHP's ``gzuncompress``, Node's ``inflateSync``, ``lzma.decompress``) reads
-    a body that is one. Each decoder is handed the first UNMARKED_TRY_BYTES;
-    one that does not fail there is worth decoding (``inflate_leading``).
+
+def unmarked_streams(data: bytes) -> list[tuple[int, str]]:
+    """(offset, coding) of each stream without a magic number (``_codecs.UNMARKED``) whose decoder
+    takes ``data`` from that offset: the start, or a zlib header within MAX_LENGTH_PREFIX bytes.
+
+    A zlib, raw deflate or LZMA-alone stream shows no signature a search
+    could find, but an API that inflates uploads (``zlib.decompress``, PHP's
+    ``gzuncompress``, Node's ``inflateSync``, ``lzma.decompress``) reads a
+    body that is one, or one after a length prefix. Each decoder is handed
+    UNMARKED_TRY_BYTES; one that does not fail there is worth decoding
+    (``inflate_unmarked``).
     """
-    head = data[:UNMARKED_TRY_BYTES]
+    candidates = [(0, name) for name in _codecs.UNMARKED]
+    candidates += [(offset, "deflate") for offset in range(1, min(MAX_LENGTH_PREFIX, len(data) - 2) + 1)
+                   if _codecs.zlib_header(data[offset:offset + 2])]
     found = []
-    for name in _codecs.UNMARKED:
+    for offset, name in candidates:
+        head = data[offset:offset + UNMARKED_TRY_BYTES]
         if name == "lzma" and not _lzma_alone_header(head):
             continue
         try:
             _codecs.UNMARKED[name].open(head, UNMARKED_TRY_BYTES * 64).read(UNMARKED_TRY_BYTES * 64)
         except _codecs.ERRORS:
             continue
-        found.append(name)
+        found.append((offset, name))
     return found
 
 
@@ -244,7 +255,8 @@ def _lzma_alone_header(head: bytes) -> bool:
 
 
 def inflate_unmarked(data: bytes, name: str, limit: int) -> bytes:
-    """What a receiver decodes from the ``name`` stream (see :func:`unmarked_streams`) at the start of ``data``.
+    """What a receiver decodes from the ``name`` stream (see :func:`unmarked_streams`) at the start of ``data``
+    (the caller slices it at the stream's offset).
 
     To its end or its damage, as ``inflate_leading``; Blocked (limit-exceeded) past ``limit``.
     """

@@ -328,10 +328,10 @@ class PayloadWalker:
         """
         if self._within_reading:
             return
-        for name in encoding.unmarked_streams(body):
+        for offset, name in encoding.unmarked_streams(body):
             limit = PROBE_INFLATE_BYTES if self._probe else self._max_inflated
             try:
-                inner = encoding.inflate_unmarked(body, name, limit)
+                inner = encoding.inflate_unmarked(body[offset:] if offset else body, name, limit)
             except Blocked:
                 self._heavy()  # (a probing walk leaves a large stream to the worker)
                 raise

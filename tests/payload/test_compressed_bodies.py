@@ -162,3 +162,14 @@ def test_random_binary_bodies_still_pass_from_the_probe():
     rng = random.Random(13)
     assert all(passes_unopened("application/octet-stream", [], rng.randbytes(8192), PayloadOptions())
                for _ in range(1000))
+
+
+@pytest.mark.parametrize("prefix", [(len(BARE)).to_bytes(4, "big"), b"\x01" + (len(DCM)).to_bytes(8, "little")],
+                         ids=["4-byte-length", "type-and-8-byte-length"])
+def test_a_zlib_stream_behind_a_length_prefix_holding_dicom_is_refused(prefix):
+    """Red-team F30: length-prefixed binary protocols; the receiver inflates body[len(prefix):]."""
+    body = prefix + zlib.compress(DCM)
+    assert zlib.decompress(body[len(prefix):]) == DCM
+    with pytest.raises(Blocked) as info:
+        walk("application/octet-stream", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
