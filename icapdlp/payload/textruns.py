@@ -541,11 +541,17 @@ def byte_escape_reading(body: bytes) -> bytes | None:
 #: and the hex columns after it, up to the ASCII column (``|...|``, or two spaces in ``xxd``)
 _DUMP_LINE = re.compile(rb"^[0-9A-Fa-f]{4,16}:?[ \t]+([0-9A-Fa-f]{2}(?:[0-9A-Fa-f ]|  (?=[0-9A-Fa-f]{2} ))*)", re.M)
 _HEX_PAIR = re.compile(rb"[0-9A-Fa-f]{2}")
+#: two zero bytes written so (every DICOM element header holds some): looked for first, one search
+#: with a literal start, because the pairs' search retries at every token of text full of hex words
+_SEPARATED_ZERO_PAIRS = re.compile(rb"00[\"']?[ \t]*[:,;-][ \t]*[\"']?00")
 #: a C array of bytes (``xxd -i``): ``0x44, 0x49, ...``
 _C_BYTE = re.compile(rb"0[xX]([0-9A-Fa-f]{1,2})\b")
 MIN_DUMP_LINES = 4
-#: hex pairs joined by one separator: ``bytes.fromhex(text.replace(":", ""))`` or a split on commas
-_SEPARATED_HEX = re.compile(rb"(?:[0-9A-Fa-f]{2}[:,;-]){%d,}[0-9A-Fa-f]{2}(?![0-9A-Fa-f])" % (MIN_BINARY_STRING - 1))
+#: hex pairs joined by one separator: ``bytes.fromhex(text.replace(":", ""))``, a split on commas,
+#: a JSON array of two-digit hex strings (``["00","10",...]``)
+_SEPARATED_HEX = (re.compile(rb"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[:,;-]){%d,}[0-9A-Fa-f]{2}(?![0-9A-Fa-f])"
+                             % (MIN_BINARY_STRING - 1)),
+                  re.compile(rb"(?:[\"'][0-9A-Fa-f]{2}[\"'], ?){%d,}[\"'][0-9A-Fa-f]{2}[\"']" % (MIN_BINARY_STRING - 1)))
 
 
 def hex_dump_readings(body: bytes) -> list[bytes]:
@@ -565,8 +571,12 @@ def hex_dump_readings(body: bytes) -> list[bytes]:
         values = _C_BYTE.findall(body)
         if len(values) >= MIN_BINARY_STRING:
             readings.append(bytes(int(value, 16) for value in values))
-    for match in _SEPARATED_HEX.finditer(body):  # 00:10:..., 00,10,... (openssl, MAC-address style, CSV)
-        readings.append(bytes.fromhex(b"".join(_HEX_PAIR.findall(match.group())).decode("ascii")))
+    zero_pairs = _SEPARATED_ZERO_PAIRS.search(body) is not None
+    matches = (match for pattern in _SEPARATED_HEX for match in pattern.finditer(body)) if zero_pairs else ()
+    for match in matches:  # 00:10:..., 00,10,..., ["00", "10", ...] (openssl, MAC-address style, CSV, JSON)
+        pairs = _HEX_PAIR.findall(match.group())
+        if len(pairs) >= MIN_BINARY_STRING:
+            readings.append(bytes.fromhex(b"".join(pairs).decode("ascii")))
     return readings
 
 

@@ -81,3 +81,12 @@ def test_hex_pairs_joined_by_a_separator_are_refused(separator):
     body = separator.join(f"{b:02X}" for b in DCM).encode() + b"\n"
     assert bytes.fromhex(body.decode().replace(separator, "")) == DCM
     assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+def test_a_json_array_of_hex_strings_is_refused():
+    """Red-team F30: ["00","10",...]; bytes(int(x, 16) for x in json.loads(body))."""
+    import json
+
+    body = json.dumps([f"{b:02x}" for b in DCM]).encode()
+    assert bytes(int(x, 16) for x in json.loads(body)) == DCM
+    assert refused(body) is BlockReason.UNINSPECTABLE
