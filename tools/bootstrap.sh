@@ -16,8 +16,13 @@ PACKAGES=(
   qpdf poppler-utils git squashfs-tools  # tests build a PDF attachment, a git pack, a squashfs image and read them back
   prometheus              # promtool checks the alert rules
   unzip                   # Info-ZIP unzip: tests read rebuilt archives as a receiver does
+  p7zip-full gcab cabextract  # 7-Zip, a cabinet writer and cabextract: tests show they find archives behind a prefix
+  busybox                 # busybox tar: a tar reader that ignores pax size records (tests)
+  squashfs-tools          # mksquashfs/unsquashfs: tests show a squashfs image is refused
+  dcmtk                   # dcm2xml/dcmdump and xml2dcm/dump2dcm: DCMTK's text forms of an object (tests)
   prometheus-alertmanager # amtool checks the compose Alertmanager config (the daemon is not used)
   curl openssl ca-certificates
+  gnupg                   # gpg: tests show an encrypted file is refused
 )
 
 missing=()

@@ -48,7 +48,7 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _ZLIB_WBITS = zlib.MAX_WBITS
 _RAW_WBITS = -zlib.MAX_WBITS
 
-_ERRORS = (zlib.error, OSError, EOFError, lzma.LZMAError, brotli.error, zstandard.ZstdError, ValueError)
+ERRORS = (zlib.error, OSError, EOFError, lzma.LZMAError, brotli.error, zstandard.ZstdError, ValueError)
 
 
 class _Stream(Protocol):
@@ -188,7 +188,7 @@ def _xz_after(rest: bytes) -> bytes | None:
     return rest[zeros:] if zeros % 4 == 0 else None
 
 
-def _zlib_header(data: bytes) -> bool:
+def zlib_header(data: bytes) -> bool:
     return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 
 
@@ -200,7 +200,7 @@ def _gzip_encode(data: bytes) -> bytes:
 CODECS: dict[str, Codec] = {codec.name: codec for codec in (
     Codec("gzip", lambda data, _: _ZlibStream(data, _GZIP_WBITS), _gzip_encode, True, _gzip_after),
     # HTTP "deflate" is zlib-wrapped (RFC 9110 §8.4.1.2), but some servers send raw deflate
-    Codec("deflate", lambda data, _: _ZlibStream(data, _ZLIB_WBITS if _zlib_header(data) else _RAW_WBITS),
+    Codec("deflate", lambda data, _: _ZlibStream(data, _ZLIB_WBITS if zlib_header(data) else _RAW_WBITS),
           lambda data: zlib.compress(data, GZIP_LEVEL), False),
     Codec("br", lambda data, _: _BrotliStream(data),
           lambda data: brotli.compress(data, quality=BROTLI_QUALITY), False),
@@ -210,6 +210,19 @@ CODECS: dict[str, Codec] = {codec.name: codec for codec in (
     Codec("xz", lambda data, _: _BufferingStream(
               lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=DECODER_MEMORY_BYTES), data),
           lambda data: lzma.compress(data, lzma.FORMAT_XZ, preset=XZ_PRESET), True, _xz_after),
+)}
+
+
+#: streams without a magic number that a receiver may be handed as a whole body and decode
+#: (``zlib.decompress`` with either window form, ``lzma.decompress`` of an .lzma file): found
+#: only by decoding, so tried on binary content (``encoding.unmarked_streams``). Not brotli:
+#: its decoder takes the first kilobyte of one random body in thirteen (a stored meta-block
+#: copies it), which would send that many bodies to a worker and stop released downloads
+UNMARKED: dict[str, Codec] = {codec.name: codec for codec in (
+    CODECS["deflate"],
+    Codec("lzma", lambda data, _: _BufferingStream(
+              lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=DECODER_MEMORY_BYTES), data),
+          lambda data: lzma.compress(data, lzma.FORMAT_ALONE, preset=XZ_PRESET), False),
 )}
 
 
@@ -245,7 +258,7 @@ def decode(codec: Codec, data: bytes, limit: int) -> bytes:
             if not rest:
                 return bytes(out)
             remaining = rest
-    except _ERRORS:
+    except ERRORS:
         raise Blocked(BlockReason.UNSUPPORTED_ENCODING,
                       f"{codec.name} body is corrupt or needs more decoder memory than allowed") from None
 
@@ -260,7 +273,7 @@ def decode_prefix(codec: Codec, data: bytes, limit: int) -> bytes:
             if not chunk and stream.starved:
                 break
             out += chunk
-    except _ERRORS:
+    except ERRORS:
         pass
     return bytes(out[:limit])
 
@@ -284,7 +297,7 @@ def decode_leading(codec: Codec, data: bytes, limit: int,
             if not _drain(codec, stream, out, limit):
                 return bytes(out), None
             rest = stream.rest
-        except _ERRORS:
+        except ERRORS:
             return bytes(out), None
         if not (codec.concatenated and another_stream(rest)):
             return bytes(out), len(data) - len(rest)

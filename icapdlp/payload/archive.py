@@ -21,7 +21,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from icapdlp.payload import signatures, zipscan
 from icapdlp.payload.zipscan import RATIO_FLOOR_BYTES
@@ -74,6 +74,10 @@ class ZipArchive:
     #: local entries no central directory lists; streaming readers (Java's ZipInputStream)
     #: return them, so they are inspected, but a rebuilt archive cannot say the same thing
     unlisted: list[Member]
+    #: the free-form bytes of the archive's metadata: its comment, each member's comment and
+    #: central and local extra fields. zipfile and `unzip -z` hand them over, so the caller
+    #: classifies them; a rebuilt archive keeps them, so what holds an object is refused
+    metadata: list[bytes] = field(default_factory=list)
 
 
 def read_archive(data: bytes, limits: ArchiveLimits) -> ZipArchive:
@@ -108,12 +112,44 @@ def read_archive(data: bytes, limits: ArchiveLimits) -> ZipArchive:
     if any(signatures.dicom_marker_offset(region) is not None for region in layout.metadata(data)):
         # comments and extra fields are carried over unread when nothing else changes
         raise Blocked(BlockReason.UNINSPECTABLE, "a DICOM file in zip metadata (a comment or an extra field)")
+    if _records_in_metadata(layout.metadata(data)):
+        raise Blocked(BlockReason.UNINSPECTABLE, "zip records inside zip metadata (an archive in an extra field)")
     unlisted = []
     for entry in layout.unlisted:
         member = _read_unlisted(data, entry, limits.max_inflated_bytes - total, limits.max_ratio)
         total += len(member.data)
         unlisted.append(member)
-    return ZipArchive(members, comment, data[:layout.prefix_end], data[layout.end:], unlisted)
+    metadata = [comment] + [piece for info in infos for piece in (info.comment, info.extra)]
+    metadata += [_local_extra(data, entry) for entry in layout.entries]
+    return ZipArchive(members, comment, data[:layout.prefix_end], data[layout.end:], unlisted,
+                      [piece for piece in metadata if piece])
+
+
+def _local_extra(data: bytes, entry: zipscan.Entry) -> bytes:
+    """The extra field of an entry's local header (the central directory has its own)."""
+    name_length, extra_length = struct.unpack_from("<HH", data, entry.offset + 26)
+    start = entry.offset + 30 + name_length
+    return data[start:start + extra_length]
+
+
+def _records_in_metadata(regions: list[bytes]) -> bool:
+    """Whether a local header or directory record stands where only one member's header belongs.
+
+    Each region but the last is the bytes before a member's data: its local
+    header (and the data descriptor of the member before it); the last holds
+    the central directory and end records. An entry and a directory hidden in
+    an extra field or a comment are an archive another reader may be pointed
+    at (an end record that disagrees, a carving tool): none belongs there.
+    """
+    *headers, tail = regions
+    for region in headers:
+        if region.count(zipscan.LOCAL_SIG) > 1 or any(sig in region for sig in _DIRECTORY_SIGS):
+            return True
+    return zipscan.LOCAL_SIG in tail
+
+
+#: central directory and end records, which stand only after the members' data
+_DIRECTORY_SIGS = (zipscan.CENTRAL_SIG, zipscan.EOCD_SIG, zipscan.ZIP64_EOCD_SIG, zipscan.ZIP64_LOCATOR_SIG)
 
 
 def _read_unlisted(data: bytes, entry: zipscan.Entry, budget: int, max_ratio: int) -> Member:

@@ -108,7 +108,7 @@ class StreamDecoder:
             if self._coding == "deflate" and len(data) < 2:
                 self._head = data
                 return
-            wbits = 31 if self._coding == "gzip" else (15 if _codecs._zlib_header(data) else -15)
+            wbits = 31 if self._coding == "gzip" else (15 if _codecs.zlib_header(data) else -15)
             self._zlib = zlib.decompressobj(wbits)
         try:
             while data:
@@ -203,3 +203,106 @@ def inflate_leading(data: bytes, coding: str, limit: int) -> tuple[bytes, int | 
     """
     return _codecs.decode_leading(_codec(coding), data, limit,
                                   lambda rest: body_compression(rest[:10]) == coding)
+
+
+#: input a decoder is first given when trying a stream without a magic number: random and
+#: ordinary binary bytes fail within it (about 4 microseconds), a real stream decodes it
+UNMARKED_TRY_BYTES = 1024
+#: an LZMA-alone header's uncompressed size is unknown (all ones) or below this (liblzma's own
+#: sanity bound, 256 GiB): random bytes meet that about once in 64 million
+_LZMA_ALONE_MAX_SIZE = 1 << 38
+
+
+#: bytes a length prefix (a binary protocol's framing) may take before a zlib stream: a zlib
+#: header is looked for at each of these offsets too (its check bits make 1 in 500 offsets of
+#: random bytes a candidate, each tried on UNMARKED_TRY_BYTES)
+MAX_LENGTH_PREFIX = 16
+
+
+def unmarked_streams(data: bytes) -> list[tuple[int, str]]:
+    """(offset, coding) of each stream without a magic number (``_codecs.UNMARKED``) whose decoder
+    takes ``data`` from that offset: the start, or a zlib header within MAX_LENGTH_PREFIX bytes.
+
+    A zlib, raw deflate or LZMA-alone stream shows no signature a search
+    could find, but an API that inflates uploads (``zlib.decompress``, PHP's
+    ``gzuncompress``, Node's ``inflateSync``, ``lzma.decompress``) reads a
+    body that is one, or one after a length prefix. Each decoder is handed
+    UNMARKED_TRY_BYTES; one that does not fail there is worth decoding
+    (``inflate_unmarked``).
+    """
+    candidates = [(0, name) for name in _codecs.UNMARKED]
+    candidates += [(offset, "deflate") for offset in range(1, min(MAX_LENGTH_PREFIX, len(data) - 2) + 1)
+                   if _codecs.zlib_header(data[offset:offset + 2])]
+    found = []
+    for offset, name in candidates:
+        head = data[offset:offset + UNMARKED_TRY_BYTES]
+        if name == "lzma" and not _lzma_alone_header(head):
+            continue
+        try:
+            _codecs.UNMARKED[name].open(head, UNMARKED_TRY_BYTES * 64).read(UNMARKED_TRY_BYTES * 64)
+        except _codecs.ERRORS:
+            continue
+        found.append((offset, name))
+    return found
+
+
+def _lzma_alone_header(head: bytes) -> bool:
+    """Properties a decoder accepts (lc+lp+pb packed below 225) and a plausible uncompressed size."""
+    if len(head) < 13 or head[0] >= 9 * 5 * 5:
+        return False
+    size = int.from_bytes(head[5:13], "little")
+    return size == (1 << 64) - 1 or size < _LZMA_ALONE_MAX_SIZE
+
+
+def inflate_unmarked(data: bytes, name: str, limit: int) -> bytes:
+    """What a receiver decodes from the ``name`` stream (see :func:`unmarked_streams`) at the start of ``data``
+    (the caller slices it at the stream's offset).
+
+    To its end or its damage, as ``inflate_leading``; Blocked (limit-exceeded) past ``limit``.
+    """
+    return _codecs.decode_leading(_codecs.UNMARKED[name], data, limit, lambda rest: False)[0]
+
+
+#: gzip header flags (RFC 1952 §2.3.1)
+_FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 0x02, 0x04, 0x08, 0x10
+
+
+def stream_header_fields(data: bytes, coding: str) -> tuple[int, list[bytes]]:
+    """(length, free-form payloads) of what a decoder skips at the start of a ``coding`` stream.
+
+    A gzip header's extra field, file name and comment, and the contents of
+    zstd skippable frames before the first frame: ``gzip -d`` and ``zstd -d``
+    step over them, a carving reader (binwalk) finds the stream hidden there,
+    and ``gzip.GzipFile`` hands the name over. (0, []) for other codings or
+    a header that does not parse (the decoder refuses it then).
+    """
+    if coding == "zstd":
+        return _skippable_frames(data)
+    if coding != "gzip" or len(data) < 10:
+        return 0, []
+    flags, position, fields = data[3], 10, []
+    if flags & _FEXTRA:
+        if len(data) < position + 2:
+            return 0, []
+        length = int.from_bytes(data[position:position + 2], "little")
+        fields.append(data[position + 2:position + 2 + length])
+        position += 2 + length
+    for flag in (_FNAME, _FCOMMENT):
+        if flags & flag:
+            end = data.find(b"\0", position)
+            if end < 0:
+                return 0, []
+            fields.append(data[position:end])
+            position = end + 1
+    if flags & _FHCRC:
+        position += 2
+    return min(position, len(data)), fields
+
+
+def _skippable_frames(data: bytes) -> tuple[int, list[bytes]]:
+    position, fields = 0, []
+    while len(data) - position >= 8 and data[position] & 0xF0 == 0x50 and data[position + 1:position + 4] == b"\x2a\x4d\x18":
+        length = int.from_bytes(data[position + 4:position + 8], "little")
+        fields.append(data[position + 8:position + 8 + length])
+        position += 8 + length
+    return min(position, len(data)), fields

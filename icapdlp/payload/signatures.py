@@ -15,12 +15,19 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import zlib
 
 #: the Part-10 magic; in a binary body at any offset it means a DICOM file rides inside
 DICM = b"DICM"
 #: zip records (local file header, central directory header, end of central directory,
 #: zip64 end record): `unzip` and Java find an archive by these wherever it starts
 ZIP_RECORDS = (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06")
+
+#: archives whose own tools find them behind a prefix of any length (self-extracting style):
+#: 7-Zip (7z, RAR, CAB), unrar and cabextract search a whole file for these signatures
+SEVEN_ZIP = b"7z\xbc\xaf\x27\x1c"
+RAR = b"Rar!\x1a\x07"
+CAB = b"MSCF"
 
 #: formats that hold other files in a way icapdlp does not undo: blocked, never passed
 UNINSPECTABLE_MAGICS: tuple[tuple[int, bytes, str], ...] = (
@@ -41,7 +48,29 @@ UNINSPECTABLE_MAGICS: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE compound file"),
     (0, b"-----BEGIN PGP", "PGP message"),
     (0, b"\x85\x02", "PGP message"),
+    (0, b"hsqs", "squashfs image"),
+    (0, b"sqsh", "squashfs image"),
+    (0, b"\x45\x3d\xcd\x28", "cramfs image"),
+    (0, b"\x28\xcd\x3d\x45", "cramfs image"),
+    (1024, b"\xe2\xe1\xf5\xe0", "EROFS image"),
+    (0, b"\x31\x18\x10\x06", "UBIFS image"),
+    (0, b"MSWIM\0\0\0", "WIM image"),
+    (0, b"\xed\xab\xee\xdb", "RPM package"),
+    (0, b"\x60\xea", "ARJ archive"),
+    (2, b"-lh", "LHA archive"),
+    (2, b"-lz", "LHA archive"),
+    (0, b"ZOO ", "ZOO archive"),
+    (0, b"\x89LZO\0\r\n\x1a\n", "lzop file"),
+    (0, b"\x02\x21\x4c\x18", "LZ4 legacy frame"),
+    (0, b"\x8c\x0d\x04", "PGP message"),  # a symmetric-key session packet (gpg --symmetric), old format
+    (0, b"\xc3\x0d\x04", "PGP message"),  # ... new format
+    (0, b"Salted__", "OpenSSL encrypted file"),
+    (0, b"age-encryption.org/v1", "age encrypted file"),
 )
+
+#: ASCII armour of encrypted files: gpg and age find it after any text before it
+ENCRYPTED_ARMOUR = ((b"-----BEGIN PGP MESSAGE-----", "PGP message"),
+                    (b"-----BEGIN AGE ENCRYPTED FILE-----", "age encrypted file"))
 
 #: control characters that never occur in text a client means as text
 _NON_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
@@ -150,16 +179,19 @@ def zip_record_offset(body: bytes) -> int | None:
 
 #: what is looked for at any offset of binary content, by three bytes that stand in it:
 #: (kind, where the thing starts relative to them, the bytes that must stand there in full).
-#: Compressed streams (gzip, bzip2, xz, zstd, a zstd skippable frame; their headers are checked
-#: by ``encoding.body_compression``), tar headers (ustar by its magic; v7, which has none, by
+#: Compressed streams (gzip, bzip2, xz, zstd; their headers are checked by
+#: ``encoding.body_compression``; a zstd file's leading skippable frame is not looked for, the
+#: frame after it shows its own magic), tar headers (ustar by its magic; v7, which has none, by
 #: the end of its checksum field as tar writers end it: an octal digit, a NUL, a space), zip
-#: records and the DICOM marker.
+#: records, the DICOM marker, and the archives whose own tools search a file for them (see
+#: :func:`searched_archive`).
 ANCHORS: dict[bytes, tuple[str, int, bytes]] = {
     b"\x1f\x8b\x08": ("gzip", 0, b""), b"BZh": ("bzip2", 0, b""), b"7zX": ("xz", -1, b""),
-    b"\x28\xb5\x2f": ("zstd", 0, b""), b"\x2a\x4d\x18": ("zstd", -1, b""),
+    b"\x28\xb5\x2f": ("zstd", 0, b""),
     **{bytes([digit]) + b"\0 ": ("tar", -153, b"") for digit in b"01234567"},
     b"ust": ("ustar", -257, b"ustar"), b"DIC": ("dicm", 0, DICM),
     **{record[:3]: ("zip", 0, record) for record in ZIP_RECORDS},
+    b"7z\xbc": ("7z", 0, SEVEN_ZIP), b"!\x1a\x07": ("rar", -3, b""), b"MSC": ("cab", 0, CAB),
 }
 _CLASSES = [{anchor[i] for anchor in ANCHORS} for i in range(3)]
 assert not (_CLASSES[0] & _CLASSES[1] or _CLASSES[0] & _CLASSES[2] or _CLASSES[1] & _CLASSES[2])
@@ -184,6 +216,54 @@ def anchor_offsets(body: bytes) -> list[tuple[int, str]]:
             offsets.append((found + anchor[1], anchor[0]))
         found = masked.find(b"ABC", found + 1)
     return offsets
+
+
+def searched_archive(body: bytes, anchors: list[tuple[int, str]]) -> str | None:
+    """The name of an archive that its own tool finds in ``body`` behind other bytes, or None.
+
+    7-Zip opens a 7z, RAR or CAB archive wherever it starts in a file (it
+    reports the offset), as unrar and cabextract do: a self-extracting
+    stub, an image or any bytes in front do not hide one. icapdlp cannot
+    open these formats, so one anywhere in binary content is uninspectable.
+    The checks after the signature are the tools' own, so the signature
+    inside an ordinary file (an archiver's binary holds it as a constant)
+    is no finding: a 7z start header's CRC, a cabinet's size and file
+    offset (the reserved field may hold anything to cabextract). RAR's
+    marker block is all unrar looks for. ``anchors``: :func:`anchor_offsets`
+    of ``body``.
+    """
+    for offset, kind in anchors:
+        if kind == "7z" and _seven_zip_header(body[offset:offset + 32]):
+            return "7-Zip archive"
+        if kind == "rar" and body.startswith(RAR, offset):
+            return "RAR archive"
+        if kind == "cab" and _cabinet_header(body[offset:offset + 20]):
+            return "CAB archive"
+    return None
+
+
+def _seven_zip_header(header: bytes) -> bool:
+    """A 7z signature header whose start-header CRC holds (7-Zip checks it before believing one)."""
+    return len(header) == 32 and zlib.crc32(header[12:32]) == int.from_bytes(header[8:12], "little")
+
+
+def _cabinet_header(header: bytes) -> bool:
+    """A cabinet header cabextract or 7-Zip takes: its file entries start inside the cabinet's size."""
+    if len(header) < 20:
+        return False
+    size, files = int.from_bytes(header[8:12], "little"), int.from_bytes(header[16:20], "little")
+    return files <= size
+
+
+def encrypted_armour(text: bytes) -> str | None:
+    """The name of an encrypted file's ASCII armour anywhere in ``text``, or None.
+
+    Its base64 decodes to ciphertext, which no look can tell from a DICOM
+    file; whoever holds the key reads it.
+    """
+    if b"-----BEGIN " not in text:
+        return None
+    return next((name for armour, name in ENCRYPTED_ARMOUR if armour in text), None)
 
 
 def uninspectable_format(body: bytes) -> str | None:

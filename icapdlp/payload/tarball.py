@@ -47,7 +47,8 @@ class TarMember:
     info: tarfile.TarInfo
     #: the member's content (regular files only; empty otherwise)
     data: bytes
-    #: values of pax records the rebuild drops: classified, because an extractor may store them
+    #: values of pax records the rebuild drops and non-zero bytes in the padding of the member's last
+    #: block: classified, because an extractor may store them (the rebuild writes neither)
     extras: bytes = b""
 
     @property
@@ -169,10 +170,25 @@ def _member(data: bytes, info: tarfile.TarInfo) -> TarMember:
         if info.size:
             raise Blocked(BlockReason.UNINSPECTABLE, "a tar directory or link member claims data")
         return TarMember(info, b"", extras)
+    if "size" in info.pax_headers and _header_size(data, info) != info.size:
+        # busybox tar ignores the pax record and reads the header's size: the member's extent differs
+        raise Blocked(BlockReason.UNINSPECTABLE, "a tar member's pax size and header size disagree")
     content = data[info.offset_data:info.offset_data + info.size]
     if len(content) != info.size:
         raise Blocked(BlockReason.UNSAFE_ARCHIVE, "tar member is truncated")
+    padding = data[info.offset_data + info.size:info.offset_data + _padded(info.size)]
+    if padding.count(0) != len(padding):
+        extras += padding  # (tar writers zero it; whatever stands there is classified, and the rebuild zeroes it)
     return TarMember(info, content, extras)
+
+
+def _header_size(data: bytes, info: tarfile.TarInfo) -> int | None:
+    """The size field of the header block just before a member's data (what a reader without pax reads)."""
+    field = data[info.offset_data - BLOCK + 124:info.offset_data - BLOCK + 136]
+    try:
+        return tarfile.nti(field)
+    except (tarfile.TarError, ValueError):
+        return None
 
 
 def _check_global_headers(data: bytes, start: int, end: int) -> None:

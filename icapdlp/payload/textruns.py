@@ -375,7 +375,7 @@ def whole_body_run(body: bytes) -> Run | None:
     return None if decoded is None else Run(start, end, decoded)
 
 
-def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
+def escaped_json_runs(body: bytes, found: list[Run], *, text: bool = True) -> list[bytes]:
     """Payloads of a JSON body's strings that the raw bytes do not show as written.
 
     Base64 strings the raw scan (``found``) did not see whole (``\\u`` escapes,
@@ -384,11 +384,11 @@ def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
     ``encode("latin-1")``.
     """
     if len(body) > MAX_JSON_PARSE_BYTES or not _JSON_START.match(body):
-        return []
+        return escaped_binary_strings(body) if text else []  # (binary holds no JSON text)
     try:
         document = json.loads(body.decode("utf-8-sig"))
     except (ValueError, RecursionError):
-        return []
+        return escaped_binary_strings(body)
     seen = {_alphabet_chars(run.text(body)).rstrip(b"=") for run in found}
     decoded_runs = []
     for text in _strings(document):
@@ -405,6 +405,179 @@ def escaped_json_runs(body: bytes, found: list[Run]) -> list[bytes]:
         if decoded is not None:
             decoded_runs.append(decoded)
     return decoded_runs
+
+
+#: a JSON string literal: from a quote to the next unescaped quote (or the body's end, cut off)
+_STRING_LITERAL = re.compile(rb'"((?:[^"\\]|\\.)*)(?:"|\\?$)')
+#: the end of a literal a body's start cut off (a window of a larger body may start inside one, and
+#: end inside it too)
+_LITERAL_END = re.compile(rb'((?:[^"\\]|\\.)*)(?:"|\\?$)')
+
+
+def escaped_binary_strings(body: bytes) -> list[bytes]:
+    """Binary written as JSON string escapes (``\u0000``) in text that is no single JSON document.
+
+    NDJSON (one document a line), JSONP (``cb({...});``), an XSSI prefix
+    (``)]}',``), bytes after the value (``raw_decode``), or a window of a
+    larger body: a receiver parses the part it knows and turns the string
+    back into bytes with ``encode("latin-1")``. Looked for only in text
+    holding MIN_CONTROL_ESCAPES control-character escapes (one count of the
+    body otherwise); a literal cut off by the body's start or end is read
+    as far as it goes.
+    """
+    if b"\\" not in body or body.count(b"\\u00") < MIN_CONTROL_ESCAPES:  # (a find of one byte: memchr)
+        return []
+    if len(_CONTROL_ESCAPE.findall(body)) < MIN_CONTROL_ESCAPES:
+        return []
+    # read once from a quote, once as if the body started inside a literal (the quotes pair the other way)
+    literals = [match.group(1) for match in _STRING_LITERAL.finditer(body)]
+    cut = _LITERAL_END.match(body)
+    if cut is not None:
+        literals += [cut.group(1)] + [match.group(1) for match in _STRING_LITERAL.finditer(body, cut.end())]
+    found = []
+    for literal in literals:
+        if len(literal) < MIN_BINARY_STRING or not _CONTROL_ESCAPE.search(literal):
+            continue
+        text = _unescape(literal)
+        if text is not None and _BINARY_TEXT.search(text) and max(text) <= "\xff":
+            found.append(text.encode("latin-1"))
+    return found
+
+
+#: a partial escape a window may end in (``\u00``, ``\``), dropped before the literal is read
+_PARTIAL_ESCAPE = re.compile(rb"\\(?:u[0-9A-Fa-f]{0,3})?$")
+
+
+def _unescape(literal: bytes) -> str | None:
+    """The string a JSON literal's inside stands for (a cut-off escape at its end dropped), or None."""
+    literal = _PARTIAL_ESCAPE.sub(b"", literal)
+    try:
+        return json.loads(b'"' + literal + b'"')
+    except ValueError:
+        return None
+
+
+#: a stretch of digits and separators long enough for MIN_BINARY_STRING numbers (one class, so the
+#: search stays linear; the numbers in it are counted after)
+_DECIMAL_STRETCH = re.compile(rb"[0-9][0-9, \t\r\n]{%d,}" % (2 * MIN_BINARY_STRING - 2))
+_DECIMAL_NUMBER = re.compile(rb"[0-9]+")
+
+
+#: zero digits a text needs before its numbers are read as bytes: a file written as decimal values,
+#: a hex dump or a C array shows one or two per zero byte, and DICOM holds many
+MIN_ZERO_DIGITS = 32
+
+
+def number_readings(body: bytes) -> list[bytes]:
+    """Files written as numbers: decimal byte lists (32 zero digits or 48 commas first: a text
+    file written so has no zero byte), hex dumps and C arrays (32 zero digits first: offsets and
+    NUL bytes); the looks of each form follow only past these counts."""
+    # (a find of one byte is memchr: text without a zero digit or a comma costs two of those)
+    zeros = b"0" in body and body.count(b"0") >= MIN_ZERO_DIGITS
+    readings = (decimal_byte_strings(body)
+                if zeros or (b"," in body and body.count(b",") >= MIN_BINARY_STRING) else [])
+    return readings + hex_dump_readings(body) if zeros else readings
+
+
+def decimal_byte_strings(body: bytes) -> list[bytes]:
+    """Files written as lists of decimal byte values: ``JSON.stringify`` of a Node Buffer
+    (``{"type":"Buffer","data":[0,0,...]}``), ``json.dumps(list(data))``, a CSV line of bytes.
+
+    A receiver turns the list back into the file with one ``bytes(...)`` or
+    ``Buffer.from(...)``. Each stretch of at least MIN_BINARY_STRING numbers,
+    all of them 0-255, is such a list (of any file: text written so too).
+    """
+    found = []
+    for match in _DECIMAL_STRETCH.finditer(body):
+        tokens = _DECIMAL_NUMBER.findall(match.group())
+        if len(tokens) < MIN_BINARY_STRING or max(map(len, tokens)) > 3:
+            continue  # (a long run of digits is no byte value, and int() refuses thousands of them)
+        numbers = [int(token) for token in tokens]
+        if max(numbers) <= 255:
+            found.append(bytes(numbers))
+    return found
+
+
+#: string-literal escapes of bytes (C, JavaScript, PHP, bash ``$'...'``, Python's ``b'...'`` repr):
+#: ``\xNN``, octal ``\NNN``, ``\u00NN``, and the one-letter ones
+_BYTE_ESCAPE = re.compile(rb"\\(?:x([0-9A-Fa-f]{2})|u00([0-9A-Fa-f]{2})|([0-7]{1,3})|(.))", re.S)
+_LETTER_ESCAPES = {b"n": 10, b"r": 13, b"t": 9, b"0": 0, b"a": 7, b"b": 8, b"f": 12, b"v": 11, b"e": 27}
+#: numeric escapes of one byte each (a file written so shows one per byte, text written so too)
+_NUMERIC_ESCAPE = re.compile(rb"\\(?:x[0-9A-Fa-f]{2}|[0-7]{3}|u00[0-9A-Fa-f]{2})")
+#: escapes of NUL (every DICOM element header holds several; Python's repr keeps other bytes as
+#: they are and writes NUL as \x00) a text needs before it is read so, unless MIN_BINARY_STRING
+#: numeric escapes of any byte stand in it
+MIN_NUL_ESCAPES = 16
+_NUL_ESCAPES = (b"\\x00", b"\\000", b"\\0\\", b"\\u0000")
+
+
+def byte_escape_reading(body: bytes) -> bytes | None:
+    """``body`` with string-literal byte escapes undone, when it holds binary written so; else None.
+
+    ``codecs.escape_decode``, ``ast.literal_eval`` of a Python bytes repr, a
+    JavaScript or C string, ``printf '%b'``: each turns ``\x00\x10...`` (or
+    ``\000\020``) back into the file, whatever the text around it. Text
+    without MIN_NUL_ESCAPES escaped NULs costs four counts.
+    """
+    if b"\\" not in body:  # (a find of one byte: memchr)
+        return None
+    if (sum(body.count(escape) for escape in _NUL_ESCAPES) < MIN_NUL_ESCAPES
+            and len(_NUMERIC_ESCAPE.findall(body)) < MIN_BINARY_STRING):
+        return None
+
+    def byte(match: re.Match) -> bytes:
+        hex_digits = match.group(1) or match.group(2)
+        if hex_digits:
+            return bytes([int(hex_digits, 16)])
+        if match.group(3):
+            return bytes([int(match.group(3), 8) & 0xFF])
+        letter = match.group(4)
+        return bytes([_LETTER_ESCAPES[letter]]) if letter in _LETTER_ESCAPES else letter
+
+    return _BYTE_ESCAPE.sub(byte, body)
+
+
+#: a hex dump line: an offset (``xxd``: ``00000010:``; ``hexdump -C``, ``od -Ax -tx1``: ``00000010``)
+#: and the hex columns after it, up to the ASCII column (``|...|``, or two spaces in ``xxd``)
+_DUMP_LINE = re.compile(rb"^[0-9A-Fa-f]{4,16}:?[ \t]+([0-9A-Fa-f]{2}(?:[0-9A-Fa-f ]|  (?=[0-9A-Fa-f]{2} ))*)", re.M)
+_HEX_PAIR = re.compile(rb"[0-9A-Fa-f]{2}")
+#: two zero bytes written so (every DICOM element header holds some): looked for first, one search
+#: with a literal start, because the pairs' search retries at every token of text full of hex words
+_SEPARATED_ZERO_PAIRS = re.compile(rb"00[\"']?[ \t]*[:,;-][ \t]*[\"']?00")
+#: a C array of bytes (``xxd -i``): ``0x44, 0x49, ...``
+_C_BYTE = re.compile(rb"0[xX]([0-9A-Fa-f]{1,2})\b")
+MIN_DUMP_LINES = 4
+#: hex pairs joined by one separator: ``bytes.fromhex(text.replace(":", ""))``, a split on commas,
+#: a JSON array of two-digit hex strings (``["00","10",...]``)
+_SEPARATED_HEX = (re.compile(rb"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[:,;-]){%d,}[0-9A-Fa-f]{2}(?![0-9A-Fa-f])"
+                             % (MIN_BINARY_STRING - 1)),
+                  re.compile(rb"(?:[\"'][0-9A-Fa-f]{2}[\"'], ?){%d,}[\"'][0-9A-Fa-f]{2}[\"']" % (MIN_BINARY_STRING - 1)))
+
+
+def hex_dump_readings(body: bytes) -> list[bytes]:
+    """The bytes of a hex dump (``xxd``, ``hexdump -C``, ``od -Ax -tx1``) or a C array (``xxd -i``).
+
+    ``xxd -r`` and two-line scripts read these back; the offset column and
+    the ASCII column shift the pairs for a reader of all hex digits. Dump
+    offsets are zero-padded (``00000010``): text without MIN_DUMP_LINES lines
+    starting so, and without MIN_BINARY_STRING ``0x`` bytes, costs two counts.
+    """
+    readings = []
+    if body.count(b"\n000") >= MIN_DUMP_LINES:  # (offsets below 256 MiB, zero-padded, at line starts)
+        pairs = b"".join(pair for line in _DUMP_LINE.findall(body) for pair in _HEX_PAIR.findall(line.replace(b" ", b"")))
+        if len(pairs) >= 2 * MIN_BINARY_STRING:
+            readings.append(bytes.fromhex(pairs.decode("ascii")))
+    if body.count(b"0x") + body.count(b"0X") >= MIN_BINARY_STRING:
+        values = _C_BYTE.findall(body)
+        if len(values) >= MIN_BINARY_STRING:
+            readings.append(bytes(int(value, 16) for value in values))
+    zero_pairs = _SEPARATED_ZERO_PAIRS.search(body) is not None
+    matches = (match for pattern in _SEPARATED_HEX for match in pattern.finditer(body)) if zero_pairs else ()
+    for match in matches:  # 00:10:..., 00,10,..., ["00", "10", ...] (openssl, MAC-address style, CSV, JSON)
+        pairs = _HEX_PAIR.findall(match.group())
+        if len(pairs) >= MIN_BINARY_STRING:
+            readings.append(bytes.fromhex(b"".join(pairs).decode("ascii")))
+    return readings
 
 
 def _strings(document: Any) -> Iterator[str]:
@@ -572,6 +745,8 @@ def quoted_printable_reading(body: bytes) -> bytes | None:
     ``Content-Transfer-Encoding: quoted-printable`` that no framing found (a
     multipart body glued behind other bytes) is read so.
     """
+    if b"=" not in body:  # (memchr: text without one costs nothing more)
+        return None
     if body.count(b"=00=") < MIN_QP_NUL_ESCAPES and not _holds_equals_escapes(body):
         return None
     return binascii.a2b_qp(body)
@@ -599,7 +774,12 @@ _RARER_ALPHABETS = {
 }
 #: character classes the output of base32 (the first two) and base85 (all four) of any binary holds
 _CLASSES = tuple(re.compile(c) for c in (rb"[A-Z]", rb"[0-9]", rb"[a-z]", rb"[!-/:-@\[-`{-~]"))
-_UUENCODED = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} [^\r\n]*\r?\n(.*?)^end", re.S | re.M)
+#: a uuencoded block as GNU uudecode and Python's email package find one: a line starting with
+#: "begin" and an octal mode (any number of digits, any spacing, a name or none), then lines to an
+#: "end" line or the text's end (a truncated block is decoded as far as it goes); the line after
+#: it must be made of uuencode's characters, so prose ("begin 2 weeks from now") is no block
+_UUENCODED = re.compile(rb"^[ \t]*begin(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n(?=[ -`]{2,}\r?\n)"
+                        rb"(.*?)(?:^[ \t]*end\b|\Z)", re.S | re.M)
 
 
 def rarer_encodings(body: bytes) -> list[str]:

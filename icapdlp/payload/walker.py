@@ -55,6 +55,12 @@ JSON_TYPES = frozenset({"application/dicom+json", "application/json", "text/json
 JOINED_READINGS_BYTES = 1024 * 1024
 
 
+#: lenient readings a binary body may sit in and still have the pieces of its runs joined: base64
+#: broken up inside binary, inside the same again, is one reading deep. Joined at every depth,
+#: ordinary text nests past max_nesting (base64 tokens of repeated letters read as letters again)
+MAX_JOINING_READINGS = 1
+
+
 #: compressed-stream magics inside one binary body that are decoded; past this many the body
 #: cannot be cleared at a bounded cost and is refused
 MAX_CARVED_STREAMS = 256
@@ -63,6 +69,9 @@ MAX_CARVED_STREAMS = 256
 CARVED_STREAM_SPACING = 64 * 1024
 #: output a probing walk decodes from a stream behind a prefix before leaving it to a worker
 PROBE_INFLATE_BYTES = 64 * 1024
+#: bytes of a carved stream's start read for its header fields (a gzip extra field is at most
+#: 64 KiB; a longer name or comment leaves the whole stream uncovered: every magic in it is read)
+HEADER_FIELDS_BYTES = 128 * 1024
 
 
 class NeedsWork(Exception):
@@ -135,8 +144,8 @@ class PayloadWalker:
         #: reading is the part's own decoding, classified (and rewritten) as the part
         self._quoted_printable_as_sent: bytes | None = None
         #: lenient readings (textruns.lenient_readings) being classified around this point: in a
-        #: reading (garbage but for the data it may hold) binary pieces of runs are not joined,
-        #: or readings of readings of its garbage nest past max_nesting
+        #: reading of a reading (garbage but for the data it may hold) binary pieces of runs are
+        #: not joined, or readings of readings of its garbage nest past max_nesting
         self._within_reading = 0
 
     def rewrite_message(self, content_type: str | None, content_encodings: list[str],
@@ -233,6 +242,9 @@ class PayloadWalker:
         if unopenable is not None:
             raise Blocked(BlockReason.UNINSPECTABLE, f"{unopenable}: a format icapdlp cannot open")
         anchors = signatures.anchor_offsets(body)
+        searched = signatures.searched_archive(body, anchors)
+        if searched is not None:  # (a self-extracting stub or any bytes before it: its tool finds it)
+            raise Blocked(BlockReason.UNINSPECTABLE, f"{searched} inside other bytes: a format icapdlp cannot open")
         tar_at = tarball.tar_offset(body, anchors)
         if tar_at is not None:  # GNU tar skips to it (behind whole blocks); a carving reader, anywhere
             return self._tar_behind_prefix(body, tar_at, depth, top)
@@ -254,6 +266,7 @@ class PayloadWalker:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
         self._check_zlib_streams(body, depth, label)
         self._check_carved_streams(body, anchors, depth, label)
+        self._check_unmarked_streams(body, depth, label)
         encoded = self._encoded_text(body, depth, label, text=False)  # text stored in binary (a tar)
         return body if encoded is None else encoded
 
@@ -316,9 +329,11 @@ class PayloadWalker:
         if len(offsets) > max(MAX_CARVED_STREAMS, len(body) // CARVED_STREAM_SPACING):
             raise Blocked(BlockReason.UNINSPECTABLE, "too many compressed-stream magics to check")
         budget = self._max_inflated  # shared by every stream of the body: magics cannot multiply it
-        covered = 0  # the end of the last stream decoded: a magic inside it is its data, read already
+        # the data of the last stream decoded (after its header): a magic inside it is its data, read
+        # already; one inside its header fields is not (decoders skip them, a carving tool does not)
+        covered_from, covered = 0, 0
         for offset, coding in offsets:
-            if offset < covered:
+            if covered_from <= offset < covered:
                 continue
             limit = min(PROBE_INFLATE_BYTES, budget) if self._probe else budget
             try:
@@ -327,8 +342,9 @@ class PayloadWalker:
                 self._heavy()  # (a probing walk leaves a large stream to the worker)
                 raise
             budget -= len(inner)
-            if end is not None:
-                covered = offset + end
+            if end is not None:  # (the header's fields are bytes of this body, classified with it)
+                header, _ = encoding.stream_header_fields(body[offset:offset + HEADER_FIELDS_BYTES], coding)
+                covered_from, covered = (offset + header, offset + end) if header else (0, 0)
             if len(inner) < textruns.MIN_BINARY_STRING:
                 continue  # (too short for any dataset: the garbage a chance magic decodes to)
             self._heavy()
@@ -338,10 +354,56 @@ class PayloadWalker:
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               f"DICOM in a {coding} stream behind other bytes (a carving reader decodes it)")
 
+    def _check_unmarked_streams(self, body: bytes, depth: int, label: Container) -> None:
+        """Refuse binary content that is a zlib, raw deflate or LZMA-alone stream holding DICOM.
+
+        No magic number shows these, but an API that inflates what it is sent
+        (``zlib.decompress``, PHP's ``gzuncompress``, ``lzma.decompress``)
+        reads a body that is one. A decoder that takes the body's first bytes
+        (``encoding.unmarked_streams``; random bytes fail within a few) is
+        run to the stream's end or damage, and what it gives is classified;
+        DICOM in it is refused (nothing marks the body as compressed, so it
+        is not rewritten). A probing walk decodes up to PROBE_INFLATE_BYTES
+        itself: a chance decoding of ordinary binary must not send every
+        such body, or stop every such released download, to a worker.
+        Garbage decodes too (repeated letters read as fixed-Huffman codes
+        give more repeats, readings of those nest past max_nesting), so
+        nothing is tried inside a lenient reading: only on content as sent
+        or as a real decoder gave it.
+        """
+        if self._within_reading:
+            return
+        for offset, name in encoding.unmarked_streams(body):
+            limit = PROBE_INFLATE_BYTES if self._probe else self._max_inflated
+            try:
+                inner = encoding.inflate_unmarked(body[offset:] if offset else body, name, limit)
+            except Blocked:
+                self._heavy()  # (a probing walk leaves a large stream to the worker)
+                raise
+            if len(inner) < textruns.MIN_BINARY_STRING:
+                continue  # (the garbage a chance decoding gives)
+            if self._finds_dicom(inner, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in a {name} stream (a receiver that inflates "
+                                                         "the body reads it)")
+
+    def _check_header_fields(self, stream: bytes, coding: str, depth: int, label: Container) -> None:
+        """Refuse a compressed body whose header fields (gzip's extra field, name, comment; zstd
+        skippable frames) hold DICOM. Decoders step over these bytes, so the decoded content never
+        shows them, and the re-encoded body would not carry them over."""
+        for field in encoding.stream_header_fields(stream, coding)[1]:
+            if len(field) >= textruns.MIN_BINARY_STRING and self._finds_dicom(field, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              f"DICOM in a {coding} header field (decoders skip it, carving readers do not)")
+
     def _text(self, body: bytes, depth: int, label: Container, top: bool) -> bytes:
         """Text: DICOM can only ride in it encoded (JSON model, XML model, base64, hex, percent-encoded)."""
+        armour = signatures.encrypted_armour(body)
+        if armour is not None:
+            raise Blocked(BlockReason.UNINSPECTABLE, f"{armour}: ciphertext icapdlp cannot open")
         if _DICOM_XML.search(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
+        if _dcmtk_text_form(body):
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "a DICOM object in DCMTK's XML or dump text form")
         current = body
         if dicomjson.looks_like_dicom_json(current):
             current = self._json(current, top, declared=False)
@@ -406,6 +468,7 @@ class PayloadWalker:
         self._heavy()
         coding = codings[-1]  # the last one applied is undone first
         inner = encoding.inflate(body, coding, self._max_inflated)
+        self._check_header_fields(body, coding, depth, label)  # (a download saved coded keeps them)
         self.findings.inflated += 1
         try:
             with self._decoded_for_real():
@@ -428,8 +491,10 @@ class PayloadWalker:
         ways, or DICOM in a JSON string that cannot be rewritten in place, is
         refused.
         """
-        # in binary, the pieces of runs (broken up by bytes); inside a lenient reading, long runs alone
-        stretches = None if text or self._within_reading else textruns.stretch_regions(body)
+        # in binary, the pieces of runs (broken up by bytes), also inside one lenient reading (base64
+        # broken up inside binary, nested in the same again); deeper, long runs alone
+        joins = self._within_reading <= MAX_JOINING_READINGS
+        stretches = textruns.stretch_regions(body) if not text and joins else None
         regions = textruns.long_run_regions(body, stretches)
         if not text and stretches is None:
             stretches = regions
@@ -440,10 +505,17 @@ class PayloadWalker:
         elif whole is not None and [(r.start, r.end) for r in runs] != [(whole.start, whole.end)]:
             if self._finds_dicom(whole.decoded, depth, label):  # (e.g. PEM armour read as base64 too)
                 raise Blocked(BlockReason.UNINSPECTABLE, "DICOM in the whole-body reading of encoded text")
-        for decoded in textruns.escaped_json_runs(body, runs):
+        for decoded in textruns.escaped_json_runs(body, runs, text=text):
             if self._finds_dicom(decoded, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in a JSON string whose escapes or spaces cannot be rewritten in place")
+        for decoded in textruns.number_readings(body) if text else ():
+            if self._finds_dicom(decoded, depth, label):
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              "DICOM written as numbers (decimal byte values, a hex dump, a C array)")
+        escaped = textruns.byte_escape_reading(body) if text else None
+        if escaped is not None and self._finds_dicom(escaped, depth, label):
+            raise Blocked(BlockReason.UNINSPECTABLE, "DICOM written as string-literal byte escapes")
         pieces: list[bytes] = []
         position = 0
         accounted: list[tuple[int, int]] = []
@@ -481,7 +553,7 @@ class PayloadWalker:
         already (``accounted``) are left out, so an ordinary upload still is.
         """
         readings = textruns.lenient_readings(body, accounted, text=text, stretches=stretches,
-                                             join=not self._within_reading)
+                                             join=self._within_reading <= MAX_JOINING_READINGS)
         if text and len(body) <= JOINED_READINGS_BYTES:  # classified as one: one walk instead of up to ten
             # (binary holds few clusters; each reading alone keeps what whole-body checks see: a stream at
             # its start, UTF-16 text)
@@ -509,6 +581,7 @@ class PayloadWalker:
         """
         self._heavy()
         inner = encoding.inflate(body, coding, self._max_inflated)
+        self._check_header_fields(body, coding, depth, label)
         self.findings.inflated += 1
         try:
             with self._decoded_for_real():
@@ -545,11 +618,37 @@ class PayloadWalker:
             else:
                 changed = True
                 new_parts.append(multipart.replace_content(part, new_content, dash_boundary))
+        if media.essence == "multipart/byteranges":
+            self._check_joined_ranges(parsed.parts, depth, label)
         self._mark(label, top, found=self.findings.objects > before)
         if not changed:
             return body
         parsed.parts = new_parts
         return parsed.to_rewritten_bytes()
+
+    def _check_joined_ranges(self, parts: list[multipart.Part], depth: int, label: Container) -> None:
+        """Refuse byte ranges that, placed where their Content-Range says, hold a DICOM object.
+
+        A reader of a 206 answer (a download manager, a range-reading viewer)
+        writes each part at its offset: an object cut so that no piece shows
+        a marker or a patient element followed by others is whole again. The
+        parts are joined in offset order (placed at their offsets when that
+        stays near the body's size) and classified; nothing can be rewritten
+        in place.
+        """
+        ranges = sorted((start, part.content) for part in parts
+                        if (start := _range_start(part.header("Content-Range"))) is not None)
+        if len(ranges) < 2:
+            return
+        end = max(start + len(content) for start, content in ranges)
+        if end <= 2 * sum(len(content) for _, content in ranges) + 64 * 1024:
+            joined = bytearray(end)
+            for start, content in ranges:
+                joined[start:start + len(content)] = content
+        else:
+            joined = bytearray(b"".join(content for _, content in ranges))
+        if self._finds_dicom(bytes(joined), depth, label):
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM, "byte ranges of a DICOM object")
 
     def _part_content(self, part: multipart.Part, media: MediaType, codings: list[str], depth: int,
                       label: Container, **context: bool) -> bytes:
@@ -672,6 +771,9 @@ class PayloadWalker:
         prefix, trailing = parsed.prefix, parsed.trailing
         new_prefix = self._entity(MediaType(), [], prefix, depth + 1, Container.ZIP) if prefix else prefix
         new_trailing = self._entity(MediaType(), [], trailing, depth + 1, Container.ZIP) if trailing else trailing
+        for piece in parsed.metadata:  # comments and extra fields: kept byte for byte by a rebuild
+            if self._finds_dicom(piece, depth, Container.ZIP):
+                raise Blocked(BlockReason.UNINSPECTABLE, "DICOM in zip metadata (a comment or an extra field)")
         unlisted_changed = False
         for member in parsed.unlisted:
             data = member.data
@@ -743,6 +845,18 @@ _BOUNDARY_WORD = re.compile(rb"[0-9A-Za-z]")
 _DICOM_XML = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:NativeDicomModel|DicomAttribute)\b")
 
 
+#: DCMTK's own text forms of an object, which its xml2dcm and dump2dcm write back into the file:
+#: dcm2xml's ``<element tag="0010,0010" vr="PN"`` and dcmdump's ``(0010,0010) PN [...]`` lines,
+#: looked for by a patient element (one search first: most text has no "0010,")
+_DCMTK_GATE = b"0010,"
+_DCMTK_PATIENT = re.compile(rb'<element tag="0010,[0-9A-Fa-f]{4}" vr="[A-Z]{2}"'
+                            rb'|^[ \t]*\(0010,[0-9A-Fa-f]{4}\) [A-Z]{2} ', re.M)
+
+
+def _dcmtk_text_form(body: bytes) -> bool:
+    return _DCMTK_GATE in body and _DCMTK_PATIENT.search(body) is not None
+
+
 def passes_unopened(content_type: str | None, codings: list[str], body: bytes,
                     options: PayloadOptions) -> bool:
     """Whether a whole body passes without decoding, unpacking or rewriting anything.
@@ -771,6 +885,15 @@ class _NoRewriter:
 
 
 _NO_REWRITER = _NoRewriter()
+
+
+_CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d{1,15})\s*-\s*\d{1,15}\s*/", re.I)
+
+
+def _range_start(value: str | None) -> int | None:
+    """The first byte a part's ``Content-Range: bytes a-b/n`` places it at, or None."""
+    match = _CONTENT_RANGE.match(value or "")
+    return int(match.group(1)) if match else None
 
 
 def _part_codings(part: multipart.Part) -> list[str]:

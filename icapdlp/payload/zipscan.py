@@ -127,15 +127,22 @@ def holds_zip(data: bytes) -> bool:
 def _directory(data: bytes, eocd: int) -> tuple[int, int, int, int]:
     """(end, entry count, size, declared offset) of the central directory, zip64 records included.
 
-    A zip64 locator before the EOCD is believed whatever the EOCD's own
-    fields say, as zipfile does; like zipfile, no extensible data is assumed.
+    A zip64 locator before the EOCD is believed, as zipfile does, only where
+    the EOCD's own fields agree: Info-ZIP ``unzip`` reads an EOCD field
+    that is not saturated (0xFFFF, 0xFFFFFFFF) as it stands, so fields
+    naming another central directory are two archives, one per reader.
+    Like zipfile, no extensible data is assumed.
     """
     _, disk, cd_disk, _, entries, cd_size, cd_offset, _ = EOCD.unpack_from(data, eocd)
     locator = eocd - ZIP64_LOCATOR.size
     if locator >= 0 and data[locator:locator + 4] == ZIP64_LOCATOR_SIG:
         record = locator - ZIP64_EOCD.size
-        entries, cd_size, cd_offset = _zip64_end(data, record)
-        return record, entries, cd_size, cd_offset
+        wide = _zip64_end(data, record)
+        for narrow, value, saturated in zip((entries, cd_size, cd_offset), wide, (0xFFFF, MAX32, MAX32)):
+            if narrow not in (saturated, value):
+                raise Blocked(BlockReason.UNINSPECTABLE,
+                              "the zip end record and the zip64 end record name different central directories")
+        return (record, *wide)
     if disk or cd_disk:
         raise Blocked(BlockReason.UNSAFE_ARCHIVE, "multi-disk zip archives are not supported")
     return eocd, entries, cd_size, cd_offset

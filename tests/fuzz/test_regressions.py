@@ -210,7 +210,8 @@ def test_a_sequence_tagged_as_an_item_is_removed_with_its_contents():
 #: passed planted values a lenient receiver reads (base64 at another alignment, quoted-printable)
 GLUED_CASE_SEEDS = (1201100439, 2093562481, 2720585508, 4018026641, 3880723797, 3941182921,
                     359621848, 2125603988, 2799377238, 2624205567,
-                    632442909)  # (seed 20261209: a quoted-printable part inside a quoted-printable part)
+                    632442909,  # (seed 20261209: a quoted-printable part inside a quoted-printable part)
+                    2695156051, 2746751828)  # (seed 20261212: base64 broken up in binary, twice over)
 
 
 @pytest.mark.parametrize("seed", GLUED_CASE_SEEDS)

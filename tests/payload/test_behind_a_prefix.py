@@ -155,3 +155,61 @@ def test_a_tar_behind_a_prefix_whose_member_is_compressed_dicom_is_rewritten(tmp
     body = junk(99) + gnu_tar(tmp_path, "v7", [("scan.dcm.gz", member)])
     result, rewriter = walk(None, body)
     assert rewriter.seen == [DCM]
+
+
+def test_a_zstd_file_starting_with_a_skippable_frame_behind_a_prefix_is_refused():
+    """The skippable frame is not looked for: the frame after it shows its own magic."""
+    skippable = (0x184D2A50).to_bytes(4, "little") + (9).to_bytes(4, "little") + b"metadata!"
+    body = junk(37) + skippable + encode(DCM, "zstd")
+    import zstandard
+
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body[37:]), read_across_frames=True)
+    assert reader.read() == DCM  # (as `zstd -d` reads a file: past the skippable frame)
+    assert refused(None, body) is BlockReason.UNINSPECTABLE
+
+
+# -- streams hidden where decoders skip (red-team F25) ---------------------------------------------
+
+def _gzip_with_extra(extra_payload: bytes, data: bytes) -> bytes:
+    """A gzip member whose FEXTRA subfield holds ``extra_payload`` and whose data is ``data``."""
+    extra = b"XX" + len(extra_payload).to_bytes(2, "little") + extra_payload
+    header = b"\x1f\x8b\x08\x04" + bytes(4) + b"\x00\xff" + len(extra).to_bytes(2, "little") + extra
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return (header + deflater.compress(data) + deflater.flush() + zlib.crc32(data).to_bytes(4, "little")
+            + len(data).to_bytes(4, "little"))
+
+
+@pytest.mark.parametrize("prefix", [b"", junk(300)], ids=["body", "behind-a-prefix"])
+def test_a_gzip_stream_inside_another_gzip_streams_extra_field_is_refused(prefix):
+    """gzip -d gives the outer stream's text; binwalk carves the inner stream from its magic."""
+    hidden = encode(DCM, "gzip")
+    body = prefix + _gzip_with_extra(hidden, b"harmless text\n" * 10)
+    assert zlib.decompress(body[len(prefix):], 31) == b"harmless text\n" * 10
+    assert carved(body, body.find(b"\x1f\x8b\x08", len(prefix) + 3), "gzip") == DCM
+    assert refused("application/gzip" if not prefix else "application/octet-stream", body) is BlockReason.UNINSPECTABLE
+
+
+def test_a_zstd_skippable_frame_holding_a_stream_is_refused():
+    import zstandard
+
+    hidden = encode(DCM, "gzip")
+    body = (0x184D2A50).to_bytes(4, "little") + len(hidden).to_bytes(4, "little") + hidden
+    body += zstandard.ZstdCompressor().compress(b"harmless text\n" * 10)
+    assert refused("application/zstd", body) is BlockReason.UNINSPECTABLE
+
+
+@pytest.mark.parametrize("coding", ["gzip", "zstd"])
+def test_a_stream_hidden_in_a_content_codings_header_is_refused(coding):
+    """Red-team F37: the same shapes as a Content-Encoding; curl -o keeps the coded bytes, a carver
+    reads the hidden stream."""
+    import zstandard
+
+    hidden = encode(DCM, "gzip")
+    if coding == "gzip":
+        body = _gzip_with_extra(hidden, b"harmless text\n" * 10)
+    else:
+        body = (0x184D2A50).to_bytes(4, "little") + len(hidden).to_bytes(4, "little") + hidden
+        body += zstandard.ZstdCompressor().compress(b"harmless text\n" * 10)
+    with pytest.raises(Blocked) as info:
+        walk("text/plain", body, codings=[coding])
+    assert info.value.reason is BlockReason.UNINSPECTABLE

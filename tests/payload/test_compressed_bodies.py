@@ -9,12 +9,16 @@ first 64 KiB.
 from __future__ import annotations
 
 import io
+import lzma
 import os
 import tarfile
+import zlib
 
 import pytest
 
 from icapdlp.payload.encoding import encode, inflate
+from icapdlp.payload.options import PayloadOptions
+from icapdlp.payload.walker import passes_unopened
 from icapdlp.verdict import BlockReason, Blocked
 from tests.payload.helpers import marker, walk
 from tests.support.synthetic import make_ct
@@ -100,3 +104,72 @@ def test_a_content_coding_bomb_is_refused_at_the_limit(coding):
     with pytest.raises(Blocked) as info:
         walk("text/plain", body, codings=[coding], max_inflated=1024 * 1024)
     assert info.value.reason is BlockReason.LIMIT_EXCEEDED
+
+
+# -- streams without a magic number: zlib, raw deflate, LZMA alone (red-team F6) ----------------
+
+def _zlib(data: bytes) -> bytes:
+    return zlib.compress(data)
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+def _lzma_alone(data: bytes) -> bytes:
+    return lzma.compress(data, format=lzma.FORMAT_ALONE)
+
+
+UNMARKED = {"zlib": (_zlib, zlib.decompress), "raw-deflate": (_raw_deflate, lambda b: zlib.decompress(b, -15)),
+            "lzma-alone": (_lzma_alone, lzma.decompress)}
+
+
+@pytest.mark.parametrize("name", list(UNMARKED))
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "application/zlib", None])
+@pytest.mark.parametrize("data", [DCM, BARE], ids=["part10", "bare"])
+def test_a_body_that_is_a_stream_without_magic_holding_dicom_is_refused(name, content_type, data):
+    """An API that inflates uploads (zlib.decompress, PHP gzuncompress, lzma.decompress) reads it."""
+    compress, receiver = UNMARKED[name]
+    body = compress(data)
+    assert receiver(body) == data
+    with pytest.raises(Blocked) as info:
+        walk(content_type, body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+    assert not passes_unopened(content_type, [], body, PayloadOptions())
+
+
+@pytest.mark.parametrize("name", list(UNMARKED))
+def test_a_stream_without_magic_followed_by_other_bytes_is_read_to_its_end(name):
+    compress, _ = UNMARKED[name]
+    with pytest.raises(Blocked):
+        walk("application/octet-stream", compress(BARE) + os.urandom(300))
+
+
+@pytest.mark.parametrize("name", list(UNMARKED))
+def test_a_stream_without_magic_holding_no_dicom_passes(name):
+    compress, _ = UNMARKED[name]
+    body = compress(b"an ordinary compressed record, repeated " * 500)
+    assert walk("application/octet-stream", body)[0].body is body
+    assert passes_unopened("application/octet-stream", [], body, PayloadOptions())
+
+
+def test_random_binary_bodies_still_pass_from_the_probe():
+    """Random bytes (a compressed image's entropy data) fail a decoder within a few bytes; one in a few
+    hundred gets further and decodes a little garbage, which the probe classifies itself."""
+    import random
+
+    rng = random.Random(13)
+    assert all(passes_unopened("application/octet-stream", [], rng.randbytes(8192), PayloadOptions())
+               for _ in range(1000))
+
+
+@pytest.mark.parametrize("prefix", [(len(BARE)).to_bytes(4, "big"), b"\x01" + (len(DCM)).to_bytes(8, "little")],
+                         ids=["4-byte-length", "type-and-8-byte-length"])
+def test_a_zlib_stream_behind_a_length_prefix_holding_dicom_is_refused(prefix):
+    """Red-team F30: length-prefixed binary protocols; the receiver inflates body[len(prefix):]."""
+    body = prefix + zlib.compress(DCM)
+    assert zlib.decompress(body[len(prefix):]) == DCM
+    with pytest.raises(Blocked) as info:
+        walk("application/octet-stream", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE

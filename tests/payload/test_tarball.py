@@ -16,6 +16,7 @@ from icapdlp.payload.archive import ArchiveLimits
 from icapdlp.payload.tarball import looks_like_tar, read_tar
 from icapdlp.verdict import BlockReason, Blocked
 from tests.payload.helpers import UnchangedRewriter, marker, walk
+from tests.payload.test_multipart_one_reading import tiny_bare_dataset
 from tests.support.synthetic import make_ct
 
 CT = make_ct(41)
@@ -266,3 +267,45 @@ def test_a_tar_behind_whole_blocks_of_other_bytes_is_found_as_gnu_tar_finds_it(t
     (tmp_path / "out.tar").write_bytes(result.body)
     subprocess.run(["tar", "-xf", "out.tar"], cwd=tmp_path, capture_output=True)
     assert gzip.decompress((tmp_path / "scan.dcm.gz").read_bytes()) == marker(CT.data)
+
+
+# -- member extents readers disagree on (red-team F13) -----------------------------------------
+
+def _pax_size_tar(pax_size: str, data: bytes) -> bytes:
+    """A member whose pax record names one size and whose header field another (the data is the latter)."""
+    info = tarfile.TarInfo("a.dcm")
+    info.size = len(data)
+    info.pax_headers = {"size": pax_size}  # (tarfile keeps a pax record it is given over the field)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_a_member_whose_pax_size_disagrees_with_its_header_size_is_refused():
+    """Python's tarfile and GNU tar read 1 byte; busybox tar ignores pax size and extracts the object."""
+    small = tiny_bare_dataset()
+    assert len(small) < 512
+    body = _pax_size_tar("1", small)
+    assert tar_members(body) == {"a.dcm": small[:1]}  # what tarfile sees
+    busybox = subprocess.run(["busybox", "tar", "-xOf", "-"], input=body, capture_output=True, check=True)
+    assert busybox.stdout == small  # what busybox extracts
+    assert _blocked("application/x-tar", body) is BlockReason.UNINSPECTABLE
+
+
+def test_a_member_whose_pax_size_agrees_with_its_header_passes():
+    body = _pax_size_tar(str(len(b"plain text\n")), b"plain text\n")
+    assert walk("application/x-tar", body)[0].body is body
+
+
+def test_dicom_in_the_padding_after_a_member_is_not_passed():
+    """Tar writers zero the rest of a member's last block; what else stands there is classified."""
+    small = tiny_bare_dataset()
+    body = bytearray(make_tar([("note.txt", b"x")]))
+    start = 1024 if body[156:157] == b"x" else 512  # (after the pax header, if one was written)
+    body[start + 1:start + 1 + len(small)] = small
+    body = bytes(body)
+    assert tar_members(body) == {"note.txt": b"x"}
+    result, rewriter = walk("application/x-tar", body)
+    assert rewriter.seen  # the object in the padding was found ...
+    assert small not in result.body and tar_members(result.body) == {"note.txt": b"x"}  # ... and not rebuilt

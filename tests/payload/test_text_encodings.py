@@ -370,3 +370,34 @@ def test_binary_dicom_labelled_quoted_printable_is_refused():
     with pytest.raises(Blocked) as info:
         walk(f"multipart/form-data; boundary={B}", body)
     assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+# -- uuencode whose begin and end lines differ from "begin 644 name ... end" (red-team F4) ---------
+
+@pytest.mark.parametrize("begin, end", [
+    (b"begin 644\n", b"`\nend\n"),  # no file name
+    (b"begin 100644 a.dcm\n", b"`\nend\n"),  # a six-digit mode
+    (b"begin 44 a.dcm\n", b"`\nend\n"),
+    (b"begin 0o644 a.dcm\n", b"`\nend\n"),
+    (b"begin  644 a.dcm\n", b"`\nend\n"),  # two spaces
+    (b"begin 644 a.dcm\n", b"`\n end\n"),  # an indented end line
+    (b"begin 644 a.dcm\n", b""),  # truncated: no end line at all
+], ids=["no-name", "mode-6", "mode-2", "mode-0o", "two-spaces", "indented-end", "no-end"])
+def test_uuencode_with_other_begin_and_end_lines_is_refused(begin, end):
+    import binascii
+
+    data = make_ct(76, rows=2, columns=2, signatures=False).data
+    lines = b"".join(binascii.b2a_uu(data[i:i + 45]) for i in range(0, len(data), 45))
+    body = b"the scan, as you asked:\n" + begin + lines + end
+    with pytest.raises(Blocked) as info:
+        walk("text/plain", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_prose_with_a_line_starting_begin_and_a_number_passes_from_the_probe():
+    """No uuencoded block: the release of a large text response must not stop at it."""
+    from icapdlp.payload.options import PayloadOptions
+    from icapdlp.payload.walker import passes_unopened
+
+    body = b"Plan:\nbegin 2 weeks from now, with the new team.\nend of the plan.\n" * 50
+    assert passes_unopened("text/plain", [], body, PayloadOptions())

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
 import zipfile
+import zlib
 
 import pytest
 
@@ -272,3 +274,92 @@ def test_trailing_bytes_after_the_archive_are_classified():
     assert rewriter.seen == [CT.data] and result.body.endswith(marker(CT.data))
     with zipfile.ZipFile(io.BytesIO(result.body)) as archive:
         assert archive.read("readme.txt") == b"hello"
+
+
+# -- end records that disagree (red-team F14) -------------------------------------------------------
+
+def _hidden_directory_zip(data: bytes) -> bytes:
+    """readme.txt, listed by a central directory the zip64 end record names; inside readme's extra field a
+    deflated entry and a directory listing it, which the 32-bit end record (not saturated) names."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed = deflater.compress(data) + deflater.flush()
+    hidden_at = 30 + len(b"readme.txt") + 4
+    hidden = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0, zlib.crc32(data), len(packed), len(data),
+                         5, 0) + b"x.dcm" + packed
+
+    def central(name: bytes, crc: int, compressed: int, size: int, method: int, offset: int) -> bytes:
+        return struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, method, 0, 0, crc, compressed, size,
+                           len(name), 0, 0, 0, 0, 0, offset) + name
+
+    hidden_directory = central(b"x.dcm", zlib.crc32(data), len(packed), len(data), 8, hidden_at)
+    extra = struct.pack("<HH", 0xCAFE, len(hidden) + len(hidden_directory)) + hidden + hidden_directory
+    readme = b"just a readme\n"
+    body = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, 0, zlib.crc32(readme), len(readme), len(readme),
+                       len(b"readme.txt"), len(extra)) + b"readme.txt" + extra + readme
+    directory_at = len(body)
+    directory = central(b"readme.txt", zlib.crc32(readme), len(readme), len(readme), 0, 0)
+    body += directory
+    record_at = len(body)
+    body += struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, 1, 1, len(directory), directory_at)
+    body += struct.pack("<4sIQI", b"PK\x06\x07", 0, record_at, 1)
+    return body + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(hidden_directory),
+                              hidden_at + len(hidden), 0)
+
+
+def test_end_records_naming_different_central_directories_are_uninspectable(tmp_path):
+    """zipfile believes the zip64 record (readme.txt); unzip reads the 32-bit fields and extracts x.dcm."""
+    body = _hidden_directory_zip(CT.data)
+    assert zipfile.ZipFile(io.BytesIO(body)).namelist() == ["readme.txt"]
+    (tmp_path / "in.zip").write_bytes(body)
+    subprocess.run([zipcraft.UNZIP, "-o", "-qq", "in.zip", "-d", "out"], cwd=tmp_path, capture_output=True)
+    assert (tmp_path / "out" / "x.dcm").read_bytes() == CT.data  # (unzip warns, compensates, extracts)
+    assert _blocked("application/zip", body).reason is BlockReason.UNINSPECTABLE
+
+
+def test_a_local_entry_inside_an_extra_field_is_uninspectable():
+    """Whatever end record names it, an entry hidden in metadata is an archive another reader finds."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed = deflater.compress(CT.data) + deflater.flush()
+    hidden = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0, zlib.crc32(CT.data), len(packed),
+                         len(CT.data), 5, 0) + b"x.dcm" + packed
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        info = zipfile.ZipInfo("readme.txt", date_time=zipcraft.DATE)
+        info.extra = struct.pack("<HH", 0xCAFE, len(hidden)) + hidden
+        archive.writestr(info, b"hello")
+    assert _blocked("application/zip", out.getvalue()).reason is BlockReason.UNINSPECTABLE
+
+
+@pytest.mark.parametrize("encoding", ["base64", "gzip"])
+@pytest.mark.parametrize("where", ["archive comment", "member comment", "extra field"])
+def test_an_encoded_dicom_file_in_zip_metadata_is_uninspectable(where, encoding):
+    """Red-team F17: zipfile's ZipFile.comment / ZipInfo.comment / ZipInfo.extra hand these over; only a
+    literal DICM was looked for there."""
+    import base64
+    import gzip
+
+    small = make_ct(54, rows=2, columns=2, signatures=False).data
+    payload = base64.b64encode(small) if encoding == "base64" else gzip.compress(small)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo("readme.txt", date_time=zipcraft.DATE)
+        if where == "member comment":
+            info.comment = payload
+        if where == "extra field":
+            info.extra = struct.pack("<HH", 0xCAFE, len(payload)) + payload
+        archive.writestr(info, b"hello")
+        if where == "archive comment":
+            archive.comment = payload
+    assert _blocked("application/zip", out.getvalue()).reason is BlockReason.UNINSPECTABLE
+
+
+def test_ordinary_zip_metadata_passes():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo("readme.txt", date_time=zipcraft.DATE)
+        info.comment = b"generated by the nightly build"
+        info.extra = struct.pack("<HHBI", 0x5455, 5, 1, 1_600_000_000)  # an extended timestamp
+        archive.writestr(info, b"hello")
+        archive.comment = b"release 1.2"
+    body = out.getvalue()
+    assert walk("application/zip", body)[0].body is body

@@ -1,0 +1,92 @@
+"""A file written as a hex dump, a C array or string-literal escapes (red-team F3, F10).
+
+``xxd -r`` turns an ``xxd`` dump back into the file; ``hexdump -C`` and
+``od`` dumps and ``xxd -i`` arrays are read back by a two-line script;
+``codecs.escape_decode``, ``ast.literal_eval`` or any C/JavaScript string
+reader undoes ``\\xNN`` and octal escapes. Each passed as plain text.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import subprocess
+
+import pytest
+
+from icapdlp.verdict import BlockReason, Blocked
+from tests.payload.helpers import walk
+from tests.support.synthetic import make_ct
+
+DCM = make_ct(75, rows=4, columns=4, signatures=False).data
+
+
+def dump(tmp_path, *command: str) -> bytes:
+    (tmp_path / "scan.dcm").write_bytes(DCM)
+    return subprocess.run([*command, "scan.dcm"], cwd=tmp_path, capture_output=True, check=True).stdout
+
+
+def refused(body: bytes) -> BlockReason:
+    with pytest.raises(Blocked) as info:
+        walk("text/plain", body)
+    return info.value.reason
+
+
+@pytest.mark.parametrize("command", [["xxd"], ["hexdump", "-C"], ["od", "-Ax", "-tx1"], ["xxd", "-i"]],
+                         ids=["xxd", "hexdump-C", "od", "xxd-i"])
+def test_a_hex_dump_of_a_file_is_refused(tmp_path, command):
+    body = dump(tmp_path, *command)
+    if command == ["xxd"]:
+        assert subprocess.run(["xxd", "-r"], input=body, capture_output=True, check=True).stdout == DCM
+    assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+@pytest.mark.parametrize("form", ["python-repr", "x-escapes", "octal"])
+def test_a_file_as_string_literal_escapes_is_refused(form):
+    if form == "python-repr":
+        body = repr(DCM).encode()
+        assert ast.literal_eval(body.decode()) == DCM
+    else:
+        escape = "\\x{:02x}" if form == "x-escapes" else "\\{:03o}"
+        body = ("var data = \"" + "".join(escape.format(b) for b in DCM) + "\";\n").encode()
+        assert codecs.escape_decode(body[12:-3])[0] == DCM
+    assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+def test_text_with_a_few_escapes_and_a_short_dump_passes():
+    body = (b'printf "a\\x00b\\n"; echo "\\033[0m"\n' * 5 + b"00000000: 6865 6c6c 6f  hello\n"
+            + b"Times: 10: 20: 30: 40: 50:\n")
+    assert walk("text/plain", body)[0].body is body
+
+
+@pytest.mark.parametrize("form", ["buffer-json", "x-escapes", "octal"])
+def test_a_text_file_written_so_is_read_too(form):
+    """Found by a trial fuzz wrapping: a JSON upload (base64 of the object inside) written as numbers
+    or escapes has no zero byte and no escaped NUL, which the first gates wanted."""
+    import base64
+    import json
+
+    inner = json.dumps({"file": base64.b64encode(DCM).decode()}).encode()
+    if form == "buffer-json":
+        body = json.dumps({"type": "Buffer", "data": list(inner)}, separators=(",", ":")).encode()
+    else:
+        escape = "\\x{:02x}" if form == "x-escapes" else "\\{:03o}"
+        body = ("var b = \"" + "".join(escape.format(b) for b in inner) + "\";\n").encode()
+    assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+@pytest.mark.parametrize("separator", [":", ",", "-"])
+def test_hex_pairs_joined_by_a_separator_are_refused(separator):
+    """Red-team F36: openssl / MAC-address style, or a CSV line of hex bytes."""
+    body = separator.join(f"{b:02X}" for b in DCM).encode() + b"\n"
+    assert bytes.fromhex(body.decode().replace(separator, "")) == DCM
+    assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+def test_a_json_array_of_hex_strings_is_refused():
+    """Red-team F30: ["00","10",...]; bytes(int(x, 16) for x in json.loads(body))."""
+    import json
+
+    body = json.dumps([f"{b:02x}" for b in DCM]).encode()
+    assert bytes(int(x, 16) for x in json.loads(body)) == DCM
+    assert refused(body) is BlockReason.UNINSPECTABLE
