@@ -26,6 +26,10 @@ LINE_GAP_HEIGHTS = 2.5
 #: the value's recogniser then needs the pieces on either side in one line (seeds 4000/6000/8000: one more
 #: turned value masked each; 5.5 masked no more and redacted more outside)
 TURNED_LINE_GAP_HEIGHTS = 4.0
+#: a redaction grows over the unread ink of the text region its words were read in when that region is at
+#: most this many times the words' height: one line (ascenders and descenders of other words included),
+#: not two lines nor a line merged with anatomy
+UNREAD_INK_REGION_HEIGHTS = 1.8
 #: the same word read in both polarities: boxes overlapping this much are one word
 DUPLICATE_IOU = 0.5
 #: an unconfident word this much covered by confident words is their other-polarity shadow
@@ -552,8 +556,12 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
     _labelled_values(lines, reasons, policy)
     if not policy.all_text:
         _fragments_follow_values(lines, reasons, policy)
+    redacted_boxes = [w.box for line in lines for w in line if id(w) in reasons]
+    kept = [w for line in lines for w in line if id(w) not in reasons and w.conf >= policy.min_conf
+            and not any(w.box.intersects(b) for b in redacted_boxes)]
     out: list[Redaction] = []
     for line in lines:
+        start = len(out)
         current: Redaction | None = None
         run: list[Redaction] = []  # redactions of this line that touch one another
         redacted = [w.box for w in line if id(w) in reasons]
@@ -578,7 +586,65 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
         if current:
             run.append(current)
         out.extend(_one_band(run, line[0].rotation))
+        out[start:] = [_over_unread_ink(r, line, reasons, kept, policy.padding) for r in out[start:]]
     return [Redaction(r.box.padded(policy.padding, rows, cols), r.source, r.label) for r in out]
+
+
+def _to_reading(box: Box, rotation: int) -> Box:
+    """A frame box in the reading frame of a line turned by ``rotation`` (as :func:`reading_box`)."""
+    if rotation == 90:
+        return Box(box.y0, -box.x1, box.y1, -box.x0)
+    if rotation == 270:
+        return Box(-box.y1, box.x0, -box.y0, box.x1)
+    return box
+
+
+def _from_reading(box: Box, rotation: int) -> Box:
+    """The inverse of :func:`_to_reading`."""
+    if rotation == 90:
+        return Box(-box.y1, box.x0, -box.y0, box.x1)
+    if rotation == 270:
+        return Box(box.y0, -box.x1, box.y1, -box.x0)
+    return box
+
+
+def _over_unread_ink(red: Redaction, line: list[OcrWord], reasons: dict[int, tuple[str, str]],
+                     kept: list[OcrWord], padding: int) -> Redaction:
+    """A redaction grown along its line over the rest of the text region its words were read in, up to the
+    nearest word that is kept.
+
+    Tesseract reads a small or textured line in pieces and returns nothing for the glyphs between or beside
+    them ("Dott." before "Irina Okonkwo", "888" after "A2015-19", "+49" before "30 3800708"): the region
+    holds their ink, clustered with the value's at word spacing, and the value's box stopped where the
+    reading did; the box takes the region's band too (descenders of the glyphs it missed). Only a region
+    one line high counts (a region merged with anatomy or with other lines says
+    nothing about where the value ends), and a word read and kept on the line (a label, a marker, another
+    item) ends the growth, its padding short of it.
+    """
+    rotation = line[0].rotation
+    own = [w for w in line if id(w) in reasons and w.region is not None and w.box.intersects(red.box)]
+    if not own:
+        return red
+    box = _to_reading(red.box, rotation)
+    height = max(1, max(reading_box(w).height for w in own))
+    lo, hi, top, bottom = box.x0, box.x1, box.y0, box.y1
+    for w in own:
+        region = _to_reading(w.region, rotation)
+        if region.height <= UNREAD_INK_REGION_HEIGHTS * height:
+            lo, hi = min(lo, region.x0), max(hi, region.x1)
+            top, bottom = min(top, region.y0), max(bottom, region.y1)
+    if (lo, hi, top, bottom) == (box.x0, box.x1, box.y0, box.y1):
+        return red
+    for k in kept:
+        kb = reading_box(k) if k.rotation == rotation else _to_reading(k.box, rotation)
+        if min(kb.y1, box.y1) - max(kb.y0, box.y0) < LINE_OVERLAP * min(max(1, kb.height), box.height):
+            continue
+        if kb.x1 <= box.x0:
+            lo = max(lo, kb.x1 + padding + 1)
+        elif kb.x0 >= box.x1:
+            hi = min(hi, kb.x0 - padding - 1)
+    grown = Box(min(lo, box.x0), top, max(hi, box.x1), bottom)
+    return Redaction(_from_reading(grown, rotation), red.source, red.label)
 
 
 def _one_band(run: list[Redaction], rotation: int) -> list[Redaction]:

@@ -76,6 +76,9 @@ class Placement:
     polarity: int  # 0 light text (white top-hat), 1 dark text (black top-hat)
     rotation: int = 0  # degrees counter-clockwise the crop was turned (np.rot90), 0, 90 or 270
     zoom: int = 1  # integer upscale of the crop before turning
+    #: the text-candidate region the crop was cut around (x0, y0, x1, y1, prepared pixels, no margin); None
+    #: for a whole polarity (text everywhere), which is no region
+    region: tuple[int, int, int, int] | None = None
 
     @property
     def footprint(self) -> tuple[int, int]:
@@ -239,7 +242,7 @@ def _place(chosen, rows: int, cols: int, y: int) -> list[Placement]:
         x0, y0 = max(0, box[0] - CROP_MARGIN), max(0, box[1] - CROP_MARGIN)
         x1, y1 = min(cols, box[2] + CROP_MARGIN), min(rows, box[3] + CROP_MARGIN)
         glyph = (box[3] - box[1]) if rotation == 0 else (box[2] - box[0])
-        p = Placement(x0, y0, x1 - x0, y1 - y0, y, polarity, rotation, _zoom(glyph))
+        p = Placement(x0, y0, x1 - x0, y1 - y0, y, polarity, rotation, _zoom(glyph), tuple(box))
         placements.append(p)
         y += p.footprint[0] + GAP_ROWS
     return placements
