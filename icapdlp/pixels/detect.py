@@ -6,6 +6,7 @@ from text to spans, so the mapping is tested with canned OCR output.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -315,6 +316,16 @@ def word_like(word: OcrWord) -> bool:
     return sum(c in THIN_GLYPHS for c in text) <= MAX_THIN_SHARE * len(text)
 
 
+def unit_value(text: str, allow: frozenset[str]) -> bool:
+    """True when a word is a number glued to an allow-listed unit ("120kV", "250mAs", "1.25mm"): an
+    acquisition value, which spaCy tags as a LOCATION once OCR has read it whole ("120kv"@82)."""
+    found = _UNIT_VALUE.fullmatch(text.strip(STRAY_CHARS))
+    return found is not None and normalize(found.group(1)) in allow
+
+
+_UNIT_VALUE = re.compile(r"[0-9][0-9.,]*([A-Za-z]{2,4})")  # two letters at least: "4417729H" is an ID
+
+
 def _ner_text(lines: list[list[OcrWord]], floor: float) -> tuple[str, list[tuple[int, int, OcrWord]]]:
     """The OCR lines as one text for the analyzer, with each word's character offsets; words read with
     less than ``floor`` confidence are left out."""
@@ -396,7 +407,8 @@ def _add_hits(hits: dict[int, tuple[str, bool]], text: str, offsets: list[tuple[
         if not trusted and (not touched or sum(w.conf for w in touched) / len(touched) < NER_MIN_WORD_CONF):
             continue  # a statistical span over a run of unconfident readings ("Ss ai jx" on foliage)
         for start, end, w in offsets:
-            if start < span.end and span.start < end and (trusted or word_like(w)):
+            if start < span.end and span.start < end and (trusted or (word_like(w)
+                                                                    and not unit_value(w.text, policy.allow_words))):
                 if id(w) not in hits or (trusted and not hits[id(w)][1]):
                     hits[id(w)] = (span.entity, trusted)
 

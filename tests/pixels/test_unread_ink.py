@@ -66,3 +66,12 @@ def test_words_carry_the_region_of_their_crop_in_frame_coordinates():
             "block_num": [1], "par_num": [1], "line_num": [1], "conf": [90]}
     [w] = words_from_composite(data, [p], 240, 320, scale=2)
     assert w.region == Box(50, 20, 100, 30)
+
+
+def test_a_number_glued_to_an_allow_listed_unit_is_no_name_for_the_statistical_ner():
+    # a label read whole ("120kv"@82, where the old view read "a20kv"@24) that spaCy tags as a LOCATION
+    words = [word("120kv", 542, 213, 576, 222, conf=82.0)]
+    assert find_redactions(words, KeywordNer({"120kv": "LOCATION"}), DenyList({}), POLICY, 480, 640) == []
+    # a word that only starts with digits and is no unit still counts
+    words = [word("4Kingsmere", 100, 10, 180, 22, conf=90.0)]
+    assert find_redactions(words, KeywordNer({"4Kingsmere": "LOCATION"}), DenyList({}), POLICY, 480, 640)
