@@ -31,6 +31,9 @@ TURNED_LINE_GAP_HEIGHTS = 4.0
 #: most this many times the words' height: one line (ascenders and descenders of other words included),
 #: not two lines nor a line merged with anatomy
 UNREAD_INK_REGION_HEIGHTS = 1.8
+#: ... or at most this tall (frame pixels), whatever the words' boxes say: two lines of the smallest overlay
+#: text (8 px) need more, and Tesseract gives pieces of 8 px text boxes 2-3 px tall
+ONE_LINE_PX = 12
 #: the same word read in both polarities: boxes overlapping this much are one word
 DUPLICATE_IOU = 0.5
 #: an unconfident word this much covered by confident words is their other-polarity shadow
@@ -642,12 +645,15 @@ def _over_unread_ink(red: Redaction, line: list[OcrWord], reasons: dict[int, tup
     lo, hi, top, bottom = box.x0, box.x1, box.y0, box.y1
     for w in own:
         region = _to_reading(w.region, rotation)
-        if region.height <= UNREAD_INK_REGION_HEIGHTS * height:
+        if region.height <= max(UNREAD_INK_REGION_HEIGHTS * height, ONE_LINE_PX):
             lo, hi = min(lo, region.x0), max(hi, region.x1)
             top, bottom = min(top, region.y0), max(bottom, region.y1)
     if (lo, hi, top, bottom) == (box.x0, box.x1, box.y0, box.y1):
         return red
+    regions = {w.region for w in own}
     for k in kept:
+        if k.region in regions and sum(c.isalnum() for c in k.text) == 1:
+            continue  # one glyph read alone inside the value's own line ("R" of "MRN-828434"), no marker
         kb = reading_box(k) if k.rotation == rotation else _to_reading(k.box, rotation)
         if min(kb.y1, box.y1) - max(kb.y0, box.y0) < LINE_OVERLAP * min(max(1, kb.height), box.height):
             continue

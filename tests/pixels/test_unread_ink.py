@@ -75,3 +75,20 @@ def test_a_number_glued_to_an_allow_listed_unit_is_no_name_for_the_statistical_n
     # a word that only starts with digits and is no unit still counts
     words = [word("4Kingsmere", 100, 10, 180, 22, conf=90.0)]
     assert find_redactions(words, KeywordNer({"4Kingsmere": "LOCATION"}), DenyList({}), POLICY, 480, 640)
+
+
+def test_a_small_line_grows_even_when_tesseract_boxed_its_pieces_short():
+    # 8 px text: the region is 6 px tall, the pieces Tesseract returned 2-3 px; a single glyph read alone
+    # inside the value's own region ("R" of "MRN-82843489") is no marker that stops the growth
+    region = Box(409, 689, 471, 695)
+    words = [word("R", 417, 691, 420, 693, region, conf=87.0), word("828434", 431, 692, 460, 695, region)]
+    out = find_redactions(words, KeywordNer({"828434": "PATIENT_ID"}), DenyList({}), POLICY, 960, 768)
+    assert [r.box for r in out] == [Box(409, 689, 471, 695)]
+
+
+def test_a_word_of_two_glyphs_in_the_value_region_still_stops_the_growth():
+    region = Box(60, 50, 260, 64)
+    words = [word("AP", 60, 51, 80, 63, region), word("Irina", 150, 51, 195, 62, region),
+             word("Okonkwo", 200, 51, 260, 62, region)]
+    out = find_redactions(words, KeywordNer({"Irina Okonkwo": "PERSON"}), DenyList({}), POLICY, 480, 640)
+    assert len(out) == 1 and 80 < out[0].box.x0 < 150
