@@ -142,8 +142,8 @@ def dedupe(words: Iterable[OcrWord], min_conf: float = 100.0) -> list[OcrWord]:
     """
     kept: list[OcrWord] = []
     for w in sorted(words, key=lambda w: -w.conf):
-        if any(_iou(w.box, k.box) >= DUPLICATE_IOU for k in kept):
-            continue
+        if any(_iou(w.box, k.box) >= DUPLICATE_IOU and (k.conf >= min_conf or _view(k) == _view(w)) for k in kept):
+            continue  # two unconfident readings in two views both stay: which is right, only its shape can say
         if w.conf < min_conf and sum(_covered_share(w.box, k.box) for k in kept if k.conf >= min_conf) \
                 >= SHADOW_COVERED:
             continue
@@ -155,12 +155,14 @@ def _view(w: OcrWord) -> tuple[int, int]:
     return w.polarity, w.rotation
 
 
-def weaker_views_dropped(words: list[OcrWord]) -> list[OcrWord]:
+def weaker_views_dropped(words: list[OcrWord], min_conf: float = 0.0) -> list[OcrWord]:
     """Where two views of one crop read the same ink (light and dark text, or the two turns of a side
     label), keep only the view whose overlapping words were read more confidently.
 
     Only one view of any ink is right; the other reads the gaps between its strokes, or the glyphs upside
-    down. Word by word, the wrong view sometimes wins ("(EPSP"@33 over "Rosenthal"@13 beside "General"@89
+    down. A view wins only with a word read at ``min_conf`` or more: between two unconfident views
+    ("s.brandt@rosenthal-hosp.org"@0 and "PENTA"@7 on the same ink) the confidence says nothing, and both
+    go on to the recognisers, where only a whole shape counts from such words. Word by word, the wrong view sometimes wins ("(EPSP"@33 over "Rosenthal"@13 beside "General"@89
     and "Hospital"@59), breaking the name it lies in; compared over all the words where the two crops
     overlap (confidence times characters read), the right view wins.
     """
@@ -184,8 +186,9 @@ def weaker_views_dropped(words: list[OcrWord]) -> list[OcrWord]:
     dropped: set[int] = set()
     for left, right in crops.values():
         read_left, read_right = _confident_chars(words, left), _confident_chars(words, right)
-        if read_left != read_right:
-            dropped |= right if read_left > read_right else left
+        winner, loser = (left, right) if read_left > read_right else (right, left)
+        if read_left != read_right and any(words[i].conf >= min_conf for i in winner):
+            dropped |= loser
     return [w for i, w in enumerate(words) if i not in dropped]
 
 
@@ -542,8 +545,8 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
     confident word in all-text mode, are redacted. Adjacent words of one line
     with the same reason become one box so the gap between them goes too.
     """
-    lines = group_lines(dedupe(drop_implausible(weaker_views_dropped(list(words)), policy.min_conf),
-                               policy.min_conf))
+    views = weaker_views_dropped(list(words), policy.min_conf)
+    lines = group_lines(dedupe(drop_implausible(views, policy.min_conf), policy.min_conf))
     ner_hits = _ner_hits(lines, ner, policy) if not policy.all_text else {}
     reasons: dict[int, tuple[str, str]] = {}
     for line in lines:

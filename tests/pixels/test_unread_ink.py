@@ -92,3 +92,27 @@ def test_a_word_of_two_glyphs_in_the_value_region_still_stops_the_growth():
              word("Okonkwo", 200, 51, 260, 62, region)]
     out = find_redactions(words, KeywordNer({"Irina Okonkwo": "PERSON"}), DenyList({}), POLICY, 480, 640)
     assert len(out) == 1 and 80 < out[0].box.x0 < 150
+
+
+def _email_ner(text):
+    from icapdlp.pixels.detect import Span
+
+    start = text.find("s.brandt@rosenthal-hosp.org")
+    return [] if start < 0 else [Span(start, start + 27, "EMAIL_ADDRESS", 0.9, "email")]
+
+
+def test_of_two_unconfident_views_of_one_ink_neither_silences_the_other():
+    # the right polarity read the address whole at confidence 0, the wrong one "PENTA" at 7: the higher
+    # confidence of the garbage had dropped the address (seed 4000)
+    right = OcrWord("s.brandt@rosenthal-hosp.org", Box(311, 919, 479, 931), 0.0, (18, 18, 1, 1), 0, 0)
+    wrong = OcrWord("PENTA", Box(312, 919, 477, 930), 7.0, (19, 19, 1, 1), 0, 1)
+    out = find_redactions([right, wrong], _email_ner, DenyList({}), POLICY, 1024, 832)
+    assert [r.label for r in out] == ["EMAIL_ADDRESS"] and out[0].box.x0 <= 311 and out[0].box.x1 >= 479
+
+
+def test_a_confident_view_still_wins_over_an_unconfident_one():
+    right = OcrWord("Rosenthal", Box(100, 10, 180, 30), 13.0, (1, 1, 1, 1), 0, 0)
+    general = OcrWord("General", Box(190, 10, 250, 30), 89.0, (1, 1, 1, 1), 0, 0)
+    wrong = OcrWord("(EPSP", Box(102, 10, 178, 30), 33.0, (2, 2, 1, 1), 0, 1)
+    ner = KeywordNer({"(EPSP": "PERSON"})
+    assert find_redactions([right, general, wrong], ner, DenyList({}), POLICY, 480, 640) == []
