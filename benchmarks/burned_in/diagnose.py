@@ -101,8 +101,6 @@ def main() -> int:
             boxes[name] = {i: [(r.box.x0, r.box.y0, r.box.x1, r.box.y1) for r in rs] for i, rs in red.items()}
             shape = (int(ds.Rows), int(ds.Columns))
             for truth in case.truth:
-                if truth.phi_kind is None:
-                    continue
                 f = truth.frame if truth.frame is not None else 0
                 fb = boxes[name].get(f, [])
                 mask = np.zeros(shape, bool)
@@ -110,6 +108,11 @@ def main() -> int:
                     mask[y0:y1, x0:x1] = True
                 x0, y0, x1, y1 = truth.box
                 share = float(mask[y0:y1, x0:x1].mean())
+                if truth.phi_kind is None:
+                    if share > 0 and not args.quiet:
+                        print(f"{case.name:20} {size_bin(truth.size):9} {'non-PHI':12} {share:4.0%} "
+                              f"{'LABEL REDACTED':19} {truth.text!r}")
+                    continue
                 if share >= 1.0:
                     continue
                 on = [w for w in seen if _overlap((w.box.x0, w.box.y0, w.box.x1, w.box.y1), truth.box)

@@ -6,6 +6,7 @@ from text to spans, so the mapping is tested with canned OCR output.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -26,6 +27,13 @@ LINE_GAP_HEIGHTS = 2.5
 #: the value's recogniser then needs the pieces on either side in one line (seeds 4000/6000/8000: one more
 #: turned value masked each; 5.5 masked no more and redacted more outside)
 TURNED_LINE_GAP_HEIGHTS = 4.0
+#: a redaction grows over the unread ink of the text region its words were read in when that region is at
+#: most this many times the words' height: one line (ascenders and descenders of other words included),
+#: not two lines nor a line merged with anatomy
+UNREAD_INK_REGION_HEIGHTS = 1.8
+#: ... or at most this tall (frame pixels), whatever the words' boxes say: two lines of the smallest overlay
+#: text (8 px) need more, and Tesseract gives pieces of 8 px text boxes 2-3 px tall
+ONE_LINE_PX = 12
 #: the same word read in both polarities: boxes overlapping this much are one word
 DUPLICATE_IOU = 0.5
 #: an unconfident word this much covered by confident words is their other-polarity shadow
@@ -134,8 +142,8 @@ def dedupe(words: Iterable[OcrWord], min_conf: float = 100.0) -> list[OcrWord]:
     """
     kept: list[OcrWord] = []
     for w in sorted(words, key=lambda w: -w.conf):
-        if any(_iou(w.box, k.box) >= DUPLICATE_IOU for k in kept):
-            continue
+        if any(_iou(w.box, k.box) >= DUPLICATE_IOU and (k.conf >= min_conf or _view(k) == _view(w)) for k in kept):
+            continue  # two unconfident readings in two views both stay: which is right, only its shape can say
         if w.conf < min_conf and sum(_covered_share(w.box, k.box) for k in kept if k.conf >= min_conf) \
                 >= SHADOW_COVERED:
             continue
@@ -147,12 +155,14 @@ def _view(w: OcrWord) -> tuple[int, int]:
     return w.polarity, w.rotation
 
 
-def weaker_views_dropped(words: list[OcrWord]) -> list[OcrWord]:
+def weaker_views_dropped(words: list[OcrWord], min_conf: float = 0.0) -> list[OcrWord]:
     """Where two views of one crop read the same ink (light and dark text, or the two turns of a side
     label), keep only the view whose overlapping words were read more confidently.
 
     Only one view of any ink is right; the other reads the gaps between its strokes, or the glyphs upside
-    down. Word by word, the wrong view sometimes wins ("(EPSP"@33 over "Rosenthal"@13 beside "General"@89
+    down. A view wins only with a word read at ``min_conf`` or more: between two unconfident views
+    ("s.brandt@rosenthal-hosp.org"@0 and "PENTA"@7 on the same ink) the confidence says nothing, and both
+    go on to the recognisers, where only a whole shape counts from such words. Word by word, the wrong view sometimes wins ("(EPSP"@33 over "Rosenthal"@13 beside "General"@89
     and "Hospital"@59), breaking the name it lies in; compared over all the words where the two crops
     overlap (confidence times characters read), the right view wins.
     """
@@ -176,8 +186,9 @@ def weaker_views_dropped(words: list[OcrWord]) -> list[OcrWord]:
     dropped: set[int] = set()
     for left, right in crops.values():
         read_left, read_right = _confident_chars(words, left), _confident_chars(words, right)
-        if read_left != read_right:
-            dropped |= right if read_left > read_right else left
+        winner, loser = (left, right) if read_left > read_right else (right, left)
+        if read_left != read_right and any(words[i].conf >= min_conf for i in winner):
+            dropped |= loser
     return [w for i, w in enumerate(words) if i not in dropped]
 
 
@@ -311,6 +322,16 @@ def word_like(word: OcrWord) -> bool:
     return sum(c in THIN_GLYPHS for c in text) <= MAX_THIN_SHARE * len(text)
 
 
+def unit_value(text: str, allow: frozenset[str]) -> bool:
+    """True when a word is a number glued to an allow-listed unit ("120kV", "250mAs", "1.25mm"): an
+    acquisition value, which spaCy tags as a LOCATION once OCR has read it whole ("120kv"@82)."""
+    found = _UNIT_VALUE.fullmatch(text.strip(STRAY_CHARS))
+    return found is not None and normalize(found.group(1)) in allow
+
+
+_UNIT_VALUE = re.compile(r"[0-9][0-9.,]*([A-Za-z]{2,4})")  # two letters at least: "4417729H" is an ID
+
+
 def _ner_text(lines: list[list[OcrWord]], floor: float) -> tuple[str, list[tuple[int, int, OcrWord]]]:
     """The OCR lines as one text for the analyzer, with each word's character offsets; words read with
     less than ``floor`` confidence are left out."""
@@ -392,7 +413,8 @@ def _add_hits(hits: dict[int, tuple[str, bool]], text: str, offsets: list[tuple[
         if not trusted and (not touched or sum(w.conf for w in touched) / len(touched) < NER_MIN_WORD_CONF):
             continue  # a statistical span over a run of unconfident readings ("Ss ai jx" on foliage)
         for start, end, w in offsets:
-            if start < span.end and span.start < end and (trusted or word_like(w)):
+            if start < span.end and span.start < end and (trusted or (word_like(w)
+                                                                    and not unit_value(w.text, policy.allow_words))):
                 if id(w) not in hits or (trusted and not hits[id(w)][1]):
                     hits[id(w)] = (span.entity, trusted)
 
@@ -523,8 +545,8 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
     confident word in all-text mode, are redacted. Adjacent words of one line
     with the same reason become one box so the gap between them goes too.
     """
-    lines = group_lines(dedupe(drop_implausible(weaker_views_dropped(list(words)), policy.min_conf),
-                               policy.min_conf))
+    views = weaker_views_dropped(list(words), policy.min_conf)
+    lines = group_lines(dedupe(drop_implausible(views, policy.min_conf), policy.min_conf))
     ner_hits = _ner_hits(lines, ner, policy) if not policy.all_text else {}
     reasons: dict[int, tuple[str, str]] = {}
     for line in lines:
@@ -552,8 +574,12 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
     _labelled_values(lines, reasons, policy)
     if not policy.all_text:
         _fragments_follow_values(lines, reasons, policy)
+    redacted_boxes = [w.box for line in lines for w in line if id(w) in reasons]
+    kept = [w for line in lines for w in line if id(w) not in reasons and w.conf >= policy.min_conf
+            and not any(w.box.intersects(b) for b in redacted_boxes)]
     out: list[Redaction] = []
     for line in lines:
+        start = len(out)
         current: Redaction | None = None
         run: list[Redaction] = []  # redactions of this line that touch one another
         redacted = [w.box for w in line if id(w) in reasons]
@@ -578,7 +604,68 @@ def find_redactions(words: Iterable[OcrWord], ner: NerFunction, deny: DenyList, 
         if current:
             run.append(current)
         out.extend(_one_band(run, line[0].rotation))
+        out[start:] = [_over_unread_ink(r, line, reasons, kept, policy.padding) for r in out[start:]]
     return [Redaction(r.box.padded(policy.padding, rows, cols), r.source, r.label) for r in out]
+
+
+def _to_reading(box: Box, rotation: int) -> Box:
+    """A frame box in the reading frame of a line turned by ``rotation`` (as :func:`reading_box`)."""
+    if rotation == 90:
+        return Box(box.y0, -box.x1, box.y1, -box.x0)
+    if rotation == 270:
+        return Box(-box.y1, box.x0, -box.y0, box.x1)
+    return box
+
+
+def _from_reading(box: Box, rotation: int) -> Box:
+    """The inverse of :func:`_to_reading`."""
+    if rotation == 90:
+        return Box(-box.y1, box.x0, -box.y0, box.x1)
+    if rotation == 270:
+        return Box(box.y0, -box.x1, box.y1, -box.x0)
+    return box
+
+
+def _over_unread_ink(red: Redaction, line: list[OcrWord], reasons: dict[int, tuple[str, str]],
+                     kept: list[OcrWord], padding: int) -> Redaction:
+    """A redaction grown along its line over the rest of the text region its words were read in, up to the
+    nearest word that is kept.
+
+    Tesseract reads a small or textured line in pieces and returns nothing for the glyphs between or beside
+    them ("Dott." before "Irina Okonkwo", "888" after "A2015-19", "+49" before "30 3800708"): the region
+    holds their ink, clustered with the value's at word spacing, and the value's box stopped where the
+    reading did; the box takes the region's band too (descenders of the glyphs it missed). Only a region
+    one line high counts (a region merged with anatomy or with other lines says
+    nothing about where the value ends), and a word read and kept on the line (a label, a marker, another
+    item) ends the growth, its padding short of it.
+    """
+    rotation = line[0].rotation
+    own = [w for w in line if id(w) in reasons and w.region is not None and w.box.intersects(red.box)]
+    if not own:
+        return red
+    box = _to_reading(red.box, rotation)
+    height = max(1, max(reading_box(w).height for w in own))
+    lo, hi, top, bottom = box.x0, box.x1, box.y0, box.y1
+    for w in own:
+        region = _to_reading(w.region, rotation)
+        if region.height <= max(UNREAD_INK_REGION_HEIGHTS * height, ONE_LINE_PX):
+            lo, hi = min(lo, region.x0), max(hi, region.x1)
+            top, bottom = min(top, region.y0), max(bottom, region.y1)
+    if (lo, hi, top, bottom) == (box.x0, box.x1, box.y0, box.y1):
+        return red
+    regions = {w.region for w in own}
+    for k in kept:
+        if k.region in regions and sum(c.isalnum() for c in k.text) == 1:
+            continue  # one glyph read alone inside the value's own line ("R" of "MRN-828434"), no marker
+        kb = reading_box(k) if k.rotation == rotation else _to_reading(k.box, rotation)
+        if min(kb.y1, box.y1) - max(kb.y0, box.y0) < LINE_OVERLAP * min(max(1, kb.height), box.height):
+            continue
+        if kb.x1 <= box.x0:
+            lo = max(lo, kb.x1 + padding + 1)
+        elif kb.x0 >= box.x1:
+            hi = min(hi, kb.x0 - padding - 1)
+    grown = Box(min(lo, box.x0), top, max(hi, box.x1), bottom)
+    return Redaction(_from_reading(grown, rotation), red.source, red.label)
 
 
 def _one_band(run: list[Redaction], rotation: int) -> list[Redaction]:

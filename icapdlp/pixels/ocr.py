@@ -66,6 +66,8 @@ class OcrWord:
     line: tuple[int, int, int, int]  # (crop, block, paragraph, line) from Tesseract
     rotation: int = 0  # degrees the crop it was read on had been turned (regions.Placement.rotation)
     polarity: int = 0  # the view it was read in: 0 light text, 1 dark text (regions.Placement.polarity)
+    #: the text-candidate region (frame coordinates) whose crop it was read on; None on a whole polarity
+    region: Box | None = None
 
 
 def tesseract_available(engine: str = LIBRARY, library: str = tesseract_api.DEFAULT_LIBRARY) -> bool:
@@ -303,8 +305,12 @@ def words_from_composite(data: dict[str, list], placements: list[regions.Placeme
         if box.x1 <= box.x0 or box.y1 <= box.y0:
             continue
         line = (index, int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i]))
-        words.append(OcrWord(text, box, float(data["conf"][i]), line, placements[index].rotation,
-                             placements[index].polarity))
+        p = placements[index]
+        region = None
+        if p.region is not None:
+            rx0, ry0, rx1, ry1 = p.region
+            region = Box(rx0 // scale, ry0 // scale, min(frame_cols, -(-rx1 // scale)), min(frame_rows, -(-ry1 // scale)))
+        words.append(OcrWord(text, box, float(data["conf"][i]), line, p.rotation, p.polarity, region))
     return words
 
 

@@ -163,7 +163,8 @@ def _email() -> Any:
 def _institution() -> Any:
     words = r"(?:[^\W\d_][\w'’\-]+\s+){1,4}"  # any case: OCR reads "westerkade Clinic"
     return _pattern("institution", "INSTITUTION", [
-        ("name then kind", rf"\b{words}(?:{_INSTITUTION_TAILS})\b", 0.85),
+        # the kind word in any case too: OCR reads a capital I as a small one ("Royal infirmary")
+        ("name then kind", rf"\b{words}(?i:{_INSTITUTION_TAILS})\b", 0.85),
         ("kind then name", rf"(?<!\w)(?:{_INSTITUTION_HEADS})\s+{_PARTICLES}{_UPPER_WORD}"
                            rf"(?:[\s\-]+{_PARTICLES}{_UPPER_WORD}){{0,3}}", 0.85),
     ], case_sensitive=True)

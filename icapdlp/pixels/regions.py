@@ -50,6 +50,15 @@ POLARITY_RATIO = 0.6
 #: in the stretched view of a deep frame, regions taller than this (prepared pixels: three lines of 40 px
 #: text) are stretched texture; faint overlay text there sits on a flat patch and makes regions of its lines
 MAX_FAINT_REGION_HEIGHT = 160
+#: inside a region taller than MAX_FAINT_REGION_HEIGHT, a pixel is texture when this share of the window around
+#: it is ink (speckle and anatomy edges; a line of overlay text with empty rows around it stays below)
+TEXTURE_WINDOW = 33
+TEXTURE_DENSITY = 0.1
+#: ... and what is left there is read again as a line when at most this tall and this many times wider than tall
+MAX_TEXTURE_LINE_HEIGHT = 48
+TEXTURE_LINE_ASPECT = 3.0
+#: at most this many such lines (the widest) per large region: each is a crop Tesseract reads
+MAX_TEXTURE_LINES = 16
 #: a region this many times taller than wide may be a vertical line of text (side labels)
 VERTICAL_ASPECT = 2.5
 #: ... and at most this wide (prepared pixels; the height of 40 px glyphs on an upscaled frame, with margin):
@@ -76,6 +85,9 @@ class Placement:
     polarity: int  # 0 light text (white top-hat), 1 dark text (black top-hat)
     rotation: int = 0  # degrees counter-clockwise the crop was turned (np.rot90), 0, 90 or 270
     zoom: int = 1  # integer upscale of the crop before turning
+    #: the text-candidate region the crop was cut around (x0, y0, x1, y1, prepared pixels, no margin); None
+    #: for a whole polarity (text everywhere), which is no region
+    region: tuple[int, int, int, int] | None = None
 
     @property
     def footprint(self) -> tuple[int, int]:
@@ -153,6 +165,42 @@ def _vertical_regions(own: np.ndarray, other: np.ndarray) -> list[tuple[int, int
     return out[:MAX_VERTICAL_REGIONS]
 
 
+def lines_beside_texture(mask: np.ndarray, box: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """Line-shaped clusters of ink inside a large region once its dense texture is taken out.
+
+    An ultrasound sector's speckle or a scan's anatomy forms one large region, and overlay text touching
+    it (a label down the side of the sector, a name over tissue) is cut into the same region: Tesseract
+    reads the whole crop at 1x as one sparse page and returns little of the text. Texture is dense over a
+    large window, a line of overlay text is not (its rows have empty space above and below). The lines
+    found here go in as crops of their own, besides the large region itself, which is still read.
+    """
+    x0, y0, x1, y1 = box
+    sub = mask[y0:y1, x0:x1]
+    density = _box_mean(sub.astype(np.float32), TEXTURE_WINDOW)
+    sparse = sub & (density < TEXTURE_DENSITY)
+    out = []
+    for bx0, by0, bx1, by1 in find_regions(sparse):
+        w, h = bx1 - bx0, by1 - by0
+        line = (x0 + bx0, y0 + by0, x0 + bx1, y0 + by1)
+        if MIN_REGION_HEIGHT <= h <= MAX_TEXTURE_LINE_HEIGHT and w >= TEXTURE_LINE_ASPECT * h \
+                and _plausible(mask, line):
+            out.append(line)
+    out.sort(key=lambda b: -(b[2] - b[0]))
+    return out[:MAX_TEXTURE_LINES]
+
+
+def _box_mean(a: np.ndarray, size: int) -> np.ndarray:
+    """Mean over size x size windows (zero outside), by summed-area table."""
+    half = size // 2
+    padded = np.zeros((a.shape[0] + size, a.shape[1] + size), dtype=np.float32)
+    padded[half + 1:half + 1 + a.shape[0], half + 1:half + 1 + a.shape[1]] = a
+    table = padded.cumsum(0).cumsum(1)
+    rows, cols = a.shape
+    total = (table[size:size + rows, size:size + cols] - table[:rows, size:size + cols]
+             - table[size:size + rows, :cols] + table[:rows, :cols])
+    return total / (size * size)
+
+
 def _stacked_lines(mask: np.ndarray, box: tuple[int, int, int, int]) -> bool:
     """True when a tall region is horizontal lines one above the other (a text block), not one turned line.
 
@@ -182,7 +230,9 @@ def compose(light: np.ndarray, dark: np.ndarray, light_mask: np.ndarray, dark_ma
     own polarity. Small text is upscaled per crop; regions taller than wide go
     in twice more, turned 90 degrees each way, so vertical side labels are read
     whichever way they were written (the reading of the wrong turn is garbage
-    at low confidence, and the duplicate filter keeps the better one).
+    at low confidence, and the duplicate filter keeps the better one). Lines
+    of text inside a large region of texture go in again on their own
+    (:func:`lines_beside_texture`).
 
     Crops that would outgrow both whole polarities are given as both whole
     polarities (text everywhere). ``faint``: the stretched view of a deep
@@ -196,12 +246,15 @@ def compose(light: np.ndarray, dark: np.ndarray, light_mask: np.ndarray, dark_ma
     masks = tuple(np.zeros_like(m) if float(m.mean()) > TEXTURE_SHARE else m for m in (light_mask, dark_mask))
     chosen: list[tuple[tuple[int, int, int, int], int, int]] = []
     vertical: list[tuple[tuple[int, int, int, int], int, int]] = []
+    beside: list[tuple[tuple[int, int, int, int], int, int]] = []  # lines cut out of large regions' texture
     for polarity, (own, other) in enumerate((masks, masks[::-1])):
         for box in find_regions(own):
             if faint and box[3] - box[1] > MAX_FAINT_REGION_HEIGHT:
                 continue
             if _plausible(own, box) and not looks_like_gaps(own, other, box):
                 chosen.append((box, polarity, 0))
+                if not faint and box[3] - box[1] > MAX_FAINT_REGION_HEIGHT:
+                    beside.extend((line, polarity, 0) for line in lines_beside_texture(own, box))
         for box in _vertical_regions(own, other):
             vertical.extend(((box, polarity, 90), (box, polarity, 270)))
     if not chosen and not vertical:
@@ -216,7 +269,7 @@ def compose(light: np.ndarray, dark: np.ndarray, light_mask: np.ndarray, dark_ma
         # text everywhere (a scanned form) or noise read as regions: never more than both whole
         # polarities, which is what Tesseract was given before regions existed
         placements = [Placement(0, 0, cols, rows, GAP_ROWS, 0), Placement(0, 0, cols, rows, 2 * GAP_ROWS + rows, 1)]
-    placements += _place(vertical, rows, cols, _bottom(placements))
+    placements += _place(beside + vertical, rows, cols, _bottom(placements))
     y = _bottom(placements)
     width = max(p.footprint[1] for p in placements) + 2 * CROP_MARGIN
     out = np.full((y, width), 255, dtype=np.uint8)
@@ -239,7 +292,7 @@ def _place(chosen, rows: int, cols: int, y: int) -> list[Placement]:
         x0, y0 = max(0, box[0] - CROP_MARGIN), max(0, box[1] - CROP_MARGIN)
         x1, y1 = min(cols, box[2] + CROP_MARGIN), min(rows, box[3] + CROP_MARGIN)
         glyph = (box[3] - box[1]) if rotation == 0 else (box[2] - box[0])
-        p = Placement(x0, y0, x1 - x0, y1 - y0, y, polarity, rotation, _zoom(glyph))
+        p = Placement(x0, y0, x1 - x0, y1 - y0, y, polarity, rotation, _zoom(glyph), tuple(box))
         placements.append(p)
         y += p.footprint[0] + GAP_ROWS
     return placements

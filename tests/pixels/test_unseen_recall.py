@@ -44,7 +44,11 @@ def test_shapes_ocr_reads_are_scored_above_the_floor(text, value):
     ("some-frames", 8704, "(555) 368-5894"),
     ("some-frames", 8700, "13-Jun-1954"),  # read "13-An-1954"@25 (seed 8000)
     ("rotated", 4405, "+31 10 952 2501"),
-    ("us-banner", 4600, "23-Jun-1981"),  # read "22-tun-3883"@0 (seed 4000)  # turned, "10" unread: "+31" and "952 2501" were two lines (seed 4000)  # monospace "368" "-5894" 0.7 glyph heights apart (seed 8000)
+    ("us-banner", 4600, "23-Jun-1981"),
+    # side labels touching the sector's speckle, cut into one 520 x 360 region with it (regions.lines_beside_texture)
+    ("us-banner", 4606, "Klinikum Zuiderpark"),
+    ("us-banner", 4607, "MRN: 5390782"),
+    ("us-banner", 6600, "Amelie Duarte"),  # read "22-tun-3883"@0 (seed 4000)  # turned, "10" unread: "+31" and "952 2501" were two lines (seed 4000)  # monospace "368" "-5894" 0.7 glyph heights apart (seed 8000)
 ])
 def test_phi_the_old_cleaner_left_readable_is_masked(style, seed, value):
     """Real Tesseract and the real analyzer on objects of the independent set (tuning seed 6000) where a
