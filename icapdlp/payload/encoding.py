@@ -75,6 +75,30 @@ def inflate_prefix(data: bytes, coding: str, limit: int) -> bytes:
 STREAMED_CODINGS: frozenset[str] = frozenset({"gzip", "deflate", "br"})
 
 
+#: bytes of a gzip member's start looked at before it is decoded: the fixed header and a name
+GZIP_HEAD_SEEN = 10 + 256
+_FEXTRA, _FNAME, _FCOMMENT = 0x04, 0x08, 0x10
+
+
+def _plain_gzip_header(data: bytes) -> bool:
+    """Whether the gzip header at the start of ``data`` is all there (False: wait for more).
+
+    Raises ValueError for fields a decoder skips but a carving reader reads (a
+    stream in FEXTRA, red team F37): an extra field, a comment, a file name
+    longer than 256 bytes.
+    """
+    if len(data) < 10:
+        return False
+    flags = data[3]
+    if flags & (_FEXTRA | _FCOMMENT):
+        raise ValueError("gzip header with an extra field or a comment")
+    if flags & _FNAME and data.find(b"\0", 10, GZIP_HEAD_SEEN) < 0:
+        if len(data) < GZIP_HEAD_SEEN:
+            return False
+        raise ValueError("gzip header with a long file name")
+    return True
+
+
 class StreamDecoder:
     """Undo one content coding as its bytes arrive, in bounded pieces of output.
 
@@ -108,6 +132,9 @@ class StreamDecoder:
             if self._coding == "deflate" and len(data) < 2:
                 self._head = data
                 return
+            if self._coding == "gzip" and not _plain_gzip_header(data):
+                self._head = data  # the header is not all here yet
+                return
             wbits = 31 if self._coding == "gzip" else (15 if _codecs.zlib_header(data) else -15)
             self._zlib = zlib.decompressobj(wbits)
         try:
@@ -118,6 +145,9 @@ class StreamDecoder:
                         return
                     if self._coding != "gzip" or not data.startswith(b"\x1f\x8b"):
                         raise ValueError(f"bytes after the {self._coding} stream")
+                    if not _plain_gzip_header(data):
+                        self._head = data  # the next member's header, cut
+                        return
                     self._zlib, self.finished = zlib.decompressobj(31), False
                 piece = self._zlib.decompress(data, step)
                 data = self._zlib.unconsumed_tail

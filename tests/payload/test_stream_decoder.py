@@ -68,3 +68,32 @@ def test_a_prefix_decodes_to_a_prefix():
 def test_zstd_is_not_streamed():
     with pytest.raises(ValueError):
         StreamDecoder("zstd")
+
+
+def _gzip_with_extra_field(hidden: bytes, content: bytes) -> bytes:
+    """A gzip member whose FEXTRA field holds ``hidden`` (decoders skip it, carving readers find it)."""
+    import struct
+
+    body = gzip.compress(content, mtime=0)
+    extra = b"XX" + struct.pack("<H", len(hidden)) + hidden
+    return body[:3] + bytes([body[3] | 0x04]) + body[4:10] + struct.pack("<H", len(extra)) + extra + body[10:]
+
+
+@pytest.mark.parametrize("member", ["first", "second"])
+def test_a_gzip_header_with_an_extra_field_is_refused_in_any_member(member):
+    """Red team F37: a gzip stream hidden in FEXTRA left with the released coded bytes."""
+    hidden = gzip.compress(b"hidden stream" * 100)
+    odd = _gzip_with_extra_field(hidden, b"page " * 2000)
+    body = odd if member == "first" else gzip.compress(b"page " * 2000) + odd
+    decoder = StreamDecoder("gzip")
+    with pytest.raises(ValueError):
+        for at in range(0, len(body), 7):
+            list(decoder.decode(body[at:at + 7], 65536))
+
+
+def test_a_gzip_header_cut_into_small_pieces_still_decodes():
+    body = gzip.compress(b"page " * 2000)
+    named = body[:3] + bytes([body[3] | 0x08]) + body[4:10] + b"page.html\0" + body[10:]
+    decoder = StreamDecoder("gzip")
+    out = b"".join(piece for at in range(len(named)) for piece in decoder.decode(named[at:at + 1], 65536))
+    assert out == b"page " * 2000
