@@ -89,6 +89,20 @@ def _exchange_bytes(thread, body: bytes) -> bytes:
         sock.close()
 
 
+def _with_a_pause(thread, body: bytes, **respmod) -> tuple[bytes, bytes]:
+    """A RESPMOD of ``body`` whose sender stops after 100 KB until the answer has been quiet for a
+    second, as Squid 5.7 does: (what arrived during the pause, everything that arrived)."""
+    first, rest = m.respmod(body, preview=4096, **respmod)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest[:100_000])
+        during_pause = read_all(sock, quiet=1.0)
+        sock.sendall(rest[100_000:])
+        return during_pause, during_pause + read_all(sock, quiet=2.0)
+    finally:
+        sock.close()
+
+
 def wait_records(thread, count: int = 1):
     started = time.monotonic()
     while len(thread.observer.records) < count and time.monotonic() - started < WAIT:
@@ -262,15 +276,7 @@ def test_a_pause_after_more_than_the_catch_up_holds_the_body_whole(icap_server, 
     thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check), body=NoChange()),
                          limits={"release_after_pause": 0.05})
     body = os.urandom(300_000)
-    first, rest = m.respmod(body, preview=4096, allow_204=False)
-    sock = socket.create_connection(("127.0.0.1", thread.port))
-    try:
-        sock.sendall(first + rest[:100_000])
-        during_pause = read_all(sock, quiet=1.0)
-        sock.sendall(rest[100_000:])
-        data = during_pause + read_all(sock, quiet=2.0)
-    finally:
-        sock.close()
+    during_pause, data = _with_a_pause(thread, body, allow_204=False)
     assert during_pause == b"ICAP/1.0 100 Continue\r\n\r\n"  # nothing of the body left early
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
     assert complete and echoed == body
@@ -389,15 +395,7 @@ def test_a_held_open_response_that_pauses_begins_its_answer_during_the_pause(ica
         [("Content-Type", "multipart/related; boundary=b"), ("Content-Length", "9")]))
     thread = icap_server(holding(Replace(response=new_head, body=b"REWRITTEN")))
     body = b"--b\r\n\r\n" + os.urandom(300_000) + b"\r\n--b--\r\n"
-    first, rest = m.respmod(body, preview=4096)
-    sock = socket.create_connection(("127.0.0.1", thread.port))
-    try:
-        sock.sendall(first + rest[:100_000])
-        during_pause = read_all(sock, quiet=1.0)
-        sock.sendall(rest[100_000:])
-        data = during_pause + read_all(sock, quiet=2.0)
-    finally:
-        sock.close()
+    during_pause, data = _with_a_pause(thread, body)
     assert b"HTTP/1.1 200 OK" in during_pause and b"multipart/related" in during_pause
     sent, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
     assert complete and sent.endswith(b"REWRITTEN") and set(sent[:-9]) <= {13, 10}
@@ -425,15 +423,7 @@ def test_a_release_that_stops_before_clearing_a_byte_holds_the_answer_open_inste
         preview=lambda *_: NeedBody(release=StopsAtOnce(), hold_open=HoldOpen(ZIP_HEAD, b"")),
         body=Replace(response=new_head, body=b"REWRITTEN")))
     body = b"PK\x03\x04" + os.urandom(300_000)
-    first, rest = m.respmod(body, preview=4096)
-    sock = socket.create_connection(("127.0.0.1", thread.port))
-    try:
-        sock.sendall(first + rest[:100_000])
-        during_pause = read_all(sock, quiet=1.0)
-        sock.sendall(rest[100_000:])
-        data = during_pause + read_all(sock, quiet=2.0)
-    finally:
-        sock.close()
+    during_pause, data = _with_a_pause(thread, body)
     head_end = during_pause.index(b"\r\n\r\n", during_pause.index(b"HTTP/1.1 200 OK")) + 4
     assert b"application/zip" in during_pause and b"Content-Length" not in during_pause
     assert during_pause[head_end:] == b""  # the head only: not a byte of the body before the verdict
