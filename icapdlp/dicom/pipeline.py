@@ -23,6 +23,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID
 
 from icapdlp.dicom import keyed
+from icapdlp.dicom.codestream import strip_frame_metadata
 from icapdlp.dicom.conformance import (
     enforce_pixel_geometry,
     enforce_value_conformance,
@@ -265,6 +266,7 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
     deid = HeaderDeidentifier(profile, config.key, report)
     deid.prepare(ds)
     deid.walk(ds)
+    strip_frame_metadata(ds, report)
     if not _sop_instance(ds):  # under Retain UIDs a value that is no UID is removed, not kept
         raise Blocked(BlockReason.UNPARSEABLE_DICOM, "SOP Instance UID is not a valid UID")
     add_markers(ds, profile, pixels_cleaned=report.pixels_cleaned)
