@@ -30,6 +30,7 @@ from icapdlp.dicom.conformance import (
     expected_pixel_bytes,
 )
 from icapdlp.dicom.deid import HeaderDeidentifier
+from icapdlp.dicom.nested import block_nested_objects
 from icapdlp.dicom.options import DicomLimits, ProfileOptions, ServiceMode
 from icapdlp.dicom.pixel_cost import check_decode_cost
 from icapdlp.dicom.pixel_hook import PixelCleaner, frame_count
@@ -267,6 +268,7 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
     deid.prepare(ds)
     deid.walk(ds)
     strip_frame_metadata(ds, report)
+    block_nested_objects(ds)
     if not _sop_instance(ds):  # under Retain UIDs a value that is no UID is removed, not kept
         raise Blocked(BlockReason.UNPARSEABLE_DICOM, "SOP Instance UID is not a valid UID")
     add_markers(ds, profile, pixels_cleaned=report.pixels_cleaned)
