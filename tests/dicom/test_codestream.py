@@ -142,3 +142,19 @@ def test_pipeline_output_keeps_no_segment_and_decodes_to_the_same_frames(ts, mak
         assert np.array_equal(_pixels(after), _pixels(before))
     original = pydicom.dcmread(io.BytesIO(encapsulated_object(frames, ts)))
     assert np.array_equal(out.pixel_array, original.pixel_array)  # pydicom's decoders, offset table read
+
+
+@pytest.mark.parametrize("wrap", [lambda f: encapsulate([f]), lambda f: f], ids=["items", "bare-stream"])
+def test_a_jpeg_stream_under_a_native_transfer_syntax_is_blocked_not_cut_into_pixels(wrap):
+    """The a51 "meta says native" case: cutting the stream to the geometry kept its APP4 as pixels."""
+    ds = copy.deepcopy(make_ct(14, signatures=False).dataset)
+    ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 8, 8, 7
+    for tag in list(ds.keys()):
+        if tag >> 16 == 0x6000:
+            del ds[tag]
+    ds.PixelData = wrap(planted_jpeg(14))
+    ds["PixelData"].VR = "OB"
+    buf = io.BytesIO()
+    dcmwrite(buf, ds, enforce_file_format=True)
+    with pytest.raises(Blocked):
+        run(buf.getvalue())
