@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from collections.abc import Iterator
+
 from pydicom import Dataset
 
 from icapdlp.payload import lenient
@@ -30,9 +32,10 @@ BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 #: Pixel Data, Float and Double Float Pixel Data: large, and samples look like anything
 PIXEL_VALUE_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _DICM = re.compile(rb"DICM")
-#: bytes of a value the lenient walk reads from a start: it steps over values, so this covers
-#: a first value of megabytes before the patient module, without copying a whole Pixel Data
-START_WINDOW = 4 << 20
+#: bytes of a value the lenient walk reads from a start (it needs bytes, so this is a copy): it
+#: steps over values, so a first value of up to about this size before the patient module is
+#: covered; a small fixed copy keeps a large object's peak memory where it was
+START_WINDOW = 256 << 10
 #: ``DICM`` markers looked behind (a smaller window each), past which the value is refused
 MAX_MARKERS, MARKER_WINDOW = 64, 1 << 16
 _DETAIL = "a binary value holds a DICOM object (it cannot be rewritten in place)"
@@ -52,11 +55,24 @@ def block_nested_objects(ds: Dataset) -> None:
             continue
         if isinstance(value, memoryview):
             value = value.cast("B")
-        if _holds_part10(value) or lenient.looks_like_dataset(bytes(value[:START_WINDOW])):
+        if holds_part10(value) or lenient.looks_like_dataset(bytes(value[:START_WINDOW])):
             raise Blocked(BlockReason.UNINSPECTABLE, _DETAIL)
 
 
-def _holds_part10(value) -> bool:
+def check_streamed_value(chunks) -> Iterator[bytes]:
+    """Yield ``chunks`` (a value copied piece by piece, e.g. spliced Pixel Data); raise Blocked
+    as :func:`block_nested_objects` would for the whole value. Each piece is searched with the
+    end of the one before it, so a marker across a boundary is seen with its window."""
+    carry, first = b"", True
+    for chunk in chunks:
+        joined = carry + chunk
+        if holds_part10(joined) or first and lenient.looks_like_dataset(bytes(joined[:START_WINDOW])):
+            raise Blocked(BlockReason.UNINSPECTABLE, _DETAIL)
+        carry, first = joined[-(MARKER_WINDOW + 8):], False
+        yield chunk
+
+
+def holds_part10(value) -> bool:
     """A ``DICM`` marker followed by File Meta or by a dataset (pydicom reads either after it)."""
     for count, hit in enumerate(_DICM.finditer(value)):
         if count == MAX_MARKERS:
