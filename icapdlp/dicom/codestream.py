@@ -171,6 +171,7 @@ def strip_j2k(frame: bytes) -> tuple[bytes, int]:
         marker, length = _j2k_segment(frame, pos)
         if marker == _J2K_EOC:
             out += frame[pos:pos + 2]
+            removed += bool(frame[pos + 2:].strip(b"\x00"))  # bytes after EOC: dropped
             break
         if marker != _J2K_SOT or length != 10:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "JPEG 2000 tile-part does not start with SOT")

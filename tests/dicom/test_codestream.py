@@ -158,3 +158,10 @@ def test_a_jpeg_stream_under_a_native_transfer_syntax_is_blocked_not_cut_into_pi
     dcmwrite(buf, ds, enforce_file_format=True)
     with pytest.raises(Blocked):
         run(buf.getvalue())
+
+
+@pytest.mark.parametrize("make", [planted_jpeg, _j2k], ids=["jpeg", "j2k"])
+def test_bytes_after_the_end_of_the_codestream_are_dropped(make):
+    frame, _ = (strip_jpeg if make is planted_jpeg else strip_j2k)(make(15))
+    clean, removed = (strip_jpeg if make is planted_jpeg else strip_j2k)(frame + TOKEN)
+    assert clean == frame and removed == 1
