@@ -24,6 +24,7 @@ another metadata carrier.
 
 from __future__ import annotations
 
+import re
 import struct
 
 from pydicom import Dataset
@@ -49,6 +50,8 @@ _APP0, _APP14, _COM = 0xE0, 0xEE, 0xFE
 #: markers that stand alone (no length): TEM, RSTn, SOI, EOI
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8), _SOI, _EOI})
 _JFIF_FIXED, _ADOBE_FIXED = 14, 12
+#: a marker inside scan data: FF then TEM or a byte >= 0x80 (FF00 and JPEG-LS FF<80 are data)
+_MARKER = re.compile(rb"\xff[\x01\x80-\xff]")
 _J2K_SOC, _J2K_SOT, _J2K_SOD, _J2K_EOC, _J2K_COM, _J2K_TLM = 0xFF4F, 0xFF90, 0xFF93, 0xFFD9, 0xFF64, 0xFF55
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 
@@ -140,13 +143,8 @@ def strip_jpeg(frame: bytes) -> tuple[bytes, int]:
 
 def _next_marker(frame: bytes, pos: int) -> int:
     """Offset of the next 0xFF that starts a marker: not a stuffed FF00 (JPEG) or FF<80 (JPEG-LS)."""
-    while True:
-        pos = frame.find(b"\xff", pos)
-        if pos < 0 or pos + 1 >= len(frame):
-            return len(frame)
-        if frame[pos + 1] >= 0x80 or frame[pos + 1] in _STANDALONE:
-            return pos
-        pos += 1
+    found = _MARKER.search(frame, pos)
+    return len(frame) if found is None else found.start()
 
 
 def strip_j2k(frame: bytes) -> tuple[bytes, int]:
