@@ -29,7 +29,6 @@ import struct
 
 from pydicom import Dataset
 from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
-from pydicom.uid import UID
 
 from icapdlp.report import CdrFinding, ObjectReport
 from icapdlp.verdict import Blocked, BlockReason

@@ -131,7 +131,8 @@ def test_j2k_in_the_jp2_file_format_is_blocked():
         strip_j2k(buf.getvalue())
 
 
-@pytest.mark.parametrize("ts, make", [(JPEG_BASELINE, planted_jpeg), (J2K_LOSSLESS, _j2k)], ids=["jpeg", "j2k"])
+@pytest.mark.parametrize("ts, make", [(JPEG_BASELINE, planted_jpeg), (J2K_LOSSLESS, _j2k)],
+                         ids=["jpeg", "j2k"])
 def test_pipeline_output_keeps_no_segment_and_decodes_to_the_same_frames(ts, make):
     frames = [make(10), make(11)]
     result, out = run(encapsulated_object(frames, ts))

@@ -48,7 +48,8 @@ def _pixels(ds: Dataset, data: bytes) -> None:
     ds.PixelData = (data + bytes(size))[:size]
 
 
-@pytest.mark.parametrize("place", [_waveform, _spectroscopy, _pixels], ids=["waveform", "spectroscopy", "pixels"])
+@pytest.mark.parametrize("place", [_waveform, _spectroscopy, _pixels],
+                         ids=["waveform", "spectroscopy", "pixels"])
 @pytest.mark.parametrize("bare", [False, True], ids=["part10", "bare-dataset"])
 def test_a_binary_value_holding_a_dicom_object_is_blocked(place, bare):
     inner = _inner(bare)
@@ -65,7 +66,7 @@ def test_a_part10_file_behind_other_samples_is_found_too():
 def test_a_real_looking_waveform_is_kept():
     rng = np.random.default_rng(5)
     samples = (np.sin(np.linspace(0, 60, 5000)) * 800 + rng.normal(0, 20, 5000)).astype("<i2")
-    result, out = run(_outer(lambda ds: _waveform(ds, samples.tobytes())))
+    _, out = run(_outer(lambda ds: _waveform(ds, samples.tobytes())))
     assert out.WaveformSequence[0].WaveformData == samples.tobytes()
 
 
