@@ -48,6 +48,8 @@ class CdrFinding(enum.StrEnum):
     UNDEFINED_TAG = "undefined-tag"
     #: an attribute valid only inside sequence items sat at the top level; removed
     MISPLACED_ATTRIBUTE = "misplaced-attribute"
+    #: a JPEG COM/APPn or JPEG 2000 COM segment in an encapsulated frame (one per segment); removed
+    CODESTREAM_METADATA = "codestream-metadata"
 
 
 class Stage(enum.StrEnum):

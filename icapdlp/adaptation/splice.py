@@ -16,6 +16,7 @@ import os
 import tempfile
 from typing import Any
 
+from icapdlp.dicom.nested import check_streamed_value
 from icapdlp.report import ObjectReport
 from icapdlp.verdict import BlockReason, Blocked
 
@@ -54,8 +55,12 @@ def _write_spliced(path: str, new_prefix: bytes, offset: int, spool_dir: str | N
         with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
             out.write(new_prefix)
             source.seek(offset)
-            while chunk := source.read(COPY_STEP):
-                out.write(chunk)
+            for chunk in check_streamed_value(iter(lambda: source.read(COPY_STEP), b"")):
+                out.write(chunk)  # the pixels are checked as the pipeline checks kept values
+    except Blocked:
+        if out_path is not None:
+            os.unlink(out_path)
+        raise
     except OSError as exc:
         if out_path is not None:
             try:

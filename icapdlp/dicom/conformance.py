@@ -159,6 +159,12 @@ def expected_pixel_bytes(ds: Dataset) -> int | None:
     return total + total % 2
 
 
+#: how an encapsulated value (Item tag), a JPEG (SOI) or a JPEG 2000 codestream (SOC) starts: native
+#: Pixel Data longer than its geometry that starts so is a compressed stream under a native transfer
+#: syntax; cutting it would keep the stream's first bytes (its metadata segments) as "pixels"
+COMPRESSED_STARTS = (b"\xfe\xff\x00\xe0", b"\xff\xd8\xff", b"\xff\x4f\xff\x51")
+
+
 def enforce_pixel_geometry(ds: Dataset, encapsulated: bool, report: ObjectReport) -> None:
     """Cut native Pixel Data to its geometry; block when it is shorter or has no geometry."""
     if encapsulated or PIXEL_DATA not in ds:
@@ -173,6 +179,9 @@ def enforce_pixel_geometry(ds: Dataset, encapsulated: bool, report: ObjectReport
         raise Blocked(BlockReason.UNPARSEABLE_DICOM,
                       f"Pixel Data of {len(raw)} bytes is shorter than its geometry ({expected})")
     if len(raw) > expected:
+        if bytes(raw[:4]).startswith(COMPRESSED_STARTS):
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM,
+                          "native Pixel Data holds an encapsulated or compressed stream")
         if isinstance(raw, memoryview):
             ds[PIXEL_DATA]._value = raw[:expected]  # a view of the input stays a view: no copy
         else:

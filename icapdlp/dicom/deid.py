@@ -56,6 +56,8 @@ ALWAYS_REMOVE = frozenset({
     0xFFFCFFFC,  # Data Set Trailing Padding
     0x00080001,  # Length to End (retired; would be wrong after rewriting)
 })
+#: Directory Information (PS3.3 F.5): only in a DICOMDIR's header and its directory records
+DIRECTORY_GROUP = 0x0004
 PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID = 0x00100010, 0x00100020, 0x00100021
 STUDY_UID = 0x0020000D
 #: curve groups 50xx and overlay groups 60xx (even xx, PS3.5 7.6 repeating groups), by mask
@@ -97,10 +99,14 @@ class HeaderDeidentifier:
         """Set up before the walk: drop misplaced elements, then read date offset and deny-list.
 
         Misplaced: top-level elements the Standard defines only inside sequence items
-        (profile.SEQUENCE_ONLY_TAGS); they come from a broken sequence or a crafted file.
+        (profile.SEQUENCE_ONLY_TAGS), and every Directory Information element (group 0004,
+        defined only in a DICOMDIR, which the pipeline blocks before this; Referenced File ID
+        holds a path, often named after the patient); they come from a broken sequence or a
+        crafted file.
         """
         self._types = iod.types_for(str(ds.get("SOPClassUID", "") or "").strip("\0 "))
-        for tag in SEQUENCE_ONLY_TAGS.intersection(ds.keys()):
+        misplaced = [tag for tag in ds.keys() if tag >> 16 == DIRECTORY_GROUP or tag in SEQUENCE_ONLY_TAGS]
+        for tag in misplaced:
             self._remove(ds, tag)
             self.report.cdr_findings[CdrFinding.MISPLACED_ATTRIBUTE] += 1
         if self.profile.longitudinal_dates == "modified":

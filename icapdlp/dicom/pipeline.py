@@ -23,12 +23,14 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID
 
 from icapdlp.dicom import keyed
+from icapdlp.dicom.codestream import strip_frame_metadata
 from icapdlp.dicom.conformance import (
     enforce_pixel_geometry,
     enforce_value_conformance,
     expected_pixel_bytes,
 )
 from icapdlp.dicom.deid import HeaderDeidentifier
+from icapdlp.dicom.nested import block_nested_objects
 from icapdlp.dicom.options import DicomLimits, ProfileOptions, ServiceMode
 from icapdlp.dicom.pixel_cost import check_decode_cost
 from icapdlp.dicom.pixel_hook import PixelCleaner, frame_count
@@ -265,6 +267,8 @@ def _process(ds: Dataset, config: PipelineConfig, pixel_cleaner: PixelCleaner | 
     deid = HeaderDeidentifier(profile, config.key, report)
     deid.prepare(ds)
     deid.walk(ds)
+    strip_frame_metadata(ds, report)
+    block_nested_objects(ds)
     if not _sop_instance(ds):  # under Retain UIDs a value that is no UID is removed, not kept
         raise Blocked(BlockReason.UNPARSEABLE_DICOM, "SOP Instance UID is not a valid UID")
     add_markers(ds, profile, pixels_cleaned=report.pixels_cleaned)

@@ -135,3 +135,22 @@ def test_spliced_objects_are_reported_like_full_rewrites(tmp_path, monkeypatch):
     whole = worker_tasks.rewrite_body(POLICY, "deid-req", "request", "application/dicom", [], obj.data, None)
     assert _comparable(spliced.report) == _comparable(whole.report)
     assert _read(spliced) == _read(whole)
+
+
+def test_a_spliced_object_whose_pixels_hold_a_part10_file_is_blocked(tmp_path, monkeypatch):
+    """The splice copies Pixel Data unread; a DICOM file planted in it must block like the full path
+    (red-team F32), wherever it lies: across the copy's chunk boundary too."""
+    monkeypatch.setattr(splice, "SPLICE_MIN_BYTES", 1024)
+    monkeypatch.setattr(splice, "COPY_STEP", 4096)
+    obj = make_multiframe(64, frames=2, rows=256, columns=256, bits_stored=16, signatures=False)
+    inner = make_multiframe(65, frames=1, rows=8, columns=8, bits_stored=16).data
+    data = bytearray(obj.data)
+    pixels = data.rindex(b"\xe0\x7f\x10\x00OW") + 12  # where the copied value starts
+    at = pixels + 4096 * 20 - 2  # "DICM" split by a chunk boundary of the copy
+    data[at - 128:at - 128 + len(inner)] = inner
+    spooled = tmp_path / "body"
+    spooled.write_bytes(bytes(data))
+    with pytest.raises(Blocked) as caught:
+        worker_tasks._splice(worker_tasks.state(POLICY), "deid-req", str(spooled))
+    assert caught.value.reason is BlockReason.UNINSPECTABLE
+    assert not list(tmp_path.glob("icapdlp-out-*"))

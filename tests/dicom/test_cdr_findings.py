@@ -28,6 +28,7 @@ from icapdlp.pixels.ocr import OcrWord
 from icapdlp.pixels.options import PixelOptions
 from icapdlp.report import CdrFinding, ObjectReport, Stage
 from tests.dicom.helpers import TEST_KEY, config
+from tests.dicom.test_codestream import JPEG_BASELINE, encapsulated_object, planted_jpeg
 from tests.pixels.conftest import KeywordNer
 from tests.support.synthetic import make_ct, make_multiframe, to_bytes
 
@@ -88,6 +89,8 @@ INPUTS: dict[CdrFinding, tuple[Callable[[bytes], ObjectReport], Callable[[], byt
     CdrFinding.UNDEFINED_TAG: (_plain_run, lambda: _changed(lambda ds: ds.add_new(0x00080880, "LO", "X"))),
     CdrFinding.MISPLACED_ATTRIBUTE: (
         _plain_run, lambda: _changed(lambda ds: setattr(ds, "LocalNamespaceEntityID", "FACILITY"))),
+    CdrFinding.CODESTREAM_METADATA: (
+        _plain_run, lambda: encapsulated_object([planted_jpeg(71)], JPEG_BASELINE, seed=71)),
 }
 
 

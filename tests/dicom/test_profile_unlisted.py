@@ -309,3 +309,17 @@ def test_unlisted_dates_follow_the_date_options():
     assert out.StudyUpdateDateTime == "20190612101010"
     _, out = run(_with(change), config(longitudinal_dates="modified"))
     assert out.StudyUpdateDateTime not in ("20190612101010", "") and out.StudyUpdateDateTime.endswith("101010")
+
+
+# -- directory-record attributes (group 0004) outside a DICOMDIR (red-team F34) -------------------
+
+@pytest.mark.parametrize("keyword,value", [
+    ("ReferencedFileID", ["DIRPLANTNAME", "DIRPLANTID"]),
+    ("ReferencedSOPInstanceUIDInFile", "1.2.3.4.77"),
+    ("FileSetDescriptorFileID", ["DIRPLANTNAME"]),
+])
+def test_a_directory_record_attribute_at_the_top_level_of_an_image_is_removed_and_counted(keyword, value):
+    result, out = run(_with(lambda ds: setattr(ds, keyword, value)))
+    assert keyword not in out
+    assert b"DIRPLANT" not in result.data and b"1.2.3.4.77" not in result.data
+    assert result.report.cdr_findings["misplaced-attribute"] == 1
