@@ -606,6 +606,7 @@ class PayloadWalker:
         before = self.findings.objects
         new_parts = []
         for part in parsed.parts:
+            self._check_part_head(part)
             part_media = part.media_type if part.header("Content-Type") else default_type
             if media.essence == "multipart/byteranges" and (
                     is_dicom_type(part_media) or sniff_dicom(part.content, complete=True) is Sniff.DICOM):
@@ -625,6 +626,17 @@ class PayloadWalker:
             return body
         parsed.parts = new_parts
         return parsed.to_rewritten_bytes()
+
+    def _check_part_head(self, part: multipart.Part) -> None:
+        """Refuse a part whose header values (its filename, any extra field) hold an object.
+
+        Werkzeug hands a part's filename and headers to the application as it
+        does an HTTP head's: an encoded object there is read by one decode
+        call and cannot be rewritten in place. The head check owns that walk.
+        """
+        from icapdlp.payload.heads import check_head  # (heads builds on this module)
+
+        check_head(None, part.headers, self._options)
 
     def _check_joined_ranges(self, parts: list[multipart.Part], depth: int, label: Container) -> None:
         """Refuse byte ranges that, placed where their Content-Range says, hold a DICOM object.
