@@ -56,6 +56,7 @@ import base64
 import binascii
 import json
 import re
+import struct
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -459,8 +460,13 @@ def _unescape(literal: bytes) -> str | None:
 
 #: a stretch of digits and separators long enough for MIN_BINARY_STRING numbers (one class, so the
 #: search stays linear; the numbers in it are counted after)
-_DECIMAL_STRETCH = re.compile(rb"[0-9][0-9, \t\r\n]{%d,}" % (2 * MIN_BINARY_STRING - 2))
-_DECIMAL_NUMBER = re.compile(rb"[0-9]+")
+#: (rows of a 2-D list ``], [``, whole floats ``16.0``, form values ``&``: numpy's ``tolist()``, a float
+#: array, repeated form keys once their names are dropped)
+_DECIMAL_STRETCH = re.compile(rb"[0-9][0-9, \t\r\n\[\].&]{%d,}" % (2 * MIN_BINARY_STRING - 2))
+#: a number's integer part (``int(16.0)``; a fraction is dropped as ``int()`` drops it)
+_DECIMAL_NUMBER = re.compile(rb"([0-9]+)(?:\.[0-9]*)?")
+#: a form field's name and its ``=`` (``b=0&b=1``, PHP's ``b%5B%5D=0``): dropped, the values stay
+_FORM_KEY = re.compile(rb"(?:^|&)[^&=]*=")
 
 
 #: zero digits a text needs before its numbers are read as bytes: a file written as decimal values,
@@ -476,6 +482,8 @@ def number_readings(body: bytes) -> list[bytes]:
     zeros = b"0" in body and body.count(b"0") >= MIN_ZERO_DIGITS
     readings = (decimal_byte_strings(body)
                 if zeros or (b"," in body and body.count(b",") >= MIN_BINARY_STRING) else [])
+    if zeros and b"=" in body and body.count(b"=") >= MIN_BINARY_STRING:  # a form: a field per byte
+        readings += decimal_byte_strings(_FORM_KEY.sub(b"&", body))
     return readings + hex_dump_readings(body) if zeros else readings
 
 
@@ -485,16 +493,22 @@ def decimal_byte_strings(body: bytes) -> list[bytes]:
 
     A receiver turns the list back into the file with one ``bytes(...)`` or
     ``Buffer.from(...)``. Each stretch of at least MIN_BINARY_STRING numbers,
-    all of them 0-255, is such a list (of any file: text written so too).
+    all of them 0-255, is such a list (of any file: text written so too);
+    nested lists are flattened, whole floats read as their integers, and a
+    list of numbers up to 65535 is read as a ``Uint16Array`` (little-endian,
+    as JavaScript and numpy on every common machine lay it out).
     """
     found = []
     for match in _DECIMAL_STRETCH.finditer(body):
         tokens = _DECIMAL_NUMBER.findall(match.group())
-        if len(tokens) < MIN_BINARY_STRING or max(map(len, tokens)) > 3:
+        if len(tokens) < MIN_BINARY_STRING or max(map(len, tokens)) > 5:
             continue  # (a long run of digits is no byte value, and int() refuses thousands of them)
         numbers = [int(token) for token in tokens]
-        if max(numbers) <= 255:
+        largest = max(numbers)
+        if largest <= 255:
             found.append(bytes(numbers))
+        elif largest <= 0xFFFF:
+            found.append(struct.pack(f"<{len(numbers)}H", *numbers))
     return found
 
 
