@@ -551,6 +551,29 @@ def byte_escape_reading(body: bytes) -> bytes | None:
     return _BYTE_ESCAPE.sub(byte, body)
 
 
+#: JavaScript's ``escape()`` and classic ASP write a character above 0x7F (and some below) as ``%uXXXX``
+_PERCENT_U_ESCAPE = re.compile(rb"%u([0-9A-Fa-f]{4})")
+
+
+def percent_u_reading(body: bytes) -> bytes | None:
+    """``body`` with ``%uXXXX`` and ``%XX`` escapes undone, when it holds MIN_NUL_ESCAPES ``%u`` escapes.
+
+    ``unescape()`` in JavaScript (and ASP's, IIS's) reads ``%u0000`` as a
+    character; a receiver taking each character's code as a byte gets the
+    file back. A percent run with ``%u`` in it is no run the percent reader
+    decodes, so such a body is read whole. Text without the escapes costs
+    one search.
+    """
+    if b"%u" not in body or len(_PERCENT_U_ESCAPE.findall(body)) < MIN_NUL_ESCAPES:
+        return None
+
+    def character(match: re.Match) -> bytes:
+        code = int(match.group(1), 16)
+        return bytes([code]) if code <= 0xFF else chr(code).encode("utf-8", "surrogatepass")
+
+    return unquote_to_bytes(_PERCENT_U_ESCAPE.sub(character, body))
+
+
 #: a hex dump line: an offset (``xxd``: ``00000010:``; ``hexdump -C``, ``od -Ax -tx1``: ``00000010``)
 #: and the hex columns after it, up to the ASCII column (``|...|``, or two spaces in ``xxd``)
 _DUMP_LINE = re.compile(rb"^[0-9A-Fa-f]{4,16}:?[ \t]+([0-9A-Fa-f]{2}(?:[0-9A-Fa-f ]|  (?=[0-9A-Fa-f]{2} ))*)", re.M)

@@ -516,6 +516,9 @@ class PayloadWalker:
         escaped = textruns.byte_escape_reading(body) if text else None
         if escaped is not None and self._finds_dicom(escaped, depth, label):
             raise Blocked(BlockReason.UNINSPECTABLE, "DICOM written as string-literal byte escapes")
+        percent_u = textruns.percent_u_reading(body) if text else None
+        if percent_u is not None and self._finds_dicom(percent_u, depth, label):
+            raise Blocked(BlockReason.UNINSPECTABLE, "DICOM written as %u escapes")
         pieces: list[bytes] = []
         position = 0
         accounted: list[tuple[int, int]] = []
