@@ -815,8 +815,12 @@ _CLASSES = tuple(re.compile(c) for c in (rb"[A-Z]", rb"[0-9]", rb"[a-z]", rb"[!-
 #: "begin" and an octal mode (any number of digits, any spacing, a name or none), then lines to an
 #: "end" line or the text's end (a truncated block is decoded as far as it goes); the line after
 #: it must be made of uuencode's characters, so prose ("begin 2 weeks from now") is no block
-_UUENCODED = re.compile(rb"^[ \t]*begin(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n(?=[ -`]{2,}\r?\n)"
-                        rb"(.*?)(?:^[ \t]*end\b|\Z)", re.S | re.M)
+_UUENCODED = re.compile(rb"^[ \t]*(?i:begin)(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n(?=[ -`]{2,}\r?\n)"
+                        rb"(.*?)(?:^[ \t]*(?i:end)\b|\Z)", re.S | re.M)
+#: uuencoded lines with no begin line (``binascii.a2b_uu`` line by line): two or more full lines
+#: ("M" and 60 characters, anything after: the junk a broken encoder leaves is cut off by readers),
+#: then the short last line; the leading newline is a literal the search scans for at C speed
+_UU_HEADLESS = re.compile(rb"\n((?:M[ -`]{60}[^\n]*\n){2,}(?:[!-L][ -`]*[^\n]*\n?)?)")
 
 
 def rarer_encodings(body: bytes) -> list[str]:
@@ -831,8 +835,10 @@ def rarer_encodings(body: bytes) -> list[str]:
         return []
     names = [name for name, alphabet in _RARER_ALPHABETS.items() if alphabet.fullmatch(body)
              and all(c.search(body) for c in _CLASSES[:2 if name == "base32" else 4])]
-    if b"begin" in body and _UUENCODED.search(body):
+    if (b"egin" in body or b"EGIN" in body) and _UUENCODED.search(body):
         names.append("uuencode")
+    elif b"M" in body and _UU_HEADLESS.search(b"\n" + body):
+        names.append("uuencoded lines")
     return names
 
 
@@ -849,14 +855,21 @@ def decode_rarer(body: bytes, name: str) -> bytes | None:
             return base64.b85decode(compact)
     except ValueError:
         return None
-    out = []
-    for block in _UUENCODED.finditer(body):
-        for line in block.group(1).splitlines():
-            try:
-                out.append(binascii.a2b_uu(line))
-            except binascii.Error:
-                continue
-    return b"".join(out)
+    blocks = (_UUENCODED.finditer(body) if name == "uuencode" else _UU_HEADLESS.finditer(b"\n" + body))
+    return b"".join(_a2b_uu_line(line) for block in blocks for line in block.group(1).splitlines())
+
+
+def _a2b_uu_line(line: bytes) -> bytes:
+    """One uuencoded line as readers decode it: whole, or cut to the length its first character
+    gives (what Python's email package does with the junk a broken encoder leaves after it)."""
+    try:
+        return binascii.a2b_uu(line)
+    except binascii.Error:
+        pass
+    try:
+        return binascii.a2b_uu(line[:(((line[0] - 32) & 63) * 4 + 5) // 3]) if line else b""
+    except binascii.Error:
+        return b""
 
 
 #: a piece of a run (its padding too), and how far past the last long piece a shorter last one is
