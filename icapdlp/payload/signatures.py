@@ -145,6 +145,36 @@ def wide_texts(body: bytes) -> list[tuple[bytes, str]]:
     return readings
 
 
+#: ASCII text every ASCII-compatible charset writes as itself (the base64, hex and JSON punctuation
+#: the text walk reads): a declared charset that writes it otherwise hides them from that walk
+_ASCII_PROBE = "{\"file\": \"AZaz09+/=\"}"
+
+
+def declared_charset_text(charset: str | None, body: bytes) -> bytes | None:
+    """``body`` as UTF-8 text when its declared ``charset`` does not write ASCII as ASCII; else None.
+
+    A receiver told the charset (``application/json; charset=cp037``: a
+    servlet's ``getReader()``, Java's IBM037 on a mainframe gateway) reads
+    EBCDIC text whose bytes show no base64 and no JSON to a walk of the bytes.
+    UTF-16 and UTF-32 are read by :func:`wide_texts` (also undeclared); an
+    unknown charset is left to the bytes' own reading.
+    """
+    if not charset:
+        return None
+    try:
+        info = codecs.lookup(charset.strip().strip('"'))
+    except LookupError:
+        return None
+    if info.name.startswith(("utf-16", "utf-32")):
+        return None
+    try:
+        if _ASCII_PROBE.encode(info.name) == _ASCII_PROBE.encode("ascii"):
+            return None
+    except UnicodeError:
+        pass
+    return body.decode(info.name, "replace").encode("utf-8", "surrogatepass")
+
+
 def _wide_start(body: bytes, codec: str) -> bool:
     """Whether the first _GUESS_BYTES of ``body`` decode as text in ``codec`` (a cheap first look)."""
     unit = 4 if "32" in codec else 2

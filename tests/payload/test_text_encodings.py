@@ -445,3 +445,20 @@ def test_upper_case_lines_of_sixty_one_characters_without_dicom_pass():
     line = b"M" + b"ANIFEST ENTRY 0001 - STATUS OK - CHECKED BY SYSTEM AT 12:00!!"[:60] + b"\n"
     body = b"Report\n" + line * 40 + b"done\n"
     assert walk("text/plain", body)[0].body is body
+
+
+# -- text in a declared charset that does not write ASCII as ASCII: EBCDIC (red team a23) ---------
+
+@pytest.mark.parametrize("charset", ["cp037", "cp500", "cp1140"])
+def test_base64_in_ebcdic_json_declared_by_its_charset_is_refused(charset):
+    data = make_ct(78, rows=2, columns=2, signatures=False).data
+    body = json.dumps({"name": "scan.dcm", "file": base64.b64encode(data).decode()}).encode(charset)
+    assert base64.b64decode(json.loads(body.decode(charset))["file"]) == data  # a servlet's getReader()
+    with pytest.raises(Blocked) as info:
+        walk(f"application/json; charset={charset}", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_ebcdic_text_without_dicom_passes():
+    body = "Dear colleague, the report is attached below. 0123456789\n".encode("cp037") * 50
+    assert walk("text/plain; charset=IBM037", body)[0].body is body
