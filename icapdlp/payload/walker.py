@@ -410,6 +410,9 @@ class PayloadWalker:
         current = body
         if dicomjson.looks_like_dicom_json(current):
             current = self._json(current, top, declared=False)
+        if dicomjson.looks_like_quoted_dicom_json(current):
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM,
+                          "the DICOM JSON model in an escaped string or a single-quoted literal")
         encoded = self._encoded_text(current, depth, label)
         return current if encoded is None else encoded
 
