@@ -400,7 +400,13 @@ def escaped_json_runs(body: bytes, found: list[Run], *, text: bool = True) -> li
         if len(compact) < MIN_RUN_CHARS or not compact.isascii():
             continue
         digits = compact.encode("ascii")
-        if not _BASE64_TEXT.fullmatch(digits) or digits.rstrip(b"=") in seen:
+        base64_like = _BASE64_TEXT.fullmatch(digits) is not None
+        for name in rarer_encodings(digits):  # base32, ascii85, base85 in a string: read as the body's would be
+            if name.startswith("base32") or not base64_like:  # (base64 is base85's alphabet: not read twice)
+                reading = decode_rarer(digits, name)
+                if reading:
+                    decoded_runs.append(reading)
+        if not base64_like or digits.rstrip(b"=") in seen:
             continue
         decoded = decode_run(digits)
         if decoded is not None:
@@ -806,11 +812,16 @@ def _holds_equals_escapes(body: bytes) -> bool:
 #: an alphabet (markup without punctuation, code) lacks one of the classes encoded binary shows.
 _RARER_ALPHABETS = {
     "base32": re.compile(rb"[A-Z2-7\s]+=*\s*"),
+    "base32 (lower case)": re.compile(rb"[a-z2-7\s]+=*\s*"),  # (``b32decode(casefold=True)``)
+    "base32hex": re.compile(rb"[0-9A-V\s]+=*\s*"),
     "ascii85": re.compile(rb"\s*(?:<~)?[!-uz\s]+(?:~>)?\s*"),
     "base85": re.compile(rb"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~\s]+"),
 }
 #: character classes the output of base32 (the first two) and base85 (all four) of any binary holds
 _CLASSES = tuple(re.compile(c) for c in (rb"[A-Z]", rb"[0-9]", rb"[a-z]", rb"[!-/:-@\[-`{-~]"))
+#: the classes each encoding's output of any binary shows (base32hex: a letter past hex's F)
+_CLASSES_OF = {"base32": _CLASSES[:2], "base32 (lower case)": (_CLASSES[2], re.compile(rb"[2-7]")),
+               "base32hex": (_CLASSES[1], re.compile(rb"[G-V]")), "ascii85": _CLASSES, "base85": _CLASSES}
 #: a uuencoded block as GNU uudecode and Python's email package find one: a line starting with
 #: "begin" and an octal mode (any number of digits, any spacing, a name or none), then lines to an
 #: "end" line or the text's end (a truncated block is decoded as far as it goes); the line after
@@ -834,7 +845,7 @@ def rarer_encodings(body: bytes) -> list[str]:
     if len(body) < MIN_RUN_CHARS:
         return []
     names = [name for name, alphabet in _RARER_ALPHABETS.items() if alphabet.fullmatch(body)
-             and all(c.search(body) for c in _CLASSES[:2 if name == "base32" else 4])]
+             and all(c.search(body) for c in _CLASSES_OF[name])]
     if (b"egin" in body or b"EGIN" in body) and _UUENCODED.search(body):
         names.append("uuencode")
     elif b"M" in body and _UU_HEADLESS.search(b"\n" + body):
@@ -846,9 +857,10 @@ def decode_rarer(body: bytes, name: str) -> bytes | None:
     """``body`` decoded as ``name`` (one of :func:`rarer_encodings`), or None if it does not decode."""
     compact = body.translate(None, _WHITESPACE_BYTES)
     try:
-        if name == "base32":
-            compact = compact.rstrip(b"=")
-            return base64.b32decode(compact + b"=" * (-len(compact) % 8))
+        if name.startswith("base32"):
+            compact = compact.rstrip(b"=") + b"=" * (-len(compact.rstrip(b"=")) % 8)
+            return (base64.b32hexdecode(compact) if name == "base32hex"
+                    else base64.b32decode(compact, casefold=True))
         if name == "ascii85":
             return base64.a85decode(compact, adobe=compact.startswith(b"<~"))
         if name == "base85":
