@@ -828,6 +828,8 @@ _CLASSES_OF = {"base32": _CLASSES[:2], "base32 (lower case)": (_CLASSES[2], re.c
 #: it must be made of uuencode's characters, so prose ("begin 2 weeks from now") is no block
 _UUENCODED = re.compile(rb"^[ \t]*(?i:begin)(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n(?=[ -`]{2,}\r?\n)"
                         rb"(.*?)(?:^[ \t]*(?i:end)\b|\Z)", re.S | re.M)
+#: Adobe's ascii85 block anywhere in a text (a PDF or PostScript habit): its markers bound it
+_ADOBE_ASCII85 = re.compile(rb"<~([!-uz\s]{%d,}?)~>" % MIN_RUN_CHARS)
 #: uuencoded lines with no begin line (``binascii.a2b_uu`` line by line): two or more full lines
 #: ("M" and 60 characters, anything after: the junk a broken encoder leaves is cut off by readers),
 #: then the short last line; the leading newline is a literal the search scans for at C speed
@@ -846,6 +848,8 @@ def rarer_encodings(body: bytes) -> list[str]:
         return []
     names = [name for name, alphabet in _RARER_ALPHABETS.items() if alphabet.fullmatch(body)
              and all(c.search(body) for c in _CLASSES_OF[name])]
+    if b"<~" in body and _ADOBE_ASCII85.search(body):
+        names.append("ascii85 between <~ and ~>")
     if (b"egin" in body or b"EGIN" in body) and _UUENCODED.search(body):
         names.append("uuencode")
     elif b"M" in body and _UU_HEADLESS.search(b"\n" + body):
@@ -867,6 +871,12 @@ def decode_rarer(body: bytes, name: str) -> bytes | None:
             return base64.b85decode(compact)
     except ValueError:
         return None
+    if name.startswith("ascii85 between"):
+        try:
+            return b"".join(base64.a85decode(b"<~" + block.group(1) + b"~>", adobe=True)
+                            for block in _ADOBE_ASCII85.finditer(body))
+        except ValueError:
+            return None
     blocks = (_UUENCODED.finditer(body) if name == "uuencode" else _UU_HEADLESS.finditer(b"\n" + body))
     return b"".join(_a2b_uu_line(line) for block in blocks for line in block.group(1).splitlines())
 

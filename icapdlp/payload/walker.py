@@ -267,6 +267,8 @@ class PayloadWalker:
                           "patient attributes inside content that is not unpacked")
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
+        if b"egin" in body or b"EGIN" in body:  # (GNU uudecode finds a block among any bytes)
+            self._check_rarer_encodings(body, depth, label)
         self._check_zlib_streams(body, depth, label)
         self._check_carved_streams(body, anchors, depth, label)
         self._check_unmarked_streams(body, depth, label)
@@ -576,7 +578,12 @@ class PayloadWalker:
             if found:
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in encoded text that decodes only at another alignment (glued to other text)")
-        for name in textruns.rarer_encodings(body) if text else ():
+        if text:
+            self._check_rarer_encodings(body, depth, label)
+
+    def _check_rarer_encodings(self, body: bytes, depth: int, label: Container) -> None:
+        """Refuse base32, ascii85, base85 or uuencoded text (a uudecode reads a block in binary too)."""
+        for name in textruns.rarer_encodings(body):
             self._heavy()  # (pure-Python decoders: a probing walk hands the body to a worker)
             reading = textruns.decode_rarer(body, name)
             if reading and self._finds_dicom(reading, depth, label):

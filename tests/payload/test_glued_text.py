@@ -343,3 +343,15 @@ def test_a_rarer_encoding_in_a_json_string_is_refused(encode):
 def test_a_lower_case_sentence_with_a_few_digits_passes():
     body = b"we met on day 3 and day 4 and agreed to meet again in 2 weeks " * 50
     assert walk("text/plain", body)[0].body is body
+
+
+def test_an_adobe_ascii85_block_inside_prose_is_refused():
+    body = b"Attached scan follows.\n" + base64.a85encode(TINY, adobe=True, wrapcol=76) + b"\nRegards\n"
+    assert refused("text/plain", body) in REFUSALS
+
+
+def test_a_uuencoded_block_in_a_binary_body_is_refused():
+    """GNU uudecode finds the begin line among any bytes (a control byte in the name makes the body binary)."""
+    body = (b"begin 644 a\x01.dcm\n" + b"".join(binascii.b2a_uu(TINY[i:i + 45]) for i in range(0, len(TINY), 45))
+            + b"`\nend\n")
+    assert refused("application/octet-stream", body) in REFUSALS
