@@ -597,6 +597,36 @@ _SEPARATED_HEX = (re.compile(rb"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[:,;-]){%d,}[0-
                   re.compile(rb"(?:[\"'][0-9A-Fa-f]{2}[\"'], ?){%d,}[\"'][0-9A-Fa-f]{2}[\"']" % (MIN_BINARY_STRING - 1)))
 
 
+#: an Intel HEX data record (``:LLAAAA00`` then the data and a checksum) and a Motorola S-record
+#: data record (``S1``/``S2``/``S3``, a count, a 2-, 3- or 4-byte address, the data, a checksum)
+_INTEL_HEX_DATA = re.compile(rb"^:([0-9A-Fa-f]{2})[0-9A-Fa-f]{4}00([0-9A-Fa-f]*)", re.M)
+_S_RECORD_DATA = re.compile(rb"^S([123])([0-9A-Fa-f]{2})([0-9A-Fa-f]*)", re.M)
+
+
+def hex_record_readings(body: bytes) -> list[bytes]:
+    """The data of Intel HEX and S-record files (``objcopy -O ihex``/``srec``), records in written order.
+
+    ``objcopy -I ihex -O binary`` (or any firmware tool) gives the file back;
+    the address, type and checksum around each record's data shift the pairs
+    for a reader of all hex digits. Text without MIN_DUMP_LINES lines
+    starting ``:`` or ``S1``-``S3`` costs a few counts.
+    """
+    readings = []
+    if body.count(b"\n:") >= MIN_DUMP_LINES:
+        data = b"".join(match.group(2)[:2 * int(match.group(1), 16)] for match in _INTEL_HEX_DATA.finditer(body))
+        if len(data) >= 2 * MIN_BINARY_STRING:
+            readings.append(bytes.fromhex(data[:len(data) // 2 * 2].decode("ascii")))
+    if sum(body.count(b"\nS" + kind) for kind in (b"1", b"2", b"3")) >= MIN_DUMP_LINES:
+        pieces = []
+        for match in _S_RECORD_DATA.finditer(body):
+            address_digits = 2 * (int(match.group(1)) + 1)
+            pieces.append(match.group(3)[address_digits:2 * (int(match.group(2), 16) - 1)])
+        data = b"".join(pieces)
+        if len(data) >= 2 * MIN_BINARY_STRING:
+            readings.append(bytes.fromhex(data[:len(data) // 2 * 2].decode("ascii")))
+    return readings
+
+
 def hex_dump_readings(body: bytes) -> list[bytes]:
     """The bytes of a hex dump (``xxd``, ``hexdump -C``, ``od -Ax -tx1``) or a C array (``xxd -i``).
 
@@ -614,6 +644,7 @@ def hex_dump_readings(body: bytes) -> list[bytes]:
         values = _C_BYTE.findall(body)
         if len(values) >= MIN_BINARY_STRING:
             readings.append(bytes(int(value, 16) for value in values))
+    readings += hex_record_readings(body)
     zero_pairs = _SEPARATED_ZERO_PAIRS.search(body) is not None
     matches = (match for pattern in _SEPARATED_HEX for match in pattern.finditer(body)) if zero_pairs else ()
     for match in matches:  # 00:10:..., 00,10,..., ["00", "10", ...] (openssl, MAC-address style, CSV, JSON)

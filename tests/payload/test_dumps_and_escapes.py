@@ -116,3 +116,13 @@ def test_a_file_as_percent_u_escapes_is_refused():
 def test_text_with_percent_u_escapes_and_no_dicom_passes():
     body = ("Caf%u00E9 na%u00EFve r%u00E9sum%u00E9 " * 40).encode()
     assert walk("text/plain", body)[0].body is body
+
+
+@pytest.mark.parametrize("form", ["ihex", "srec"])
+def test_a_file_as_intel_hex_or_s_records_is_refused(tmp_path, form):
+    """Red team a02: ``objcopy -I binary -O ihex|srec`` writes it, ``objcopy -O binary`` reads it back."""
+    (tmp_path / "scan.dcm").write_bytes(DCM)
+    subprocess.run(["objcopy", "-I", "binary", "-O", form, "scan.dcm", "scan.txt"], cwd=tmp_path, check=True)
+    subprocess.run(["objcopy", "-I", form, "-O", "binary", "scan.txt", "back.dcm"], cwd=tmp_path, check=True)
+    assert (tmp_path / "back.dcm").read_bytes() == DCM
+    assert refused((tmp_path / "scan.txt").read_bytes()) is BlockReason.UNINSPECTABLE
