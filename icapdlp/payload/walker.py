@@ -390,6 +390,14 @@ class PayloadWalker:
             if self._finds_dicom(inner, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in a {name} stream (a receiver that inflates "
                                                          "the body reads it)")
+        # (a brotli file, no magic number: random bytes give about their own size when they decode)
+        check_limit = 4 * len(body) + PROBE_INFLATE_BYTES if self._probe else self._max_inflated
+        if encoding.is_whole_brotli_stream(body, check_limit):
+            self._heavy()
+            inner, _ = encoding.inflate_leading(body, "br", self._max_inflated)
+            with self._decoded_for_real():
+                if self._finds_dicom(inner, depth, label):
+                    raise Blocked(BlockReason.UNINSPECTABLE, "DICOM in an undeclared brotli stream")
 
     def _check_header_fields(self, stream: bytes, coding: str, depth: int, label: Container) -> None:
         """Refuse a compressed body whose header fields (gzip's extra field, name, comment; zstd
