@@ -68,12 +68,15 @@ def _model() -> dict:
     return ds.to_json_dict()
 
 
-@pytest.mark.parametrize("shape", ["double-encoded", "twice-double-encoded", "single-quoted"])
+@pytest.mark.parametrize("shape", ["double-encoded", "twice-double-encoded", "single-quoted", "u0022-quotes"])
 def test_the_model_in_an_escaped_string_or_a_single_quoted_literal_is_refused(shape):
     plain = json.dumps(_model())
     body = {"double-encoded": lambda: json.dumps({"meta": plain}),
             "twice-double-encoded": lambda: json.dumps({"outer": json.dumps({"meta": plain})}),
-            "single-quoted": lambda: plain.replace('"', "'")}[shape]().encode()
+            "single-quoted": lambda: plain.replace('"', "'"),
+            "u0022-quotes": lambda: '{"meta": "' + plain.replace('"', "\\u0022") + '"}'}[shape]().encode()
+    if shape == "u0022-quotes":
+        assert json.loads(json.loads(body)["meta"]) == json.loads(plain)  # the receiver's two parses
     with pytest.raises(Blocked) as info:
         walk("application/json" if shape != "single-quoted" else "application/javascript", body)
     assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
