@@ -27,7 +27,7 @@ MAX_JSON_DEPTH = 200
 _TAG_MEMBER = re.compile(rb'"[0-9A-Fa-f]{8}"\s*:\s*\{')
 _UTF8_BOM = b"\xef\xbb\xbf"
 #: the same member with escaped quotes (the model as a JSON string inside JSON, any depth of
-#: escaping, \\u0022 too) or single quotes (a JavaScript literal, YAML flow style, Python's repr of the dict)
+#: escaping, \u0022 too) or single quotes (a JavaScript literal, YAML flow style, a Python repr)
 #: (each pattern starts with a literal the search scans for at C speed: prose is full of ')
 _QUOTED_TAG_MEMBERS = (re.compile(rb'\\"[0-9A-Fa-f]{8}\\+"\s*:\s*\{'),
                        re.compile(rb"'[0-9A-Fa-f]{8}'\s*:\s*\{"),
