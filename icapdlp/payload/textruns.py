@@ -401,7 +401,7 @@ def escaped_json_runs(body: bytes, found: list[Run], *, text: bool = True) -> li
             continue
         digits = compact.encode("ascii")
         base64_like = _BASE64_TEXT.fullmatch(digits) is not None
-        for name in rarer_encodings(digits):  # base32, ascii85, base85 in a string: read as the body's would be
+        for name in rarer_encodings(digits):  # base32, ascii85, base85 in a string: read as a body is
             if name.startswith("base32") or not base64_like:  # (base64 is base85's alphabet: not read twice)
                 reading = decode_rarer(digits, name)
                 if reading:
@@ -613,7 +613,8 @@ def hex_record_readings(body: bytes) -> list[bytes]:
     """
     readings = []
     if body.count(b"\n:") >= MIN_DUMP_LINES:
-        data = b"".join(match.group(2)[:2 * int(match.group(1), 16)] for match in _INTEL_HEX_DATA.finditer(body))
+        data = b"".join(match.group(2)[:2 * int(match.group(1), 16)]
+                        for match in _INTEL_HEX_DATA.finditer(body))
         if len(data) >= 2 * MIN_BINARY_STRING:
             readings.append(bytes.fromhex(data[:len(data) // 2 * 2].decode("ascii")))
     if sum(body.count(b"\nS" + kind) for kind in (b"1", b"2", b"3")) >= MIN_DUMP_LINES:
@@ -857,7 +858,8 @@ _CLASSES_OF = {"base32": _CLASSES[:2], "base32 (lower case)": (_CLASSES[2], re.c
 #: "begin" and an octal mode (any number of digits, any spacing, a name or none), then lines to an
 #: "end" line or the text's end (a truncated block is decoded as far as it goes); the line after
 #: it must be made of uuencode's characters, so prose ("begin 2 weeks from now") is no block
-_UUENCODED = re.compile(rb"^[ \t]*(?i:begin)(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n(?=[ -`]{2,}\r?\n)"
+_UUENCODED = re.compile(rb"^[ \t]*(?i:begin)(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n"
+                        rb"(?=[ -`]{2,}\r?\n)"
                         rb"(.*?)(?:^[ \t]*(?i:end)\b|\Z)", re.S | re.M)
 #: Adobe's ascii85 block anywhere in a text (a PDF or PostScript habit): its markers bound it
 _ADOBE_ASCII85 = re.compile(rb"<~([!-uz\s]{%d,}?)~>" % MIN_RUN_CHARS)

@@ -211,7 +211,7 @@ class PayloadWalker:
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
         declared_text = signatures.declared_charset_text(media.param("charset"), body)
         if declared_text is not None and self._finds_dicom(declared_text, depth, label):
-            raise Blocked(BlockReason.UNINSPECTABLE, "DICOM in text of a declared charset that is not ASCII's")
+            raise Blocked(BlockReason.UNINSPECTABLE, "DICOM in text of a declared non-ASCII charset")
         boundary = _leading_boundary(body)
         if boundary is not None:  # a MIME body with no declared type (a member, a decoded value)
             return self._multipart(MediaType("multipart/mixed", {"boundary": boundary}), body, depth, top)

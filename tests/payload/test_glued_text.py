@@ -351,7 +351,8 @@ def test_an_adobe_ascii85_block_inside_prose_is_refused():
 
 
 def test_a_uuencoded_block_in_a_binary_body_is_refused():
-    """GNU uudecode finds the begin line among any bytes (a control byte in the name makes the body binary)."""
-    body = (b"begin 644 a\x01.dcm\n" + b"".join(binascii.b2a_uu(TINY[i:i + 45]) for i in range(0, len(TINY), 45))
+    """GNU uudecode finds the begin line among any bytes (a control byte in the name: a binary body)."""
+    lines = b"".join(binascii.b2a_uu(TINY[i:i + 45]) for i in range(0, len(TINY), 45))
+    body = (b"begin 644 a\x01.dcm\n" + lines
             + b"`\nend\n")
     assert refused("application/octet-stream", body) in REFUSALS

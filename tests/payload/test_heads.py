@@ -146,5 +146,6 @@ def test_a_part10_file_in_an_extra_part_header_is_refused():
 
 def test_a_form_whose_part_heads_are_ordinary_passes():
     long_name = "Quarterly report for the radiology department, final version 2026-11.pdf"
-    head = f'Content-Disposition: form-data; name="f"; filename="{long_name}"\r\nContent-Type: application/pdf'
+    head = (f'Content-Disposition: form-data; name="f"; filename="{long_name}"\r\n'
+            'Content-Type: application/pdf')
     _walk_form(head.encode())  # no Blocked: a long plain filename is text, not an object

@@ -423,7 +423,8 @@ def _a2b_lines(body: bytes) -> bytes:
 def _via_email(body: bytes) -> bytes:
     import email
 
-    return email.message_from_bytes(b"Content-Transfer-Encoding: x-uuencode\n\n" + body).get_payload(decode=True)
+    message = email.message_from_bytes(b"Content-Transfer-Encoding: x-uuencode\n\n" + body)
+    return message.get_payload(decode=True)
 
 
 @pytest.mark.parametrize("shape", ["no-begin-line", "begin-upper-case", "junk-after-each-line"])
