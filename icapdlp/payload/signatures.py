@@ -213,8 +213,8 @@ def zip_record_offset(body: bytes) -> int | None:
 #: ``encoding.body_compression``; a zstd file's leading skippable frame is not looked for, the
 #: frame after it shows its own magic), tar headers (ustar by its magic; v7, which has none, by
 #: the end of its checksum field as tar writers end it: an octal digit, a NUL, a space), zip
-#: records, the DICOM marker, and the archives whose own tools search a file for them (see
-#: :func:`searched_archive`).
+#: records, the DICOM marker, the archives whose own tools search a file for them (see
+#: :func:`searched_archive`), and a uuencoded block's begin line.
 ANCHORS: dict[bytes, tuple[str, int, bytes]] = {
     b"\x1f\x8b\x08": ("gzip", 0, b""), b"BZh": ("bzip2", 0, b""), b"7zX": ("xz", -1, b""),
     b"\x28\xb5\x2f": ("zstd", 0, b""),
@@ -222,6 +222,7 @@ ANCHORS: dict[bytes, tuple[str, int, bytes]] = {
     b"ust": ("ustar", -257, b"ustar"), b"DIC": ("dicm", 0, DICM),
     **{record[:3]: ("zip", 0, record) for record in ZIP_RECORDS},
     b"7z\xbc": ("7z", 0, SEVEN_ZIP), b"!\x1a\x07": ("rar", -3, b""), b"MSC": ("cab", 0, CAB),
+    b"beg": ("uuencode", 0, b"begin"),  # (GNU uudecode finds a begin line among any bytes)
 }
 _CLASSES = [{anchor[i] for anchor in ANCHORS} for i in range(3)]
 assert not (_CLASSES[0] & _CLASSES[1] or _CLASSES[0] & _CLASSES[2] or _CLASSES[1] & _CLASSES[2])

@@ -267,7 +267,7 @@ class PayloadWalker:
                           "patient attributes inside content that is not unpacked")
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
-        if b"egin" in body or b"EGIN" in body:  # (GNU uudecode finds a block among any bytes)
+        if "uuencode" in kinds:  # (GNU uudecode finds a block among any bytes)
             self._check_rarer_encodings(body, depth, label)
         self._check_zlib_streams(body, depth, label)
         self._check_carved_streams(body, anchors, depth, label)
