@@ -53,6 +53,8 @@ def looks_like_quoted_dicom_json(text: bytes) -> bool:
     give the model back; its escapes cannot be rewritten in place, so the
     caller refuses it.
     """
+    if b"\\" not in text:  # (memchr: prose has no backslash; two of the three looks start with one)
+        return _QUOTED_TAG_MEMBERS[1].search(text) is not None
     return any(pattern.search(text) for pattern in _QUOTED_TAG_MEMBERS)
 
 

@@ -570,7 +570,7 @@ def percent_u_reading(body: bytes) -> bytes | None:
     decodes, so such a body is read whole. Text without the escapes costs
     one search.
     """
-    if b"%u" not in body or len(_PERCENT_U_ESCAPE.findall(body)) < MIN_NUL_ESCAPES:
+    if b"%" not in body or b"%u" not in body or len(_PERCENT_U_ESCAPE.findall(body)) < MIN_NUL_ESCAPES:
         return None
 
     def character(match: re.Match) -> bytes:
@@ -601,6 +601,10 @@ _SEPARATED_HEX = (re.compile(rb"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[:,;-]){%d,}[0-
 #: data record (``S1``/``S2``/``S3``, a count, a 2-, 3- or 4-byte address, the data, a checksum)
 _INTEL_HEX_DATA = re.compile(rb"^:([0-9A-Fa-f]{2})[0-9A-Fa-f]{4}00([0-9A-Fa-f]*)", re.M)
 _S_RECORD_DATA = re.compile(rb"^S([123])([0-9A-Fa-f]{2})([0-9A-Fa-f]*)", re.M)
+#: a record's line start, looked for in the first _HEX_RECORD_LOOK bytes (objcopy writes a header
+#: record, then data records from the first line on)
+_HEX_RECORD_LINES = re.compile(rb"\n(?::[0-9A-Fa-f]{10}|S[123][0-9A-Fa-f]{8})")
+_HEX_RECORD_LOOK = 4096
 
 
 def hex_record_readings(body: bytes) -> list[bytes]:
@@ -612,6 +616,8 @@ def hex_record_readings(body: bytes) -> list[bytes]:
     starting ``:`` or ``S1``-``S3`` costs a few counts.
     """
     readings = []
+    if len(_HEX_RECORD_LINES.findall(body[:_HEX_RECORD_LOOK])) < MIN_DUMP_LINES:
+        return readings  # (a look at the start: a file written so is nothing but records)
     if body.count(b"\n:") >= MIN_DUMP_LINES:
         data = b"".join(match.group(2)[:2 * int(match.group(1), 16)]
                         for match in _INTEL_HEX_DATA.finditer(body))
@@ -865,8 +871,8 @@ _UUENCODED = re.compile(rb"^[ \t]*(?i:begin)(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\
 _ADOBE_ASCII85 = re.compile(rb"<~([!-uz\s]{%d,}?)~>" % MIN_RUN_CHARS)
 #: uuencoded lines with no begin line (``binascii.a2b_uu`` line by line): two or more full lines
 #: ("M" and 60 characters, anything after: the junk a broken encoder leaves is cut off by readers),
-#: then the short last line; the leading newline is a literal the search scans for at C speed
-_UU_HEADLESS = re.compile(rb"\n((?:M[ -`]{60}[^\n]*\n){2,}(?:[!-L][ -`]*[^\n]*\n?)?)")
+#: then the short last line; the leading newline and "M" are a literal the search scans for at C speed
+_UU_HEADLESS = re.compile(rb"\n(M[ -`]{60}[^\n]*\n(?:M[ -`]{60}[^\n]*\n)+(?:[!-L][ -`]*[^\n]*\n?)?)")
 
 
 def rarer_encodings(body: bytes) -> list[str]:
@@ -881,7 +887,7 @@ def rarer_encodings(body: bytes) -> list[str]:
         return []
     names = [name for name, alphabet in _RARER_ALPHABETS.items() if alphabet.fullmatch(body)
              and all(c.search(body) for c in _CLASSES_OF[name])]
-    if b"<~" in body and _ADOBE_ASCII85.search(body):
+    if b"~" in body and b"<~" in body and _ADOBE_ASCII85.search(body):  # (memchr first: prose has no ~)
         names.append("ascii85 between <~ and ~>")
     if (b"egin" in body or b"EGIN" in body) and _UUENCODED.search(body):
         names.append("uuencode")
