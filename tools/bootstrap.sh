@@ -23,6 +23,7 @@ PACKAGES=(
   prometheus-alertmanager # amtool checks the compose Alertmanager config (the daemon is not used)
   curl openssl ca-certificates
   gnupg                   # gpg: tests show an encrypted file is refused
+  binutils                # objcopy: tests write a file as Intel HEX and S-records and read it back
 )
 
 missing=()

@@ -217,7 +217,8 @@ CODECS: dict[str, Codec] = {codec.name: codec for codec in (
 #: (``zlib.decompress`` with either window form, ``lzma.decompress`` of an .lzma file): found
 #: only by decoding, so tried on binary content (``encoding.unmarked_streams``). Not brotli:
 #: its decoder takes the first kilobyte of one random body in thirteen (a stored meta-block
-#: copies it), which would send that many bodies to a worker and stop released downloads
+#: copies it), which would send that many bodies to a worker and stop released downloads; a
+#: body that is one brotli stream end to end is found by ``encoding.is_whole_brotli_stream``
 UNMARKED: dict[str, Codec] = {codec.name: codec for codec in (
     CODECS["deflate"],
     Codec("lzma", lambda data, _: _BufferingStream(

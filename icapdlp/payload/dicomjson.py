@@ -26,6 +26,12 @@ MAX_JSON_DEPTH = 200
 #: an object member whose name is a tag and whose value is an object: the DICOM JSON model's unit
 _TAG_MEMBER = re.compile(rb'"[0-9A-Fa-f]{8}"\s*:\s*\{')
 _UTF8_BOM = b"\xef\xbb\xbf"
+#: the same member with escaped quotes (the model as a JSON string inside JSON, any depth of
+#: escaping, \u0022 too) or single quotes (a JavaScript literal, YAML flow style, a Python repr)
+#: (each pattern starts with a literal the search scans for at C speed: prose is full of ')
+_QUOTED_TAG_MEMBERS = (re.compile(rb'\\"[0-9A-Fa-f]{8}\\+"\s*:\s*\{'),
+                       re.compile(rb"'[0-9A-Fa-f]{8}'\s*:\s*\{"),
+                       re.compile(rb"\\u0022[0-9A-Fa-f]{8}\\+u0022\s*:\s*\{", re.I))
 
 
 def looks_like_dicom_json(text: bytes) -> bool:
@@ -37,6 +43,19 @@ def looks_like_dicom_json(text: bytes) -> bool:
     look"; :func:`dataset_slots` decides what is a dataset.
     """
     return _TAG_MEMBER.search(text) is not None
+
+
+def looks_like_quoted_dicom_json(text: bytes) -> bool:
+    """True when ``text`` holds a tag-named member written with escaped or single quotes.
+
+    ``json.loads`` twice (a webhook or a queue that wraps its payload as a
+    string), a JavaScript ``eval``, ``yaml.safe_load`` or ``ast.literal_eval``
+    give the model back; its escapes cannot be rewritten in place, so the
+    caller refuses it.
+    """
+    if b"\\" not in text:  # (memchr: prose has no backslash; two of the three looks start with one)
+        return _QUOTED_TAG_MEMBERS[1].search(text) is not None
+    return any(pattern.search(text) for pattern in _QUOTED_TAG_MEMBERS)
 
 
 def load_json(body: bytes) -> Any:

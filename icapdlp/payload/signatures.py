@@ -145,6 +145,36 @@ def wide_texts(body: bytes) -> list[tuple[bytes, str]]:
     return readings
 
 
+#: ASCII text every ASCII-compatible charset writes as itself (the base64, hex and JSON punctuation
+#: the text walk reads): a declared charset that writes it otherwise hides them from that walk
+_ASCII_PROBE = "{\"file\": \"AZaz09+/=\"}"
+
+
+def declared_charset_text(charset: str | None, body: bytes) -> bytes | None:
+    """``body`` as UTF-8 text when its declared ``charset`` does not write ASCII as ASCII; else None.
+
+    A receiver told the charset (``application/json; charset=cp037``: a
+    servlet's ``getReader()``, Java's IBM037 on a mainframe gateway) reads
+    EBCDIC text whose bytes show no base64 and no JSON to a walk of the bytes.
+    UTF-16 and UTF-32 are read by :func:`wide_texts` (also undeclared); an
+    unknown charset is left to the bytes' own reading.
+    """
+    if not charset:
+        return None
+    try:
+        info = codecs.lookup(charset.strip().strip('"'))
+    except LookupError:
+        return None
+    if info.name.startswith(("utf-16", "utf-32")):
+        return None
+    try:
+        if _ASCII_PROBE.encode(info.name) == _ASCII_PROBE.encode("ascii"):
+            return None
+    except UnicodeError:
+        pass
+    return body.decode(info.name, "replace").encode("utf-8", "surrogatepass")
+
+
 def _wide_start(body: bytes, codec: str) -> bool:
     """Whether the first _GUESS_BYTES of ``body`` decode as text in ``codec`` (a cheap first look)."""
     unit = 4 if "32" in codec else 2
@@ -183,8 +213,8 @@ def zip_record_offset(body: bytes) -> int | None:
 #: ``encoding.body_compression``; a zstd file's leading skippable frame is not looked for, the
 #: frame after it shows its own magic), tar headers (ustar by its magic; v7, which has none, by
 #: the end of its checksum field as tar writers end it: an octal digit, a NUL, a space), zip
-#: records, the DICOM marker, and the archives whose own tools search a file for them (see
-#: :func:`searched_archive`).
+#: records, the DICOM marker, the archives whose own tools search a file for them (see
+#: :func:`searched_archive`), and a uuencoded block's begin line.
 ANCHORS: dict[bytes, tuple[str, int, bytes]] = {
     b"\x1f\x8b\x08": ("gzip", 0, b""), b"BZh": ("bzip2", 0, b""), b"7zX": ("xz", -1, b""),
     b"\x28\xb5\x2f": ("zstd", 0, b""),
@@ -192,6 +222,7 @@ ANCHORS: dict[bytes, tuple[str, int, bytes]] = {
     b"ust": ("ustar", -257, b"ustar"), b"DIC": ("dicm", 0, DICM),
     **{record[:3]: ("zip", 0, record) for record in ZIP_RECORDS},
     b"7z\xbc": ("7z", 0, SEVEN_ZIP), b"!\x1a\x07": ("rar", -3, b""), b"MSC": ("cab", 0, CAB),
+    b"beg": ("uuencode", 0, b"begin"),  # (GNU uudecode finds a begin line among any bytes)
 }
 _CLASSES = [{anchor[i] for anchor in ANCHORS} for i in range(3)]
 assert not (_CLASSES[0] & _CLASSES[1] or _CLASSES[0] & _CLASSES[2] or _CLASSES[1] & _CLASSES[2])

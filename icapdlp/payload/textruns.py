@@ -56,6 +56,7 @@ import base64
 import binascii
 import json
 import re
+import struct
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -399,7 +400,13 @@ def escaped_json_runs(body: bytes, found: list[Run], *, text: bool = True) -> li
         if len(compact) < MIN_RUN_CHARS or not compact.isascii():
             continue
         digits = compact.encode("ascii")
-        if not _BASE64_TEXT.fullmatch(digits) or digits.rstrip(b"=") in seen:
+        base64_like = _BASE64_TEXT.fullmatch(digits) is not None
+        for name in rarer_encodings(digits):  # base32, ascii85, base85 in a string: read as a body is
+            if name.startswith("base32") or not base64_like:  # (base64 is base85's alphabet: not read twice)
+                reading = decode_rarer(digits, name)
+                if reading:
+                    decoded_runs.append(reading)
+        if not base64_like or digits.rstrip(b"=") in seen:
             continue
         decoded = decode_run(digits)
         if decoded is not None:
@@ -459,8 +466,13 @@ def _unescape(literal: bytes) -> str | None:
 
 #: a stretch of digits and separators long enough for MIN_BINARY_STRING numbers (one class, so the
 #: search stays linear; the numbers in it are counted after)
-_DECIMAL_STRETCH = re.compile(rb"[0-9][0-9, \t\r\n]{%d,}" % (2 * MIN_BINARY_STRING - 2))
-_DECIMAL_NUMBER = re.compile(rb"[0-9]+")
+#: (rows of a 2-D list ``], [``, whole floats ``16.0``, form values ``&``: numpy's ``tolist()``, a float
+#: array, repeated form keys once their names are dropped)
+_DECIMAL_STRETCH = re.compile(rb"[0-9][0-9, \t\r\n\[\].&]{%d,}" % (2 * MIN_BINARY_STRING - 2))
+#: a number's integer part (``int(16.0)``; a fraction is dropped as ``int()`` drops it)
+_DECIMAL_NUMBER = re.compile(rb"([0-9]+)(?:\.[0-9]*)?")
+#: a form field's name and its ``=`` (``b=0&b=1``, PHP's ``b%5B%5D=0``): dropped, the values stay
+_FORM_KEY = re.compile(rb"(?:^|&)[^&=]*=")
 
 
 #: zero digits a text needs before its numbers are read as bytes: a file written as decimal values,
@@ -476,6 +488,8 @@ def number_readings(body: bytes) -> list[bytes]:
     zeros = b"0" in body and body.count(b"0") >= MIN_ZERO_DIGITS
     readings = (decimal_byte_strings(body)
                 if zeros or (b"," in body and body.count(b",") >= MIN_BINARY_STRING) else [])
+    if zeros and b"=" in body and body.count(b"=") >= MIN_BINARY_STRING:  # a form: a field per byte
+        readings += decimal_byte_strings(_FORM_KEY.sub(b"&", body))
     return readings + hex_dump_readings(body) if zeros else readings
 
 
@@ -485,16 +499,22 @@ def decimal_byte_strings(body: bytes) -> list[bytes]:
 
     A receiver turns the list back into the file with one ``bytes(...)`` or
     ``Buffer.from(...)``. Each stretch of at least MIN_BINARY_STRING numbers,
-    all of them 0-255, is such a list (of any file: text written so too).
+    all of them 0-255, is such a list (of any file: text written so too);
+    nested lists are flattened, whole floats read as their integers, and a
+    list of numbers up to 65535 is read as a ``Uint16Array`` (little-endian,
+    as JavaScript and numpy on every common machine lay it out).
     """
     found = []
     for match in _DECIMAL_STRETCH.finditer(body):
         tokens = _DECIMAL_NUMBER.findall(match.group())
-        if len(tokens) < MIN_BINARY_STRING or max(map(len, tokens)) > 3:
+        if len(tokens) < MIN_BINARY_STRING or max(map(len, tokens)) > 5:
             continue  # (a long run of digits is no byte value, and int() refuses thousands of them)
         numbers = [int(token) for token in tokens]
-        if max(numbers) <= 255:
+        largest = max(numbers)
+        if largest <= 255:
             found.append(bytes(numbers))
+        elif largest <= 0xFFFF:
+            found.append(struct.pack(f"<{len(numbers)}H", *numbers))
     return found
 
 
@@ -537,6 +557,29 @@ def byte_escape_reading(body: bytes) -> bytes | None:
     return _BYTE_ESCAPE.sub(byte, body)
 
 
+#: JavaScript's ``escape()`` and classic ASP write a character above 0x7F (and some below) as ``%uXXXX``
+_PERCENT_U_ESCAPE = re.compile(rb"%u([0-9A-Fa-f]{4})")
+
+
+def percent_u_reading(body: bytes) -> bytes | None:
+    """``body`` with ``%uXXXX`` and ``%XX`` escapes undone, when it holds MIN_NUL_ESCAPES ``%u`` escapes.
+
+    ``unescape()`` in JavaScript (and ASP's, IIS's) reads ``%u0000`` as a
+    character; a receiver taking each character's code as a byte gets the
+    file back. A percent run with ``%u`` in it is no run the percent reader
+    decodes, so such a body is read whole. Text without the escapes costs
+    one search.
+    """
+    if b"%" not in body or b"%u" not in body or len(_PERCENT_U_ESCAPE.findall(body)) < MIN_NUL_ESCAPES:
+        return None
+
+    def character(match: re.Match) -> bytes:
+        code = int(match.group(1), 16)
+        return bytes([code]) if code <= 0xFF else chr(code).encode("utf-8", "surrogatepass")
+
+    return unquote_to_bytes(_PERCENT_U_ESCAPE.sub(character, body))
+
+
 #: a hex dump line: an offset (``xxd``: ``00000010:``; ``hexdump -C``, ``od -Ax -tx1``: ``00000010``)
 #: and the hex columns after it, up to the ASCII column (``|...|``, or two spaces in ``xxd``)
 _DUMP_LINE = re.compile(rb"^[0-9A-Fa-f]{4,16}:?[ \t]+([0-9A-Fa-f]{2}(?:[0-9A-Fa-f ]|  (?=[0-9A-Fa-f]{2} ))*)", re.M)
@@ -552,6 +595,43 @@ MIN_DUMP_LINES = 4
 _SEPARATED_HEX = (re.compile(rb"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[:,;-]){%d,}[0-9A-Fa-f]{2}(?![0-9A-Fa-f])"
                              % (MIN_BINARY_STRING - 1)),
                   re.compile(rb"(?:[\"'][0-9A-Fa-f]{2}[\"'], ?){%d,}[\"'][0-9A-Fa-f]{2}[\"']" % (MIN_BINARY_STRING - 1)))
+
+
+#: an Intel HEX data record (``:LLAAAA00`` then the data and a checksum) and a Motorola S-record
+#: data record (``S1``/``S2``/``S3``, a count, a 2-, 3- or 4-byte address, the data, a checksum)
+_INTEL_HEX_DATA = re.compile(rb"^:([0-9A-Fa-f]{2})[0-9A-Fa-f]{4}00([0-9A-Fa-f]*)", re.M)
+_S_RECORD_DATA = re.compile(rb"^S([123])([0-9A-Fa-f]{2})([0-9A-Fa-f]*)", re.M)
+#: a record's line start, looked for in the first _HEX_RECORD_LOOK bytes (objcopy writes a header
+#: record, then data records from the first line on)
+_HEX_RECORD_LINES = re.compile(rb"\n(?::[0-9A-Fa-f]{10}|S[123][0-9A-Fa-f]{8})")
+_HEX_RECORD_LOOK = 4096
+
+
+def hex_record_readings(body: bytes) -> list[bytes]:
+    """The data of Intel HEX and S-record files (``objcopy -O ihex``/``srec``), records in written order.
+
+    ``objcopy -I ihex -O binary`` (or any firmware tool) gives the file back;
+    the address, type and checksum around each record's data shift the pairs
+    for a reader of all hex digits. Text without MIN_DUMP_LINES lines
+    starting ``:`` or ``S1``-``S3`` costs a few counts.
+    """
+    readings = []
+    if len(_HEX_RECORD_LINES.findall(body[:_HEX_RECORD_LOOK])) < MIN_DUMP_LINES:
+        return readings  # (a look at the start: a file written so is nothing but records)
+    if body.count(b"\n:") >= MIN_DUMP_LINES:
+        data = b"".join(match.group(2)[:2 * int(match.group(1), 16)]
+                        for match in _INTEL_HEX_DATA.finditer(body))
+        if len(data) >= 2 * MIN_BINARY_STRING:
+            readings.append(bytes.fromhex(data[:len(data) // 2 * 2].decode("ascii")))
+    if sum(body.count(b"\nS" + kind) for kind in (b"1", b"2", b"3")) >= MIN_DUMP_LINES:
+        pieces = []
+        for match in _S_RECORD_DATA.finditer(body):
+            address_digits = 2 * (int(match.group(1)) + 1)
+            pieces.append(match.group(3)[address_digits:2 * (int(match.group(2), 16) - 1)])
+        data = b"".join(pieces)
+        if len(data) >= 2 * MIN_BINARY_STRING:
+            readings.append(bytes.fromhex(data[:len(data) // 2 * 2].decode("ascii")))
+    return readings
 
 
 def hex_dump_readings(body: bytes) -> list[bytes]:
@@ -571,6 +651,7 @@ def hex_dump_readings(body: bytes) -> list[bytes]:
         values = _C_BYTE.findall(body)
         if len(values) >= MIN_BINARY_STRING:
             readings.append(bytes(int(value, 16) for value in values))
+    readings += hex_record_readings(body)
     zero_pairs = _SEPARATED_ZERO_PAIRS.search(body) is not None
     matches = (match for pattern in _SEPARATED_HEX for match in pattern.finditer(body)) if zero_pairs else ()
     for match in matches:  # 00:10:..., 00,10,..., ["00", "10", ...] (openssl, MAC-address style, CSV, JSON)
@@ -769,17 +850,29 @@ def _holds_equals_escapes(body: bytes) -> bool:
 #: an alphabet (markup without punctuation, code) lacks one of the classes encoded binary shows.
 _RARER_ALPHABETS = {
     "base32": re.compile(rb"[A-Z2-7\s]+=*\s*"),
+    "base32 (lower case)": re.compile(rb"[a-z2-7\s]+=*\s*"),  # (``b32decode(casefold=True)``)
+    "base32hex": re.compile(rb"[0-9A-V\s]+=*\s*"),
     "ascii85": re.compile(rb"\s*(?:<~)?[!-uz\s]+(?:~>)?\s*"),
     "base85": re.compile(rb"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~\s]+"),
 }
 #: character classes the output of base32 (the first two) and base85 (all four) of any binary holds
 _CLASSES = tuple(re.compile(c) for c in (rb"[A-Z]", rb"[0-9]", rb"[a-z]", rb"[!-/:-@\[-`{-~]"))
+#: the classes each encoding's output of any binary shows (base32hex: a letter past hex's F)
+_CLASSES_OF = {"base32": _CLASSES[:2], "base32 (lower case)": (_CLASSES[2], re.compile(rb"[2-7]")),
+               "base32hex": (_CLASSES[1], re.compile(rb"[G-V]")), "ascii85": _CLASSES, "base85": _CLASSES}
 #: a uuencoded block as GNU uudecode and Python's email package find one: a line starting with
 #: "begin" and an octal mode (any number of digits, any spacing, a name or none), then lines to an
 #: "end" line or the text's end (a truncated block is decoded as far as it goes); the line after
 #: it must be made of uuencode's characters, so prose ("begin 2 weeks from now") is no block
-_UUENCODED = re.compile(rb"^[ \t]*begin(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n(?=[ -`]{2,}\r?\n)"
-                        rb"(.*?)(?:^[ \t]*end\b|\Z)", re.S | re.M)
+_UUENCODED = re.compile(rb"^[ \t]*(?i:begin)(?:-base64)?[ \t]+(?:0o)?[0-7]{1,7}\b[^\r\n]*\r?\n"
+                        rb"(?=[ -`]{2,}\r?\n)"
+                        rb"(.*?)(?:^[ \t]*(?i:end)\b|\Z)", re.S | re.M)
+#: Adobe's ascii85 block anywhere in a text (a PDF or PostScript habit): its markers bound it
+_ADOBE_ASCII85 = re.compile(rb"<~([!-uz\s]{%d,}?)~>" % MIN_RUN_CHARS)
+#: uuencoded lines with no begin line (``binascii.a2b_uu`` line by line): two or more full lines
+#: ("M" and 60 characters, anything after: the junk a broken encoder leaves is cut off by readers),
+#: then the short last line; the leading newline and "M" are a literal the search scans for at C speed
+_UU_HEADLESS = re.compile(rb"\n(M[ -`]{60}[^\n]*\n(?:M[ -`]{60}[^\n]*\n)+(?:[!-L][ -`]*[^\n]*\n?)?)")
 
 
 def rarer_encodings(body: bytes) -> list[str]:
@@ -793,9 +886,13 @@ def rarer_encodings(body: bytes) -> list[str]:
     if len(body) < MIN_RUN_CHARS:
         return []
     names = [name for name, alphabet in _RARER_ALPHABETS.items() if alphabet.fullmatch(body)
-             and all(c.search(body) for c in _CLASSES[:2 if name == "base32" else 4])]
-    if b"begin" in body and _UUENCODED.search(body):
+             and all(c.search(body) for c in _CLASSES_OF[name])]
+    if b"~" in body and b"<~" in body and _ADOBE_ASCII85.search(body):  # (memchr first: prose has no ~)
+        names.append("ascii85 between <~ and ~>")
+    if (b"egin" in body or b"EGIN" in body) and _UUENCODED.search(body):
         names.append("uuencode")
+    elif b"M" in body and _UU_HEADLESS.search(b"\n" + body):
+        names.append("uuencoded lines")
     return names
 
 
@@ -803,23 +900,37 @@ def decode_rarer(body: bytes, name: str) -> bytes | None:
     """``body`` decoded as ``name`` (one of :func:`rarer_encodings`), or None if it does not decode."""
     compact = body.translate(None, _WHITESPACE_BYTES)
     try:
-        if name == "base32":
-            compact = compact.rstrip(b"=")
-            return base64.b32decode(compact + b"=" * (-len(compact) % 8))
+        if name.startswith("base32"):
+            compact = compact.rstrip(b"=") + b"=" * (-len(compact.rstrip(b"=")) % 8)
+            return (base64.b32hexdecode(compact) if name == "base32hex"
+                    else base64.b32decode(compact, casefold=True))
         if name == "ascii85":
             return base64.a85decode(compact, adobe=compact.startswith(b"<~"))
         if name == "base85":
             return base64.b85decode(compact)
     except ValueError:
         return None
-    out = []
-    for block in _UUENCODED.finditer(body):
-        for line in block.group(1).splitlines():
-            try:
-                out.append(binascii.a2b_uu(line))
-            except binascii.Error:
-                continue
-    return b"".join(out)
+    if name.startswith("ascii85 between"):
+        try:
+            return b"".join(base64.a85decode(b"<~" + block.group(1) + b"~>", adobe=True)
+                            for block in _ADOBE_ASCII85.finditer(body))
+        except ValueError:
+            return None
+    blocks = (_UUENCODED.finditer(body) if name == "uuencode" else _UU_HEADLESS.finditer(b"\n" + body))
+    return b"".join(_a2b_uu_line(line) for block in blocks for line in block.group(1).splitlines())
+
+
+def _a2b_uu_line(line: bytes) -> bytes:
+    """One uuencoded line as readers decode it: whole, or cut to the length its first character
+    gives (what Python's email package does with the junk a broken encoder leaves after it)."""
+    try:
+        return binascii.a2b_uu(line)
+    except binascii.Error:
+        pass
+    try:
+        return binascii.a2b_uu(line[:(((line[0] - 32) & 63) * 4 + 5) // 3]) if line else b""
+    except binascii.Error:
+        return b""
 
 
 #: a piece of a run (its padding too), and how far past the last long piece a shorter last one is

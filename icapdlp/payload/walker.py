@@ -209,6 +209,9 @@ class PayloadWalker:
                           "DICOMweb bulk data or frames without a header cannot be checked")
         if media.essence == "application/dicom+xml":
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "the DICOM XML model (PS3.19) is not de-identified")
+        declared_text = signatures.declared_charset_text(media.param("charset"), body)
+        if declared_text is not None and self._finds_dicom(declared_text, depth, label):
+            raise Blocked(BlockReason.UNINSPECTABLE, "DICOM in text of a declared non-ASCII charset")
         boundary = _leading_boundary(body)
         if boundary is not None:  # a MIME body with no declared type (a member, a decoded value)
             return self._multipart(MediaType("multipart/mixed", {"boundary": boundary}), body, depth, top)
@@ -264,6 +267,8 @@ class PayloadWalker:
                           "patient attributes inside content that is not unpacked")
         if dicomjson.looks_like_dicom_json(body):
             raise Blocked(BlockReason.UNPARSEABLE_DICOM, "DICOM JSON elements inside binary content")
+        if "uuencode" in kinds:  # (GNU uudecode finds a block among any bytes)
+            self._check_rarer_encodings(body, depth, label)
         self._check_zlib_streams(body, depth, label)
         self._check_carved_streams(body, anchors, depth, label)
         self._check_unmarked_streams(body, depth, label)
@@ -385,6 +390,14 @@ class PayloadWalker:
             if self._finds_dicom(inner, depth, label):
                 raise Blocked(BlockReason.UNINSPECTABLE, f"DICOM in a {name} stream (a receiver that inflates "
                                                          "the body reads it)")
+        # (a brotli file, no magic number: random bytes give about their own size when they decode)
+        check_limit = 4 * len(body) + PROBE_INFLATE_BYTES if self._probe else self._max_inflated
+        if encoding.is_whole_brotli_stream(body, check_limit):
+            self._heavy()
+            inner, _ = encoding.inflate_leading(body, "br", self._max_inflated)
+            with self._decoded_for_real():
+                if self._finds_dicom(inner, depth, label):
+                    raise Blocked(BlockReason.UNINSPECTABLE, "DICOM in an undeclared brotli stream")
 
     def _check_header_fields(self, stream: bytes, coding: str, depth: int, label: Container) -> None:
         """Refuse a compressed body whose header fields (gzip's extra field, name, comment; zstd
@@ -407,6 +420,9 @@ class PayloadWalker:
         current = body
         if dicomjson.looks_like_dicom_json(current):
             current = self._json(current, top, declared=False)
+        if dicomjson.looks_like_quoted_dicom_json(current):
+            raise Blocked(BlockReason.UNPARSEABLE_DICOM,
+                          "the DICOM JSON model in an escaped string or a single-quoted literal")
         encoded = self._encoded_text(current, depth, label)
         return current if encoded is None else encoded
 
@@ -516,6 +532,9 @@ class PayloadWalker:
         escaped = textruns.byte_escape_reading(body) if text else None
         if escaped is not None and self._finds_dicom(escaped, depth, label):
             raise Blocked(BlockReason.UNINSPECTABLE, "DICOM written as string-literal byte escapes")
+        percent_u = textruns.percent_u_reading(body) if text else None
+        if percent_u is not None and self._finds_dicom(percent_u, depth, label):
+            raise Blocked(BlockReason.UNINSPECTABLE, "DICOM written as %u escapes")
         pieces: list[bytes] = []
         position = 0
         accounted: list[tuple[int, int]] = []
@@ -567,7 +586,12 @@ class PayloadWalker:
             if found:
                 raise Blocked(BlockReason.UNINSPECTABLE,
                               "DICOM in encoded text that decodes only at another alignment (glued to other text)")
-        for name in textruns.rarer_encodings(body) if text else ():
+        if text:
+            self._check_rarer_encodings(body, depth, label)
+
+    def _check_rarer_encodings(self, body: bytes, depth: int, label: Container) -> None:
+        """Refuse base32, ascii85, base85 or uuencoded text (a uudecode reads a block in binary too)."""
+        for name in textruns.rarer_encodings(body):
             self._heavy()  # (pure-Python decoders: a probing walk hands the body to a worker)
             reading = textruns.decode_rarer(body, name)
             if reading and self._finds_dicom(reading, depth, label):
@@ -606,6 +630,7 @@ class PayloadWalker:
         before = self.findings.objects
         new_parts = []
         for part in parsed.parts:
+            self._check_part_head(part)
             part_media = part.media_type if part.header("Content-Type") else default_type
             if media.essence == "multipart/byteranges" and (
                     is_dicom_type(part_media) or sniff_dicom(part.content, complete=True) is Sniff.DICOM):
@@ -625,6 +650,17 @@ class PayloadWalker:
             return body
         parsed.parts = new_parts
         return parsed.to_rewritten_bytes()
+
+    def _check_part_head(self, part: multipart.Part) -> None:
+        """Refuse a part whose header values (its filename, any extra field) hold an object.
+
+        Werkzeug hands a part's filename and headers to the application as it
+        does an HTTP head's: an encoded object there is read by one decode
+        call and cannot be rewritten in place. The head check owns that walk.
+        """
+        from icapdlp.payload.heads import check_head  # (heads builds on this module)
+
+        check_head(None, part.headers, self._options)
 
     def _check_joined_ranges(self, parts: list[multipart.Part], depth: int, label: Container) -> None:
         """Refuse byte ranges that, placed where their Content-Range says, hold a DICOM object.

@@ -173,3 +173,40 @@ def test_a_zlib_stream_behind_a_length_prefix_holding_dicom_is_refused(prefix):
     with pytest.raises(Blocked) as info:
         walk("application/octet-stream", body)
     assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+# -- a brotli file sent without Content-Encoding (red team a05, a31) ------------------------------
+
+def test_an_undeclared_brotli_body_holding_dicom_is_refused():
+    import brotli
+
+    from tests.payload.helpers import walk
+    from tests.support.synthetic import make_ct
+
+    data = make_ct(80, rows=4, columns=4).data
+    body = brotli.compress(data)
+    assert brotli.decompress(body) == data  # what `brotli -d` or brotli.decompress gives the receiver
+    with pytest.raises(Blocked) as info:
+        walk("application/octet-stream", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_random_bodies_a_brotli_decoder_takes_at_first_still_pass_the_probe():
+    """One random body in about twenty decodes for a while as stored meta-blocks: none ends as one stream."""
+    import random
+
+    from icapdlp.payload.options import PayloadOptions
+    from icapdlp.payload.walker import passes_unopened
+
+    rng = random.Random(15)
+    bodies = [rng.randbytes(64 * 1024) for _ in range(60)]
+    assert all(passes_unopened("application/octet-stream", [], body, PayloadOptions()) for body in bodies)
+
+
+def test_an_undeclared_brotli_body_without_dicom_passes():
+    import brotli
+
+    from tests.payload.helpers import walk
+
+    body = brotli.compress(b"plain log line, nothing to see\n" * 2000)
+    assert walk("application/octet-stream", body)[0].body is body

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import io
 import json
 
+import pydicom
 import pytest
 
 from icapdlp.payload.dicomjson import looks_like_dicom_json, parse_datasets, strip_bulk_data_uris
 from icapdlp.verdict import BlockReason, Blocked
+from tests.payload.helpers import walk
+from tests.support.synthetic import make_ct
 
 
 def test_sniffing_the_json_model():
@@ -54,3 +58,30 @@ def test_url_attributes_are_removed_at_every_depth():
                                                 "00081155": {"vr": "UI", "Value": ["1.2.3.4"]}}]}}
     assert strip_url_attributes(data) == 2
     assert "http" not in json.dumps(data) and data["00081199"]["Value"][0]["00081155"]
+
+
+# -- the model in shapes a second parse gives back (red team a19) ---------------------------------
+
+def _model() -> dict:
+    ds = pydicom.dcmread(io.BytesIO(make_ct(79, rows=2, columns=2).data))
+    del ds.PixelData
+    return ds.to_json_dict()
+
+
+@pytest.mark.parametrize("shape", ["double-encoded", "twice-double-encoded", "single-quoted", "u0022-quotes"])
+def test_the_model_in_an_escaped_string_or_a_single_quoted_literal_is_refused(shape):
+    plain = json.dumps(_model())
+    body = {"double-encoded": lambda: json.dumps({"meta": plain}),
+            "twice-double-encoded": lambda: json.dumps({"outer": json.dumps({"meta": plain})}),
+            "single-quoted": lambda: plain.replace('"', "'"),
+            "u0022-quotes": lambda: '{"meta": "' + plain.replace('"', "\\u0022") + '"}'}[shape]().encode()
+    if shape == "u0022-quotes":
+        assert json.loads(json.loads(body)["meta"]) == json.loads(plain)  # the receiver's two parses
+    with pytest.raises(Blocked) as info:
+        walk("application/json" if shape != "single-quoted" else "application/javascript", body)
+    assert info.value.reason is BlockReason.UNPARSEABLE_DICOM
+
+
+def test_quoted_hex_keys_that_are_no_model_pass():
+    body = json.dumps({"note": "ids: {'deadbeef': 1, 'cafebabe': [2]}", "x": "it's 'fine'"}).encode()
+    assert walk("application/json", body)[0].body is body

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ast
 import codecs
+import re
 import subprocess
+from urllib.parse import unquote_to_bytes
 
 import pytest
 
@@ -90,3 +92,37 @@ def test_a_json_array_of_hex_strings_is_refused():
     body = json.dumps([f"{b:02x}" for b in DCM]).encode()
     assert bytes(int(x, 16) for x in json.loads(body)) == DCM
     assert refused(body) is BlockReason.UNINSPECTABLE
+
+
+def _percent_u_escape(data: bytes) -> str:
+    """JavaScript's ``escape()`` shape: controls, 8-bit bytes and form delimiters as ``%uXXXX``."""
+    return "".join(f"%u{b:04X}" if b < 0x20 or b >= 0x7F or chr(b) in "%+&=" else chr(b) for b in data)
+
+
+def _percent_u_unescape(body: bytes) -> bytes:
+    return unquote_to_bytes(re.sub(rb"%u([0-9a-fA-F]{4})", lambda m: bytes([int(m.group(1), 16)]), body))
+
+
+def test_a_file_as_percent_u_escapes_is_refused():
+    """Red team a07: ``unescape()`` (JavaScript, classic ASP) reads ``%u0000`` as a character."""
+    data = make_ct(72).data
+    body = _percent_u_escape(data).encode()
+    assert _percent_u_unescape(body) == data
+    with pytest.raises(Blocked) as info:
+        walk("application/x-www-form-urlencoded", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_text_with_percent_u_escapes_and_no_dicom_passes():
+    body = ("Caf%u00E9 na%u00EFve r%u00E9sum%u00E9 " * 40).encode()
+    assert walk("text/plain", body)[0].body is body
+
+
+@pytest.mark.parametrize("form", ["ihex", "srec"])
+def test_a_file_as_intel_hex_or_s_records_is_refused(tmp_path, form):
+    """Red team a02: ``objcopy -I binary -O ihex|srec`` writes it, ``objcopy -O binary`` reads it back."""
+    (tmp_path / "scan.dcm").write_bytes(DCM)
+    subprocess.run(["objcopy", "-I", "binary", "-O", form, "scan.dcm", "scan.txt"], cwd=tmp_path, check=True)
+    subprocess.run(["objcopy", "-I", form, "-O", "binary", "scan.txt", "back.dcm"], cwd=tmp_path, check=True)
+    assert (tmp_path / "back.dcm").read_bytes() == DCM
+    assert refused((tmp_path / "scan.txt").read_bytes()) is BlockReason.UNINSPECTABLE

@@ -322,3 +322,37 @@ def test_base64_broken_up_inside_binary_nested_in_the_same_again_is_refused(piec
     inner = base64.b64decode(body.translate(None, BINARY))  # a decoder handed the region skips the junk
     assert base64.b64decode(inner.translate(None, BINARY)) == data  # ... twice
     assert refused("application/octet-stream", body) in REFUSALS
+
+
+# -- base32 in other alphabets and cases, rarer encodings in JSON strings (red team a04) ----------
+
+@pytest.mark.parametrize("encode", [lambda d: base64.b32encode(d).lower(), base64.b32hexencode],
+                         ids=["base32-lower-case", "base32hex"])
+def test_a_body_in_another_base32_alphabet_is_refused(encode):
+    assert refused("text/plain", encode(TINY)) in REFUSALS
+
+
+@pytest.mark.parametrize("encode", [
+    base64.b32encode, lambda d: base64.b32encode(d).lower(), base64.a85encode, base64.b85encode,
+], ids=["base32", "base32-lower-case", "ascii85", "base85"])
+def test_a_rarer_encoding_in_a_json_string_is_refused(encode):
+    body = json.dumps({"name": "scan", "file": encode(TINY).decode()}).encode()
+    assert refused("application/json", body) in REFUSALS
+
+
+def test_a_lower_case_sentence_with_a_few_digits_passes():
+    body = b"we met on day 3 and day 4 and agreed to meet again in 2 weeks " * 50
+    assert walk("text/plain", body)[0].body is body
+
+
+def test_an_adobe_ascii85_block_inside_prose_is_refused():
+    body = b"Attached scan follows.\n" + base64.a85encode(TINY, adobe=True, wrapcol=76) + b"\nRegards\n"
+    assert refused("text/plain", body) in REFUSALS
+
+
+def test_a_uuencoded_block_in_a_binary_body_is_refused():
+    """GNU uudecode finds the begin line among any bytes (a control byte in the name: a binary body)."""
+    lines = b"".join(binascii.b2a_uu(TINY[i:i + 45]) for i in range(0, len(TINY), 45))
+    body = (b"begin 644 a\x01.dcm\n" + lines
+            + b"`\nend\n")
+    assert refused("application/octet-stream", body) in REFUSALS

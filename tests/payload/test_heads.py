@@ -119,3 +119,33 @@ def test_a_body_that_is_a_piece_is_told_by_its_place(status, request_headers, re
     from icapdlp.payload.heads import piece_offset
 
     assert piece_offset(status, request_headers, response_headers) == expected
+
+
+# --- a multipart part's own head (red team a46): Werkzeug hands its filename and headers over too ---
+
+def _walk_form(part_head: bytes) -> None:
+    from tests.payload.helpers import form_body, walk
+
+    body = form_body("B", [(part_head, b"hello"), (b'Content-Disposition: form-data; name="n"', b"scan")])
+    walk("multipart/form-data; boundary=B", body)
+
+
+def test_a_part10_file_as_a_part_filename_is_refused():
+    head = f'Content-Disposition: form-data; name="f"; filename="{ENCODED}.dcm"\r\nContent-Type: text/plain'
+    with pytest.raises(Blocked) as info:
+        _walk_form(head.encode())
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_a_part10_file_in_an_extra_part_header_is_refused():
+    head = f'Content-Disposition: form-data; name="f"; filename="note.txt"\r\nX-Attachment: {ENCODED}'
+    with pytest.raises(Blocked) as info:
+        _walk_form(head.encode())
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_a_form_whose_part_heads_are_ordinary_passes():
+    long_name = "Quarterly report for the radiology department, final version 2026-11.pdf"
+    head = (f'Content-Disposition: form-data; name="f"; filename="{long_name}"\r\n'
+            'Content-Type: application/pdf')
+    _walk_form(head.encode())  # no Blocked: a long plain filename is text, not an object

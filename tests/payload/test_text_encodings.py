@@ -401,3 +401,65 @@ def test_prose_with_a_line_starting_begin_and_a_number_passes_from_the_probe():
 
     body = b"Plan:\nbegin 2 weeks from now, with the new team.\nend of the plan.\n" * 50
     assert passes_unopened("text/plain", [], body, PayloadOptions())
+
+
+# -- uuencode with no begin line, an upper-case one, junk after each line (red team a54) -----------
+
+def _uu_lines(data: bytes, line_end: bytes = b"") -> bytes:
+    import binascii
+
+    return b"".join(binascii.b2a_uu(data[i:i + 45]).rstrip(b"\n") + line_end + b"\n"
+                    for i in range(0, len(data), 45))
+
+
+def _a2b_lines(body: bytes) -> bytes:
+    """A receiver decoding line by line, skipping begin/end lines in any case (``binascii.a2b_uu``)."""
+    import binascii
+
+    return b"".join(binascii.a2b_uu(line) for line in body.splitlines()
+                    if line and not line.lower().startswith((b"begin", b"end")))
+
+
+def _via_email(body: bytes) -> bytes:
+    import email
+
+    message = email.message_from_bytes(b"Content-Transfer-Encoding: x-uuencode\n\n" + body)
+    return message.get_payload(decode=True)
+
+
+@pytest.mark.parametrize("shape", ["no-begin-line", "begin-upper-case", "junk-after-each-line"])
+def test_uuencode_in_other_shapes_is_refused(shape):
+    data = make_ct(77, rows=2, columns=2, signatures=False).data
+    if shape == "no-begin-line":
+        body, read = _uu_lines(data), _a2b_lines
+    elif shape == "begin-upper-case":
+        body, read = b"BEGIN 644 a.dcm\n" + _uu_lines(data) + b"`\nEND\n", _a2b_lines
+    else:
+        body, read = b"begin 644 a.dcm\n" + _uu_lines(data, b"~~~~") + b"`\nend\n", _via_email
+    assert read(body) == data  # what the receiver gets
+    with pytest.raises(Blocked) as info:
+        walk("text/plain", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_upper_case_lines_of_sixty_one_characters_without_dicom_pass():
+    line = b"M" + b"ANIFEST ENTRY 0001 - STATUS OK - CHECKED BY SYSTEM AT 12:00!!"[:60] + b"\n"
+    body = b"Report\n" + line * 40 + b"done\n"
+    assert walk("text/plain", body)[0].body is body
+
+
+# -- text in a declared charset that does not write ASCII as ASCII: EBCDIC (red team a23) ---------
+
+@pytest.mark.parametrize("charset", ["cp037", "cp500", "cp1140"])
+def test_base64_in_ebcdic_json_declared_by_its_charset_is_refused(charset):
+    data = make_ct(78, rows=2, columns=2, signatures=False).data
+    body = json.dumps({"name": "scan.dcm", "file": base64.b64encode(data).decode()}).encode(charset)
+    assert base64.b64decode(json.loads(body.decode(charset))["file"]) == data  # a servlet's getReader()
+    with pytest.raises(Blocked) as info:
+        walk(f"application/json; charset={charset}", body)
+    assert info.value.reason is BlockReason.UNINSPECTABLE
+
+
+def test_ebcdic_text_without_dicom_passes():
+    body = "Dear colleague, the report is attached below. 0123456789\n".encode("cp037") * 50
+    assert walk("text/plain; charset=IBM037", body)[0].body is body
