@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 
@@ -62,6 +63,7 @@ def bump_squid(pki, https_origin, icapdlp):
             "sslcrtd_program": ["sslcrtd_program /usr/lib/squid/security_file_certgen"],
             "tls_outgoing_options": [f"tls_outgoing_options min-version=1.2 cafile={pki['origin_ca'].cert}"],
             "acl bump_hosts": [f"acl bump_hosts ssl::server_name {BUMPED}"],
+            "acl bump_dst": [f"acl bump_dst dstdomain {BUMPED}"],
             "acl SSL_ports": [f"acl SSL_ports port 443 {https_origin.port}"],
         },
         append=[f"hosts_file {hosts}"],
@@ -148,3 +150,28 @@ def test_bumped_host_is_signed_by_the_interception_ca(bump_squid, https_origin, 
                              https_origin.url("/blob/none", host=BUMPED)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 60, result.stderr  # curl: peer certificate cannot be authenticated
+
+
+def test_a_bumped_host_reached_with_the_sni_of_a_spliced_one_is_still_inspected(bump_squid, https_origin):
+    """Red team F43: CONNECT to a bumped host, ClientHello naming a spliced one. Deciding on the SNI
+    alone spliced it, and the origin got the planted values; the CONNECT target now bumps it too."""
+    original = synthetic.make_ct(33)
+    https_origin.clear()
+    raw = socket.create_connection(("127.0.0.1", bump_squid.port), timeout=60)
+    target = f"{BUMPED}:{https_origin.port}"
+    raw.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    assert b" 200" in raw.recv(4096).split(b"\r\n")[0]
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # an attacker checks nothing
+    with context.wrap_socket(raw, server_hostname=SPLICED) as tls:
+        tls.sendall(f"POST /raw/sni.dcm HTTP/1.1\r\nHost: {target}\r\nContent-Type: application/dicom\r\n"
+                    f"Content-Length: {len(original.data)}\r\nConnection: close\r\n\r\n".encode() + original.data)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    if answer.startswith(b"HTTP/1.1 403"):
+        assert https_origin.wait_received(1, timeout=1.0) == []  # refused: nothing forwarded
+        return
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:40]
+    [got] = https_origin.wait_received(1)
+    assert original.surviving(got.body) == []
