@@ -235,7 +235,9 @@ def test_many_instances_example_fails_over_between_essential_services():
 
 def test_ssl_bump_example_splices_everything_not_listed():
     rules = [d[1:] for d in directives("ssl-bump.conf") if d[0] == "ssl_bump"]
-    assert rules == [["peek", "step1"], ["bump", "bump_hosts"], ["splice", "all"]]
+    assert rules == [["peek", "step1"], ["bump", "bump_hosts"], ["bump", "bump_dst"], ["splice", "all"]]
+    acls = {d[1]: d[2:] for d in directives("ssl-bump.conf") if d[0] == "acl"}
+    assert acls["bump_hosts"][1:] == acls["bump_dst"][1:]  # the same hosts, by SNI and by CONNECT target
 
 
 @pytest.mark.parametrize("name", COMPLETE + [SHARED])
