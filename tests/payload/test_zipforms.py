@@ -227,18 +227,23 @@ def test_a_descriptor_member_whose_directory_size_differs_is_uninspectable(metho
 
 @pytest.mark.parametrize("where", ["archive comment", "member comment", "extra field"])
 def test_a_dicom_file_in_zip_metadata_is_uninspectable(where):
+    small = make_ct(53, rows=2, columns=2, signatures=False).data[:60000]
+    assert _blocked("application/zip", _zip_with_metadata(where, small)).reason is BlockReason.UNINSPECTABLE
+
+
+def _zip_with_metadata(where: str, value: bytes) -> bytes:
+    """A one-member zip carrying ``value`` in its member comment, an extra field or the archive comment."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         info = zipfile.ZipInfo("readme.txt", date_time=zipcraft.DATE)
-        small = make_ct(53, rows=2, columns=2, signatures=False).data[:60000]
         if where == "member comment":
-            info.comment = small
+            info.comment = value
         if where == "extra field":
-            info.extra = struct.pack("<HH", 0xCAFE, len(small)) + small
+            info.extra = struct.pack("<HH", 0xCAFE, len(value)) + value
         archive.writestr(info, b"hello")
         if where == "archive comment":
-            archive.comment = small
-    assert _blocked("application/zip", out.getvalue()).reason is BlockReason.UNINSPECTABLE
+            archive.comment = value
+    return out.getvalue()
 
 
 # -- nesting ---------------------------------------------------------------------------------------
@@ -340,17 +345,7 @@ def test_an_encoded_dicom_file_in_zip_metadata_is_uninspectable(where, encoding)
 
     small = make_ct(54, rows=2, columns=2, signatures=False).data
     payload = base64.b64encode(small) if encoding == "base64" else gzip.compress(small)
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        info = zipfile.ZipInfo("readme.txt", date_time=zipcraft.DATE)
-        if where == "member comment":
-            info.comment = payload
-        if where == "extra field":
-            info.extra = struct.pack("<HH", 0xCAFE, len(payload)) + payload
-        archive.writestr(info, b"hello")
-        if where == "archive comment":
-            archive.comment = payload
-    assert _blocked("application/zip", out.getvalue()).reason is BlockReason.UNINSPECTABLE
+    assert _blocked("application/zip", _zip_with_metadata(where, payload)).reason is BlockReason.UNINSPECTABLE
 
 
 def test_ordinary_zip_metadata_passes():

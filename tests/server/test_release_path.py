@@ -89,6 +89,23 @@ def _exchange_bytes(thread, body: bytes) -> bytes:
         sock.close()
 
 
+def _released_during_a_pause(thread, body: bytes) -> tuple[bytes, bytes]:
+    """A RESPMOD of ``body`` whose sender stops after 100 KB (as Squid 5.7 does) until 90 KB of the
+    answer arrived: (what arrived before it went on, everything that arrived)."""
+    first, rest = m.respmod(body, preview=4096)
+    sock = socket.create_connection(("127.0.0.1", thread.port))
+    try:
+        sock.sendall(first + rest[:100_000])
+        early = bytearray()
+        sock.settimeout(WAIT)
+        while b"ICAP/1.0 200 OK" not in early or len(early) < 90_000:
+            early += sock.recv(1 << 20)
+        sock.sendall(rest[100_000:])
+        return bytes(early), bytes(early) + read_all(sock, quiet=2.0)
+    finally:
+        sock.close()
+
+
 def _with_a_pause(thread, body: bytes, **respmod) -> tuple[bytes, bytes]:
     """A RESPMOD of ``body`` whose sender stops after 100 KB until the answer has been quiet for a
     second, as Squid 5.7 does: (what arrived during the pause, everything that arrived)."""
@@ -113,19 +130,8 @@ def wait_records(thread, count: int = 1):
 def test_released_bytes_arrive_before_the_body_ends_and_the_echo_completes_unchanged(icap_server):
     thread = icap_server(releasing(NoChange()))
     body = os.urandom(300_000)
-    first, rest = m.respmod(body, preview=4096)
-    sock = socket.create_connection(("127.0.0.1", thread.port))
-    try:
-        sock.sendall(first + rest[:100_000])  # the body is not over yet
-        early = bytearray()
-        sock.settimeout(WAIT)
-        while b"ICAP/1.0 200 OK" not in early or len(early) < 90_000:
-            early += sock.recv(1 << 20)
-        assert early.startswith(b"ICAP/1.0 100 Continue")  # the answer began while the client still sends
-        sock.sendall(rest[100_000:])
-        data = bytes(early) + read_all(sock, quiet=2.0)
-    finally:
-        sock.close()
+    early, data = _released_during_a_pause(thread, body)
+    assert early.startswith(b"ICAP/1.0 100 Continue")  # the answer began while the client still sends
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
     assert complete and echoed == body
     [record] = wait_records(thread)
@@ -250,18 +256,7 @@ def test_a_pause_feeds_the_check_everything_kept_then_every_later_arrival(icap_s
     check = CountingCheck()
     thread = icap_server(ScriptedAdapter(preview=lambda *_: NeedBody(release=check), body=NoChange()))
     body = os.urandom(300_000)
-    first, rest = m.respmod(body, preview=4096)
-    sock = socket.create_connection(("127.0.0.1", thread.port))
-    try:
-        sock.sendall(first + rest[:100_000])  # then nothing: the client waits for an answer, as Squid 5.7 does
-        early = bytearray()
-        sock.settimeout(WAIT)
-        while b"ICAP/1.0 200 OK" not in early or len(early) < 90_000:
-            early += sock.recv(1 << 20)
-        sock.sendall(rest[100_000:])
-        data = bytes(early) + read_all(sock, quiet=2.0)
-    finally:
-        sock.close()
+    _early, data = _released_during_a_pause(thread, body)
     echoed, complete = dechunk(data[data.index(b"ICAP/1.0 200"):])
     assert complete and echoed == body
     assert bytes(check.fed) == body  # from the first byte, each byte once, in order
