@@ -32,9 +32,10 @@ from icapdlp.adaptation.heads import body_head, held_open_response, declared_len
 from icapdlp.dicom.deid import uid_mapping
 from icapdlp.dicom.options import ServiceMode
 from icapdlp.payload.encoding import STREAMED_CODINGS
-from icapdlp.payload.heads import check_head, piece_offset
+from icapdlp.payload.heads import piece_offset
 from icapdlp.payload.media import is_dicom_type, is_multipart
 from icapdlp.payload.triage import Triage, Verdict, triage
+from icapdlp.payload.walker import check_head
 from icapdlp.report import Container
 from icapdlp.transaction import Transaction, TransactionReport
 from icapdlp.verdict import BlockReason, Blocked

@@ -9,7 +9,7 @@ length, offsets and meaning belong to the outer attribute), so it is blocked.
 
 Two looks: a ``DICM`` marker anywhere in the value followed by File Meta or
 by a dataset (a byte search; about 45 ms for the 50 MB of a 512x512x100 CT),
-and :mod:`icapdlp.payload.lenient`'s walk for a dataset at the value's start.
+and :mod:`icapdlp.lenient`'s walk for a dataset at the value's start.
 Not done: ``lenient.embedded_dataset_offset`` (patient elements anywhere in a
 value) - 16-bit samples look like element headers often enough that it found
 "datasets" in a real ultrasound palette LUT; a bare dataset (no ``DICM``)
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from pydicom import Dataset
 
-from icapdlp.payload import lenient
+from icapdlp import lenient
 from icapdlp.verdict import Blocked, BlockReason
 
 #: binary VRs whose values CDR copies unread

@@ -17,12 +17,14 @@ import re
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, Iterator, Literal, Protocol
 
+from icapdlp import lenient
 from icapdlp.payload import (
-    archive, carving, dicomjson, encoding, lenient, multipart, signatures, tarball, textruns, transfer,
-    zipscan,
+    archive, carving, dicomjson, encoding, multipart, signatures, tarball, textruns, transfer, zipscan,
 )
+from icapdlp.payload.heads import head_values
 from icapdlp.payload.media import (
     MediaType,
     is_dicom_json_type,
@@ -658,8 +660,6 @@ class PayloadWalker:
         does an HTTP head's: an encoded object there is read by one decode
         call and cannot be rewritten in place. The head check owns that walk.
         """
-        from icapdlp.payload.heads import check_head  # (heads builds on this module)
-
         check_head(None, part.headers, self._options)
 
     def _check_joined_ranges(self, parts: list[multipart.Part], depth: int, label: Container) -> None:
@@ -934,3 +934,30 @@ def _range_start(value: str | None) -> int | None:
 
 def _part_codings(part: multipart.Part) -> list[str]:
     return parse_encodings([v for k, v in part.headers if k.lower() == "content-encoding"])
+
+
+def check_head(target: str | None, headers: Iterable[tuple[str, str]], options: PayloadOptions) -> None:
+    """Raise Blocked (uninspectable) when a value of this head holds a DICOM object or its JSON model.
+
+    ``target``: the request target as sent (None for a response head);
+    ``headers``: the head's (name, value) pairs. Each long value is walked as
+    a line of a body of no declared type; whatever that walk would refuse,
+    or any object it finds, refuses the head.
+    """
+    values = head_values(target, headers)
+    if values:  # one walk of all values, a line each: the walk's fixed cost is most of a short value's
+        walker = PayloadWalker(_REFUSING_REWRITER, options, "request", options.max_inflated_bytes)
+        walker.rewrite_message(None, [], b"\n".join(values))
+
+
+class _RefusingRewriter:
+    """An object found in a head value: the head cannot be rewritten in place, so it is refused."""
+
+    def rewrite_dicom(self, data: bytes) -> tuple[bytes, ObjectReport]:
+        raise Blocked(BlockReason.UNINSPECTABLE, "a DICOM object in a request target or header value")
+
+    def rewrite_json(self, dataset: dict[str, Any]) -> tuple[dict[str, Any], ObjectReport]:
+        raise Blocked(BlockReason.UNINSPECTABLE, "a DICOM JSON dataset in a request target or header value")
+
+
+_REFUSING_REWRITER = _RefusingRewriter()

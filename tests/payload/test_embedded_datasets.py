@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from icapdlp.payload import lenient
+from icapdlp import lenient
 from icapdlp.payload.options import PayloadOptions
 from icapdlp.payload.walker import passes_unopened
 from icapdlp.verdict import BlockReason, Blocked

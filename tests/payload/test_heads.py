@@ -2,7 +2,7 @@
 
 A 600-byte Part-10 file is 800 characters of base64url: it fits in a query
 parameter or a header, and the origin reads it with ``parse_qs`` and
-``urlsafe_b64decode``. ``heads.check_head`` walks each long value as a text
+``urlsafe_b64decode``. ``walker.check_head`` walks each long value as a text
 body is walked and refuses DICOM there (uninspectable: a head is not
 rewritten in place). Ordinary heads pass.
 """
@@ -17,7 +17,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from icapdlp.payload.heads import check_head, head_values
+from icapdlp.payload.heads import head_values
+from icapdlp.payload.walker import check_head
 from icapdlp.payload.options import PayloadOptions
 from icapdlp.verdict import BlockReason, Blocked
 from tests.support.synthetic import to_bytes

@@ -16,7 +16,7 @@ import pytest
 from pydicom import Dataset, Sequence, dcmread
 from pydicom.filewriter import dcmwrite
 
-from icapdlp.payload import lenient
+from icapdlp import lenient
 from tests.payload.helpers import walk
 
 NAME, PATIENT_ID = "PLANTEDNAME^LENIENT", "PLANTEDID42"

@@ -15,6 +15,10 @@ dictionary knows (or a private or group-length tag), carry a valid VR in the
 explicit forms, and have a length that fits; text never qualifies (element
 headers of the identifying groups contain NUL bytes), and random bytes fail
 within the first element or two.
+
+On the ground floor because two layers ask it: the payload walk (is this
+opaque body a dataset?) and the DICOM rebuild (does a kept binary value hold
+another object?).
 """
 
 from __future__ import annotations
