@@ -254,7 +254,7 @@ class PayloadWalker:
         if tar_at is not None:  # GNU tar skips to it (behind whole blocks); a carving reader, anywhere
             return self._tar_behind_prefix(body, tar_at, depth, top)
         kinds = {kind for _, kind in anchors}
-        if "zip" in kinds:  # (signatures.zip_record_offset)
+        if any(kind == "zip" and zipscan.plausible_record(body, at) for at, kind in anchors):
             return self._zip(body, depth, top)
         if "dicm" in kinds:  # (signatures.dicom_marker_offset)
             # DICOM by the marker (whatever the declared type), and not where a parser can take it

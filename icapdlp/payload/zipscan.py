@@ -107,6 +107,50 @@ def find_eocd(data: bytes) -> int | None:
     return position
 
 
+#: compression methods zip readers implement (APPNOTE 4.4.5: stored, shrunk, imploded, deflate,
+#: deflate64, bzip2, LZMA, zstd, MP3, xz, JPEG, WavPack, PPMd, AE-x)
+_METHODS = frozenset({0, 1, 6, 8, 9, 12, 14, 93, 94, 95, 96, 97, 98, 99})
+#: the highest "version needed to extract" APPNOTE defines (6.3)
+_MAX_VERSION = 63
+_NAME_MAX = 4096
+
+
+def plausible_record(data: bytes, at: int) -> bool:
+    """Whether the zip record signature at ``at`` starts a record a zip reader would take.
+
+    Four signature bytes stand by chance about once per GiB of compressed or
+    random data per record type: an 80 MiB video holds one in 13. Refusing
+    every such hit as a broken archive blocked ordinary large downloads. A
+    reader checks the fields after the signature; so does this: the version
+    needed, the compression method and the name length of a local or
+    central header, the disk numbers and comment of an end record, the size
+    of a zip64 end record. Random bytes pass one of them about once in
+    10^8; a record cut off by the body's end counts as plausible.
+    """
+    sig = data[at:at + 4]
+    try:
+        if sig == LOCAL_SIG:
+            version, _flags, method = struct.unpack_from("<HHH", data, at + 4)
+            (name_length,) = struct.unpack_from("<H", data, at + 26)
+            return version <= _MAX_VERSION and method in _METHODS and name_length <= _NAME_MAX
+        if sig == CENTRAL_SIG:
+            version, _flags, method = struct.unpack_from("<HHH", data, at + 6)
+            (name_length,) = struct.unpack_from("<H", data, at + 28)
+            return version <= _MAX_VERSION and method in _METHODS and name_length <= _NAME_MAX
+        if sig == EOCD_SIG:
+            disk, cd_disk, on_disk, total = struct.unpack_from("<HHHH", data, at + 4)
+            (comment_length,) = struct.unpack_from("<H", data, at + 20)
+            single = disk == cd_disk == 0 and on_disk == total
+            zip64 = disk == cd_disk == on_disk == total == 0xFFFF or (disk == cd_disk == 0 and total == 0xFFFF)
+            return (single or zip64) and at + 22 + comment_length <= len(data)
+        if sig == ZIP64_EOCD_SIG:
+            (size,) = struct.unpack_from("<Q", data, at + 4)
+            return 44 <= size < 1 << 20
+    except struct.error:
+        return True  # cut off by the end of the body: a reader would try it
+    return False
+
+
 def holds_zip(data: bytes) -> bool:
     """Whether end-first readers (unzip, zipfile) find an archive with members in ``data``.
 
