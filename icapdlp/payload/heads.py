@@ -34,14 +34,19 @@ def head_values(target: str | None, headers: Iterable[tuple[str, str]]) -> list[
     Percent-encoding is undone as a server undoes it (``+`` in a query is a
     space); values too short to hold an encoded object are left out.
     """
+    # asked for every request: text too short to make a long value is not decoded at all (one
+    # character becomes at most four UTF-8 bytes; percent-decoding only shortens)
+    shortest = textruns.MIN_RUN_CHARS // 4
     values: list[bytes] = []
-    if target:
+    if target and len(target) >= shortest:
         parts = urlsplit(target)
-        values += [unquote_to_bytes(segment) for segment in parts.path.split("/")]
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            values += [key.encode("utf-8", "surrogateescape"), value.encode("utf-8", "surrogateescape")]
-        values.append(unquote_to_bytes(parts.query))  # (a query that is one value, without key=)
-    values += [value.encode("latin-1", "replace") for _, value in headers]
+        values += [unquote_to_bytes(segment) for segment in parts.path.split("/") if len(segment) >= shortest]
+        if len(parts.query) >= shortest:
+            for key, value in parse_qsl(parts.query, keep_blank_values=True):
+                values += [key.encode("utf-8", "surrogateescape"), value.encode("utf-8", "surrogateescape")]
+            values.append(unquote_to_bytes(parts.query))  # (a query that is one value, without key=)
+    values += [value.encode("latin-1", "replace") for _, value in headers
+               if len(value) >= textruns.MIN_RUN_CHARS]  # (latin-1: one byte per character)
     return [value for value in values if len(value) >= textruns.MIN_RUN_CHARS]
 
 
