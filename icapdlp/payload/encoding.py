@@ -77,7 +77,8 @@ STREAMED_CODINGS: frozenset[str] = frozenset({"gzip", "deflate", "br"})
 
 #: bytes of a gzip member's start looked at before it is decoded: the fixed header and a name
 GZIP_HEAD_SEEN = 10 + 256
-_FEXTRA, _FNAME, _FCOMMENT = 0x04, 0x08, 0x10
+#: gzip header flags (RFC 1952 §2.3.1)
+_FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 0x02, 0x04, 0x08, 0x10
 
 
 def _plain_gzip_header(data: bytes) -> bool:
@@ -316,10 +317,6 @@ def inflate_unmarked(data: bytes, name: str, limit: int) -> bytes:
     To its end or its damage, as ``inflate_leading``; Blocked (limit-exceeded) past ``limit``.
     """
     return _codecs.decode_leading(_codecs.UNMARKED[name], data, limit, lambda rest: False)[0]
-
-
-#: gzip header flags (RFC 1952 §2.3.1)
-_FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 0x02, 0x04, 0x08, 0x10
 
 
 def stream_header_fields(data: bytes, coding: str) -> tuple[int, list[bytes]]:
