@@ -40,7 +40,7 @@ import logging
 import re
 from collections import deque
 
-from icapdlp.payload import signatures
+from icapdlp.payload import signatures, textruns
 from icapdlp.payload.encoding import StreamDecoder
 from icapdlp.payload.options import PayloadOptions
 from icapdlp.payload.walker import may_open_as_multipart, passes_unopened
@@ -63,9 +63,6 @@ ALIGN_BYTES = 512
 #: the start of an object (a Part-10 preamble and marker, a dataset's first elements): the first
 #: window whose join shows it stops the release, before the pieces after it leave
 JOINED_BYTES = 4 * 1024
-#: every byte a decoder that skips non-alphabet bytes drops (standard and URL-safe alphabets)
-_NOT_BASE64 = bytes(set(range(256)) - set(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_="))
 #: in binary only runs count: random bytes hold a base64 character in four, and their join is noise
 _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/=_-]{16,}")
 
@@ -151,7 +148,7 @@ class CheckedRelease:
 def _base64_characters(released: bytes, reading: str) -> bytes:
     """The base64 characters a decoder joins from ``released`` (text: all of them; binary: its runs)."""
     if reading == _TEXT:
-        return released.translate(None, _NOT_BASE64)
+        return textruns.base64_characters(released)
     return b"".join(_BASE64_RUN.findall(released))
 
 

@@ -711,6 +711,11 @@ _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _MIXED_TABLE = bytes.maketrans(b"-_", b"+/")
 _NOT_MIXED = bytes(set(range(256)) - set(_ALPHABET + b"-_"))
 _NOT_STANDARD = bytes(set(range(256)) - set(_ALPHABET))
+
+
+def base64_characters(data: bytes) -> bytes:
+    """The characters of ``data`` a decoder that skips everything else joins (either alphabet)."""
+    return data.translate(None, _NOT_MIXED)
 #: alignments a decoder can read a stretch at (base64 groups are four characters)
 _ALIGNMENTS = range(4)
 
